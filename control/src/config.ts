@@ -1,0 +1,61 @@
+import { resolve } from "node:path";
+import { z } from "zod";
+
+/** Configuration that cannot be used as given; the message names the variable. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Settings of one Trellis server process, read from the environment. */
+export interface ServerConfig {
+  /** TCP port for the web app, the control API and the embedded relay. */
+  port: number;
+  /** Address to listen on. */
+  host: string;
+  /** Directory for the SQLite database and server keys. */
+  dataDir: string;
+  /** Database URL: `file:` (SQLite) or `postgres://` (PostgreSQL). */
+  databaseUrl: string;
+  /** Run the DERP relay in this process (default) or leave it to a separate one. */
+  embeddedRelay: boolean;
+  /** Externally visible base URL, e.g. https://trellis.example.com (printed and used in links). */
+  publicUrl: string;
+}
+
+const Env = z.object({
+  PORT: z.coerce
+    .number({ error: "PORT must be a number" })
+    .int("PORT must be an integer")
+    .min(1, "PORT must be between 1 and 65535")
+    .max(65535, "PORT must be between 1 and 65535")
+    .default(8080),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  TRELLIS_DATA_DIR: z.string().min(1).default("data"),
+  DATABASE_URL: z.string().optional(),
+  TRELLIS_EMBEDDED_RELAY: z.enum(["true", "false", "1", "0"]).default("true"),
+  TRELLIS_PUBLIC_URL: z.url("TRELLIS_PUBLIC_URL must be an absolute URL").optional(),
+});
+
+/** Parse the environment; bad values raise a {@link ConfigError} naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): ServerConfig {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`${issue.path.join(".")}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const dataDir = resolve(cwd, e.TRELLIS_DATA_DIR);
+  const databaseUrl =
+    e.DATABASE_URL && e.DATABASE_URL.trim() !== ""
+      ? e.DATABASE_URL
+      : `file:${resolve(dataDir, "trellis.db")}`;
+  const shownHost = e.HOST === "0.0.0.0" || e.HOST === "::" ? "localhost" : e.HOST;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir,
+    databaseUrl,
+    embeddedRelay: e.TRELLIS_EMBEDDED_RELAY === "true" || e.TRELLIS_EMBEDDED_RELAY === "1",
+    publicUrl: (e.TRELLIS_PUBLIC_URL ?? `http://${shownHost}:${e.PORT}`).replace(/\/+$/, ""),
+  };
+}

@@ -1,0 +1,81 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Database } from "@trellis/db";
+import { SetupRequest, zodIssues } from "@trellis/proto";
+import { ControlError } from "./errors";
+import { hashPassword } from "./password";
+
+const TOKEN_KEY = "setup.token_sha256";
+
+function sha256(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+/** True once at least one admin exists. */
+export async function isSetupComplete(db: Database): Promise<boolean> {
+  return (await db.prisma.user.count({ where: { role: "admin" } })) > 0;
+}
+
+/**
+ * On a tailnet with no admin yet, mint a fresh one-time setup token and store
+ * only its hash (replacing any earlier one). Returns the token to print, or
+ * null when setup is already complete. There is no default password: whoever
+ * can read the server's console creates the first admin.
+ */
+export async function issueSetupToken(db: Database): Promise<string | null> {
+  if (await isSetupComplete(db)) return null;
+  const token = randomBytes(24).toString("base64url");
+  const value = sha256(token).toString("hex");
+  await db.prisma.setting.upsert({
+    where: { key: TOKEN_KEY },
+    create: { key: TOKEN_KEY, value },
+    update: { value },
+  });
+  return token;
+}
+
+/**
+ * Create the first admin. The token must match the stored hash (compared in
+ * constant time); it is consumed in the same transaction that creates the
+ * user, so two racing requests cannot both succeed.
+ */
+export async function completeSetup(
+  db: Database,
+  body: unknown,
+): Promise<{ id: string; email: string; name: string; role: string }> {
+  const parsed = SetupRequest.safeParse(body);
+  if (!parsed.success) {
+    throw new ControlError("invalid_request", 400, "the setup form has errors", zodIssues(parsed.error));
+  }
+  const req = parsed.data;
+  const passwordHash = await hashPassword(req.password);
+  return db.prisma.$transaction(async (tx) => {
+    if ((await tx.user.count({ where: { role: "admin" } })) > 0) {
+      throw new ControlError("setup_complete", 409, "setup is already complete; log in instead");
+    }
+    const stored = await tx.setting.findUnique({ where: { key: TOKEN_KEY } });
+    const given = sha256(req.token);
+    if (!stored || !timingSafeEqual(Buffer.from(stored.value, "hex"), given)) {
+      throw new ControlError(
+        "bad_setup_token",
+        403,
+        "the setup token is wrong or expired; use the link printed by the server at its last start",
+      );
+    }
+    // Consume the token first: a concurrent request that read the same token
+    // fails on this delete instead of creating a second admin.
+    await tx.setting.delete({ where: { key: TOKEN_KEY } });
+    const user = await tx.user.create({
+      data: { email: req.email.toLowerCase(), name: req.name, role: "admin", passwordHash },
+      select: { id: true, email: true, name: true, role: true },
+    });
+    await tx.auditEvent.create({
+      data: {
+        actor: user.id,
+        action: "setup.complete",
+        target: `user:${user.id}`,
+        detail: JSON.stringify({ after: { email: user.email, name: user.name, role: user.role } }),
+      },
+    });
+    return user;
+  });
+}

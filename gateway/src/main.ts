@@ -1,0 +1,8 @@
+import { run } from "./cli";
+
+try {
+  process.exitCode = run(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`trellis: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,2 @@
+export { Relay, type RelayOptions, type RelayHealth } from "./server";
+export * from "./frame";

@@ -1,0 +1,89 @@
+// The Trellis server process: the Next.js app (login, admin UI, control API) and,
+// by default, the DERP relay, on one HTTP port.
+import { createServer } from "node:http";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import next from "next";
+import { ConfigError, ControlRuntime, installRuntime, loadConfig } from "@trellis/control";
+import { createLogger } from "@trellis/log";
+import { loadOrCreateKeyFile } from "@trellis/proto/keyfile";
+import { Relay } from "@trellis/relay";
+
+const dev = process.argv.includes("--dev");
+const webDir = dirname(fileURLToPath(import.meta.url));
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger("server");
+  const control = await ControlRuntime.open(config, log);
+  installRuntime(control);
+
+  const relay = config.embeddedRelay
+    ? new Relay({ key: loadOrCreateKeyFile(join(config.dataDir, "relay.key")), log: log.child({ component: "relay" }) })
+    : null;
+  if (relay) control.attachRelay(relay);
+
+  const app = next({ dev, dir: webDir, hostname: config.host, port: config.port });
+  await app.prepare();
+  const handle = app.getRequestHandler();
+  const upgradeNext = dev ? app.getUpgradeHandler() : null;
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error({ err, url: req.url }, "request handler failed");
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+  server.on("upgrade", (req, socket, head) => {
+    if (relay?.handleUpgrade(req, socket, head)) return;
+    if (upgradeNext) {
+      void upgradeNext(req, socket, head);
+      return;
+    }
+    socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+
+  const lines = [`Trellis is running at ${config.publicUrl}`];
+  lines.push(`  database: ${control.db.target.provider}${control.db.target.file ? ` (${control.db.target.file})` : ""}`);
+  lines.push(`  relay:    ${relay ? `${config.publicUrl.replace(/^http/, "ws")}/derp` : "external"}`);
+  const token = await control.issueSetupToken();
+  if (token) {
+    lines.push("");
+    lines.push("First run: no admin account exists yet. Create it here (the link works once):");
+    lines.push(`  ${config.publicUrl}/setup#token=${token}`);
+  }
+  process.stdout.write(lines.join("\n") + "\n");
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, "shutting down");
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    void (async () => {
+      await relay?.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await app.close?.();
+      await control.close();
+      process.exit(0);
+    })();
+  };
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`trellis: configuration error: ${err.message}\n`);
+  } else {
+    process.stderr.write(`trellis: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+  process.exit(1);
+});
