@@ -19,7 +19,10 @@ async function main(): Promise<void> {
   installRuntime(control);
 
   const relay = config.embeddedRelay
-    ? new Relay({ key: loadOrCreateKeyFile(join(config.dataDir, "relay.key")), log: log.child({ component: "relay" }) })
+    ? new Relay({
+        key: loadOrCreateKeyFile(join(config.dataDir, "relay.key")),
+        log: log.child({ component: "relay" }),
+      })
     : null;
   if (relay) control.attachRelay(relay);
 
@@ -49,7 +52,9 @@ async function main(): Promise<void> {
   });
 
   const lines = [`Trellis is running at ${config.publicUrl}`];
-  lines.push(`  database: ${control.db.target.provider}${control.db.target.file ? ` (${control.db.target.file})` : ""}`);
+  lines.push(
+    `  database: ${control.db.target.provider}${control.db.target.file ? ` (${control.db.target.file})` : ""}`,
+  );
   lines.push(`  relay:    ${relay ? `${config.publicUrl.replace(/^http/, "ws")}/derp` : "external"}`);
   const token = await control.issueSetupToken();
   if (token) {
@@ -83,7 +88,9 @@ main().catch((err: unknown) => {
   if (err instanceof ConfigError) {
     process.stderr.write(`trellis: configuration error: ${err.message}\n`);
   } else {
-    process.stderr.write(`trellis: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `trellis: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
   }
   process.exit(1);
 });

@@ -13,10 +13,13 @@ describe("password hashing", () => {
     expect(await hashPassword("same password!")).not.toBe(await hashPassword("same password!"));
   });
 
-  it.each(["", "scrypt$1$2$3", "bcrypt$a$b$c$d$e", "scrypt$99999999$8$1$AAAA$BBBB", "scrypt$32768$8$1$AAAA$short"])(
-    "treats malformed hash %j as a mismatch, not a crash",
-    async (stored) => {
-      expect(await verifyPassword("anything at all", stored)).toBe(false);
-    },
-  );
+  it.each([
+    "",
+    "scrypt$1$2$3",
+    "bcrypt$a$b$c$d$e",
+    "scrypt$99999999$8$1$AAAA$BBBB",
+    "scrypt$32768$8$1$AAAA$short",
+  ])("treats malformed hash %j as a mismatch, not a crash", async (stored) => {
+    expect(await verifyPassword("anything at all", stored)).toBe(false);
+  });
 });

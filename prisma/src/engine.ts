@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// (for the WebAssembly namespace: @types/node 20 does not declare it)
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import * as bg from "@prisma/schema-engine-wasm/schema_engine_bg";
@@ -23,16 +25,12 @@ let instantiated = false;
 function instantiate(): void {
   if (instantiated) return;
   const require = createRequire(import.meta.url);
-  const wasmPath = require
-    .resolve("@prisma/schema-engine-wasm/schema_engine_bg")
-    .replace(/\.js$/, ".wasm");
+  const wasmPath = require.resolve("@prisma/schema-engine-wasm/schema_engine_bg").replace(/\.js$/, ".wasm");
   const module = new WebAssembly.Module(readFileSync(wasmPath));
   const instance = new WebAssembly.Instance(module, {
     "./schema_engine_bg.js": bg as unknown as WebAssembly.ModuleImports,
   });
-  (bg as unknown as { __wbg_set_wasm(exports: WebAssembly.Exports): void }).__wbg_set_wasm(
-    instance.exports,
-  );
+  (bg as unknown as { __wbg_set_wasm(exports: WebAssembly.Exports): void }).__wbg_set_wasm(instance.exports);
   (instance.exports as { __wbindgen_start(): void }).__wbindgen_start();
   instantiated = true;
 }
@@ -67,8 +65,7 @@ export interface OpenEngine {
 export async function openSchemaEngine(target: DatabaseTarget): Promise<OpenEngine> {
   instantiate();
   const files = schemaFiles(target.provider);
-  const inner =
-    target.provider === "postgresql" ? schemaEnginePgFactory(target.url) : adapterFactory(target);
+  const inner = target.provider === "postgresql" ? schemaEnginePgFactory(target.url) : adapterFactory(target);
   // The engine does not dispose the connections it asks for; track them so
   // that closing the engine releases SQLite handles and PostgreSQL pools.
   const opened: SqlDriverAdapter[] = [];

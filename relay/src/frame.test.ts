@@ -10,7 +10,10 @@ describe("DERP framing", () => {
   it("encodes the server-key frame", () => {
     const key = new Uint8Array(32).map((_, i) => i);
     expect(hex(serverKeyFrame(key))).toBe(
-      "01" + "00000028" + "44455250f09f9491" + "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+      "01" +
+        "00000028" +
+        "44455250f09f9491" +
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
     );
   });
 

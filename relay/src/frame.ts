@@ -66,7 +66,9 @@ export function decodeFrame(buf: Uint8Array): Frame {
   const len = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(1, false);
   if (len > MAX_FRAME_SIZE) throw new FrameError(`DERP frame of ${len} bytes exceeds the limit`);
   if (buf.length !== FRAME_HEADER_LEN + len) {
-    throw new FrameError(`DERP frame length ${len} does not match the ${buf.length - FRAME_HEADER_LEN} bytes received`);
+    throw new FrameError(
+      `DERP frame length ${len} does not match the ${buf.length - FRAME_HEADER_LEN} bytes received`,
+    );
   }
   return { type: buf[0]!, payload: buf.subarray(FRAME_HEADER_LEN) };
 }

@@ -110,7 +110,13 @@ const impls: Impl[] = [
       };
     },
     open(size) {
-      const ct = sodium.crypto_aead_chacha20poly1305_ietf_encrypt(new Uint8Array(size), null, null, nonceFor(0), key);
+      const ct = sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+        new Uint8Array(size),
+        null,
+        null,
+        nonceFor(0),
+        key,
+      );
       return () => {
         sodium.crypto_aead_chacha20poly1305_ietf_decrypt(null, ct, null, nonceFor(0), key);
         return size;

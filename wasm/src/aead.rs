@@ -87,26 +87,52 @@ impl TransportKey {
     /// Seal `count` messages of `len` bytes laid out back to back in `buf`, each
     /// followed by room for its tag (stride `len + 16`), with counters
     /// `first_counter..`. One call crosses the JS/WASM boundary for the batch.
-    pub fn seal_batch(&self, first_counter: u64, buf: &mut [u8], len: usize, count: usize) -> Result<(), JsError> {
-        let stride = len + TAG_LEN;
-        if buf.len() < stride * count {
+    pub fn seal_batch(
+        &self,
+        first_counter: u64,
+        buf: &mut [u8],
+        len: usize,
+        count: usize,
+    ) -> Result<(), JsError> {
+        let Some(stride) = len.checked_add(TAG_LEN) else {
+            return Err(JsError::new("message length out of range"));
+        };
+        if stride
+            .checked_mul(count)
+            .is_none_or(|need| buf.len() < need)
+        {
             return Err(JsError::new("buffer too small for the batch"));
         }
         for (i, chunk) in buf.chunks_exact_mut(stride).take(count).enumerate() {
-            seal_in_place(&self.cipher, first_counter + i as u64, chunk, len);
+            seal_in_place(
+                &self.cipher,
+                first_counter.wrapping_add(i as u64),
+                chunk,
+                len,
+            );
         }
         Ok(())
     }
 
     /// Open `count` sealed messages of `stride` bytes each laid out back to back.
     /// Returns how many authenticated; the rest are left as garbage.
-    pub fn open_batch(&self, first_counter: u64, buf: &mut [u8], stride: usize, count: usize) -> Result<u32, JsError> {
-        if stride < TAG_LEN || buf.len() < stride * count {
+    pub fn open_batch(
+        &self,
+        first_counter: u64,
+        buf: &mut [u8],
+        stride: usize,
+        count: usize,
+    ) -> Result<u32, JsError> {
+        if stride < TAG_LEN
+            || stride
+                .checked_mul(count)
+                .is_none_or(|need| buf.len() < need)
+        {
             return Err(JsError::new("buffer too small for the batch"));
         }
         let mut ok = 0;
         for (i, chunk) in buf.chunks_exact_mut(stride).take(count).enumerate() {
-            if open_in_place(&self.cipher, first_counter + i as u64, chunk).is_some() {
+            if open_in_place(&self.cipher, first_counter.wrapping_add(i as u64), chunk).is_some() {
                 ok += 1;
             }
         }

@@ -68,9 +68,13 @@ export async function startTempPostgres(): Promise<TempPostgres> {
     "start",
   ]);
   const psql = (sql: string) =>
-    execFileSync(join(bin, "psql"), ["-h", "127.0.0.1", "-p", String(port), "-U", "trellis", "-d", "postgres", "-c", sql], {
-      encoding: "utf8",
-    });
+    execFileSync(
+      join(bin, "psql"),
+      ["-h", "127.0.0.1", "-p", String(port), "-U", "trellis", "-d", "postgres", "-c", sql],
+      {
+        encoding: "utf8",
+      },
+    );
   const createDatabase = (name: string) => {
     if (!/^[a-z][a-z0-9_]{0,40}$/.test(name)) throw new Error(`bad database name ${name}`);
     psql(`CREATE DATABASE ${name}`);

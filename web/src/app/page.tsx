@@ -16,9 +16,7 @@ export default async function Home() {
   return (
     <>
       <h1>Your tailnet</h1>
-      <p className="lead">
-        Trellis joins browsers, servers and whole subnets into one WireGuard network.
-      </p>
+      <p className="lead">Trellis joins browsers, servers and whole subnets into one WireGuard network.</p>
       <section className="grid" aria-label="Service status">
         <div className="card" data-testid="status-server">
           <h2>Server</h2>
@@ -29,7 +27,10 @@ export default async function Home() {
         </div>
         <div className="card" data-testid="status-database">
           <h2>Database</h2>
-          <Status ok={health.database.status === "ok"} label={health.database.provider === "sqlite" ? "SQLite" : "PostgreSQL"} />
+          <Status
+            ok={health.database.status === "ok"}
+            label={health.database.provider === "sqlite" ? "SQLite" : "PostgreSQL"}
+          />
           <p className="detail">
             {health.database.status === "ok"
               ? `responding in ${health.database.latency_ms ?? 0} ms`
@@ -38,7 +39,16 @@ export default async function Home() {
         </div>
         <div className="card" data-testid="status-relay">
           <h2>Relay</h2>
-          <Status ok={health.relay.status !== "stopped"} label={health.relay.status === "listening" ? "Listening" : health.relay.status === "external" ? "External" : "Stopped"} />
+          <Status
+            ok={health.relay.status !== "stopped"}
+            label={
+              health.relay.status === "listening"
+                ? "Listening"
+                : health.relay.status === "external"
+                  ? "External"
+                  : "Stopped"
+            }
+          />
           <p className="detail">
             <code>{health.relay.path}</code> · {health.relay.clients} connected
           </p>
@@ -48,8 +58,8 @@ export default async function Home() {
         <section className="card callout" data-testid="setup-callout">
           <h2>First run</h2>
           <p>
-            No admin account exists yet. Open the setup link that the server printed when it
-            started; it carries a one-time token that lets you create the first admin.
+            No admin account exists yet. Open the setup link that the server printed when it started; it
+            carries a one-time token that lets you create the first admin.
           </p>
         </section>
       )}

@@ -30,7 +30,8 @@ export async function readJson(req: Request, limit = 64 * 1024): Promise<unknown
   const length = Number(req.headers.get("content-length") ?? "0");
   if (length > limit) throw new ControlError("body_too_large", 413, `request body exceeds ${limit} bytes`);
   const text = await req.text();
-  if (text.length > limit) throw new ControlError("body_too_large", 413, `request body exceeds ${limit} bytes`);
+  if (text.length > limit)
+    throw new ControlError("body_too_large", 413, `request body exceeds ${limit} bytes`);
   try {
     return JSON.parse(text) as unknown;
   } catch {

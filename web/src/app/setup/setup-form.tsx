@@ -65,7 +65,13 @@ export function SetupForm() {
     <form className="stack" onSubmit={submit} noValidate>
       <label>
         Setup token
-        <input name="token" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" required />
+        <input
+          name="token"
+          value={token}
+          onChange={(e) => setToken(e.target.value)}
+          autoComplete="off"
+          required
+        />
         {issues.token ? <span className="field-error">{issues.token}</span> : null}
       </label>
       <label>

@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+// First-run setup shared by `npm start` and `npm test`: install dependencies,
+// generate the Prisma clients, build the web app. Every step is skipped when
+// its inputs have not changed since it last ran, so later runs start at once.
+// Plain Node only: this runs before any dependency is installed.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+function say(msg) {
+  process.stderr.write(`trellis setup: ${msg}\n`);
+}
+
+function run(cmd, args, env = {}) {
+  const res = spawnSync(cmd, args, {
+    cwd: ROOT,
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, ...env },
+  });
+  if (res.status !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed with ${res.status ?? res.signal}`);
+  }
+}
+
+/** Hash the contents of files and directories (recursively, skipping build output). */
+function hashInputs(paths) {
+  const h = createHash("sha256");
+  const skip = new Set(["node_modules", ".next", "target", "generated", ".turbo"]);
+  const walk = (p) => {
+    if (!existsSync(p)) return;
+    const st = statSync(p);
+    if (st.isDirectory()) {
+      for (const name of readdirSync(p).sort()) if (!skip.has(name)) walk(join(p, name));
+    } else {
+      h.update(relative(ROOT, p)).update("\0").update(readFileSync(p)).update("\0");
+    }
+  };
+  paths.forEach((p) => walk(join(ROOT, p)));
+  return h.digest("hex");
+}
+
+function stamped(stampFile, hash) {
+  return existsSync(stampFile) && readFileSync(stampFile, "utf8") === hash;
+}
+
+function stamp(stampFile, hash) {
+  mkdirSync(dirname(stampFile), { recursive: true });
+  writeFileSync(stampFile, hash);
+}
+
+export function checkNode() {
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  if (major < 20 || (major === 20 && minor < 19)) {
+    throw new Error(`Node.js 20.19 or newer is required; this is ${process.versions.node}`);
+  }
+}
+
+export function ensureInstall() {
+  const hash = hashInputs(["package-lock.json"]);
+  const stampFile = join(ROOT, "node_modules", ".trellis-install");
+  if (stamped(stampFile, hash)) return;
+  say("installing dependencies with npm ci (first run: a few minutes; better-sqlite3 compiles from source)");
+  const env = { npm_config_fund: "false", npm_config_audit: "false", npm_config_update_notifier: "false" };
+  // Build native addons against the local Node headers instead of downloading them.
+  if (existsSync("/usr/include/node/node.h")) env.npm_config_nodedir = "/usr";
+  run("npm", ["ci", "--no-fund", "--no-audit", "--loglevel=error"], env);
+  stamp(stampFile, hash);
+}
+
+export function ensureGenerate() {
+  for (const provider of ["sqlite", "postgresql"]) {
+    const hash = hashInputs(["prisma/schema", `prisma/${provider}`, "package-lock.json"]);
+    const out = join(ROOT, "prisma", "generated", provider);
+    const stampFile = join(out, ".trellis-generated");
+    if (stamped(stampFile, hash) && existsSync(join(out, "client.ts"))) continue;
+    say(`generating the Prisma client for ${provider}`);
+    // Generation needs no schema engine; pointing Prisma at /bin/true stops it
+    // from trying to download one, which fails offline.
+    run(
+      process.execPath,
+      [join(ROOT, "node_modules/prisma/build/index.js"), "generate", "--schema", `prisma/${provider}`],
+      {
+        PRISMA_SCHEMA_ENGINE_BINARY: "/bin/true",
+        PRISMA_HIDE_UPDATE_MESSAGE: "1",
+        CHECKPOINT_DISABLE: "1",
+      },
+    );
+    stamp(stampFile, hash);
+  }
+}
+
+export function ensureWasm() {
+  const wasm = join(ROOT, "wasm/pkg/node/trellis_wasm_bg.wasm");
+  if (!existsSync(wasm)) {
+    throw new Error(
+      "wasm/pkg is missing: it is committed; restore it with git, or rebuild with `npm run build:wasm`",
+    );
+  }
+}
+
+export function ensureWebBuild() {
+  const hash = hashInputs([
+    "web",
+    "proto/src",
+    "control/src/errors.ts",
+    "control/src/handle.ts",
+    "package-lock.json",
+  ]);
+  const stampFile = join(ROOT, "web", ".next", "trellis-build");
+  if (stamped(stampFile, hash) && existsSync(join(ROOT, "web", ".next", "BUILD_ID"))) return;
+  say("building the web app (next build)");
+  run(process.execPath, [join(ROOT, "node_modules/next/dist/bin/next"), "build", "web"], {
+    NEXT_TELEMETRY_DISABLED: "1",
+  });
+  stamp(stampFile, hash);
+}
+
+/** Everything `npm start` and `npm test` need before they run. */
+export function setupAll() {
+  checkNode();
+  ensureInstall();
+  ensureGenerate();
+  ensureWasm();
+  ensureWebBuild();
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const only = process.argv.indexOf("--only");
+  try {
+    if (only > 0 && process.argv[only + 1] === "generate") ensureGenerate();
+    else setupAll();
+  } catch (err) {
+    say(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  }
+}
