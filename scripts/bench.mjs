@@ -9,6 +9,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** Benchmark name → file; each lives next to the code it measures. */
 const BENCHES = {
   crypto: "wasm/bench/crypto.ts",
+  relay: "relay/bench/relay.ts",
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -19,9 +19,15 @@ async function main(): Promise<void> {
   installRuntime(control);
 
   const relay = config.embeddedRelay
-    ? new Relay({
+    ? await Relay.start({
         key: loadOrCreateKeyFile(join(config.dataDir, "relay.key")),
         log: log.child({ component: "relay" }),
+        stunPort: config.stunPort,
+        meshKey: config.relayMeshKey,
+        meshWith: config.relayMeshWith,
+        verifyClient: config.relayVerifyClients ? (key) => control.isKnownNodeKey(key) : undefined,
+        metricsPath: "/metrics",
+        processMetrics: true,
       })
     : null;
   if (relay) control.attachRelay(relay);
@@ -32,6 +38,7 @@ async function main(): Promise<void> {
   const upgradeNext = dev ? app.getUpgradeHandler() : null;
 
   const server = createServer((req, res) => {
+    if (relay?.handleRequest(req, res)) return;
     handle(req, res).catch((err: unknown) => {
       log.error({ err, url: req.url }, "request handler failed");
       if (!res.headersSent) res.writeHead(500).end();
@@ -56,6 +63,7 @@ async function main(): Promise<void> {
     `  database: ${control.db.target.provider}${control.db.target.file ? ` (${control.db.target.file})` : ""}`,
   );
   lines.push(`  relay:    ${relay ? `${config.publicUrl.replace(/^http/, "ws")}/derp` : "external"}`);
+  if (relay?.stunListenPort !== undefined) lines.push(`  stun:     udp port ${relay.stunListenPort}`);
   const token = await control.issueSetupToken();
   if (token) {
     lines.push("");

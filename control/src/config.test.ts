@@ -10,6 +10,10 @@ describe("loadConfig", () => {
       databaseUrl: "file:/srv/trellis/data/trellis.db",
       embeddedRelay: true,
       publicUrl: "http://localhost:8080",
+      stunPort: 3478,
+      relayVerifyClients: true,
+      relayMeshKey: undefined,
+      relayMeshWith: [],
     });
   });
 
@@ -31,12 +35,27 @@ describe("loadConfig", () => {
     expect(c.embeddedRelay).toBe(false);
   });
 
+  it("reads the relay's STUN port, verification and mesh", () => {
+    const c = loadConfig({
+      TRELLIS_STUN_PORT: "off",
+      TRELLIS_RELAY_VERIFY_CLIENTS: "false",
+      TRELLIS_RELAY_MESH_KEY: "ab".repeat(32),
+      TRELLIS_RELAY_MESH_WITH: "wss://r2.example.com/derp, ws://10.0.0.3:8080/derp",
+    });
+    expect(c.stunPort).toBeNull();
+    expect(c.relayVerifyClients).toBe(false);
+    expect(c.relayMeshWith).toEqual(["wss://r2.example.com/derp", "ws://10.0.0.3:8080/derp"]);
+  });
+
   it.each([
     [{ PORT: "http" }, /PORT/],
     [{ PORT: "70000" }, /PORT must be between 1 and 65535/],
     [{ PORT: "80.5" }, /PORT must be an integer/],
     [{ TRELLIS_PUBLIC_URL: "vpn.example.com" }, /TRELLIS_PUBLIC_URL/],
     [{ TRELLIS_EMBEDDED_RELAY: "maybe" }, /TRELLIS_EMBEDDED_RELAY/],
+    [{ TRELLIS_STUN_PORT: "udp" }, /TRELLIS_STUN_PORT/],
+    [{ TRELLIS_RELAY_MESH_KEY: "secret" }, /TRELLIS_RELAY_MESH_KEY must be 64 lowercase hex/],
+    [{ TRELLIS_RELAY_MESH_WITH: "http://r2/derp" }, /TRELLIS_RELAY_MESH_WITH/],
   ])("rejects %j naming the variable", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -20,6 +20,14 @@ export interface ServerConfig {
   embeddedRelay: boolean;
   /** Externally visible base URL, e.g. https://trellis.example.com (printed and used in links). */
   publicUrl: string;
+  /** UDP port of the relay's STUN server (null: no STUN). */
+  stunPort: number | null;
+  /** Admit to the relay only node keys the control plane knows. */
+  relayVerifyClients: boolean;
+  /** Shared secret of this relay's mesh (64 hex digits), if it meshes. */
+  relayMeshKey: string | undefined;
+  /** ws(s):// URLs of the other relays of the mesh. */
+  relayMeshWith: string[];
 }
 
 const Env = z.object({
@@ -34,7 +42,38 @@ const Env = z.object({
   DATABASE_URL: z.string().optional(),
   TRELLIS_EMBEDDED_RELAY: z.enum(["true", "false", "1", "0"]).default("true"),
   TRELLIS_PUBLIC_URL: z.url("TRELLIS_PUBLIC_URL must be an absolute URL").optional(),
+  TRELLIS_STUN_PORT: z
+    .union([
+      z.literal("off"),
+      z.coerce
+        .number({ error: "TRELLIS_STUN_PORT must be a port number or off" })
+        .int("TRELLIS_STUN_PORT must be an integer")
+        .min(0, "TRELLIS_STUN_PORT must be between 0 and 65535")
+        .max(65535, "TRELLIS_STUN_PORT must be between 0 and 65535"),
+    ])
+    .default(3478),
+  TRELLIS_RELAY_VERIFY_CLIENTS: z.enum(["true", "false", "1", "0"]).default("true"),
+  TRELLIS_RELAY_MESH_KEY: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, "TRELLIS_RELAY_MESH_KEY must be 64 lowercase hex digits")
+    .optional(),
+  TRELLIS_RELAY_MESH_WITH: z.string().default(""),
 });
+
+function parseMeshWith(raw: string): string[] {
+  const urls = raw
+    .split(",")
+    .map((u) => u.trim())
+    .filter(Boolean);
+  for (const u of urls) {
+    if (!/^wss?:\/\/[^/]+\/\S*$/.test(u)) {
+      throw new ConfigError(
+        `TRELLIS_RELAY_MESH_WITH: "${u}" is not a ws:// or wss:// URL of a relay's /derp`,
+      );
+    }
+  }
+  return urls;
+}
 
 /** Parse the environment; bad values raise a {@link ConfigError} naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): ServerConfig {
@@ -57,5 +96,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     databaseUrl,
     embeddedRelay: e.TRELLIS_EMBEDDED_RELAY === "true" || e.TRELLIS_EMBEDDED_RELAY === "1",
     publicUrl: (e.TRELLIS_PUBLIC_URL ?? `http://${shownHost}:${e.PORT}`).replace(/\/+$/, ""),
+    stunPort: e.TRELLIS_STUN_PORT === "off" ? null : e.TRELLIS_STUN_PORT,
+    relayVerifyClients: e.TRELLIS_RELAY_VERIFY_CLIENTS === "true" || e.TRELLIS_RELAY_VERIFY_CLIENTS === "1",
+    relayMeshKey: e.TRELLIS_RELAY_MESH_KEY,
+    relayMeshWith: parseMeshWith(e.TRELLIS_RELAY_MESH_WITH),
   };
 }

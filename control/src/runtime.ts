@@ -2,6 +2,7 @@ import { migrate, openDatabase, type Database } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import type { HealthResponse } from "@trellis/proto";
 import type { ServerConfig } from "./config";
+import { isKnownNodeKey } from "./nodes";
 import { completeSetup, isSetupComplete, issueSetupToken } from "./setup";
 
 /** What the control plane needs to know about the relay it reports on. */
@@ -66,6 +67,11 @@ export class ControlRuntime {
       database,
       relay,
     };
+  }
+
+  /** The relay's verify-clients check. */
+  isKnownNodeKey(key: Uint8Array): Promise<boolean> {
+    return isKnownNodeKey(this.db, key);
   }
 
   isSetupComplete(): Promise<boolean> {

@@ -51,6 +51,7 @@ export async function startTrellis(opts: {
       HOST: "127.0.0.1",
       TRELLIS_DATA_DIR: opts.dataDir,
       DATABASE_URL: "",
+      TRELLIS_STUN_PORT: "0",
       ...opts.env,
     },
     stdio: ["ignore", "pipe", "pipe"],

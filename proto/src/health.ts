@@ -14,6 +14,9 @@ export const RelayHealth = z.object({
   path: z.string(),
   clients: z.number().int().nonnegative(),
   server_key: z.string().optional(),
+  verify_clients: z.boolean().optional(),
+  stun_port: z.number().int().min(0).max(65535).optional(),
+  mesh: z.object({ peers: z.number().int(), connected: z.number().int() }).optional(),
 });
 
 /** Body of `GET /api/health`: 200 with status ok, or 503 with status degraded. */

@@ -1,105 +1,394 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { connect as tcpConnect, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { createLogger } from "@trellis/log";
-import { generateKeyPair } from "@trellis/proto/keyfile";
-import { FrameType, MAGIC, decodeFrame, encodeFrame } from "./frame";
-import { Relay } from "./server";
+import { generateKeyPair, type KeyPair } from "@trellis/proto/keyfile";
+import { openBox, sealBox } from "./box";
+import { DerpClient, DerpClientError, RelayLink } from "./client";
+import { FrameReader, FrameType, KEY_LEN, MAGIC, PeerGoneReason, encodeFrame, type Frame } from "./frame";
+import { nodeSocketFactory } from "./mesh";
+import { connectClient, startTestRelay, waitFor, type TestRelay } from "./testing/harness";
 
-let server: Server;
-let relay: Relay;
-let base: string;
-const key = generateKeyPair();
-
-beforeEach(async () => {
-  relay = new Relay({ key, log: createLogger("relay-test", "silent"), maxClients: 3 });
-  server = createServer((_, res) => res.writeHead(404).end());
-  server.on("upgrade", (req, socket, head) => {
-    if (!relay.handleUpgrade(req, socket, head)) socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  base = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
-});
+const relays: TestRelay[] = [];
+const cleanups: (() => void)[] = [];
 afterEach(async () => {
-  await relay.close();
-  await new Promise<void>((r) => server.close(() => r()));
+  cleanups.splice(0).forEach((c) => c());
+  await Promise.all(relays.splice(0).map((r) => r.stop()));
 });
 
-/** Connect and collect binary messages; resolves once open. */
-async function connect(path = "/derp") {
-  const ws = new WebSocket(base + path);
-  const frames: Uint8Array[] = [];
-  const waiters: (() => void)[] = [];
-  ws.on("message", (d: Buffer) => {
-    frames.push(new Uint8Array(d));
-    waiters.splice(0).forEach((w) => w());
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    ws.once("error", reject);
-  });
-  const next = async (): Promise<Uint8Array> => {
-    const deadline = Date.now() + 5000;
-    while (frames.length === 0) {
-      if (Date.now() > deadline) throw new Error("no frame within 5 s");
-      await new Promise<void>((r) => {
-        waiters.push(r);
-        setTimeout(r, 100);
-      });
-    }
-    return frames.shift()!;
-  };
-  const closed = new Promise<number>((r) => ws.once("close", (code) => r(code)));
-  return { ws, next, closed };
+async function relay(cfg: Parameters<typeof startTestRelay>[0] = {}, port = 0) {
+  const r = await startTestRelay(cfg, port);
+  relays.push(r);
+  return r;
 }
 
-describe("relay over WebSocket", () => {
-  it("greets each client with its server key", async () => {
-    const c = await connect();
-    const frame = decodeFrame(await c.next());
-    expect(frame.type).toBe(FrameType.ServerKey);
-    expect([...frame.payload.subarray(0, 8)]).toEqual([...MAGIC]);
-    expect([...frame.payload.subarray(8)]).toEqual([...key.publicKey]);
-    expect(relay.health()).toMatchObject({ status: "listening", clients: 1 });
-    c.ws.close();
+function collect(client: DerpClient) {
+  const got: { src: string; data: string }[] = [];
+  const gone: { key: string; reason: number }[] = [];
+  client.on({
+    packet: (src, data) =>
+      got.push({ src: Buffer.from(src).toString("hex"), data: Buffer.from(data).toString() }),
+    peerGone: (key, reason) => gone.push({ key: Buffer.from(key).toString("hex"), reason }),
+  });
+  cleanups.push(() => client.close());
+  return { got, gone };
+}
+
+/** Send once the relay has a route (the mesh learns routes asynchronously). */
+function trySend(client: DerpClient, dst: Uint8Array, data: string): boolean {
+  client.send(dst, text(data));
+  return false;
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const hex = (k: KeyPair) => Buffer.from(k.publicKey).toString("hex");
+const text = (s: string) => new TextEncoder().encode(s);
+
+/** A native DERP client over `Upgrade: DERP` on a raw TCP connection. */
+async function rawClient(port: number, key: KeyPair, opts: { read?: boolean } = {}) {
+  const sock: Socket = tcpConnect(port, "127.0.0.1");
+  await new Promise<void>((r) => sock.once("connect", () => r()));
+  sock.write("GET /derp HTTP/1.1\r\nHost: relay\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n\r\n");
+  const reader = new FrameReader(1 << 20);
+  const frames: Frame[] = [];
+  let headerDone = false;
+  let pending = Buffer.alloc(0);
+  sock.on("data", (d: Buffer) => {
+    if (!headerDone) {
+      pending = Buffer.concat([pending, d]);
+      const end = pending.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      expect(pending.subarray(0, 12).toString()).toBe("HTTP/1.1 101");
+      headerDone = true;
+      d = pending.subarray(end + 4);
+    }
+    frames.push(...reader.push(d));
+  });
+  await waitFor(() => frames.length >= 1, "server key frame");
+  const serverKey = frames[0]!.payload.subarray(MAGIC.length);
+  sock.write(
+    encodeFrame(
+      FrameType.ClientInfo,
+      key.publicKey,
+      sealBox(text('{"version":2}'), key.privateKey, serverKey),
+    ),
+  );
+  await waitFor(() => frames.length >= 2, "server info frame");
+  expect(frames[1]!.type).toBe(FrameType.ServerInfo);
+  expect(openBox(frames[1]!.payload, key.privateKey, serverKey)).not.toBeNull();
+  frames.splice(0, 2);
+  if (opts.read === false) sock.pause();
+  cleanups.push(() => sock.destroy());
+  return { sock, frames };
+}
+
+describe("DERP relay", () => {
+  it("relays packets between two clients, addressed by key, with the sender's key", async () => {
+    const r = await relay();
+    const a = await connectClient(r.url);
+    const b = await connectClient(r.url);
+    const inbox = collect(b.client);
+    collect(a.client);
+    expect(a.client.send(b.key.publicKey, text("hello b"))).toBe(true);
+    await waitFor(() => inbox.got.length === 1, "packet at b");
+    expect(inbox.got[0]).toEqual({ src: hex(a.key), data: "hello b" });
+    expect(r.relay.health()).toMatchObject({ status: "listening", clients: 2 });
   });
 
-  it("answers a ping with a pong carrying the same data", async () => {
-    const c = await connect();
-    await c.next();
-    c.ws.send(encodeFrame(FrameType.Ping, new Uint8Array([8, 7, 6, 5, 4, 3, 2, 1])));
-    const pong = decodeFrame(await c.next());
-    expect(pong.type).toBe(FrameType.Pong);
-    expect([...pong.payload]).toEqual([8, 7, 6, 5, 4, 3, 2, 1]);
-    c.ws.close();
+  it("speaks the plain Upgrade: DERP transport, interoperating with WebSocket clients", async () => {
+    const r = await relay();
+    const native = generateKeyPair();
+    const raw = await rawClient(r.port, native);
+    const ws = await connectClient(r.url);
+    const inbox = collect(ws.client);
+    raw.sock.write(encodeFrame(FrameType.SendPacket, ws.key.publicKey, text("from native")));
+    await waitFor(() => inbox.got.length === 1, "packet from the raw client");
+    expect(inbox.got[0]).toEqual({ src: hex(native), data: "from native" });
+    ws.client.send(native.publicKey, text("to native"));
+    await waitFor(() => raw.frames.some((f) => f.type === FrameType.RecvPacket), "packet at the raw client");
+    const f = raw.frames.find((x) => x.type === FrameType.RecvPacket)!;
+    expect(Buffer.from(f.payload.subarray(KEY_LEN)).toString()).toBe("to native");
   });
 
-  it("closes only the connection that sent a malformed frame", async () => {
-    const bad = await connect();
-    const good = await connect();
-    await bad.next();
-    await good.next();
-    bad.ws.send(new Uint8Array([4, 0, 0, 0, 50, 1, 2]));
-    expect(await bad.closed).toBe(1002);
-    good.ws.send(encodeFrame(FrameType.Ping, new Uint8Array(8)));
-    expect(decodeFrame(await good.next()).type).toBe(FrameType.Pong);
-    good.ws.close();
+  it("reassembles frames split across and packed into transport messages", async () => {
+    const r = await relay();
+    const b = await connectClient(r.url);
+    const inbox = collect(b.client);
+    const key = generateKeyPair();
+    const ws = new WebSocket(r.url, ["derp"]);
+    cleanups.push(() => ws.terminate());
+    const first = await new Promise<Buffer>((res) => ws.once("message", (d: Buffer) => res(d)));
+    const serverKey = first.subarray(5 + MAGIC.length);
+    const info = encodeFrame(
+      FrameType.ClientInfo,
+      key.publicKey,
+      sealBox(text("{}"), key.privateKey, serverKey),
+    );
+    ws.send(info.subarray(0, 7));
+    ws.send(info.subarray(7));
+    await new Promise((res) => ws.once("message", res));
+    const p1 = encodeFrame(FrameType.SendPacket, b.key.publicKey, text("one"));
+    const p2 = encodeFrame(FrameType.SendPacket, b.key.publicKey, text("two"));
+    const both = new Uint8Array([...p1, ...p2]);
+    ws.send(both.subarray(0, 40));
+    ws.send(both.subarray(40));
+    await waitFor(() => inbox.got.length === 2, "both packets");
+    expect(inbox.got.map((g) => g.data)).toEqual(["one", "two"]);
   });
 
-  it("refuses text messages", async () => {
-    const c = await connect();
-    c.ws.send("hello");
-    expect(await c.closed).toBe(1003);
+  it("delivers only to the addressed key and refuses a client that cannot prove its key", async () => {
+    const r = await relay();
+    const a = await connectClient(r.url);
+    const b = await connectClient(r.url);
+    const c = await connectClient(r.url);
+    const atB = collect(b.client);
+    const atC = collect(c.client);
+    a.client.send(b.key.publicKey, text("for b only"));
+    await waitFor(() => atB.got.length === 1, "packet at b");
+    await new Promise((res) => setTimeout(res, 100));
+    expect(atC.got).toEqual([]);
+
+    // An impostor claims b's public key but seals with another private key.
+    const impostor = generateKeyPair();
+    const ws = new WebSocket(r.url, ["derp"]);
+    const first = await new Promise<Buffer>((res) => ws.once("message", (d: Buffer) => res(d)));
+    const serverKey = first.subarray(5 + MAGIC.length);
+    const closed = new Promise<void>((res) => ws.once("close", () => res()));
+    ws.send(
+      encodeFrame(FrameType.ClientInfo, b.key.publicKey, sealBox(text("{}"), impostor.privateKey, serverKey)),
+    );
+    await closed;
+    expect(r.relay.health().clients).toBe(3);
+    a.client.send(b.key.publicKey, text("still b"));
+    await waitFor(() => atB.got.length === 2, "b still connected");
   });
 
-  it("leaves other paths to the host server", async () => {
-    await expect(connect("/not-derp")).rejects.toThrow(/404/);
+  it("with verify-clients, refuses unknown keys and admits known ones", async () => {
+    const known = generateKeyPair();
+    const r = await relay({ verifyClient: async (k) => Buffer.from(k).equals(Buffer.from(known.publicKey)) });
+    await expect(connectClient(r.url)).rejects.toThrow(DerpClientError);
+    const ok = await connectClient(r.url, known);
+    collect(ok.client);
+    expect(r.relay.health()).toMatchObject({ clients: 1, verify_clients: true });
+    expect(await r.relay.metrics.render()).toMatch(
+      /trellis_relay_connections_total\{outcome="unknown_key"\} 1/,
+    );
   });
 
-  it("caps the number of connections", async () => {
-    const open = [await connect(), await connect(), await connect()];
-    await expect(connect()).rejects.toThrow(/503/);
-    open.forEach((c) => c.ws.close());
+  it("tells senders when a destination is not here, and receivers when a sender leaves", async () => {
+    const r = await relay();
+    const a = await connectClient(r.url);
+    const b = await connectClient(r.url);
+    const atA = collect(a.client);
+    const atB = collect(b.client);
+    const nobody = generateKeyPair();
+    a.client.send(nobody.publicKey, text("anyone?"));
+    await waitFor(() => atA.gone.length === 1, "not-here notice");
+    expect(atA.gone[0]).toEqual({ key: hex(nobody), reason: PeerGoneReason.NotHere });
+    a.client.send(b.key.publicKey, text("hi"));
+    await waitFor(() => atB.got.length === 1, "packet at b");
+    // b has a reverse path to a through the relay; when a leaves, b must forget it.
+    a.client.close();
+    await waitFor(() => atB.gone.length === 1, "peer-gone notice at b");
+    expect(atB.gone[0]).toEqual({ key: hex(a.key), reason: PeerGoneReason.Disconnected });
+  });
+
+  it("closes only the connection that sends an oversized or malformed frame", async () => {
+    const r = await relay();
+    const a = await connectClient(r.url);
+    const b = await connectClient(r.url);
+    const atB = collect(b.client);
+    const bad = generateKeyPair();
+    const raw = await rawClient(r.port, bad);
+    const closed = new Promise<void>((res) => raw.sock.once("close", () => res()));
+    const header = new Uint8Array(5);
+    header[0] = FrameType.SendPacket;
+    new DataView(header.buffer).setUint32(1, 10 << 20); // announces 10 MiB
+    raw.sock.write(header);
+    await closed;
+    const bad2 = await rawClient(r.port, generateKeyPair());
+    const closed2 = new Promise<void>((res) => bad2.sock.once("close", () => res()));
+    bad2.sock.write(encodeFrame(FrameType.Ping, new Uint8Array(3))); // ping must carry 8 bytes
+    await closed2;
+    a.client.send(b.key.publicKey, text("unaffected"));
+    await waitFor(() => atB.got.length === 1, "traffic between good clients");
+    expect(r.relay.health().clients).toBe(2);
+    await expect(a.client.ping()).resolves.toBeGreaterThanOrEqual(0);
+  });
+
+  it("caps a slow reader's queue while other clients keep their full traffic", async () => {
+    const depth = 16;
+    // The rate limit is off here (it has its own test): this one is about queues.
+    const r = await relay({
+      limits: { sendQueueDepth: depth, maxInFlightBytes: 64 * 1024, rateBytesPerSec: 0 },
+    });
+    const sender = await connectClient(r.url);
+    const fast = await connectClient(r.url);
+    const atFast = collect(fast.client);
+    collect(sender.client);
+    const slowKey = generateKeyPair();
+    const slow = await rawClient(r.port, slowKey, { read: false });
+    // Enough bytes to overrun the kernel's socket buffers towards the stalled reader.
+    const packet = new Uint8Array(8 * 1024);
+    const N = 4000;
+    let sent = 0;
+    while (sent < N) {
+      // Pace the sender by its own socket so this test measures the relay, not the client.
+      if (!sender.client.send(slowKey.publicKey, packet)) {
+        await new Promise((res) => setTimeout(res, 5));
+        continue;
+      }
+      while (!sender.client.send(fast.key.publicKey, packet)) await new Promise((res) => setTimeout(res, 5));
+      sent++;
+      if (sent % 200 === 0) await new Promise((res) => setImmediate(res));
+    }
+    await waitFor(() => atFast.got.length === N, `all ${N} packets at the fast client`, 30_000);
+    const metrics = await r.relay.metrics.render();
+    const queued = Number(/trellis_relay_queued_frames (\d+)/.exec(metrics)![1]);
+    const dropped = Number(
+      /trellis_relay_dropped_packets_total\{reason="queue_full"\} (\d+)/.exec(metrics)![1],
+    );
+    expect(queued).toBeLessThanOrEqual(depth);
+    expect(dropped).toBeGreaterThan(0);
+    slow.sock.destroy();
+  });
+
+  it("drops what a client sends beyond its rate limit, and says so in its server info", async () => {
+    const r = await relay({ limits: { rateBytesPerSec: 10_000, rateBurstBytes: 20_000 } });
+    const a = await connectClient(r.url);
+    const b = await connectClient(r.url);
+    const atB = collect(b.client);
+    collect(a.client);
+    expect(a.client.serverInfo).toMatchObject({
+      tokenBucketBytesPerSecond: 10_000,
+      tokenBucketBytesBurst: 20_000,
+    });
+    for (let i = 0; i < 50; i++) a.client.send(b.key.publicKey, new Uint8Array(1000));
+    await a.client.ping();
+    await new Promise((res) => setTimeout(res, 100));
+    expect(atB.got.length).toBeGreaterThanOrEqual(20);
+    expect(atB.got.length).toBeLessThan(30);
+    expect(await r.relay.metrics.render()).toMatch(/reason="rate_limited"\} (2\d|30)/);
+  });
+
+  it("lets clients ride out a relay restart, reconnecting with backoff", async () => {
+    const key = generateKeyPair();
+    const r1 = await startTestRelay({ key });
+    const port = r1.port;
+    const aKey = generateKeyPair();
+    const bKey = generateKeyPair();
+    const got: string[] = [];
+    let restartHint = 0;
+    const linkA = new RelayLink(
+      { url: r1.url, privateKey: aKey.privateKey, socketFactory: nodeSocketFactory, minBackoffMs: 50 },
+      {
+        restarting: (ms) => (restartHint = ms),
+      },
+    );
+    const linkB = new RelayLink(
+      { url: r1.url, privateKey: bKey.privateKey, socketFactory: nodeSocketFactory, minBackoffMs: 50 },
+      { packet: (_s, d) => got.push(Buffer.from(d).toString()) },
+    );
+    cleanups.push(
+      () => linkA.close(),
+      () => linkB.close(),
+    );
+    await waitFor(() => linkA.connected && linkB.connected, "both links up");
+    await r1.stop();
+    expect(restartHint).toBeGreaterThan(0);
+    await waitFor(() => !linkA.connected, "link A notices the restart");
+    const r2 = await relay({ key }, port);
+    expect(r2.port).toBe(port);
+    await waitFor(
+      () => linkA.connected && linkB.connected && r2.relay.health().clients === 2,
+      "links back",
+      15_000,
+    );
+    expect(linkA.connects).toBe(2);
+    linkA.send(bKey.publicKey, text("after restart"));
+    await waitFor(() => got.includes("after restart"), "packet after restart");
+  });
+
+  it("exposes Prometheus metrics and the probe endpoint", async () => {
+    const r = await relay();
+    const a = await connectClient(r.url);
+    const b = await connectClient(r.url);
+    collect(a.client);
+    const atB = collect(b.client);
+    a.client.send(b.key.publicKey, new Uint8Array(100));
+    await waitFor(() => atB.got.length === 1, "the packet");
+    const res = await fetch(`http://127.0.0.1:${r.port}/metrics`);
+    const body = await res.text();
+    expect(res.headers.get("content-type")).toMatch(/text\/plain/);
+    expect(body).toMatch(/trellis_relay_clients\{kind="node"\} 2/);
+    expect(body).toMatch(/trellis_relay_forwarded_packets_total\{path="local"\} 1/);
+    expect(body).toMatch(/trellis_relay_forwarded_bytes_total\{path="local"\} 100/);
+    expect((await fetch(`http://127.0.0.1:${r.port}/derp/probe`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${r.port}/derp`)).status).toBe(426);
+  });
+});
+
+describe("relay mesh", () => {
+  const meshKey = "ab".repeat(32);
+
+  it("forwards between clients homed on two meshed relays, both ways", async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    const url = (p: number) => `ws://127.0.0.1:${p}/derp`;
+    const r1 = await relay({ meshKey, meshWith: [url(p2)] }, p1);
+    const r2 = await relay({ meshKey, meshWith: [url(p1)] }, p2);
+    await waitFor(
+      () => r1.relay.health().mesh?.connected === 1 && r2.relay.health().mesh?.connected === 1,
+      "mesh links up",
+      15_000,
+    );
+    const a = await connectClient(r1.url);
+    const b = await connectClient(r2.url);
+    const atA = collect(a.client);
+    const atB = collect(b.client);
+    // Each relay watches the other and so learns where the other's clients live.
+    await waitFor(
+      () => atA.got.length > 0 || trySend(b.client, a.key.publicKey, "b to a"),
+      "route to a",
+      5000,
+    );
+    await waitFor(() => atA.got.length >= 1, "packet across the mesh to a");
+    expect(atA.got[0]).toEqual({ src: hex(b.key), data: "b to a" });
+    a.client.send(b.key.publicKey, text("a to b"));
+    await waitFor(() => atB.got.length === 1, "packet across the mesh to b");
+    expect(atB.got[0]).toEqual({ src: hex(a.key), data: "a to b" });
+    expect(await r2.relay.metrics.render()).toMatch(
+      /trellis_relay_forwarded_packets_total\{path="mesh_out"\} \d+/,
+    );
+    expect(await r2.relay.metrics.render()).toMatch(
+      /trellis_relay_forwarded_packets_total\{path="mesh_in"\} 1/,
+    );
+    expect(await r1.relay.metrics.render()).toMatch(
+      /trellis_relay_forwarded_packets_total\{path="mesh_in"\} \d+/,
+    );
+  });
+
+  it("refuses a mesh login with the wrong mesh key and forward-packet from plain clients", async () => {
+    const r1 = await relay({ meshKey });
+    const wrong = generateKeyPair();
+    await expect(
+      DerpClient.connect({
+        url: r1.url,
+        privateKey: wrong.privateKey,
+        meshKey: "cd".repeat(32),
+        socketFactory: nodeSocketFactory,
+      }),
+    ).rejects.toThrow(DerpClientError);
+    const plain = await connectClient(r1.url);
+    const closed = new Promise<void>((res) => plain.client.on({ close: () => res() }));
+    plain.client.forward(plain.key.publicKey, generateKeyPair().publicKey, text("x"));
+    await closed;
   });
 });

@@ -1,128 +1,607 @@
-import type { IncomingMessage } from "node:http";
-import type { Duplex } from "node:stream";
-import { WebSocketServer, type WebSocket } from "ws";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Logger } from "@trellis/log";
 import { encodeKey } from "@trellis/proto";
+import type { KeyPair } from "@trellis/proto/keyfile";
+import { openBox, sealBox } from "./box";
 import {
-  FRAME_HEADER_LEN,
   FrameError,
+  FrameReader,
   FrameType,
+  KEY_LEN,
+  MAX_INFO_LEN,
+  MAX_PACKET_SIZE,
   MAX_FRAME_SIZE,
-  decodeFrame,
+  NONCE_LEN,
+  PROTOCOL_VERSION,
+  PeerGoneReason,
+  PeerPresentFlags,
   encodeFrame,
   serverKeyFrame,
+  type Frame,
 } from "./frame";
-import type { KeyPair } from "@trellis/proto/keyfile";
+import { RelayMetrics } from "./metrics";
+
+/**
+ * A byte-stream connection to one client, whatever carries it (a WebSocket or
+ * an upgraded HTTP connection). `write` calls `done` once the bytes have left
+ * for the socket, which is how the relay measures what is in flight.
+ */
+export interface RelayConn {
+  write(data: Uint8Array, done: () => void): void;
+  close(reason: string): void;
+  /** Remote address as seen by the relay, for PeerPresent and logs. */
+  remote: { ip: string; port: number };
+}
+
+/** What the transport feeds back to the relay for one connection. */
+export interface ConnHandle {
+  data(chunk: Uint8Array): void;
+  closed(): void;
+}
+
+/** Decides whether a node key may use the relay (verify-clients). */
+export type ClientVerifier = (nodeKey: Uint8Array) => boolean | Promise<boolean>;
+
+export interface RelayLimits {
+  /** Refuse connections beyond this many (handshaking ones included). */
+  maxConnections: number;
+  /** Frames a client may have queued before the oldest is dropped. */
+  sendQueueDepth: number;
+  /** Bytes handed to a client's socket and not yet written before the relay queues instead. */
+  maxInFlightBytes: number;
+  /** Per-client token bucket for packets it sends, bytes per second (0: unlimited). */
+  rateBytesPerSec: number;
+  rateBurstBytes: number;
+  /** Close connections that have not finished the handshake by then. */
+  handshakeTimeoutMs: number;
+  /** Server keepalive/ping interval. */
+  keepAliveMs: number;
+  /** Close a client that acks pings but has sent nothing for this long. */
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: RelayLimits = {
+  maxConnections: 10_000,
+  sendQueueDepth: 32,
+  maxInFlightBytes: 256 * 1024,
+  rateBytesPerSec: 64 * 1024 * 1024,
+  rateBurstBytes: 8 * 1024 * 1024,
+  handshakeTimeoutMs: 10_000,
+  keepAliveMs: 60_000,
+  idleTimeoutMs: 150_000,
+};
 
 export interface RelayOptions {
   key: KeyPair;
   log: Logger;
-  /** URL path of the WebSocket endpoint. */
-  path?: string;
-  /** Refuse connections beyond this many. */
-  maxClients?: number;
+  /** Shared secret of the relays of one mesh (hex, 64 digits); mesh peers present it in their client info. */
+  meshKey?: string;
+  /** Admit only node keys this accepts; unset admits every key that proves possession. */
+  verifyClient?: ClientVerifier;
+  limits?: Partial<RelayLimits>;
+  metrics?: RelayMetrics;
 }
 
-export interface RelayHealth {
-  status: "listening" | "stopped";
-  path: string;
-  clients: number;
-  server_key: string;
+interface ClientInfo {
+  version?: number;
+  meshKey?: string;
+  canAckPings?: boolean;
+  isProber?: boolean;
+}
+
+/** One connected, authenticated client. */
+class Client {
+  readonly hex: string;
+  readonly queue: Uint8Array[] = [];
+  inFlight = 0;
+  lastHeard = Date.now();
+  tokens: number;
+  tokensAt = Date.now();
+  preferred = false;
+  watching = false;
+  closed = false;
+  /** Keys this client has sent to, so they hear PeerGone when it leaves (bounded). */
+  readonly sentTo = new Set<string>();
+  /** Destinations already told NotHere, so a sender is not flooded (bounded). */
+  readonly toldNotHere = new Set<string>();
+  pingOutstanding: Uint8Array | null = null;
+
+  constructor(
+    readonly key: Uint8Array,
+    readonly conn: RelayConn,
+    readonly info: ClientInfo,
+    readonly isMesh: boolean,
+    burst: number,
+  ) {
+    this.hex = Buffer.from(key).toString("hex");
+    this.tokens = burst;
+  }
+}
+
+/** Where a key lives when it is not connected here: a mesh peer that reported it. */
+export interface MeshRoute {
+  forward(src: Uint8Array, dst: Uint8Array, packet: Uint8Array): boolean;
+}
+
+const SET_BOUND = 4096;
+const EMPTY = new Uint8Array(0);
+
+function boundedAdd(set: Set<string>, v: string): void {
+  if (set.size >= SET_BOUND && !set.has(v)) {
+    const first = set.values().next().value;
+    if (first !== undefined) set.delete(first);
+  }
+  set.add(v);
+}
+
+function ipBytes(ip: string): Uint8Array {
+  const out = new Uint8Array(16);
+  const v4 = /^(?:::ffff:)?(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+  if (v4) {
+    out[10] = 0xff;
+    out[11] = 0xff;
+    for (let i = 0; i < 4; i++) out[12 + i] = Number(v4[i + 1]);
+    return out;
+  }
+  const [head = "", tail = ""] = ip.split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups = [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t];
+  groups.slice(0, 8).forEach((g, i) => {
+    const n = parseInt(g, 16) || 0;
+    out[i * 2] = n >> 8;
+    out[i * 2 + 1] = n & 0xff;
+  });
+  return out;
 }
 
 /**
- * The DERP relay: accepts WebSocket connections at `/derp` on whatever HTTP
- * server hands it upgrades, opens each with the server-key frame, and answers
- * keepalives and pings. It can be embedded in the web server or run alone.
+ * The DERP relay: clients prove they hold their node key, then send packets
+ * addressed by public key; the relay hands each to the recipient connected
+ * here, or to the mesh peer that has it. It never sees inside the packets.
  */
-export class Relay {
-  private readonly wss: WebSocketServer;
-  private readonly path: string;
-  private readonly maxClients: number;
+export class RelayServer {
+  readonly metrics: RelayMetrics;
+  private readonly limits: RelayLimits;
   private readonly log: Logger;
   private readonly key: KeyPair;
-  private readonly clients = new Set<WebSocket>();
+  private readonly meshKey: Buffer | null;
+  private readonly verify: ClientVerifier | undefined;
+  private readonly clients = new Map<string, Client>();
+  private readonly watchers = new Set<Client>();
+  private readonly meshRoutes = new Map<string, MeshRoute>();
+  private connections = 0;
   private stopped = false;
+  private readonly timer: NodeJS.Timeout;
 
   constructor(opts: RelayOptions) {
     this.key = opts.key;
     this.log = opts.log;
-    this.path = opts.path ?? "/derp";
-    this.maxClients = opts.maxClients ?? 10_000;
-    this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: FRAME_HEADER_LEN + MAX_FRAME_SIZE,
-      perMessageDeflate: false,
-    });
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.metrics = opts.metrics ?? new RelayMetrics();
+    this.verify = opts.verifyClient;
+    if (opts.meshKey !== undefined && !/^[0-9a-f]{64}$/.test(opts.meshKey)) {
+      throw new Error("mesh key must be 64 lowercase hex digits");
+    }
+    this.meshKey = opts.meshKey ? Buffer.from(opts.meshKey, "hex") : null;
+    this.timer = setInterval(() => this.tick(), Math.min(this.limits.keepAliveMs, 5_000));
+    this.timer.unref();
+  }
+
+  get publicKey(): Uint8Array {
+    return this.key.publicKey;
+  }
+
+  /** Number of open connections (handshaking or authenticated). */
+  get connectionCount(): number {
+    return this.connections;
+  }
+
+  /** Whether a key is connected here. */
+  has(key: Uint8Array): boolean {
+    return this.clients.has(Buffer.from(key).toString("hex"));
+  }
+
+  /** Number of authenticated clients. */
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  /** Can another connection be accepted right now? */
+  canAccept(): boolean {
+    return !this.stopped && this.connections < this.limits.maxConnections;
   }
 
   /**
-   * Take an HTTP upgrade if it is for the relay's path. Returns false, leaving
-   * the socket alone, for any other path.
+   * Start the protocol on a new connection: send the server key, then expect
+   * the client's sealed info. The transport feeds bytes to the returned handle.
    */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const path = (req.url ?? "").split("?")[0];
-    if (path !== this.path) return false;
-    if (this.stopped || this.clients.size >= this.maxClients) {
-      socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n");
-      return true;
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
-    return true;
-  }
-
-  private accept(ws: WebSocket): void {
-    this.clients.add(ws);
-    ws.binaryType = "nodebuffer";
-    ws.on("close", () => this.clients.delete(ws));
-    ws.on("error", (err) => this.log.debug({ err }, "relay client socket error"));
-    ws.on("message", (data, isBinary) => this.onMessage(ws, data as Buffer, isBinary));
-    ws.send(serverKeyFrame(this.key.publicKey));
-  }
-
-  private onMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void {
-    if (!isBinary) {
-      ws.close(1003, "DERP frames are binary");
-      return;
-    }
-    let frame;
-    try {
-      frame = decodeFrame(data);
-    } catch (err) {
-      if (err instanceof FrameError) {
-        ws.close(1002, err.message.slice(0, 120));
-        return;
+  accept(conn: RelayConn, opts: { skipServerKey?: boolean } = {}): ConnHandle {
+    this.connections++;
+    const reader = new FrameReader(MAX_INFO_LEN);
+    let client: Client | null = null;
+    let handshaking = true;
+    let done = false;
+    const finish = (reason: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(handshakeTimer);
+      this.connections--;
+      if (client) this.remove(client);
+      conn.close(reason);
+    };
+    const handshakeTimer = setTimeout(() => {
+      if (handshaking) {
+        this.metrics.connections.inc({ outcome: "handshake_timeout" });
+        finish("handshake timeout");
       }
-      throw err;
-    }
-    switch (frame.type) {
-      case FrameType.KeepAlive:
-        return;
-      case FrameType.Ping:
-        if (frame.payload.length !== 8) {
-          ws.close(1002, "ping payload must be 8 bytes");
+    }, this.limits.handshakeTimeoutMs);
+    handshakeTimer.unref();
+
+    if (!opts.skipServerKey) conn.write(serverKeyFrame(this.key.publicKey), () => {});
+
+    const onFrame = async (frame: Frame): Promise<void> => {
+      if (handshaking) {
+        handshaking = false;
+        const c = await this.handshake(conn, frame);
+        if (done) return;
+        if (!c) {
+          finish("handshake refused");
           return;
         }
-        ws.send(encodeFrame(FrameType.Pong, frame.payload));
+        client = c;
+        reader.setMaxPayload(MAX_FRAME_SIZE);
+        clearTimeout(handshakeTimer);
         return;
-      default:
-        ws.close(1003, `frame type 0x${frame.type.toString(16)} is not supported by this relay`);
-    }
-  }
+      }
+      if (client) this.onClientFrame(client, frame);
+    };
 
-  health(): RelayHealth {
+    // Frames from one connection are handled strictly in order: the handshake
+    // may await verification, so later frames wait behind it.
+    let chain: Promise<void> = Promise.resolve();
     return {
-      status: this.stopped ? "stopped" : "listening",
-      path: this.path,
-      clients: this.clients.size,
-      server_key: encodeKey("relaykey", this.key.publicKey),
+      data: (chunk) => {
+        if (done) return;
+        let frames: Frame[];
+        try {
+          frames = reader.push(chunk);
+        } catch (err) {
+          this.metrics.connections.inc({ outcome: "bad_frame" });
+          finish(err instanceof FrameError ? err.message : "bad frame");
+          return;
+        }
+        if (client) client.lastHeard = Date.now();
+        for (const f of frames) {
+          chain = chain
+            .then(() => (done ? undefined : onFrame(f)))
+            .catch((err: unknown) => {
+              this.log.warn({ err }, "relay connection failed");
+              finish(err instanceof Error ? err.message : "error");
+            });
+        }
+      },
+      closed: () => finish("closed by peer"),
     };
   }
 
-  /** Tell clients the relay is going away and close every connection. */
-  async close(): Promise<void> {
+  private async handshake(conn: RelayConn, frame: Frame): Promise<Client | null> {
+    if (frame.type !== FrameType.ClientInfo || frame.payload.length < KEY_LEN + NONCE_LEN + 16) {
+      this.metrics.connections.inc({ outcome: "bad_client_info" });
+      return null;
+    }
+    const key = frame.payload.slice(0, KEY_LEN);
+    const opened = openBox(frame.payload.subarray(KEY_LEN), this.key.privateKey, key);
+    if (!opened) {
+      // Only the holder of the private key can seal to the server this way.
+      this.metrics.connections.inc({ outcome: "bad_proof" });
+      return null;
+    }
+    let info: ClientInfo;
+    try {
+      const parsed = JSON.parse(new TextDecoder().decode(opened)) as unknown;
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error();
+      info = parsed as ClientInfo;
+    } catch {
+      this.metrics.connections.inc({ outcome: "bad_client_info" });
+      return null;
+    }
+    const isMesh = this.checkMeshKey(info.meshKey);
+    if (info.meshKey !== undefined && info.meshKey !== "" && !isMesh) {
+      this.metrics.connections.inc({ outcome: "bad_mesh_key" });
+      return null;
+    }
+    if (!isMesh && this.verify && !(await this.verify(key))) {
+      this.metrics.connections.inc({ outcome: "unknown_key" });
+      this.log.info({ key: encodeKey("nodekey", key) }, "relay refused an unknown node key");
+      return null;
+    }
+    if (this.stopped) return null;
+    const client = new Client(key, conn, info, isMesh, this.limits.rateBurstBytes);
+    const serverInfo = JSON.stringify({
+      version: PROTOCOL_VERSION,
+      tokenBucketBytesPerSecond: this.limits.rateBytesPerSec,
+      tokenBucketBytesBurst: this.limits.rateBurstBytes,
+    });
+    conn.write(
+      encodeFrame(
+        FrameType.ServerInfo,
+        sealBox(new TextEncoder().encode(serverInfo), this.key.privateKey, key),
+      ),
+      () => {},
+    );
+    this.add(client);
+    this.metrics.connections.inc({ outcome: "accepted" });
+    return client;
+  }
+
+  private checkMeshKey(given: unknown): boolean {
+    if (!this.meshKey || typeof given !== "string" || !/^[0-9a-f]{64}$/.test(given)) return false;
+    return timingSafeEqual(this.meshKey, Buffer.from(given, "hex"));
+  }
+
+  private add(client: Client): void {
+    const old = this.clients.get(client.hex);
+    if (old) {
+      // The newest connection for a key wins; the old one learns why it lost.
+      this.send(
+        old,
+        encodeFrame(FrameType.Health, new TextEncoder().encode("replaced by a newer connection")),
+      );
+      old.closed = true;
+      this.clients.delete(old.hex);
+      this.watchers.delete(old);
+      old.conn.close("replaced by a newer connection");
+    }
+    this.clients.set(client.hex, client);
+    this.updateClientGauge();
+    if (!client.isMesh) this.notifyWatchers(client, true);
+  }
+
+  private remove(client: Client): void {
+    if (client.closed) return;
+    client.closed = true;
+    this.watchers.delete(client);
+    if (this.clients.get(client.hex) !== client) return;
+    this.clients.delete(client.hex);
+    this.metrics.queued.dec(client.queue.length);
+    client.queue.length = 0;
+    this.updateClientGauge();
+    if (client.isMesh) return;
+    this.notifyWatchers(client, false);
+    const gone = encodeFrame(FrameType.PeerGone, client.key, new Uint8Array([PeerGoneReason.Disconnected]));
+    for (const hex of client.sentTo) {
+      const peer = this.clients.get(hex);
+      if (peer) this.send(peer, gone);
+    }
+  }
+
+  private updateClientGauge(): void {
+    let mesh = 0;
+    for (const c of this.clients.values()) if (c.isMesh) mesh++;
+    this.metrics.clients.set({ kind: "node" }, this.clients.size - mesh);
+    this.metrics.clients.set({ kind: "mesh" }, mesh);
+  }
+
+  private peerPresentFrame(c: Client): Uint8Array {
+    const ipport = new Uint8Array(18);
+    ipport.set(ipBytes(c.conn.remote.ip));
+    ipport[16] = c.conn.remote.port >> 8;
+    ipport[17] = c.conn.remote.port & 0xff;
+    const flags = c.info.isProber ? PeerPresentFlags.IsProber : PeerPresentFlags.IsRegular;
+    return encodeFrame(FrameType.PeerPresent, c.key, ipport, new Uint8Array([flags]));
+  }
+
+  private notifyWatchers(c: Client, present: boolean): void {
+    if (this.watchers.size === 0) return;
+    const frame = present
+      ? this.peerPresentFrame(c)
+      : encodeFrame(FrameType.PeerGone, c.key, new Uint8Array([PeerGoneReason.Disconnected]));
+    for (const w of this.watchers) this.send(w, frame);
+  }
+
+  private onClientFrame(c: Client, f: Frame): void {
+    const p = f.payload;
+    switch (f.type) {
+      case FrameType.SendPacket:
+        if (p.length < KEY_LEN) return this.protocolError(c, "short send-packet frame");
+        this.route(c, p.subarray(0, KEY_LEN), p.subarray(KEY_LEN));
+        return;
+      case FrameType.ForwardPacket: {
+        if (!c.isMesh) return this.protocolError(c, "forward-packet needs the mesh key");
+        if (p.length < 2 * KEY_LEN) return this.protocolError(c, "short forward-packet frame");
+        // One hop only: a forwarded packet is delivered here or dropped.
+        const dst = this.clients.get(Buffer.from(p.subarray(KEY_LEN, 2 * KEY_LEN)).toString("hex"));
+        const packet = p.subarray(2 * KEY_LEN);
+        if (!dst || dst.isMesh) {
+          this.metrics.drop("unknown_dest");
+          return;
+        }
+        this.deliver(dst, p.subarray(0, KEY_LEN), packet, "mesh_in");
+        return;
+      }
+      case FrameType.KeepAlive:
+        return;
+      case FrameType.NotePreferred:
+        c.preferred = p[0] === 1;
+        return;
+      case FrameType.Ping:
+        if (p.length !== 8) return this.protocolError(c, "ping payload must be 8 bytes");
+        this.send(c, encodeFrame(FrameType.Pong, p));
+        return;
+      case FrameType.Pong:
+        c.pingOutstanding = null;
+        return;
+      case FrameType.WatchConns:
+        if (!c.isMesh) return this.protocolError(c, "watch-connections needs the mesh key");
+        c.watching = true;
+        this.watchers.add(c);
+        for (const other of this.clients.values()) {
+          if (!other.isMesh) this.send(c, this.peerPresentFrame(other));
+        }
+        return;
+      case FrameType.ClosePeer: {
+        if (!c.isMesh) return this.protocolError(c, "close-peer needs the mesh key");
+        if (p.length !== KEY_LEN) return this.protocolError(c, "close-peer payload must be a key");
+        const target = this.clients.get(Buffer.from(p).toString("hex"));
+        if (target && !target.isMesh) target.conn.close("closed by mesh peer");
+        return;
+      }
+      default:
+        // Unknown frame types are skipped, as the protocol allows for additions.
+        return;
+    }
+  }
+
+  private protocolError(c: Client, reason: string): void {
+    this.metrics.connections.inc({ outcome: "protocol_error" });
+    c.conn.close(reason);
+  }
+
+  private takeTokens(c: Client, n: number): boolean {
+    if (this.limits.rateBytesPerSec <= 0) return true;
+    const now = Date.now();
+    c.tokens = Math.min(
+      this.limits.rateBurstBytes,
+      c.tokens + ((now - c.tokensAt) / 1000) * this.limits.rateBytesPerSec,
+    );
+    c.tokensAt = now;
+    if (c.tokens < n) return false;
+    c.tokens -= n;
+    return true;
+  }
+
+  private route(src: Client, dstKey: Uint8Array, packet: Uint8Array): void {
+    if (packet.length > MAX_PACKET_SIZE) {
+      this.metrics.drop("too_large");
+      return;
+    }
+    if (!this.takeTokens(src, packet.length)) {
+      this.metrics.drop("rate_limited");
+      return;
+    }
+    const hex = Buffer.from(dstKey).toString("hex");
+    const dst = this.clients.get(hex);
+    if (dst && !dst.isMesh) {
+      boundedAdd(src.sentTo, hex);
+      this.deliver(dst, src.key, packet, "local");
+      return;
+    }
+    const mesh = this.meshRoutes.get(hex);
+    if (mesh) {
+      if (mesh.forward(src.key, dstKey, packet)) {
+        boundedAdd(src.sentTo, hex);
+        this.metrics.packets.inc({ path: "mesh_out" });
+        this.metrics.bytes.inc({ path: "mesh_out" }, packet.length);
+      } else {
+        this.metrics.drop("mesh_unreachable");
+      }
+      return;
+    }
+    this.metrics.drop("unknown_dest");
+    if (!src.toldNotHere.has(hex)) {
+      boundedAdd(src.toldNotHere, hex);
+      this.send(src, encodeFrame(FrameType.PeerGone, dstKey, new Uint8Array([PeerGoneReason.NotHere])));
+    }
+  }
+
+  private deliver(dst: Client, srcKey: Uint8Array, packet: Uint8Array, path: "local" | "mesh_in"): void {
+    if (this.send(dst, encodeFrame(FrameType.RecvPacket, srcKey, packet))) {
+      this.metrics.packets.inc({ path });
+      this.metrics.bytes.inc({ path }, packet.length);
+    }
+  }
+
+  /**
+   * Queue a frame for a client. Writes go straight to the socket while little
+   * is in flight; beyond that they wait in a short queue whose oldest frame is
+   * dropped when full, so a slow reader costs bounded memory and never slows
+   * anyone else. Returns false if the frame was not accepted.
+   */
+  private send(c: Client, frame: Uint8Array): boolean {
+    if (c.closed) {
+      this.metrics.drop("gone");
+      return false;
+    }
+    if (c.inFlight < this.limits.maxInFlightBytes && c.queue.length === 0) {
+      this.write(c, frame);
+      return true;
+    }
+    if (c.queue.length >= this.limits.sendQueueDepth) {
+      c.queue.shift();
+      this.metrics.queued.dec();
+      this.metrics.drop("queue_full");
+    }
+    c.queue.push(frame);
+    this.metrics.queued.inc();
+    return true;
+  }
+
+  private write(c: Client, frame: Uint8Array): void {
+    c.inFlight += frame.length;
+    c.conn.write(frame, () => {
+      c.inFlight -= frame.length;
+      this.flush(c);
+    });
+  }
+
+  private flush(c: Client): void {
+    while (!c.closed && c.queue.length > 0 && c.inFlight < this.limits.maxInFlightBytes) {
+      this.metrics.queued.dec();
+      this.write(c, c.queue.shift()!);
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    let deepest = 0;
+    for (const c of this.clients.values()) {
+      deepest = Math.max(deepest, c.queue.length);
+      if (c.info.canAckPings && now - c.lastHeard > this.limits.idleTimeoutMs) {
+        this.metrics.connections.inc({ outcome: "idle_timeout" });
+        c.conn.close("idle timeout");
+        continue;
+      }
+      if (now - c.lastHeard >= this.limits.keepAliveMs) {
+        if (c.info.canAckPings) {
+          c.pingOutstanding = new Uint8Array(randomBytes(8));
+          this.send(c, encodeFrame(FrameType.Ping, c.pingOutstanding));
+        } else {
+          this.send(c, encodeFrame(FrameType.KeepAlive, EMPTY));
+        }
+      }
+    }
+    this.metrics.maxQueue.set(deepest);
+  }
+
+  /** A mesh peer reports that `key` is connected to it (or no longer is: route null). */
+  setMeshRoute(key: Uint8Array, route: MeshRoute | null, ifCurrent?: MeshRoute): void {
+    const hex = Buffer.from(key).toString("hex");
+    if (route) this.meshRoutes.set(hex, route);
+    else if (!ifCurrent || this.meshRoutes.get(hex) === ifCurrent) this.meshRoutes.delete(hex);
+  }
+
+  /** Drop every route learned from one mesh peer (its connection broke). */
+  clearMeshRoutes(route: MeshRoute): void {
+    for (const [hex, r] of this.meshRoutes) if (r === route) this.meshRoutes.delete(hex);
+  }
+
+  /**
+   * Stop accepting, tell clients to reconnect in `reconnectInMs` (trying for
+   * `tryForMs`), and close every connection.
+   */
+  close(reconnectInMs = 1000, tryForMs = 60_000): void {
+    if (this.stopped) return;
     this.stopped = true;
-    for (const ws of this.clients) ws.close(1001, "relay shutting down");
-    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    clearInterval(this.timer);
+    const restarting = new Uint8Array(8);
+    const dv = new DataView(restarting.buffer);
+    dv.setUint32(0, reconnectInMs, false);
+    dv.setUint32(4, tryForMs, false);
+    const frame = encodeFrame(FrameType.Restarting, restarting);
+    for (const c of [...this.clients.values()]) {
+      this.send(c, frame);
+      c.conn.close("relay restarting");
+    }
   }
 }

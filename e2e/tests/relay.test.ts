@@ -1,0 +1,143 @@
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase, type Database } from "@trellis/db";
+import { HealthResponse, encodeKey } from "@trellis/proto";
+import { generateKeyPair } from "@trellis/proto/keyfile";
+import { DerpClient, DerpClientError, nodeSocketFactory } from "@trellis/relay";
+import { CHROMIUM, hasChromium } from "../src/browser";
+import { canUseNetns, createNatTopology, type NatTopology } from "../src/netns";
+import { startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
+import { chromium } from "playwright-core";
+
+// The relay embedded in `npm start`: verify-clients against the control
+// plane's nodes, packets between two registered nodes, metrics, and its STUN
+// server giving Chromium a server-reflexive candidate from behind a NAT.
+
+const data = tempDataDir();
+let trellis: RunningTrellis;
+let db: Database;
+
+beforeAll(async () => {
+  trellis = await startTrellis({ dataDir: data.dir, env: { TRELLIS_STUN_PORT: "0" } });
+  db = await openDatabase(`file:${join(data.dir, "trellis.db")}`);
+});
+afterAll(async () => {
+  await db?.close();
+  await trellis?.stop();
+  data.remove();
+});
+
+const derpUrl = () => trellis.url.replace(/^http/, "ws") + "/derp";
+const connect = (privateKey: Uint8Array) =>
+  DerpClient.connect({ url: derpUrl(), privateKey, socketFactory: nodeSocketFactory });
+
+async function health() {
+  return HealthResponse.parse(await (await fetch(trellis.url + "/api/health")).json());
+}
+
+describe("embedded relay", () => {
+  it("admits only node keys the control plane knows, and relays between them", async () => {
+    expect((await health()).relay).toMatchObject({ status: "listening", verify_clients: true });
+    const a = generateKeyPair();
+    const b = generateKeyPair();
+    await expect(connect(a.privateKey)).rejects.toThrow(DerpClientError);
+
+    for (const [k, name] of [
+      [a, "alpha"],
+      [b, "beta"],
+    ] as const) {
+      await db.prisma.node.create({ data: { nodeKey: encodeKey("nodekey", k.publicKey), name } });
+    }
+    const ca = await connect(a.privateKey);
+    const cb = await connect(b.privateKey);
+    const got: string[] = [];
+    cb.on({ packet: (_src, p) => got.push(Buffer.from(p).toString()) });
+    ca.send(b.publicKey, new TextEncoder().encode("through the embedded relay"));
+    const deadline = Date.now() + 5000;
+    while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(got).toEqual(["through the embedded relay"]);
+    expect((await health()).relay.clients).toBe(2);
+
+    // An expired key is refused at its next login.
+    await db.prisma.node.update({
+      where: { nodeKey: encodeKey("nodekey", b.publicKey) },
+      data: { expiresAt: new Date(Date.now() - 1000) },
+    });
+    cb.close();
+    await expect(connect(b.privateKey)).rejects.toThrow(DerpClientError);
+    ca.close();
+  });
+
+  it("serves Prometheus metrics on the same port", async () => {
+    const res = await fetch(trellis.url + "/metrics");
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toMatch(/trellis_relay_forwarded_packets_total\{path="local"\} 1/);
+    expect(text).toMatch(/trellis_relay_connections_total\{outcome="unknown_key"\} [1-9]/);
+    expect(text).toMatch(/trellis_relay_process_resident_memory_bytes/);
+  });
+});
+
+describe.skipIf(!canUseNetns || !hasChromium)("STUN for browsers", () => {
+  let nat: NatTopology;
+  beforeAll(() => {
+    nat = createNatTopology();
+  });
+  afterAll(() => nat?.remove());
+
+  it("gives Chromium behind a NAT a server-reflexive candidate", async () => {
+    const stunPort = (await health()).relay.stun_port!;
+    expect(stunPort).toBeGreaterThan(0);
+    // Chromium runs inside the client namespace; Playwright drives it over a pipe.
+    const wrapperDir = mkdtempSync(join(tmpdir(), "trellis-chromium-ns-"));
+    const wrapper = join(wrapperDir, "chromium");
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${nat.execInClient} ${CHROMIUM} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const browser = await chromium.launch({
+      executablePath: wrapper,
+      headless: true,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+      ],
+    });
+    try {
+      const page = await browser.newPage();
+      const candidates = await page.evaluate(async (url: string) => {
+        const pc = new RTCPeerConnection({ iceServers: [{ urls: url }] });
+        pc.createDataChannel("probe");
+        const found: string[] = [];
+        pc.onicecandidate = (e) => {
+          if (e.candidate) found.push(e.candidate.candidate);
+        };
+        await pc.setLocalDescription(await pc.createOffer());
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 10_000);
+          pc.onicegatheringstatechange = () => {
+            if (pc.iceGatheringState === "complete") {
+              clearTimeout(t);
+              resolve();
+            }
+          };
+        });
+        pc.close();
+        return found;
+      }, `stun:${nat.hostIp}:${stunPort}`);
+      const srflx = candidates.filter((c) => c.includes(" typ srflx"));
+      expect(srflx.length, `candidates: ${candidates.join(" | ")}`).toBeGreaterThan(0);
+      expect(srflx[0]).toContain(` ${nat.routerIp} `);
+      expect(srflx[0]).toContain(`raddr ${nat.clientIp}`);
+    } finally {
+      await browser.close();
+      rmSync(wrapperDir, { recursive: true, force: true });
+    }
+  });
+});

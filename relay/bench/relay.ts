@@ -1,0 +1,221 @@
+// npm run bench -- relay [--json] [--seconds S]
+// Packets/s and MB/s of 1,200-byte packets through the DERP relay for 2, 100
+// and 1,000 concurrent client pairs, with every relay limit enforced; the same
+// load against a plain `ws` echo server as the baseline, in the same run;
+// one-way latency through the relay; RSS per 1,000 idle clients.
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
+import { generateKeyPair } from "@trellis/proto/keyfile";
+import { DerpClient } from "../src/client";
+import { nodeSocketFactory } from "../src/mesh";
+import { report, type Figures } from "../../scripts/lib/bench";
+
+const json = process.argv.includes("--json");
+const secondsArg = process.argv.indexOf("--seconds");
+const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 2;
+const PACKET = 1200;
+const WINDOW = 32; // packets in flight per pair (closed loop)
+
+interface Child {
+  proc: ChildProcess;
+  port: number;
+  rss(): Promise<number>;
+  stop(): void;
+}
+
+async function spawnServer(kind: "relay" | "baseline"): Promise<Child> {
+  const proc = fork(fileURLToPath(new URL("./server-process.ts", import.meta.url)), [kind], {
+    execArgv: ["--import", "tsx", "--expose-gc"],
+    env: { ...process.env, TRELLIS_LOG_LEVEL: "silent" },
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.once("message", (m: { port: number }) => resolve(m.port));
+    proc.once("exit", (code) => reject(new Error(`${kind} server exited with ${code}`)));
+  });
+  return {
+    proc,
+    port,
+    rss: () =>
+      new Promise((resolve) => {
+        proc.once("message", (m: { rss: number }) => resolve(m.rss));
+        proc.send({ cmd: "rss" });
+      }),
+    stop: () => proc.kill(),
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Connect in batches, so thousands of handshakes do not all time out at once. */
+async function inBatches<T>(n: number, make: (i: number) => Promise<T>, batch = 100): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < n; i += batch) {
+    out.push(...(await Promise.all(Array.from({ length: Math.min(batch, n - i) }, (_, j) => make(i + j)))));
+  }
+  return out;
+}
+
+/** A load generator: `send` one packet on pair i; `onReceive` counts deliveries. */
+interface Load {
+  pairs: number;
+  send(i: number): boolean;
+  close(): void;
+  received: number[];
+}
+
+async function relayLoad(port: number, pairs: number): Promise<Load> {
+  const url = `ws://127.0.0.1:${port}/derp`;
+  const received = new Array<number>(pairs).fill(0);
+  const senders = await inBatches(pairs, async () =>
+    DerpClient.connect({
+      url,
+      privateKey: generateKeyPair().privateKey,
+      socketFactory: nodeSocketFactory,
+      timeoutMs: 60_000,
+    }),
+  );
+  const receivers = await inBatches(pairs, async (i) => {
+    const c = await DerpClient.connect({
+      url,
+      privateKey: generateKeyPair().privateKey,
+      socketFactory: nodeSocketFactory,
+      timeoutMs: 60_000,
+    });
+    c.on({ packet: () => received[i]!++ });
+    return c;
+  });
+  const packet = new Uint8Array(PACKET);
+  return {
+    pairs,
+    received,
+    send: (i) => senders[i]!.send(receivers[i]!.publicKey, packet),
+    close: () => [...senders, ...receivers].forEach((c) => c.close()),
+  };
+}
+
+async function baselineLoad(port: number, pairs: number): Promise<Load> {
+  const received = new Array<number>(pairs).fill(0);
+  const sockets = await inBatches(pairs, async (i) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
+    ws.on("message", () => received[i]!++);
+    await new Promise((r, j) => {
+      ws.once("open", r);
+      ws.once("error", j);
+    });
+    return ws;
+  });
+  // The same bytes as a DERP send-packet frame: 5-byte header + 32-byte key + packet.
+  const frame = new Uint8Array(5 + 32 + PACKET);
+  return {
+    pairs,
+    received,
+    send: (i) => {
+      if (sockets[i]!.bufferedAmount > 4 * 1024 * 1024) return false;
+      sockets[i]!.send(frame);
+      return true;
+    },
+    close: () => sockets.forEach((s) => s.terminate()),
+  };
+}
+
+/** Closed loop: each pair keeps WINDOW packets in flight; count deliveries over SECONDS. */
+async function throughput(load: Load): Promise<{ pps: number; mbps: number }> {
+  const sent = new Array<number>(load.pairs).fill(0);
+  let running = true;
+  const pump = () => {
+    if (!running) return;
+    for (let i = 0; i < load.pairs; i++) {
+      while (sent[i]! - load.received[i]! < WINDOW) {
+        if (!load.send(i)) break;
+        sent[i]!++;
+      }
+    }
+    setImmediate(pump);
+  };
+  pump();
+  await sleep(500); // warm-up
+  const total = () => load.received.reduce((a, b) => a + b, 0);
+  const start = total();
+  const t0 = performance.now();
+  await sleep(SECONDS * 1000);
+  const n = total() - start;
+  const secs = (performance.now() - t0) / 1000;
+  running = false;
+  await sleep(50);
+  return { pps: n / secs, mbps: (n * PACKET) / secs / 1e6 };
+}
+
+async function latency(port: number, samples = 2000): Promise<{ p50: number; p99: number }> {
+  const url = `ws://127.0.0.1:${port}/derp`;
+  const [a, b] = await Promise.all(
+    [0, 1].map(() =>
+      DerpClient.connect({ url, privateKey: generateKeyPair().privateKey, socketFactory: nodeSocketFactory }),
+    ),
+  );
+  let resolveOne: (() => void) | null = null;
+  a!.on({ packet: () => resolveOne?.() });
+  b!.on({ packet: (src, p) => b!.send(src, p) });
+  const rtts: number[] = [];
+  const packet = new Uint8Array(PACKET);
+  for (let i = 0; i < samples; i++) {
+    const t0 = performance.now();
+    await new Promise<void>((r) => {
+      resolveOne = r;
+      a!.send(b!.publicKey, packet);
+    });
+    rtts.push(performance.now() - t0);
+  }
+  a!.close();
+  b!.close();
+  // A round trip crosses the relay twice; half of it is one pass.
+  const oneWay = rtts.map((r) => (r / 2) * 1000).sort((x, y) => x - y);
+  return { p50: oneWay[Math.floor(oneWay.length * 0.5)]!, p99: oneWay[Math.floor(oneWay.length * 0.99)]! };
+}
+
+async function idleRss(child: Child, clients = 1000): Promise<number> {
+  const before = await child.rss();
+  const url = `ws://127.0.0.1:${child.port}/derp`;
+  const conns = await inBatches(clients, async () =>
+    DerpClient.connect({
+      url,
+      privateKey: generateKeyPair().privateKey,
+      socketFactory: nodeSocketFactory,
+      timeoutMs: 60_000,
+    }),
+  );
+  await sleep(500);
+  const after = await child.rss();
+  conns.forEach((c) => c.close());
+  return (after - before) / 1e6;
+}
+
+const figures: Figures = {};
+const relay = await spawnServer("relay");
+const baseline = await spawnServer("baseline");
+try {
+  for (const pairs of [2, 100, 1000]) {
+    const load = await relayLoad(relay.port, pairs);
+    const r = await throughput(load);
+    load.close();
+    figures[`pps_${pairs}_pairs`] = r.pps;
+    figures[`mbps_${pairs}_pairs`] = r.mbps;
+    if (pairs === 100) {
+      const bl = await baselineLoad(baseline.port, pairs);
+      const b = await throughput(bl);
+      bl.close();
+      figures.baseline_pps_100_pairs = b.pps;
+      figures.ratio_100_pairs = r.pps / b.pps;
+    }
+    await sleep(300);
+  }
+  const lat = await latency(relay.port);
+  figures.p50_latency_us = lat.p50;
+  figures.p99_latency_us = lat.p99;
+  figures.rss_mb_per_1000_idle = await idleRss(relay);
+} finally {
+  relay.stop();
+  baseline.stop();
+}
+report("relay", figures, json);
+process.exit(0);

@@ -1,0 +1,128 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket } from "ws";
+import { FRAME_HEADER_LEN, MAX_INFO_LEN, PROTOCOL_VERSION } from "./frame";
+import type { RelayServer, RelayConn } from "./server";
+
+/** The WebSocket subprotocol DERP clients offer. */
+export const DERP_SUBPROTOCOL = "derp";
+
+function remoteOf(socket: Duplex): { ip: string; port: number } {
+  const s = socket as Socket;
+  return { ip: s.remoteAddress ?? "0.0.0.0", port: s.remotePort ?? 0 };
+}
+
+/**
+ * Carries DERP over HTTP on some path (default `/derp`), in both ways clients
+ * use: a WebSocket (browsers; each binary message is a slice of the frame
+ * stream) or a plain `Upgrade: DERP` connection (native clients; raw frames on
+ * the TCP stream after the 101 response).
+ */
+export class RelayHttpTransport {
+  private readonly wss: WebSocketServer;
+
+  constructor(
+    readonly relay: RelayServer,
+    readonly path = "/derp",
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: FRAME_HEADER_LEN + MAX_INFO_LEN,
+      perMessageDeflate: false,
+      handleProtocols: (protocols) => (protocols.has(DERP_SUBPROTOCOL) ? DERP_SUBPROTOCOL : false),
+    });
+  }
+
+  private matches(req: IncomingMessage): boolean {
+    return (req.url ?? "").split("?")[0] === this.path;
+  }
+
+  /** Take an upgrade request for the relay's path; false (socket untouched) for any other. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (!this.matches(req)) return false;
+    if (!this.relay.canAccept()) {
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return true;
+    }
+    const upgrade = (req.headers.upgrade ?? "").toLowerCase();
+    if (upgrade === "websocket") {
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.acceptWebSocket(ws, remoteOf(socket)));
+    } else if (upgrade === "derp") {
+      this.acceptRaw(req, socket as Socket, head);
+    } else {
+      socket.end("HTTP/1.1 426 Upgrade Required\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    }
+    return true;
+  }
+
+  /** Plain GETs of the relay's path and its probe, as Tailscale's derper answers them. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    const path = (req.url ?? "").split("?")[0];
+    if (path === this.path) {
+      res.writeHead(426, { "content-type": "text/plain" }).end("DERP requires a connection upgrade\n");
+      return true;
+    }
+    if (path === `${this.path}/probe` || path === `${this.path}/latency-check`) {
+      res.writeHead(200, { "content-type": "text/plain", "cache-control": "no-store" }).end();
+      return true;
+    }
+    return false;
+  }
+
+  private acceptWebSocket(ws: WebSocket, remote: { ip: string; port: number }): void {
+    ws.binaryType = "nodebuffer";
+    const conn: RelayConn = {
+      remote,
+      write: (data, done) => ws.send(data, { binary: true }, () => done()),
+      close: () => {
+        if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(1000);
+        setTimeout(() => ws.terminate(), 2000).unref();
+      },
+    };
+    const handle = this.relay.accept(conn);
+    ws.on("message", (data: Buffer, isBinary) => {
+      if (!isBinary) {
+        ws.close(1003, "DERP frames are binary");
+        return;
+      }
+      handle.data(data);
+    });
+    ws.on("close", () => handle.closed());
+    ws.on("error", () => handle.closed());
+  }
+
+  private acceptRaw(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.setNoDelay(true);
+    // A client that asks for fast start reads frames at once, with no 101 response.
+    const fastStart = req.headers["derp-fast-start"] === "1";
+    if (!fastStart) {
+      socket.write(
+        "HTTP/1.1 101 Switching Protocols\r\n" +
+          "Upgrade: DERP\r\nConnection: Upgrade\r\n" +
+          `Derp-Version: ${PROTOCOL_VERSION}\r\n` +
+          `Derp-Public-Key: ${Buffer.from(this.relay.publicKey).toString("hex")}\r\n\r\n`,
+      );
+    }
+    const conn: RelayConn = {
+      remote: remoteOf(socket),
+      write: (data, done) => {
+        socket.write(data, () => done());
+      },
+      close: () => {
+        socket.end();
+        setTimeout(() => socket.destroy(), 2000).unref();
+      },
+    };
+    const handle = this.relay.accept(conn);
+    if (head.length) handle.data(head);
+    socket.on("data", (d: Buffer) => handle.data(d));
+    socket.on("close", () => handle.closed());
+    socket.on("error", () => handle.closed());
+  }
+
+  /** Close the WebSocket server (connections are closed by the relay). */
+  close(): Promise<void> {
+    return new Promise((resolve) => this.wss.close(() => resolve()));
+  }
+}

@@ -1,0 +1,106 @@
+import { createSocket } from "node:dgram";
+import { crc32 } from "node:zlib";
+import { afterEach, describe, expect, it } from "vitest";
+import { StunServer, bindingResponse, parseBindingResponse, parseStunHeader } from "./stun";
+
+const servers: StunServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+// RFC 5769 §2.2, "Sample IPv4 Response": transaction id b7e7a701bc34d686fa87dfae,
+// XOR-MAPPED-ADDRESS 192.0.2.1:32853. The attribute walk and XOR decoding are
+// what is checked; MESSAGE-INTEGRITY is not verified here, so its 20 bytes are zero.
+const RFC5769_RESPONSE = Buffer.from(
+  "0101003c2112a442b7e7a701bc34d686fa87dfae" +
+    "8022000b" +
+    "7465737420766563746f7220" +
+    "00200008" +
+    "0001a147e112a643" +
+    "00080014" +
+    "0000000000000000000000000000000000000000" +
+    "80280004" +
+    "c07d4c96",
+  "hex",
+);
+
+function request(txid: Uint8Array): Uint8Array {
+  const b = new Uint8Array(20);
+  const dv = new DataView(b.buffer);
+  dv.setUint16(0, 0x0001);
+  dv.setUint16(2, 0);
+  dv.setUint32(4, 0x2112a442);
+  b.set(txid, 8);
+  return b;
+}
+
+async function ask(port: number, host: string, msg: Uint8Array): Promise<Buffer | null> {
+  const sock = createSocket(host.includes(":") ? "udp6" : "udp4");
+  await new Promise<void>((r) => sock.bind(0, host, r));
+  try {
+    return await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(null), 500);
+      sock.once("message", (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      sock.send(msg, port, host);
+    });
+  } finally {
+    sock.close();
+  }
+}
+
+describe("STUN", () => {
+  it("decodes XOR-MAPPED-ADDRESS from RFC 5769's sample response", () => {
+    expect(parseBindingResponse(RFC5769_RESPONSE)).toEqual({ address: "192.0.2.1", port: 32853 });
+  });
+
+  it("encodes a response that decodes back, with a valid FINGERPRINT", () => {
+    const txid = new Uint8Array(12).map((_, i) => i + 1);
+    for (const [addr, port, back] of [
+      ["192.0.2.1", 32853, "192.0.2.1"],
+      ["::ffff:10.77.0.2", 4000, "10.77.0.2"],
+      ["2001:db8:1234:5678:11:2233:4455:6677", 32853, "2001:db8:1234:5678:11:2233:4455:6677"],
+    ] as const) {
+      const res = bindingResponse(txid, addr, port);
+      expect(parseBindingResponse(res)).toEqual({ address: back, port });
+      const dv = new DataView(res.buffer);
+      const fpAt = res.length - 8;
+      expect(dv.getUint16(fpAt)).toBe(0x8028);
+      expect(dv.getUint32(fpAt + 4)).toBe((crc32(res.subarray(0, fpAt)) ^ 0x5354554e) >>> 0);
+      expect(parseStunHeader(res)!.transactionId).toEqual(txid);
+    }
+  });
+
+  it.each([
+    ["too short", new Uint8Array(10)],
+    ["bad cookie", Buffer.from("000100002112a443" + "00".repeat(12), "hex")],
+    ["length mismatch", Buffer.from("000100042112a442" + "00".repeat(12), "hex")],
+    ["top bits set", Buffer.from("c00100002112a442" + "00".repeat(12), "hex")],
+  ])("rejects a %s message", (_, msg) => {
+    expect(parseStunHeader(msg)).toBeNull();
+  });
+
+  it("answers a Binding request over UDP with the sender's address, and ignores junk", async () => {
+    const server = new StunServer();
+    servers.push(server);
+    const port = await server.listen(0, "127.0.0.1");
+    const txid = new Uint8Array(12).fill(7);
+    const res = await ask(port, "127.0.0.1", request(txid));
+    expect(res).not.toBeNull();
+    const mapped = parseBindingResponse(res!);
+    expect(mapped?.address).toBe("127.0.0.1");
+    expect(mapped?.port).toBeGreaterThan(0);
+    expect(await ask(port, "127.0.0.1", new TextEncoder().encode("not stun at all, just noise"))).toBeNull();
+    expect(server.stats).toMatchObject({ requests: 1, responses: 1, ignored: 1 });
+  });
+
+  it("answers over IPv6", async () => {
+    const server = new StunServer();
+    servers.push(server);
+    const port = await server.listen(0, "::1");
+    const res = await ask(port, "::1", request(new Uint8Array(12).fill(9)));
+    expect(parseBindingResponse(res!)?.address).toBe("0:0:0:0:0:0:0:1");
+  });
+});
