@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { run } from "./cli";
 
 function capture(argv: string[]) {
@@ -30,5 +30,133 @@ describe("trellis CLI", () => {
 
   it("rejects unknown options", () => {
     expect(() => capture(["key", "--bogus"])).toThrow(/bogus/);
+  });
+});
+
+describe("trellis policy", () => {
+  const dir = mkdtempSync(join(tmpdir(), "trellis-policy-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  const policy = file(
+    "policy.hujson",
+    `{
+  // Engineers reach the web servers; everyone their own devices.
+  "groups": { "group:eng": ["alice@example.com"] },
+  "tagOwners": { "tag:web": ["group:eng"] },
+  "acls": [
+    { "action": "accept", "src": ["group:eng"], "dst": ["tag:web:443"] },
+  ],
+  "ssh": [
+    { "action": "accept", "src": ["group:eng"], "dst": ["tag:web"], "users": ["root"] },
+  ],
+  "tests": [{ "src": "alice@example.com", "accept": ["tag:web:443"], "deny": ["tag:web:22"] }],
+}`,
+  );
+  const topology = file(
+    "topo.json",
+    JSON.stringify({
+      users: [{ id: "1", name: "alice", email: "alice@example.com" }],
+      nodes: {
+        laptop: {
+          hostname: "laptop",
+          tags: [],
+          ipv4: "100.64.0.1",
+          ipv6: "fd7a:115c:a1e0::1",
+          user: "alice",
+        },
+        web: { hostname: "web", tags: ["tag:web"], ipv4: "100.64.0.2", ipv6: "fd7a:115c:a1e0::2" },
+      },
+    }),
+  );
+
+  function capture3(argv: string[]) {
+    let out = "";
+    let err = "";
+    const code = run(
+      argv,
+      (s) => (out += s),
+      (s) => (err += s),
+    );
+    return { code, out, err };
+  }
+
+  it("checks a good policy and runs its tests", () => {
+    const r = capture3(["policy", "check", policy]);
+    expect(r).toMatchObject({ code: 0, err: "" });
+    expect(r.out).toContain("ok (1 access rules, 1 ssh rules, 1 tests passed)");
+  });
+
+  it("compiles per-node packet filters as JSON", () => {
+    const r = capture3(["policy", "compile", "--policy", policy, "--topology", topology]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({
+      laptop: [],
+      web: [
+        {
+          SrcIPs: ["100.64.0.1", "fd7a:115c:a1e0::1"],
+          DstPorts: [
+            { IP: "100.64.0.2", Ports: { First: 443, Last: 443 } },
+            { IP: "fd7a:115c:a1e0::2", Ports: { First: 443, Last: 443 } },
+          ],
+        },
+      ],
+    });
+  });
+
+  it("prints per-node SSH rules", () => {
+    const r = capture3(["policy", "ssh", "--policy", policy, "--topology", topology]);
+    expect(r.code).toBe(0);
+    const ssh = JSON.parse(r.out);
+    expect(ssh.laptop).toEqual([]);
+    expect(ssh.web[0].principals).toEqual([{ nodeIP: "100.64.0.1" }, { nodeIP: "fd7a:115c:a1e0::1" }]);
+    expect(ssh.web[0].sshUsers).toEqual({ root: "root" });
+  });
+
+  it("reports a bad policy with line:column and the key, exit 1", () => {
+    const bad = file(
+      "bad.hujson",
+      `{\n  "acls": [\n    { "action": "accept", "src": ["group:nope"], "dst": ["*:*"] },\n  ],\n}\n`,
+    );
+    const r = capture3(["policy", "check", bad]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err).toContain(`${bad}:3:35: acls[0].src[0]: group "group:nope" is not defined in "groups"`);
+  });
+
+  it("names the failing test assertion, exit 1", () => {
+    const failing = file(
+      "failing.hujson",
+      `{ "tagOwners": { "tag:web": [] }, "tests": [{ "src": "bob@example.com", "accept": ["tag:web:80"] }] }`,
+    );
+    const r = capture3(["policy", "check", failing]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("policy tests failed");
+    expect(r.err).toContain("tests[0].accept[0]: bob@example.com cannot reach tag:web:80 (tcp)");
+  });
+
+  it("reports a bad topology and a missing file, exit 1", () => {
+    const topo = file(
+      "bad-topo.json",
+      JSON.stringify({ nodes: { a: { ipv4: "100.64.0.999", user: "ghost" } } }),
+    );
+    const r = capture3(["policy", "compile", "--policy", policy, "--topology", topo]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('nodes.a.user: unknown user "ghost"');
+    expect(r.err).toContain('"100.64.0.999" is not an IPv4 address');
+    const missing = capture3(["policy", "check", join(dir, "nope.hujson")]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain("no such file");
+  });
+
+  it("exits 2 on usage errors", () => {
+    expect(capture3(["policy"]).code).toBe(2);
+    expect(capture3(["policy", "frobnicate"]).code).toBe(2);
+    expect(capture3(["policy", "check"]).code).toBe(2);
+    expect(capture3(["policy", "compile", "--policy", policy]).err).toContain("--topology is required");
+    expect(capture3(["policy", "ssh", "--policy", policy, "--topology", topology, "--bogus"]).code).toBe(2);
   });
 });

@@ -1,6 +1,15 @@
 // trellis: the node daemon's command line.
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { NodeIdentity } from "@trellis/client";
+import {
+  compileFilters,
+  compileSsh,
+  parseHuJSON,
+  parseTopology,
+  PolicyError,
+  validatePolicy,
+} from "@trellis/control/policy";
 
 const VERSION = "0.1.0";
 const DEFAULT_STATE_DIR = process.env.TRELLIS_STATE_DIR ?? "/var/lib/trellis";
@@ -10,14 +19,29 @@ const USAGE = `usage: trellis <command> [options]
 commands:
   version                     print the version
   key [--state-dir DIR]       print this node's public key (creating the key on first use)
+  policy check FILE           check a policy file (HuJSON) and run its tests
+  policy compile --policy FILE --topology TOPO.json
+                              print each node's packet filter: {"<node>": [FilterRule…]}
+  policy ssh --policy FILE --topology TOPO.json
+                              print each node's SSH rules: {"<node>": [SSHRule…]}
 
 The state directory (default ${DEFAULT_STATE_DIR}, or TRELLIS_STATE_DIR) holds the
 node's private key, mode 0600; the key never leaves this machine.
 `;
 
-export function run(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): number {
+/**
+ * Run one command. `out` and `err` receive standard output and error (tests
+ * capture them). Returns the exit code: 0 success, 1 bad input, 2 usage error.
+ */
+export function run(
+  argv: string[],
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): number {
   const [cmd, ...rest] = argv;
   switch (cmd) {
+    case "policy":
+      return policyCommand(rest, out, err);
     case "version":
     case "--version":
       out(`trellis ${VERSION}\n`);
@@ -39,7 +63,84 @@ export function run(argv: string[], out: (s: string) => void = (s) => process.st
       out(USAGE);
       return cmd === undefined ? 2 : 0;
     default:
-      process.stderr.write(`trellis: unknown command "${cmd}"\n\n${USAGE}`);
+      err(`trellis: unknown command "${cmd}"\n\n${USAGE}`);
       return 2;
+  }
+}
+
+const POLICY_USAGE = `usage:
+  trellis policy check FILE
+  trellis policy compile --policy FILE --topology TOPO.json
+  trellis policy ssh --policy FILE --topology TOPO.json
+`;
+
+/** Bad input the user can fix: reported on stderr with exit code 1. */
+class InputError extends Error {}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(
+      `cannot read ${what} ${path}: ${code === "ENOENT" ? "no such file" : (e as Error).message}`,
+    );
+  }
+}
+
+function policyCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): number {
+  const [sub, ...rest] = argv;
+  if (sub !== "check" && sub !== "compile" && sub !== "ssh") {
+    err(sub === undefined ? POLICY_USAGE : `trellis policy: unknown command "${sub}"\n\n${POLICY_USAGE}`);
+    return 2;
+  }
+  let values: { policy?: string; topology?: string };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: rest,
+      options: { policy: { type: "string" }, topology: { type: "string" } },
+      allowPositionals: sub === "check",
+      strict: true,
+    }));
+  } catch (e) {
+    err(`trellis policy ${sub}: ${(e as Error).message}\n\n${POLICY_USAGE}`);
+    return 2;
+  }
+  const policyPath = sub === "check" ? positionals[0] : values.policy;
+  if (!policyPath || (sub === "check" && (positionals.length !== 1 || values.topology || values.policy))) {
+    err(
+      `trellis policy ${sub}: ${sub === "check" ? "give exactly one policy FILE" : "--policy is required"}\n\n${POLICY_USAGE}`,
+    );
+    return 2;
+  }
+  if (sub !== "check" && !values.topology) {
+    err(`trellis policy ${sub}: --topology is required\n\n${POLICY_USAGE}`);
+    return 2;
+  }
+  try {
+    const text = readText(policyPath, "policy");
+    if (sub === "check") {
+      const policy = validatePolicy(text, { source: policyPath });
+      const tests = policy.tests.length + policy.sshTests.length;
+      out(
+        `${policyPath}: ok (${policy.rules.length} access rules, ${policy.ssh.length} ssh rules, ${tests} tests passed)\n`,
+      );
+      return 0;
+    }
+    const topoPath = values.topology!;
+    const topology = parseTopology(parseHuJSON(readText(topoPath, "topology"), topoPath), topoPath);
+    const policy = validatePolicy(text, { source: policyPath, topology });
+    const result = sub === "compile" ? compileFilters(policy, topology) : compileSsh(policy, topology);
+    out(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  } catch (e) {
+    if (e instanceof PolicyError || e instanceof InputError) {
+      err(
+        `trellis policy ${sub}: ${e instanceof PolicyError && e.kind === "test" ? "policy tests failed:\n" : ""}${e.message}\n`,
+      );
+      return 1;
+    }
+    throw e;
   }
 }

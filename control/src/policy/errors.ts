@@ -1,0 +1,69 @@
+import { ControlError } from "../errors";
+
+/** One problem found in a policy or topology, located as precisely as we can. */
+export interface PolicyIssue {
+  /** Where in the document, e.g. `acls[2].dst[0]` (empty for the whole document). */
+  path: string;
+  message: string;
+  /** 1-based line and column of the offending key or value, when the source text is known. */
+  line?: number;
+  column?: number;
+}
+
+/** What went wrong: the text, its shape, its meaning, its own tests, or the topology it was applied to. */
+export type PolicyErrorKind = "syntax" | "schema" | "semantic" | "test" | "topology";
+
+const CODES: Record<PolicyErrorKind, string> = {
+  syntax: "policy_syntax",
+  schema: "policy_invalid",
+  semantic: "policy_invalid",
+  test: "policy_test_failed",
+  topology: "topology_invalid",
+};
+
+/** Render an issue as `file:line:col: path: message`, leaving out the parts that are unknown. */
+export function formatIssue(issue: PolicyIssue, source?: string): string {
+  const where = [source, issue.line, issue.line !== undefined ? issue.column : undefined]
+    .filter((x) => x !== undefined && x !== "")
+    .join(":");
+  const parts = [where, issue.path, issue.message].filter((x) => x !== undefined && x !== "");
+  return parts.join(": ");
+}
+
+/**
+ * A policy (or topology) that cannot be used. It is a {@link ControlError}
+ * (HTTP 400) so the API reports it with every issue instead of a 500, and the
+ * message lists all issues, one per line, each naming line:column and key.
+ */
+export class PolicyError extends ControlError {
+  constructor(
+    readonly kind: PolicyErrorKind,
+    readonly problems: PolicyIssue[],
+    readonly source?: string,
+  ) {
+    super(
+      CODES[kind],
+      400,
+      problems.map((i) => formatIssue(i, source)).join("\n"),
+      problems.map((i) => ({ path: i.path, message: i.message })),
+    );
+  }
+}
+
+/** Render a path such as ["acls", 2, "dst", 0] as `acls[2].dst[0]`. */
+export function formatPath(path: readonly (string | number | symbol)[]): string {
+  let out = "";
+  for (const seg of path) {
+    if (typeof seg === "number") out += `[${seg}]`;
+    else {
+      const key = String(seg);
+      // Policy keys such as "group:eng" or "10.0.0.0/8" are not identifiers; quote them.
+      out += /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)
+        ? out === ""
+          ? key
+          : `.${key}`
+        : `[${JSON.stringify(key)}]`;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,55 @@
+// @trellis/control/policy: Tailscale-format access policies with Tailscale's
+// meaning. Pure TypeScript with no database or native dependencies, so the
+// server, the `trellis` CLI and the browser admin UI all use this one copy.
+export { PolicyError, formatIssue, type PolicyErrorKind, type PolicyIssue } from "./errors";
+export { parseHuJSON, lineCol } from "./hujson";
+export { PolicySchema, type PolicyDocument } from "./types";
+export {
+  parseTopology,
+  TopologySchema,
+  EMPTY_TOPOLOGY,
+  ROLES,
+  type Role,
+  type Topology,
+  type TopologyInput,
+  type NodeInfo,
+  type UserInfo,
+} from "./topology";
+export { parseSelector, type Selector, type SelectorPlace, type AutogroupName } from "./aliases";
+export { DEFAULT_CHECK_PERIOD_MS, type Policy, type RuleRef, type NetRule, type SshRuleModel } from "./model";
+export { parsePolicy, validatePolicy, runPolicyTests, type ValidateOptions } from "./validate";
+export {
+  compileFilters,
+  FilterCompiler,
+  type CapGrant,
+  type FilterRule,
+  type Filters,
+  type NetPortRange,
+} from "./compile";
+export {
+  compileSsh,
+  DEFAULT_CHECK_URL,
+  type SSHAction,
+  type SSHPrincipal,
+  type SSHRule,
+  type SshOptions,
+  type SshPolicies,
+} from "./ssh";
+export {
+  canReach,
+  evaluate,
+  evaluateSsh,
+  nodeParty,
+  userParty,
+  ReachQueryError,
+  type Destination,
+  type Party,
+  type ReachAnswer,
+  type ReachQuery,
+  type RuleMatch,
+  type SshMatch,
+} from "./evaluate";
+export { matchFilter, type Packet } from "./match";
+export { autoApprovals, autoApprovedRoutes, nodeAttributes } from "./attributes";
+export { DEFAULT_PROTOS, PROTOCOLS, type PortRange } from "./ports";
+export { parseAddr, parsePrefix, formatAddr, type Addr, type Prefix } from "./ip";
