@@ -3,7 +3,7 @@
 # Chromium for browser journeys, PostgreSQL for the scale-out database tests,
 # and the network tools the data-plane suites drive.
 set -euo pipefail
-PKGS=(chromium postgresql wireguard-go wireguard-tools iproute2 nftables openssh-server iperf3)
+PKGS=(chromium postgresql wireguard-go wireguard-tools iproute2 nftables openssh-server iperf3 iputils-ping)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

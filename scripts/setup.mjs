@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // First-run setup shared by `npm start` and `npm test`: install dependencies,
-// generate the Prisma clients, build the web app. Every step is skipped when
-// its inputs have not changed since it last ran, so later runs start at once.
+// generate the Prisma clients, build the gateway's native addon, build the web
+// app. Every step is skipped when its inputs have not changed since it last
+// ran, so later runs start at once.
 // Plain Node only: this runs before any dependency is installed.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -93,6 +94,50 @@ export function ensureGenerate() {
   }
 }
 
+/** Whether `cmd` is on PATH (plain sh, no dependencies). */
+function hasCommand(cmd) {
+  return spawnSync("sh", ["-c", 'command -v "$1"', "sh", cmd], { stdio: "ignore" }).status === 0;
+}
+
+/**
+ * Build the gateway's TUN addon (gateway/native, C against Node-API) with
+ * node-gyp. Optional: without a compiler only the gateway's TUN tests need it,
+ * and they skip with a reason, so a failed build is reported, not fatal. It is
+ * retried on the next run, once the toolchain may have been installed.
+ */
+export function ensureNative() {
+  const gateway = join(ROOT, "gateway");
+  const addon = join(gateway, "build", "Release", "trellis_tun.node");
+  const hash = hashInputs(["gateway/native", "gateway/binding.gyp"]);
+  // Inside build/, which `node-gyp rebuild` starts by deleting.
+  const stampFile = join(gateway, "build", ".trellis-native");
+  if (stamped(stampFile, hash) && existsSync(addon)) return;
+  const skipped = (why) => say(`not building the gateway's TUN addon: ${why}; the TUN tests will be skipped`);
+  if (process.platform !== "linux") return skipped(`TUN devices need Linux, not ${process.platform}`);
+  const missing = ["cc", "make", "python3"].filter((cmd) => !hasCommand(cmd));
+  if (missing.length) {
+    return skipped(`${missing.join(", ")} not found (apt-get install build-essential python3)`);
+  }
+  const nodeGyp = join(ROOT, "node_modules", "node-gyp", "bin", "node-gyp.js");
+  if (!existsSync(nodeGyp)) return skipped(`${relative(ROOT, nodeGyp)} is missing (npm ci installs it)`);
+  say("building the gateway's TUN addon (node-gyp)");
+  const args = [nodeGyp, "rebuild", "--loglevel=warn"];
+  // Build against the local Node headers instead of downloading them, which fails offline.
+  if (existsSync("/usr/include/node/node_api.h")) args.push("--nodedir=/usr");
+  const res = spawnSync(process.execPath, args, {
+    cwd: gateway,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  if (res.status !== 0 || !existsSync(addon)) {
+    const output = `${res.stdout ?? ""}${res.stderr ?? ""}`.trim().split("\n").slice(-25).join("\n");
+    const why = res.error ? res.error.message : `node-gyp exited with ${res.status ?? res.signal}`;
+    process.stderr.write(`${output}\n`);
+    return skipped(`the build failed (${why}; output above)`);
+  }
+  stamp(stampFile, hash);
+}
+
 export function ensureWasm() {
   const wasm = join(ROOT, "wasm/pkg/node/trellis_wasm_bg.wasm");
   if (!existsSync(wasm)) {
@@ -124,6 +169,7 @@ export function setupAll() {
   checkNode();
   ensureInstall();
   ensureGenerate();
+  ensureNative();
   ensureWasm();
   ensureWebBuild();
 }
