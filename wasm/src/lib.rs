@@ -1,12 +1,29 @@
-//! Trellis's WireGuard core for WebAssembly.
+//! Trellis's WireGuard core for WebAssembly (and native tests).
 //!
-//! This first layer is WireGuard's transport AEAD: ChaCha20-Poly1305 with the
-//! nonce WireGuard uses (32 zero bits, then the 64-bit little-endian message
-//! counter) and an empty associated-data string (whitepaper §5.4.6). The
-//! handshake, timers and replay window build on it.
+//! The protocol as the WireGuard whitepaper specifies it — Noise_IKpsk2
+//! handshake, cookies, transport with replay protection, timers, cryptokey
+//! routing — in a sans-I/O state machine: the host moves datagrams and IP
+//! packets and supplies the time and randomness; this crate never blocks,
+//! sleeps or reads a clock. One protocol concern per module, named as in the
+//! paper and in wireguard-go.
 
 #![deny(missing_docs)]
 
 pub mod aead;
+pub mod allowedips;
+pub mod bindings;
+pub mod constants;
+pub mod cookie;
+pub mod device;
+pub mod keypair;
+pub mod noise;
+pub mod peer;
+pub mod primitives;
+pub mod replay;
+pub mod timers;
+
+#[cfg(test)]
+mod device_tests;
 
 pub use aead::{open_in_place, seal_in_place, TransportKey, TAG_LEN};
+pub use device::{Device, DropReason, Output};
