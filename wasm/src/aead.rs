@@ -1,52 +1,38 @@
 //! WireGuard transport encryption: ChaCha20-Poly1305 keyed per session, with the
 //! message counter as nonce.
 
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
 use wasm_bindgen::prelude::*;
+
+use crate::cipher::{self, counter_nonce};
 
 /// Length of the Poly1305 tag appended to every sealed message.
 pub const TAG_LEN: usize = 16;
 
-/// The nonce of a transport message: 4 zero bytes, then the counter little-endian.
-fn nonce(counter: u64) -> Nonce {
-    let mut n = [0u8; 12];
-    n[4..].copy_from_slice(&counter.to_le_bytes());
-    n.into()
-}
-
 /// Seal `buf[..len]` in place and write the tag at `buf[len..len + 16]`.
 /// Returns false when `buf` has no room for the tag.
-pub fn seal_in_place(cipher: &ChaCha20Poly1305, counter: u64, buf: &mut [u8], len: usize) -> bool {
+pub fn seal_in_place(key: &[u8; 32], counter: u64, buf: &mut [u8], len: usize) -> bool {
     if buf.len() < len + TAG_LEN {
         return false;
     }
     let (msg, rest) = buf.split_at_mut(len);
-    match cipher.encrypt_in_place_detached(&nonce(counter), &[], msg) {
-        Ok(tag) => {
-            rest[..TAG_LEN].copy_from_slice(&tag);
-            true
-        }
-        Err(_) => false,
-    }
+    let tag = cipher::seal(key, &counter_nonce(counter), &[], msg);
+    rest[..TAG_LEN].copy_from_slice(&tag);
+    true
 }
 
 /// Open `buf` (ciphertext followed by its tag) in place. Returns the plaintext
 /// length, or None when the tag does not verify (the buffer is then garbage).
-pub fn open_in_place(cipher: &ChaCha20Poly1305, counter: u64, buf: &mut [u8]) -> Option<usize> {
+pub fn open_in_place(key: &[u8; 32], counter: u64, buf: &mut [u8]) -> Option<usize> {
     let len = buf.len().checked_sub(TAG_LEN)?;
     let (msg, tag) = buf.split_at_mut(len);
-    let tag = Tag::clone_from_slice(tag);
-    cipher
-        .decrypt_in_place_detached(&nonce(counter), &[], msg, &tag)
-        .ok()
-        .map(|_| len)
+    let tag: [u8; TAG_LEN] = (&*tag).try_into().ok()?;
+    cipher::open(key, &counter_nonce(counter), &[], msg, &tag).then_some(len)
 }
 
 /// One direction's transport key, as JS sees it.
 #[wasm_bindgen]
 pub struct TransportKey {
-    cipher: ChaCha20Poly1305,
+    key: [u8; 32],
 }
 
 #[wasm_bindgen]
@@ -58,8 +44,13 @@ impl TransportKey {
             return Err(JsError::new("transport key must be 32 bytes"));
         }
         Ok(TransportKey {
-            cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
+            key: key.try_into().expect("length checked"),
         })
+    }
+
+    /// Whether this build encrypts with the SIMD128 ChaCha20.
+    pub fn simd() -> bool {
+        cipher::SIMD
     }
 
     /// Seal one message: returns ciphertext plus tag.
@@ -67,7 +58,7 @@ impl TransportKey {
         let mut out = Vec::with_capacity(plaintext.len() + TAG_LEN);
         out.extend_from_slice(plaintext);
         out.resize(plaintext.len() + TAG_LEN, 0);
-        let ok = seal_in_place(&self.cipher, counter, &mut out, plaintext.len());
+        let ok = seal_in_place(&self.key, counter, &mut out, plaintext.len());
         debug_assert!(ok);
         out
     }
@@ -75,7 +66,7 @@ impl TransportKey {
     /// Open one message; errors when the tag does not verify.
     pub fn open(&self, counter: u64, sealed: &[u8]) -> Result<Vec<u8>, JsError> {
         let mut buf = sealed.to_vec();
-        match open_in_place(&self.cipher, counter, &mut buf) {
+        match open_in_place(&self.key, counter, &mut buf) {
             Some(len) => {
                 buf.truncate(len);
                 Ok(buf)
@@ -104,12 +95,7 @@ impl TransportKey {
             return Err(JsError::new("buffer too small for the batch"));
         }
         for (i, chunk) in buf.chunks_exact_mut(stride).take(count).enumerate() {
-            seal_in_place(
-                &self.cipher,
-                first_counter.wrapping_add(i as u64),
-                chunk,
-                len,
-            );
+            seal_in_place(&self.key, first_counter.wrapping_add(i as u64), chunk, len);
         }
         Ok(())
     }
@@ -132,7 +118,7 @@ impl TransportKey {
         }
         let mut ok = 0;
         for (i, chunk) in buf.chunks_exact_mut(stride).take(count).enumerate() {
-            if open_in_place(&self.cipher, first_counter.wrapping_add(i as u64), chunk).is_some() {
+            if open_in_place(&self.key, first_counter.wrapping_add(i as u64), chunk).is_some() {
                 ok += 1;
             }
         }
@@ -152,30 +138,37 @@ mod tests {
     }
 
     // RFC 8439 §2.8.2: AEAD_CHACHA20_POLY1305 test vector. Its nonce is
-    // 07000000 4041424344454647, i.e. not WireGuard's layout, so it checks the
-    // primitive through the crate directly.
+    // 07000000 4041424344454647, i.e. not WireGuard's layout, so it checks
+    // `cipher` directly (the TS tests check the SIMD build against node:crypto).
     #[test]
     fn rfc8439_aead_vector() {
         let key = hex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
         let nonce = hex("070000004041424344454647");
         let aad = hex("50515253c0c1c2c3c4c5c6c7");
         let pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
         let mut buf = pt.to_vec();
-        let tag = cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf)
-            .unwrap();
+        let tag = cipher::seal(
+            &key.clone().try_into().unwrap(),
+            &nonce.clone().try_into().unwrap(),
+            &aad,
+            &mut buf,
+        );
         assert_eq!(
             buf[..16],
             hex("d31a8d34648e60db7b86afbc53ef7ec2")[..],
             "first ciphertext block"
         );
         assert_eq!(tag.as_slice(), &hex("1ae10b594f09e26a7e902ecbd0600691")[..]);
+        let mut back = buf.clone();
+        let key32: [u8; 32] = key.try_into().unwrap();
+        let nonce12: [u8; 12] = nonce.try_into().unwrap();
+        assert!(cipher::open(&key32, &nonce12, &aad, &mut back, &tag));
+        assert_eq!(&back[..], &pt[..]);
     }
 
     #[test]
     fn wireguard_nonce_layout() {
-        let n = nonce(0x0102030405060708);
+        let n = counter_nonce(0x0102030405060708);
         assert_eq!(&n[..], &[0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1]);
     }
 
@@ -187,12 +180,12 @@ mod tests {
         assert_eq!(key.open(42, &sealed).ok().unwrap(), b"hello tailnet");
         // Wrong counter or a flipped bit must fail authentication.
         let mut buf = sealed.clone();
-        assert!(open_in_place(&key.cipher, 43, &mut buf).is_none());
+        assert!(open_in_place(&key.key, 43, &mut buf).is_none());
         let mut buf = sealed.clone();
         buf[0] ^= 1;
-        assert!(open_in_place(&key.cipher, 42, &mut buf).is_none());
+        assert!(open_in_place(&key.key, 42, &mut buf).is_none());
         // Too short to hold a tag.
-        assert!(open_in_place(&key.cipher, 42, &mut [0u8; 15]).is_none());
+        assert!(open_in_place(&key.key, 42, &mut [0u8; 15]).is_none());
     }
 
     #[test]

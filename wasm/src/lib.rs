@@ -12,6 +12,9 @@
 pub mod aead;
 pub mod allowedips;
 pub mod bindings;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod chacha_simd;
+pub mod cipher;
 pub mod constants;
 pub mod cookie;
 pub mod device;

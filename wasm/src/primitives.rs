@@ -4,7 +4,9 @@
 use blake2::digest::{FixedOutput, Update};
 use blake2::{Blake2s256, Blake2sMac, Digest};
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag, XChaCha20Poly1305, XNonce};
+use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
+
+use crate::cipher::{self, counter_nonce};
 use hmac::SimpleHmac;
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -62,19 +64,11 @@ pub fn kdf3(key: &[u8; 32], input: &[u8]) -> ([u8; 32], [u8; 32], [u8; 32]) {
     (t1, t2, t3)
 }
 
-fn counter_nonce(counter: u64) -> Nonce {
-    let mut n = [0u8; 12];
-    n[4..].copy_from_slice(&counter.to_le_bytes());
-    n.into()
-}
-
 /// AEAD(key, counter, plaintext, aad) into `out` (plaintext.len() + 16 bytes).
 pub fn aead_seal(key: &[u8; 32], counter: u64, plaintext: &[u8], aad: &[u8], out: &mut [u8]) {
     let n = plaintext.len();
     out[..n].copy_from_slice(plaintext);
-    let tag = ChaCha20Poly1305::new(Key::from_slice(key))
-        .encrypt_in_place_detached(&counter_nonce(counter), aad, &mut out[..n])
-        .expect("message within AEAD limits");
+    let tag = cipher::seal(key, &counter_nonce(counter), aad, &mut out[..n]);
     out[n..n + 16].copy_from_slice(&tag);
 }
 
@@ -84,10 +78,8 @@ pub fn aead_open(key: &[u8; 32], counter: u64, sealed: &[u8], aad: &[u8], out: &
         return false;
     };
     out[..n].copy_from_slice(&sealed[..n]);
-    let tag = Tag::clone_from_slice(&sealed[n..]);
-    ChaCha20Poly1305::new(Key::from_slice(key))
-        .decrypt_in_place_detached(&counter_nonce(counter), aad, &mut out[..n], &tag)
-        .is_ok()
+    let tag: [u8; 16] = sealed[n..].try_into().expect("16-byte tag");
+    cipher::open(key, &counter_nonce(counter), aad, &mut out[..n], &tag)
 }
 
 /// XAEAD seal (XChaCha20-Poly1305) into `out`.

@@ -1,25 +1,47 @@
-import init, { TransportKey, WgDevice } from "../pkg/web/trellis_wasm.js";
+import type * as Bindings from "../pkg/web/trellis_wasm.js";
 import { WireGuardDevice as Device, type WgDeviceClass } from "./device";
+import { chooseVariant } from "./simd";
 
-export { TransportKey };
 export type * from "./device";
+export { simdSupported } from "./simd";
 /** Bytes of the Poly1305 tag after every sealed message. */
 export const TAG_LEN = 16;
 
-let ready: Promise<void> | null = null;
+let loaded: Promise<typeof Bindings> | null = null;
+let bindings: typeof Bindings | null = null;
 
 /**
- * Load the WASM module in a browser or worker (once). `source` defaults to the
- * `.wasm` file next to the glue, resolved by the bundler.
+ * Load the WASM module in a browser or worker (once): the SIMD build where the
+ * engine supports SIMD128, the plain one elsewhere. Resolves to whether SIMD
+ * is in use.
  */
-export function loadWasm(source?: URL | string | Response | BufferSource): Promise<void> {
-  ready ??= init(source === undefined ? undefined : { module_or_path: source }).then(() => undefined);
-  return ready;
+export async function loadWasm(opts: { variant?: "simd" | "plain" } = {}): Promise<boolean> {
+  loaded ??= (async () => {
+    const mod = (
+      chooseVariant(opts.variant) === "simd"
+        ? await import("../pkg/web-simd/trellis_wasm.js")
+        : await import("../pkg/web/trellis_wasm.js")
+    ) as typeof Bindings & { default: () => Promise<unknown> };
+    await mod.default();
+    bindings = mod;
+    return mod;
+  })();
+  return (await loaded).TransportKey.simd();
+}
+
+function ready(): typeof Bindings {
+  if (!bindings) throw new Error("call loadWasm() before using the WASM module");
+  return bindings;
+}
+
+/** One direction's transport key (call `loadWasm` first). */
+export function transportKey(key: Uint8Array): Bindings.TransportKey {
+  return new (ready().TransportKey)(key);
 }
 
 /** A WireGuard device backed by the browser build (call `loadWasm` first). */
 export class WireGuardDevice extends Device {
   constructor(privateKey: Uint8Array, seed?: Uint8Array) {
-    super(WgDevice as unknown as WgDeviceClass, privateKey, seed);
+    super(ready().WgDevice as unknown as WgDeviceClass, privateKey, seed);
   }
 }

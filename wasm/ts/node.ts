@@ -1,21 +1,38 @@
 import { createRequire } from "node:module";
 import type * as Bindings from "../pkg/node/trellis_wasm";
 import { WireGuardDevice as Device, type WgDeviceClass } from "./device";
+import { chooseVariant } from "./simd";
 
-/** The WASM module for Node (wasm-pack's nodejs target, instantiated synchronously on load). */
+export type * from "./device";
+export { simdSupported } from "./simd";
+
 const require = createRequire(import.meta.url);
-const bindings = require("../pkg/node/trellis_wasm.js") as typeof Bindings;
+type Variant = "simd" | "plain";
+
+/**
+ * The Node build of the WASM module (wasm-pack's nodejs target, instantiated
+ * synchronously). SIMD where V8 supports it; TRELLIS_WASM_SIMD=0 forces plain.
+ */
+export function nodeBindings(variant?: Variant): typeof Bindings {
+  const v = chooseVariant(variant ?? (process.env.TRELLIS_WASM_SIMD === "0" ? "plain" : undefined));
+  return require(
+    v === "simd" ? "../pkg/node-simd/trellis_wasm.js" : "../pkg/node/trellis_wasm.js",
+  ) as typeof Bindings;
+}
+
+const bindings = nodeBindings();
 
 export const { TransportKey } = bindings;
 export type TransportKey = Bindings.TransportKey;
+/** Whether the loaded build uses SIMD128. */
+export const SIMD: boolean = bindings.TransportKey.simd();
 /** Bytes of the Poly1305 tag after every sealed message. */
 export const TAG_LEN = 16;
 
-export type * from "./device";
-
 /** A WireGuard device backed by the Node build of the WASM module. */
 export class WireGuardDevice extends Device {
-  constructor(privateKey: Uint8Array, seed?: Uint8Array) {
-    super(bindings.WgDevice as unknown as WgDeviceClass, privateKey, seed);
+  constructor(privateKey: Uint8Array, seed?: Uint8Array, variant?: Variant) {
+    const b = variant ? nodeBindings(variant) : bindings;
+    super(b.WgDevice as unknown as WgDeviceClass, privateKey, seed);
   }
 }

@@ -30,6 +30,10 @@ export class TransportKey {
      * `first_counter..`. One call crosses the JS/WASM boundary for the batch.
      */
     seal_batch(first_counter: bigint, buf: Uint8Array, len: number, count: number): void;
+    /**
+     * Whether this build encrypts with the SIMD128 ChaCha20.
+     */
+    static simd(): boolean;
 }
 
 /**

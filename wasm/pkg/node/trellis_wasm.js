@@ -103,6 +103,14 @@ class TransportKey {
             throw takeFromExternrefTable0(ret[0]);
         }
     }
+    /**
+     * Whether this build encrypts with the SIMD128 ChaCha20.
+     * @returns {boolean}
+     */
+    static simd() {
+        const ret = wasm.transportkey_simd();
+        return ret !== 0;
+    }
 }
 if (Symbol.dispose) TransportKey.prototype[Symbol.dispose] = TransportKey.prototype.free;
 exports.TransportKey = TransportKey;

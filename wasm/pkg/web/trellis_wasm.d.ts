@@ -30,6 +30,10 @@ export class TransportKey {
      * `first_counter..`. One call crosses the JS/WASM boundary for the batch.
      */
     seal_batch(first_counter: bigint, buf: Uint8Array, len: number, count: number): void;
+    /**
+     * Whether this build encrypts with the SIMD128 ChaCha20.
+     */
+    static simd(): boolean;
 }
 
 /**
@@ -104,6 +108,7 @@ export interface InitOutput {
     readonly transportkey_open_batch: (a: number, b: bigint, c: number, d: number, e: any, f: number, g: number) => [number, number, number];
     readonly transportkey_seal: (a: number, b: bigint, c: number, d: number) => [number, number];
     readonly transportkey_seal_batch: (a: number, b: bigint, c: number, d: number, e: any, f: number, g: number) => [number, number];
+    readonly transportkey_simd: () => number;
     readonly wgdevice_drop_reason_name: (a: number) => [number, number];
     readonly wgdevice_new: (a: number, b: number, c: number, d: number) => [number, number, number];
     readonly wgdevice_public_key: (a: number) => [number, number];

@@ -8,6 +8,7 @@ export const transportkey_open: (a: number, b: bigint, c: number, d: number) => 
 export const transportkey_open_batch: (a: number, b: bigint, c: number, d: number, e: any, f: number, g: number) => [number, number, number];
 export const transportkey_seal: (a: number, b: bigint, c: number, d: number) => [number, number];
 export const transportkey_seal_batch: (a: number, b: bigint, c: number, d: number, e: any, f: number, g: number) => [number, number];
+export const transportkey_simd: () => number;
 export const wgdevice_drop_reason_name: (a: number) => [number, number];
 export const wgdevice_new: (a: number, b: number, c: number, d: number) => [number, number, number];
 export const wgdevice_public_key: (a: number) => [number, number];

@@ -1,0 +1,153 @@
+/* tslint:disable */
+/* eslint-disable */
+
+/**
+ * One direction's transport key, as JS sees it.
+ */
+export class TransportKey {
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * Make a key from its 32 bytes.
+     */
+    constructor(key: Uint8Array | number[]);
+    /**
+     * Open one message; errors when the tag does not verify.
+     */
+    open(counter: bigint, sealed: Uint8Array | number[]): Uint8Array;
+    /**
+     * Open `count` sealed messages of `stride` bytes each laid out back to back.
+     * Returns how many authenticated; the rest are left as garbage.
+     */
+    open_batch(first_counter: bigint, buf: Uint8Array, stride: number, count: number): number;
+    /**
+     * Seal one message: returns ciphertext plus tag.
+     */
+    seal(counter: bigint, plaintext: Uint8Array | number[]): Uint8Array;
+    /**
+     * Seal `count` messages of `len` bytes laid out back to back in `buf`, each
+     * followed by room for its tag (stride `len + 16`), with counters
+     * `first_counter..`. One call crosses the JS/WASM boundary for the batch.
+     */
+    seal_batch(first_counter: bigint, buf: Uint8Array, len: number, count: number): void;
+    /**
+     * Whether this build encrypts with the SIMD128 ChaCha20.
+     */
+    static simd(): boolean;
+}
+
+/**
+ * A WireGuard device for JS hosts.
+ */
+export class WgDevice {
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * Name of a drop reason code.
+     */
+    static drop_reason_name(code: number): string;
+    /**
+     * A device with a static private key and 32 bytes of seed from the host's CSPRNG.
+     */
+    constructor(private_key: Uint8Array | number[], seed: Uint8Array | number[]);
+    /**
+     * Our static public key.
+     */
+    public_key(): Uint8Array;
+    /**
+     * Process one datagram from an endpoint.
+     */
+    receive(datagram: Uint8Array | number[], endpoint: number, now: number): Uint8Array;
+    /**
+     * Process many datagrams laid out back to back, each from `endpoints[i]`.
+     */
+    receive_batch(datagrams: Uint8Array | number[], lens: Uint32Array | number[], endpoints: Uint32Array | number[], now: number): Uint8Array;
+    /**
+     * Remove a peer; false if unknown.
+     */
+    remove_peer(public_key: Uint8Array | number[]): boolean;
+    /**
+     * Encrypt one IP packet.
+     */
+    send(packet: Uint8Array | number[], now: number): Uint8Array;
+    /**
+     * Encrypt many IP packets laid out back to back (`lens` gives each length).
+     */
+    send_batch(packets: Uint8Array | number[], lens: Uint32Array | number[], now: number): Uint8Array;
+    /**
+     * Point a peer at an endpoint handle.
+     */
+    set_endpoint(public_key: Uint8Array | number[], endpoint: number): boolean;
+    /**
+     * Answer every handshake with a cookie reply unless it carries a valid mac2.
+     */
+    set_under_load(on: boolean): void;
+    /**
+     * Drop counters and per-peer state as JSON.
+     */
+    stats_json(): string;
+    /**
+     * Fire due timers.
+     */
+    tick(now: number): Uint8Array;
+    /**
+     * Add or update a peer. `psk` empty for none; `allowed_ips` comma-separated
+     * CIDRs; `endpoint` negative for none. Returns the peer id.
+     */
+    upsert_peer(public_key: Uint8Array | number[], psk: Uint8Array | number[], allowed_ips: string, endpoint: number, persistent_keepalive: number): number;
+}
+
+export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
+
+export interface InitOutput {
+    readonly memory: WebAssembly.Memory;
+    readonly __wbg_transportkey_free: (a: number, b: number) => void;
+    readonly __wbg_wgdevice_free: (a: number, b: number) => void;
+    readonly transportkey_new: (a: number, b: number) => [number, number, number];
+    readonly transportkey_open: (a: number, b: bigint, c: number, d: number) => [number, number, number, number];
+    readonly transportkey_open_batch: (a: number, b: bigint, c: number, d: number, e: any, f: number, g: number) => [number, number, number];
+    readonly transportkey_seal: (a: number, b: bigint, c: number, d: number) => [number, number];
+    readonly transportkey_seal_batch: (a: number, b: bigint, c: number, d: number, e: any, f: number, g: number) => [number, number];
+    readonly transportkey_simd: () => number;
+    readonly wgdevice_drop_reason_name: (a: number) => [number, number];
+    readonly wgdevice_new: (a: number, b: number, c: number, d: number) => [number, number, number];
+    readonly wgdevice_public_key: (a: number) => [number, number];
+    readonly wgdevice_receive: (a: number, b: number, c: number, d: number, e: number) => [number, number];
+    readonly wgdevice_receive_batch: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number) => [number, number, number, number];
+    readonly wgdevice_remove_peer: (a: number, b: number, c: number) => [number, number, number];
+    readonly wgdevice_send: (a: number, b: number, c: number, d: number) => [number, number];
+    readonly wgdevice_send_batch: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number, number];
+    readonly wgdevice_set_endpoint: (a: number, b: number, c: number, d: number) => [number, number, number];
+    readonly wgdevice_set_under_load: (a: number, b: number) => void;
+    readonly wgdevice_stats_json: (a: number) => [number, number];
+    readonly wgdevice_tick: (a: number, b: number) => [number, number];
+    readonly wgdevice_upsert_peer: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number) => [number, number, number];
+    readonly __wbindgen_externrefs: WebAssembly.Table;
+    readonly __wbindgen_malloc: (a: number, b: number) => number;
+    readonly __wbindgen_free: (a: number, b: number, c: number) => void;
+    readonly __externref_table_dealloc: (a: number) => void;
+    readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
+    readonly __wbindgen_start: () => void;
+}
+
+export type SyncInitInput = BufferSource | WebAssembly.Module;
+
+/**
+ * Instantiates the given `module`, which can either be bytes or
+ * a precompiled `WebAssembly.Module`.
+ *
+ * @param {{ module: SyncInitInput }} module - Passing `SyncInitInput` directly is deprecated.
+ *
+ * @returns {InitOutput}
+ */
+export function initSync(module: { module: SyncInitInput } | SyncInitInput): InitOutput;
+
+/**
+ * If `module_or_path` is {RequestInfo} or {URL}, makes a request and
+ * for everything else, calls `WebAssembly.instantiate` directly.
+ *
+ * @param {{ module_or_path: InitInput | Promise<InitInput> }} module_or_path - Passing `InitInput` directly is deprecated.
+ *
+ * @returns {Promise<InitOutput>}
+ */
+export default function __wbg_init (module_or_path?: { module_or_path: InitInput | Promise<InitInput> } | InitInput | Promise<InitInput>): Promise<InitOutput>;
