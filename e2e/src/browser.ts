@@ -12,20 +12,24 @@ export const ARTIFACTS = join(ROOT, "e2e", "artifacts");
  * the network (this machine has none besides loopback). Playwright gives each
  * launch a fresh, empty profile of its own.
  */
-export async function launchChromium(): Promise<{ browser: Browser; close(): Promise<void> }> {
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+export async function launchChromium(
+  opts: { executablePath?: string; extraArgs?: string[] } = {},
+): Promise<{ browser: Browser; close(): Promise<void> }> {
   mkdirSync(ARTIFACTS, { recursive: true });
   const browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: opts.executablePath ?? CHROMIUM,
     headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: [...CHROMIUM_ARGS, ...(opts.extraArgs ?? [])],
   });
   return {
     browser,

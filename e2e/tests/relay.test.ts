@@ -6,10 +6,9 @@ import { openDatabase, type Database } from "@trellis/db";
 import { HealthResponse, encodeKey } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { DerpClient, DerpClientError, nodeSocketFactory } from "@trellis/relay";
-import { CHROMIUM, hasChromium } from "../src/browser";
+import { CHROMIUM, hasChromium, launchChromium } from "../src/browser";
 import { canUseNetns, createNatTopology, type NatTopology } from "../src/netns";
 import { startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
-import { chromium } from "playwright-core";
 
 // The relay embedded in `npm start`: verify-clients against the control
 // plane's nodes, packets between two registered nodes, metrics, and its STUN
@@ -95,19 +94,10 @@ describe.skipIf(!canUseNetns || !hasChromium)("STUN for browsers", () => {
     const wrapper = join(wrapperDir, "chromium");
     writeFileSync(wrapper, `#!/bin/sh\nexec ${nat.execInClient} ${CHROMIUM} "$@"\n`);
     chmodSync(wrapper, 0o755);
-    const browser = await chromium.launch({
+    // Raw IP host candidates, so the reflexive one can be told apart from them.
+    const { browser, close } = await launchChromium({
       executablePath: wrapper,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-features=WebRtcHideLocalIpsWithMdns",
-      ],
+      extraArgs: ["--disable-features=WebRtcHideLocalIpsWithMdns"],
     });
     try {
       const page = await browser.newPage();
@@ -136,7 +126,7 @@ describe.skipIf(!canUseNetns || !hasChromium)("STUN for browsers", () => {
       expect(srflx[0]).toContain(` ${nat.routerIp} `);
       expect(srflx[0]).toContain(`raddr ${nat.clientIp}`);
     } finally {
-      await browser.close();
+      await close();
       rmSync(wrapperDir, { recursive: true, force: true });
     }
   });
