@@ -46,9 +46,12 @@ fn key32(b: &[u8], what: &str) -> Result<[u8; 32], JsError> {
         .map_err(|_| JsError::new(&format!("{what} must be 32 bytes")))
 }
 
+/// Host time to milliseconds. Anything beyond the year 285,000 is clamped,
+/// so timer sums stay far from u64 overflow.
 fn ms(now: f64) -> u64 {
+    const MAX_MS: f64 = 9.0e15; // the largest integer a JS number holds exactly
     if now.is_finite() && now > 0.0 {
-        now as u64
+        now.min(MAX_MS) as u64
     } else {
         0
     }

@@ -407,7 +407,7 @@ impl Device {
             peer.stats.tx_bytes += packet.len() as u64;
             // Data with no answer within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT means the session may be dead.
             peer.new_handshake_due
-                .get_or_insert(now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
+                .get_or_insert(now.saturating_add(KEEPALIVE_TIMEOUT + REKEY_TIMEOUT));
         }
         out.push(Output::Datagram {
             endpoint,
@@ -462,7 +462,7 @@ impl Device {
         peer.handshake = Some(state);
         peer.handshake_started.get_or_insert(now);
         peer.last_initiation_sent = Some(now);
-        peer.retry_at = Some(now + REKEY_TIMEOUT + jitter);
+        peer.retry_at = Some(now.saturating_add(REKEY_TIMEOUT + jitter));
         peer.last_sent = Some(now);
         self.indices.insert(index, id);
         out.push(Output::Datagram {
@@ -480,7 +480,7 @@ impl Device {
         } else {
             self.load_window.1 = count + 1;
             if self.load_window.1 > UNDER_LOAD_HANDSHAKES_PER_SEC {
-                self.under_load_until = now + UNDER_LOAD_AFTER_TIME;
+                self.under_load_until = now.saturating_add(UNDER_LOAD_AFTER_TIME);
             }
         }
         self.forced_under_load || now < self.under_load_until
@@ -761,7 +761,8 @@ impl Device {
         }
         let peer = self.peers.get_mut(&id).unwrap();
         peer.stats.rx_bytes += len as u64;
-        peer.keepalive_due.get_or_insert(now + KEEPALIVE_TIMEOUT);
+        peer.keepalive_due
+            .get_or_insert(now.saturating_add(KEEPALIVE_TIMEOUT));
         out.push(Output::Packet {
             peer: id,
             data: plain,

@@ -459,3 +459,20 @@ fn receive_survives_random_and_mutated_input() {
         assert!(out.len() <= 2);
     }
 }
+
+#[test]
+fn clock_at_the_end_of_time_does_not_overflow() {
+    let mut p = pair();
+    let far = u64::MAX - 1;
+    let out = send(&mut p.a, &ipv4(A_IP, B_IP, b"x"), far);
+    let (_, at_b) = pump(
+        &mut p,
+        datagrams(&out).into_iter().map(|d| d.1).collect(),
+        vec![],
+        far,
+    );
+    assert_eq!(at_b.len(), 1);
+    let mut out = Vec::new();
+    p.a.tick(u64::MAX, &mut out);
+    p.b.tick(u64::MAX, &mut out);
+}

@@ -27,6 +27,8 @@ pub mod timers;
 
 #[cfg(test)]
 mod device_tests;
+#[cfg(test)]
+mod noise_vectors;
 
 pub use aead::{open_in_place, seal_in_place, TransportKey, TAG_LEN};
 pub use device::{Device, DropReason, Output};
