@@ -11,6 +11,7 @@ const BENCHES = {
   crypto: "wasm/bench/crypto.ts",
   policy: "control/bench/policy.ts",
   relay: "relay/bench/relay.ts",
+  control: "control/bench/control.ts",
 };
 
 const [name, ...rest] = process.argv.slice(2);

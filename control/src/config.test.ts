@@ -14,6 +14,8 @@ describe("loadConfig", () => {
       relayVerifyClients: true,
       relayMeshKey: undefined,
       relayMeshWith: [],
+      relayMap: null,
+      dnsDomain: "trellis.internal",
     });
   });
 
@@ -47,6 +49,28 @@ describe("loadConfig", () => {
     expect(c.relayMeshWith).toEqual(["wss://r2.example.com/derp", "ws://10.0.0.3:8080/derp"]);
   });
 
+  it("reads a relay map from TRELLIS_RELAY_MAP", () => {
+    const map = {
+      regions: {
+        "7": {
+          regionId: 7,
+          regionCode: "fra",
+          regionName: "Frankfurt",
+          nodes: [
+            {
+              name: "7a",
+              regionId: 7,
+              hostName: "r.example.com",
+              url: "wss://r.example.com/derp",
+              stunPort: 3478,
+            },
+          ],
+        },
+      },
+    };
+    expect(loadConfig({ TRELLIS_RELAY_MAP: JSON.stringify(map) }).relayMap).toEqual(map);
+  });
+
   it.each([
     [{ PORT: "http" }, /PORT/],
     [{ PORT: "70000" }, /PORT must be between 1 and 65535/],
@@ -56,6 +80,10 @@ describe("loadConfig", () => {
     [{ TRELLIS_STUN_PORT: "udp" }, /TRELLIS_STUN_PORT/],
     [{ TRELLIS_RELAY_MESH_KEY: "secret" }, /TRELLIS_RELAY_MESH_KEY must be 64 lowercase hex/],
     [{ TRELLIS_RELAY_MESH_WITH: "http://r2/derp" }, /TRELLIS_RELAY_MESH_WITH/],
+    [{ TRELLIS_RELAY_MAP: "{" }, /TRELLIS_RELAY_MAP: not valid JSON/],
+    [{ TRELLIS_RELAY_MAP: '{"regions":{}}' }, /TRELLIS_RELAY_MAP: needs at least one region/],
+    [{ TRELLIS_RELAY_MAP: '{"regions":{"1":{"regionId":1}}}' }, /TRELLIS_RELAY_MAP: regions.1/],
+    [{ TRELLIS_DNS_DOMAIN: "Bad_Domain" }, /TRELLIS_DNS_DOMAIN/],
   ])("rejects %j naming the variable", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

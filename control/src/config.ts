@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { z } from "zod";
+import { RelayMap } from "@trellis/proto";
 
 /** Configuration that cannot be used as given; the message names the variable. */
 export class ConfigError extends Error {
@@ -28,6 +29,10 @@ export interface ServerConfig {
   relayMeshKey: string | undefined;
   /** ws(s):// URLs of the other relays of the mesh. */
   relayMeshWith: string[];
+  /** Relay map published to nodes; null: one region built from publicUrl (see relay-map.ts). */
+  relayMap: RelayMap | null;
+  /** MagicDNS suffix of node names. */
+  dnsDomain: string;
 }
 
 const Env = z.object({
@@ -58,7 +63,37 @@ const Env = z.object({
     .regex(/^[0-9a-f]{64}$/, "TRELLIS_RELAY_MESH_KEY must be 64 lowercase hex digits")
     .optional(),
   TRELLIS_RELAY_MESH_WITH: z.string().default(""),
+  TRELLIS_RELAY_MAP: z
+    .string()
+    .max(256 * 1024)
+    .optional(),
+  TRELLIS_DNS_DOMAIN: z
+    .string()
+    .regex(
+      /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/,
+      "TRELLIS_DNS_DOMAIN must be a lowercase DNS name such as trellis.internal",
+    )
+    .default("trellis.internal"),
 });
+
+function parseRelayMap(raw: string | undefined): RelayMap | null {
+  if (raw === undefined || raw.trim() === "") return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new ConfigError("TRELLIS_RELAY_MAP: not valid JSON");
+  }
+  const parsed = RelayMap.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`TRELLIS_RELAY_MAP: ${issue.path.join(".") || "(map)"}: ${issue.message}`);
+  }
+  if (Object.keys(parsed.data.regions).length === 0) {
+    throw new ConfigError("TRELLIS_RELAY_MAP: needs at least one region");
+  }
+  return parsed.data;
+}
 
 function parseMeshWith(raw: string): string[] {
   const urls = raw
@@ -100,5 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     relayVerifyClients: e.TRELLIS_RELAY_VERIFY_CLIENTS === "true" || e.TRELLIS_RELAY_VERIFY_CLIENTS === "1",
     relayMeshKey: e.TRELLIS_RELAY_MESH_KEY,
     relayMeshWith: parseMeshWith(e.TRELLIS_RELAY_MESH_WITH),
+    relayMap: parseRelayMap(e.TRELLIS_RELAY_MAP),
+    dnsDomain: e.TRELLIS_DNS_DOMAIN,
   };
 }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -29,6 +29,12 @@ export interface RunningTrellis {
   /** The first-run setup link, if the server printed one. */
   setupLink(): string | null;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * kill -9 the server process itself (`npm start`'s script runs it as a
+   * child, and a SIGKILL to the script would orphan it), then wait for the
+   * script to exit.
+   */
+  crash(): Promise<void>;
 }
 
 export function tempDataDir(): { dir: string; remove(): void } {
@@ -80,6 +86,14 @@ export async function startTrellis(opts: {
     stdout: () => out,
     stderr: () => err,
     setupLink: () => /(http:\/\/\S+\/setup#token=[\w-]+)/.exec(out)?.[1] ?? null,
+    async crash() {
+      const pids = execFileSync("ps", ["-o", "pid=", "--ppid", String(child.pid)], { encoding: "utf8" })
+        .split("\n")
+        .map((l) => Number(l.trim()))
+        .filter((n) => n > 0);
+      for (const pid of pids) process.kill(pid, "SIGKILL");
+      await exited;
+    },
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (child.exitCode === null) child.kill(signal);
       const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);

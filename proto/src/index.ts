@@ -5,3 +5,5 @@ export * from "./health";
 export * from "./setup";
 export * from "./errors";
 export * from "./keys";
+export * from "./control";
+export * from "./nodeauth";

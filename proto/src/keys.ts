@@ -1,8 +1,8 @@
 /**
  * Text form of 32-byte public keys on the wire, as Tailscale writes them:
- * a type prefix and lowercase hex (`nodekey:…`, `relaykey:…`).
+ * a type prefix and lowercase hex (`nodekey:…`, `relaykey:…`, `controlkey:…`).
  */
-export type KeyPrefix = "nodekey" | "relaykey" | "privkey";
+export type KeyPrefix = "nodekey" | "relaykey" | "controlkey" | "privkey";
 
 export class KeyFormatError extends Error {
   override readonly name = "KeyFormatError";

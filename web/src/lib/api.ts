@@ -1,12 +1,15 @@
 import { ControlError } from "@trellis/control/errors";
 import { getRuntime } from "@trellis/control/handle";
-import type { ApiError } from "@trellis/proto";
+import { NODE_AUTH_SCHEME, type ApiError } from "@trellis/proto";
 
 export { getRuntime };
 
 /** Build an API error response in the one shape every endpoint uses. */
 export function apiError(status: number, body: ApiError): Response {
-  return Response.json(body, { status, headers: { "cache-control": "no-store" } });
+  const headers: Record<string, string> = { "cache-control": "no-store" };
+  // 401s come from node endpoints; name the scheme they expect (RFC 9110 §11.6.1).
+  if (status === 401) headers["www-authenticate"] = NODE_AUTH_SCHEME;
+  return Response.json(body, { status, headers });
 }
 
 /**
@@ -25,13 +28,36 @@ export async function handle(route: string, fn: () => Promise<Response>): Promis
   }
 }
 
-/** Parse a JSON request body of bounded size; malformed JSON is a 400. */
-export async function readJson(req: Request, limit = 64 * 1024): Promise<unknown> {
+/** The size limit of a request body, checked before and while reading it. */
+async function readBounded(req: Request, limit: number): Promise<string> {
   const length = Number(req.headers.get("content-length") ?? "0");
   if (length > limit) throw new ControlError("body_too_large", 413, `request body exceeds ${limit} bytes`);
   const text = await req.text();
   if (text.length > limit)
     throw new ControlError("body_too_large", 413, `request body exceeds ${limit} bytes`);
+  return text;
+}
+
+/**
+ * A node's request as the control runtime verifies it: method, request target
+ * (path and query, as signed), the Authorization header and the raw body.
+ */
+export async function readSigned(
+  req: Request,
+  limit = 64 * 1024,
+): Promise<{ method: string; path: string; authorization: string | null; body: string }> {
+  const url = new URL(req.url);
+  return {
+    method: req.method,
+    path: url.pathname + url.search,
+    authorization: req.headers.get("authorization"),
+    body: req.method === "GET" || req.method === "HEAD" ? "" : await readBounded(req, limit),
+  };
+}
+
+/** Parse a JSON request body of bounded size; malformed JSON is a 400. */
+export async function readJson(req: Request, limit = 64 * 1024): Promise<unknown> {
+  const text = await readBounded(req, limit);
   try {
     return JSON.parse(text) as unknown;
   } catch {

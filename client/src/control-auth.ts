@@ -1,0 +1,52 @@
+// Signing of control requests by proof of possession of the node key (the
+// `Authorization: Trellis-Node …` scheme of @trellis/proto). Browser-safe:
+// @noble's X25519, SHA-256 and HMAC, so the browser node and the gateway
+// share it. The private key stays inside this object.
+import { x25519 } from "@noble/curves/ed25519.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
+import { decodeKey, encodeKey, formatNodeAuth, nodeAuthMessage } from "@trellis/proto";
+
+export class ControlSigner {
+  private readonly macKey: Uint8Array;
+  /** Last timestamp used per (method, path, body hash), to keep identical requests distinct. */
+  private readonly lastTs = new Map<string, number>();
+  /** This node's key in wire form, `nodekey:<hex>`. */
+  readonly nodeKey: string;
+
+  /**
+   * @param privateKey the node's X25519 private key (32 bytes)
+   * @param controlKey the control server's public key, `controlkey:<hex>` (from `GET /api/v1/key`)
+   */
+  constructor(privateKey: Uint8Array, controlKey: string) {
+    const shared = x25519.getSharedSecret(privateKey, decodeKey("controlkey", controlKey));
+    this.macKey = sha256(shared);
+    shared.fill(0);
+    this.nodeKey = encodeKey("nodekey", x25519.getPublicKey(privateKey));
+  }
+
+  /**
+   * The Authorization header value for one request. `path` is the request
+   * target exactly as sent (path and query); `body` the exact bytes sent.
+   */
+  sign(method: string, path: string, body: string | Uint8Array = "", nowMs = Date.now()): string {
+    const bytes = typeof body === "string" ? utf8ToBytes(body) : body;
+    const bodyHash = bytesToHex(sha256(bytes));
+    // The server refuses a MAC it has seen within the last minute (replay),
+    // and two identical requests in one second would have the same MAC. Such
+    // a repeat is signed one second later instead: still within the
+    // server's ±60 s window unless a node repeats itself 60 times a second.
+    const id = `${method.toUpperCase()}\n${path}\n${bodyHash}`;
+    let ts = Math.floor(nowMs / 1000);
+    const last = this.lastTs.get(id);
+    if (last !== undefined && ts <= last) ts = last + 1;
+    this.lastTs.set(id, ts);
+    if (this.lastTs.size > 1024) {
+      for (const [k, t] of this.lastTs) if (t < ts - 120) this.lastTs.delete(k);
+    }
+    const message = nodeAuthMessage(method, path, ts, bodyHash);
+    const mac = bytesToHex(hmac(sha256, this.macKey, utf8ToBytes(message)));
+    return formatNodeAuth({ key: this.nodeKey, ts, mac });
+  }
+}

@@ -1,0 +1,125 @@
+import { describe, expect, it } from "vitest";
+import type { Models } from "@trellis/db";
+import { addressesOf } from "./addresses";
+import { TailnetSnapshot } from "./netmap";
+import { parsePolicy, type FilterRule } from "./policy/index";
+import { parseAddr, parsePrefix, prefixesOverlap } from "./policy/ip";
+import { addrSet } from "./policy/match";
+
+const relayMap = { regions: {} };
+const dns = { domain: "t.internal", nameservers: [] };
+
+function row(i: number, tags: string[], extra: Partial<Models.Node> = {}): Models.Node {
+  const { ipv4, ipv6 } = addressesOf(i);
+  const now = new Date(0);
+  return {
+    id: `id${i}`,
+    nodeKey: "nodekey:" + i.toString(16).padStart(64, "0"),
+    name: `n${String(i).padStart(3, "0")}`,
+    hostname: `n${i}`,
+    ipv4,
+    ipv6,
+    os: "",
+    tags: JSON.stringify(tags),
+    userId: null,
+    advertisedRoutes: "[]",
+    approvedRoutes: "[]",
+    endpoints: "[]",
+    homeRegion: null,
+    online: false,
+    lastSeen: null,
+    ephemeral: false,
+    authorized: true,
+    preAuthKeyId: null,
+    createdAt: now,
+    updatedAt: now,
+    expiresAt: null,
+    ...extra,
+  };
+}
+
+const active = (text: string) => ({ version: 1, text, policy: parsePolicy(text) });
+
+/** The definition, pair by pair: `to` accepts packets from `from`'s addresses or routed subnets. */
+function accepts(filter: readonly FilterRule[], from: Models.Node): boolean {
+  const addrs = [from.ipv4!, from.ipv6!].map((a) => parseAddr(a)!);
+  const routes = (JSON.parse(from.approvedRoutes) as string[])
+    .map((r) => parsePrefix(r)!)
+    .filter((p) => p.bits > 0);
+  return filter.some(
+    (r) =>
+      r.DstPorts?.length &&
+      r.SrcIPs.some((s) => {
+        if (s === "*") return true;
+        if (addrs.some((a) => addrSet(s)(a))) return true;
+        const p = s.includes("-") ? null : parsePrefix(s);
+        if (p) return routes.some((q) => prefixesOverlap(p, q));
+        const [lo, hi] = s.split("-").map((x) => parseAddr(x)!);
+        return routes.some((q) => q.v === lo!.v && q.base <= hi!.n && q.base >= lo!.n);
+      }),
+  );
+}
+
+describe("netmap visibility", () => {
+  it("matches the pairwise definition for groups, ranges, subnet routers and allow-all sources", () => {
+    const groups = 4;
+    const rows = Array.from({ length: 40 }, (_, k) => row(k + 1, [`tag:g${k % groups}`]));
+    // Consecutive addresses in one group, so sources compress to a-b ranges.
+    rows.push(...Array.from({ length: 6 }, (_, k) => row(100 + k, ["tag:block"])));
+    rows.push(
+      row(200, ["tag:router"], { advertisedRoutes: '["10.1.0.0/16"]', approvedRoutes: '["10.1.0.0/16"]' }),
+      row(201, ["tag:lonely"]),
+      row(202, ["tag:open"]),
+    );
+    const tags = ["g0", "g1", "g2", "g3", "block", "router", "lonely", "open"].map((t) => `tag:${t}`);
+    const text = JSON.stringify({
+      tagOwners: Object.fromEntries(tags.map((t) => [t, []])),
+      acls: [
+        ...Array.from({ length: groups }, (_, g) => ({
+          action: "accept",
+          src: [`tag:g${g}`],
+          dst: [`tag:g${g}:*`],
+        })),
+        { action: "accept", src: ["tag:block"], dst: ["tag:g1:22"] },
+        { action: "accept", src: ["tag:g2"], dst: ["10.1.2.0/24:443"] },
+        { action: "accept", src: ["*"], dst: ["tag:open:80"] },
+      ],
+    });
+    const snap = TailnetSnapshot.build(rows, [], active(text), "t.internal");
+    const maps = new Map(rows.map((r) => [r.id, snap.mapFor(r.id, relayMap, dns)!]));
+    for (const a of rows) {
+      const expected = rows
+        .filter(
+          (b) =>
+            b !== a && (accepts(maps.get(a.id)!.packetFilter, b) || accepts(maps.get(b.id)!.packetFilter, a)),
+        )
+        .map((b) => b.name);
+      expect(
+        maps.get(a.id)!.peers.map((p) => p.name),
+        a.name,
+      ).toEqual(expected);
+    }
+    // Spot checks of the meaning.
+    const names = (id: string) => maps.get(id)!.peers.map((p) => p.name);
+    expect(names("id201")).toEqual(["n202"]);
+    expect(names("id200")).toEqual(expect.arrayContaining(["n003", "n202"]));
+    expect(names("id200")).not.toContain("n001");
+    expect(names("id202")).toHaveLength(rows.length - 1);
+  });
+
+  it("patches attributes without recomputing visibility, reusing unchanged peers", () => {
+    const rows = [row(1, ["tag:a"]), row(2, ["tag:a"]), row(3, ["tag:a"])];
+    const text = '{"acls":[{"action":"accept","src":["*"],"dst":["*:*"]}]}';
+    const s1 = TailnetSnapshot.build(rows, [], active(text), "t.internal");
+    const before = s1.mapFor("id1", relayMap, dns)!;
+    const s2 = s1.withRows([{ ...rows[1]!, endpoints: '["192.0.2.1:1"]', online: true }]);
+    const after = s2.mapFor("id1", relayMap, dns)!;
+    expect(after.peers.map((p) => p.name)).toEqual(["n002", "n003"]);
+    expect(after.peers[0]).toMatchObject({ endpoints: ["192.0.2.1:1"], online: true });
+    expect(after.peers[1]).toBe(before.peers[1]);
+    // A rebuild reuses peer objects that did not change.
+    const s3 = TailnetSnapshot.build(rows, [], active(text), "t.internal", new Date(), s1);
+    expect(s3.mapFor("id1", relayMap, dns)!.peers).toEqual(before.peers);
+    expect(s3.mapFor("id1", relayMap, dns)!.peers[0]).toBe(before.peers[0]);
+  });
+});

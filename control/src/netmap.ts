@@ -1,0 +1,364 @@
+// One consistent view of the tailnet — nodes, users and the policy in force —
+// from which every node's map is cut. Built once per change (NetmapService)
+// and shared by all open streams: the topology is parsed and filters
+// compiled once, each node's filter and peer list computed on first use.
+import type { Models } from "@trellis/db";
+import type { DnsConfig, FilterRule, FullMap, Peer, RelayMap, SelfNode, SSHRule } from "@trellis/proto";
+import { jsonList } from "./errors-util";
+import { peerOf, selfOf } from "./node-view";
+import {
+  FilterCompiler,
+  compileSsh,
+  parseTopology,
+  type NodeInfo,
+  type SshPolicies,
+  type Topology,
+  type TopologyInput,
+} from "./policy/index";
+import type { FilterRule as EngineFilterRule, SSHRule as EngineSSHRule } from "./policy/index";
+import { formatPrefix, lastAddr, parseAddr, parsePrefix } from "./policy/ip";
+import type { ActivePolicy } from "./policy-store";
+
+// The engine's output is the wire shape; fail the build if they drift apart.
+// (The engine's arrays are read-only because compiled filters share them; the
+// map only serialises them.)
+type Writable<T> = T extends readonly (infer U)[]
+  ? Writable<U>[]
+  : T extends object
+    ? { -readonly [K in keyof T]: Writable<T[K]> }
+    : T;
+type Assignable<T, _U extends T> = true;
+export type _FilterRuleIsWire = Assignable<FilterRule, Writable<EngineFilterRule>>;
+export type _SSHRuleIsWire = Assignable<SSHRule, Writable<EngineSSHRule>>;
+
+/** A full map without its stream sequence number. */
+export type NodeMap = Omit<FullMap, "seq">;
+
+interface Entry {
+  row: Models.Node;
+  info: NodeInfo;
+  /** Routes in effect, for allowedIPs: approved subnet routes, and exit routes of approved exit nodes. */
+  routes: string[];
+  peer: Peer;
+  /** The node as it sees itself, and its SSH policy, made on first use. */
+  self?: SelfNode;
+  ssh?: { rules: SSHRule[] };
+}
+
+/**
+ * Who sees whom, by topology node index; computed once per topology and
+ * shared by patched snapshots. `reach[i]`: nodes whose packets node i's
+ * filter accepts (null: everyone, a "*" source). A node's peers are those it
+ * accepts packets from plus those that accept packets from it.
+ */
+interface Visibility {
+  reach: (Int32Array | null)[];
+  reverse: number[][];
+  /** Nodes accepting packets from everyone: everyone's peers. */
+  acceptAll: number[];
+}
+
+/**
+ * Which nodes a filter source (`*`, an address, a CIDR or an `a-b` range)
+ * covers: nodes with an address inside it, and subnet routers whose approved
+ * routes overlap it (their subnets' packets arrive through them). Sorted
+ * addresses and a binary search keep this O(log N + k); results are cached
+ * per source text, since many nodes share the same source lists.
+ */
+class AddrIndex {
+  private readonly v4: { n: bigint; i: number }[] = [];
+  private readonly v6: { n: bigint; i: number }[] = [];
+  private readonly routers: { v: 4 | 6; lo: bigint; hi: bigint; i: number }[] = [];
+  private readonly cache = new Map<string, number[]>();
+
+  constructor(topology: Topology) {
+    for (const n of topology.nodes) {
+      for (const a of n.addrs) (a.v === 4 ? this.v4 : this.v6).push({ n: a.n, i: n.index });
+      for (const r of n.routes) this.routers.push({ v: r.v, lo: r.base, hi: lastAddr(r), i: n.index });
+    }
+    const cmp = (a: { n: bigint }, b: { n: bigint }) => (a.n < b.n ? -1 : a.n > b.n ? 1 : 0);
+    this.v4.sort(cmp);
+    this.v6.sort(cmp);
+  }
+
+  covering(text: string): number[] {
+    let out = this.cache.get(text);
+    if (out) return out;
+    let v: 4 | 6;
+    let lo: bigint;
+    let hi: bigint;
+    const dash = text.indexOf("-");
+    if (dash >= 0) {
+      const a = parseAddr(text.slice(0, dash));
+      const b = parseAddr(text.slice(dash + 1));
+      if (!a || !b || a.v !== b.v) return [];
+      [v, lo, hi] = [a.v, a.n, b.n];
+    } else {
+      const p = parsePrefix(text);
+      if (!p) return [];
+      [v, lo, hi] = [p.v, p.base, lastAddr(p)];
+    }
+    const list = v === 4 ? this.v4 : this.v6;
+    let l = 0;
+    let h = list.length;
+    while (l < h) {
+      const m = (l + h) >> 1;
+      if (list[m]!.n < lo) l = m + 1;
+      else h = m;
+    }
+    const set = new Set<number>();
+    for (let k = l; k < list.length && list[k]!.n <= hi; k++) set.add(list[k]!.i);
+    for (const r of this.routers) if (r.v === v && r.lo <= hi && r.hi >= lo) set.add(r.i);
+    out = [...set];
+    this.cache.set(text, out);
+    return out;
+  }
+}
+
+/** Nodes that take part in the tailnet: authorized, addressed, key not expired. */
+export function isActive(n: Models.Node, now: Date): boolean {
+  return n.authorized && n.ipv4 !== null && (n.expiresAt === null || n.expiresAt > now);
+}
+
+/**
+ * The policy engine's view of the tailnet: active nodes keyed by id (the
+ * `hostname` is the DNS name), users keyed by email. Untagged nodes whose
+ * owner is gone are left out, as the engine requires an owner.
+ */
+export function topologyInput(
+  rows: readonly Models.Node[],
+  users: readonly Models.User[],
+  now: Date,
+): { input: TopologyInput; active: Models.Node[] } {
+  const byUser = new Map(users.map((u) => [u.id, u]));
+  const active = rows.filter(
+    (n) => isActive(n, now) && (jsonList(n.tags).length > 0 || (n.userId !== null && byUser.has(n.userId))),
+  );
+  const input: TopologyInput = {
+    users: users.map((u) => ({
+      id: u.id,
+      // Emails are unique; names need not be, and the topology wants a unique key.
+      name: u.email,
+      email: u.email,
+      role: u.role === "admin" || u.role === "auditor" ? u.role : "member",
+    })),
+    nodes: Object.fromEntries(
+      active.map((n) => {
+        const tags = jsonList(n.tags);
+        return [
+          n.id,
+          {
+            hostname: n.name,
+            tags,
+            ipv4: n.ipv4 ?? undefined,
+            ipv6: n.ipv6 ?? undefined,
+            user: tags.length > 0 ? null : byUser.get(n.userId!)!.email,
+            routable_ips: jsonList(n.advertisedRoutes),
+            approved_routes: jsonList(n.approvedRoutes),
+          },
+        ];
+      }),
+    ),
+  };
+  return { input, active };
+}
+
+/**
+ * JSON of a map part, computed once per object: peers, filters and self
+ * nodes are shared by every stream of a snapshot and never mutated, so
+ * streams comparing maps stringify each only once.
+ */
+const jsonCache = new WeakMap<object, string>();
+export function jsonOf(o: object): string {
+  let j = jsonCache.get(o);
+  if (j === undefined) {
+    j = JSON.stringify(o);
+    jsonCache.set(o, j);
+  }
+  return j;
+}
+export const jsonOfPeer: (p: Peer) => string = jsonOf;
+
+interface Parts {
+  topology: Topology;
+  compiler: FilterCompiler;
+  entries: Map<string, Entry>;
+  /** Entries by name (the peer order); `rank[index]` is a node's position here. */
+  order: Entry[];
+  /** Computed on first use and shared with patched copies (they depend only on topology and policy). */
+  shared: {
+    ssh: SshPolicies | null;
+    filters: (FilterRule[] | undefined)[];
+    visibility: Visibility | null;
+    rank: Int32Array;
+  };
+}
+
+export class TailnetSnapshot {
+  readonly topology: Topology;
+  private readonly compiler: FilterCompiler;
+  private readonly entries: Map<string, Entry>;
+  private readonly order: Entry[];
+  private readonly shared: Parts["shared"];
+
+  private constructor(
+    parts: Parts,
+    readonly policy: ActivePolicy,
+    readonly dnsDomain: string,
+  ) {
+    this.topology = parts.topology;
+    this.compiler = parts.compiler;
+    this.entries = parts.entries;
+    this.order = parts.order;
+    this.shared = parts.shared;
+  }
+
+  /**
+   * Build from the database's rows. Peers equal to those of `previous` are
+   * taken from it, so streams compare unchanged peers by identity.
+   */
+  static build(
+    rows: readonly Models.Node[],
+    users: readonly Models.User[],
+    policy: ActivePolicy,
+    dnsDomain: string,
+    now = new Date(),
+    previous?: TailnetSnapshot,
+  ): TailnetSnapshot {
+    const { input, active } = topologyInput(rows, users, now);
+    const topology = parseTopology(input, "tailnet");
+    const compiler = new FilterCompiler(policy.policy, topology);
+    const rowById = new Map(active.map((n) => [n.id, n]));
+    const entries = new Map<string, Entry>();
+    for (const info of topology.nodes) {
+      const row = rowById.get(info.name)!;
+      const routes = info.routes.map(formatPrefix);
+      if (info.exit4) routes.push("0.0.0.0/0");
+      if (info.exit6) routes.push("::/0");
+      let peer = peerOf(row, dnsDomain, routes);
+      const old = previous?.entries.get(row.id)?.peer;
+      if (old && jsonOfPeer(old) === jsonOfPeer(peer)) peer = old;
+      entries.set(row.id, { row, info, routes, peer });
+    }
+    // Peers are listed by name, the order nodes and applyDelta() keep.
+    const order = [...entries.values()].sort((a, b) =>
+      a.row.name < b.row.name ? -1 : a.row.name > b.row.name ? 1 : 0,
+    );
+    const rank = new Int32Array(topology.nodes.length);
+    order.forEach((e, k) => (rank[e.info.index] = k));
+    const shared = { ssh: null, filters: [], visibility: null, rank };
+    return new TailnetSnapshot({ topology, compiler, entries, order, shared }, policy, dnsDomain);
+  }
+
+  /**
+   * A copy with new rows for some nodes whose peer-visible attributes
+   * (endpoints, online…) changed; topology, filters and visibility are shared.
+   * Rows of nodes not in the snapshot are ignored.
+   */
+  withRows(rows: readonly Models.Node[]): TailnetSnapshot {
+    const patched = new Map<string, Entry>();
+    for (const row of rows) {
+      const e = this.entries.get(row.id);
+      if (!e) continue;
+      patched.set(row.id, {
+        row,
+        info: e.info,
+        routes: e.routes,
+        peer: peerOf(row, this.dnsDomain, e.routes),
+      });
+    }
+    if (patched.size === 0) return this;
+    const entries = new Map(this.entries);
+    for (const [id, e] of patched) entries.set(id, e);
+    const order = this.order.map((e) => patched.get(e.row.id) ?? e);
+    return new TailnetSnapshot(
+      { topology: this.topology, compiler: this.compiler, entries, order, shared: this.shared },
+      this.policy,
+      this.dnsDomain,
+    );
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** A node as its peers see it (undefined when it takes no part in the tailnet). */
+  peer(nodeId: string): Peer | undefined {
+    return this.entries.get(nodeId)?.peer;
+  }
+
+  /** A node as it sees itself. */
+  selfNode(nodeId: string): SelfNode | undefined {
+    const e = this.entries.get(nodeId);
+    return e && this.selfOf(e);
+  }
+
+  private selfOf(e: Entry): SelfNode {
+    return (e.self ??= selfOf(e.row, this.dnsDomain, e.routes));
+  }
+  private filterOf(e: Entry): FilterRule[] {
+    const i = e.info.index;
+    return (this.shared.filters[i] ??= this.compiler.filterFor(e.info) as FilterRule[]);
+  }
+
+  /** Who sees whom, for the whole tailnet at once (every filter is needed for the reverse direction). */
+  private visibility(): Visibility {
+    if (this.shared.visibility) return this.shared.visibility;
+    const index = new AddrIndex(this.topology);
+    const n = this.topology.nodes.length;
+    const reach: (Int32Array | null)[] = new Array(n);
+    const reverse: number[][] = Array.from({ length: n }, () => []);
+    const acceptAll: number[] = [];
+    for (const e of this.order) {
+      const i = e.info.index;
+      const texts = new Set<string>();
+      for (const r of this.filterOf(e)) if (r.DstPorts?.length) for (const t of r.SrcIPs) texts.add(t);
+      if (texts.has("*")) {
+        reach[i] = null;
+        acceptAll.push(i);
+        continue;
+      }
+      const covered = new Set<number>();
+      for (const t of texts) for (const j of index.covering(t)) if (j !== i) covered.add(j);
+      reach[i] = Int32Array.from(covered);
+      for (const j of covered) reverse[j]!.push(i);
+    }
+    this.shared.visibility = { reach, reverse, acceptAll };
+    return this.shared.visibility;
+  }
+
+  /** Peers of `e`, in name order: the nodes policy lets it reach or be reached by. */
+  private peersOf(e: Entry): Peer[] {
+    const v = this.visibility();
+    const i = e.info.index;
+    const own = v.reach[i];
+    if (own === null) return this.order.filter((p) => p !== e).map((p) => p.peer);
+    const ranks = new Set<number>();
+    const rank = this.shared.rank;
+    for (const j of own!) ranks.add(rank[j]!);
+    for (const j of v.reverse[i]!) ranks.add(rank[j]!);
+    for (const j of v.acceptAll) if (j !== i) ranks.add(rank[j]!);
+    return [...ranks].sort((a, b) => a - b).map((k) => this.order[k]!.peer);
+  }
+
+  private sshOf(e: Entry): SSHRule[] {
+    this.shared.ssh ??= compileSsh(this.policy.policy, this.topology);
+    return this.shared.ssh[e.info.name] ?? [];
+  }
+
+  /** The map of one node, or null when it takes no part in the tailnet (unknown, expired, unauthorized). */
+  mapFor(nodeId: string, relayMap: RelayMap, dns: DnsConfig): NodeMap | null {
+    const e = this.entries.get(nodeId);
+    if (!e) return null;
+    return {
+      type: "full",
+      node: this.selfOf(e),
+      peers: this.peersOf(e),
+      relayMap,
+      dns,
+      packetFilter: this.filterOf(e),
+      sshPolicy: (e.ssh ??= { rules: this.sshOf(e) }),
+      policyVersion: this.policy.version,
+    };
+  }
+}

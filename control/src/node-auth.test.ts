@@ -1,0 +1,106 @@
+import { createHash, createHmac } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { ControlSigner } from "@trellis/client/signer";
+import { encodeKey, formatNodeAuth, nodeAuthMessage, parseNodeAuth } from "@trellis/proto";
+import { generateKeyPair } from "@trellis/proto/keyfile";
+import { x25519 } from "@noble/curves/ed25519.js";
+import { ControlError } from "./errors";
+import { NodeAuthenticator, type SignedRequest } from "./node-auth";
+
+const server = generateKeyPair();
+const node = generateKeyPair();
+const T0 = 1_800_000_000_000;
+
+function setup(now = () => T0) {
+  const auth = new NodeAuthenticator(server, { now });
+  const signer = new ControlSigner(node.privateKey, auth.publicKey);
+  return { auth, signer };
+}
+
+function req(signer: ControlSigner, over: Partial<SignedRequest> = {}, at = T0): SignedRequest {
+  const base = { method: "POST", path: "/api/v1/endpoints", body: '{"endpoints":[]}' };
+  const merged = { ...base, ...over };
+  return {
+    ...merged,
+    authorization:
+      "authorization" in over
+        ? (over.authorization ?? null)
+        : signer.sign(base.method, base.path, base.body, at),
+  };
+}
+
+function rejects(fn: () => unknown, code: string) {
+  let err: unknown;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  expect(ControlError.is(err)).toBe(true);
+  expect(err).toMatchObject({ status: 401, code });
+}
+
+describe("proof of possession of the node key", () => {
+  it("accepts a request signed by the node and names its key", () => {
+    const { auth, signer } = setup();
+    expect(auth.verify(req(signer))).toBe(encodeKey("nodekey", node.publicKey));
+  });
+
+  it("matches an independent computation of the scheme (node:crypto on the node side)", () => {
+    const { auth } = setup();
+    const shared = x25519.getSharedSecret(node.privateKey, server.publicKey);
+    const key = createHash("sha256").update(shared).digest();
+    const ts = T0 / 1000;
+    const body = "hello";
+    const msg = nodeAuthMessage("GET", "/api/v1/map", ts, createHash("sha256").update(body).digest("hex"));
+    const mac = createHmac("sha256", key).update(msg).digest("hex");
+    const authorization = formatNodeAuth({ key: encodeKey("nodekey", node.publicKey), ts, mac });
+    expect(auth.verify({ method: "GET", path: "/api/v1/map", body, authorization })).toMatch(/^nodekey:/);
+  });
+
+  it("refuses a missing or foreign header", () => {
+    const { auth, signer } = setup();
+    rejects(() => auth.verify(req(signer, { authorization: null })), "unauthorized");
+    rejects(() => auth.verify(req(signer, { authorization: "Bearer abc" })), "unauthorized");
+  });
+
+  it("refuses another node's key presented without its private key", () => {
+    const { auth } = setup();
+    const attacker = new ControlSigner(generateKeyPair().privateKey, auth.publicKey);
+    const forged = parseNodeAuth(attacker.sign("POST", "/api/v1/endpoints", '{"endpoints":[]}', T0))!;
+    const authorization = formatNodeAuth({ ...forged, key: encodeKey("nodekey", node.publicKey) });
+    rejects(() => auth.verify(req(attacker, { authorization })), "bad_signature");
+  });
+
+  it.each([
+    ["method", { method: "PUT" }],
+    ["path", { path: "/api/v1/register" }],
+    ["body", { body: '{"endpoints":["1.2.3.4:5"]}' }],
+  ])("binds the %s", (_what, over) => {
+    const { auth, signer } = setup();
+    rejects(() => auth.verify(req(signer, over)), "bad_signature");
+  });
+
+  it("refuses timestamps more than 60 s away and replays within the window", () => {
+    let now = T0;
+    const { auth } = setup(() => now);
+    // A fresh signer per call: a signer never reuses a timestamp for an identical request.
+    const fresh = () => new ControlSigner(node.privateKey, auth.publicKey);
+    rejects(() => auth.verify(req(fresh(), {}, T0 - 61_000)), "stale_request");
+    rejects(() => auth.verify(req(fresh(), {}, T0 + 61_000)), "stale_request");
+    const r = req(fresh(), {}, T0 - 59_000);
+    auth.verify(r);
+    rejects(() => auth.verify(r), "replayed_request");
+    now = T0 + 30_000;
+    rejects(() => auth.verify(r), "stale_request");
+    // A fresh signature of the same request is fine.
+    auth.verify(req(fresh(), {}, now));
+  });
+
+  it("refuses low-order node keys", () => {
+    const { auth } = setup();
+    const zero = encodeKey("nodekey", new Uint8Array(32));
+    const authorization = formatNodeAuth({ key: zero, ts: T0 / 1000, mac: "00".repeat(32) });
+    rejects(() => auth.verify({ method: "GET", path: "/", body: "", authorization }), "bad_node_key");
+  });
+});

@@ -1,0 +1,143 @@
+// Verification of the `Authorization: Trellis-Node …` scheme (proto/src/nodeauth.ts):
+// a node proves on every request that it holds the private half of its node
+// key, without any bearer secret. Both sides derive the same MAC key from
+// X25519 — the node from its private key and the control server's public key,
+// the server from its private key and the node's public key — so only the
+// holder of the node's private key (or of the server's) can produce a MAC.
+import {
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  timingSafeEqual,
+} from "node:crypto";
+import type { KeyObject } from "node:crypto";
+import { NODE_AUTH_MAX_SKEW_S, decodeKey, encodeKey, nodeAuthMessage, parseNodeAuth } from "@trellis/proto";
+import { ControlError } from "./errors";
+
+/** A request as the verifier needs it; `path` is the request target (path and query). */
+export interface SignedRequest {
+  method: string;
+  path: string;
+  authorization: string | null;
+  body: string | Uint8Array;
+}
+
+export interface NodeAuthOptions {
+  /** Clock in milliseconds (tests). */
+  now?: () => number;
+  /** Derived keys kept in memory, so a busy node costs one X25519 per key, not per request. */
+  maxCachedKeys?: number;
+  /** MACs remembered to refuse replays; beyond this, requests are refused rather than risk accepting one. */
+  maxReplayEntries?: number;
+}
+
+// DER wrappers turning raw 32-byte X25519 keys into KeyObjects (RFC 8410).
+const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
+const SPKI_X25519 = Buffer.from("302a300506032b656e032100", "hex");
+
+function unauthorized(code: string, message: string): ControlError {
+  return new ControlError(code, 401, message);
+}
+
+export class NodeAuthenticator {
+  private readonly privateKey: KeyObject;
+  private readonly keyCache = new Map<string, Buffer>();
+  /** mac → unix second after which it can no longer be replayed (outside the window). Insertion order ≈ time order. */
+  private readonly seen = new Map<string, number>();
+  private readonly now: () => number;
+  private readonly maxCachedKeys: number;
+  private readonly maxReplayEntries: number;
+  readonly publicKey: string;
+
+  constructor(keys: { privateKey: Uint8Array; publicKey: Uint8Array }, opts: NodeAuthOptions = {}) {
+    this.privateKey = createPrivateKey({
+      key: Buffer.concat([PKCS8_X25519, keys.privateKey]),
+      format: "der",
+      type: "pkcs8",
+    });
+    this.publicKey = encodeKey("controlkey", keys.publicKey);
+    this.now = opts.now ?? Date.now;
+    this.maxCachedKeys = opts.maxCachedKeys ?? 50_000;
+    this.maxReplayEntries = opts.maxReplayEntries ?? 500_000;
+  }
+
+  /** SHA-256(X25519(control_private, node_public)), cached per node key. */
+  private macKey(nodeKey: string): Buffer {
+    let key = this.keyCache.get(nodeKey);
+    if (key) {
+      // Refresh recency: Map iteration order doubles as an LRU list.
+      this.keyCache.delete(nodeKey);
+      this.keyCache.set(nodeKey, key);
+      return key;
+    }
+    const pub = createPublicKey({
+      key: Buffer.concat([SPKI_X25519, decodeKey("nodekey", nodeKey)]),
+      format: "der",
+      type: "spki",
+    });
+    let shared: Buffer;
+    try {
+      shared = diffieHellman({ privateKey: this.privateKey, publicKey: pub });
+    } catch {
+      // OpenSSL refuses low-order points (an all-zero shared secret).
+      throw unauthorized("bad_node_key", "the node key is not a usable X25519 public key");
+    }
+    if (shared.every((b) => b === 0)) {
+      throw unauthorized("bad_node_key", "the node key is not a usable X25519 public key");
+    }
+    key = createHash("sha256").update(shared).digest();
+    this.keyCache.set(nodeKey, key);
+    if (this.keyCache.size > this.maxCachedKeys) {
+      this.keyCache.delete(this.keyCache.keys().next().value!);
+    }
+    return key;
+  }
+
+  private pruneSeen(nowS: number): void {
+    for (const [mac, until] of this.seen) {
+      if (until > nowS) break;
+      this.seen.delete(mac);
+    }
+  }
+
+  /**
+   * Check a request's signature; returns the node key it proves possession
+   * of. Throws a 401 ControlError for a missing or malformed header, a
+   * timestamp outside ±60 s, a wrong MAC or a replay.
+   */
+  verify(req: SignedRequest): string {
+    const auth = parseNodeAuth(req.authorization);
+    if (!auth) {
+      throw unauthorized(
+        "unauthorized",
+        "missing or malformed Authorization header; expected: Trellis-Node key=nodekey:<hex>, ts=<unix>, mac=<hex>",
+      );
+    }
+    const nowS = Math.floor(this.now() / 1000);
+    if (Math.abs(auth.ts - nowS) > NODE_AUTH_MAX_SKEW_S) {
+      throw unauthorized(
+        "stale_request",
+        `request timestamp differs from the server's clock by more than ${NODE_AUTH_MAX_SKEW_S} s`,
+      );
+    }
+    const bodyHash = createHash("sha256").update(req.body).digest("hex");
+    const expected = createHmac("sha256", this.macKey(auth.key))
+      .update(nodeAuthMessage(req.method, req.path, auth.ts, bodyHash))
+      .digest();
+    if (!timingSafeEqual(expected, Buffer.from(auth.mac, "hex"))) {
+      throw unauthorized("bad_signature", "the request signature does not match the node key");
+    }
+    this.pruneSeen(nowS);
+    if (this.seen.has(auth.mac)) {
+      throw unauthorized("replayed_request", "this signed request was already used");
+    }
+    if (this.seen.size >= this.maxReplayEntries) {
+      throw new ControlError("busy", 503, "too many signed requests in the last minute; retry shortly");
+    }
+    // Remembered until the timestamp leaves the window; later it fails the skew check instead.
+    this.seen.set(auth.mac, Math.max(auth.ts, nowS) + NODE_AUTH_MAX_SKEW_S + 1);
+    return auth.key;
+  }
+}

@@ -1,0 +1,302 @@
+// Wire types of the control API between nodes and the control server
+// (Trellis's tailcfg): registration, the netmap and its deltas, endpoint
+// updates, the relay map. Bundle-safe: gateways and browsers import these.
+//
+// Packet filters and SSH rules keep Tailscale's field names (`SrcIPs`,
+// `DstPorts`, `principals`, …) because that is the shape the policy engine
+// compiles to; Trellis's own fields are camelCase.
+import { z } from "zod";
+
+/** `nodekey:` followed by 64 lowercase hex digits: a node's WireGuard public key. */
+export const NodeKeyText = z
+  .string()
+  .regex(/^nodekey:[0-9a-f]{64}$/, 'must be "nodekey:" followed by 64 lowercase hex digits');
+
+/** A CIDR prefix as text (syntax only; the control server checks the meaning). */
+export const CidrText = z
+  .string()
+  .max(64)
+  .regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, "must be a CIDR prefix such as 10.0.0.0/24");
+
+/** `ip:port` or `[ipv6]:port` of a UDP endpoint a peer may be reached on. */
+export const EndpointText = z
+  .string()
+  .max(64)
+  .regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, "must be ip:port or [ipv6]:port");
+
+/** Limits on what a node may send; bounded so one node cannot bloat every peer's map. */
+export const LIMITS = {
+  hostname: 63,
+  os: 32,
+  routes: 64,
+  endpoints: 16,
+  preAuthKey: 128,
+} as const;
+
+// --- Registration -----------------------------------------------------------
+
+/**
+ * Body of `POST /api/v1/register`. The node key is not in the body: it is the
+ * one the request is signed with (see the `Authorization: Trellis-Node`
+ * scheme), so a node can only register its own key.
+ */
+export const RegisterRequest = z.strictObject({
+  preAuthKey: z.string().min(16).max(LIMITS.preAuthKey),
+  hostname: z
+    .string()
+    .trim()
+    .min(1, "hostname must not be empty")
+    .max(LIMITS.hostname, `hostname must be at most ${LIMITS.hostname} characters`),
+  os: z.string().max(LIMITS.os).default(""),
+  /** Subnet routes (and 0.0.0.0/0, ::/0 for an exit node) the node offers. */
+  routableIPs: z.array(CidrText).max(LIMITS.routes).default([]),
+});
+export type RegisterRequest = z.input<typeof RegisterRequest>;
+
+/** Identity the control server gave a node. */
+export const NodeIdentityInfo = z.object({
+  id: z.string(),
+  key: NodeKeyText,
+  /** DNS label, unique in the tailnet. */
+  name: z.string(),
+  /** Fully qualified MagicDNS name, ending in a dot. */
+  dnsName: z.string(),
+  /** The node's own addresses as /32 and /128 prefixes, IPv4 first. */
+  addresses: z.array(z.string()),
+  tags: z.array(z.string()),
+  /** Owning user's id; null for tagged nodes. */
+  user: z.string().nullable(),
+  ephemeral: z.boolean(),
+  /** ISO time the node key stops authenticating; null: never. */
+  keyExpiry: z.string().nullable(),
+  authorized: z.boolean(),
+});
+export type NodeIdentityInfo = z.infer<typeof NodeIdentityInfo>;
+
+export const RegisterResponse = z.object({
+  node: NodeIdentityInfo,
+  /** True when this call created the node, false when it re-registered an existing one. */
+  created: z.boolean(),
+});
+export type RegisterResponse = z.infer<typeof RegisterResponse>;
+
+/** Body of `GET /api/v1/key`: the control server's X25519 public key. */
+export const ControlKeyResponse = z.object({
+  publicKey: z.string().regex(/^controlkey:[0-9a-f]{64}$/),
+});
+export type ControlKeyResponse = z.infer<typeof ControlKeyResponse>;
+
+// --- Endpoints ----------------------------------------------------------------
+
+/** Body of `POST /api/v1/endpoints`: where the node can be reached and its home relay. */
+export const EndpointsRequest = z.strictObject({
+  endpoints: z.array(EndpointText).max(LIMITS.endpoints),
+  /** Region id of the relay the node is connected to; null for none. */
+  homeRegion: z.number().int().min(1).max(65535).nullable().optional(),
+});
+export type EndpointsRequest = z.input<typeof EndpointsRequest>;
+
+// --- Relay map ------------------------------------------------------------------
+
+export const RelayNode = z.strictObject({
+  /** Unique among the relays of the map, e.g. "1a". */
+  name: z.string().min(1).max(64),
+  regionId: z.number().int().min(1).max(65535),
+  hostName: z.string().min(1).max(253),
+  /** ws:// or wss:// URL of the relay's DERP endpoint. */
+  url: z.string().regex(/^wss?:\/\/[^/\s]+\/\S*$/, "must be a ws:// or wss:// URL"),
+  /** UDP port of its STUN server; -1 for none (as Tailscale). */
+  stunPort: z.number().int().min(-1).max(65535),
+});
+export type RelayNode = z.infer<typeof RelayNode>;
+
+export const RelayRegion = z.strictObject({
+  regionId: z.number().int().min(1).max(65535),
+  regionCode: z.string().min(1).max(32),
+  regionName: z.string().min(1).max(128),
+  nodes: z.array(RelayNode).min(1).max(64),
+});
+export type RelayRegion = z.infer<typeof RelayRegion>;
+
+/** The relays nodes may use, by region id (as Tailscale's DERPMap). */
+export const RelayMap = z
+  .strictObject({
+    regions: z.record(z.string().regex(/^\d+$/), RelayRegion),
+  })
+  .refine((m) => Object.entries(m.regions).every(([id, r]) => String(r.regionId) === id), {
+    message: "each region must be listed under its own regionId",
+  });
+export type RelayMap = z.infer<typeof RelayMap>;
+
+// --- Netmap -----------------------------------------------------------------------
+
+export const PortRange = z.object({ First: z.number().int(), Last: z.number().int() });
+
+/** Tailscale's `tailcfg.FilterRule` (see control/src/policy/compile.ts). */
+export const FilterRule = z.object({
+  SrcIPs: z.array(z.string()),
+  DstPorts: z.array(z.object({ IP: z.string(), Ports: PortRange })).optional(),
+  IPProto: z.array(z.number().int()).optional(),
+  CapGrant: z
+    .array(z.object({ Dsts: z.array(z.string()), CapMap: z.record(z.string(), z.array(z.unknown())) }))
+    .optional(),
+});
+export type FilterRule = z.infer<typeof FilterRule>;
+
+/** Tailscale's `tailcfg.SSHRule` (see control/src/policy/ssh.ts). */
+export const SSHRule = z.object({
+  principals: z.array(z.object({ nodeIP: z.string().optional(), any: z.boolean().optional() })),
+  sshUsers: z.record(z.string(), z.string()),
+  action: z.object({
+    accept: z.boolean().optional(),
+    holdAndDelegate: z.string().optional(),
+    sessionDuration: z.number().optional(),
+    allowAgentForwarding: z.boolean().optional(),
+    allowLocalPortForwarding: z.boolean().optional(),
+    allowRemotePortForwarding: z.boolean().optional(),
+  }),
+  acceptEnv: z.array(z.string()).optional(),
+});
+export type SSHRule = z.infer<typeof SSHRule>;
+
+/** A peer as one node sees it. */
+export const Peer = z.object({
+  id: z.string(),
+  key: NodeKeyText,
+  name: z.string(),
+  dnsName: z.string(),
+  hostname: z.string(),
+  os: z.string(),
+  tags: z.array(z.string()),
+  /** The peer's own addresses (/32, /128). */
+  addresses: z.array(z.string()),
+  /** What WireGuard routes to this peer: its addresses plus its approved subnet and exit routes. */
+  allowedIPs: z.array(z.string()),
+  endpoints: z.array(z.string()),
+  homeRegion: z.number().int().nullable(),
+  online: z.boolean(),
+  lastSeen: z.string().nullable(),
+  keyExpiry: z.string().nullable(),
+});
+export type Peer = z.infer<typeof Peer>;
+
+/** The receiving node itself: a peer plus what only it needs to know. */
+export const SelfNode = Peer.extend({
+  user: z.string().nullable(),
+  ephemeral: z.boolean(),
+  authorized: z.boolean(),
+  /** Routes it advertises, approved or not. */
+  advertisedRoutes: z.array(z.string()),
+  approvedRoutes: z.array(z.string()),
+});
+export type SelfNode = z.infer<typeof SelfNode>;
+
+export const DnsConfig = z.object({
+  /** MagicDNS suffix; peers are `<name>.<suffix>`. */
+  domain: z.string(),
+  /** Extra resolvers (none yet). */
+  nameservers: z.array(z.string()),
+});
+export type DnsConfig = z.infer<typeof DnsConfig>;
+
+/** First event of a map stream: everything the node needs. */
+export const FullMap = z.object({
+  type: z.literal("full"),
+  /** Increases by one per event of this stream. */
+  seq: z.number().int().nonnegative(),
+  node: SelfNode,
+  peers: z.array(Peer),
+  relayMap: RelayMap,
+  dns: DnsConfig,
+  packetFilter: z.array(FilterRule),
+  sshPolicy: z.object({ rules: z.array(SSHRule) }),
+  /** Version of the tailnet policy the filter was compiled from (0: the built-in default). */
+  policyVersion: z.number().int().nonnegative(),
+});
+export type FullMap = z.infer<typeof FullMap>;
+
+/**
+ * A change to the previous map of the same stream. Absent fields are
+ * unchanged; `peersChanged` carries whole peers (new or changed) and
+ * `peersRemoved` their ids.
+ */
+export const MapDelta = z.object({
+  type: z.literal("delta"),
+  seq: z.number().int().nonnegative(),
+  node: SelfNode.optional(),
+  peersChanged: z.array(Peer).optional(),
+  peersRemoved: z.array(z.string()).optional(),
+  relayMap: RelayMap.optional(),
+  dns: DnsConfig.optional(),
+  packetFilter: z.array(FilterRule).optional(),
+  sshPolicy: z.object({ rules: z.array(SSHRule) }).optional(),
+  policyVersion: z.number().int().nonnegative().optional(),
+});
+export type MapDelta = z.infer<typeof MapDelta>;
+
+export const MapMessage = z.discriminatedUnion("type", [FullMap, MapDelta]);
+export type MapMessage = z.infer<typeof MapMessage>;
+
+/** Apply a delta to a full map (what a node does with each event after the first). */
+export function applyDelta(map: FullMap, delta: MapDelta): FullMap {
+  const next: FullMap = { ...map, seq: delta.seq };
+  if (delta.node) next.node = delta.node;
+  if (delta.relayMap) next.relayMap = delta.relayMap;
+  if (delta.dns) next.dns = delta.dns;
+  if (delta.packetFilter) next.packetFilter = delta.packetFilter;
+  if (delta.sshPolicy) next.sshPolicy = delta.sshPolicy;
+  if (delta.policyVersion !== undefined) next.policyVersion = delta.policyVersion;
+  if (delta.peersChanged?.length || delta.peersRemoved?.length) {
+    const byId = new Map(map.peers.map((p) => [p.id, p]));
+    for (const id of delta.peersRemoved ?? []) byId.delete(id);
+    for (const p of delta.peersChanged ?? []) byId.set(p.id, p);
+    next.peers = [...byId.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+  return next;
+}
+
+// --- Pre-auth keys (admin API) ------------------------------------------------------
+
+export const TagText = z
+  .string()
+  .max(64)
+  .regex(/^tag:[A-Za-z][A-Za-z0-9-]*$/, 'must be "tag:" followed by a letter, then letters, digits or -');
+
+/** Longest a pre-auth key may live (as Tailscale: 90 days). */
+export const PREAUTH_MAX_TTL_S = 90 * 24 * 3600;
+
+/** Body of creating a pre-auth key. Either `tags` or `userId` says who owns the nodes it registers. */
+export const CreatePreAuthKeyRequest = z
+  .strictObject({
+    reusable: z.boolean().default(false),
+    ephemeral: z.boolean().default(false),
+    tags: z.array(TagText).max(16).default([]),
+    /** Owner of nodes registered with an untagged key. */
+    userId: z.string().min(1).max(64).optional(),
+    expiresInSeconds: z.number().int().min(60).max(PREAUTH_MAX_TTL_S).default(PREAUTH_MAX_TTL_S),
+  })
+  .refine((r) => r.tags.length > 0 || r.userId !== undefined, {
+    message: "a key needs tags or a user to own the nodes it registers",
+    path: ["tags"],
+  })
+  .refine((r) => !(r.tags.length > 0 && r.userId !== undefined), {
+    message: "a tagged key registers tagged nodes, which have no user",
+    path: ["userId"],
+  });
+export type CreatePreAuthKeyRequest = z.input<typeof CreatePreAuthKeyRequest>;
+
+/** A pre-auth key as listed: never the key itself, only its display prefix. */
+export const PreAuthKeyInfo = z.object({
+  id: z.string(),
+  prefix: z.string(),
+  reusable: z.boolean(),
+  ephemeral: z.boolean(),
+  tags: z.array(z.string()),
+  userId: z.string().nullable(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  revokedAt: z.string().nullable(),
+  usedCount: z.number().int(),
+  createdBy: z.string(),
+});
+export type PreAuthKeyInfo = z.infer<typeof PreAuthKeyInfo>;
