@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { ControlSigner } from "@trellis/client/signer";
+import { readSse } from "@trellis/client/sse";
 import { createLogger } from "@trellis/log";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { report, type Figures } from "../../scripts/lib/bench";
@@ -58,7 +59,7 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
 
-/** One simulated node's stream consumer: sizes and arrival times of events, without parsing JSON. */
+/** One simulated node's stream consumer: sizes and arrival times of events, read as a node reads them. */
 class Consumer {
   fullBytes = 0;
   events: { at: number; bytes: number; text: string }[] = [];
@@ -66,22 +67,9 @@ class Consumer {
     void this.run(stream);
   }
   private async run(stream: ReadableStream<Uint8Array>) {
-    const reader = stream.getReader();
-    const decoder = new TextDecoder();
-    let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buf += decoder.decode(value, { stream: true });
-      let end: number;
-      while ((end = buf.indexOf("\n\n")) >= 0) {
-        const block = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        if (block.startsWith(":")) continue;
-        const data = block.slice(block.indexOf("data: ") + 6);
-        if (this.fullBytes === 0) this.fullBytes = data.length;
-        else this.events.push({ at: performance.now(), bytes: data.length, text: data });
-      }
+    for await (const ev of readSse(stream)) {
+      if (this.fullBytes === 0) this.fullBytes = ev.data.length;
+      else this.events.push({ at: performance.now(), bytes: ev.data.length, text: ev.data });
     }
   }
 }

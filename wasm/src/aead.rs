@@ -129,13 +129,7 @@ impl TransportKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::test_util::unhex as hex;
 
     // RFC 8439 §2.8.2: AEAD_CHACHA20_POLY1305 test vector. Its nonce is
     // 07000000 4041424344454647, i.e. not WireGuard's layout, so it checks

@@ -29,6 +29,8 @@ pub mod timers;
 mod device_tests;
 #[cfg(test)]
 mod noise_vectors;
+#[cfg(test)]
+mod test_util;
 
 pub use aead::{open_in_place, seal_in_place, TransportKey, TAG_LEN};
 pub use device::{Device, DropReason, Output};

@@ -32,12 +32,7 @@ fn field(key: &str) -> &'static str {
 }
 
 fn bytes(key: &str) -> Vec<u8> {
-    let s = field(key);
-    assert!(s.len().is_multiple_of(2), "{key}: odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    crate::test_util::unhex(field(key))
 }
 
 fn array<const N: usize>(key: &str) -> [u8; N] {

@@ -128,13 +128,7 @@ pub fn public_key(private: &StaticSecret) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::test_util::unhex as hex;
 
     #[test]
     fn blake2s_known_answer() {
