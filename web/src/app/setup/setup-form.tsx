@@ -55,9 +55,14 @@ export function SetupForm() {
 
   if (done) {
     return (
-      <p data-testid="setup-success">
-        Admin account <strong>{done}</strong> created.
-      </p>
+      <>
+        <p data-testid="setup-success">
+          Admin account <strong>{done}</strong> created.
+        </p>
+        <a className="button" href="/">
+          Go to your tailnet
+        </a>
+      </>
     );
   }
 
