@@ -369,3 +369,53 @@ for (const { provider, skip } of PROVIDERS) {
     });
   });
 }
+
+// Scale-out: two server processes (runtimes) on one PostgreSQL database. They
+// share the control key, as replicas must (see control/README.md).
+describe.skipIf(PROVIDERS.find((p) => p.provider === "postgresql")!.skip)(
+  "two replicas on one PostgreSQL database",
+  () => {
+    const dbs = testDatabases("postgresql");
+    const runtimes: ControlRuntime[] = [];
+    const readers: MapReader[] = [];
+    afterEach(async () => {
+      readers.splice(0).forEach((r) => r.close());
+      await Promise.all(runtimes.splice(0).map((r) => r.close()));
+    });
+
+    it("a node streaming from one replica hears of changes made through the other within a second", async () => {
+      const url = dbs.url();
+      const controlKey = generateKeyPair();
+      const replica = async () => {
+        const config = {
+          ...loadConfig({ TRELLIS_PUBLIC_URL: "https://vpn.example.com" }, dataDir),
+          databaseUrl: url,
+        };
+        const rt = await ControlRuntime.open(config, log, { controlKey, stream: { coalesceMs: 5 } });
+        runtimes.push(rt);
+        return rt;
+      };
+      const one = await replica();
+      const two = await replica();
+      const { key } = await one.createPreAuthKey({ tags: ["tag:server"], reusable: true }, "system");
+
+      const a = new TestNode(two);
+      await a.register(key, "alpha");
+      const ra = await a.stream();
+      readers.push(ra);
+      await ra.next();
+      expect(peerNames(ra.map)).toEqual([]);
+
+      const b = new TestNode(one);
+      const joined = Date.now();
+      await b.register(key, "beta");
+      await ra.until((m) => peerNames(m).includes("beta"));
+      expect(Date.now() - joined).toBeLessThan(1000);
+
+      const changed = Date.now();
+      await one.setPolicy(JSON.stringify({ tagOwners: { "tag:server": [] }, acls: [] }), "system");
+      await ra.until((m) => m.peers.length === 0 && m.policyVersion === 1);
+      expect(Date.now() - changed).toBeLessThan(1000);
+    });
+  },
+);

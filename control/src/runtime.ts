@@ -13,6 +13,7 @@ import type { ServerConfig } from "./config";
 import { updateEndpoints } from "./endpoints";
 import { ControlError } from "./errors";
 import { EventBus } from "./events";
+import { PgEventBridge } from "./pg-bridge";
 import { openMapStream, type MapStreamOptions } from "./map-stream";
 import { NetmapService } from "./netmap-service";
 import { NodeAuthenticator, type SignedRequest } from "./node-auth";
@@ -71,6 +72,8 @@ export class ControlRuntime {
   readonly events = new EventBus();
   private readonly netmaps: NetmapService;
   private readonly presence: Presence;
+  /** On PostgreSQL: joins this process's events to every other replica's. */
+  private bridge: PgEventBridge | null = null;
 
   private constructor(
     readonly config: ServerConfig,
@@ -97,6 +100,13 @@ export class ControlRuntime {
     const controlKey = opts.controlKey ?? loadOrCreateKeyFile(join(config.dataDir, "control.key"));
     const db = await openDatabase(config.databaseUrl);
     const rt = new ControlRuntime(config, db, log, controlKey, opts);
+    if (db.target.provider === "postgresql") {
+      rt.bridge = await PgEventBridge.start(
+        db.target.url,
+        rt.events,
+        log.child({ component: "event-bridge" }),
+      );
+    }
     // No stream is open in a process that just started: clear what a previous
     // one left behind, and give its ephemeral nodes their grace period.
     await db.prisma.node.updateMany({ where: { online: true }, data: { online: false } });
@@ -272,6 +282,7 @@ export class ControlRuntime {
 
   async close(): Promise<void> {
     this.presence.close();
+    await this.bridge?.close();
     await this.db.close();
   }
 }

@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@trellis/log";
+import { postgresBinDir, startTempPostgres, type TempPostgres } from "@trellis/db/testing/postgres";
+import { EventBus, type ControlEvent } from "./events";
+import { PgEventBridge } from "./pg-bridge";
+
+// Two server processes on one PostgreSQL database, as two buses with their
+// bridges: a change published in one reaches the other, once, within a second.
+
+const log = createLogger("bridge-test", "silent");
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<number> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return Date.now() - start;
+}
+
+describe.skipIf(postgresBinDir() === null)("PostgreSQL event bridge", () => {
+  let pg: TempPostgres;
+  const bridges: PgEventBridge[] = [];
+  beforeAll(async () => {
+    pg = await startTempPostgres();
+  });
+  afterAll(async () => {
+    await Promise.all(bridges.map((b) => b.close()));
+    pg?.stop();
+  });
+
+  async function process_() {
+    const bus = new EventBus();
+    const bridge = await PgEventBridge.start(pg.url, bus, log);
+    bridges.push(bridge);
+    const seen: ControlEvent[] = [];
+    bus.subscribe((e) => seen.push(e));
+    return { bus, bridge, seen };
+  }
+
+  it("carries node and policy changes to the other process within a second, never echoing", async () => {
+    const a = await process_();
+    const b = await process_();
+    a.bus.publish({ type: "nodes", ids: ["n1", "n2"], attrsOnly: true });
+    const took = await until(() => b.seen.length === 1, "the node event at b");
+    expect(took).toBeLessThan(1000);
+    expect(b.seen[0]).toMatchObject({
+      type: "nodes",
+      ids: ["n1", "n2"],
+      attrsOnly: true,
+      origin: a.bridge.origin,
+    });
+    b.bus.publish({ type: "policy" });
+    await until(() => a.seen.length === 2, "the policy event at a");
+    expect(a.seen[1]).toMatchObject({ type: "policy", origin: b.bridge.origin });
+    await new Promise((r) => setTimeout(r, 200));
+    // Each side saw its own event once (locally) and the other's once: no echoes.
+    expect(a.seen.length).toBe(2);
+    expect(b.seen.length).toBe(2);
+  });
+
+  it("splits a large node event to fit NOTIFY's payload limit", async () => {
+    const a = await process_();
+    const b = await process_();
+    const ids = Array.from({ length: 450 }, (_, i) => `node-${i}-${"x".repeat(30)}`);
+    a.bus.publish({ type: "nodes", ids });
+    await until(() => b.seen.flatMap((e) => (e.type === "nodes" ? e.ids : [])).length === 450, "all ids");
+    expect(b.seen.length).toBe(5);
+  });
+
+  it("ignores malformed notifications", async () => {
+    const a = await process_();
+    const { default: PgLib } = await import("pg");
+    const raw = new PgLib.Client({ connectionString: pg.url });
+    await raw.connect();
+    await raw.query("SELECT pg_notify('trellis_events', $1)", ['{"type":"nodes","ids":"not-a-list"}']);
+    await raw.query("SELECT pg_notify('trellis_events', $1)", ["not json"]);
+    await raw.end();
+    await until(() => a.bridge.stats.invalid === 2, "both rejected");
+    expect(a.seen).toEqual([]);
+  });
+});
