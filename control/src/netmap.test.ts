@@ -15,6 +15,7 @@ function row(i: number, tags: string[], extra: Partial<Models.Node> = {}): Model
   return {
     id: `id${i}`,
     nodeKey: "nodekey:" + i.toString(16).padStart(64, "0"),
+    previousKeys: "[]",
     name: `n${String(i).padStart(3, "0")}`,
     hostname: `n${i}`,
     ipv4,

@@ -280,6 +280,18 @@ export class ControlRuntime {
     return result;
   }
 
+  // --- What admin functions need (admin/context.ts) ---------------------------------
+
+  /** The tailnet as the policy engine sees it now. */
+  async topology() {
+    return (await this.netmaps.snapshot()).topology;
+  }
+
+  /** The MagicDNS suffix in force. */
+  dnsDomain(): Promise<string> {
+    return Promise.resolve(this.config.dnsDomain);
+  }
+
   async close(): Promise<void> {
     this.presence.close();
     await this.bridge?.close();

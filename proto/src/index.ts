@@ -7,3 +7,4 @@ export * from "./errors";
 export * from "./keys";
 export * from "./control";
 export * from "./nodeauth";
+export * from "./admin";

@@ -1,0 +1,17 @@
+// What the admin functions need from the running control plane. The
+// ControlRuntime implements it; tests can build one over a test database.
+import type { Database } from "@trellis/db";
+import type { Logger } from "@trellis/log";
+import type { EventBus } from "../events";
+import type { Topology } from "../policy/index";
+
+export interface AdminContext {
+  readonly db: Database;
+  /** Publish after a change commits, so map streams (and console live views) follow. */
+  readonly events: EventBus;
+  readonly log: Logger;
+  /** The tailnet as the policy engine sees it now (policy tests, reachability). */
+  topology(): Promise<Topology>;
+  /** The MagicDNS suffix in force, e.g. "trellis.internal". */
+  dnsDomain(): Promise<string>;
+}
