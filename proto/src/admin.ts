@@ -216,7 +216,10 @@ export type ReachabilityRequest = z.input<typeof ReachabilityRequest>;
 
 // --- DNS and settings ----------------------------------------------------------
 
-const IpText = z.string().max(64).regex(/^[0-9a-fA-F:.]+$/, "must be an IP address");
+const IpText = z
+  .string()
+  .max(64)
+  .regex(/^[0-9a-fA-F:.]+$/, "must be an IP address");
 
 export const DnsSettings = z.strictObject({
   magicDns: z.boolean(),
@@ -224,7 +227,10 @@ export const DnsSettings = z.strictObject({
   domain: z
     .string()
     .max(200)
-    .regex(/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, "must be a lowercase DNS name"),
+    .regex(
+      /^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
+      "must be a lowercase DNS name",
+    ),
   nameservers: z.array(IpText).max(8),
   searchDomains: z.array(z.string().max(200)).max(8).default([]),
 });
@@ -286,8 +292,18 @@ export const ConnectionRecord = z.strictObject({
   end: z.iso.datetime().optional(),
   txBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
   rxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  txPackets: z.number().int().min(0).max(2 ** 31 - 1).default(0),
-  rxPackets: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+  txPackets: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(0),
+  rxPackets: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(0),
 });
 export type ConnectionRecord = z.input<typeof ConnectionRecord>;
 
@@ -317,6 +333,14 @@ export interface ConnectionInfo {
 // --- WebRTC signalling -----------------------------------------------------------
 
 /**
+ * Longest `sealed` accepted, in base64 characters (4,500 bytes sealed). Signals
+ * cross replicas as PostgreSQL NOTIFY payloads, which must stay under 8,000
+ * bytes with the two node keys and the envelope; an SDP offer with a handful
+ * of ICE candidates fits easily, more candidates go in further signals.
+ */
+export const SIGNAL_MAX_SEALED = 6000;
+
+/**
  * Body of `POST /api/v1/signal` (signed by the sender): an opaque message for
  * one peer, sealed end to end with the two nodes' keys (NaCl box), so the
  * server forwards what it can neither read nor forge. Delivered on the
@@ -328,7 +352,7 @@ export const SignalRequest = z.strictObject({
   sealed: z
     .string()
     .min(1)
-    .max(16 * 1024)
+    .max(SIGNAL_MAX_SEALED)
     .regex(/^[A-Za-z0-9+/]+={0,2}$/, "must be base64"),
 });
 export type SignalRequest = z.infer<typeof SignalRequest>;

@@ -40,7 +40,8 @@ describe("control wire types", () => {
   });
 
   it.each([
-    [{ hostname: "a" }, "preAuthKey"],
+    [{ preAuthKey: "short", hostname: "a" }, "preAuthKey"],
+    [{ hostname: "a", rotateFrom: { nodeKey: "nodekey:00", signature: "x" } }, "rotateFrom.nodeKey"],
     [{ preAuthKey: "x".repeat(40), hostname: "" }, "hostname"],
     [{ preAuthKey: "x".repeat(40), hostname: "a".repeat(64) }, "hostname"],
     [{ preAuthKey: "x".repeat(40), hostname: "a", routableIPs: ["10.0.0.0"] }, "routableIPs.0"],

@@ -41,7 +41,11 @@ export const LIMITS = {
  * scheme), so a node can only register its own key.
  */
 export const RegisterRequest = z.strictObject({
-  preAuthKey: z.string().min(16).max(LIMITS.preAuthKey),
+  /**
+   * Needed to register a new node key or renew an expired one; a known,
+   * unexpired key (restart) and a key rotation (`rotateFrom`) need none.
+   */
+  preAuthKey: z.string().min(16).max(LIMITS.preAuthKey).optional(),
   hostname: z
     .string()
     .trim()
@@ -50,8 +54,36 @@ export const RegisterRequest = z.strictObject({
   os: z.string().max(LIMITS.os).default(""),
   /** Subnet routes (and 0.0.0.0/0, ::/0 for an exit node) the node offers. */
   routableIPs: z.array(CidrText).max(LIMITS.routes).default([]),
+  /**
+   * Key rotation: the request is signed with the new node key and this proves
+   * possession of the old one, whose node (id, name, addresses, owner, tags)
+   * then continues under the new key. See {@link ROTATION_PROOF}.
+   */
+  rotateFrom: z
+    .strictObject({
+      nodeKey: NodeKeyText,
+      /**
+       * An `Authorization: Trellis-Node …` value made with the OLD key over
+       * method `ROTATE`, path `/api/v1/register` and, as body, the new node
+       * key's text (`nodekey:<hex>`): the same MAC key derivation and ±60 s
+       * window as every signed request, so a signer needs no new code.
+       */
+      signature: z.string().max(256),
+    })
+    .optional(),
 });
 export type RegisterRequest = z.input<typeof RegisterRequest>;
+
+/**
+ * What the old key signs to hand its node over to a new key: method
+ * `ROTATE` (no HTTP request uses it, so the proof cannot be replayed as one),
+ * path `/api/v1/register` and body = the new key. With a request signer:
+ * `oldSigner.sign(ROTATION_PROOF.method, ROTATION_PROOF.path, newNodeKey)`.
+ */
+export const ROTATION_PROOF = { method: "ROTATE", path: "/api/v1/register" } as const;
+
+/** The previous node keys a node's row remembers (they never authenticate again). */
+export const MAX_PREVIOUS_KEYS = 16;
 
 /** Identity the control server gave a node. */
 export const NodeIdentityInfo = z.object({
@@ -192,10 +224,12 @@ export const SelfNode = Peer.extend({
 export type SelfNode = z.infer<typeof SelfNode>;
 
 export const DnsConfig = z.object({
-  /** MagicDNS suffix; peers are `<name>.<suffix>`. */
+  /** MagicDNS suffix; peers are `<name>.<suffix>`. Empty when MagicDNS is off. */
   domain: z.string(),
-  /** Extra resolvers (none yet). */
+  /** Resolvers the node should use (the tailnet's DNS settings). */
   nameservers: z.array(z.string()),
+  /** Search domains, after the MagicDNS suffix (absent from older servers). */
+  searchDomains: z.array(z.string()).optional(),
 });
 export type DnsConfig = z.infer<typeof DnsConfig>;
 
@@ -237,6 +271,18 @@ export type MapDelta = z.infer<typeof MapDelta>;
 export const MapMessage = z.discriminatedUnion("type", [FullMap, MapDelta]);
 export type MapMessage = z.infer<typeof MapMessage>;
 
+/**
+ * `event: end`, the last event of a map stream the server closes because the
+ * node no longer takes part: `deleted`, `key_expired` (also after logout),
+ * `key_rotated`, `unauthorized`. No `id:`; the node should not reconnect with
+ * the same key unless it re-registers.
+ */
+export const MapEnd = z.object({
+  type: z.literal("end"),
+  reason: z.enum(["deleted", "key_expired", "key_rotated", "unauthorized"]),
+});
+export type MapEnd = z.infer<typeof MapEnd>;
+
 /** Apply a delta to a full map (what a node does with each event after the first). */
 export function applyDelta(map: FullMap, delta: MapDelta): FullMap {
   const next: FullMap = { ...map, seq: delta.seq };
@@ -274,6 +320,7 @@ export const CreatePreAuthKeyRequest = z
     /** Owner of nodes registered with an untagged key. */
     userId: z.string().min(1).max(64).optional(),
     expiresInSeconds: z.number().int().min(60).max(PREAUTH_MAX_TTL_S).default(PREAUTH_MAX_TTL_S),
+    description: z.string().trim().max(200).default(""),
   })
   .refine((r) => r.tags.length > 0 || r.userId !== undefined, {
     message: "a key needs tags or a user to own the nodes it registers",
@@ -298,5 +345,8 @@ export const PreAuthKeyInfo = z.object({
   revokedAt: z.string().nullable(),
   usedCount: z.number().int(),
   createdBy: z.string(),
+  description: z.string(),
+  /** When the key last registered a node; null: never used. */
+  lastUsedAt: z.string().nullable(),
 });
 export type PreAuthKeyInfo = z.infer<typeof PreAuthKeyInfo>;

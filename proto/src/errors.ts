@@ -4,7 +4,17 @@ import { z } from "zod";
 export const ApiError = z.object({
   error: z.string(),
   message: z.string(),
-  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  issues: z
+    .array(
+      z.object({
+        path: z.string(),
+        message: z.string(),
+        /** 1-based place in a submitted document (policy files), when known. */
+        line: z.number().int().optional(),
+        column: z.number().int().optional(),
+      }),
+    )
+    .optional(),
 });
 export type ApiError = z.infer<typeof ApiError>;
 
