@@ -41,13 +41,35 @@ export async function savePolicy(
   text: string,
   actor: string,
   topology?: Topology,
+  /** The version the edit started from: a different newest version fails with 409, checked inside the transaction. */
+  expectedVersion?: number,
 ): Promise<ActivePolicy> {
   if (Buffer.byteLength(text) > MAX_POLICY_BYTES) {
     throw new ControlError("policy_too_large", 413, `the policy exceeds ${MAX_POLICY_BYTES} bytes`);
   }
   // PolicyError is a ControlError (400) listing every issue with line:column.
   const policy = validatePolicy(text, { source: "policy", topology });
-  const row = await db.prisma.$transaction(async (tx) => {
+  const conflict = (now?: number) =>
+    new ControlError(
+      "policy_conflict",
+      409,
+      `the policy was changed${now === undefined ? "" : ` (now version ${now})`} since you loaded version ${expectedVersion}; reload and apply your edit again`,
+    );
+  const pg = db.target.provider === "postgresql";
+  const save = () =>
+    db.prisma.$transaction(
+      async (tx) => {
+        if (expectedVersion !== undefined) {
+          const latest = await tx.policyVersion.findFirst({ orderBy: { id: "desc" }, select: { id: true } });
+          if ((latest?.id ?? 0) !== expectedVersion) throw conflict(latest?.id ?? 0);
+        }
+        return create(tx);
+      },
+      // Serializable: two saves from the same version cannot both pass the check.
+      // (SQLite runs one write transaction at a time anyway.)
+      pg ? { isolationLevel: "Serializable" } : undefined,
+    );
+  const create = async (tx: Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0]) => {
     const saved = await tx.policyVersion.create({ data: { text, createdBy: actor } });
     await tx.auditEvent.create({
       data: {
@@ -58,6 +80,14 @@ export async function savePolicy(
       },
     });
     return saved;
-  });
+  };
+  let row;
+  try {
+    row = await save();
+  } catch (err) {
+    // A serialization failure means another save won the race.
+    if (pg && (err as { code?: unknown }).code === "P2034") throw conflict();
+    throw err;
+  }
   return { version: row.id, text, policy };
 }

@@ -264,6 +264,9 @@ export class Resolver {
         break;
       case "group": {
         const users = new Set((this.names.groups.get(sel.name) ?? []).flatMap((l) => this.usersOf(l)));
+        // Members the identity provider puts in the group count as listed members.
+        const idpName = sel.name.slice("group:".length);
+        for (const u of this.topology.users) if (u.groups.includes(idpName)) users.add(u);
         out = [...users].flatMap((u) => this.nodesOfUser(u));
         break;
       }

@@ -45,7 +45,11 @@ export class PolicyError extends ControlError {
       CODES[kind],
       400,
       problems.map((i) => formatIssue(i, source)).join("\n"),
-      problems.map((i) => ({ path: i.path, message: i.message })),
+      problems.map((i) => ({
+        path: i.path,
+        message: i.message,
+        ...(i.line !== undefined ? { line: i.line, column: i.column } : {}),
+      })),
     );
   }
 }

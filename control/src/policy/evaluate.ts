@@ -16,6 +16,8 @@ export interface Owner {
   key: string;
   /** Lowercased login forms (email, name, name@). */
   logins: readonly string[];
+  /** Identity-provider groups of the owner. */
+  groups?: readonly string[];
   role: Role;
 }
 
@@ -44,7 +46,10 @@ export function nodeParty(n: NodeInfo, addr?: Addr): Party {
   return {
     addr: addr ?? n.addrs[0],
     tags: n.tags,
-    owner: !n.tagged && u ? { key: `user:${u.index}`, logins: loginsOf(u), role: u.role } : undefined,
+    owner:
+      !n.tagged && u
+        ? { key: `user:${u.index}`, logins: loginsOf(u), role: u.role, groups: u.groups }
+        : undefined,
     node: n,
   };
 }
@@ -56,7 +61,7 @@ export function userParty(login: string, topology: Topology): Party {
   return {
     tags: [],
     owner: u
-      ? { key: `user:${u.index}`, logins: loginsOf(u), role: u.role }
+      ? { key: `user:${u.index}`, logins: loginsOf(u), role: u.role, groups: u.groups }
       : { key: `login:${lower}`, logins: [lower], role: "member" },
   };
 }
@@ -74,7 +79,9 @@ export function identityMatches(sel: Selector, p: Party, policy: Policy): boolea
     case "group": {
       const members = policy.names.groups.get(sel.name) ?? [];
       return (
-        untaggedOwner !== undefined && members.some((m) => untaggedOwner.logins.includes(m.toLowerCase()))
+        untaggedOwner !== undefined &&
+        (members.some((m) => untaggedOwner.logins.includes(m.toLowerCase())) ||
+          (untaggedOwner.groups ?? []).includes(sel.name.slice("group:".length)))
       );
     }
     case "tag":

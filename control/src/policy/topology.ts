@@ -23,6 +23,8 @@ const UserSchema = z.strictObject({
   name: z.string().min(1, "must not be empty"),
   email: z.string(),
   role: z.enum(ROLES).optional(),
+  /** Groups from the identity provider (OIDC groups claim): member of "eng" ⇒ in group:eng. */
+  groups: z.array(z.string()).optional(),
 });
 
 const NodeSchema = z.strictObject({
@@ -56,6 +58,8 @@ export interface UserInfo {
   readonly name: string;
   readonly email: string;
   readonly role: Role;
+  /** Identity-provider groups, without the "group:" prefix. */
+  readonly groups: readonly string[];
 }
 
 /** A node with everything the policy engine asks of it, parsed once. */
@@ -129,6 +133,7 @@ export function parseTopology(value: unknown, source?: string): Topology {
       name: u.name,
       email: u.email,
       role: u.role ?? "member",
+      groups: u.groups ?? [],
     };
     if (userByName.has(u.name))
       issues.push({ path: `users[${index}].name`, message: `user "${u.name}" is listed twice` });
