@@ -16,6 +16,8 @@ describe("loadConfig", () => {
       relayMeshWith: [],
       relayMap: null,
       dnsDomain: "trellis.internal",
+      authSecret: null,
+      oidc: null,
     });
   });
 

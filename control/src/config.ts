@@ -33,6 +33,9 @@ export interface ServerConfig {
   relayMap: RelayMap | null;
   /** MagicDNS suffix of node names. */
   dnsDomain: string;
+  /** Secret for session cookies; null: generated once into the data directory (auth.secret). Replicas must share it. */
+  authSecret: string | null;
+  oidc: OidcConfig | null;
 }
 
 const Env = z.object({
@@ -74,7 +77,37 @@ const Env = z.object({
       "TRELLIS_DNS_DOMAIN must be a lowercase DNS name such as trellis.internal",
     )
     .default("trellis.internal"),
+  TRELLIS_AUTH_SECRET: z.string().min(32, "TRELLIS_AUTH_SECRET must be at least 32 characters").optional(),
+  TRELLIS_OIDC_ISSUER: z.url("TRELLIS_OIDC_ISSUER must be an absolute URL").optional(),
+  TRELLIS_OIDC_CLIENT_ID: z.string().min(1).optional(),
+  TRELLIS_OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  TRELLIS_OIDC_NAME: z.string().min(1).max(60).default("Single sign-on"),
+  TRELLIS_OIDC_SCOPES: z.string().default("openid email profile groups"),
+  TRELLIS_OIDC_GROUPS_CLAIM: z.string().min(1).default("groups"),
+  TRELLIS_OIDC_ADMIN_GROUPS: z.string().default(""),
+  TRELLIS_OIDC_AUDITOR_GROUPS: z.string().default(""),
+  TRELLIS_OIDC_ALLOWED_GROUPS: z.string().default(""),
 });
+
+/** OpenID Connect login, configured when issuer, client id and secret are all set. */
+export interface OidcConfig {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** Label of the login button. */
+  name: string;
+  scopes: string;
+  groupsClaim: string;
+  adminGroups: string[];
+  auditorGroups: string[];
+  allowedGroups: string[];
+}
+
+const list = (raw: string) =>
+  raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 function parseRelayMap(raw: string | undefined): RelayMap | null {
   if (raw === undefined || raw.trim() === "") return null;
@@ -110,6 +143,27 @@ function parseMeshWith(raw: string): string[] {
   return urls;
 }
 
+function parseOidc(e: z.infer<typeof Env>): OidcConfig | null {
+  const set = [e.TRELLIS_OIDC_ISSUER, e.TRELLIS_OIDC_CLIENT_ID, e.TRELLIS_OIDC_CLIENT_SECRET];
+  if (set.every((v) => v === undefined)) return null;
+  if (set.some((v) => v === undefined)) {
+    throw new ConfigError(
+      "TRELLIS_OIDC_ISSUER, TRELLIS_OIDC_CLIENT_ID and TRELLIS_OIDC_CLIENT_SECRET must be set together",
+    );
+  }
+  return {
+    issuer: e.TRELLIS_OIDC_ISSUER!.replace(/\/+$/, ""),
+    clientId: e.TRELLIS_OIDC_CLIENT_ID!,
+    clientSecret: e.TRELLIS_OIDC_CLIENT_SECRET!,
+    name: e.TRELLIS_OIDC_NAME,
+    scopes: e.TRELLIS_OIDC_SCOPES,
+    groupsClaim: e.TRELLIS_OIDC_GROUPS_CLAIM,
+    adminGroups: list(e.TRELLIS_OIDC_ADMIN_GROUPS),
+    auditorGroups: list(e.TRELLIS_OIDC_AUDITOR_GROUPS),
+    allowedGroups: list(e.TRELLIS_OIDC_ALLOWED_GROUPS),
+  };
+}
+
 /** Parse the environment; bad values raise a {@link ConfigError} naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): ServerConfig {
   const parsed = Env.safeParse(env);
@@ -137,5 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     relayMeshWith: parseMeshWith(e.TRELLIS_RELAY_MESH_WITH),
     relayMap: parseRelayMap(e.TRELLIS_RELAY_MAP),
     dnsDomain: e.TRELLIS_DNS_DOMAIN,
+    authSecret: e.TRELLIS_AUTH_SECRET ?? null,
+    oidc: parseOidc(e),
   };
 }

@@ -1,0 +1,223 @@
+import { describe, expect, it } from "vitest";
+import type { Database } from "@trellis/db";
+import { ControlError } from "../errors";
+import { hashPassword } from "../password";
+import { PROVIDERS, testDatabases } from "../testing/db";
+import { requireScope, scopesFor, type Actor } from "./actor";
+import { acceptInvitation, createInvitation, peekInvitation } from "./invitations";
+import { verifyLogin } from "./login";
+import { upsertOidcUser } from "./oidc";
+import { LoginRateLimiter } from "./ratelimit";
+import { createSession, deleteSession, sessionActor } from "./sessions";
+import { createApiToken, revokeApiToken, tokenActor } from "./tokens";
+
+async function user(db: Database, email: string, role: string, password?: string) {
+  return db.prisma.user.create({
+    data: {
+      email,
+      name: email.split("@")[0]!,
+      role,
+      passwordHash: password ? await hashPassword(password) : null,
+    },
+  });
+}
+
+function sessionOf(u: { id: string; email: string; name: string; role: string }): Actor {
+  const role = u.role as Actor["role"];
+  return {
+    userId: u.id,
+    email: u.email,
+    name: u.name,
+    role,
+    via: "session",
+    scopes: scopesFor(role),
+    credentialId: "s",
+  };
+}
+
+async function rejects(p: Promise<unknown>, status: number, code?: string): Promise<ControlError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(ControlError.is(err), `expected a ControlError ${status}, got ${String(err)}`).toBe(true);
+  expect((err as ControlError).status).toBe(status);
+  if (code) expect((err as ControlError).code).toBe(code);
+  return err as ControlError;
+}
+
+describe("roles and scopes", () => {
+  it("auditors read everything and write nothing; members only machines", () => {
+    const auditor = sessionOf({ id: "a", email: "a@x", name: "a", role: "auditor" });
+    expect(() => requireScope(auditor, "policy:read")).not.toThrow();
+    expect(() => requireScope(auditor, "policy:write")).toThrow(/auditor/);
+    const member = sessionOf({ id: "m", email: "m@x", name: "m", role: "member" });
+    expect(() => requireScope(member, "machines:write")).not.toThrow();
+    expect(() => requireScope(member, "users:read")).toThrow(/member/);
+  });
+
+  it("a token narrows its user's role and never widens it", () => {
+    expect([...scopesFor("member", ["machines:read", "policy:write"])]).toEqual(["machines:read"]);
+    expect([...scopesFor("admin", ["logs:read"])]).toEqual(["logs:read"]);
+  });
+});
+
+describe("login rate limiter", () => {
+  it("locks an account after repeated failures and frees it when the window passes", () => {
+    const rl = new LoginRateLimiter({ windowMs: 1000, maxPerAccount: 3, maxPerAddress: 100, maxKeys: 100 });
+    for (let i = 0; i < 3; i++) rl.recordFailure("Ann@x", "1.1.1.1", i);
+    expect(rl.retryAfterMs("ann@x", "2.2.2.2", 10)).toBeGreaterThan(0);
+    expect(rl.retryAfterMs("bob@x", "2.2.2.2", 10)).toBe(0);
+    expect(rl.retryAfterMs("ann@x", "2.2.2.2", 1001)).toBe(0);
+  });
+
+  it("limits one address across many accounts and bounds its memory", () => {
+    const rl = new LoginRateLimiter({ windowMs: 1000, maxPerAccount: 100, maxPerAddress: 5, maxKeys: 50 });
+    for (let i = 0; i < 5; i++) rl.recordFailure(`u${i}@x`, "9.9.9.9", 0);
+    expect(rl.retryAfterMs("new@x", "9.9.9.9", 1)).toBeGreaterThan(0);
+    for (let i = 0; i < 500; i++) rl.recordFailure(`flood${i}@x`, `10.0.${i >> 8}.${i & 255}`, 2);
+    expect((rl as unknown as { failures: Map<string, unknown> }).failures.size).toBeLessThanOrEqual(50);
+  });
+});
+
+for (const { provider, skip } of PROVIDERS) {
+  describe.skipIf(skip)(`auth on ${provider}`, () => {
+    const dbs = testDatabases(provider);
+
+    it("logs in with the right password only, with one message for unknown email and wrong password", async () => {
+      const db = await dbs.open();
+      await user(db, "ann@example.com", "admin", "correct horse battery");
+      const rl = new LoginRateLimiter();
+      const ok = await verifyLogin(db, rl, " Ann@Example.com ", "correct horse battery", "1.2.3.4");
+      expect(ok.email).toBe("ann@example.com");
+      const wrong = await rejects(verifyLogin(db, rl, "ann@example.com", "wrong password!", "1.2.3.4"), 401);
+      const unknown = await rejects(
+        verifyLogin(db, rl, "nobody@example.com", "whatever12345", "1.2.3.4"),
+        401,
+      );
+      expect(wrong.message).toBe(unknown.message);
+      await rejects(verifyLogin(db, rl, { $ne: 1 }, "x", "1.2.3.4"), 401);
+    });
+
+    it("refuses logins while rate limited, even with the right password", async () => {
+      const db = await dbs.open();
+      await user(db, "bob@example.com", "member", "correct horse battery");
+      const rl = new LoginRateLimiter({
+        windowMs: 60_000,
+        maxPerAccount: 2,
+        maxPerAddress: 100,
+        maxKeys: 100,
+      });
+      await rejects(verifyLogin(db, rl, "bob@example.com", "nope nope nope", "1.1.1.1"), 401);
+      await rejects(verifyLogin(db, rl, "bob@example.com", "nope nope nope", "1.1.1.1"), 401);
+      await rejects(
+        verifyLogin(db, rl, "bob@example.com", "correct horse battery", "1.1.1.1"),
+        429,
+        "rate_limited",
+      );
+    });
+
+    it("sessions: valid until deleted or expired, and always carry the user's current role", async () => {
+      const db = await dbs.open();
+      const u = await user(db, "cat@example.com", "member");
+      const s = await createSession(db, u.id, "test-agent");
+      expect((await sessionActor(db, s.id))?.role).toBe("member");
+      await db.prisma.user.update({ where: { id: u.id }, data: { role: "auditor" } });
+      const actor = await sessionActor(db, s.id);
+      expect(actor?.role).toBe("auditor");
+      expect(actor?.scopes.has("logs:read")).toBe(true);
+      expect(await sessionActor(db, "not-a-session")).toBeNull();
+      expect(await sessionActor(db, s.id, new Date(Date.now() + 8 * 86_400_000))).toBeNull();
+      const s2 = await createSession(db, u.id);
+      await deleteSession(db, s2.id);
+      expect(await sessionActor(db, s2.id)).toBeNull();
+      expect((await db.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).lastLoginAt).not.toBeNull();
+    });
+
+    it("API tokens: shown once, hashed at rest, scoped, revocable, expiring", async () => {
+      const db = await dbs.open();
+      const admin = sessionOf(await user(db, "root@example.com", "admin"));
+      const { token, info } = await createApiToken(db, admin, {
+        description: "ci",
+        scopes: ["machines:read"],
+      });
+      expect(token).toMatch(/^trellis-api-[0-9a-f]{12}-/);
+      const row = await db.prisma.apiToken.findUniqueOrThrow({ where: { id: info.id } });
+      expect(JSON.stringify(row)).not.toContain(token.slice(-43));
+      const actor = await tokenActor(db, token);
+      expect(actor.via).toBe("token");
+      expect([...actor.scopes]).toEqual(["machines:read"]);
+      await rejects(tokenActor(db, token.slice(0, -1) + (token.endsWith("A") ? "B" : "A")), 401, "bad_token");
+      await rejects(tokenActor(db, "garbage"), 401, "bad_token");
+      await rejects(tokenActor(db, token, new Date(Date.now() + 91 * 86_400_000)), 401);
+      // A token cannot mint tokens, and a role cannot grant beyond itself.
+      await rejects(createApiToken(db, actor, { scopes: ["machines:read"] }), 403);
+      const member = sessionOf(await user(db, "m@example.com", "member"));
+      await rejects(createApiToken(db, member, { scopes: ["policy:write"] }), 403);
+      await rejects(createApiToken(db, admin, { scopes: ["bogus:scope"] }), 400);
+      await rejects(revokeApiToken(db, member, info.id), 404);
+      await revokeApiToken(db, admin, info.id);
+      await rejects(tokenActor(db, token), 401);
+      const audit = await db.prisma.auditEvent.findMany({ where: { target: `apitoken:${info.id}` } });
+      expect(audit.map((a) => a.action).sort()).toEqual(["apitoken.create", "apitoken.revoke"]);
+    });
+
+    it("invitations: one link makes one account with the invited role", async () => {
+      const db = await dbs.open();
+      const admin = sessionOf(await user(db, "root@example.com", "admin"));
+      const auditor = sessionOf(await user(db, "aud@example.com", "auditor"));
+      await rejects(createInvitation(db, auditor, { email: "new@example.com" }), 403);
+      await rejects(createInvitation(db, admin, { email: "aud@example.com" }), 409);
+      const { token } = await createInvitation(db, admin, { email: "New@Example.com", role: "auditor" });
+      expect(await peekInvitation(db, token)).toEqual({ email: "new@example.com", role: "auditor" });
+      await rejects(acceptInvitation(db, { token, name: "N", password: "short" }), 400);
+      const results = await Promise.allSettled([
+        acceptInvitation(db, { token, name: "New", password: "a long password 1" }),
+        acceptInvitation(db, { token, name: "New", password: "a long password 2" }),
+      ]);
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      const created = await db.prisma.user.findUniqueOrThrow({ where: { email: "new@example.com" } });
+      expect(created.role).toBe("auditor");
+      expect(await peekInvitation(db, token)).toBeNull();
+      await rejects(
+        acceptInvitation(db, { token: "x".repeat(32), name: "X", password: "a long password 3" }),
+        403,
+      );
+    });
+
+    it("OIDC: first login creates the user, groups map roles, links only verified emails", async () => {
+      const db = await dbs.open();
+      const s = {
+        issuer: "https://idp.test",
+        adminGroups: ["ops"],
+        auditorGroups: ["sec"],
+        allowedGroups: [],
+      };
+      const id = await upsertOidcUser(db, s, {
+        sub: "1",
+        email: "dee@example.com",
+        name: "Dee",
+        groups: ["sec"],
+      });
+      let u = await db.prisma.user.findUniqueOrThrow({ where: { id } });
+      expect(u.role).toBe("auditor");
+      expect(JSON.parse(u.groups)).toEqual(["sec"]);
+      // Next login: same subject, new groups → role follows.
+      expect(await upsertOidcUser(db, s, { sub: "1", email: "dee@example.com", groups: ["ops"] })).toBe(id);
+      u = await db.prisma.user.findUniqueOrThrow({ where: { id } });
+      expect(u.role).toBe("admin");
+      // A local account is linked only on a verified email.
+      await user(db, "eve@example.com", "member", "a long password!");
+      await rejects(upsertOidcUser(db, s, { sub: "2", email: "eve@example.com", emailVerified: false }), 409);
+      const eve = await upsertOidcUser(db, s, { sub: "2", email: "eve@example.com", emailVerified: true });
+      expect((await db.prisma.user.findUniqueOrThrow({ where: { id: eve } })).oidcSubject).toBe(
+        "https://idp.test#2",
+      );
+      await rejects(
+        upsertOidcUser(db, { ...s, allowedGroups: ["staff"] }, { sub: "3", email: "f@x.com" }),
+        403,
+      );
+      await rejects(upsertOidcUser(db, s, { sub: "4", email: null }), 403);
+    });
+  });
+}

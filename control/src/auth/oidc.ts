@@ -1,0 +1,104 @@
+// Users who log in through an OpenID Connect provider. The first login creates
+// the account; later logins find it by issuer and subject (never by email
+// alone, which the provider may let users change). An existing local account
+// with the same email is linked only when the provider says the email is
+// verified. Roles follow the groups claim when role groups are configured.
+import type { Database } from "@trellis/db";
+import type { Role } from "@trellis/proto";
+import { ControlError } from "../errors";
+
+export interface OidcSettings {
+  issuer: string;
+  /** Provider groups whose members are admins / auditors; everyone else is a member. */
+  adminGroups: string[];
+  auditorGroups: string[];
+  /** When non-empty, only members of these groups may log in. */
+  allowedGroups: string[];
+}
+
+export interface OidcProfile {
+  sub: string;
+  email?: string | null;
+  emailVerified?: boolean;
+  name?: string | null;
+  groups?: string[];
+}
+
+function roleFromGroups(groups: string[], s: OidcSettings): Role | null {
+  if (s.adminGroups.some((g) => groups.includes(g))) return "admin";
+  if (s.auditorGroups.some((g) => groups.includes(g))) return "auditor";
+  return s.adminGroups.length || s.auditorGroups.length ? "member" : null;
+}
+
+/** Create or update the Trellis user of an OIDC login; returns its id. */
+export async function upsertOidcUser(db: Database, s: OidcSettings, p: OidcProfile): Promise<string> {
+  const groups = [...new Set((p.groups ?? []).filter((g) => typeof g === "string" && g.length <= 200))]
+    .slice(0, 100)
+    .sort();
+  if (s.allowedGroups.length && !s.allowedGroups.some((g) => groups.includes(g))) {
+    throw new ControlError("not_allowed", 403, "your account is not in a group allowed to use this tailnet");
+  }
+  const email = p.email?.trim().toLowerCase();
+  if (!email) throw new ControlError("no_email", 403, "the identity provider did not return an email");
+  const subject = `${s.issuer}#${p.sub}`;
+  const mapped = roleFromGroups(groups, s);
+  return db.prisma.$transaction(async (tx) => {
+    let user = await tx.user.findUnique({ where: { oidcSubject: subject } });
+    if (!user) {
+      const byEmail = await tx.user.findUnique({ where: { email } });
+      if (byEmail) {
+        if (!p.emailVerified || byEmail.oidcSubject) {
+          throw new ControlError(
+            "account_exists",
+            409,
+            `an account for ${email} already exists; ask an admin to link it`,
+          );
+        }
+        user = await tx.user.update({ where: { id: byEmail.id }, data: { oidcSubject: subject } });
+        await tx.auditEvent.create({
+          data: { actor: user.id, action: "user.link_oidc", target: `user:${user.id}`, detail: "{}" },
+        });
+      }
+    }
+    if (!user) {
+      const admins = await tx.user.count({ where: { role: "admin" } });
+      // With no admin yet and no role mapping, the first OIDC user becomes the admin.
+      const role: Role = mapped ?? (admins === 0 ? "admin" : "member");
+      user = await tx.user.create({
+        data: {
+          email,
+          name: p.name?.trim().slice(0, 100) || email,
+          role,
+          oidcSubject: subject,
+          groups: JSON.stringify(groups),
+        },
+      });
+      await tx.auditEvent.create({
+        data: {
+          actor: user.id,
+          action: "user.create",
+          target: `user:${user.id}`,
+          detail: JSON.stringify({ after: { email, role, login: "oidc", groups } }),
+        },
+      });
+      return user.id;
+    }
+    const data: { groups: string; role?: string; name?: string } = { groups: JSON.stringify(groups) };
+    if (mapped && mapped !== user.role) data.role = mapped;
+    const updated = await tx.user.update({ where: { id: user.id }, data });
+    if (data.role || updated.groups !== user.groups) {
+      await tx.auditEvent.create({
+        data: {
+          actor: "system",
+          action: "user.sync_oidc",
+          target: `user:${user.id}`,
+          detail: JSON.stringify({
+            before: { role: user.role, groups: JSON.parse(user.groups) as unknown },
+            after: { role: updated.role, groups },
+          }),
+        },
+      });
+    }
+    return user.id;
+  });
+}

@@ -1,0 +1,136 @@
+// API tokens: bearer credentials for the admin HTTP API. Like pre-auth keys,
+// only a SHA-256 is stored and the token is shown once. A token acts as its
+// user, within its scopes, and never beyond the user's current role.
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Database, Models } from "@trellis/db";
+import { CreateApiTokenRequest, Role, Scope, type ApiTokenInfo } from "@trellis/proto";
+import { ControlError } from "../errors";
+import { jsonList, parseOr400 } from "../errors-util";
+import { ROLE_SCOPES, scopesFor, type Actor } from "./actor";
+
+const TOKEN_RE = /^trellis-api-([0-9a-f]{12})-([A-Za-z0-9_-]{43})$/;
+/** lastUsedAt is written at most this often per token. */
+const TOUCH_EVERY_MS = 60_000;
+
+function sha256(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+function info(t: Models.ApiToken): ApiTokenInfo {
+  return {
+    id: t.id,
+    prefix: `trellis-api-${t.prefix}`,
+    description: t.description,
+    scopes: jsonList(t.scopes).filter((s): s is Scope => Scope.safeParse(s).success),
+    createdAt: t.createdAt.toISOString(),
+    expiresAt: t.expiresAt.toISOString(),
+    lastUsedAt: t.lastUsedAt?.toISOString() ?? null,
+    revokedAt: t.revokedAt?.toISOString() ?? null,
+  };
+}
+
+/** Only a session may manage tokens: a token cannot mint or revoke tokens. */
+function requireSession(actor: Actor): void {
+  if (actor.via !== "session") {
+    throw new ControlError("forbidden", 403, "API tokens are managed from a logged-in session only");
+  }
+}
+
+export async function createApiToken(
+  db: Database,
+  actor: Actor,
+  body: unknown,
+  now = new Date(),
+): Promise<{ token: string; info: ApiTokenInfo }> {
+  requireSession(actor);
+  const req = parseOr400(CreateApiTokenRequest, body, "invalid API token request");
+  const beyond = req.scopes.filter((s) => !ROLE_SCOPES[actor.role].includes(s));
+  if (beyond.length) {
+    throw new ControlError("forbidden", 403, `your role (${actor.role}) cannot grant ${beyond.join(", ")}`);
+  }
+  const prefix = randomBytes(6).toString("hex");
+  const token = `trellis-api-${prefix}-${randomBytes(32).toString("base64url")}`;
+  const row = await db.prisma.$transaction(async (tx) => {
+    const created = await tx.apiToken.create({
+      data: {
+        prefix,
+        hash: sha256(token).toString("hex"),
+        userId: actor.userId,
+        description: req.description,
+        scopes: JSON.stringify([...new Set(req.scopes)].sort()),
+        expiresAt: new Date(now.getTime() + req.expiresInDays * 86_400_000),
+      },
+    });
+    await tx.auditEvent.create({
+      data: {
+        actor: actor.userId,
+        action: "apitoken.create",
+        target: `apitoken:${created.id}`,
+        detail: JSON.stringify({ after: info(created) }),
+      },
+    });
+    return created;
+  });
+  return { token, info: info(row) };
+}
+
+/** The caller's own tokens, newest first. */
+export async function listApiTokens(db: Database, actor: Actor): Promise<ApiTokenInfo[]> {
+  const rows = await db.prisma.apiToken.findMany({
+    where: { userId: actor.userId },
+    orderBy: { createdAt: "desc" },
+  });
+  return rows.map(info);
+}
+
+export async function revokeApiToken(db: Database, actor: Actor, id: string, now = new Date()) {
+  requireSession(actor);
+  return db.prisma.$transaction(async (tx) => {
+    const row = await tx.apiToken.findUnique({ where: { id } });
+    // Admins may revoke anyone's token; others only their own. Others' ids are 404.
+    if (!row || (row.userId !== actor.userId && actor.role !== "admin")) {
+      throw new ControlError("not_found", 404, `no API token with id ${id}`);
+    }
+    if (row.revokedAt) return info(row);
+    const updated = await tx.apiToken.update({ where: { id }, data: { revokedAt: now } });
+    await tx.auditEvent.create({
+      data: {
+        actor: actor.userId,
+        action: "apitoken.revoke",
+        target: `apitoken:${id}`,
+        detail: JSON.stringify({ before: info(row), after: info(updated) }),
+      },
+    });
+    return info(updated);
+  });
+}
+
+/**
+ * The actor of an `Authorization: Bearer trellis-api-…` token, or a 401
+ * ControlError naming what is wrong (malformed, unknown, revoked, expired).
+ */
+export async function tokenActor(db: Database, token: string, now = new Date()): Promise<Actor> {
+  const m = TOKEN_RE.exec(token);
+  if (!m) throw new ControlError("bad_token", 401, "the API token is malformed");
+  const row = await db.prisma.apiToken.findUnique({ where: { prefix: m[1]! }, include: { user: true } });
+  if (!row || !timingSafeEqual(Buffer.from(row.hash, "hex"), sha256(token))) {
+    throw new ControlError("bad_token", 401, "the API token is not valid");
+  }
+  if (row.revokedAt) throw new ControlError("bad_token", 401, "the API token was revoked");
+  if (row.expiresAt <= now) throw new ControlError("bad_token", 401, "the API token has expired");
+  const role = Role.safeParse(row.user.role);
+  if (!role.success) throw new ControlError("bad_token", 401, "the token's user has no valid role");
+  if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
+    await db.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: now } });
+  }
+  const scopes = jsonList(row.scopes).filter((s): s is Scope => Scope.safeParse(s).success);
+  return {
+    userId: row.user.id,
+    email: row.user.email,
+    name: row.user.name,
+    role: role.data,
+    via: "token",
+    scopes: scopesFor(role.data, scopes),
+    credentialId: row.id,
+  };
+}
