@@ -1,0 +1,100 @@
+// The audit log: every configuration change, newest first, with who did it
+// resolved to something a person recognises.
+import type { Models } from "@trellis/db";
+import { AuditQuery, type AuditEventInfo, type Page } from "@trellis/proto";
+import { requireScope, type Actor } from "../auth/actor";
+import { parseOr400 } from "../errors-util";
+import type { AdminContext } from "./context";
+import { decodeCursor, pageOf, TimeIdCursor } from "./paging";
+
+function parseDetail(text: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === "object" && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : { value: v };
+  } catch {
+    return { text };
+  }
+}
+
+/**
+ * Display names of actor strings: a user id → their email, "node:<id>" → the
+ * node's name while it exists; anything else (or anything gone) as it is.
+ */
+export async function actorNames(ctx: AdminContext, actors: Iterable<string>): Promise<Map<string, string>> {
+  const all = [...new Set(actors)];
+  const nodeIds = all.filter((a) => a.startsWith("node:")).map((a) => a.slice("node:".length));
+  const userIds = all.filter((a) => a !== "system" && !a.startsWith("node:"));
+  const [users, nodes] = await Promise.all([
+    userIds.length
+      ? ctx.db.prisma.user.findMany({ where: { id: { in: userIds } }, select: { id: true, email: true } })
+      : [],
+    nodeIds.length
+      ? ctx.db.prisma.node.findMany({ where: { id: { in: nodeIds } }, select: { id: true, name: true } })
+      : [],
+  ]);
+  const out = new Map(all.map((a) => [a, a]));
+  for (const u of users) out.set(u.id, u.email);
+  for (const n of nodes) out.set(`node:${n.id}`, n.name);
+  return out;
+}
+
+/**
+ * Audit events, newest first. Filters: `actor` (the stored actor string, or
+ * a user's email), `action` (exact, or a prefix when it ends with "." such as
+ * "machine."), `target` (exact), `since` (inclusive) and `until` (exclusive).
+ */
+export async function listAudit(
+  ctx: AdminContext,
+  actor: Actor,
+  query: unknown,
+): Promise<Page<AuditEventInfo>> {
+  requireScope(actor, "logs:read");
+  const q = parseOr400(AuditQuery, query, "invalid audit query");
+  const after = decodeCursor(q.cursor, TimeIdCursor);
+  const and: Models.Prisma.AuditEventWhereInput[] = [];
+  if (q.actor !== undefined) {
+    const byEmail = q.actor.includes("@")
+      ? await ctx.db.prisma.user.findUnique({ where: { email: q.actor }, select: { id: true } })
+      : null;
+    and.push({ actor: byEmail ? byEmail.id : q.actor });
+  }
+  if (q.action !== undefined) {
+    and.push(q.action.endsWith(".") ? { action: { startsWith: q.action } } : { action: q.action });
+  }
+  if (q.target !== undefined) and.push({ target: q.target });
+  if (q.since !== undefined) and.push({ at: { gte: new Date(q.since) } });
+  if (q.until !== undefined) and.push({ at: { lt: new Date(q.until) } });
+  const where: Models.Prisma.AuditEventWhereInput = { AND: and };
+  const cursorWhere: Models.Prisma.AuditEventWhereInput[] = after
+    ? [{ OR: [{ at: { lt: new Date(after[0]) } }, { at: new Date(after[0]), id: { lt: after[1] } }] }]
+    : [];
+  const [rows, total] = await Promise.all([
+    ctx.db.prisma.auditEvent.findMany({
+      where: { AND: [...and, ...cursorWhere] },
+      orderBy: [{ at: "desc" }, { id: "desc" }],
+      take: q.limit + 1,
+    }),
+    ctx.db.prisma.auditEvent.count({ where }),
+  ]);
+  const names = await actorNames(
+    ctx,
+    rows.slice(0, q.limit).map((r) => r.actor),
+  );
+  return pageOf(
+    rows,
+    q.limit,
+    total,
+    (r) => [r.at.toISOString(), r.id],
+    (r) => ({
+      id: r.id,
+      at: r.at.toISOString(),
+      actor: r.actor,
+      actorName: names.get(r.actor) ?? r.actor,
+      action: r.action,
+      target: r.target,
+      detail: parseDetail(r.detail),
+    }),
+  );
+}

@@ -1,0 +1,28 @@
+// @trellis/control/admin: what the admin HTTP API (console and API tokens)
+// does. Each function takes the context, the acting user, and untrusted input;
+// it checks scopes, validates, audits and publishes. Route handlers only map
+// requests to these calls and ControlErrors to responses.
+export type { AdminContext } from "./context";
+export {
+  listMachines,
+  getMachine,
+  updateMachine,
+  setMachineRoutes,
+  authorizeMachine,
+  expireMachineKey,
+  removeMachine,
+} from "./machines";
+export { listUsers, getUser, updateUser, removeUser } from "./users";
+export { listAudit } from "./audit";
+export { listConnections } from "./connections";
+export {
+  getPolicy,
+  validatePolicyText,
+  savePolicyText,
+  listPolicyVersions,
+  getPolicyVersion,
+  restorePolicyVersion,
+  checkReachability,
+  type PolicyValidation,
+  type ReachabilityResult,
+} from "./policy";

@@ -1,0 +1,353 @@
+// The tailnet policy in the admin API: reading, dry-run validation, saving
+// with optimistic concurrency, version history and restore, and the
+// reachability checker ("can A reach B on port P, and by which rule?").
+import {
+  PageQuery,
+  ReachabilityRequest,
+  SetPolicyRequest,
+  type Page,
+  type PolicyVersionInfo,
+} from "@trellis/proto";
+import { z } from "zod";
+import { auditActor, requireScope, type Actor } from "../auth/actor";
+import { ControlError } from "../errors";
+import { parseOr400 } from "../errors-util";
+import {
+  canReach,
+  parseAddr,
+  parseHuJSON,
+  PolicyError,
+  ReachQueryError,
+  validatePolicy,
+  type NodeInfo,
+  type PolicyIssue,
+  type ReachAnswer,
+  type RuleRef,
+  type Topology,
+} from "../policy/index";
+import { parsePolicyDocument } from "../policy/types";
+import { loadPolicy, MAX_POLICY_BYTES, savePolicy, type ActivePolicy } from "../policy-store";
+import { applyAutoApprovals } from "../routes";
+import { actorNames } from "./audit";
+import type { AdminContext } from "./context";
+import { decodeCursor, pageOf } from "./paging";
+
+/** The outcome of a dry run: every problem with its line and column where the engine knows them. */
+export type PolicyValidation = { ok: true } | { ok: false; message: string; issues: PolicyIssue[] };
+
+export interface ReachabilityResult {
+  allowed: boolean;
+  /** The policy entry that allows it (`acls[2]`, `grants[0]`), with its text; null when denied. */
+  rule: { kind: RuleRef["section"]; index: number; text?: string } | null;
+  src: {
+    input: string;
+    /** Address the check used. */
+    ip: string | null;
+    node: { id: string; name: string } | null;
+    /** Owner's email for an untagged machine. */
+    user: string | null;
+  };
+  dst: {
+    input: string;
+    ip: string | null;
+    node: { id: string; name: string } | null;
+    /** The machine whose filter decides, when it is not `node` (a subnet router or exit node). */
+    via: { id: string; name: string } | null;
+  };
+  /** One sentence for people. */
+  explanation: string;
+}
+
+const PolicyText = z.string().max(MAX_POLICY_BYTES);
+
+export async function getPolicy(ctx: AdminContext, actor: Actor): Promise<{ version: number; text: string }> {
+  requireScope(actor, "policy:read");
+  const active = await loadPolicy(ctx.db);
+  return { version: active.version, text: active.text };
+}
+
+/**
+ * Validate a policy without saving it, including its `tests` against the
+ * current tailnet. `text` is the policy text, or a SetPolicyRequest body.
+ */
+export async function validatePolicyText(
+  ctx: AdminContext,
+  actor: Actor,
+  text: unknown,
+): Promise<PolicyValidation> {
+  requireScope(actor, "policy:read");
+  const source =
+    typeof text === "string"
+      ? parseOr400(PolicyText, text, "invalid policy")
+      : parseOr400(SetPolicyRequest, text, "invalid policy").text;
+  if (Buffer.byteLength(source) > MAX_POLICY_BYTES) {
+    const message = `the policy exceeds ${MAX_POLICY_BYTES} bytes`;
+    return { ok: false, message, issues: [{ path: "", message }] };
+  }
+  try {
+    validatePolicy(source, { source: "policy", topology: await ctx.topology() });
+    return { ok: true };
+  } catch (err) {
+    if (err instanceof PolicyError) return { ok: false, message: err.message, issues: err.problems };
+    throw err;
+  }
+}
+
+async function afterSave(ctx: AdminContext, actor: Actor, saved: ActivePolicy, what: string): Promise<void> {
+  const approved = await applyAutoApprovals(ctx.db, saved.policy);
+  ctx.log.info({ version: saved.version, actor: actor.userId, autoApproved: approved.length }, what);
+  ctx.events.publish({ type: "policy" });
+}
+
+/**
+ * Validate and save a new policy version. With `baseVersion`, a version
+ * saved since the editor loaded it fails the save with 409 `policy_conflict`.
+ */
+export async function savePolicyText(
+  ctx: AdminContext,
+  actor: Actor,
+  body: unknown,
+): Promise<{ version: number }> {
+  requireScope(actor, "policy:write");
+  const req = parseOr400(SetPolicyRequest, body, "invalid policy");
+  const saved = await savePolicy(ctx.db, req.text, auditActor(actor), await ctx.topology(), req.baseVersion);
+  await afterSave(ctx, actor, saved, "policy saved");
+  return { version: saved.version };
+}
+
+async function versionInfos(
+  ctx: AdminContext,
+  rows: { id: number; createdAt: Date; createdBy: string; text: string }[],
+) {
+  const [latest, names] = await Promise.all([
+    ctx.db.prisma.policyVersion.findFirst({ orderBy: { id: "desc" }, select: { id: true } }),
+    actorNames(
+      ctx,
+      rows.map((r) => r.createdBy),
+    ),
+  ]);
+  return (r: { id: number; createdAt: Date; createdBy: string; text: string }): PolicyVersionInfo => ({
+    id: r.id,
+    createdAt: r.createdAt.toISOString(),
+    createdBy: r.createdBy,
+    createdByName: names.get(r.createdBy) ?? r.createdBy,
+    bytes: Buffer.byteLength(r.text),
+    current: r.id === latest?.id,
+  });
+}
+
+/** Saved versions, newest first. */
+export async function listPolicyVersions(
+  ctx: AdminContext,
+  actor: Actor,
+  query: unknown,
+): Promise<Page<PolicyVersionInfo>> {
+  requireScope(actor, "policy:read");
+  const q = parseOr400(PageQuery, query, "invalid query");
+  const after = decodeCursor(q.cursor, z.tuple([z.number().int().min(0)]));
+  const [rows, total] = await Promise.all([
+    ctx.db.prisma.policyVersion.findMany({
+      where: after ? { id: { lt: after[0] } } : {},
+      orderBy: { id: "desc" },
+      take: q.limit + 1,
+    }),
+    ctx.db.prisma.policyVersion.count(),
+  ]);
+  const info = await versionInfos(ctx, rows.slice(0, q.limit));
+  return pageOf(rows, q.limit, total, (r) => [r.id], info);
+}
+
+async function findVersion(ctx: AdminContext, id: number) {
+  const row =
+    Number.isSafeInteger(id) && id > 0
+      ? await ctx.db.prisma.policyVersion.findUnique({ where: { id } })
+      : null;
+  if (!row) throw new ControlError("not_found", 404, `no policy version ${String(id)}`);
+  return row;
+}
+
+export async function getPolicyVersion(
+  ctx: AdminContext,
+  actor: Actor,
+  id: number,
+): Promise<PolicyVersionInfo & { text: string }> {
+  requireScope(actor, "policy:read");
+  const row = await findVersion(ctx, id);
+  const info = await versionInfos(ctx, [row]);
+  return { ...info(row), text: row.text };
+}
+
+/** Save an old version's text as a new version, validated against the tailnet as it is now. */
+export async function restorePolicyVersion(
+  ctx: AdminContext,
+  actor: Actor,
+  id: number,
+): Promise<{ version: number }> {
+  requireScope(actor, "policy:write");
+  const row = await findVersion(ctx, id);
+  const policy = validatePolicy(row.text, { source: `policy v${id}`, topology: await ctx.topology() });
+  const who = auditActor(actor);
+  const saved = await ctx.db.prisma.$transaction(async (tx) => {
+    const current = await tx.policyVersion.findFirst({ orderBy: { id: "desc" }, select: { id: true } });
+    const created = await tx.policyVersion.create({ data: { text: row.text, createdBy: who } });
+    await tx.auditEvent.create({
+      data: {
+        actor: who,
+        action: "policy.restore",
+        target: `policy:${created.id}`,
+        detail: JSON.stringify({
+          before: { version: current?.id ?? 0 },
+          after: { version: created.id, restoredFrom: id, bytes: Buffer.byteLength(row.text) },
+        }),
+      },
+    });
+    return created;
+  });
+  await afterSave(ctx, actor, { version: saved.id, text: row.text, policy }, "policy restored");
+  return { version: saved.id };
+}
+
+// --- Reachability -------------------------------------------------------------------
+
+function badQuery(path: string, message: string): ControlError {
+  return new ControlError("invalid_request", 400, `${path}: ${message}`, [{ path, message }]);
+}
+
+/** The machine a name refers to: a MagicDNS name, with or without the tailnet's suffix. */
+function byName(topology: Topology, text: string, domain: string): NodeInfo | undefined {
+  let name = text.toLowerCase().replace(/\.$/, "");
+  if (name.endsWith(`.${domain}`)) name = name.slice(0, -domain.length - 1);
+  return topology.nodes.find((n) => n.hostname === name);
+}
+
+/** Why a name that is no active machine cannot be checked. */
+async function unknownName(
+  ctx: AdminContext,
+  path: string,
+  text: string,
+  what: string,
+): Promise<ControlError> {
+  const row = await ctx.db.prisma.node.findUnique({ where: { name: text.toLowerCase() } });
+  return row
+    ? badQuery(
+        path,
+        `machine ${row.name} is not active (awaiting approval, key expired, or without an owner)`,
+      )
+    : badQuery(path, `"${text}" is not ${what}`);
+}
+
+function ruleText(text: string, ref: RuleRef): string | undefined {
+  try {
+    const doc = parsePolicyDocument(parseHuJSON(text)) as Record<string, unknown>;
+    const entry = (doc[ref.section] as unknown[] | undefined)?.[ref.index];
+    return entry === undefined ? undefined : JSON.stringify(entry);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `src` may reach `dst` on a port and protocol under the policy in
+ * force, and by which rule. `src` is a machine name, a tailnet address, or
+ * a user's email (allowed when any of their machines is); `dst` a machine
+ * name or an address (a machine's, behind a subnet router, or on the
+ * internet through an exit node).
+ */
+export async function checkReachability(
+  ctx: AdminContext,
+  actor: Actor,
+  body: unknown,
+): Promise<ReachabilityResult> {
+  requireScope(actor, "policy:read");
+  const req = parseOr400(ReachabilityRequest, body, "invalid reachability query");
+  const [topology, active, domain] = await Promise.all([ctx.topology(), loadPolicy(ctx.db), ctx.dnsDomain()]);
+  const label = (n: NodeInfo) => ({ id: n.name, name: n.hostname });
+
+  const dstNode = byName(topology, req.dst, domain);
+  if (!dstNode && !parseAddr(req.dst)) {
+    throw await unknownName(ctx, "dst", req.dst, "a machine name or an IP address");
+  }
+
+  const srcNodes: NodeInfo[] = [];
+  const srcByName = byName(topology, req.src, domain);
+  if (srcByName) srcNodes.push(srcByName);
+  else if (!parseAddr(req.src)) {
+    if (!req.src.includes("@")) {
+      throw await unknownName(ctx, "src", req.src, "a machine name, an IP address or a user's email");
+    }
+    const email = req.src.toLowerCase();
+    srcNodes.push(...topology.nodes.filter((n) => !n.tagged && n.user?.email.toLowerCase() === email));
+    if (srcNodes.length === 0) throw badQuery("src", `${req.src} has no active machines`);
+  }
+
+  const ask = (src: string): ReachAnswer => {
+    try {
+      return canReach(active.policy, topology, {
+        src,
+        dst: dstNode ? dstNode.name : req.dst,
+        port: req.port,
+        proto: req.proto ?? "tcp",
+      });
+    } catch (err) {
+      if (err instanceof ReachQueryError) throw badQuery("", err.message);
+      throw err;
+    }
+  };
+  const tries =
+    srcNodes.length > 0 ? srcNodes.map((n) => ({ n, a: ask(n.name) })) : [{ n: undefined, a: ask(req.src) }];
+  const chosen = tries.find((t) => t.a.allowed) ?? tries[0]!;
+  const answer = chosen.a;
+  const srcAddrNode =
+    chosen.n ??
+    (answer.srcIp !== undefined ? topology.nodes.find((n) => n.ipStrs.includes(answer.srcIp!)) : undefined);
+  const dstAddrNode =
+    dstNode ??
+    (answer.dstIp !== undefined ? topology.nodes.find((n) => n.ipStrs.includes(answer.dstIp!)) : undefined);
+  const receiver = answer.receiver !== undefined ? topology.byName.get(answer.receiver) : undefined;
+
+  const srcLabel =
+    srcNodes.length > 1 && !answer.allowed
+      ? req.src
+      : srcAddrNode
+        ? srcAddrNode.hostname
+        : (answer.srcIp ?? req.src);
+  const dstLabel = dstAddrNode ? dstAddrNode.hostname : (answer.dstIp ?? req.dst);
+  const proto = req.proto ?? "tcp";
+  const what =
+    proto === "icmp"
+      ? `${srcLabel} → ${dstLabel} (icmp)`
+      : `${srcLabel} → ${dstLabel} port ${req.port}/${proto}`;
+  const through = receiver && receiver !== dstAddrNode ? ` on ${receiver.hostname}` : "";
+  let explanation: string;
+  if (answer.allowed && answer.rule) {
+    explanation = `${what}: allowed by ${answer.rule.section}[${answer.rule.index}]${through}`;
+  } else if (!receiver) {
+    explanation = `${what}: denied, ${answer.reason}`;
+  } else {
+    explanation = `${what}: denied, no rule allows it${through} (default deny)`;
+  }
+  if (srcNodes.length > 1) {
+    explanation += answer.allowed
+      ? ` (from ${srcLabel}, one of ${req.src}'s ${srcNodes.length} machines)`
+      : ` (from any of their ${srcNodes.length} machines)`;
+  }
+  return {
+    allowed: answer.allowed,
+    rule: answer.rule
+      ? { kind: answer.rule.section, index: answer.rule.index, text: ruleText(active.text, answer.rule) }
+      : null,
+    src: {
+      input: req.src,
+      ip: answer.srcIp ?? null,
+      node: srcAddrNode ? label(srcAddrNode) : null,
+      user: srcAddrNode && !srcAddrNode.tagged ? (srcAddrNode.user?.email ?? null) : null,
+    },
+    dst: {
+      input: req.dst,
+      ip: answer.dstIp ?? null,
+      node: dstAddrNode ? label(dstAddrNode) : null,
+      via: receiver && receiver !== dstAddrNode ? label(receiver) : null,
+    },
+    explanation,
+  };
+}

@@ -1,0 +1,162 @@
+// Users in the admin API: listing, role changes, removal. Roles are read from
+// the database on every request (nothing caches them), so a change takes
+// effect at once. The tailnet always keeps at least one admin.
+import type { Models } from "@trellis/db";
+import { UpdateUserRequest, UserQuery, type Page, type Role, type UserInfo } from "@trellis/proto";
+import { z } from "zod";
+import { auditActor, requireScope, type Actor } from "../auth/actor";
+import { ControlError } from "../errors";
+import { jsonList, parseOr400 } from "../errors-util";
+import type { AdminContext } from "./context";
+import { containsFilter, decodeCursor, pageOf } from "./paging";
+
+type UserWithCount = Models.User & { _count: { nodes: number } };
+type Tx = Parameters<Parameters<AdminContext["db"]["prisma"]["$transaction"]>[0]>[0];
+
+const ROLES: readonly string[] = ["admin", "member", "auditor"];
+
+function userInfo(u: UserWithCount): UserInfo {
+  return {
+    id: u.id,
+    email: u.email,
+    name: u.name,
+    role: (ROLES.includes(u.role) ? u.role : "member") as Role,
+    groups: jsonList(u.groups),
+    login: u.oidcSubject !== null ? "oidc" : "local",
+    machines: u._count.nodes,
+    createdAt: u.createdAt.toISOString(),
+    lastLoginAt: u.lastLoginAt?.toISOString() ?? null,
+  };
+}
+
+function notFound(id: string): ControlError {
+  return new ControlError("not_found", 404, `no user with id ${id}`);
+}
+
+const withCount = { _count: { select: { nodes: true } } } as const;
+
+/**
+ * Run `fn` so that concurrent changes cannot both pass a check of the admin
+ * count: serializable on PostgreSQL (retried on a serialization failure);
+ * SQLite already runs one write transaction at a time.
+ */
+async function guarded<T>(ctx: AdminContext, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const pg = ctx.db.target.provider === "postgresql";
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ctx.db.prisma.$transaction(fn, pg ? { isolationLevel: "Serializable" } : undefined);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (pg && code === "P2034" && attempt < 5) continue;
+      throw err;
+    }
+  }
+}
+
+export async function listUsers(ctx: AdminContext, actor: Actor, query: unknown): Promise<Page<UserInfo>> {
+  requireScope(actor, "users:read");
+  const q = parseOr400(UserQuery, query, "invalid user query");
+  const after = decodeCursor(q.cursor, z.tuple([z.string().max(254)]));
+  const and: Models.Prisma.UserWhereInput[] = [];
+  if (q.role !== undefined) and.push({ role: q.role });
+  const text = q.q?.trim();
+  if (text) {
+    const c = containsFilter(ctx, text);
+    and.push({ OR: [{ email: c }, { name: c }] });
+  }
+  const where: Models.Prisma.UserWhereInput = { AND: and };
+  const [rows, total] = await Promise.all([
+    ctx.db.prisma.user.findMany({
+      where: after ? { AND: [...and, { email: { gt: after[0] } }] } : where,
+      include: withCount,
+      orderBy: { email: "asc" },
+      take: q.limit + 1,
+    }),
+    ctx.db.prisma.user.count({ where }),
+  ]);
+  return pageOf(rows, q.limit, total, (u) => [u.email], userInfo);
+}
+
+export async function getUser(ctx: AdminContext, actor: Actor, id: string): Promise<UserInfo> {
+  requireScope(actor, "users:read");
+  const u = await ctx.db.prisma.user.findUnique({ where: { id }, include: withCount });
+  if (!u) throw notFound(id);
+  return userInfo(u);
+}
+
+/** Change a user's role. Demoting the last admin is refused (409). */
+export async function updateUser(
+  ctx: AdminContext,
+  actor: Actor,
+  id: string,
+  body: unknown,
+): Promise<UserInfo> {
+  requireScope(actor, "users:write");
+  const req = parseOr400(UpdateUserRequest, body, "invalid user update");
+  const result = await guarded(ctx, async (tx) => {
+    const u = await tx.user.findUnique({ where: { id }, include: { nodes: { select: { id: true } } } });
+    if (!u) throw notFound(id);
+    if (u.role === req.role) return null;
+    if (u.role === "admin") {
+      const admins = await tx.user.count({ where: { role: "admin" } });
+      if (admins <= 1) {
+        throw new ControlError(
+          "conflict",
+          409,
+          `${u.email} is the last admin; make someone else an admin first`,
+        );
+      }
+    }
+    await tx.user.update({ where: { id }, data: { role: req.role } });
+    await tx.auditEvent.create({
+      data: {
+        actor: auditActor(actor),
+        action: "user.role",
+        target: `user:${id}`,
+        detail: JSON.stringify({ before: { role: u.role }, after: { role: req.role } }),
+      },
+    });
+    return u.nodes.map((n) => n.id);
+  });
+  // Roles are part of the tailnet the policy sees (autogroup:admin, autogroup:auditor).
+  if (result) ctx.events.publish({ type: "nodes", ids: result });
+  return getUser(ctx, actor, id);
+}
+
+/**
+ * Remove a user and, by cascade, their machines, sessions, API tokens and
+ * pre-auth keys. You cannot remove yourself or the last admin (409).
+ */
+export async function removeUser(ctx: AdminContext, actor: Actor, id: string): Promise<void> {
+  requireScope(actor, "users:write");
+  if (id === actor.userId) throw new ControlError("conflict", 409, "you cannot remove your own account");
+  const nodeIds = await guarded(ctx, async (tx) => {
+    const u = await tx.user.findUnique({
+      where: { id },
+      include: { nodes: { select: { id: true, name: true } } },
+    });
+    if (!u) throw notFound(id);
+    if (u.role === "admin" && (await tx.user.count({ where: { role: "admin" } })) <= 1) {
+      throw new ControlError("conflict", 409, `${u.email} is the last admin and cannot be removed`);
+    }
+    await tx.user.delete({ where: { id } });
+    await tx.auditEvent.create({
+      data: {
+        actor: auditActor(actor),
+        action: "user.remove",
+        target: `user:${id}`,
+        detail: JSON.stringify({
+          before: {
+            email: u.email,
+            name: u.name,
+            role: u.role,
+            machines: u.nodes.map((n) => ({ id: n.id, name: n.name })),
+          },
+          after: null,
+        }),
+      },
+    });
+    return u.nodes.map((n) => n.id);
+  });
+  ctx.events.publish({ type: "nodes", ids: nodeIds });
+}
