@@ -11,7 +11,7 @@ export class ControlError extends Error {
     readonly code: string,
     readonly status: number,
     message: string,
-    readonly issues?: { path: string; message: string }[],
+    readonly issues?: { path: string; message: string; line?: number; column?: number }[],
   ) {
     super(message);
   }

@@ -7,7 +7,8 @@
 // publish other processes' events here (skipping its own by `origin`). The
 // events therefore carry only ids, never state: every receiver re-reads the
 // database, so a lost or duplicated notification costs a recomputation, not
-// a wrong map.
+// a wrong map. (Signals are the exception: a lost one is retried by the
+// sender, as WebRTC signalling must tolerate anyway.)
 
 export type ControlEvent =
   /**
@@ -18,7 +19,25 @@ export type ControlEvent =
    */
   | { type: "nodes"; ids: string[]; attrsOnly?: boolean; origin?: string }
   /** A new policy version was saved. */
-  | { type: "policy"; origin?: string };
+  | { type: "policy"; origin?: string }
+  /** Tailnet or DNS settings changed (settings.ts): DNS and the relay map are in every map. */
+  | { type: "settings"; origin?: string }
+  /**
+   * A WebRTC signal for the node whose key is `to` (signal.ts): the one event
+   * that carries data, opaque to the server and bounded to fit a NOTIFY. Not
+   * a tailnet change: map streams forward it and nobody recomputes.
+   */
+  | { type: "signal"; to: string; from: string; sealed: string; origin?: string };
+
+/** True for events that change what maps contain (all but signals). */
+export function changesMaps(e: ControlEvent): e is Exclude<ControlEvent, { type: "signal" }> {
+  return e.type !== "signal";
+}
+
+/** The node ids an attributes-only change is limited to; undefined for a structural change. */
+export function attrsOnlyIds(e: ControlEvent): readonly string[] | undefined {
+  return e.type === "nodes" && e.attrsOnly ? e.ids : undefined;
+}
 
 export type Listener = (event: ControlEvent) => void;
 

@@ -8,7 +8,7 @@
 // at, and only if they are this node or its peers — visibility cannot have
 // changed — so such changes cost each stream O(changed nodes), not O(tailnet).
 import type { Logger } from "@trellis/log";
-import type { MapMessage, Peer } from "@trellis/proto";
+import type { MapEnd, MapMessage, Peer } from "@trellis/proto";
 import { ControlError } from "./errors";
 import { diffMaps, samePeer } from "./map-diff";
 import { jsonOf, type NodeMap } from "./netmap";
@@ -32,7 +32,13 @@ export class MapSession {
     private readonly netmaps: NetmapService,
     private readonly send: (msg: MapMessage) => void,
     private readonly log: Logger,
-    private readonly opts: { coalesceMs?: number; onGone?: () => void } = {},
+    private readonly opts: {
+      coalesceMs?: number;
+      /** The node key the stream was opened with: a map under another key (rotation) ends it. */
+      nodeKey?: string;
+      /** The node no longer takes part under this key; the stream should end. */
+      onGone?: (reason: MapEnd["reason"]) => void;
+    } = {},
   ) {}
 
   /** Build the first map; throws 401 when the node no longer takes part (nothing has been sent). */
@@ -93,9 +99,16 @@ export class MapSession {
     this.attrIds.clear();
     const next = await this.netmaps.mapFor(this.nodeId);
     if (this.closed) return;
-    if (!next) {
-      // Deleted, expired or deauthorized: end the stream; the node learns why when it reconnects.
-      this.opts.onGone?.();
+    // Deleted, expired (or logged out), rotated to another key, or its approval
+    // withdrawn: the stream ends, saying why. (A node that was never approved
+    // streams its pending map until it is.)
+    let gone: MapEnd["reason"] | null = null;
+    if (!next) gone = await this.netmaps.whyGone(this.nodeId, this.opts.nodeKey ?? "");
+    else if (this.opts.nodeKey !== undefined && next.node.key !== this.opts.nodeKey) gone = "key_rotated";
+    else if (this.last!.node.authorized && !next.node.authorized) gone = "unauthorized";
+    if (gone || !next) {
+      if (!this.closed) this.opts.onGone?.(gone ?? "deleted");
+      this.close();
       return;
     }
     const delta = diffMaps(this.last!, this.peers, next);

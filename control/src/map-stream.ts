@@ -3,9 +3,17 @@
 // `heartbeatMs` so proxies and the node can tell a quiet stream from a dead
 // one. A client that stops reading is cut off once `maxQueued` messages wait
 // for it; it reconnects and starts again from a full map.
+//
+// Two more events, without `id:` (they are not part of the map's sequence):
+//   event: signal   data: {"type":"signal","from":"nodekey:…","sealed":"…"}
+//     a WebRTC signal from a peer (signal.ts), forwarded verbatim; dropped
+//     rather than queued once the reader lags (signals are retried by senders)
+//   event: end      data: {"type":"end","reason":"key_expired"}
+//     the last event when the server ends the stream: the node was deleted,
+//     its key expired or was logged out, rotated, or its approval withdrawn.
 import type { Logger } from "@trellis/log";
-import type { MapMessage } from "@trellis/proto";
-import type { EventBus } from "./events";
+import type { MapEnd, MapMessage, SignalMessage } from "@trellis/proto";
+import { attrsOnlyIds, type EventBus } from "./events";
 import { MapSession } from "./map-session";
 import { jsonOf } from "./netmap";
 import type { NetmapService } from "./netmap-service";
@@ -56,13 +64,24 @@ export function sseEvent(msg: MapMessage): string {
   return `id: ${msg.seq}\nevent: ${msg.type}\ndata: ${mapJson(msg)}\n\n`;
 }
 
+/** A signal for the node, as sent (keys in this order). */
+export function signalEvent(from: string, sealed: string): string {
+  const msg: SignalMessage = { type: "signal", from, sealed };
+  return `event: signal\ndata: ${JSON.stringify(msg)}\n\n`;
+}
+
+export function endEvent(reason: MapEnd["reason"]): string {
+  const msg: MapEnd = { type: "end", reason };
+  return `event: end\ndata: ${JSON.stringify(msg)}\n\n`;
+}
+
 /**
  * Open the stream. Resolves once the full map is ready, so a node that takes
  * no part in the tailnet gets an HTTP error instead of an empty stream.
  */
 export async function openMapStream(
   deps: MapStreamDeps,
-  node: { id: string; ephemeral: boolean },
+  node: { id: string; ephemeral: boolean; nodeKey: string },
   opts: MapStreamOptions = {},
 ): Promise<ReadableStream<Uint8Array>> {
   const encoder = new TextEncoder();
@@ -83,11 +102,23 @@ export async function openMapStream(
   };
   const session = new MapSession(node.id, deps.netmaps, (m) => write(sseEvent(m)), log, {
     coalesceMs: opts.coalesceMs,
-    onGone: () => finish(),
+    nodeKey: node.nodeKey,
+    onGone: (reason) => {
+      log.info({ reason }, "map stream ended by the server");
+      write(endEvent(reason));
+      finish();
+    },
   });
-  const unsubscribe = deps.bus.subscribe((e) =>
-    session.notify(e.type === "nodes" && e.attrsOnly ? e.ids : undefined),
-  );
+  const unsubscribe = deps.bus.subscribe((e) => {
+    if (e.type !== "signal") return session.notify(attrsOnlyIds(e));
+    if (e.to !== node.nodeKey || finished || !controller) return;
+    // A lagging reader loses signals (the sender retries) instead of the stream.
+    if (-(controller.desiredSize ?? 0) > maxQueued / 2) {
+      log.debug({ from: e.from }, "signal dropped: reader lagging");
+      return;
+    }
+    write(signalEvent(e.from, e.sealed));
+  });
 
   function finish() {
     if (finished) return;

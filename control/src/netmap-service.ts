@@ -1,19 +1,37 @@
 // The current TailnetSnapshot. A structural change (membership, tags, routes,
-// policy) makes the next caller rebuild it from the database; an
+// policy, settings) makes the next caller rebuild it from the database; an
 // attributes-only change (endpoints, online) patches just those nodes into a
 // new snapshot that shares everything else. Many streams asking at once share
 // one build or patch, and no stream gets a snapshot older than the last
 // change it was told about.
+//
+// Key expiry needs no write: each build arms a timer for the earliest expiry
+// among the nodes in it, and when it fires `onExpire` is told which nodes
+// expired (the runtime announces them as a node change, so their streams end
+// and their peers drop them).
 import type { Database } from "@trellis/db";
 import type { DnsConfig, RelayMap } from "@trellis/proto";
 import { TailnetSnapshot, type NodeMap } from "./netmap";
 import { loadPolicy, type ActivePolicy } from "./policy-store";
 
-export interface NetmapServiceOptions {
+/** What every map carries besides the tailnet itself, from the settings in force. */
+export interface MapConfig {
+  /** Suffix of peers' DNS names. */
   dnsDomain: string;
-  relayMap: () => RelayMap;
-  now?: () => Date;
+  dns: DnsConfig;
+  relayMap: RelayMap;
 }
+
+export interface NetmapServiceOptions {
+  /** The settings in force; called at each rebuild (cache it: streams compare its parts by identity first). */
+  config: () => Promise<MapConfig>;
+  now?: () => Date;
+  /** Keys of these nodes expired just now. */
+  onExpire?: (nodeIds: string[]) => void;
+}
+
+/** Longest setTimeout delay; later expiries are re-armed when it fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class NetmapService {
   private current: Promise<TailnetSnapshot> | null = null;
@@ -22,13 +40,15 @@ export class NetmapService {
   private policy: ActivePolicy | undefined;
   /** The last snapshot built, whose peers a rebuild reuses when unchanged. */
   private previous: TailnetSnapshot | undefined;
+  /** The map configuration each snapshot was built with (patched copies inherit it). */
+  private readonly configs = new WeakMap<TailnetSnapshot, MapConfig>();
+  private expiryTimer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
 
   constructor(
     private readonly db: Database,
     private readonly opts: NetmapServiceOptions,
-  ) {
-    this.dnsConfig = { domain: opts.dnsDomain, nameservers: [] };
-  }
+  ) {}
 
   /** Something changed: all of it (no ids), or only attributes of the given nodes. */
   invalidate(attrsOnlyIds?: readonly string[]): void {
@@ -65,37 +85,73 @@ export class NetmapService {
   }
 
   private async build(): Promise<TailnetSnapshot> {
-    const [rows, users, policy] = await Promise.all([
+    const [rows, users, policy, config] = await Promise.all([
       this.db.prisma.node.findMany(),
       this.db.prisma.user.findMany(),
       loadPolicy(this.db, this.policy),
+      this.opts.config(),
     ]);
     this.policy = policy;
-    return TailnetSnapshot.build(rows, users, policy, this.opts.dnsDomain, this.now(), this.previous);
+    const snap = TailnetSnapshot.build(rows, users, policy, config.dnsDomain, this.now(), this.previous);
+    this.configs.set(snap, config);
+    this.armExpiry(snap.nextExpiry());
+    return snap;
   }
 
   private async patch(s: TailnetSnapshot, ids: string[]): Promise<TailnetSnapshot> {
     const rows = await this.db.prisma.node.findMany({ where: { id: { in: ids } } });
-    return s.withRows(rows);
+    const next = s.withRows(rows);
+    this.configs.set(next, this.configs.get(s)!);
+    return next;
+  }
+
+  private armExpiry(next: { at: number; ids: string[] } | null): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    if (!next || this.closed) return;
+    const delay = Math.max(0, next.at - this.now().getTime());
+    this.expiryTimer = setTimeout(
+      () => {
+        this.expiryTimer = null;
+        if (this.now().getTime() < next.at) return this.armExpiry(next);
+        this.invalidate();
+        this.opts.onExpire?.(next.ids);
+      },
+      Math.min(delay + 1, MAX_TIMER_MS),
+    );
+    this.expiryTimer.unref?.();
   }
 
   private now(): Date {
     return this.opts.now?.() ?? new Date();
   }
 
-  private readonly dnsConfig: DnsConfig;
-
-  dns(): DnsConfig {
-    return this.dnsConfig;
-  }
-
-  relayMap(): RelayMap {
-    return this.opts.relayMap();
-  }
-
   /** The current map of one node; null when it takes no part in the tailnet. */
   async mapFor(nodeId: string): Promise<NodeMap | null> {
     const snap = await this.snapshot();
-    return snap.mapFor(nodeId, this.opts.relayMap(), this.dns());
+    const config = this.configs.get(snap)!;
+    return snap.mapFor(nodeId, config.relayMap, config.dns);
+  }
+
+  /** Why a node has no map any more (for the `end` event of its stream). */
+  async whyGone(
+    nodeId: string,
+    streamKey: string,
+  ): Promise<"deleted" | "key_expired" | "key_rotated" | "unauthorized"> {
+    const row = await this.db.prisma.node.findUnique({
+      where: { id: nodeId },
+      select: { nodeKey: true, expiresAt: true, authorized: true },
+    });
+    if (!row) return "deleted";
+    if (row.nodeKey !== streamKey) return "key_rotated";
+    if (row.expiresAt !== null && row.expiresAt <= this.now()) return "key_expired";
+    if (!row.authorized) return "unauthorized";
+    return "deleted";
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
   }
 }

@@ -121,6 +121,15 @@ export function isActive(n: Models.Node, now: Date): boolean {
 }
 
 /**
+ * Nodes awaiting an admin's approval: addressed and unexpired but not
+ * authorized. They get a map with themselves only (no peers, an empty
+ * filter) and are nobody's peer.
+ */
+export function isPending(n: Models.Node, now: Date): boolean {
+  return !n.authorized && n.ipv4 !== null && (n.expiresAt === null || n.expiresAt > now);
+}
+
+/**
  * The policy engine's view of the tailnet: active nodes keyed by id (the
  * `hostname` is the DNS name), users keyed by email. Untagged nodes whose
  * owner is gone are left out, as the engine requires an owner.
@@ -141,6 +150,7 @@ export function topologyInput(
       name: u.email,
       email: u.email,
       role: u.role === "admin" || u.role === "auditor" ? u.role : "member",
+      groups: jsonList(u.groups),
     })),
     nodes: Object.fromEntries(
       active.map((n) => {
@@ -180,6 +190,8 @@ export function jsonOf(o: object): string {
 export const jsonOfPeer: (p: Peer) => string = jsonOf;
 
 interface Parts {
+  /** Pending nodes (isPending) by id, outside the topology. */
+  pending: Map<string, { row: Models.Node; self?: SelfNode }>;
   topology: Topology;
   compiler: FilterCompiler;
   entries: Map<string, Entry>;
@@ -194,12 +206,16 @@ interface Parts {
   };
 }
 
+const NO_RULES: FilterRule[] = [];
+const NO_SSH: { rules: SSHRule[] } = { rules: [] };
+
 export class TailnetSnapshot {
   readonly topology: Topology;
   private readonly compiler: FilterCompiler;
   private readonly entries: Map<string, Entry>;
   private readonly order: Entry[];
   private readonly shared: Parts["shared"];
+  private readonly pending: Parts["pending"];
 
   private constructor(
     parts: Parts,
@@ -211,6 +227,7 @@ export class TailnetSnapshot {
     this.entries = parts.entries;
     this.order = parts.order;
     this.shared = parts.shared;
+    this.pending = parts.pending;
   }
 
   /**
@@ -247,7 +264,14 @@ export class TailnetSnapshot {
     const rank = new Int32Array(topology.nodes.length);
     order.forEach((e, k) => (rank[e.info.index] = k));
     const shared = { ssh: null, filters: [], visibility: null, rank };
-    return new TailnetSnapshot({ topology, compiler, entries, order, shared }, policy, dnsDomain);
+    const byUser = new Set(users.map((u) => u.id));
+    const pending = new Map<string, { row: Models.Node }>();
+    for (const n of rows) {
+      if (isPending(n, now) && (jsonList(n.tags).length > 0 || (n.userId !== null && byUser.has(n.userId)))) {
+        pending.set(n.id, { row: n });
+      }
+    }
+    return new TailnetSnapshot({ pending, topology, compiler, entries, order, shared }, policy, dnsDomain);
   }
 
   /**
@@ -257,7 +281,13 @@ export class TailnetSnapshot {
    */
   withRows(rows: readonly Models.Node[]): TailnetSnapshot {
     const patched = new Map<string, Entry>();
+    let pending = this.pending;
     for (const row of rows) {
+      if (this.pending.has(row.id)) {
+        if (pending === this.pending) pending = new Map(this.pending);
+        pending.set(row.id, { row });
+        continue;
+      }
       const e = this.entries.get(row.id);
       if (!e) continue;
       patched.set(row.id, {
@@ -267,15 +297,33 @@ export class TailnetSnapshot {
         peer: peerOf(row, this.dnsDomain, e.routes),
       });
     }
-    if (patched.size === 0) return this;
+    if (patched.size === 0 && pending === this.pending) return this;
     const entries = new Map(this.entries);
     for (const [id, e] of patched) entries.set(id, e);
     const order = this.order.map((e) => patched.get(e.row.id) ?? e);
     return new TailnetSnapshot(
-      { topology: this.topology, compiler: this.compiler, entries, order, shared: this.shared },
+      { pending, topology: this.topology, compiler: this.compiler, entries, order, shared: this.shared },
       this.policy,
       this.dnsDomain,
     );
+  }
+
+  /**
+   * The earliest key expiry among the nodes taking part (or pending), and
+   * which nodes expire then: at that instant their maps must end and their
+   * peers lose them, without any write to announce it.
+   */
+  nextExpiry(): { at: number; ids: string[] } | null {
+    let at = Infinity;
+    let ids: string[] = [];
+    const rows = [...this.entries.values(), ...this.pending.values()].map((e) => e.row);
+    for (const r of rows) {
+      const t = r.expiresAt?.getTime();
+      if (t === undefined) continue;
+      if (t < at) [at, ids] = [t, [r.id]];
+      else if (t === at) ids.push(r.id);
+    }
+    return at === Infinity ? null : { at, ids };
   }
 
   get size(): number {
@@ -287,10 +335,19 @@ export class TailnetSnapshot {
     return this.entries.get(nodeId)?.peer;
   }
 
-  /** A node as it sees itself. */
+  /** A node as it sees itself (pending nodes included). */
   selfNode(nodeId: string): SelfNode | undefined {
     const e = this.entries.get(nodeId);
-    return e && this.selfOf(e);
+    if (e) return this.selfOf(e);
+    const p = this.pending.get(nodeId);
+    return p && (p.self ??= selfOf(p.row, this.dnsDomain, []));
+  }
+
+  /** True when both nodes take part and policy lets either reach the other (they are each other's peers). */
+  sees(nodeId: string, otherId: string): boolean {
+    const e = this.entries.get(nodeId);
+    if (!e || nodeId === otherId || !this.entries.has(otherId)) return false;
+    return this.peersOf(e).some((p) => p.id === otherId);
   }
 
   private selfOf(e: Entry): SelfNode {
@@ -346,10 +403,27 @@ export class TailnetSnapshot {
     return this.shared.ssh[e.info.name] ?? [];
   }
 
-  /** The map of one node, or null when it takes no part in the tailnet (unknown, expired, unauthorized). */
+  /**
+   * The map of one node, or null when it takes no part in the tailnet
+   * (unknown, expired). A node awaiting approval gets itself, no peers and
+   * an empty filter.
+   */
   mapFor(nodeId: string, relayMap: RelayMap, dns: DnsConfig): NodeMap | null {
     const e = this.entries.get(nodeId);
-    if (!e) return null;
+    if (!e) {
+      const self = this.selfNode(nodeId);
+      if (!self) return null;
+      return {
+        type: "full",
+        node: self,
+        peers: [],
+        relayMap,
+        dns,
+        packetFilter: NO_RULES,
+        sshPolicy: NO_SSH,
+        policyVersion: this.policy.version,
+      };
+    }
     return {
       type: "full",
       node: this.selfOf(e),

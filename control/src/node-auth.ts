@@ -13,7 +13,14 @@ import {
   timingSafeEqual,
 } from "node:crypto";
 import type { KeyObject } from "node:crypto";
-import { NODE_AUTH_MAX_SKEW_S, decodeKey, encodeKey, nodeAuthMessage, parseNodeAuth } from "@trellis/proto";
+import {
+  NODE_AUTH_MAX_SKEW_S,
+  ROTATION_PROOF,
+  decodeKey,
+  encodeKey,
+  nodeAuthMessage,
+  parseNodeAuth,
+} from "@trellis/proto";
 import { ControlError } from "./errors";
 
 /** A request as the verifier needs it; `path` is the request target (path and query). */
@@ -139,5 +146,30 @@ export class NodeAuthenticator {
     // Remembered until the timestamp leaves the window; later it fails the skew check instead.
     this.seen.set(auth.mac, Math.max(auth.ts, nowS) + NODE_AUTH_MAX_SKEW_S + 1);
     return auth.key;
+  }
+
+  /**
+   * Check a key rotation's proof that the signer also holds `oldKey`: an
+   * Authorization value made with the old key over method `ROTATE`, path
+   * `/api/v1/register` and the new key's text as body (ROTATION_PROOF), so
+   * it is bound to this control server, to the new key and to the ±60 s
+   * window, and can be used once. Throws 401 `bad_rotation_proof`.
+   */
+  verifyRotation(oldKey: string, signature: string, newKey: string): void {
+    const auth = parseNodeAuth(signature);
+    if (!auth || auth.key !== oldKey) {
+      throw unauthorized(
+        "bad_rotation_proof",
+        "rotateFrom.signature must be a Trellis-Node authorization made with rotateFrom.nodeKey",
+      );
+    }
+    try {
+      this.verify({ ...ROTATION_PROOF, authorization: signature, body: newKey });
+    } catch (err) {
+      if (ControlError.is(err) && err.status === 401) {
+        throw unauthorized("bad_rotation_proof", `key rotation proof refused: ${err.message}`);
+      }
+      throw err;
+    }
   }
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@trellis/log";
 import { postgresBinDir, startTempPostgres, type TempPostgres } from "@trellis/db/testing/postgres";
+import { SIGNAL_MAX_SEALED } from "@trellis/proto";
 import { EventBus, type ControlEvent } from "./events";
 import { PgEventBridge } from "./pg-bridge";
 
@@ -57,6 +58,21 @@ describe.skipIf(postgresBinDir() === null)("PostgreSQL event bridge", () => {
     // Each side saw its own event once (locally) and the other's once: no echoes.
     expect(a.seen.length).toBe(2);
     expect(b.seen.length).toBe(2);
+  });
+
+  it("carries settings changes and signals of the largest allowed size, verbatim", async () => {
+    const a = await process_();
+    const b = await process_();
+    a.bus.publish({ type: "settings" });
+    const to = "nodekey:" + "a".repeat(64);
+    const from = "nodekey:" + "b".repeat(64);
+    const sealed = "A".repeat(SIGNAL_MAX_SEALED - 2) + "==";
+    a.bus.publish({ type: "signal", to, from, sealed });
+    await until(() => b.seen.length === 2, "both events at b");
+    expect(b.seen[0]).toMatchObject({ type: "settings", origin: a.bridge.origin });
+    expect(b.seen[1]).toEqual({ type: "signal", to, from, sealed, origin: a.bridge.origin });
+    // The sender counts once its NOTIFY resolves, which may be after b hears it.
+    await until(() => a.bridge.stats.sent === 2, "both sends acknowledged");
   });
 
   it("splits a large node event to fit NOTIFY's payload limit", async () => {

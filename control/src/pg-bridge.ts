@@ -2,11 +2,16 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { z } from "zod";
 import type { Logger } from "@trellis/log";
+import { NodeKeyText, SIGNAL_MAX_SEALED } from "@trellis/proto";
 import type { ControlEvent, EventBus } from "./events";
 
 /** The PostgreSQL channel that carries tailnet changes between server processes. */
 export const CHANNEL = "trellis_events";
-/** NOTIFY payloads must stay under 8,000 bytes; node events are split to fit. */
+/**
+ * NOTIFY payloads must stay under 8,000 bytes; node events are split to fit,
+ * and signals are bounded by SIGNAL_MAX_SEALED (6,000 base64 characters plus
+ * two keys and the envelope, about 6,250 bytes).
+ */
 const IDS_PER_NOTIFY = 100;
 
 const Wire = z.discriminatedUnion("type", [
@@ -17,6 +22,14 @@ const Wire = z.discriminatedUnion("type", [
     origin: z.string().max(64),
   }),
   z.object({ type: z.literal("policy"), origin: z.string().max(64) }),
+  z.object({ type: z.literal("settings"), origin: z.string().max(64) }),
+  z.object({
+    type: z.literal("signal"),
+    to: NodeKeyText,
+    from: NodeKeyText,
+    sealed: z.string().max(SIGNAL_MAX_SEALED),
+    origin: z.string().max(64),
+  }),
 ]);
 
 /**
@@ -79,7 +92,8 @@ export class PgEventBridge {
         () => {
           this.stats.reconnects++;
           // Whatever others published while we were away is unknown: recompute everything.
-          this.bus.publish({ type: "policy", origin: "reconnect" });
+          // (A settings event: the runtime then also re-reads the settings.)
+          this.bus.publish({ type: "settings", origin: "reconnect" });
         },
         (err: unknown) => {
           this.log.warn({ err }, "event bridge reconnect failed");
@@ -104,8 +118,11 @@ export class PgEventBridge {
           }),
         );
       }
+    } else if (e.type === "signal") {
+      const { to, from, sealed } = e;
+      payloads.push(JSON.stringify({ type: "signal", to, from, sealed, origin: this.origin }));
     } else {
-      payloads.push(JSON.stringify({ type: "policy", origin: this.origin }));
+      payloads.push(JSON.stringify({ type: e.type, origin: this.origin }));
     }
     const client = this.client;
     if (!client) {

@@ -30,6 +30,8 @@ function info(k: Models.PreAuthKey): PreAuthKeyInfo {
     revokedAt: k.revokedAt?.toISOString() ?? null,
     usedCount: k.usedCount,
     createdBy: k.createdBy,
+    description: k.description,
+    lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
   };
 }
 
@@ -62,6 +64,7 @@ export async function createPreAuthKey(
         userId: req.userId ?? null,
         expiresAt: new Date(now.getTime() + req.expiresInSeconds * 1000),
         createdBy: actor,
+        description: req.description,
       },
     });
     await tx.auditEvent.create({
@@ -132,7 +135,7 @@ export async function consumePreAuthKey(tx: Tx, key: string, now: Date): Promise
       expiresAt: { gt: now },
       ...(row.reusable ? {} : { usedCount: 0 }),
     },
-    data: { usedCount: { increment: 1 } },
+    data: { usedCount: { increment: 1 }, lastUsedAt: now },
   });
   if (used.count !== 1) throw refused("the pre-auth key was already used");
   return { id: row.id, tags: jsonList(row.tags), userId: row.userId, ephemeral: row.ephemeral };

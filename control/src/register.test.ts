@@ -192,9 +192,14 @@ for (const { provider, skip } of PROVIDERS) {
         status: 401,
         message: /not recognised/,
       });
+      // A new key without a pre-auth key (only restarts and rotations need none).
+      expect(await controlError(registerNode(db, newKey(), { hostname: "a" }, later))).toMatchObject({
+        status: 401,
+        code: "invalid_preauth_key",
+      });
       for (const body of [
         null,
-        { hostname: "a" },
+        { preAuthKey: "short", hostname: "a" },
         { preAuthKey: key, hostname: "" },
         { preAuthKey: key, hostname: "a", routableIPs: ["300.0.0.0/8"] },
         { preAuthKey: key, hostname: "a", routableIPs: ["100.64.0.0/24"] },

@@ -10,12 +10,17 @@
 //   are refreshed; no pre-auth key use is consumed (possession of the node
 //   key already proves who it is).
 // - Known, expired key: a valid pre-auth key renews it, keeping the node's
-//   identity and addresses and taking tags and owner from the new key.
+//   identity, addresses and approval and taking tags and owner from the new key.
+// - Rotation (`rotateFrom`): signed with a new key, proving possession of the
+//   old one; the node continues under the new key and the old one is retired
+//   (previousKeys). A retired key can never register again, not even with a
+//   pre-auth key, so it cannot fork the node.
+// - New nodes wait for an admin when the tailnet's nodeApproval is on.
 import type { Database, Models } from "@trellis/db";
-import { RegisterRequest, type RegisterResponse } from "@trellis/proto";
+import { MAX_PREVIOUS_KEYS, RegisterRequest, type RegisterResponse } from "@trellis/proto";
 import { allocateAddresses } from "./addresses";
 import { ControlError } from "./errors";
-import { isUniqueViolation, parseOr400 } from "./errors-util";
+import { isUniqueViolation, jsonList, parseOr400 } from "./errors-util";
 import { identityOf } from "./node-view";
 import { formatPrefix, parsePrefix, prefixesOverlap, TAILNET_V4, TAILNET_V6 } from "./policy/ip";
 import { consumePreAuthKey } from "./preauth";
@@ -80,18 +85,69 @@ function canonicalRoutes(routes: string[]): string[] {
 export interface Registered {
   response: RegisterResponse;
   node: Models.Node;
+  /** The node key this registration rotated away from, if it was a rotation. */
+  rotatedFrom?: string;
+}
+
+export interface RegisterOptions {
+  dnsDomain: string;
+  now?: Date;
+  /** Lifetime of new untagged node keys, in days (tailnet settings); 180 by default. */
+  keyExpiryDays?: number;
+  /** Tailnet settings: new nodes wait for an admin (authorized = false). */
+  nodeApproval?: boolean;
+  /**
+   * Check `rotateFrom.signature` (NodeAuthenticator.verifyRotation); throws
+   * when it does not prove possession of the old key. Without it rotation
+   * requests are refused.
+   */
+  verifyRotation?: (oldKey: string, signature: string, newKey: string) => void;
+}
+
+/** A node whose row remembers `nodeKey` as a rotated-away key, if any. */
+function retiredBy(tx: Tx, nodeKey: string) {
+  // previousKeys is JSON text; node keys hold only [a-z0-9:], so the quoted key is an exact element match.
+  return tx.node.findFirst({ where: { previousKeys: { contains: `"${nodeKey}"` } }, select: { id: true } });
+}
+
+function retiredError(): ControlError {
+  return new ControlError(
+    "node_key_retired",
+    409,
+    "this node key was rotated away from and can never register again; generate a new key",
+  );
+}
+
+function preAuthRequired(): ControlError {
+  return new ControlError(
+    "invalid_preauth_key",
+    401,
+    "a pre-auth key is needed to register a new or expired node key",
+  );
 }
 
 export async function registerNode(
   db: Database,
   nodeKey: string,
   body: unknown,
-  opts: { dnsDomain: string; now?: Date },
+  opts: RegisterOptions,
 ): Promise<Registered> {
   const req = parseOr400(RegisterRequest, body, "invalid registration");
   const routes = canonicalRoutes(req.routableIPs);
   const now = opts.now ?? new Date();
+  const ttlMs = opts.keyExpiryDays !== undefined ? opts.keyExpiryDays * 24 * 3600 * 1000 : NODE_KEY_TTL_MS;
   const attrs = { hostname: req.hostname, os: req.os, advertisedRoutes: JSON.stringify(routes) };
+  const rotateFrom = req.rotateFrom;
+  if (rotateFrom) {
+    if (rotateFrom.nodeKey === nodeKey) {
+      throw new ControlError("invalid_request", 400, "rotateFrom.nodeKey: must differ from the signing key", [
+        { path: "rotateFrom.nodeKey", message: "must differ from the signing key" },
+      ]);
+    }
+    if (!opts.verifyRotation) throw new ControlError("unsupported", 400, "key rotation is not available");
+    // Outside the transaction: pure crypto, and it consumes the proof (replay).
+    opts.verifyRotation(rotateFrom.nodeKey, rotateFrom.signature, nodeKey);
+  }
 
   for (let attempt = 1; ; attempt++) {
     try {
@@ -99,17 +155,38 @@ export async function registerNode(
         async (tx) => {
           const existing = await tx.node.findUnique({ where: { nodeKey } });
           if (existing && (existing.expiresAt === null || existing.expiresAt > now)) {
+            // A restart, or the retry of a rotation that already went through.
+            if (rotateFrom && !jsonList(existing.previousKeys).includes(rotateFrom.nodeKey)) {
+              throw new ControlError(
+                "node_key_in_use",
+                409,
+                "the new node key already belongs to a node; rotate to a fresh key",
+              );
+            }
             const node = await tx.node.update({ where: { id: existing.id }, data: attrs });
             return { node, response: { node: identityOf(node, opts.dnsDomain), created: false } };
           }
+          if (!existing && (await retiredBy(tx, nodeKey))) throw retiredError();
+          if (rotateFrom) {
+            if (existing) {
+              throw new ControlError(
+                "node_key_in_use",
+                409,
+                "the new node key already belongs to a node; rotate to a fresh key",
+              );
+            }
+            return await rotate(tx, nodeKey, rotateFrom.nodeKey, attrs, now, opts.dnsDomain);
+          }
+          if (req.preAuthKey === undefined) throw preAuthRequired();
           const grant = await consumePreAuthKey(tx, req.preAuthKey, now);
           const owner = {
             tags: JSON.stringify(grant.tags),
             userId: grant.tags.length > 0 ? null : grant.userId,
             ephemeral: grant.ephemeral,
             preAuthKeyId: grant.id,
-            authorized: true,
-            expiresAt: grant.tags.length > 0 ? null : new Date(now.getTime() + NODE_KEY_TTL_MS),
+            // A renewed node keeps its approval (or its wait for one).
+            authorized: existing ? existing.authorized : !opts.nodeApproval,
+            expiresAt: grant.tags.length > 0 ? null : new Date(now.getTime() + ttlMs),
           };
           let node: Models.Node;
           if (existing) {
@@ -125,7 +202,13 @@ export async function registerNode(
               action: existing ? "node.reauthenticate" : "node.register",
               target: `node:${node.id}`,
               detail: JSON.stringify({
-                after: { name: node.name, ipv4: node.ipv4, ipv6: node.ipv6, tags: grant.tags },
+                after: {
+                  name: node.name,
+                  ipv4: node.ipv4,
+                  ipv6: node.ipv6,
+                  tags: grant.tags,
+                  authorized: node.authorized,
+                },
                 preAuthKey: grant.id,
               }),
             },
@@ -140,4 +223,55 @@ export async function registerNode(
       throw err;
     }
   }
+}
+
+/**
+ * Key rotation: the node registered under `oldKey` continues under `newKey`
+ * (same id, name, addresses, owner, tags, expiry); the old key joins
+ * previousKeys and never authenticates or registers again. The update is
+ * conditional on the old key, so two racing rotations cannot both win.
+ */
+async function rotate(
+  tx: Tx,
+  newKey: string,
+  oldKey: string,
+  attrs: { hostname: string; os: string; advertisedRoutes: string },
+  now: Date,
+  dnsDomain: string,
+): Promise<Registered> {
+  const old = await tx.node.findUnique({ where: { nodeKey: oldKey } });
+  if (!old) {
+    if (await retiredBy(tx, oldKey)) {
+      throw new ControlError("node_key_retired", 409, "rotateFrom.nodeKey was already rotated away from");
+    }
+    throw new ControlError("unknown_node", 401, "rotateFrom.nodeKey is not a registered node key");
+  }
+  if (old.expiresAt !== null && old.expiresAt <= now) {
+    throw new ControlError(
+      "node_key_expired",
+      401,
+      "rotateFrom.nodeKey has expired; renew it with a pre-auth key before rotating",
+    );
+  }
+  const previousKeys = [oldKey, ...jsonList(old.previousKeys).filter((k) => k !== newKey)].slice(
+    0,
+    MAX_PREVIOUS_KEYS,
+  );
+  const { count } = await tx.node.updateMany({
+    where: { id: old.id, nodeKey: oldKey },
+    data: { ...attrs, nodeKey: newKey, previousKeys: JSON.stringify(previousKeys) },
+  });
+  if (count !== 1) {
+    throw new ControlError("conflict", 409, "the node changed during the key rotation; retry");
+  }
+  const node = await tx.node.findUniqueOrThrow({ where: { id: old.id } });
+  await tx.auditEvent.create({
+    data: {
+      actor: `node:${node.id}`,
+      action: "node.rotate_key",
+      target: `node:${node.id}`,
+      detail: JSON.stringify({ before: { nodeKey: oldKey }, after: { nodeKey: newKey } }),
+    },
+  });
+  return { node, rotatedFrom: oldKey, response: { node: identityOf(node, dnsDomain), created: false } };
 }

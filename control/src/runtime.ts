@@ -10,12 +10,13 @@ import type {
 } from "@trellis/proto";
 import { loadOrCreateKeyFile, type KeyPair } from "@trellis/proto/keyfile";
 import type { ServerConfig } from "./config";
+import { ingestConnections, MAX_CONNECTION_REPORT_BYTES } from "./connlog";
 import { updateEndpoints } from "./endpoints";
 import { ControlError } from "./errors";
-import { EventBus } from "./events";
+import { attrsOnlyIds, EventBus } from "./events";
 import { PgEventBridge } from "./pg-bridge";
 import { openMapStream, type MapStreamOptions } from "./map-stream";
-import { NetmapService } from "./netmap-service";
+import { NetmapService, type MapConfig } from "./netmap-service";
 import { NodeAuthenticator, type SignedRequest } from "./node-auth";
 import { isKnownNodeKey } from "./nodes";
 import { loadPolicy, savePolicy, type ActivePolicy } from "./policy-store";
@@ -24,7 +25,9 @@ import { Presence } from "./presence";
 import { registerNode } from "./register";
 import { applyAutoApprovals, approveRoutes } from "./routes";
 import { defaultRelayMap } from "./relay-map";
+import { loadSettings, type Settings } from "./settings";
 import { completeSetup, isSetupComplete, issueSetupToken } from "./setup";
+import { SIGNAL_RATE, sendSignal, TokenBuckets, type RateLimit } from "./signal";
 
 /** Options for tests and benchmarks; the server uses the defaults. */
 export interface RuntimeOptions {
@@ -34,16 +37,19 @@ export interface RuntimeOptions {
   stream?: Pick<MapStreamOptions, "heartbeatMs" | "coalesceMs" | "maxQueued">;
   /** The control key; by default `control.key` (0600) in the data directory. */
   controlKey?: KeyPair;
+  /** Signals each node may send: 20/s, bursts of 40 by default. */
+  signalRate?: RateLimit;
 }
 
 /** Largest signed request body accepted by node endpoints. */
 export const MAX_NODE_BODY_BYTES = 64 * 1024;
 
-function parseJsonBody(body: string | Uint8Array): unknown {
-  const text = typeof body === "string" ? body : new TextDecoder().decode(body);
-  if (text.length > MAX_NODE_BODY_BYTES) {
-    throw new ControlError("body_too_large", 413, `request body exceeds ${MAX_NODE_BODY_BYTES} bytes`);
+function parseJsonBody(body: string | Uint8Array, limit = MAX_NODE_BODY_BYTES): unknown {
+  const size = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
+  if (size > limit) {
+    throw new ControlError("body_too_large", 413, `request body exceeds ${limit} bytes`);
   }
+  const text = typeof body === "string" ? body : new TextDecoder().decode(body);
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -74,6 +80,12 @@ export class ControlRuntime {
   private readonly presence: Presence;
   /** On PostgreSQL: joins this process's events to every other replica's. */
   private bridge: PgEventBridge | null = null;
+  /** The settings in force, loaded once and dropped on every `settings` event (any replica's). */
+  private settingsLoad: Promise<Settings> | null = null;
+  /** The last settings loaded, for the synchronous relay map endpoint. */
+  private lastSettings: Settings | null = null;
+  private mapConfigCache: { from: Settings; config: MapConfig } | null = null;
+  private readonly signalLimiter: TokenBuckets;
 
   private constructor(
     readonly config: ServerConfig,
@@ -83,14 +95,26 @@ export class ControlRuntime {
     private readonly opts: RuntimeOptions,
   ) {
     this.auth = new NodeAuthenticator(controlKey);
-    this.netmaps = new NetmapService(db, { dnsDomain: config.dnsDomain, relayMap: () => this.relayMap() });
+    this.signalLimiter = new TokenBuckets(opts.signalRate ?? SIGNAL_RATE);
+    this.netmaps = new NetmapService(db, {
+      config: () => this.mapConfig(),
+      // Expiry is noticed by each replica's own timer: announced locally only (an origin is never forwarded).
+      onExpire: (ids) => this.events.publish({ type: "nodes", ids, origin: "expiry" }),
+    });
     this.presence = new Presence(db, this.events, log.child({ component: "presence" }), {
       ephemeralGraceMs: opts.ephemeralGraceMs ?? 60_000,
     });
-    // First listener: every change invalidates the snapshot before streams recompute.
-    this.events.subscribe((e) =>
-      this.netmaps.invalidate(e.type === "nodes" && e.attrsOnly ? e.ids : undefined),
-    );
+    // First listener: every change invalidates the snapshot (and settings
+    // changes the cached settings) before streams recompute.
+    this.events.subscribe((e) => {
+      if (e.type === "signal") return;
+      if (e.type === "settings") {
+        this.settingsLoad = null;
+        // Reload now, for the synchronous relayMap(); a failure is retried by the next caller.
+        this.settings().catch((err: unknown) => this.log.error({ err }, "could not load settings"));
+      }
+      this.netmaps.invalidate(attrsOnlyIds(e));
+    });
   }
 
   /** Apply pending migrations, then connect. */
@@ -107,9 +131,15 @@ export class ControlRuntime {
         log.child({ component: "event-bridge" }),
       );
     }
+    await rt.settings();
     // No stream is open in a process that just started: clear what a previous
-    // one left behind, and give its ephemeral nodes their grace period.
-    await db.prisma.node.updateMany({ where: { online: true }, data: { online: false } });
+    // one left behind, and give its ephemeral nodes their grace period. Not on
+    // PostgreSQL, where other replicas may hold streams: there a node a crashed
+    // replica left "online" stays so until it reconnects somewhere (see
+    // control/README.md, Scale-out).
+    if (db.target.provider !== "postgresql") {
+      await db.prisma.node.updateMany({ where: { online: true }, data: { online: false } });
+    }
     const ephemeral = await db.prisma.node.findMany({ where: { ephemeral: true }, select: { id: true } });
     rt.presence.scheduleRemoval(ephemeral.map((n) => n.id));
     return rt;
@@ -118,6 +148,49 @@ export class ControlRuntime {
   attachRelay(relay: RelayStatusSource): void {
     this.relay = relay;
     this.defaultRelayMap = null;
+    this.mapConfigCache = null;
+    this.netmaps.invalidate();
+  }
+
+  // --- Settings (settings.ts has the admin functions) ------------------------------
+
+  /** The tailnet and DNS settings in force, cached until a `settings` event. */
+  settings(): Promise<Settings> {
+    if (!this.settingsLoad) {
+      const load = loadSettings(this.db, this.config);
+      this.settingsLoad = load;
+      load.then(
+        (s) => {
+          if (this.settingsLoad === load) this.lastSettings = s;
+        },
+        () => {
+          if (this.settingsLoad === load) this.settingsLoad = null;
+        },
+      );
+    }
+    return this.settingsLoad;
+  }
+
+  /** DNS config, DNS suffix and relay map for every map; one object per settings load. */
+  private async mapConfig(): Promise<MapConfig> {
+    const s = await this.settings();
+    if (this.mapConfigCache?.from !== s) {
+      const d = s.dns;
+      this.mapConfigCache = {
+        from: s,
+        config: {
+          dnsDomain: d.domain,
+          // MagicDNS off: no suffix (nodes resolve no tailnet names), resolvers as given.
+          dns: {
+            domain: d.magicDns ? d.domain : "",
+            nameservers: d.nameservers,
+            searchDomains: d.searchDomains,
+          },
+          relayMap: s.tailnet.relayMap ?? this.baseRelayMap(),
+        },
+      };
+    }
+    return this.mapConfigCache.config;
   }
 
   async health(): Promise<HealthResponse> {
@@ -180,6 +253,11 @@ export class ControlRuntime {
    * stream holds the same object and compares it by identity.
    */
   relayMap(): RelayMap {
+    return this.lastSettings?.tailnet.relayMap ?? this.baseRelayMap();
+  }
+
+  /** The relay map without the settings' override: TRELLIS_RELAY_MAP, or the embedded relay's. */
+  private baseRelayMap(): RelayMap {
     if (this.config.relayMap) return this.config.relayMap;
     if (!this.defaultRelayMap) {
       const stun = this.relay?.health().stun_port ?? this.config.stunPort;
@@ -203,11 +281,18 @@ export class ControlRuntime {
     return node;
   }
 
-  /** `POST /api/v1/register`: register (or re-register) the signing node with a pre-auth key. */
+  /**
+   * `POST /api/v1/register`: register (or re-register) the signing node with a
+   * pre-auth key, or rotate an existing node to the signing key (`rotateFrom`).
+   */
   async register(req: SignedRequest): Promise<RegisterResponse> {
     const nodeKey = this.auth.verify(req);
-    const { node, response } = await registerNode(this.db, nodeKey, parseJsonBody(req.body), {
-      dnsDomain: this.config.dnsDomain,
+    const settings = await this.settings();
+    const { node, response, rotatedFrom } = await registerNode(this.db, nodeKey, parseJsonBody(req.body), {
+      dnsDomain: settings.dns.domain,
+      keyExpiryDays: settings.tailnet.keyExpiryDays,
+      nodeApproval: settings.tailnet.nodeApproval,
+      verifyRotation: (oldKey, signature, newKey) => this.auth.verifyRotation(oldKey, signature, newKey),
     });
     // Advertised routes the policy's autoApprovers cover are approved at once.
     // The registration itself is committed: a failure here is logged, not
@@ -217,7 +302,16 @@ export class ControlRuntime {
     } catch (err) {
       this.log.error({ err, node: node.id }, "auto-approval of advertised routes failed");
     }
-    this.log.info({ node: node.id, name: node.name, created: response.created }, "node registered");
+    this.log.info(
+      {
+        node: node.id,
+        name: node.name,
+        created: response.created,
+        authorized: node.authorized,
+        ...(rotatedFrom ? { rotatedFrom } : {}),
+      },
+      rotatedFrom ? "node key rotated" : "node registered",
+    );
     this.events.publish({ type: "nodes", ids: [node.id] });
     return response;
   }
@@ -228,6 +322,60 @@ export class ControlRuntime {
     const changed = await updateEndpoints(this.db, node.id, parseJsonBody(req.body));
     if (changed) this.events.publish({ type: "nodes", ids: [node.id], attrsOnly: true });
     return { changed };
+  }
+
+  /**
+   * `POST /api/v1/logout`: the signing node's key stops working now (an
+   * ephemeral node is deleted instead); its map streams end, on every
+   * replica. Registering again needs a pre-auth key.
+   */
+  async logout(req: SignedRequest): Promise<{ loggedOut: true; deleted: boolean }> {
+    const node = await this.authenticate(req);
+    const now = new Date();
+    await this.db.prisma.$transaction(async (tx) => {
+      if (node.ephemeral) await tx.node.deleteMany({ where: { id: node.id } });
+      else await tx.node.update({ where: { id: node.id }, data: { expiresAt: now } });
+      await tx.auditEvent.create({
+        data: {
+          actor: `node:${node.id}`,
+          action: "node.logout",
+          target: `node:${node.id}`,
+          detail: JSON.stringify({ name: node.name, deleted: node.ephemeral }),
+        },
+      });
+    });
+    this.log.info({ node: node.id, name: node.name, deleted: node.ephemeral }, "node logged out");
+    this.events.publish({ type: "nodes", ids: [node.id] });
+    return { loggedOut: true, deleted: node.ephemeral };
+  }
+
+  /**
+   * `POST /api/v1/signal`: hand a sealed WebRTC signal to a peer's map stream
+   * (see signal.ts). 202 when queued.
+   */
+  async signal(req: SignedRequest): Promise<{ status: "queued" }> {
+    const node = await this.authenticate(req);
+    return sendSignal(
+      {
+        db: this.db,
+        netmaps: this.netmaps,
+        presence: this.presence,
+        bus: this.events,
+        limiter: this.signalLimiter,
+        replicated: this.bridge !== null,
+      },
+      node,
+      parseJsonBody(req.body),
+    );
+  }
+
+  /** `POST /api/v1/connections`: the signing node reports its connections (connlog.ts). */
+  async reportConnections(req: SignedRequest): Promise<{ accepted: number }> {
+    const node = await this.authenticate(req);
+    if (!node.authorized) {
+      throw new ControlError("not_authorized", 403, "this node is not approved yet");
+    }
+    return ingestConnections(this.db, node, parseJsonBody(req.body, MAX_CONNECTION_REPORT_BYTES));
   }
 
   /** `GET /api/v1/map`: the signing node's map as Server-Sent Events. */
@@ -287,13 +435,14 @@ export class ControlRuntime {
     return (await this.netmaps.snapshot()).topology;
   }
 
-  /** The MagicDNS suffix in force. */
-  dnsDomain(): Promise<string> {
-    return Promise.resolve(this.config.dnsDomain);
+  /** The MagicDNS suffix in force (the DNS settings' domain; TRELLIS_DNS_DOMAIN until one is saved). */
+  async dnsDomain(): Promise<string> {
+    return (await this.settings()).dns.domain;
   }
 
   async close(): Promise<void> {
     this.presence.close();
+    this.netmaps.close();
     await this.bridge?.close();
     await this.db.close();
   }

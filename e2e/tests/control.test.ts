@@ -69,7 +69,7 @@ class HttpNode {
 class MapReader {
   map!: FullMap;
   constructor(
-    private readonly events: AsyncGenerator<{ data: string }>,
+    private readonly events: AsyncGenerator<{ event: string; data: string }>,
     private readonly ac: AbortController,
   ) {}
   async next(): Promise<MapMessage> {
@@ -78,6 +78,9 @@ class MapReader {
       new Promise<never>((_, rej) => setTimeout(() => rej(new Error("no map message within 10 s")), 10_000)),
     ]);
     if (r.done) throw new Error("map stream ended");
+    // Only map messages matter here; the stream also carries signals and a final `end`.
+    if (r.value.event === "end") throw new Error(`map stream ended by the server: ${r.value.data}`);
+    if (r.value.event !== "full" && r.value.event !== "delta") return this.next();
     const msg = MapMessage.parse(JSON.parse(r.value.data));
     this.map = msg.type === "full" ? msg : applyDelta(this.map, msg);
     return msg;
