@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import next from "next";
 import { ConfigError, ControlRuntime, installRuntime, loadConfig } from "@trellis/control";
+import { loadOrCreateAuthSecret, pruneSessions } from "@trellis/control/auth";
 import { createLogger } from "@trellis/log";
 import { loadOrCreateKeyFile } from "@trellis/proto/keyfile";
 import { Relay } from "@trellis/relay";
@@ -17,6 +18,13 @@ async function main(): Promise<void> {
   const log = createLogger("server");
   const control = await ControlRuntime.open(config, log);
   installRuntime(control);
+  // next-auth reads these; they stay inside this process.
+  process.env.NEXTAUTH_URL = config.publicUrl;
+  process.env.NEXTAUTH_SECRET = loadOrCreateAuthSecret(config.authSecret, config.dataDir);
+  const prune = setInterval(() => {
+    pruneSessions(control.db).catch((err: unknown) => log.warn({ err }, "pruning expired sessions failed"));
+  }, 3600_000);
+  prune.unref();
 
   const relay = config.embeddedRelay
     ? await Relay.start({
@@ -39,6 +47,8 @@ async function main(): Promise<void> {
 
   const server = createServer((req, res) => {
     if (relay?.handleRequest(req, res)) return;
+    // The login rate limiter keys on the client address; never trust a client-sent value.
+    req.headers["x-trellis-remote-addr"] = req.socket.remoteAddress ?? "unknown";
     handle(req, res).catch((err: unknown) => {
       log.error({ err, url: req.url }, "request handler failed");
       if (!res.headersSent) res.writeHead(500).end();

@@ -1,0 +1,65 @@
+import { adminRoute, getRuntime } from "@/lib/api";
+
+export const dynamic = "force-dynamic";
+
+const HEARTBEAT_MS = 25_000;
+const COALESCE_MS = 250;
+
+/**
+ * Live updates for the console: `event: change` with `{"type": …}` whenever
+ * machines, the policy or settings change (here or on another replica).
+ * Carries no data — pages re-read what they show, with the viewer's rights.
+ */
+export function GET(req: Request): Promise<Response> {
+  return adminRoute("GET /api/v1/events", req, async () => {
+    const rt = getRuntime();
+    const enc = new TextEncoder();
+    let cleanup = () => {};
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const pending = new Set<string>();
+        let timer: ReturnType<typeof setTimeout> | null = null;
+        const send = (text: string) => {
+          try {
+            controller.enqueue(enc.encode(text));
+          } catch {
+            cleanup();
+          }
+        };
+        const flush = () => {
+          timer = null;
+          for (const type of pending) send(`event: change\ndata: ${JSON.stringify({ type })}\n\n`);
+          pending.clear();
+        };
+        const unsubscribe = rt.events.subscribe((e) => {
+          if (e.type === "signal") return;
+          pending.add(e.type);
+          timer ??= setTimeout(flush, COALESCE_MS);
+        });
+        const heartbeat = setInterval(() => send(": heartbeat\n\n"), HEARTBEAT_MS);
+        cleanup = () => {
+          unsubscribe();
+          clearInterval(heartbeat);
+          if (timer) clearTimeout(timer);
+          try {
+            controller.close();
+          } catch {
+            // already closed by the client going away
+          }
+        };
+        req.signal.addEventListener("abort", () => cleanup(), { once: true });
+        send(": connected\n\n");
+      },
+      cancel() {
+        cleanup();
+      },
+    });
+    return new Response(stream, {
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-store",
+        "x-accel-buffering": "no",
+      },
+    });
+  });
+}
