@@ -1,5 +1,15 @@
 import type { Metadata, Viewport } from "next";
+import { unstable_rethrow } from "next/navigation";
 import type { ReactNode } from "react";
+import type { Actor } from "@trellis/control/auth";
+import type { Scope } from "@trellis/proto";
+import { Brand } from "@/components/brand";
+import { LiveRefresh } from "@/components/live-refresh";
+import { SideNav, type NavItem } from "@/components/nav";
+import { SignOutButton } from "@/components/sign-out-button";
+import { ThemeSwitch } from "@/components/theme";
+import { ThemeScript } from "@/components/theme-script";
+import { getPageActor } from "@/lib/session";
 import "./globals.css";
 
 export const metadata: Metadata = {
@@ -15,25 +25,83 @@ export const viewport: Viewport = {
   ],
 };
 
-export default function RootLayout({ children }: { children: ReactNode }) {
+/** The console's sections and the scope each needs to be listed. */
+const SECTIONS: (NavItem & { scope: Scope })[] = [
+  { href: "/machines", label: "Machines", scope: "machines:read" },
+  { href: "/users", label: "Users", scope: "users:read" },
+  { href: "/keys", label: "Keys", scope: "keys:read" },
+  { href: "/acls", label: "Access controls", scope: "policy:read" },
+  { href: "/dns", label: "DNS", scope: "dns:read" },
+  { href: "/logs", label: "Logs", scope: "logs:read" },
+  { href: "/settings", label: "Settings", scope: "settings:read" },
+];
+
+/** The logged-in actor, or null: public pages (/, /login, /setup, /invite) render without it. */
+async function currentActor(): Promise<Actor | null> {
+  try {
+    return await getPageActor();
+  } catch (err) {
+    // Next's own control flow (dynamic rendering bail-outs, redirects) must pass through.
+    unstable_rethrow(err);
+    return null;
+  }
+}
+
+export default async function RootLayout({ children }: { children: ReactNode }) {
+  const actor = await currentActor();
   return (
-    <html lang="en">
+    // data-theme is set before hydration by ThemeScript, so React must not complain about it.
+    <html lang="en" suppressHydrationWarning>
+      <head>
+        <ThemeScript />
+      </head>
       <body>
-        <header className="topbar">
-          <a className="brand" href="/">
-            <svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">
-              <path
-                d="M4 4h16M4 12h16M4 20h16M4 4v16M12 4v16M20 4v16"
-                stroke="currentColor"
-                strokeWidth="2"
-                fill="none"
-                strokeLinecap="round"
+        <a className="skip-link" href="#main">
+          Skip to content
+        </a>
+        {actor ? (
+          <div className="shell">
+            <aside className="sidebar">
+              <div className="sidebar-head">
+                <Brand href="/machines" />
+              </div>
+              <SideNav
+                items={SECTIONS.filter((s) => actor.scopes.has(s.scope)).map(({ href, label }) => ({
+                  href,
+                  label,
+                }))}
               />
-            </svg>
-            Trellis
-          </a>
-        </header>
-        <main className="main">{children}</main>
+              <div className="sidebar-foot">
+                <div className="whoami">
+                  <span className="whoami-email" title={actor.email}>
+                    {actor.email}
+                  </span>
+                  <span className={`badge badge-role-${actor.role}`} data-testid="whoami-role">
+                    {actor.role}
+                  </span>
+                </div>
+                <div className="sidebar-controls">
+                  <ThemeSwitch />
+                  <SignOutButton />
+                </div>
+              </div>
+            </aside>
+            <main id="main" className="console-main" tabIndex={-1}>
+              {children}
+            </main>
+            <LiveRefresh />
+          </div>
+        ) : (
+          <>
+            <header className="topbar">
+              <Brand />
+              <ThemeSwitch />
+            </header>
+            <main id="main" className="main" tabIndex={-1}>
+              {children}
+            </main>
+          </>
+        )}
       </body>
     </html>
   );

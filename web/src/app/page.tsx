@@ -1,5 +1,7 @@
+import { redirect } from "next/navigation";
 import type { HealthResponse } from "@trellis/proto";
 import { getRuntime } from "@/lib/api";
+import { getPageActor } from "@/lib/session";
 
 export const dynamic = "force-dynamic";
 
@@ -8,6 +10,8 @@ function Status({ ok, label }: { ok: boolean; label: string }) {
 }
 
 export default async function Home() {
+  // Logged in: the console's first page. Everyone else sees the service status.
+  if (await getPageActor()) redirect("/machines");
   const rt = getRuntime();
   const [health, setupComplete]: [HealthResponse, boolean] = await Promise.all([
     rt.health(),
@@ -17,6 +21,13 @@ export default async function Home() {
     <>
       <h1>Your tailnet</h1>
       <p className="lead">Trellis joins browsers, servers and whole subnets into one WireGuard network.</p>
+      {setupComplete ? (
+        <p className="home-login">
+          <a className="button" href="/login" data-testid="login-link">
+            Log in
+          </a>
+        </p>
+      ) : null}
       <section className="grid" aria-label="Service status">
         <div className="card" data-testid="status-server">
           <h2>Server</h2>

@@ -59,8 +59,8 @@ export function SetupForm() {
         <p data-testid="setup-success">
           Admin account <strong>{done}</strong> created.
         </p>
-        <a className="button" href="/">
-          Go to your tailnet
+        <a className="button" href="/login">
+          Log in
         </a>
       </>
     );

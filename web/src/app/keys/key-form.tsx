@@ -1,0 +1,190 @@
+"use client";
+
+import { useState, type FormEvent } from "react";
+import type { CreatePreAuthKeyRequest, PreAuthKeyInfo } from "@trellis/proto";
+import { otherIssues } from "@/components/api";
+import { CopyButton } from "@/components/copy-button";
+import { useMutation } from "@/components/use-mutation";
+
+const EXPIRIES = [
+  { seconds: 3600, label: "1 hour" },
+  { seconds: 24 * 3600, label: "1 day" },
+  { seconds: 7 * 24 * 3600, label: "7 days" },
+  { seconds: 30 * 24 * 3600, label: "30 days" },
+  { seconds: 90 * 24 * 3600, label: "90 days" },
+];
+
+function parseTags(text: string): string[] {
+  return [
+    ...new Set(
+      text
+        .split(/[\s,]+/)
+        .map((t) => t.trim())
+        .filter(Boolean)
+        .map((t) => (t.startsWith("tag:") ? t : `tag:${t}`)),
+    ),
+  ];
+}
+
+/**
+ * "Generate key": an untagged key registers machines owned by the caller; a
+ * tagged key registers tagged machines. The key is shown once.
+ */
+export function KeyForm({
+  loginServer,
+  userId,
+  email,
+}: {
+  loginServer: string;
+  userId: string;
+  email: string;
+}) {
+  const mut = useMutation();
+  const [open, setOpen] = useState(false);
+  const [created, setCreated] = useState<{ key: string; info: PreAuthKeyInfo } | null>(null);
+
+  async function submit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const data = new FormData(form);
+    const tags = parseTags(String(data.get("tags") ?? ""));
+    const body: CreatePreAuthKeyRequest = {
+      reusable: data.get("reusable") === "on",
+      ephemeral: data.get("ephemeral") === "on",
+      tags,
+      expiresInSeconds: Number(data.get("expiresInSeconds")),
+      ...(tags.length === 0 ? { userId } : {}),
+    };
+    const res = await mut.run<{ key: string; info: PreAuthKeyInfo }>("POST", "/api/v1/keys", body);
+    if (res.ok) {
+      setCreated(res.data);
+      setOpen(false);
+      form.reset();
+    }
+  }
+
+  const tagIssue = Object.entries(mut.fields).find(([p]) => p === "tags" || p.startsWith("tags."))?.[1];
+  const rest = otherIssues(mut.issues, ["tags", "userId", "expiresInSeconds"]);
+
+  return (
+    <>
+      {created ? (
+        <div className="secret-panel" data-testid="new-key">
+          <h3>New pre-auth key</h3>
+          <p className="alert alert-warn" role="status">
+            Copy it now: it will not be shown again.
+          </p>
+          <div className="secret">
+            <code data-testid="new-key-value">{created.key}</code>
+            <CopyButton value={created.key} what="pre-auth key" className="btn btn-secondary btn-sm" />
+          </div>
+          <p className="small" style={{ margin: 0 }}>
+            On the machine, run:
+          </p>
+          <div className="secret">
+            <pre data-testid="new-key-command">{`trellis up --login-server ${loginServer} --auth-key ${created.key}`}</pre>
+            <CopyButton
+              value={`trellis up --login-server ${loginServer} --auth-key ${created.key}`}
+              what="command"
+              className="btn btn-secondary btn-sm"
+            />
+          </div>
+          <div>
+            <button type="button" className="btn btn-ghost btn-sm" onClick={() => setCreated(null)}>
+              Done
+            </button>
+          </div>
+        </div>
+      ) : null}
+
+      {!open ? (
+        <div className="form-actions" style={{ marginTop: created ? "1rem" : 0 }}>
+          <button
+            type="button"
+            className="btn btn-primary"
+            onClick={() => {
+              mut.reset();
+              setOpen(true);
+            }}
+            data-testid="generate-key"
+          >
+            Generate key…
+          </button>
+        </div>
+      ) : (
+        <form className="panel form-grid" onSubmit={submit} noValidate aria-labelledby="gen-title">
+          <h3 id="gen-title">Generate a pre-auth key</h3>
+          <fieldset>
+            <legend>Type</legend>
+            <label className="check">
+              <input type="checkbox" name="reusable" />
+              <span>
+                Reusable
+                <span className="hint" style={{ display: "block" }}>
+                  Registers any number of machines until it expires. Otherwise it works once.
+                </span>
+              </span>
+            </label>
+            <label className="check" style={{ marginTop: "0.5rem" }}>
+              <input type="checkbox" name="ephemeral" />
+              <span>
+                Ephemeral
+                <span className="hint" style={{ display: "block" }}>
+                  Machines are removed automatically soon after they go offline (CI jobs, containers).
+                </span>
+              </span>
+            </label>
+          </fieldset>
+          <label>
+            Tags
+            <input
+              name="tags"
+              placeholder="tag:server, tag:ci"
+              autoComplete="off"
+              spellCheck={false}
+              aria-invalid={tagIssue ? true : undefined}
+              aria-describedby="key-tags-hint"
+            />
+            <span id="key-tags-hint" className="hint">
+              Optional. Without tags the machines belong to you ({email}); with tags, to the tags.
+            </span>
+            {tagIssue ? <span className="field-error">{tagIssue}</span> : null}
+          </label>
+          <label>
+            Expires after
+            <select name="expiresInSeconds" defaultValue={String(24 * 3600)}>
+              {EXPIRIES.map((x) => (
+                <option key={x.seconds} value={x.seconds}>
+                  {x.label}
+                </option>
+              ))}
+            </select>
+            {mut.fields.expiresInSeconds ? (
+              <span className="field-error">{mut.fields.expiresInSeconds}</span>
+            ) : null}
+          </label>
+          {mut.error ? (
+            <div className="alert alert-error" role="alert">
+              {mut.error}
+              {rest.length ? (
+                <ul>
+                  {rest.map((i, n) => (
+                    <li key={n}>{i.message}</li>
+                  ))}
+                </ul>
+              ) : null}
+            </div>
+          ) : null}
+          <div className="form-actions">
+            <button type="submit" className="btn btn-primary" disabled={mut.busy}>
+              {mut.busy ? "Generating…" : "Generate key"}
+            </button>
+            <button type="button" className="btn btn-secondary" onClick={() => setOpen(false)}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,365 @@
+"use client";
+
+import { useRouter } from "next/navigation";
+import { useState, type FormEvent } from "react";
+import { ConfirmDialog } from "@/components/confirm-dialog";
+import { EXIT_ROUTES, isExitRoute } from "@/components/format";
+import { Outcome, useMutation } from "@/components/use-mutation";
+
+export interface EditableMachine {
+  id: string;
+  name: string;
+  tags: string[];
+  hasUser: boolean;
+  authorized: boolean;
+  expired: boolean;
+  keyExpiryDisabled: boolean;
+  advertisedRoutes: string[];
+  approvedRoutes: string[];
+  exitNodeAdvertised: boolean;
+  exitNodeApproved: boolean;
+}
+
+/**
+ * The machine's actions. The server enforces permissions; this hides what the
+ * actor cannot do (members: their own machines; routes and approval: admins).
+ */
+export function MachineEditor({
+  machine: m,
+  canWrite,
+  isAdmin,
+}: {
+  machine: EditableMachine;
+  canWrite: boolean;
+  isAdmin: boolean;
+}) {
+  const base = `/api/v1/machines/${encodeURIComponent(m.id)}`;
+  const hasRoutes = m.advertisedRoutes.length > 0;
+  if (!canWrite && !hasRoutes) return null;
+  return (
+    <div>
+      {isAdmin && !m.authorized ? <Authorize base={base} /> : null}
+      {canWrite ? <Rename base={base} name={m.name} /> : null}
+      {canWrite ? <Tags base={base} tags={m.tags} /> : null}
+      {hasRoutes ? <Routes base={base} m={m} isAdmin={isAdmin} /> : null}
+      {canWrite ? <Expiry base={base} m={m} /> : null}
+      {canWrite ? <Remove base={base} name={m.name} /> : null}
+    </div>
+  );
+}
+
+function Authorize({ base }: { base: string }) {
+  const mut = useMutation();
+  return (
+    <section className="panel alert-warn" aria-labelledby="auth-title">
+      <h3 id="auth-title">Waiting for approval</h3>
+      <p className="small">This machine cannot reach the tailnet until an admin approves it.</p>
+      <div className="form-actions">
+        <button
+          type="button"
+          className="btn btn-primary"
+          disabled={mut.busy}
+          onClick={() => void mut.run("POST", `${base}/authorize`, undefined, { success: "Approved." })}
+          data-testid="machine-approve"
+        >
+          Approve machine
+        </button>
+      </div>
+      <Outcome m={mut} />
+    </section>
+  );
+}
+
+function Rename({ base, name }: { base: string; name: string }) {
+  const mut = useMutation();
+  const [value, setValue] = useState(name);
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    await mut.run("PATCH", base, { name: value.trim() }, { success: `Renamed to ${value.trim()}.` });
+  }
+  return (
+    <section className="panel" aria-labelledby="rename-title">
+      <h3 id="rename-title">Name</h3>
+      <form className="inline-form" onSubmit={submit}>
+        <label className="visually-hidden" htmlFor="machine-rename">
+          Machine name
+        </label>
+        <input
+          id="machine-rename"
+          value={value}
+          onChange={(e) => setValue(e.target.value)}
+          aria-invalid={mut.fields.name ? true : undefined}
+          aria-describedby="machine-rename-hint"
+          autoComplete="off"
+          spellCheck={false}
+          required
+          maxLength={63}
+        />
+        <button type="submit" className="btn btn-secondary" disabled={mut.busy || value.trim() === name}>
+          Rename
+        </button>
+      </form>
+      <p id="machine-rename-hint" className="hint">
+        Lowercase letters, digits and hyphens; also its MagicDNS name.
+      </p>
+      {mut.fields.name ? <p className="field-error">{mut.fields.name}</p> : null}
+      <Outcome m={{ ...mut, issues: mut.fields.name ? [] : mut.issues }} />
+    </section>
+  );
+}
+
+function Tags({ base, tags }: { base: string; tags: string[] }) {
+  const mut = useMutation();
+  const [list, setList] = useState(tags);
+  const [draft, setDraft] = useState("");
+  const [draftError, setDraftError] = useState<string | null>(null);
+  const changed = list.join("\n") !== tags.join("\n");
+
+  function add() {
+    const t = draft.trim();
+    if (!t) return;
+    const tag = t.startsWith("tag:") ? t : `tag:${t}`;
+    if (!/^tag:[A-Za-z][A-Za-z0-9-]*$/.test(tag)) {
+      setDraftError('A tag is "tag:" followed by a letter, then letters, digits or hyphens.');
+      return;
+    }
+    setDraftError(null);
+    if (!list.includes(tag)) setList([...list, tag]);
+    setDraft("");
+  }
+
+  return (
+    <section className="panel" aria-labelledby="tags-title">
+      <h3 id="tags-title">Tags</h3>
+      <p className="hint">
+        A tagged machine belongs to its tags instead of a user; the policy’s tagOwners say who may set each
+        tag.
+      </p>
+      <ul
+        className="chips"
+        aria-label="Current tags"
+        style={{ listStyle: "none", padding: 0, margin: "0.5rem 0" }}
+      >
+        {list.length === 0 ? <li className="muted small">No tags</li> : null}
+        {list.map((t) => (
+          <li className="chip" key={t}>
+            {t}
+            <button
+              type="button"
+              aria-label={`Remove tag ${t}`}
+              onClick={() => setList(list.filter((x) => x !== t))}
+            >
+              ×
+            </button>
+          </li>
+        ))}
+      </ul>
+      <div className="inline-form">
+        <label className="visually-hidden" htmlFor="tag-add">
+          Add a tag
+        </label>
+        <input
+          id="tag-add"
+          placeholder="tag:server"
+          value={draft}
+          onChange={(e) => setDraft(e.target.value)}
+          onKeyDown={(e) => {
+            if (e.key === "Enter") {
+              e.preventDefault();
+              add();
+            }
+          }}
+          autoComplete="off"
+          spellCheck={false}
+        />
+        <button type="button" className="btn btn-secondary" onClick={add}>
+          Add
+        </button>
+        <button
+          type="button"
+          className="btn btn-primary"
+          disabled={mut.busy || !changed}
+          onClick={() => void mut.run("PATCH", base, { tags: list }, { success: "Tags saved." })}
+        >
+          Save tags
+        </button>
+      </div>
+      {draftError ? <p className="field-error">{draftError}</p> : null}
+      <Outcome m={mut} />
+    </section>
+  );
+}
+
+function Routes({ base, m, isAdmin }: { base: string; m: EditableMachine; isAdmin: boolean }) {
+  const mut = useMutation();
+  const subnets = m.advertisedRoutes.filter((r) => !isExitRoute(r));
+  const [approved, setApproved] = useState(() => new Set(m.approvedRoutes.filter((r) => !isExitRoute(r))));
+  const [exit, setExit] = useState(m.exitNodeApproved);
+
+  function toggle(r: string, on: boolean) {
+    const next = new Set(approved);
+    if (on) next.add(r);
+    else next.delete(r);
+    setApproved(next);
+  }
+
+  function save() {
+    const routes = [...subnets.filter((r) => approved.has(r)), ...(exit ? EXIT_ROUTES : [])];
+    void mut.run("POST", `${base}/routes`, { routes }, { success: "Routes saved." });
+  }
+
+  return (
+    <section className="panel" aria-labelledby="routes-title">
+      <h3 id="routes-title">Routes</h3>
+      <p className="hint">
+        {isAdmin
+          ? "Approve the subnets this machine offers to route, and whether it may be used as an exit node."
+          : "Only admins approve routes."}
+      </p>
+      <fieldset disabled={!isAdmin || mut.busy}>
+        <legend>Subnet routes</legend>
+        {subnets.length === 0 ? <p className="muted small">None advertised.</p> : null}
+        <div className="checks">
+          {subnets.map((r) => (
+            <label className="check" key={r}>
+              <input
+                type="checkbox"
+                checked={approved.has(r)}
+                onChange={(e) => toggle(r, e.target.checked)}
+                data-testid={`route-${r}`}
+              />
+              <span className="mono">{r}</span>
+              {!m.approvedRoutes.includes(r) ? <span className="badge badge-warn">new</span> : null}
+            </label>
+          ))}
+        </div>
+        {m.exitNodeAdvertised ? (
+          <label className="check" style={{ marginTop: "0.6rem" }}>
+            <input
+              type="checkbox"
+              checked={exit}
+              onChange={(e) => setExit(e.target.checked)}
+              data-testid="route-exit-node"
+            />
+            <span>
+              Use as exit node <span className="hint">(0.0.0.0/0 and ::/0)</span>
+            </span>
+          </label>
+        ) : null}
+      </fieldset>
+      {isAdmin ? (
+        <div className="form-actions" style={{ marginTop: "0.75rem" }}>
+          <button type="button" className="btn btn-primary" onClick={save} disabled={mut.busy}>
+            Save routes
+          </button>
+        </div>
+      ) : null}
+      <Outcome m={mut} />
+    </section>
+  );
+}
+
+function Expiry({ base, m }: { base: string; m: EditableMachine }) {
+  const mut = useMutation();
+  const [confirming, setConfirming] = useState(false);
+  return (
+    <section className="panel" aria-labelledby="expiry-title">
+      <h3 id="expiry-title">Key expiry</h3>
+      <label className="check">
+        <input
+          type="checkbox"
+          checked={m.keyExpiryDisabled}
+          disabled={mut.busy}
+          onChange={(e) =>
+            void mut.run(
+              "PATCH",
+              base,
+              { keyExpiryDisabled: e.target.checked },
+              { success: e.target.checked ? "Key expiry disabled." : "Key expiry enabled." },
+            )
+          }
+          data-testid="key-expiry-disabled"
+        />
+        <span>
+          Disable key expiry
+          <span className="hint" style={{ display: "block" }}>
+            When enabled again, the key expires after the tailnet’s default period from now.
+          </span>
+        </span>
+      </label>
+      <div className="form-actions" style={{ marginTop: "0.75rem" }}>
+        <button
+          type="button"
+          className="btn btn-secondary"
+          onClick={() => {
+            mut.reset();
+            setConfirming(true);
+          }}
+          disabled={mut.busy || m.expired}
+        >
+          Expire key now
+        </button>
+      </div>
+      <Outcome m={confirming ? { ...mut, error: null } : mut} />
+      <ConfirmDialog
+        open={confirming}
+        title="Expire this machine’s key?"
+        confirmLabel="Expire key"
+        danger
+        busy={mut.busy}
+        error={mut.error}
+        onCancel={() => setConfirming(false)}
+        onConfirm={async () => {
+          const res = await mut.run("POST", `${base}/expire`, undefined, { success: "Key expired." });
+          if (res.ok) setConfirming(false);
+        }}
+      >
+        <p>The machine is disconnected at once and must log in again to rejoin the tailnet.</p>
+      </ConfirmDialog>
+    </section>
+  );
+}
+
+function Remove({ base, name }: { base: string; name: string }) {
+  const router = useRouter();
+  const mut = useMutation();
+  const [confirming, setConfirming] = useState(false);
+  return (
+    <section className="panel" aria-labelledby="remove-title">
+      <h3 id="remove-title">Remove machine</h3>
+      <p className="hint">The machine leaves the tailnet; to rejoin it needs a new key.</p>
+      <button
+        type="button"
+        className="btn btn-danger"
+        onClick={() => {
+          mut.reset();
+          setConfirming(true);
+        }}
+        data-testid="machine-remove"
+      >
+        Remove…
+      </button>
+      <ConfirmDialog
+        open={confirming}
+        title={`Remove ${name}?`}
+        confirmLabel="Remove machine"
+        danger
+        busy={mut.busy}
+        error={mut.error}
+        onCancel={() => setConfirming(false)}
+        onConfirm={async () => {
+          const res = await mut.run("DELETE", base, undefined, { refresh: false });
+          if (res.ok) {
+            setConfirming(false);
+            router.push("/machines");
+            router.refresh();
+          }
+        }}
+      >
+        <p>
+          <strong>{name}</strong> is removed from the tailnet. This cannot be undone.
+        </p>
+      </ConfirmDialog>
+    </section>
+  );
+}

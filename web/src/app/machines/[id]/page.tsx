@@ -1,0 +1,127 @@
+import type { Metadata } from "next";
+import Link from "next/link";
+import { notFound } from "next/navigation";
+import { getMachine } from "@trellis/control/admin";
+import { ControlError } from "@trellis/control/errors";
+import type { MachineInfo } from "@trellis/proto";
+import { Copyable } from "@/components/copy-button";
+import { formatDate } from "@/components/format";
+import { KeyExpiry, MachineStatus, Owner } from "@/components/machine-bits";
+import { Time } from "@/components/time";
+import { getRuntime } from "@/lib/api";
+import { requirePageActor } from "@/lib/session";
+import { MachineEditor } from "./machine-editor";
+
+export const dynamic = "force-dynamic";
+export const metadata: Metadata = { title: "Machine" };
+
+async function load(id: string, actor: Awaited<ReturnType<typeof requirePageActor>>): Promise<MachineInfo> {
+  try {
+    return await getMachine(getRuntime(), actor, id);
+  } catch (err) {
+    // A machine that does not exist, or (for members) is not theirs.
+    if (ControlError.is(err) && (err.status === 404 || err.status === 403)) notFound();
+    throw err;
+  }
+}
+
+export default async function MachinePage({ params }: { params: Promise<{ id: string }> }) {
+  const { id } = await params;
+  const actor = await requirePageActor("machines:read", `/machines/${id}`);
+  const m = await load(id, actor);
+  const canWrite =
+    actor.scopes.has("machines:write") && (actor.role === "admin" || m.user?.id === actor.userId);
+  const isAdmin = actor.role === "admin" && actor.scopes.has("machines:write");
+
+  return (
+    <>
+      <div className="breadcrumb">
+        <Link href="/machines">← Machines</Link>
+      </div>
+      <div className="page-head">
+        <div>
+          <h1 data-testid="machine-name">{m.name}</h1>
+          <p className="lead row">
+            <span className="mono">{m.dnsName}</span>
+            <MachineStatus m={m} />
+          </p>
+        </div>
+      </div>
+
+      <div className="cols">
+        <section className="panel" aria-labelledby="details-title">
+          <h2 id="details-title" className="section-title">
+            Details
+          </h2>
+          <dl className="props">
+            <dt>Owner</dt>
+            <dd>
+              <Owner m={m} />
+            </dd>
+            <dt>IPv4</dt>
+            <dd>{m.ipv4 ? <Copyable value={m.ipv4} what="IPv4 address" /> : "—"}</dd>
+            <dt>IPv6</dt>
+            <dd>{m.ipv6 ? <Copyable value={m.ipv6} what="IPv6 address" /> : "—"}</dd>
+            <dt>Hostname</dt>
+            <dd>{m.hostname}</dd>
+            <dt>OS</dt>
+            <dd>{m.os || "—"}</dd>
+            <dt>Node key</dt>
+            <dd>
+              <Copyable value={m.nodeKey} what="node key" />
+            </dd>
+            <dt>Created</dt>
+            <dd>{formatDate(m.createdAt)}</dd>
+            <dt>Last seen</dt>
+            <dd>{m.online ? "now (online)" : <Time iso={m.lastSeen} />}</dd>
+            <dt>Key expiry</dt>
+            <dd>
+              <KeyExpiry m={m} />
+              {m.keyExpiry ? <span className="cell-sub">{formatDate(m.keyExpiry)}</span> : null}
+            </dd>
+            <dt>Approval</dt>
+            <dd>
+              {m.authorized ? "Approved" : <span className="badge badge-warn">Waiting for an admin</span>}
+            </dd>
+            <dt>Ephemeral</dt>
+            <dd>{m.ephemeral ? "Yes: removed soon after it goes offline" : "No"}</dd>
+            <dt>Home relay</dt>
+            <dd>{m.homeRegion ?? "—"}</dd>
+            <dt>Endpoints</dt>
+            <dd>
+              {m.endpoints.length ? (
+                <span className="chips">
+                  {m.endpoints.map((e) => (
+                    <span className="chip" key={e}>
+                      {e}
+                    </span>
+                  ))}
+                </span>
+              ) : (
+                "—"
+              )}
+            </dd>
+          </dl>
+        </section>
+
+        <MachineEditor
+          machine={{
+            id: m.id,
+            name: m.name,
+            tags: m.tags,
+            hasUser: m.user !== null,
+            authorized: m.authorized,
+            expired: m.expired,
+            keyExpiryDisabled: m.keyExpiry === null,
+            advertisedRoutes: m.advertisedRoutes,
+            approvedRoutes: m.approvedRoutes,
+            exitNodeAdvertised: m.exitNodeAdvertised,
+            exitNodeApproved: m.exitNodeApproved,
+          }}
+          canWrite={canWrite}
+          isAdmin={isAdmin}
+        />
+      </div>
+    </>
+  );
+}

@@ -1,0 +1,225 @@
+import type { Metadata } from "next";
+import Form from "next/form";
+import Link from "next/link";
+import { listMachines } from "@trellis/control/admin";
+import type { MachineInfo } from "@trellis/proto";
+import { ActionButton } from "@/components/action-button";
+import { Copyable } from "@/components/copy-button";
+import { firstParam, queryRecord } from "@/components/format";
+import { KeyExpiry, MachineStatus, Owner, RoutesSummary } from "@/components/machine-bits";
+import { Pager } from "@/components/pager";
+import { Time } from "@/components/time";
+import { getRuntime } from "@/lib/api";
+import { requirePageActor } from "@/lib/session";
+
+export const dynamic = "force-dynamic";
+export const metadata: Metadata = { title: "Machines" };
+
+type SearchParams = Promise<Record<string, string | string[] | undefined>>;
+
+const STATUSES = ["online", "offline", "pending", "expired"] as const;
+
+export default async function MachinesPage({ searchParams }: { searchParams: SearchParams }) {
+  const actor = await requirePageActor("machines:read", "/machines");
+  const params = await searchParams;
+  const filters = queryRecord(params, ["q", "status"]);
+  if (filters.status && !(STATUSES as readonly string[]).includes(filters.status)) delete filters.status;
+  const cursor = firstParam(params.cursor) || undefined;
+  const ctx = getRuntime();
+  const isAdmin = actor.role === "admin" && actor.scopes.has("machines:write");
+
+  const [page, pending] = await Promise.all([
+    listMachines(ctx, actor, { ...filters, ...(cursor ? { cursor } : {}), limit: "50" }),
+    filters.status === "pending" || cursor
+      ? Promise.resolve(null)
+      : listMachines(ctx, actor, { status: "pending", limit: "50" }),
+  ]);
+  const filtered = Boolean(filters.q || filters.status);
+
+  return (
+    <>
+      <div className="page-head">
+        <div>
+          <h1>Machines</h1>
+          <p className="lead">
+            {actor.role === "member" ? "Your devices in the tailnet." : "Every device in the tailnet."}
+          </p>
+        </div>
+        {actor.scopes.has("keys:write") ? (
+          <Link className="btn btn-primary" href="/keys">
+            Add a machine
+          </Link>
+        ) : null}
+      </div>
+
+      {pending && pending.items.length > 0 ? (
+        <section
+          className="panel section-pending"
+          aria-labelledby="pending-title"
+          data-testid="pending-machines"
+        >
+          <h2 id="pending-title" className="section-title">
+            Pending approval <span className="badge badge-warn">{pending.total}</span>
+          </h2>
+          <p className="muted small">
+            These machines registered but cannot reach anyone until an admin approves them.
+          </p>
+          <ul className="list-rows pending-list">
+            {pending.items.map((m) => (
+              <li key={m.id} className="row" data-testid={`pending-row-${m.name}`}>
+                <Link className="cell-title" href={`/machines/${m.id}`}>
+                  {m.name}
+                </Link>
+                <span className="muted small">
+                  {m.os || "unknown OS"} · <Owner m={m} /> · registered <Time iso={m.createdAt} />
+                </span>
+                <span className="spacer" />
+                {isAdmin ? (
+                  <ActionButton
+                    label="Approve"
+                    method="POST"
+                    url={`/api/v1/machines/${encodeURIComponent(m.id)}/authorize`}
+                    variant="primary"
+                    testId={`approve-${m.name}`}
+                    ariaLabel={`Approve ${m.name}`}
+                  />
+                ) : null}
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
+
+      <Form action="/machines" className="toolbar" role="search">
+        <label className="visually-hidden" htmlFor="machine-q">
+          Search machines
+        </label>
+        <input
+          id="machine-q"
+          type="search"
+          name="q"
+          defaultValue={filters.q ?? ""}
+          placeholder="Search by name, address, owner or tag"
+        />
+        <label className="visually-hidden" htmlFor="machine-status">
+          Status
+        </label>
+        <select id="machine-status" name="status" defaultValue={filters.status ?? ""}>
+          <option value="">All machines</option>
+          <option value="online">Online</option>
+          <option value="offline">Offline</option>
+          <option value="pending">Pending approval</option>
+          <option value="expired">Key expired</option>
+        </select>
+        <button type="submit" className="btn btn-secondary">
+          Filter
+        </button>
+        {filtered ? (
+          <Link href="/machines" className="btn btn-ghost">
+            Clear
+          </Link>
+        ) : null}
+      </Form>
+
+      {page.items.length === 0 ? (
+        filtered ? (
+          <div className="empty" data-testid="machines-empty">
+            <h2>No machines match</h2>
+            <p>Try another search or status.</p>
+            <Link href="/machines" className="btn btn-secondary">
+              Show all machines
+            </Link>
+          </div>
+        ) : (
+          <EmptyMachines canKeys={actor.scopes.has("keys:write")} publicUrl={ctx.config.publicUrl} />
+        )
+      ) : (
+        <>
+          <MachineTable machines={page.items} />
+          <Pager
+            path="/machines"
+            params={filters}
+            cursor={cursor}
+            nextCursor={page.nextCursor}
+            shown={page.items.length}
+            total={page.total}
+            noun="machine"
+          />
+        </>
+      )}
+    </>
+  );
+}
+
+function EmptyMachines({ canKeys, publicUrl }: { canKeys: boolean; publicUrl: string }) {
+  return (
+    <div className="empty" data-testid="machines-empty">
+      <h2>No machines yet</h2>
+      <p>Add a machine with a pre-auth key: generate one on the Keys page, then run this on the machine:</p>
+      <pre className="json">{`trellis up --login-server ${publicUrl} --auth-key <key>`}</pre>
+      <div>
+        {canKeys ? (
+          <Link href="/keys" className="btn btn-primary">
+            Generate a key
+          </Link>
+        ) : (
+          <p>Ask an admin for a pre-auth key.</p>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function MachineTable({ machines }: { machines: MachineInfo[] }) {
+  return (
+    <div className="table-wrap">
+      <table className="data">
+        <thead>
+          <tr>
+            <th scope="col">Machine</th>
+            <th scope="col">Owner</th>
+            <th scope="col">Addresses</th>
+            <th scope="col">OS</th>
+            <th scope="col">Status</th>
+            <th scope="col">Key expiry</th>
+            <th scope="col">Routes</th>
+          </tr>
+        </thead>
+        <tbody>
+          {machines.map((m) => (
+            <tr key={m.id} data-testid={`machine-row-${m.name}`}>
+              <td>
+                <Link className="cell-title" href={`/machines/${m.id}`}>
+                  {m.name}
+                </Link>
+                <span className="cell-sub">{m.dnsName}</span>
+                {m.ephemeral ? <span className="badge">ephemeral</span> : null}
+              </td>
+              <td>
+                <Owner m={m} />
+              </td>
+              <td>
+                {m.ipv4 ? <Copyable value={m.ipv4} what={`IPv4 address of ${m.name}`} /> : null}
+                {m.ipv6 ? (
+                  <span className="cell-sub">
+                    <Copyable value={m.ipv6} what={`IPv6 address of ${m.name}`} />
+                  </span>
+                ) : null}
+              </td>
+              <td>{m.os || <span className="muted">—</span>}</td>
+              <td>
+                <MachineStatus m={m} />
+              </td>
+              <td>
+                <KeyExpiry m={m} />
+              </td>
+              <td>
+                <RoutesSummary m={m} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

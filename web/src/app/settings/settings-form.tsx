@@ -1,0 +1,136 @@
+"use client";
+
+import { useState, type FormEvent } from "react";
+import type { TailnetSettings } from "@trellis/proto";
+import { otherIssues } from "@/components/api";
+import { useMutation } from "@/components/use-mutation";
+
+export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; readOnly: boolean }) {
+  const mut = useMutation();
+  const [name, setName] = useState(initial.name);
+  const [nodeApproval, setNodeApproval] = useState(initial.nodeApproval);
+  const [keyExpiryDays, setKeyExpiryDays] = useState(String(initial.keyExpiryDays));
+  const [relayMap, setRelayMap] = useState(initial.relayMap ? JSON.stringify(initial.relayMap, null, 2) : "");
+  const [relayError, setRelayError] = useState<string | null>(null);
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    let parsedRelay: unknown = null;
+    const text = relayMap.trim();
+    if (text !== "" && text !== "null") {
+      try {
+        parsedRelay = JSON.parse(text);
+      } catch (err) {
+        setRelayError(`Not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+    }
+    setRelayError(null);
+    await mut.run(
+      "PUT",
+      "/api/v1/settings",
+      {
+        name: name.trim(),
+        nodeApproval,
+        keyExpiryDays: Number(keyExpiryDays),
+        relayMap: parsedRelay as TailnetSettings["relayMap"],
+      },
+      { success: "Settings saved." },
+    );
+  }
+
+  const relayIssue =
+    relayError ??
+    mut.issues
+      .filter((i) => i.path === "relayMap" || i.path.startsWith("relayMap."))
+      .map((i) => (i.path === "relayMap" ? i.message : `${i.path.slice("relayMap.".length)}: ${i.message}`))
+      .join("; ");
+  const rest = otherIssues(mut.issues, ["name", "nodeApproval", "keyExpiryDays", "relayMap"]);
+
+  return (
+    <form className="panel form-grid" onSubmit={submit} noValidate style={{ maxWidth: "44rem" }}>
+      <label>
+        Tailnet name
+        <input
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          readOnly={readOnly}
+          maxLength={100}
+          aria-invalid={mut.fields.name ? true : undefined}
+          data-testid="tailnet-name"
+        />
+        {mut.fields.name ? <span className="field-error">{mut.fields.name}</span> : null}
+      </label>
+      <label className="check">
+        <input
+          type="checkbox"
+          checked={nodeApproval}
+          onChange={(e) => setNodeApproval(e.target.checked)}
+          disabled={readOnly}
+          data-testid="node-approval"
+        />
+        <span>
+          Require approval of new machines
+          <span className="hint" style={{ display: "block" }}>
+            New machines wait, unable to reach anyone, until an admin approves them on the Machines page.
+          </span>
+        </span>
+      </label>
+      <label style={{ maxWidth: "14rem" }}>
+        Default key expiry (days)
+        <input
+          type="number"
+          min={1}
+          max={365}
+          value={keyExpiryDays}
+          onChange={(e) => setKeyExpiryDays(e.target.value)}
+          readOnly={readOnly}
+          aria-invalid={mut.fields.keyExpiryDays ? true : undefined}
+        />
+        <span className="hint">Lifetime of new untagged machine keys (1–365).</span>
+        {mut.fields.keyExpiryDays ? <span className="field-error">{mut.fields.keyExpiryDays}</span> : null}
+      </label>
+      <label>
+        Relay map override
+        <textarea
+          className="code"
+          rows={8}
+          value={relayMap}
+          onChange={(e) => setRelayMap(e.target.value)}
+          readOnly={readOnly}
+          spellCheck={false}
+          placeholder='Empty (or null): the built-in relay map. Otherwise JSON: {"regions": {"1": {…}}}'
+          aria-invalid={relayIssue ? true : undefined}
+        />
+        <span className="hint">The relays published to machines. Leave empty to use the built-in map.</span>
+        {relayIssue ? <span className="field-error">{relayIssue}</span> : null}
+      </label>
+      {mut.error ? (
+        <div className="alert alert-error" role="alert">
+          {mut.error}
+          {rest.length ? (
+            <ul>
+              {rest.map((i, n) => (
+                <li key={n}>{i.message}</li>
+              ))}
+            </ul>
+          ) : null}
+        </div>
+      ) : null}
+      {mut.success ? (
+        <p className="alert alert-success" role="status" data-testid="settings-saved">
+          {mut.success}
+        </p>
+      ) : null}
+      {!readOnly ? (
+        <div className="form-actions">
+          <button type="submit" className="btn btn-primary" disabled={mut.busy}>
+            {mut.busy ? "Saving…" : "Save settings"}
+          </button>
+        </div>
+      ) : (
+        <p className="muted small">Changing these needs the settings:write permission.</p>
+      )}
+    </form>
+  );
+}

@@ -1,0 +1,156 @@
+"use client";
+
+import { useState, type FormEvent } from "react";
+import type { ApiTokenInfo, Scope } from "@trellis/proto";
+import { otherIssues } from "@/components/api";
+import { CopyButton } from "@/components/copy-button";
+import { useMutation } from "@/components/use-mutation";
+
+const EXPIRIES = [7, 30, 90, 180, 365];
+
+/** Create an API token with a subset of the caller's scopes; the token is shown once. */
+export function TokenForm({ scopes }: { scopes: Scope[] }) {
+  const mut = useMutation();
+  const [open, setOpen] = useState(false);
+  const [created, setCreated] = useState<{ token: string; info: ApiTokenInfo } | null>(null);
+  const readScopes = scopes.filter((s) => s.endsWith(":read"));
+
+  async function submit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const data = new FormData(form);
+    const res = await mut.run<{ token: string; info: ApiTokenInfo }>("POST", "/api/v1/tokens", {
+      description: String(data.get("description") ?? "").trim(),
+      scopes: data.getAll("scopes").map(String),
+      expiresInDays: Number(data.get("expiresInDays") ?? 90),
+    });
+    if (res.ok) {
+      setCreated(res.data);
+      setOpen(false);
+      form.reset();
+    }
+  }
+
+  const rest = otherIssues(mut.issues, ["description", "scopes", "expiresInDays"]);
+  const scopeIssue = Object.entries(mut.fields).find(([p]) => p === "scopes" || p.startsWith("scopes."))?.[1];
+
+  return (
+    <>
+      {created ? (
+        <div className="secret-panel" data-testid="new-token">
+          <h3>New API token{created.info.description ? `: ${created.info.description}` : ""}</h3>
+          <p className="alert alert-warn" role="status">
+            Copy it now: it will not be shown again.
+          </p>
+          <div className="secret">
+            <code data-testid="new-token-value">{created.token}</code>
+            <CopyButton value={created.token} what="API token" className="btn btn-secondary btn-sm" />
+          </div>
+          <div>
+            <button type="button" className="btn btn-ghost btn-sm" onClick={() => setCreated(null)}>
+              Done
+            </button>
+          </div>
+        </div>
+      ) : null}
+      {!open ? (
+        <div className="form-actions" style={{ marginTop: created ? "1rem" : 0 }}>
+          <button
+            type="button"
+            className="btn btn-primary"
+            onClick={() => {
+              mut.reset();
+              setOpen(true);
+            }}
+            data-testid="create-token"
+          >
+            Create token…
+          </button>
+        </div>
+      ) : (
+        <form
+          className="panel form-grid"
+          onSubmit={submit}
+          noValidate
+          aria-labelledby="token-title"
+          style={{ maxWidth: "44rem" }}
+        >
+          <h3 id="token-title">Create an API token</h3>
+          <label>
+            Description
+            <input name="description" maxLength={200} placeholder="e.g. Terraform" autoComplete="off" />
+            {mut.fields.description ? <span className="field-error">{mut.fields.description}</span> : null}
+          </label>
+          <fieldset>
+            <legend>Scopes</legend>
+            <div className="row" style={{ marginBottom: "0.5rem" }}>
+              <button
+                type="button"
+                className="btn btn-ghost btn-xs"
+                onClick={(e) => {
+                  const fs = e.currentTarget.closest("fieldset");
+                  fs?.querySelectorAll<HTMLInputElement>('input[name="scopes"]').forEach((c) => {
+                    c.checked = readScopes.includes(c.value as Scope);
+                  });
+                }}
+              >
+                Read only
+              </button>
+              <button
+                type="button"
+                className="btn btn-ghost btn-xs"
+                onClick={(e) => {
+                  const fs = e.currentTarget.closest("fieldset");
+                  fs?.querySelectorAll<HTMLInputElement>('input[name="scopes"]').forEach((c) => {
+                    c.checked = true;
+                  });
+                }}
+              >
+                All
+              </button>
+            </div>
+            <div className="checks">
+              {scopes.map((s) => (
+                <label className="check" key={s}>
+                  <input type="checkbox" name="scopes" value={s} />
+                  <code>{s}</code>
+                </label>
+              ))}
+            </div>
+            {scopeIssue ? <p className="field-error">{scopeIssue}</p> : null}
+          </fieldset>
+          <label style={{ maxWidth: "12rem" }}>
+            Expires after
+            <select name="expiresInDays" defaultValue="90">
+              {EXPIRIES.map((d) => (
+                <option key={d} value={d}>
+                  {d} days
+                </option>
+              ))}
+            </select>
+          </label>
+          {mut.error ? (
+            <div className="alert alert-error" role="alert">
+              {mut.error}
+              {rest.length ? (
+                <ul>
+                  {rest.map((i, n) => (
+                    <li key={n}>{i.message}</li>
+                  ))}
+                </ul>
+              ) : null}
+            </div>
+          ) : null}
+          <div className="form-actions">
+            <button type="submit" className="btn btn-primary" disabled={mut.busy}>
+              {mut.busy ? "Creating…" : "Create token"}
+            </button>
+            <button type="button" className="btn btn-secondary" onClick={() => setOpen(false)}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,82 @@
+import type { MachineInfo } from "@trellis/proto";
+import { formatDate, isExitRoute, relativeTime } from "./format";
+
+export type MachineState = "pending" | "expired" | "online" | "offline";
+
+export function machineState(m: MachineInfo): MachineState {
+  if (!m.authorized) return "pending";
+  if (m.expired) return "expired";
+  return m.online ? "online" : "offline";
+}
+
+export function MachineStatus({ m }: { m: MachineInfo }) {
+  const state = machineState(m);
+  if (state === "pending") return <span className="dot dot-pending">Needs approval</span>;
+  if (state === "expired") return <span className="dot dot-expired">Key expired</span>;
+  if (state === "online") return <span className="dot dot-online">Online</span>;
+  return (
+    <span className="dot" title={m.lastSeen ? formatDate(m.lastSeen) : undefined}>
+      {m.lastSeen ? `Last seen ${relativeTime(m.lastSeen)}` : "Offline"}
+    </span>
+  );
+}
+
+export function KeyExpiry({ m }: { m: MachineInfo }) {
+  if (m.expired) return <span className="badge badge-bad">expired</span>;
+  if (!m.keyExpiry) return <span className="muted">never</span>;
+  const soon = Date.parse(m.keyExpiry) - Date.now() < 14 * 24 * 3600 * 1000;
+  return (
+    <time
+      dateTime={m.keyExpiry}
+      title={formatDate(m.keyExpiry)}
+      className={soon ? "badge badge-warn" : undefined}
+    >
+      {relativeTime(m.keyExpiry)}
+    </time>
+  );
+}
+
+export function Owner({ m }: { m: MachineInfo }) {
+  if (m.tags.length > 0) {
+    return (
+      <span className="chips">
+        {m.tags.map((t) => (
+          <span className="chip" key={t}>
+            {t}
+          </span>
+        ))}
+      </span>
+    );
+  }
+  if (m.user) return <span title={m.user.name}>{m.user.email}</span>;
+  return <span className="muted">—</span>;
+}
+
+/** Advertised routes that wait for approval (exit routes included). */
+export function unapprovedRoutes(m: MachineInfo): string[] {
+  return m.advertisedRoutes.filter((r) => !m.approvedRoutes.includes(r));
+}
+
+export function RoutesSummary({ m }: { m: MachineInfo }) {
+  const subnets = m.advertisedRoutes.filter((r) => !isExitRoute(r));
+  const pending = unapprovedRoutes(m);
+  if (subnets.length === 0 && !m.exitNodeAdvertised) return <span className="muted">—</span>;
+  return (
+    <span className="chips">
+      {subnets.length > 0 ? (
+        <span className="chip" title={subnets.join("\n")}>
+          {subnets[0]}
+          {subnets.length > 1 ? ` +${subnets.length - 1}` : ""}
+        </span>
+      ) : null}
+      {m.exitNodeAdvertised ? (
+        <span className={`badge ${m.exitNodeApproved ? "badge-info" : ""}`}>Exit node</span>
+      ) : null}
+      {pending.length > 0 ? (
+        <span className="badge badge-warn" data-testid="routes-need-approval">
+          needs approval
+        </span>
+      ) : null}
+    </span>
+  );
+}
