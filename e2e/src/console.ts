@@ -1,0 +1,67 @@
+// HTTP helpers for the admin API as the console and API clients use it:
+// a next-auth credentials login that yields the session cookie, and JSON
+// requests with either that cookie (plus the console's Origin) or a token.
+
+export interface Caller {
+  cookie?: string;
+  token?: string;
+}
+
+/** Log in with email and password through next-auth; returns the session cookie. */
+export async function login(url: string, email: string, password: string): Promise<string> {
+  const csrf = await fetch(`${url}/api/auth/csrf`);
+  const { csrfToken } = (await csrf.json()) as { csrfToken: string };
+  const csrfCookie = csrf.headers
+    .getSetCookie()
+    .map((c) => c.split(";")[0])
+    .join("; ");
+  const res = await fetch(`${url}/api/auth/callback/credentials`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "content-type": "application/x-www-form-urlencoded", cookie: csrfCookie, origin: url },
+    body: new URLSearchParams({ csrfToken, email, password, json: "true" }),
+  });
+  const session = res.headers
+    .getSetCookie()
+    .map((c) => c.split(";")[0]!)
+    .find((c) => c.includes("next-auth.session-token="));
+  if (!session)
+    throw new Error(`login as ${email} failed: HTTP ${res.status} ${res.headers.get("location")}`);
+  return session;
+}
+
+export interface ApiResult<T = unknown> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function api<T = any>( // eslint-disable-line @typescript-eslint/no-explicit-any
+  url: string,
+  who: Caller | null,
+  method: string,
+  path: string,
+  body?: unknown,
+  extraHeaders: Record<string, string> = {},
+): Promise<ApiResult<T>> {
+  const headers: Record<string, string> = { ...extraHeaders };
+  if (who?.cookie) {
+    headers.cookie = who.cookie;
+    headers.origin ??= url;
+  }
+  if (who?.token) headers.authorization = `Bearer ${who.token}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(url + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body: parsed as T, headers: res.headers };
+}

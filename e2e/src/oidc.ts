@@ -1,0 +1,74 @@
+// A real OpenID Connect provider (panva's oidc-provider) on loopback, for
+// login tests. Its development interactions render a login form that accepts
+// any login name with any password; the name picks one of `accounts`.
+import { createServer, type Server } from "node:http";
+import Provider from "oidc-provider";
+import { freePort } from "./server";
+
+export interface TestAccount {
+  email: string;
+  name: string;
+  groups: string[];
+}
+
+export interface RunningOidc {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  stop(): Promise<void>;
+}
+
+export async function startOidcProvider(opts: {
+  /** Trellis's public URL: the client's redirect URI is derived from it. */
+  trellisUrl: string;
+  accounts: Record<string, TestAccount>;
+}): Promise<RunningOidc> {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const clientId = "trellis";
+  const clientSecret = "trellis-test-client-secret-0123456789";
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uris: [`${opts.trellisUrl}/api/auth/callback/oidc`],
+        grant_types: ["authorization_code"],
+        response_types: ["code"],
+      },
+    ],
+    scopes: ["openid", "email", "profile", "groups"],
+    claims: {
+      openid: ["sub"],
+      email: ["email", "email_verified"],
+      profile: ["name"],
+      groups: ["groups"],
+    },
+    // Put name, email and groups in the id_token itself, as many real providers do.
+    conformIdTokenClaims: false,
+    features: { devInteractions: { enabled: true } },
+    cookies: { keys: ["trellis-test-oidc-cookie-key"] },
+    findAccount(_ctx, id) {
+      const acct = opts.accounts[id];
+      if (!acct) return undefined;
+      return {
+        accountId: id,
+        claims: () => ({
+          sub: id,
+          email: acct.email,
+          email_verified: true,
+          name: acct.name,
+          groups: acct.groups,
+        }),
+      };
+    },
+  });
+  const server: Server = createServer(provider.callback());
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    issuer,
+    clientId,
+    clientSecret,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

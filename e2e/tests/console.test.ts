@@ -1,0 +1,320 @@
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BrowserContext, Page } from "playwright-core";
+import { ControlSigner, readSse } from "@trellis/client";
+import { ControlKeyResponse, MapMessage, applyDelta, type FullMap } from "@trellis/proto";
+import { generateKeyPair } from "@trellis/proto/keyfile";
+import { ARTIFACTS, hasChromium, launchChromium } from "../src/browser";
+import { api } from "../src/console";
+import { startOidcProvider, type RunningOidc } from "../src/oidc";
+import { freePort, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
+
+// The admin console as people use it, in Debian's Chromium: first-run setup,
+// password login, a pre-auth key made in the console registers a machine
+// (it appears without a reload), a route approved, the policy editor refusing
+// a syntax error (at the right line) and a failing test, then saving a valid
+// policy that the machine receives; the audit log shows each change; and
+// OpenID Connect login against a real provider with roles from its groups,
+// enforced by the server. Screenshots of every page land in e2e/artifacts.
+
+const PASSWORD = "correct horse battery staple";
+const data = tempDataDir();
+let trellis: RunningTrellis;
+let oidc: RunningOidc;
+let url: string;
+let closeBrowser: (() => Promise<void>) | undefined;
+let newContext: () => Promise<BrowserContext>;
+
+beforeAll(async () => {
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  oidc = await startOidcProvider({
+    trellisUrl: url,
+    accounts: {
+      sam: { email: "sam@example.com", name: "Sam Auditor", groups: ["security"] },
+      mia: { email: "mia@example.com", name: "Mia Member", groups: ["eng"] },
+    },
+  });
+  trellis = await startTrellis({
+    dataDir: data.dir,
+    port,
+    env: {
+      TRELLIS_OIDC_ISSUER: oidc.issuer,
+      TRELLIS_OIDC_CLIENT_ID: oidc.clientId,
+      TRELLIS_OIDC_CLIENT_SECRET: oidc.clientSecret,
+      TRELLIS_OIDC_NAME: "Test IdP",
+      TRELLIS_OIDC_AUDITOR_GROUPS: "security",
+      TRELLIS_OIDC_ADMIN_GROUPS: "platform-admins",
+    },
+  });
+  if (hasChromium) {
+    const { browser, close } = await launchChromium();
+    closeBrowser = close;
+    newContext = () => browser.newContext({ viewport: { width: 1280, height: 860 } });
+  }
+}, 180_000);
+
+afterAll(async () => {
+  await closeBrowser?.();
+  await trellis?.stop();
+  await oidc?.stop();
+  data.remove();
+});
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, `console-${name}.png`), fullPage: true });
+}
+
+/** A machine registered over the control API with its own key, streaming its map. */
+class Machine {
+  readonly keys = generateKeyPair();
+  signer!: ControlSigner;
+  map!: FullMap;
+  private events!: AsyncGenerator<{ data: string }>;
+  private readonly ac = new AbortController();
+
+  async register(preAuthKey: string, hostname: string, routableIPs: string[]) {
+    const controlKey = ControlKeyResponse.parse(await (await fetch(url + "/api/v1/key")).json()).publicKey;
+    this.signer = new ControlSigner(this.keys.privateKey, controlKey);
+    const body = JSON.stringify({ preAuthKey, hostname, os: "linux", routableIPs });
+    const res = await fetch(url + "/api/v1/register", {
+      method: "POST",
+      headers: { authorization: this.signer.sign("POST", "/api/v1/register", body) },
+      body,
+    });
+    expect(res.status).toBe(201);
+    const stream = await fetch(url + "/api/v1/map", {
+      headers: { authorization: this.signer.sign("GET", "/api/v1/map") },
+      signal: this.ac.signal,
+    });
+    this.events = readSse(stream.body!);
+    const first = MapMessage.parse(JSON.parse((await this.events.next()).value!.data));
+    if (first.type !== "full") throw new Error("expected a full map first");
+    this.map = first;
+  }
+
+  /** Read map messages until `done(map)` holds (bounded). */
+  async until(done: (m: FullMap) => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + 15_000;
+    while (!done(this.map)) {
+      if (Date.now() > deadline) throw new Error(`machine never saw: ${what}`);
+      const r = await Promise.race([
+        this.events.next(),
+        new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no map message: ${what}`)), 15_000)),
+      ]);
+      if (r.done) throw new Error("map stream ended");
+      const msg = MapMessage.parse(JSON.parse(r.value.data));
+      this.map = msg.type === "full" ? msg : applyDelta(this.map, msg);
+    }
+  }
+
+  close() {
+    this.ac.abort();
+  }
+}
+
+describe.skipIf(!hasChromium)("admin console in Chromium", () => {
+  let admin: Page;
+  const machine = new Machine();
+  afterAll(() => machine.close());
+  const routerIp = () => machine.map.node.addresses[0]!.split("/")[0]!;
+
+  it("first-run setup creates the admin, who then logs in", async () => {
+    const ctx = await newContext();
+    admin = await ctx.newPage();
+    await admin.goto(trellis.setupLink()!);
+    await admin.getByLabel("Name").fill("Ada Admin");
+    await admin.getByLabel("Email").fill("ada@example.com");
+    await admin.getByLabel("Password").fill(PASSWORD);
+    await admin.getByRole("button", { name: /create admin account/i }).click();
+    await admin.getByTestId("setup-success").waitFor({ timeout: 15_000 });
+    await admin.getByRole("link", { name: "Log in" }).click();
+    await admin.waitForURL(/\/login/);
+    await admin.getByLabel("Email").fill("ada@example.com");
+    await admin.getByLabel("Password").fill("wrong password, surely");
+    await admin.getByRole("button", { name: "Log in" }).click();
+    await admin.getByTestId("login-error").waitFor();
+    expect(await admin.getByTestId("login-error").innerText()).toMatch(/wrong email or password/);
+    await shot(admin, "login-error");
+    await admin.getByLabel("Password").fill(PASSWORD);
+    await admin.getByRole("button", { name: "Log in" }).click();
+    await admin.waitForURL(/\/machines/, { timeout: 15_000 });
+    expect(await admin.getByTestId("whoami-role").innerText()).toMatch(/admin/i);
+    await admin.getByTestId("machines-empty").waitFor();
+    await shot(admin, "machines-empty");
+  });
+
+  it("a key made in the console registers a machine, which appears without a reload", async () => {
+    await admin.goto(url + "/keys");
+    await admin.getByTestId("generate-key").click();
+    await admin.getByRole("button", { name: "Generate key" }).click();
+    await admin.getByTestId("new-key-value").waitFor({ timeout: 15_000 });
+    const key = await admin.getByTestId("new-key-value").innerText();
+    expect(key).toMatch(/^trellis-auth-[0-9a-f]{12}-/);
+    expect(await admin.getByTestId("new-key-command").innerText()).toContain(`--login-server ${url}`);
+    await shot(admin, "keys-created");
+
+    await admin.goto(url + "/machines");
+    await admin.getByTestId("machines-empty").waitFor();
+    await machine.register(key, "edge-router", ["10.20.0.0/24"]);
+    // Live update: the row appears through /api/v1/events, no navigation.
+    await admin.getByTestId("machine-row-edge-router").waitFor({ timeout: 15_000 });
+    await admin.getByTestId("routes-need-approval").first().waitFor();
+    await shot(admin, "machines");
+  });
+
+  it("approving a route reaches the machine's map", async () => {
+    await admin.getByTestId("machine-row-edge-router").getByRole("link").first().click();
+    await admin.getByTestId("machine-name").waitFor();
+    await admin.getByTestId("route-10.20.0.0/24").check();
+    await admin.getByRole("button", { name: "Save routes" }).click();
+    await machine.until((m) => m.node.approvedRoutes.includes("10.20.0.0/24"), "approved route");
+    const list = await api(url, { cookie: await cookieOf(admin) }, "GET", "/api/v1/machines?q=edge");
+    expect(list.body.items[0].approvedRoutes).toEqual(["10.20.0.0/24"]);
+    await shot(admin, "machine-detail");
+  });
+
+  it("the policy editor shows a syntax error at its line, refuses a failing test, and saves a valid policy that nodes receive", async () => {
+    await admin.goto(url + "/acls");
+    const editor = admin.locator("[data-testid=policy-editor][data-ready=true]");
+    await editor.waitFor({ timeout: 20_000 });
+    const setText = (t: string) =>
+      admin.evaluate((text) => {
+        (
+          document.querySelector("[data-testid=policy-editor]") as unknown as { __setText(t: string): void }
+        ).__setText(text);
+      }, t);
+
+    // Line 4 has the mistake: a missing comma between two members.
+    await setText(
+      '{\n  "acls": [\n    { "action": "accept", "src": ["*"], "dst": ["*:22"] }\n    { "action": "accept" }\n  ]\n}\n',
+    );
+    await admin.getByRole("button", { name: "Save policy" }).click();
+    await admin.getByTestId("policy-error").first().waitFor({ timeout: 15_000 });
+    expect(await admin.getByTestId("policy-errors").innerText()).toMatch(/line 4/);
+    await shot(admin, "policy-syntax-error");
+
+    await setText(
+      JSON.stringify(
+        {
+          acls: [{ action: "accept", src: ["ada@example.com"], dst: ["*:22"] }],
+          tests: [{ src: "ada@example.com", accept: [`${routerIp()}:443`] }],
+        },
+        null,
+        2,
+      ),
+    );
+    await admin.getByRole("button", { name: "Save policy" }).click();
+    await admin.getByTestId("policy-errors").waitFor({ timeout: 15_000 });
+    expect(await admin.getByTestId("policy-errors").innerText()).toContain(`${routerIp()}:443`);
+    await shot(admin, "policy-test-failed");
+    expect((await api(url, { cookie: await cookieOf(admin) }, "GET", "/api/v1/policy")).body.version).toBe(0);
+
+    const valid = JSON.stringify(
+      {
+        acls: [{ action: "accept", src: ["ada@example.com"], dst: ["*:22,443"] }],
+        tests: [{ src: "ada@example.com", accept: [`${routerIp()}:443`], deny: [`${routerIp()}:80`] }],
+      },
+      null,
+      2,
+    );
+    await setText(valid);
+    await admin.getByRole("button", { name: "Save policy" }).click();
+    await admin.getByTestId("policy-saved").waitFor({ timeout: 15_000 });
+    expect(await admin.getByTestId("policy-saved").innerText()).toMatch(/version 1/i);
+    await shot(admin, "policy-saved");
+    // The machine's packet filter now admits 443 (and not 80).
+    await machine.until(
+      (m) => JSON.stringify(m.packetFilter ?? []).includes('"First":443'),
+      "new packet filter",
+    );
+    const versions = await api(url, { cookie: await cookieOf(admin) }, "GET", "/api/v1/policy/versions");
+    expect(versions.body.items[0]).toMatchObject({ id: 1, current: true, createdByName: "ada@example.com" });
+
+    await admin.getByLabel(/^source/i).fill("edge-router");
+    await admin.getByLabel(/^destination/i).fill("edge-router");
+    await admin.getByLabel(/^port/i).fill("80");
+    await admin.getByRole("button", { name: /check/i }).click();
+    await admin.getByTestId("reach-result").waitFor();
+    await shot(admin, "policy-reachability");
+    await admin.goto(url + "/acls/history?diff=1");
+    await admin.getByTestId("policy-diff").waitFor();
+    await shot(admin, "policy-history");
+  });
+
+  it("the audit log shows each change", async () => {
+    await admin.goto(url + "/logs");
+    await admin.getByTestId("audit-row").first().waitFor();
+    const text = await admin.locator("main").innerText();
+    for (const action of [
+      "setup.complete",
+      "preauthkey.create",
+      "node.register",
+      "node.routes_approve",
+      "policy.update",
+    ]) {
+      expect(text, action).toContain(action);
+    }
+    await shot(admin, "logs");
+    for (const page of ["users", "dns", "settings"]) {
+      await admin.goto(`${url}/${page}`);
+      await admin.locator("main h1").first().waitFor();
+      await shot(admin, page);
+    }
+  });
+
+  it("OIDC login: roles from the provider's groups, enforced by the server", async () => {
+    // sam is in "security" → auditor: reads the policy, cannot change it.
+    const auditor = await oidcLogin("sam");
+    expect(await auditor.getByTestId("whoami-role").innerText()).toMatch(/auditor/i);
+    await auditor.goto(url + "/acls");
+    await auditor.locator("[data-testid=policy-editor][data-ready=true]").waitFor({ timeout: 20_000 });
+    expect(await auditor.getByRole("button", { name: "Save policy" }).count()).toBe(0);
+    await shot(auditor, "auditor-acls");
+    const auditorCookie = { cookie: await cookieOf(auditor) };
+    expect((await api(url, auditorCookie, "GET", "/api/v1/audit")).status).toBe(200);
+    expect((await api(url, auditorCookie, "PUT", "/api/v1/policy", { text: "{}" })).status).toBe(403);
+
+    // mia has no role group → member: her own machines only; admin pages and API refuse her.
+    const member = await oidcLogin("mia");
+    expect(await member.getByTestId("whoami-role").innerText()).toMatch(/member/i);
+    expect(await member.getByTestId("machine-row-edge-router").count()).toBe(0);
+    await member.goto(url + "/users");
+    await member.getByTestId("forbidden").waitFor();
+    await shot(member, "member-forbidden");
+    const memberCookie = { cookie: await cookieOf(member) };
+    expect((await api(url, memberCookie, "GET", "/api/v1/users")).status).toBe(403);
+    expect((await api(url, memberCookie, "POST", "/api/v1/keys", { tags: [] })).status).toBe(403);
+    const users = await api(url, { cookie: await cookieOf(admin) }, "GET", "/api/v1/users");
+    const mia = users.body.items.find((u: { email: string }) => u.email === "mia@example.com");
+    expect(mia).toMatchObject({ role: "member", login: "oidc", groups: ["eng"] });
+  });
+});
+
+async function cookieOf(page: Page): Promise<string> {
+  const cookies = await page.context().cookies(url);
+  const c = cookies.find((x) => x.name.endsWith("next-auth.session-token"));
+  if (!c) throw new Error("no session cookie");
+  return `${c.name}=${c.value}`;
+}
+
+/** Log in through the OpenID provider's own pages (oidc-provider's development interactions). */
+async function oidcLogin(account: string): Promise<Page> {
+  const page = await (await newContext()).newPage();
+  await page.goto(url + "/login");
+  await page.getByTestId("oidc-login").click();
+  await page.waitForURL((u) => u.toString().startsWith(oidc.issuer), { timeout: 15_000 });
+  await page.locator("input[name=login]").fill(account);
+  await page.locator("input[name=password]").fill("any password");
+  await page.locator("button[type=submit]").click();
+  // Consent, when the provider asks for it.
+  const deadline = Date.now() + 20_000;
+  while (!page.url().startsWith(url)) {
+    if (Date.now() > deadline) throw new Error(`OIDC login stuck at ${page.url()}`);
+    const consent = page.locator("button[type=submit]");
+    if (page.url().startsWith(oidc.issuer) && (await consent.count()) > 0) await consent.first().click();
+    await page.waitForTimeout(300);
+  }
+  await page.waitForURL(/\/machines/, { timeout: 15_000 });
+  return page;
+}
