@@ -64,6 +64,30 @@ for (const { provider, skip } of PROVIDERS) {
       });
     });
 
+    it("registers a browser's key for the logged-in user without a pre-auth key", async () => {
+      const db = await dbs.open();
+      const ada = await admin(db);
+      const nodeKey = newKey();
+      const err = await controlError(registerNode(db, nodeKey, { hostname: "tab", os: "browser" }, opts));
+      expect(err).toMatchObject({ status: 401, code: "invalid_preauth_key" });
+      expect(await db.prisma.node.count()).toBe(0);
+      const { response, node } = await registerNode(
+        db,
+        nodeKey,
+        { hostname: "tab", os: "browser" },
+        { ...opts, keyExpiryDays: 7, sessionUser: { userId: ada.id } },
+      );
+      expect(response.created).toBe(true);
+      expect(node).toMatchObject({ userId: ada.id, tags: "[]", ephemeral: false, preAuthKeyId: null });
+      expect(node.expiresAt!.getTime()).toBeGreaterThan(Date.now() + 7 * 24 * 3600_000 - 60_000);
+      const ev = await db.prisma.auditEvent.findFirstOrThrow({ where: { action: "node.register" } });
+      expect(ev.actor).toBe(`user:${ada.id}`);
+      expect(JSON.parse(ev.detail)).toMatchObject({ via: "session" });
+      // The same key again (a reload of the tab) is the same node.
+      const again = await registerNode(db, nodeKey, { hostname: "tab", os: "browser" }, opts);
+      expect(again.response).toMatchObject({ created: false, node: { addresses: response.node.addresses } });
+    });
+
     it("registers a tagged node with addresses, a DNS name and no key expiry", async () => {
       const db = await dbs.open();
       const { key } = await createPreAuthKey(

@@ -23,7 +23,7 @@ import { ControlError } from "./errors";
 import { isUniqueViolation, jsonList, parseOr400 } from "./errors-util";
 import { identityOf } from "./node-view";
 import { formatPrefix, parsePrefix, prefixesOverlap, TAILNET_V4, TAILNET_V6 } from "./policy/ip";
-import { consumePreAuthKey } from "./preauth";
+import { consumePreAuthKey, type KeyGrant } from "./preauth";
 
 type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
 
@@ -102,6 +102,12 @@ export interface RegisterOptions {
    * requests are refused.
    */
   verifyRotation?: (oldKey: string, signature: string, newKey: string) => void;
+  /**
+   * A logged-in person registering this key for themselves (a browser tab):
+   * without a pre-auth key, the node is theirs, untagged and not ephemeral.
+   * The caller has checked the session and its right to add machines.
+   */
+  sessionUser?: { userId: string };
 }
 
 /** A node whose row remembers `nodeKey` as a rotated-away key, if any. */
@@ -177,8 +183,11 @@ export async function registerNode(
             }
             return await rotate(tx, nodeKey, rotateFrom.nodeKey, attrs, now, opts.dnsDomain);
           }
-          if (req.preAuthKey === undefined) throw preAuthRequired();
-          const grant = await consumePreAuthKey(tx, req.preAuthKey, now);
+          let grant: KeyGrant | { id: null; tags: string[]; userId: string; ephemeral: false };
+          if (req.preAuthKey !== undefined) grant = await consumePreAuthKey(tx, req.preAuthKey, now);
+          else if (opts.sessionUser) {
+            grant = { id: null, tags: [], userId: opts.sessionUser.userId, ephemeral: false };
+          } else throw preAuthRequired();
           const owner = {
             tags: JSON.stringify(grant.tags),
             userId: grant.tags.length > 0 ? null : grant.userId,
@@ -198,7 +207,7 @@ export async function registerNode(
           }
           await tx.auditEvent.create({
             data: {
-              actor: `node:${node.id}`,
+              actor: grant.id === null ? `user:${grant.userId}` : `node:${node.id}`,
               action: existing ? "node.reauthenticate" : "node.register",
               target: `node:${node.id}`,
               detail: JSON.stringify({
@@ -209,7 +218,7 @@ export async function registerNode(
                   tags: grant.tags,
                   authorized: node.authorized,
                 },
-                preAuthKey: grant.id,
+                ...(grant.id === null ? { via: "session" } : { preAuthKey: grant.id }),
               }),
             },
           });

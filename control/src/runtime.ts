@@ -285,7 +285,12 @@ export class ControlRuntime {
    * `POST /api/v1/register`: register (or re-register) the signing node with a
    * pre-auth key, or rotate an existing node to the signing key (`rotateFrom`).
    */
-  async register(req: SignedRequest): Promise<RegisterResponse> {
+  /**
+   * `POST /api/v1/register`. `sessionUser`: the request also carries a
+   * console session whose user may add machines (a browser tab joining), so
+   * a new key needs no pre-auth key and becomes that user's machine.
+   */
+  async register(req: SignedRequest, sessionUser?: { userId: string }): Promise<RegisterResponse> {
     const nodeKey = this.auth.verify(req);
     const settings = await this.settings();
     const { node, response, rotatedFrom } = await registerNode(this.db, nodeKey, parseJsonBody(req.body), {
@@ -293,6 +298,7 @@ export class ControlRuntime {
       keyExpiryDays: settings.tailnet.keyExpiryDays,
       nodeApproval: settings.tailnet.nodeApproval,
       verifyRotation: (oldKey, signature, newKey) => this.auth.verifyRotation(oldKey, signature, newKey),
+      sessionUser,
     });
     // Advertised routes the policy's autoApprovers cover are approved at once.
     // The registration itself is committed: a failure here is logged, not

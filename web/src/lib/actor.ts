@@ -59,3 +59,14 @@ export async function requestActor(req: Request): Promise<Actor> {
   if (req.method !== "GET" && req.method !== "HEAD") checkOrigin(req);
   return actor;
 }
+
+/**
+ * The console session riding along on a node request (a browser tab
+ * registering its own key), or null when there is none. Such a request
+ * changes state with the cookie, so it gets the same origin check.
+ */
+export async function sessionAlongside(req: Request): Promise<Actor | null> {
+  const actor = await sessionActor();
+  if (actor) checkOrigin(req);
+  return actor;
+}
