@@ -289,6 +289,75 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     const mia = users.body.items.find((u: { email: string }) => u.email === "mia@example.com");
     expect(mia).toMatchObject({ role: "member", login: "oidc", groups: ["eng"] });
   });
+
+  it("a member connects a browser tab: her session registers its key, and the policy decides what it sees", async () => {
+    const member = await oidcLogin("mia");
+    await member.getByRole("link", { name: "Connect", exact: true }).first().click();
+    await member.waitForURL(/\/connect/);
+    await member.getByTestId("connect-button").click();
+    await member.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: 20_000 });
+    const ipv4 = (await member.getByTestId("connect-ipv4").innerText()).split("\n")[0]!.trim();
+    expect(ipv4).toMatch(/^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.\d+\.\d+$/);
+    // The private key stays in this browser; the server knows only the public half.
+    const stored = await member.evaluate(() => localStorage.getItem("trellis.node.privkey"));
+    expect(stored).toMatch(/^privkey:[0-9a-f]{64}$/);
+    const mine = await api(url, { cookie: await cookieOf(member) }, "GET", "/api/v1/machines");
+    expect(mine.body.items).toHaveLength(1);
+    const tab = mine.body.items[0];
+    expect(tab).toMatchObject({ os: "browser", ipv4, user: { email: "mia@example.com" } });
+    expect(
+      JSON.stringify(await api(url, { cookie: await cookieOf(admin) }, "GET", "/api/v1/audit")),
+    ).not.toContain(stored!.slice("privkey:".length));
+    // Policy v1 lets ada's machines reach every machine, this tab included: the router is its peer.
+    expect(await member.getByTestId("connect-peer-count").innerText()).toBe("1 machine");
+    const savePolicy = async (acls: unknown[]) => {
+      const res = await api(url, { cookie: await cookieOf(admin) }, "PUT", "/api/v1/policy", {
+        text: JSON.stringify({ acls }),
+      });
+      expect(res.status).toBe(200);
+    };
+    // Narrowed to the router: nothing may reach the tab, and mia may reach nothing. The open tab follows.
+    await savePolicy([{ action: "accept", src: ["ada@example.com"], dst: [`${routerIp()}:22,443`] }]);
+    await member.getByText("No machine is reachable", { exact: false }).waitFor({ timeout: 15_000 });
+    expect(await member.getByTestId("connect-peer-count").innerText()).toBe("0 machines");
+    await shot(member, "connect-no-peers");
+    await savePolicy([
+      { action: "accept", src: ["ada@example.com"], dst: [`${routerIp()}:22,443`] },
+      { action: "accept", src: ["mia@example.com"], dst: [`${routerIp()}:443`] },
+    ]);
+    await member
+      .getByTestId("connect-peers")
+      .getByText("edge-router", { exact: true })
+      .waitFor({ timeout: 15_000 });
+    expect(await member.getByTestId("connect-peer-count").innerText()).toBe("1 machine");
+    await shot(member, "connect");
+
+    // A reload is the same machine: same key, same address.
+    await member.reload();
+    await member.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: 20_000 });
+    expect((await member.getByTestId("connect-ipv4").innerText()).split("\n")[0]!.trim()).toBe(ipv4);
+    const again = await api(url, { cookie: await cookieOf(member) }, "GET", "/api/v1/machines");
+    expect(again.body.items.map((m: { id: string }) => m.id)).toEqual([tab.id]);
+
+    // A cookie alone cannot register a key from another site.
+    const cross = await fetch(url + "/api/v1/register", {
+      method: "POST",
+      headers: {
+        cookie: await cookieOf(member),
+        origin: "http://evil.example",
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ hostname: "evil" }),
+    });
+    expect(cross.status).toBe(403);
+
+    // Leaving logs the node out and deletes the key from the browser.
+    await member.getByRole("button", { name: "Leave the tailnet" }).click();
+    await member.getByTestId("connect-ended").waitFor({ timeout: 15_000 });
+    expect(await member.evaluate(() => localStorage.getItem("trellis.node.privkey"))).toBeNull();
+    const after = await api(url, { cookie: await cookieOf(member) }, "GET", `/api/v1/machines/${tab.id}`);
+    expect(after.body.expired).toBe(true);
+  });
 });
 
 async function cookieOf(page: Page): Promise<string> {

@@ -28,6 +28,7 @@ export const viewport: Viewport = {
 /** The console's sections and the scope each needs to be listed. */
 const SECTIONS: (NavItem & { scope: Scope })[] = [
   { href: "/machines", label: "Machines", scope: "machines:read" },
+  { href: "/connect", label: "Connect", scope: "machines:write" },
   { href: "/users", label: "Users", scope: "users:read" },
   { href: "/keys", label: "Keys", scope: "keys:read" },
   { href: "/acls", label: "Access controls", scope: "policy:read" },

@@ -131,7 +131,11 @@ export default async function MachinesPage({ searchParams }: { searchParams: Sea
             </Link>
           </div>
         ) : (
-          <EmptyMachines canKeys={actor.scopes.has("keys:write")} publicUrl={ctx.config.publicUrl} />
+          <EmptyMachines
+            canKeys={actor.scopes.has("keys:write")}
+            canConnect={actor.scopes.has("machines:write")}
+            publicUrl={ctx.config.publicUrl}
+          />
         )
       ) : (
         <>
@@ -151,7 +155,15 @@ export default async function MachinesPage({ searchParams }: { searchParams: Sea
   );
 }
 
-function EmptyMachines({ canKeys, publicUrl }: { canKeys: boolean; publicUrl: string }) {
+function EmptyMachines({
+  canKeys,
+  canConnect,
+  publicUrl,
+}: {
+  canKeys: boolean;
+  canConnect: boolean;
+  publicUrl: string;
+}) {
   return (
     <div className="empty" data-testid="machines-empty">
       <h2>No machines yet</h2>
@@ -166,6 +178,11 @@ function EmptyMachines({ canKeys, publicUrl }: { canKeys: boolean; publicUrl: st
           <p>Ask an admin for a pre-auth key.</p>
         )}
       </div>
+      {canConnect ? (
+        <p>
+          Or join from this browser: <Link href="/connect">connect this tab</Link>.
+        </p>
+      ) : null}
     </div>
   );
 }
