@@ -99,6 +99,52 @@ describe("admin API", () => {
     expect(forged.status).toBe(401);
   });
 
+  it("refuses every change without a login or token, and every admin change from an auditor", async () => {
+    const id = "c0ffee";
+    const writes: [string, string, unknown?][] = [
+      ["PATCH", `/api/v1/machines/${id}`, { name: "x" }],
+      ["DELETE", `/api/v1/machines/${id}`],
+      ["POST", `/api/v1/machines/${id}/routes`, { routes: [] }],
+      ["POST", `/api/v1/machines/${id}/authorize`],
+      ["POST", `/api/v1/machines/${id}/expire`],
+      ["PATCH", `/api/v1/users/${id}`, { role: "admin" }],
+      ["DELETE", `/api/v1/users/${id}`],
+      ["POST", "/api/v1/invitations", { email: "x@example.com" }],
+      ["DELETE", `/api/v1/invitations/${id}`],
+      ["POST", "/api/v1/keys", {}],
+      ["DELETE", `/api/v1/keys/${id}`],
+      ["PUT", "/api/v1/policy", { text: "{}" }],
+      ["POST", `/api/v1/policy/versions/1/restore`],
+      ["PUT", "/api/v1/dns", {}],
+      ["PUT", "/api/v1/settings", {}],
+      ["POST", "/api/v1/tokens", { scopes: ["machines:read"] }],
+      ["DELETE", `/api/v1/tokens/${id}`],
+    ];
+    for (const [method, path, body] of writes) {
+      const res = await api(url, null, method, path, body);
+      expect(res.status, `${method} ${path}`).toBe(401);
+    }
+    for (const path of [
+      `/api/v1/machines/${id}`,
+      `/api/v1/users/${id}`,
+      "/api/v1/policy/versions/1",
+      "/api/v1/events",
+    ]) {
+      expect((await api(url, null, "GET", path)).status, path).toBe(401);
+    }
+    for (const [method, path, body] of [
+      ["POST", "/api/v1/policy/validate", { text: "{}" }],
+      ["POST", "/api/v1/policy/reachability", { src: "a", dst: "b", port: 1 }],
+    ] as const) {
+      expect((await api(url, null, method, path, body)).status, path).toBe(401);
+    }
+    // Auditors read everything and change nothing (their own API tokens aside).
+    for (const [method, path, body] of writes.filter(([, p]) => !p.startsWith("/api/v1/tokens"))) {
+      const res = await api(url, auditor, method, path, body);
+      expect(res.status, `${method} ${path}`).toBe(403);
+    }
+  });
+
   it("tells each caller who they are", async () => {
     expect((await api(url, admin, "GET", "/api/v1/me")).body).toMatchObject({
       email: "ada@example.com",
