@@ -14,12 +14,14 @@ export const samePeer = (a: Peer | undefined, b: Peer) =>
 /**
  * The delta turning the previous map into `next`, or null when nothing
  * changed. `prevPeers` holds the previous map's peers by id (authoritative
- * over `prev.peers`, which streams do not keep up to date).
+ * over `prev.peers`, which streams do not keep up to date); `prevList`, when
+ * given, is the previous peer list exactly as the node has it.
  */
 export function diffMaps(
   prev: NodeMap,
   prevPeers: ReadonlyMap<string, Peer>,
   next: NodeMap,
+  prevList?: readonly Peer[],
 ): Omit<MapDelta, "seq"> | null {
   const d: Omit<MapDelta, "seq"> = { type: "delta" };
   let changed = false;
@@ -27,9 +29,12 @@ export function diffMaps(
     d.node = next.node;
     changed = true;
   }
-  const peersChanged = next.peers.filter((p) => !samePeer(prevPeers.get(p.id), p));
+  // Usually the peers are the very same objects in the same order (snapshots
+  // reuse unchanged peers): one pass by identity, no lookups.
+  const unchanged = prevList !== undefined && sameList(prevList, next.peers);
+  const peersChanged = unchanged ? [] : next.peers.filter((p) => !samePeer(prevPeers.get(p.id), p));
   let peersRemoved: string[] = [];
-  if (prevPeers.size + peersChanged.length > next.peers.length) {
+  if (!unchanged && prevPeers.size + peersChanged.length > next.peers.length) {
     // Some previous peer is gone (only then can the counts disagree).
     const nextIds = new Set(next.peers.map((p) => p.id));
     peersRemoved = [...prevPeers.keys()].filter((id) => !nextIds.has(id));
@@ -63,4 +68,11 @@ export function diffMaps(
     changed = true;
   }
   return changed ? d : null;
+}
+
+function sameList(a: readonly Peer[], b: readonly Peer[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }

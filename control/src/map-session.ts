@@ -17,6 +17,8 @@ import type { NetmapService } from "./netmap-service";
 export class MapSession {
   private last: NodeMap | null = null;
   private readonly peers = new Map<string, Peer>();
+  /** The peer list exactly as the node has it, while no attributes-only delta has changed a peer since. */
+  private peerList: readonly Peer[] | undefined;
   private seq = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private running = false;
@@ -55,6 +57,7 @@ export class MapSession {
 
   private remember(map: NodeMap): void {
     this.last = map;
+    this.peerList = map.peers;
     this.peers.clear();
     for (const p of map.peers) this.peers.set(p.id, p);
   }
@@ -111,8 +114,13 @@ export class MapSession {
       this.close();
       return;
     }
-    const delta = diffMaps(this.last!, this.peers, next);
-    this.remember(next);
+    const delta = diffMaps(this.last!, this.peers, next, this.peerList);
+    if (delta?.peersChanged || delta?.peersRemoved) this.remember(next);
+    else {
+      // Same peers (by identity or by value): the index by id stays valid.
+      this.last = next;
+      this.peerList = next.peers;
+    }
     if (delta) this.send({ ...delta, seq: ++this.seq });
   }
 
@@ -134,6 +142,7 @@ export class MapSession {
     }
     if (!node && changed.length === 0) return;
     for (const p of changed) this.peers.set(p.id, p);
+    if (changed.length) this.peerList = undefined;
     if (node) this.last = { ...this.last!, node };
     this.send({
       type: "delta",

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Models } from "@trellis/db";
 import { addressesOf } from "./addresses";
-import { TailnetSnapshot } from "./netmap";
+import { jsonOfFilter, TailnetSnapshot } from "./netmap";
 import { parsePolicy, type FilterRule } from "./policy/index";
 import { parseAddr, parsePrefix, prefixesOverlap } from "./policy/ip";
 import { addrSet } from "./policy/match";
@@ -106,6 +106,30 @@ describe("netmap visibility", () => {
     expect(names("id200")).toEqual(expect.arrayContaining(["n003", "n202"]));
     expect(names("id200")).not.toContain("n001");
     expect(names("id202")).toHaveLength(rows.length - 1);
+  });
+
+  it("counts a subnet router whose route overlaps tailnet addresses, and writes filters as JSON.stringify does", () => {
+    const rows = [
+      row(1, ["tag:a"]),
+      row(2, ["tag:b"]),
+      row(3, ["tag:r"], { advertisedRoutes: '["100.64.0.0/24"]', approvedRoutes: '["100.64.0.0/24"]' }),
+      row(4, ["tag:c"]),
+    ];
+    const text = JSON.stringify({
+      tagOwners: { "tag:a": [], "tag:b": [], "tag:r": [], "tag:c": [] },
+      acls: [
+        { action: "accept", src: ["tag:a"], dst: ["tag:b:22"] },
+        { action: "accept", src: ["tag:c"], dst: ["tag:b:80", "tag:a:443"], proto: "tcp" },
+      ],
+    });
+    const snap = TailnetSnapshot.build(rows, [], active(text), "t.internal");
+    const map = (id: string) => snap.mapFor(id, relayMap, dns)!;
+    // n002 accepts n001's address, which the router's route also covers: the router is n002's peer.
+    expect(map("id2").peers.map((p) => p.name)).toEqual(["n001", "n003", "n004"]);
+    for (const r of rows) {
+      const f = map(r.id).packetFilter;
+      expect(jsonOfFilter(f)).toBe(JSON.stringify(f));
+    }
   });
 
   it("patches attributes without recomputing visibility, reusing unchanged peers", () => {

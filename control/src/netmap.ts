@@ -16,7 +16,15 @@ import {
   type TopologyInput,
 } from "./policy/index";
 import type { FilterRule as EngineFilterRule, SSHRule as EngineSSHRule } from "./policy/index";
-import { formatPrefix, lastAddr, parseAddr, parsePrefix } from "./policy/ip";
+import {
+  formatPrefix,
+  lastAddr,
+  parseAddr,
+  parsePrefix,
+  prefixesOverlap,
+  TAILNET_V4,
+  TAILNET_V6,
+} from "./policy/ip";
 import type { ActivePolicy } from "./policy-store";
 
 // The engine's output is the wire shape; fail the build if they drift apart.
@@ -53,7 +61,8 @@ interface Entry {
  */
 interface Visibility {
   reach: (Int32Array | null)[];
-  reverse: number[][];
+  /** Who reaches each node (the transpose of `reach`). */
+  reverse: Int32Array[];
   /** Nodes accepting packets from everyone: everyone's peers. */
   acceptAll: number[];
 }
@@ -72,9 +81,19 @@ class AddrIndex {
   private readonly cache = new Map<string, number[]>();
 
   constructor(topology: Topology) {
+    // Source lists are mostly node addresses in the compiler's canonical
+    // text: those resolve by lookup, without parsing (BigInt) — unless some
+    // subnet route overlaps the tailnet's own ranges and could cover them too.
+    let routesInTailnet = false;
     for (const n of topology.nodes) {
       for (const a of n.addrs) (a.v === 4 ? this.v4 : this.v6).push({ n: a.n, i: n.index });
-      for (const r of n.routes) this.routers.push({ v: r.v, lo: r.base, hi: lastAddr(r), i: n.index });
+      for (const r of n.routes) {
+        this.routers.push({ v: r.v, lo: r.base, hi: lastAddr(r), i: n.index });
+        if (prefixesOverlap(r, TAILNET_V4) || prefixesOverlap(r, TAILNET_V6)) routesInTailnet = true;
+      }
+    }
+    if (!routesInTailnet) {
+      for (const n of topology.nodes) for (const t of n.ipStrs) this.cache.set(t, [n.index]);
     }
     const cmp = (a: { n: bigint }, b: { n: bigint }) => (a.n < b.n ? -1 : a.n > b.n ? 1 : 0);
     this.v4.sort(cmp);
@@ -189,6 +208,30 @@ export function jsonOf(o: object): string {
 }
 export const jsonOfPeer: (p: Peer) => string = jsonOf;
 
+/**
+ * JSON of a node's packet filter, the same text as JSON.stringify, assembled
+ * with the cached JSON of each rule's SrcIPs: the compiler shares one SrcIPs
+ * list among every node a rule reaches, and those lists are the bulk of a
+ * filter, so a policy change stringifies each list once instead of once per
+ * node. Primes jsonOf's cache for the filter.
+ */
+export function jsonOfFilter(rules: readonly FilterRule[]): string {
+  let j = jsonCache.get(rules);
+  if (j !== undefined) return j;
+  const out: string[] = [];
+  for (const r of rules) {
+    const parts: string[] = [];
+    for (const [k, v] of Object.entries(r)) {
+      if (v === undefined) continue;
+      parts.push(`${JSON.stringify(k)}:${k === "SrcIPs" ? jsonOf(v as object) : JSON.stringify(v)}`);
+    }
+    out.push(`{${parts.join(",")}}`);
+  }
+  j = `[${out.join(",")}]`;
+  jsonCache.set(rules, j);
+  return j;
+}
+
 interface Parts {
   /** Pending nodes (isPending) by id, outside the topology. */
   pending: Map<string, { row: Models.Node; self?: SelfNode }>;
@@ -203,6 +246,8 @@ interface Parts {
     filters: (FilterRule[] | undefined)[];
     visibility: Visibility | null;
     rank: Int32Array;
+    /** Scratch marks for peersOf's deduplication. */
+    stamp?: { marks: Int32Array; next: number };
   };
 }
 
@@ -355,7 +400,12 @@ export class TailnetSnapshot {
   }
   private filterOf(e: Entry): FilterRule[] {
     const i = e.info.index;
-    return (this.shared.filters[i] ??= this.compiler.filterFor(e.info) as FilterRule[]);
+    let f = this.shared.filters[i];
+    if (!f) {
+      f = this.shared.filters[i] = this.compiler.filterFor(e.info) as FilterRule[];
+      jsonOfFilter(f);
+    }
+    return f;
   }
 
   /** Who sees whom, for the whole tailnet at once (every filter is needed for the reverse direction). */
@@ -364,21 +414,64 @@ export class TailnetSnapshot {
     const index = new AddrIndex(this.topology);
     const n = this.topology.nodes.length;
     const reach: (Int32Array | null)[] = new Array(n);
-    const reverse: number[][] = Array.from({ length: n }, () => []);
+    const reverseCount = new Int32Array(n);
     const acceptAll: number[] = [];
+    // Nodes a source list covers, once per list: the compiler shares a rule's
+    // SrcIPs among every node the rule reaches. null: "*".
+    const coverage = new Map<readonly string[], readonly number[] | null>();
+    const cover = (srcs: readonly string[]) => {
+      let c = coverage.get(srcs);
+      if (c === undefined) {
+        if (srcs.includes("*")) c = null;
+        else {
+          const set = new Set<number>();
+          for (const t of srcs) for (const j of index.covering(t)) set.add(j);
+          c = [...set];
+        }
+        coverage.set(srcs, c);
+      }
+      return c;
+    };
     for (const e of this.order) {
       const i = e.info.index;
-      const texts = new Set<string>();
-      for (const r of this.filterOf(e)) if (r.DstPorts?.length) for (const t of r.SrcIPs) texts.add(t);
-      if (texts.has("*")) {
+      const lists: (readonly number[])[] = [];
+      let all = false;
+      for (const r of this.filterOf(e)) {
+        if (!r.DstPorts?.length) continue;
+        const c = cover(r.SrcIPs);
+        if (c === null) {
+          all = true;
+          break;
+        }
+        if (!lists.includes(c)) lists.push(c);
+      }
+      if (all) {
         reach[i] = null;
         acceptAll.push(i);
         continue;
       }
-      const covered = new Set<number>();
-      for (const t of texts) for (const j of index.covering(t)) if (j !== i) covered.add(j);
-      reach[i] = Int32Array.from(covered);
-      for (const j of covered) reverse[j]!.push(i);
+      let covered: number[];
+      if (lists.length === 1) covered = lists[0]!.filter((j) => j !== i);
+      else {
+        const set = new Set<number>();
+        for (const l of lists) for (const j of l) if (j !== i) set.add(j);
+        covered = [...set];
+      }
+      const arr = new Int32Array(covered);
+      reach[i] = arr;
+      for (let k = 0; k < arr.length; k++) reverseCount[arr[k]!]!++;
+    }
+    // The reverse direction, in flat arrays: who reaches each node.
+    const reverse: Int32Array[] = new Array(n);
+    for (let j = 0; j < n; j++) reverse[j] = new Int32Array(reverseCount[j]!);
+    reverseCount.fill(0);
+    for (let i = 0; i < n; i++) {
+      const own = reach[i];
+      if (!own) continue;
+      for (let k = 0; k < own.length; k++) {
+        const j = own[k]!;
+        reverse[j]![reverseCount[j]!++] = i;
+      }
     }
     this.shared.visibility = { reach, reverse, acceptAll };
     return this.shared.visibility;
@@ -390,12 +483,31 @@ export class TailnetSnapshot {
     const i = e.info.index;
     const own = v.reach[i];
     if (own === null) return this.order.filter((p) => p !== e).map((p) => p.peer);
-    const ranks = new Set<number>();
+    // Ranks of the peers, deduplicated with a per-call stamp instead of a Set,
+    // sorted natively (typed arrays sort numerically without a comparator).
     const rank = this.shared.rank;
-    for (const j of own!) ranks.add(rank[j]!);
-    for (const j of v.reverse[i]!) ranks.add(rank[j]!);
-    for (const j of v.acceptAll) if (j !== i) ranks.add(rank[j]!);
-    return [...ranks].sort((a, b) => a - b).map((k) => this.order[k]!.peer);
+    const stamp = (this.shared.stamp ??= { marks: new Int32Array(rank.length), next: 0 });
+    if (stamp.next === 0x7fffffff) {
+      stamp.marks.fill(0);
+      stamp.next = 0;
+    }
+    const mark = ++stamp.next;
+    const reverse = v.reverse[i]!;
+    const out = new Int32Array(own!.length + reverse.length + v.acceptAll.length);
+    let len = 0;
+    const add = (j: number) => {
+      if (stamp.marks[j] !== mark) {
+        stamp.marks[j] = mark;
+        out[len++] = rank[j]!;
+      }
+    };
+    for (let k = 0; k < own!.length; k++) add(own![k]!);
+    for (let k = 0; k < reverse.length; k++) add(reverse[k]!);
+    for (const j of v.acceptAll) if (j !== i) add(j);
+    const sorted = out.subarray(0, len).sort();
+    const peers: Peer[] = new Array(len);
+    for (let k = 0; k < len; k++) peers[k] = this.order[sorted[k]!]!.peer;
+    return peers;
   }
 
   private sshOf(e: Entry): SSHRule[] {

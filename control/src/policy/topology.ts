@@ -100,6 +100,25 @@ export function addrKey(a: Addr): string {
   return `${a.v}:${a.n.toString(16)}`;
 }
 
+/**
+ * Parsed node addresses by text, kept across calls: the control plane builds
+ * the topology again after every change, from the same addresses, and
+ * parsing (BigInt) and formatting them dominated rebuilds of large tailnets.
+ * Entries are immutable; the cache is bounded and simply starts over when full.
+ */
+const ADDR_CACHE_MAX = 1 << 17;
+const addrCache = new Map<string, { a: Addr; text: string; key: string } | null>();
+function parseNodeAddr(text: string): { a: Addr; text: string; key: string } | null {
+  let hit = addrCache.get(text);
+  if (hit === undefined) {
+    const a = parseAddr(text);
+    hit = a ? { a, text: formatAddr(a), key: addrKey(a) } : null;
+    if (addrCache.size >= ADDR_CACHE_MAX) addrCache.clear();
+    addrCache.set(text, hit);
+  }
+  return hit;
+}
+
 /** An empty tailnet, for checking a policy on its own. */
 export const EMPTY_TOPOLOGY: Topology = { users: [], nodes: [], byName: new Map(), byAddr: new Map() };
 
@@ -164,21 +183,25 @@ export function parseTopology(value: unknown, source?: string): Topology {
       }
     }
     const addrs: Addr[] = [];
+    const ipStrs: string[] = [];
+    const keys: string[] = [];
     for (const [key, family] of [
       ["ipv4", 4],
       ["ipv6", 6],
     ] as const) {
       const text = n[key];
       if (text === undefined) continue;
-      const a = parseAddr(text);
-      if (!a || a.v !== family) {
+      const parsed = parseNodeAddr(text);
+      if (!parsed || parsed.a.v !== family) {
         issues.push({ path: at(key), message: `"${text}" is not an IPv${family} address` });
         continue;
       }
-      const other = byAddr.get(addrKey(a));
+      const other = byAddr.get(parsed.key);
       if (other)
         issues.push({ path: at(key), message: `${text} is already the address of node "${other.name}"` });
-      addrs.push(a);
+      addrs.push(parsed.a);
+      ipStrs.push(parsed.text);
+      keys.push(parsed.key);
     }
     if (addrs.length === 0)
       issues.push({ path: at("ipv4"), message: "a node needs an ipv4 or ipv6 address" });
@@ -208,13 +231,13 @@ export function parseTopology(value: unknown, source?: string): Topology {
       tagged,
       user,
       addrs,
-      ipStrs: addrs.map(formatAddr),
+      ipStrs,
       advertised,
       routes: active.filter((p) => p.bits !== 0),
       exit4: active.some((p) => isExit(p, EXIT_V4)),
       exit6: active.some((p) => isExit(p, EXIT_V6)),
     };
-    for (const a of addrs) byAddr.set(addrKey(a), info);
+    for (const k of keys) byAddr.set(k, info);
     nodes.push(info);
     byName.set(name, info);
   }
