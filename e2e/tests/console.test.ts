@@ -93,6 +93,17 @@ class Machine {
     this.map = first;
   }
 
+  /** Report where the machine can be reached and its home relay region. */
+  async endpoints(endpoints: string[], homeRegion: number) {
+    const body = JSON.stringify({ endpoints, homeRegion });
+    const res = await fetch(url + "/api/v1/endpoints", {
+      method: "POST",
+      headers: { authorization: this.signer.sign("POST", "/api/v1/endpoints", body) },
+      body,
+    });
+    expect(res.status).toBe(200);
+  }
+
   /** Read map messages until `done(map)` holds (bounded). */
   async until(done: (m: FullMap) => boolean, what: string): Promise<void> {
     const deadline = Date.now() + 15_000;
@@ -160,6 +171,11 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     // Live update: the row appears through /api/v1/events, no navigation.
     await admin.getByTestId("machine-row-edge-router").waitFor({ timeout: 15_000 });
     await admin.getByTestId("routes-need-approval").first().waitFor();
+    // Its path follows the endpoints it reports, live as well.
+    await machine.endpoints(["192.0.2.10:41641"], 1);
+    const path = admin.getByTestId("machine-row-edge-router").getByTestId("machine-path");
+    await path.getByText("direct (1)").waitFor({ timeout: 15_000 });
+    expect(await path.innerText()).toContain("relay 1");
     await shot(admin, "machines");
   });
 

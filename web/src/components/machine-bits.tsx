@@ -80,3 +80,24 @@ export function RoutesSummary({ m }: { m: MachineInfo }) {
     </span>
   );
 }
+
+/**
+ * How peers reach a machine, as far as the control plane knows: directly at
+ * the endpoints it reported, and through its home relay region otherwise.
+ */
+export function PathSummary({ m }: { m: MachineInfo }) {
+  if (!m.online) return <span className="muted">—</span>;
+  const direct = m.endpoints.length > 0;
+  const relay = m.homeRegion !== null;
+  if (!direct && !relay) return <span className="muted">unknown</span>;
+  return (
+    <span className="chips" data-testid="machine-path">
+      {direct ? (
+        <span className="chip" title={m.endpoints.join("\n")}>
+          direct ({m.endpoints.length})
+        </span>
+      ) : null}
+      {relay ? <span className="chip">relay {m.homeRegion}</span> : null}
+    </span>
+  );
+}

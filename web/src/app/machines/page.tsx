@@ -6,7 +6,7 @@ import type { MachineInfo } from "@trellis/proto";
 import { ActionButton } from "@/components/action-button";
 import { Copyable } from "@/components/copy-button";
 import { firstParam, queryRecord } from "@/components/format";
-import { KeyExpiry, MachineStatus, Owner, RoutesSummary } from "@/components/machine-bits";
+import { KeyExpiry, MachineStatus, Owner, PathSummary, RoutesSummary } from "@/components/machine-bits";
 import { Pager } from "@/components/pager";
 import { Time } from "@/components/time";
 import { getRuntime } from "@/lib/api";
@@ -198,6 +198,7 @@ function MachineTable({ machines }: { machines: MachineInfo[] }) {
             <th scope="col">Addresses</th>
             <th scope="col">OS</th>
             <th scope="col">Status</th>
+            <th scope="col">Path</th>
             <th scope="col">Key expiry</th>
             <th scope="col">Routes</th>
           </tr>
@@ -226,6 +227,9 @@ function MachineTable({ machines }: { machines: MachineInfo[] }) {
               <td>{m.os || <span className="muted">—</span>}</td>
               <td>
                 <MachineStatus m={m} />
+              </td>
+              <td>
+                <PathSummary m={m} />
               </td>
               <td>
                 <KeyExpiry m={m} />
