@@ -277,6 +277,20 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
       await admin.locator("main h1").first().waitFor();
       await shot(admin, page);
     }
+    // A phone's width: the pages reflow instead of overflowing (wide tables scroll inside their frame).
+    await admin.setViewportSize({ width: 390, height: 844 });
+    await admin.emulateMedia({ colorScheme: "dark" });
+    for (const page of ["machines", "acls", "logs"]) {
+      await admin.goto(`${url}/${page}`);
+      await admin.locator("main h1").first().waitFor();
+      const overflow = await admin.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
+      expect(overflow, page).toBeLessThanOrEqual(1);
+      await shot(admin, `narrow-dark-${page}`);
+    }
+    await admin.emulateMedia({ colorScheme: "light" });
+    await admin.setViewportSize({ width: 1280, height: 860 });
   });
 
   it("OIDC login: roles from the provider's groups, enforced by the server", async () => {
