@@ -54,7 +54,7 @@ describe("embedded relay", () => {
     const got: string[] = [];
     cb.on({ packet: (_src, p) => got.push(Buffer.from(p).toString()) });
     ca.send(b.publicKey, new TextEncoder().encode("through the embedded relay"));
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 15_000;
     while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(got).toEqual(["through the embedded relay"]);
     expect((await health()).relay.clients).toBe(2);

@@ -28,6 +28,8 @@ export interface RelayConfig {
   metricsPath?: string | null;
   /** Include Node process metrics (off when embedded in a process that reports its own). */
   processMetrics?: boolean;
+  /** Milliseconds clock of the rate limiter (tests freeze it); Date.now by default. */
+  clock?: () => number;
 }
 
 /** Health of a relay, as `/api/health` and the relay's own health endpoint report it. */
@@ -64,6 +66,7 @@ export class Relay {
       verifyClient: cfg.verifyClient,
       limits: cfg.limits,
       metrics: this.metrics,
+      clock: cfg.clock,
     });
     this.transport = new RelayHttpTransport(this.server, cfg.path ?? "/derp");
   }

@@ -80,6 +80,8 @@ export interface RelayOptions {
   verifyClient?: ClientVerifier;
   limits?: Partial<RelayLimits>;
   metrics?: RelayMetrics;
+  /** Milliseconds clock of the token buckets (tests freeze it); Date.now by default. */
+  clock?: () => number;
 }
 
 interface ClientInfo {
@@ -96,7 +98,7 @@ class Client {
   inFlight = 0;
   lastHeard = Date.now();
   tokens: number;
-  tokensAt = Date.now();
+  tokensAt: number;
   preferred = false;
   watching = false;
   closed = false;
@@ -112,9 +114,11 @@ class Client {
     readonly info: ClientInfo,
     readonly isMesh: boolean,
     burst: number,
+    now: number,
   ) {
     this.hex = Buffer.from(key).toString("hex");
     this.tokens = burst;
+    this.tokensAt = now;
   }
 }
 
@@ -163,6 +167,7 @@ function ipBytes(ip: string): Uint8Array {
 export class RelayServer {
   readonly metrics: RelayMetrics;
   private readonly limits: RelayLimits;
+  private readonly clock: () => number;
   private readonly log: Logger;
   private readonly key: KeyPair;
   private readonly meshKey: Buffer | null;
@@ -178,6 +183,7 @@ export class RelayServer {
     this.key = opts.key;
     this.log = opts.log;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.clock = opts.clock ?? Date.now;
     this.metrics = opts.metrics ?? new RelayMetrics();
     this.verify = opts.verifyClient;
     if (opts.meshKey !== undefined && !/^[0-9a-f]{64}$/.test(opts.meshKey)) {
@@ -317,7 +323,7 @@ export class RelayServer {
       return null;
     }
     if (this.stopped) return null;
-    const client = new Client(key, conn, info, isMesh, this.limits.rateBurstBytes);
+    const client = new Client(key, conn, info, isMesh, this.limits.rateBurstBytes, this.clock());
     const serverInfo = JSON.stringify({
       version: PROTOCOL_VERSION,
       tokenBucketBytesPerSecond: this.limits.rateBytesPerSec,
@@ -460,7 +466,7 @@ export class RelayServer {
 
   private takeTokens(c: Client, n: number): boolean {
     if (this.limits.rateBytesPerSec <= 0) return true;
-    const now = Date.now();
+    const now = this.clock();
     c.tokens = Math.min(
       this.limits.rateBurstBytes,
       c.tokens + ((now - c.tokensAt) / 1000) * this.limits.rateBytesPerSec,

@@ -34,17 +34,23 @@ function request(txid: Uint8Array): Uint8Array {
   return b;
 }
 
-async function ask(port: number, host: string, msg: Uint8Array): Promise<Buffer | null> {
+/**
+ * Send each message in turn from one socket; resolve with the first reply
+ * (null if none comes in 10 s). Junk followed by a valid request proves the
+ * junk went unanswered without waiting on a timeout: the first reply must be
+ * the valid request's.
+ */
+async function ask(port: number, host: string, ...msgs: Uint8Array[]): Promise<Buffer | null> {
   const sock = createSocket(host.includes(":") ? "udp6" : "udp4");
   await new Promise<void>((r) => sock.bind(0, host, r));
   try {
     return await new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(null), 500);
+      const timer = setTimeout(() => resolve(null), 10_000);
       sock.once("message", (m) => {
         clearTimeout(timer);
         resolve(m);
       });
-      sock.send(msg, port, host);
+      for (const msg of msgs) sock.send(msg, port, host);
     });
   } finally {
     sock.close();
@@ -92,8 +98,15 @@ describe("STUN", () => {
     const mapped = parseBindingResponse(res!);
     expect(mapped?.address).toBe("127.0.0.1");
     expect(mapped?.port).toBeGreaterThan(0);
-    expect(await ask(port, "127.0.0.1", new TextEncoder().encode("not stun at all, just noise"))).toBeNull();
-    expect(server.stats).toMatchObject({ requests: 1, responses: 1, ignored: 1 });
+    const next = new Uint8Array(12).fill(8);
+    const after = await ask(
+      port,
+      "127.0.0.1",
+      new TextEncoder().encode("not stun at all, just noise"),
+      request(next),
+    );
+    expect(after?.subarray(8, 20)).toEqual(Buffer.from(next));
+    expect(server.stats).toMatchObject({ requests: 2, responses: 2, ignored: 1 });
   });
 
   it("answers over IPv6", async () => {

@@ -157,11 +157,19 @@ describe.skipIf(reason !== undefined)("interop with wireguard-go", () => {
     expect(s.stats.peers[0]!.handshakes).toBe(1);
 
     // 30 s of TCP through the tunnel, Trellis → wireguard-go.
-    const server = spawnIn(t.net.nsA, "iperf3", ["-s", "-1", "-B", t.goIp]);
+    // --forceflush: into a pipe, iperf3 would buffer "Server listening" away.
+    const server = spawnIn(t.net.nsA, "iperf3", ["-s", "-1", "--forceflush", "-B", t.goIp]);
     cleanups.push(() => {
       server.kill("SIGKILL");
     });
-    await sleep(500);
+    let out = "";
+    server.stdout?.on("data", (c: Buffer) => (out += c.toString()));
+    server.stderr?.on("data", (c: Buffer) => (out += c.toString()));
+    for (const deadline = Date.now() + 15_000; !/Server listening/.test(out);) {
+      if (Date.now() > deadline || server.exitCode !== null)
+        throw new Error(`iperf3 server did not start: ${out}`);
+      await sleep(50);
+    }
     const { stdout } = await execIn(t.net.nsB, "iperf3", ["-c", t.goIp, "-t", "30", "-J"], {
       timeoutMs: 60_000,
     });

@@ -57,7 +57,7 @@ export async function connectClient(url: string, key: KeyPair = generateKeyPair(
 }
 
 /** Poll `cond` until true or `timeoutMs` passes (then throw with `what`). */
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
