@@ -18,7 +18,11 @@ export type ControlEvent =
    * packet filter stay as they were and streams can patch instead of rebuild.
    */
   | { type: "nodes"; ids: string[]; attrsOnly?: boolean; origin?: string }
-  /** A new policy version was saved. */
+  /**
+   * A new policy version was saved, and nothing else changed: a save that
+   * also changes nodes (routes auto-approved) publishes a `nodes` event for
+   * them first, so builders may keep every node as it was.
+   */
   | { type: "policy"; origin?: string }
   /** Tailnet or DNS settings changed (settings.ts): DNS and the relay map are in every map. */
   | { type: "settings"; origin?: string }

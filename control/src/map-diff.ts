@@ -32,7 +32,13 @@ export function diffMaps(
   // Usually the peers are the very same objects in the same order (snapshots
   // reuse unchanged peers): one pass by identity, no lookups.
   const unchanged = prevList !== undefined && sameList(prevList, next.peers);
-  const peersChanged = unchanged ? [] : next.peers.filter((p) => !samePeer(prevPeers.get(p.id), p));
+  const peersChanged: Peer[] = [];
+  if (!unchanged) {
+    for (const p of next.peers) {
+      const q = prevPeers.get(p.id);
+      if (q !== p && !samePeer(q, p)) peersChanged.push(p);
+    }
+  }
   let peersRemoved: string[] = [];
   if (!unchanged && prevPeers.size + peersChanged.length > next.peers.length) {
     // Some previous peer is gone (only then can the counts disagree).

@@ -11,13 +11,17 @@ import type { Logger } from "@trellis/log";
 import type { MapEnd, MapMessage, Peer } from "@trellis/proto";
 import { ControlError } from "./errors";
 import { diffMaps, samePeer } from "./map-diff";
-import { jsonOf, type NodeMap } from "./netmap";
+import { jsonOf, PATCHED_LIST_MAX, type NodeMap } from "./netmap";
 import type { NetmapService } from "./netmap-service";
 
 export class MapSession {
   private last: NodeMap | null = null;
   private readonly peers = new Map<string, Peer>();
-  /** The peer list exactly as the node has it, while no attributes-only delta has changed a peer since. */
+  /**
+   * The peer list exactly as the node has it (the snapshot's very objects,
+   * so the next full update compares by identity); undefined when too long
+   * to keep up to date through attribute changes (PATCHED_LIST_MAX).
+   */
   private peerList: readonly Peer[] | undefined;
   private seq = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -130,6 +134,8 @@ export class MapSession {
     const snap = await this.netmaps.snapshot();
     if (this.closed || this.full) return; // a full update follows and covers these
     const changed: Peer[] = [];
+    /** Peers to hold as the snapshot's objects: changed, or equal but new objects. */
+    const adopted: Peer[] = [];
     let node: NodeMap["node"] | undefined;
     for (const id of ids) {
       if (id === this.nodeId) {
@@ -138,18 +144,38 @@ export class MapSession {
         continue;
       }
       const p = snap.peer(id);
-      if (p && this.peers.has(id) && !samePeer(this.peers.get(id), p)) changed.push(p);
+      const had = this.peers.get(id);
+      if (!p || !had || had === p) continue;
+      adopted.push(p);
+      if (!samePeer(had, p)) changed.push(p);
     }
-    if (!node && changed.length === 0) return;
-    for (const p of changed) this.peers.set(p.id, p);
-    if (changed.length) this.peerList = undefined;
+    this.adopt(adopted);
     if (node) this.last = { ...this.last!, node };
+    if (!node && changed.length === 0) return;
     this.send({
       type: "delta",
       seq: ++this.seq,
       ...(node ? { node } : {}),
       ...(changed.length ? { peersChanged: changed } : {}),
     });
+  }
+
+  /** Hold these peer objects in place of the ones with their ids. */
+  private adopt(peers: readonly Peer[]): void {
+    if (peers.length === 0) return;
+    for (const p of peers) this.peers.set(p.id, p);
+    const list = this.peerList;
+    if (!list) return;
+    if (list.length > PATCHED_LIST_MAX) {
+      this.peerList = undefined;
+      return;
+    }
+    const copy = list.slice();
+    for (const p of peers) {
+      const k = copy.findIndex((q) => q.id === p.id);
+      if (k >= 0) copy[k] = p;
+    }
+    this.peerList = copy;
   }
 
   close(): void {

@@ -84,7 +84,6 @@ export async function openMapStream(
   node: { id: string; ephemeral: boolean; nodeKey: string },
   opts: MapStreamOptions = {},
 ): Promise<ReadableStream<Uint8Array>> {
-  const encoder = new TextEncoder();
   const maxQueued = opts.maxQueued ?? 256;
   let controller: ReadableStreamDefaultController<Uint8Array> | null = null;
   let finished = false;
@@ -98,7 +97,8 @@ export async function openMapStream(
       finish();
       return;
     }
-    controller.enqueue(encoder.encode(text));
+    // Buffer.from: faster than TextEncoder for these mostly-ASCII texts, and a Uint8Array all the same.
+    controller.enqueue(Buffer.from(text));
   };
   const session = new MapSession(node.id, deps.netmaps, (m) => write(sseEvent(m)), log, {
     coalesceMs: opts.coalesceMs,

@@ -1,7 +1,9 @@
 // The current TailnetSnapshot. A structural change (membership, tags, routes,
-// policy, settings) makes the next caller rebuild it from the database; an
-// attributes-only change (endpoints, online) patches just those nodes into a
-// new snapshot that shares everything else. Many streams asking at once share
+// settings) makes the next caller rebuild it from the database; a new policy
+// alone rebuilds it from the nodes already read (the policy event promises no
+// node changed), keeping every node's parts; an attributes-only change
+// (endpoints, online) patches just those nodes into a new snapshot that
+// shares everything else. Many streams asking at once share
 // one build or patch, and no stream gets a snapshot older than the last
 // change it was told about.
 //
@@ -36,6 +38,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class NetmapService {
   private current: Promise<TailnetSnapshot> | null = null;
   private stale = true;
+  /** A new policy to apply to the current snapshot's nodes. */
+  private policyStale = false;
   private readonly patchIds = new Set<string>();
   private policy: ActivePolicy | undefined;
   /** The last snapshot built, whose peers a rebuild reuses when unchanged. */
@@ -54,17 +58,30 @@ export class NetmapService {
   invalidate(attrsOnlyIds?: readonly string[]): void {
     if (!attrsOnlyIds) {
       this.stale = true;
+      this.policyStale = false;
       this.patchIds.clear();
     } else if (!this.stale) {
       for (const id of attrsOnlyIds) this.patchIds.add(id);
     }
   }
 
+  /** A new policy was saved and no node changed with it. */
+  invalidatePolicy(): void {
+    if (!this.stale) this.policyStale = true;
+  }
+
   snapshot(): Promise<TailnetSnapshot> {
     if (this.stale || !this.current) {
       this.stale = false;
+      this.policyStale = false;
       this.patchIds.clear();
       this.current = this.track(this.build());
+    } else if (this.policyStale) {
+      // Pending attribute changes are read with the new policy's rebuild.
+      this.policyStale = false;
+      const ids = [...this.patchIds];
+      this.patchIds.clear();
+      this.current = this.track(this.current.then((s) => this.rebuildPolicy(s, ids)));
     } else if (this.patchIds.size > 0) {
       const ids = [...this.patchIds];
       this.patchIds.clear();
@@ -93,6 +110,21 @@ export class NetmapService {
     ]);
     this.policy = policy;
     const snap = TailnetSnapshot.build(rows, users, policy, config.dnsDomain, this.now(), this.previous);
+    this.configs.set(snap, config);
+    this.armExpiry(snap.nextExpiry());
+    return snap;
+  }
+
+  /** The same nodes (patched with `ids`' rows) under the policy and settings in force. */
+  private async rebuildPolicy(s: TailnetSnapshot, ids: string[]): Promise<TailnetSnapshot> {
+    const [patched, users, policy, config] = await Promise.all([
+      ids.length ? this.patch(s, ids) : s,
+      this.db.prisma.user.findMany(),
+      loadPolicy(this.db, this.policy),
+      this.opts.config(),
+    ]);
+    this.policy = policy;
+    const snap = TailnetSnapshot.build(patched.rows, users, policy, config.dnsDomain, this.now(), patched);
     this.configs.set(snap, config);
     this.armExpiry(snap.nextExpiry());
     return snap;

@@ -147,4 +147,75 @@ describe("netmap visibility", () => {
     expect(s3.mapFor("id1", relayMap, dns)!.peers).toEqual(before.peers);
     expect(s3.mapFor("id1", relayMap, dns)!.peers[0]).toBe(before.peers[0]);
   });
+
+  it("gives every node the same map as a fresh build through policy-only rebuilds, patches and node changes", () => {
+    // A seeded walk: each step changes the policy, patches attributes, or
+    // changes nodes, and each step's snapshot is built from the last one
+    // (reusing what it can) and compared, node by node, with a fresh build.
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const tags = ["tag:a", "tag:b", "tag:c", "tag:d"];
+    const owners = { tagOwners: Object.fromEntries(tags.map((t) => [t, []])) };
+    const policies = [
+      { acls: tags.map((t) => ({ action: "accept", src: [t], dst: [`${t}:*`] })) },
+      { acls: tags.map((t) => ({ action: "accept", src: [t], dst: [`${t}:22,443`] })) },
+      { acls: [{ action: "accept", src: ["tag:a"], dst: ["tag:b:22"] }] },
+      { acls: [{ action: "accept", src: ["*"], dst: ["tag:c:80"] }] },
+      { acls: [{ action: "accept", src: ["tag:d"], dst: ["10.5.0.0/16:*", "tag:a:*"] }] },
+    ].map((p, k) => ({ ...active(JSON.stringify({ ...owners, ...p })), version: k + 1 }));
+    let rows = Array.from({ length: 30 }, (_, k) =>
+      row(
+        k + 1,
+        [tags[k % tags.length]!],
+        k === 5 ? { advertisedRoutes: '["10.5.0.0/24"]', approvedRoutes: '["10.5.0.0/24"]' } : {},
+      ),
+    );
+    let policy = policies[0]!;
+    let snap = TailnetSnapshot.build(rows, [], policy, "t.internal");
+    let policyOnly = 0;
+    let listsKept = 0;
+    for (let step = 0; step < 60; step++) {
+      // Maps of some nodes only, so later steps find some peer lists made and others not.
+      const seen = new Map<string, ReturnType<TailnetSnapshot["mapFor"]>>();
+      for (const r of rows) if (rand(3) > 0) seen.set(r.id, snap.mapFor(r.id, relayMap, dns));
+      const kind = rand(3);
+      const prev = snap;
+      if (kind === 0) {
+        policy = policies[rand(policies.length)]!;
+        snap = TailnetSnapshot.build(rows, [], policy, "t.internal", new Date(), prev);
+        if (snap.topology === prev.topology) policyOnly++;
+      } else if (kind === 1) {
+        const picked = new Set(Array.from({ length: 1 + rand(3) }, () => rows[rand(rows.length)]!));
+        const changed = [...picked].map((r) => ({
+          ...r,
+          endpoints: JSON.stringify([`192.0.2.${rand(250)}:${1000 + step}`]),
+          online: !r.online,
+        }));
+        rows = rows.map((r) => changed.find((c) => c.id === r.id) ?? r);
+        snap = snap.withRows(changed);
+      } else {
+        const k = rand(rows.length);
+        rows = rows.map((r, i) =>
+          i === k ? { ...r, tags: JSON.stringify([tags[rand(tags.length)]]), updatedAt: new Date(step) } : r,
+        );
+        if (rand(4) === 0) rows = [...rows, row(100 + step, [tags[rand(tags.length)]!])];
+        snap = TailnetSnapshot.build(rows, [], policy, "t.internal", new Date(), prev);
+      }
+      const fresh = TailnetSnapshot.build(rows, [], policy, "t.internal");
+      for (const r of rows) {
+        const got = snap.mapFor(r.id, relayMap, dns);
+        expect(JSON.stringify(got), `step ${step} (${kind}), ${r.name}`).toBe(
+          JSON.stringify(fresh.mapFor(r.id, relayMap, dns)),
+        );
+        const before = seen.get(r.id);
+        if (before && got && got.peers === before.peers) listsKept++;
+      }
+    }
+    // The walk took the fast paths it is meant to check.
+    expect(policyOnly).toBeGreaterThan(5);
+    expect(listsKept).toBeGreaterThan(100);
+  });
 });

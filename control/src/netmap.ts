@@ -48,23 +48,38 @@ interface Entry {
   /** Routes in effect, for allowedIPs: approved subnet routes, and exit routes of approved exit nodes. */
   routes: string[];
   peer: Peer;
-  /** The node as it sees itself, and its SSH policy, made on first use. */
+  /** The node as it sees itself, made on first use (it depends on the row, routes and DNS domain only). */
   self?: SelfNode;
-  ssh?: { rules: SSHRule[] };
 }
 
 /**
  * Who sees whom, by topology node index; computed once per topology and
- * shared by patched snapshots. `reach[i]`: nodes whose packets node i's
- * filter accepts (null: everyone, a "*" source). A node's peers are those it
- * accepts packets from plus those that accept packets from it.
+ * policy and shared by patched snapshots. Node i's filter accepts packets
+ * from `reachData[reachStart[i] .. reachStart[i + 1])`, unless
+ * `acceptsAll[i]` (a "*" source: everyone). A node's peers are those it
+ * accepts packets from plus those that accept packets from it. Flat arrays,
+ * not one array per node: at 10,000 nodes, 20,000 small typed arrays cost
+ * more to allocate than the whole computation.
  */
 interface Visibility {
-  reach: (Int32Array | null)[];
-  /** Who reaches each node (the transpose of `reach`). */
-  reverse: Int32Array[];
+  reachStart: Int32Array;
+  reachData: Int32Array;
+  acceptsAll: Uint8Array;
+  /** Who reaches each node (the transpose of reach), laid out the same way. */
+  reverseStart: Int32Array;
+  reverseData: Int32Array;
   /** Nodes accepting packets from everyone: everyone's peers. */
-  acceptAll: number[];
+  acceptAll: Int32Array;
+}
+
+/** The same range of two flat arrays (node `i`'s part of each). */
+function sameRange(aStart: Int32Array, aData: Int32Array, bStart: Int32Array, bData: Int32Array, i: number) {
+  const a0 = aStart[i]!;
+  const b0 = bStart[i]!;
+  const len = aStart[i + 1]! - a0;
+  if (len !== bStart[i + 1]! - b0) return false;
+  for (let k = 0; k < len; k++) if (aData[a0 + k] !== bData[b0 + k]) return false;
+  return true;
 }
 
 /**
@@ -233,6 +248,9 @@ export function jsonOfFilter(rules: readonly FilterRule[]): string {
 }
 
 interface Parts {
+  /** Every node row the snapshot was made from (active or not), for a rebuild under a new policy. */
+  rows: readonly Models.Node[];
+  users: readonly Models.User[];
   /** Pending nodes (isPending) by id, outside the topology. */
   pending: Map<string, { row: Models.Node; self?: SelfNode }>;
   topology: Topology;
@@ -243,15 +261,78 @@ interface Parts {
   /** Computed on first use and shared with patched copies (they depend only on topology and policy). */
   shared: {
     ssh: SshPolicies | null;
+    /** Each node's `sshPolicy`, by topology index. */
+    sshMaps: ({ rules: SSHRule[] } | undefined)[];
     filters: (FilterRule[] | undefined)[];
     visibility: Visibility | null;
     rank: Int32Array;
-    /** Scratch marks for peersOf's deduplication. */
-    stamp?: { marks: Int32Array; next: number };
+    /** Scratch space of peersOf: marks for deduplication, and the ranks gathered. */
+    stamp?: { marks: Int32Array; next: number; scratch: Int32Array };
   };
+  /**
+   * After a rebuild that kept every node as it was (a policy change): the
+   * previous snapshot's shared parts and peer lists, so a node whose
+   * visibility did not change keeps its very peer list. Dropped once this
+   * snapshot's visibility is known.
+   */
+  prior?: { shared: Parts["shared"]; peerLists: (Peer[] | undefined)[] };
+}
+
+/**
+ * The same row, field by field: a rebuild reuses what it made from an
+ * unchanged row (the peer, the self node) instead of making it again.
+ */
+export function sameRow(a: Models.Node, b: Models.Node): boolean {
+  if (a === b) return true;
+  for (const k in a) {
+    const x = a[k as keyof Models.Node];
+    const y = b[k as keyof Models.Node];
+    if (x === y) continue;
+    if (x instanceof Date && y instanceof Date && x.getTime() === y.getTime()) continue;
+    return false;
+  }
+  return true;
+}
+
+/** The same users, in the same order, as the topology sees them (id, email, role, groups). */
+function sameUsers(a: readonly Models.User[], b: readonly Models.User[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) {
+    const x = a[k]!;
+    const y = b[k]!;
+    if (x.id !== y.id || x.email !== y.email || x.role !== y.role || x.groups !== y.groups) return false;
+  }
+  return true;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+/** Byte-equal typed arrays (a native comparison). */
+function sameBytes(a: Int32Array | Uint8Array, b: Int32Array | Uint8Array): boolean {
+  return (
+    a.byteLength === b.byteLength &&
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ) === 0
+  );
+}
+
+function sameInts(a: Int32Array | null, b: Int32Array | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }
 
 const NO_RULES: FilterRule[] = [];
+/** Longest peer list a patch copies to replace a peer in (longer ones are made again on use). */
+export const PATCHED_LIST_MAX = 1024;
 const NO_SSH: { rules: SSHRule[] } = { rules: [] };
 
 export class TailnetSnapshot {
@@ -261,6 +342,12 @@ export class TailnetSnapshot {
   private readonly order: Entry[];
   private readonly shared: Parts["shared"];
   private readonly pending: Parts["pending"];
+  private readonly users: readonly Models.User[];
+  /** Every node row (active or not) this snapshot was made from. */
+  readonly rows: readonly Models.Node[];
+  /** Peer lists made so far, by topology index (this snapshot's peers only). */
+  private peerLists: (Peer[] | undefined)[];
+  private prior: Parts["prior"];
 
   private constructor(
     parts: Parts,
@@ -273,6 +360,24 @@ export class TailnetSnapshot {
     this.order = parts.order;
     this.shared = parts.shared;
     this.pending = parts.pending;
+    this.users = parts.users;
+    this.rows = parts.rows;
+    this.prior = parts.prior;
+    this.peerLists = new Array(parts.topology.nodes.length).fill(undefined);
+  }
+
+  private static newShared(rank: Int32Array, stamp?: Parts["shared"]["stamp"]): Parts["shared"] {
+    // Filled with undefined, not left empty: arrays filled at random indices
+    // would fall back to slow dictionary storage.
+    const n = rank.length;
+    return {
+      ssh: null,
+      sshMaps: new Array(n).fill(undefined),
+      filters: new Array(n).fill(undefined),
+      visibility: null,
+      rank,
+      stamp,
+    };
   }
 
   /**
@@ -287,6 +392,38 @@ export class TailnetSnapshot {
     now = new Date(),
     previous?: TailnetSnapshot,
   ): TailnetSnapshot {
+    const byUser = new Set(users.map((u) => u.id));
+    const pending = new Map<string, { row: Models.Node }>();
+    for (const n of rows) {
+      if (isPending(n, now) && (jsonList(n.tags).length > 0 || (n.userId !== null && byUser.has(n.userId)))) {
+        pending.set(n.id, { row: n });
+      }
+    }
+    // A change that left every node and user as it was (a new policy, new
+    // settings) keeps the topology and every node's parts: only what the
+    // policy decides (filters, visibility, SSH) is made again.
+    const prev = previous?.dnsDomain === dnsDomain ? previous : undefined;
+    if (prev && sameUsers(prev.users, users)) {
+      const kept = TailnetSnapshot.unchanged(prev, rows, byUser, now);
+      if (kept) {
+        const compiler = new FilterCompiler(policy.policy, prev.topology);
+        return new TailnetSnapshot(
+          {
+            rows,
+            users,
+            pending,
+            topology: prev.topology,
+            compiler,
+            entries: prev.entries,
+            order: prev.order,
+            shared: TailnetSnapshot.newShared(prev.shared.rank, prev.shared.stamp),
+            prior: { shared: prev.shared, peerLists: prev.peerLists },
+          },
+          policy,
+          dnsDomain,
+        );
+      }
+    }
     const { input, active } = topologyInput(rows, users, now);
     const topology = parseTopology(input, "tailnet");
     const compiler = new FilterCompiler(policy.policy, topology);
@@ -297,9 +434,14 @@ export class TailnetSnapshot {
       const routes = info.routes.map(formatPrefix);
       if (info.exit4) routes.push("0.0.0.0/0");
       if (info.exit6) routes.push("::/0");
+      const old = prev?.entries.get(row.id);
+      if (old && sameRow(old.row, row) && sameStrings(old.routes, routes)) {
+        // Unchanged: its peer and self node are reused as they are (streams compare them by identity).
+        entries.set(row.id, { row: old.row, info, routes: old.routes, peer: old.peer, self: old.self });
+        continue;
+      }
       let peer = peerOf(row, dnsDomain, routes);
-      const old = previous?.entries.get(row.id)?.peer;
-      if (old && jsonOfPeer(old) === jsonOfPeer(peer)) peer = old;
+      if (old && jsonOfPeer(old.peer) === jsonOfPeer(peer)) peer = old.peer;
       entries.set(row.id, { row, info, routes, peer });
     }
     // Peers are listed by name, the order nodes and applyDelta() keep.
@@ -308,15 +450,37 @@ export class TailnetSnapshot {
     );
     const rank = new Int32Array(topology.nodes.length);
     order.forEach((e, k) => (rank[e.info.index] = k));
-    const shared = { ssh: null, filters: [], visibility: null, rank };
-    const byUser = new Set(users.map((u) => u.id));
-    const pending = new Map<string, { row: Models.Node }>();
+    return new TailnetSnapshot(
+      { rows, users, pending, topology, compiler, entries, order, shared: TailnetSnapshot.newShared(rank) },
+      policy,
+      dnsDomain,
+    );
+  }
+
+  /**
+   * True when the nodes taking part now are exactly those of `prev`, with
+   * the same rows (the users having been found the same): then the topology
+   * and every entry of `prev` still hold.
+   */
+  private static unchanged(
+    prev: TailnetSnapshot,
+    rows: readonly Models.Node[],
+    byUser: ReadonlySet<string>,
+    now: Date,
+  ): boolean {
+    let count = 0;
     for (const n of rows) {
-      if (isPending(n, now) && (jsonList(n.tags).length > 0 || (n.userId !== null && byUser.has(n.userId)))) {
-        pending.set(n.id, { row: n });
+      if (!isActive(n, now)) continue;
+      const e = prev.entries.get(n.id);
+      if (!e) {
+        // Active but not in the topology: fine only if the topology leaves it out too (no owner).
+        if (jsonList(n.tags).length > 0 || (n.userId !== null && byUser.has(n.userId))) return false;
+        continue;
       }
+      if (!sameRow(e.row, n)) return false;
+      count++;
     }
-    return new TailnetSnapshot({ pending, topology, compiler, entries, order, shared }, policy, dnsDomain);
+    return count === prev.entries.size;
   }
 
   /**
@@ -346,11 +510,62 @@ export class TailnetSnapshot {
     const entries = new Map(this.entries);
     for (const [id, e] of patched) entries.set(id, e);
     const order = this.order.map((e) => patched.get(e.row.id) ?? e);
-    return new TailnetSnapshot(
-      { pending, topology: this.topology, compiler: this.compiler, entries, order, shared: this.shared },
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const next = new TailnetSnapshot(
+      {
+        rows: this.rows.map((r) => byId.get(r.id) ?? r),
+        users: this.users,
+        pending,
+        topology: this.topology,
+        compiler: this.compiler,
+        entries,
+        order,
+        shared: this.shared,
+      },
       this.policy,
       this.dnsDomain,
     );
+    this.keepPeerLists(next, [...patched.values()]);
+    return next;
+  }
+
+  /**
+   * A patched copy keeps the peer lists made so far (who sees whom is
+   * unchanged): a list naming a patched node gets a copy with its new peer
+   * object in the same place, unless the list is long (then it is dropped,
+   * to be made again on use: patching it would cost as much).
+   */
+  private keepPeerLists(next: TailnetSnapshot, patched: Entry[]): void {
+    const v = this.shared.visibility;
+    if (!v) return;
+    const lists = this.peerLists.slice();
+    const copied = new Set<number>();
+    const replace = (j: number, e: Entry) => {
+      let list = lists[j];
+      if (!list) return;
+      if (list.length > PATCHED_LIST_MAX) {
+        lists[j] = undefined;
+        return;
+      }
+      const k = list.findIndex((p) => p.id === e.row.id);
+      if (k < 0) return;
+      if (!copied.has(j)) {
+        list = lists[j] = list.slice();
+        copied.add(j);
+      }
+      list[k] = e.peer;
+    };
+    for (const e of patched) {
+      const p = e.info.index;
+      if (v.acceptsAll[p]) return; // everyone lists it: no list is kept
+      for (let k = v.reachStart[p]!; k < v.reachStart[p + 1]!; k++) replace(v.reachData[k]!, e);
+      for (let k = v.reverseStart[p]!; k < v.reverseStart[p + 1]!; k++) replace(v.reverseData[k]!, e);
+    }
+    for (let k = 0; k < v.acceptAll.length; k++) {
+      const j = v.acceptAll[k]!;
+      for (const e of patched) replace(j, e);
+    }
+    next.peerLists = lists;
   }
 
   /**
@@ -413,9 +628,6 @@ export class TailnetSnapshot {
     if (this.shared.visibility) return this.shared.visibility;
     const index = new AddrIndex(this.topology);
     const n = this.topology.nodes.length;
-    const reach: (Int32Array | null)[] = new Array(n);
-    const reverseCount = new Int32Array(n);
-    const acceptAll: number[] = [];
     // Nodes a source list covers, once per list: the compiler shares a rule's
     // SrcIPs among every node the rule reaches. null: "*".
     const coverage = new Map<readonly string[], readonly number[] | null>();
@@ -432,87 +644,163 @@ export class TailnetSnapshot {
       }
       return c;
     };
+    // First pass: the (shared) lists each node accepts from, and the counts.
+    const accepts: (readonly number[] | null)[] = new Array(n).fill(null);
+    const acceptsAll = new Uint8Array(n);
+    const reachStart = new Int32Array(n + 1);
+    const reverseCount = new Int32Array(n);
+    const all: number[] = [];
     for (const e of this.order) {
       const i = e.info.index;
-      const lists: (readonly number[])[] = [];
-      let all = false;
+      let list: readonly number[] | null = null;
+      let merged: Set<number> | null = null;
+      let star = false;
       for (const r of this.filterOf(e)) {
         if (!r.DstPorts?.length) continue;
         const c = cover(r.SrcIPs);
         if (c === null) {
-          all = true;
+          star = true;
           break;
         }
-        if (!lists.includes(c)) lists.push(c);
+        if (list === null || list === c) list = c;
+        else {
+          merged ??= new Set(list);
+          for (const j of c) merged.add(j);
+        }
       }
-      if (all) {
-        reach[i] = null;
-        acceptAll.push(i);
+      if (star) {
+        acceptsAll[i] = 1;
+        all.push(i);
         continue;
       }
-      let covered: number[];
-      if (lists.length === 1) covered = lists[0]!.filter((j) => j !== i);
-      else {
-        const set = new Set<number>();
-        for (const l of lists) for (const j of l) if (j !== i) set.add(j);
-        covered = [...set];
-      }
-      const arr = new Int32Array(covered);
-      reach[i] = arr;
-      for (let k = 0; k < arr.length; k++) reverseCount[arr[k]!]!++;
+      if (merged) list = [...merged];
+      accepts[i] = list;
+      let count = 0;
+      if (list) for (const j of list) if (j !== i) count++;
+      reachStart[i + 1] = count;
     }
-    // The reverse direction, in flat arrays: who reaches each node.
-    const reverse: Int32Array[] = new Array(n);
-    for (let j = 0; j < n; j++) reverse[j] = new Int32Array(reverseCount[j]!);
+    for (let i = 0; i < n; i++) reachStart[i + 1]! += reachStart[i]!;
+    const reachData = new Int32Array(reachStart[n]!);
+    for (let i = 0; i < n; i++) {
+      const list = accepts[i];
+      if (!list) continue;
+      let at = reachStart[i]!;
+      for (const j of list) {
+        if (j === i) continue;
+        reachData[at++] = j;
+        reverseCount[j]!++;
+      }
+    }
+    // The reverse direction: who reaches each node.
+    const reverseStart = new Int32Array(n + 1);
+    for (let j = 0; j < n; j++) reverseStart[j + 1] = reverseStart[j]! + reverseCount[j]!;
+    const reverseData = new Int32Array(reverseStart[n]!);
     reverseCount.fill(0);
     for (let i = 0; i < n; i++) {
-      const own = reach[i];
-      if (!own) continue;
-      for (let k = 0; k < own.length; k++) {
-        const j = own[k]!;
-        reverse[j]![reverseCount[j]!++] = i;
+      for (let k = reachStart[i]!; k < reachStart[i + 1]!; k++) {
+        const j = reachData[k]!;
+        reverseData[reverseStart[j]! + reverseCount[j]!++] = i;
       }
     }
-    this.shared.visibility = { reach, reverse, acceptAll };
-    return this.shared.visibility;
+    const v: Visibility = {
+      reachStart,
+      reachData,
+      acceptsAll,
+      reverseStart,
+      reverseData,
+      acceptAll: new Int32Array(all),
+    };
+    this.shared.visibility = v;
+    this.comparePrior(v);
+    return v;
   }
 
-  /** Peers of `e`, in name order: the nodes policy lets it reach or be reached by. */
+  /**
+   * After a policy-only rebuild: nodes that see the same peers as before
+   * (same reach both ways, same accept-all nodes) keep the prior snapshot's
+   * very peer list. The prior parts are dropped here, so snapshots never chain.
+   */
+  private comparePrior(v: Visibility): void {
+    const prior = this.prior;
+    this.prior = undefined;
+    const old = prior?.shared.visibility;
+    if (!prior || !old || !sameInts(old.acceptAll, v.acceptAll)) return;
+    // Usually nobody's peers changed (a new policy about ports): one native
+    // comparison of the whole layout settles it for every node at once (the
+    // reverse direction is the transpose of reach, so equal with it).
+    if (
+      sameBytes(old.acceptsAll, v.acceptsAll) &&
+      sameBytes(old.reachStart, v.reachStart) &&
+      sameBytes(old.reachData, v.reachData)
+    ) {
+      for (let i = 0; i < v.acceptsAll.length; i++) {
+        const list = prior.peerLists[i];
+        if (list) this.peerLists[i] = list;
+      }
+      return;
+    }
+    for (let i = 0; i < v.acceptsAll.length; i++) {
+      const list = prior.peerLists[i];
+      if (
+        list &&
+        old.acceptsAll[i] === v.acceptsAll[i] &&
+        sameRange(old.reachStart, old.reachData, v.reachStart, v.reachData, i) &&
+        sameRange(old.reverseStart, old.reverseData, v.reverseStart, v.reverseData, i)
+      ) {
+        this.peerLists[i] = list;
+      }
+    }
+  }
+
+  /** Peers of `e`, in name order: the nodes policy lets it reach or be reached by (made once per snapshot). */
   private peersOf(e: Entry): Peer[] {
     const v = this.visibility();
     const i = e.info.index;
-    const own = v.reach[i];
-    if (own === null) return this.order.filter((p) => p !== e).map((p) => p.peer);
+    const known = this.peerLists[i];
+    if (known) return known;
+    if (v.acceptsAll[i]) return (this.peerLists[i] = this.order.filter((p) => p !== e).map((p) => p.peer));
     // Ranks of the peers, deduplicated with a per-call stamp instead of a Set,
-    // sorted natively (typed arrays sort numerically without a comparator).
+    // gathered in a scratch array and sorted natively (typed arrays sort
+    // numerically without a comparator).
     const rank = this.shared.rank;
-    const stamp = (this.shared.stamp ??= { marks: new Int32Array(rank.length), next: 0 });
+    const stamp = (this.shared.stamp ??= {
+      marks: new Int32Array(rank.length),
+      next: 0,
+      scratch: new Int32Array(rank.length),
+    });
     if (stamp.next === 0x7fffffff) {
       stamp.marks.fill(0);
       stamp.next = 0;
     }
     const mark = ++stamp.next;
-    const reverse = v.reverse[i]!;
-    const out = new Int32Array(own!.length + reverse.length + v.acceptAll.length);
+    const { marks, scratch } = stamp;
     let len = 0;
     const add = (j: number) => {
-      if (stamp.marks[j] !== mark) {
-        stamp.marks[j] = mark;
-        out[len++] = rank[j]!;
+      if (marks[j] !== mark) {
+        marks[j] = mark;
+        scratch[len++] = rank[j]!;
       }
     };
-    for (let k = 0; k < own!.length; k++) add(own![k]!);
-    for (let k = 0; k < reverse.length; k++) add(reverse[k]!);
-    for (const j of v.acceptAll) if (j !== i) add(j);
-    const sorted = out.subarray(0, len).sort();
+    for (let k = v.reachStart[i]!; k < v.reachStart[i + 1]!; k++) add(v.reachData[k]!);
+    for (let k = v.reverseStart[i]!; k < v.reverseStart[i + 1]!; k++) add(v.reverseData[k]!);
+    for (let k = 0; k < v.acceptAll.length; k++) if (v.acceptAll[k] !== i) add(v.acceptAll[k]!);
+    const sorted = scratch.subarray(0, len).sort();
     const peers: Peer[] = new Array(len);
     for (let k = 0; k < len; k++) peers[k] = this.order[sorted[k]!]!.peer;
+    this.peerLists[i] = peers;
     return peers;
   }
 
-  private sshOf(e: Entry): SSHRule[] {
-    this.shared.ssh ??= compileSsh(this.policy.policy, this.topology);
-    return this.shared.ssh[e.info.name] ?? [];
+  /** A node's SSH policy; nodes without rules share one empty policy (streams compare by identity first). */
+  private sshOf(e: Entry): { rules: SSHRule[] } {
+    const i = e.info.index;
+    let m = this.shared.sshMaps[i];
+    if (!m) {
+      this.shared.ssh ??= compileSsh(this.policy.policy, this.topology);
+      const rules = this.shared.ssh[e.info.name] ?? [];
+      m = this.shared.sshMaps[i] = rules.length ? { rules } : NO_SSH;
+    }
+    return m;
   }
 
   /**
@@ -543,7 +831,7 @@ export class TailnetSnapshot {
       relayMap,
       dns,
       packetFilter: this.filterOf(e),
-      sshPolicy: (e.ssh ??= { rules: this.sshOf(e) }),
+      sshPolicy: this.sshOf(e),
       policyVersion: this.policy.version,
     };
   }

@@ -193,6 +193,21 @@ for (const { provider, skip } of PROVIDERS) {
       expect((await listPreAuthKeys(db))[0]!.usedCount).toBe(21);
     });
 
+    it("suffixes a taken name, also when other names only share its prefix or it is cut to fit", async () => {
+      const db = await dbs.open();
+      const { key } = await createPreAuthKey(db, { tags: ["tag:server"], reusable: true }, "system");
+      const reg = async (hostname: string) =>
+        (await registerNode(db, newKey(), { preAuthKey: key, hostname }, opts)).node.name;
+      expect(await reg("node-1")).toBe("node-1");
+      expect(await reg("node-10")).toBe("node-10");
+      expect(await reg("node-1")).toBe("node-1-2");
+      expect(await reg("node-1")).toBe("node-1-3");
+      const long = "a".repeat(63);
+      expect(await reg(long)).toBe("a".repeat(63));
+      expect(await reg(long)).toBe("a".repeat(61) + "-2");
+      expect(await reg(long)).toBe("a".repeat(61) + "-3");
+    });
+
     it("refuses expired, unknown and malformed keys and bad bodies without changing anything", async () => {
       const db = await dbs.open();
       const now = new Date();

@@ -46,12 +46,17 @@ export function dnsLabel(hostname: string): string {
 }
 
 async function uniqueName(tx: Tx, base: string): Promise<string> {
+  if (!(await tx.node.findUnique({ where: { name: base }, select: { id: true } }))) return base;
+  // Taken: read only names that can be "<base>-<n>", not every name sharing
+  // the prefix (for "node-1", not node-10 … node-19999). A long base is cut
+  // to make room for the suffix, never below 49 characters (labels have no
+  // runs of dashes, so cutting trims at most one).
+  const stem = base.length <= 51 ? `${base}-` : base.slice(0, 48);
   const taken = new Set(
-    (await tx.node.findMany({ where: { name: { startsWith: base } }, select: { name: true } })).map(
+    (await tx.node.findMany({ where: { name: { startsWith: stem } }, select: { name: true } })).map(
       (n) => n.name,
     ),
   );
-  if (!taken.has(base)) return base;
   for (let i = 2; ; i++) {
     const suffix = `-${i}`;
     const name = base.slice(0, 63 - suffix.length).replace(/-+$/, "") + suffix;

@@ -240,10 +240,15 @@ for (const { provider, skip } of PROVIDERS) {
       let done = false;
       for (let i = 0; i < 50 && !done; i++) done = (await reader.read()).done;
       expect(done).toBe(true);
-      // Its presence ended with it.
-      await new Promise((r) => setTimeout(r, 50));
-      const row = await rt.db.prisma.node.findUniqueOrThrow({ where: { nodeKey: a.signer.nodeKey } });
-      expect(row.online).toBe(false);
+      // Its presence ended with it (written in the background, so poll).
+      const deadline = Date.now() + 10_000;
+      let online = true;
+      while (online && Date.now() < deadline) {
+        const row = await rt.db.prisma.node.findUniqueOrThrow({ where: { nodeKey: a.signer.nodeKey } });
+        online = row.online;
+        if (online) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(online).toBe(false);
     });
 
     it("acts only for the node that signed: forged, unknown and malformed requests are refused", async () => {
@@ -365,6 +370,20 @@ for (const { provider, skip } of PROVIDERS) {
       expect(await controlError(rt.approveRoutes("missing", { routes: [] }, "admin"))).toMatchObject({
         status: 404,
       });
+
+      // A policy save that approves an advertised route changes that node, not
+      // only the policy: the open stream gets both.
+      await rt.setPolicy(
+        JSON.stringify({
+          tagOwners: { "tag:router": [], "tag:exit": [], "tag:client": [] },
+          autoApprovers: { routes: { "10.0.0.0/8": ["tag:router", "tag:client"] }, exitNode: ["tag:exit"] },
+          acls: [{ action: "accept", src: ["*"], dst: ["*:*"] }],
+        }),
+        "system",
+      );
+      await reader.until((m) => m.policyVersion === 2);
+      expect(reader.map.node).toMatchObject({ approvedRoutes: ["10.9.0.0/16"] });
+      expect(reader.map.node.allowedIPs).toContain("10.9.0.0/16");
       reader.close();
     });
   });
@@ -407,15 +426,13 @@ describe.skipIf(PROVIDERS.find((p) => p.provider === "postgresql")!.skip)(
       expect(peerNames(ra.map)).toEqual([]);
 
       const b = new TestNode(one);
-      const joined = Date.now();
+      // No timing bound here (the machine is shared): with no polling fallback,
+      // arrival at all proves the change crossed over NOTIFY.
       await b.register(key, "beta");
       await ra.until((m) => peerNames(m).includes("beta"));
-      expect(Date.now() - joined).toBeLessThan(1000);
 
-      const changed = Date.now();
       await one.setPolicy(JSON.stringify({ tagOwners: { "tag:server": [] }, acls: [] }), "system");
       await ra.until((m) => m.peers.length === 0 && m.policyVersion === 1);
-      expect(Date.now() - changed).toBeLessThan(1000);
     });
   },
 );

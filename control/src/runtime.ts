@@ -113,7 +113,8 @@ export class ControlRuntime {
         // Reload now, for the synchronous relayMap(); a failure is retried by the next caller.
         this.settings().catch((err: unknown) => this.log.error({ err }, "could not load settings"));
       }
-      this.netmaps.invalidate(attrsOnlyIds(e));
+      if (e.type === "policy") this.netmaps.invalidatePolicy();
+      else this.netmaps.invalidate(attrsOnlyIds(e));
     });
   }
 
@@ -423,6 +424,8 @@ export class ControlRuntime {
     const saved = await savePolicy(this.db, text, actor, snapshot.topology);
     const approved = await applyAutoApprovals(this.db, saved.policy);
     this.log.info({ version: saved.version, actor, autoApproved: approved.length }, "policy saved");
+    // Nodes first: a policy event alone tells map builders that no node changed.
+    if (approved.length) this.events.publish({ type: "nodes", ids: approved });
     this.events.publish({ type: "policy" });
     return { version: saved.version };
   }

@@ -95,7 +95,8 @@ for (const { provider, skip } of PROVIDERS) {
         expect(await getPolicy(ctx, actorOf(admin))).toEqual({ version: 1, text });
         const [ev] = await auditEvents(db, "policy.update");
         expect(ev).toMatchObject({ actor: admin.id, target: "policy:1" });
-        expect(ctx.published).toEqual([{ type: "policy" }]);
+        // The auto-approved node is announced before the policy, which alone promises no node changed.
+        expect(ctx.published).toEqual([{ type: "nodes", ids: [router.id] }, { type: "policy" }]);
         const approved = await db.prisma.node.findUniqueOrThrow({ where: { id: router.id } });
         expect(JSON.parse(approved.approvedRoutes)).toEqual(["10.9.0.0/24"]);
       });

@@ -96,6 +96,8 @@ export async function validatePolicyText(
 async function afterSave(ctx: AdminContext, actor: Actor, saved: ActivePolicy, what: string): Promise<void> {
   const approved = await applyAutoApprovals(ctx.db, saved.policy);
   ctx.log.info({ version: saved.version, actor: actor.userId, autoApproved: approved.length }, what);
+  // Nodes first: a policy event alone tells map builders that no node changed.
+  if (approved.length) ctx.events.publish({ type: "nodes", ids: approved });
   ctx.events.publish({ type: "policy" });
 }
 

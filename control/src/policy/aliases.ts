@@ -194,46 +194,83 @@ export function roleMatches(autogroup: AutogroupName, role: Role): boolean {
  * the set-based resolution the compiler uses (evaluate.ts decides membership
  * independently, one node at a time, so the two can check each other).
  */
-export class Resolver {
-  private readonly usersByLogin = new Map<string, UserInfo[]>();
-  private readonly nodesByUser = new Map<number, NodeInfo[]>();
-  private readonly nodesByTag = new Map<string, NodeInfo[]>();
-  private readonly cache = new Map<string, readonly NodeInfo[]>();
+/**
+ * What a Resolver looks up that depends on the topology alone, made once per
+ * topology: a new policy over the same nodes (the common change) reuses it.
+ */
+interface TopologyIndex {
+  usersByLogin: Map<string, UserInfo[]>;
+  nodesByUser: Map<number, NodeInfo[]>;
+  nodesByTag: Map<string, NodeInfo[]>;
   /** Untagged nodes with an owner, for autogroup:member. */
-  private readonly members: NodeInfo[] = [];
-  private readonly taggedNodes: NodeInfo[] = [];
+  members: NodeInfo[];
+  taggedNodes: NodeInfo[];
   /** Every node address, sorted, for finding the nodes inside a CIDR without a scan. */
+  sortedAddrs: { v: 4 | 6; n: bigint; node: NodeInfo }[];
+}
+
+const topologyIndexes = new WeakMap<Topology, TopologyIndex>();
+
+function topologyIndex(topology: Topology): TopologyIndex {
+  let ix = topologyIndexes.get(topology);
+  if (ix) return ix;
+  ix = {
+    usersByLogin: new Map(),
+    nodesByUser: new Map(),
+    nodesByTag: new Map(),
+    members: [],
+    taggedNodes: [],
+    sortedAddrs: [],
+  };
+  for (const u of topology.users) {
+    for (const login of loginsOf(u)) {
+      const list = ix.usersByLogin.get(login) ?? [];
+      list.push(u);
+      ix.usersByLogin.set(login, list);
+    }
+  }
+  for (const n of topology.nodes) {
+    if (n.tagged) {
+      ix.taggedNodes.push(n);
+      for (const t of n.tags) {
+        const list = ix.nodesByTag.get(t) ?? [];
+        list.push(n);
+        ix.nodesByTag.set(t, list);
+      }
+    } else if (n.user) {
+      ix.members.push(n);
+      const list = ix.nodesByUser.get(n.user.index) ?? [];
+      list.push(n);
+      ix.nodesByUser.set(n.user.index, list);
+    }
+  }
+  ix.sortedAddrs = topology.nodes
+    .flatMap((node) => node.addrs.map((a) => ({ v: a.v, n: a.n, node })))
+    .sort((a, b) => (a.v !== b.v ? a.v - b.v : a.n < b.n ? -1 : a.n > b.n ? 1 : 0));
+  topologyIndexes.set(topology, ix);
+  return ix;
+}
+
+export class Resolver {
+  private readonly usersByLogin: Map<string, UserInfo[]>;
+  private readonly nodesByUser: Map<number, NodeInfo[]>;
+  private readonly nodesByTag: Map<string, NodeInfo[]>;
+  private readonly cache = new Map<string, readonly NodeInfo[]>();
+  private readonly members: NodeInfo[];
+  private readonly taggedNodes: NodeInfo[];
   private readonly sortedAddrs: { v: 4 | 6; n: bigint; node: NodeInfo }[];
 
   constructor(
     readonly names: PolicyNames,
     readonly topology: Topology,
   ) {
-    for (const u of topology.users) {
-      for (const login of loginsOf(u)) {
-        const list = this.usersByLogin.get(login) ?? [];
-        list.push(u);
-        this.usersByLogin.set(login, list);
-      }
-    }
-    for (const n of topology.nodes) {
-      if (n.tagged) {
-        this.taggedNodes.push(n);
-        for (const t of n.tags) {
-          const list = this.nodesByTag.get(t) ?? [];
-          list.push(n);
-          this.nodesByTag.set(t, list);
-        }
-      } else if (n.user) {
-        this.members.push(n);
-        const list = this.nodesByUser.get(n.user.index) ?? [];
-        list.push(n);
-        this.nodesByUser.set(n.user.index, list);
-      }
-    }
-    this.sortedAddrs = topology.nodes
-      .flatMap((node) => node.addrs.map((a) => ({ v: a.v, n: a.n, node })))
-      .sort((a, b) => (a.v !== b.v ? a.v - b.v : a.n < b.n ? -1 : a.n > b.n ? 1 : 0));
+    const ix = topologyIndex(topology);
+    this.usersByLogin = ix.usersByLogin;
+    this.nodesByUser = ix.nodesByUser;
+    this.nodesByTag = ix.nodesByTag;
+    this.members = ix.members;
+    this.taggedNodes = ix.taggedNodes;
+    this.sortedAddrs = ix.sortedAddrs;
   }
 
   /** The untagged nodes owned by a user. */

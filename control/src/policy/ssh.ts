@@ -87,6 +87,7 @@ function action(rule: SshRuleModel, opts: SshOptions): SSHAction {
 
 /** Compile the SSH rules of every node: `{ "<node name>": SSHRule[] }`. */
 export function compileSsh(policy: Policy, topology: Topology, opts: SshOptions = {}): SshPolicies {
+  if (policy.ssh.length === 0) return Object.fromEntries(topology.nodes.map((n) => [n.name, []]));
   const resolver = new Resolver(policy.names, topology);
   const compiled = policy.ssh.map((rule) => ({
     rule,
