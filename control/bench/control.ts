@@ -1,27 +1,37 @@
 // npm run bench -- control [--json] [--nodes N]
-// The control plane in one process at scale: N nodes (default 1,000)
-// register with pre-auth keys through signed requests, each opens its map
-// stream, then one node's endpoint change and one policy change propagate.
+// The control plane at scale, as deployed: this process is the server (the
+// control runtime behind HTTP), N nodes (default 1,000) are simulated in a
+// second process (nodes.ts) that registers each with a pre-auth key through
+// signed requests, opens each one's map stream, and records arrivals. Then
+// one node's endpoint change and one policy change propagate.
 // The tailnet is N/50 groups of 50 (a tag each) that reach only their own
 // group, so each node has 49 peers, as in a tailnet segmented by team.
 //
-// Figures: register_per_s (signed registrations per second, 16 in flight),
-// full_map_bytes (median first event), delta_bytes (median delta a peer gets
-// for one node's endpoint change), propagation_p50/p99_ms (from saving the
-// policy to each node receiving its new filter; policy_save_ms of that is the
-// save itself, propagation_first_ms the first node's), rss_mb (the process, with
-// every stream open; nodes are simulated in the same process and cheap).
+// The HTTP layer is node:http doing what the web app's route handlers do
+// (read the signed request, call the runtime, map ControlErrors to their
+// status, pipe the map stream), without Next.js's own routing around it.
+//
+// Figures: register_per_s (signed registrations per second over HTTP, 16 in
+// flight), full_map_bytes (median first event), delta_bytes (median delta a
+// peer gets for one node's endpoint change), propagation_p50/p99_ms (from
+// saving the policy to each node receiving its new filter; policy_save_ms of
+// that is the save itself, propagation_first_ms the first node's), rss_mb
+// (the server process, with every stream open), nodes_rss_mb (the simulated
+// nodes' process, for scale).
+import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { x25519 } from "@noble/curves/ed25519.js";
-import { ControlSigner } from "@trellis/client/signer";
-import { readSse, type SseEvent } from "@trellis/client/sse";
+import { fileURLToPath } from "node:url";
 import { createLogger } from "@trellis/log";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { report, type Figures } from "../../scripts/lib/bench";
 import { loadConfig } from "../src/config";
+import { ControlError } from "../src/errors";
 import { ControlRuntime } from "../src/runtime";
+import type { Command, Reply } from "./nodes";
 
 const json = process.argv.includes("--json");
 const nodesArg = process.argv.indexOf("--nodes");
@@ -33,6 +43,7 @@ if (!Number.isInteger(N) || N < 2 || N > 100_000) {
 const GROUP = 50;
 const GROUPS = Math.ceil(N / GROUP);
 const say = (msg: string) => process.stderr.write(`bench control: ${msg}\n`);
+const now = () => performance.timeOrigin + performance.now();
 
 function policy(ports: string): string {
   const tags = Array.from({ length: GROUPS }, (_, g) => `tag:g${g}`);
@@ -42,66 +53,95 @@ function policy(ports: string): string {
   });
 }
 
-async function pool<T>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i]!, i);
-      }
-    }),
-  );
-}
-
 const quantile = (xs: number[], q: number) => {
   if (xs.length === 0) return null;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
 
-/**
- * One simulated node's stream consumer: sizes and arrival times of events,
- * read as a node reads them. It keeps what the figures need, not the texts:
- * 10,000 simulated nodes holding every event would be the process's largest
- * heap, and its garbage collection would be charged to the server.
- */
-class Consumer {
-  fullBytes = 0;
-  events: { at: number; bytes: number; peers: boolean; policyVersion: number | null }[] = [];
-  constructor(stream: ReadableStream<Uint8Array>) {
-    void this.run(stream);
+const MAX_BODY = 64 * 1024;
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY)
+      throw new ControlError("body_too_large", 413, `request body exceeds ${MAX_BODY} bytes`);
+    chunks.push(c);
   }
-  private async run(stream: ReadableStream<Uint8Array>) {
-    // Each event is handled in its own call, so no idle consumer keeps its last event alive.
-    const events = readSse(stream);
-    while (await this.next(events));
-  }
-  private async next(events: AsyncGenerator<SseEvent>): Promise<boolean> {
-    const r = await events.next();
-    if (r.done) return false;
-    const ev = r.value;
-    if (this.fullBytes === 0) this.fullBytes = ev.data.length;
-    else {
-      const version = /"policyVersion":(\d+)/.exec(ev.data);
-      this.events.push({
-        at: performance.now(),
-        bytes: ev.data.length,
-        peers: ev.data.includes('"peers":'),
-        policyVersion: version ? Number(version[1]) : null,
-      });
-    }
-    return true;
-  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
-async function quiet(consumers: Consumer[], ms = 500) {
-  let last = -1;
-  for (;;) {
-    const total = consumers.reduce((n, c) => n + c.events.length, 0);
-    if (total === last) return;
-    last = total;
-    await new Promise((r) => setTimeout(r, ms));
+function sendJson(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+  res.end(JSON.stringify(body));
+}
+
+/** The node-facing routes the bench uses, as the web app's handlers serve them. */
+function handler(rt: ControlRuntime) {
+  return async (req: IncomingMessage, res: ServerResponse) => {
+    try {
+      const signed = {
+        method: req.method ?? "GET",
+        path: req.url ?? "/",
+        authorization: req.headers.authorization ?? null,
+        body: req.method === "GET" ? "" : await readBody(req),
+      };
+      const route = `${signed.method} ${new URL(signed.path, "http://x").pathname}`;
+      if (route === "POST /api/v1/register") {
+        const r = await rt.register(signed);
+        return sendJson(res, r.created ? 201 : 200, r);
+      }
+      if (route === "POST /api/v1/endpoints") return sendJson(res, 200, await rt.updateEndpoints(signed));
+      if (route === "GET /api/v1/map") {
+        const abort = new AbortController();
+        res.on("close", () => abort.abort());
+        const stream = await rt.openMapStream(signed, abort.signal);
+        res.writeHead(200, {
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-store",
+        });
+        const reader = stream.getReader();
+        abort.signal.addEventListener("abort", () => void reader.cancel().catch(() => undefined));
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (!res.write(value)) await new Promise((r) => res.once("drain", r));
+        }
+        return res.end();
+      }
+      return sendJson(res, 404, { error: "not_found", message: `no route ${route}` });
+    } catch (err) {
+      if (ControlError.is(err)) return sendJson(res, err.status, { error: err.code, message: err.message });
+      say(`request failed: ${String(err)}`);
+      if (!res.headersSent) sendJson(res, 500, { error: "internal", message: "internal server error" });
+      else res.destroy();
+    }
+  };
+}
+
+/** The simulated nodes' process, one command at a time. */
+class Nodes {
+  private waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void } | null = null;
+  constructor(private readonly child: ChildProcess) {
+    child.on("message", (r: Reply) => {
+      const w = this.waiting;
+      this.waiting = null;
+      if (!w) return;
+      if (r.cmd === "error") w.reject(new Error(`simulated nodes: ${r.message}`));
+      else w.resolve(r);
+    });
+    child.on("exit", (code) => {
+      this.waiting?.reject(new Error(`simulated nodes exited (${code})`));
+      this.waiting = null;
+    });
+  }
+  run<C extends Command["cmd"]>(c: Extract<Command, { cmd: C }>): Promise<Extract<Reply, { cmd: C }>> {
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve: resolve as (r: Reply) => void, reject };
+      this.child.send(c);
+    });
   }
 }
 
@@ -112,91 +152,74 @@ async function main() {
     controlKey: generateKeyPair(),
     ephemeralGraceMs: 3_600_000,
   });
+  const server = createServer({ keepAliveTimeout: 600_000 }, handler(rt));
+  // Streams stay open for the whole run; the default request timeout would cut them.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.maxConnections = N + 64;
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const child = fork(fileURLToPath(new URL("./nodes.ts", import.meta.url)), [], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const nodes = new Nodes(child);
   try {
     await rt.setPolicy(policy("*"), "bench");
-    const keys = await Promise.all(
+    const preAuthKeys = await Promise.all(
       Array.from(
         { length: GROUPS },
         async (_, g) => (await rt.createPreAuthKey({ tags: [`tag:g${g}`], reusable: true }, "bench")).key,
       ),
     );
-    const controlKey = rt.controlKey().publicKey;
-    say(`${N} nodes in ${GROUPS} groups: generating keys`);
-    const signers = Array.from(
-      { length: N },
-      () => new ControlSigner(x25519.utils.randomSecretKey(), controlKey),
-    );
-    const sign = (s: ControlSigner, method: string, path: string, body = "") => ({
-      method,
-      path,
-      body,
-      authorization: s.sign(method, path, body),
+    say(`${N} nodes in ${GROUPS} groups: registering`);
+    const { perS } = await nodes.run({
+      cmd: "register",
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      controlKey: rt.controlKey().publicKey,
+      preAuthKeys,
+      nodes: N,
     });
-
-    say("registering");
-    const t0 = performance.now();
-    await pool(signers, 16, async (s, i) => {
-      const body = JSON.stringify({ preAuthKey: keys[i % GROUPS]!, hostname: `node-${i}`, os: "linux" });
-      await rt.register(sign(s, "POST", "/api/v1/register", body));
-    });
-    const registerPerS = N / ((performance.now() - t0) / 1000);
 
     say("opening map streams");
-    const consumers: Consumer[] = new Array(N);
-    await pool(signers, 16, async (s, i) => {
-      consumers[i] = new Consumer(await rt.openMapStream(sign(s, "GET", "/api/v1/map")));
-    });
-    await quiet(consumers);
+    const open = await nodes.run({ cmd: "open" });
     const rssMb = process.memoryUsage().rss / 1e6;
 
     say("one node's endpoints change");
-    consumers.forEach((c) => (c.events = []));
-    await rt.updateEndpoints(
-      sign(signers[0]!, "POST", "/api/v1/endpoints", JSON.stringify({ endpoints: ["192.0.2.1:41641"] })),
-    );
-    await quiet(consumers, 200);
-    const deltas = consumers.flatMap((c) => c.events);
-    const receivers = deltas.length;
+    await nodes.run({ cmd: "reset" });
+    await nodes.run({ cmd: "endpoints" });
+    const { deltas } = await nodes.run({ cmd: "quiet", ms: 300 });
     if (deltas.some((d) => d.peers)) throw new Error("a full map was sent for a peer change");
 
     say("policy change");
-    consumers.forEach((c) => (c.events = []));
-    const tp = performance.now();
+    await nodes.run({ cmd: "reset" });
+    const tp = now();
     await rt.setPolicy(policy("22,443"), "bench");
-    const saveMs = performance.now() - tp;
-    const deadline = Date.now() + 300_000;
-    const arrivals: number[] = [];
-    for (;;) {
-      arrivals.length = 0;
-      for (const c of consumers) {
-        const e = c.events.find((x) => x.policyVersion === 2);
-        if (e) arrivals.push(e.at - tp);
-      }
-      if (arrivals.length === N || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const saveMs = now() - tp;
+    const { at } = await nodes.run({ cmd: "arrivals", policyVersion: 2, timeoutMs: 300_000 });
+    const arrivals = at.map((t) => t - tp);
     if (arrivals.length < N) say(`only ${arrivals.length}/${N} nodes received the policy change in time`);
 
     const figures: Figures = {
       nodes: N,
-      register_per_s: registerPerS,
+      register_per_s: perS,
       policy_save_ms: saveMs,
       propagation_first_ms: quantile(arrivals, 0),
       propagation_p50_ms: quantile(arrivals, 0.5),
       propagation_p99_ms: quantile(arrivals, 0.99),
-      full_map_bytes: quantile(
-        consumers.map((c) => c.fullBytes),
-        0.5,
-      ),
+      full_map_bytes: quantile(open.fullBytes, 0.5),
       delta_bytes: quantile(
         deltas.map((d) => d.bytes),
         0.5,
       ),
-      delta_receivers: receivers,
+      delta_receivers: deltas.length,
       rss_mb: rssMb,
+      nodes_rss_mb: open.rssMb,
     };
     report("control", figures, json);
   } finally {
+    child.kill();
+    server.closeAllConnections();
+    server.close();
     await rt.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@
 // peer objects), then as JSON; a changed peer is sent whole, a removed one by
 // id, everything else only when it changed.
 import type { MapDelta, Peer } from "@trellis/proto";
-import { jsonOf, jsonOfPeer, type NodeMap } from "./netmap";
+import { jsonOf, jsonOfPeer, sameFilter, type NodeMap } from "./netmap";
 
 /** Equal map parts: the same object, or the same JSON (cached per object; parts are never mutated). */
 const same = (a: object, b: object) => a === b || jsonOf(a) === jsonOf(b);
@@ -53,7 +53,7 @@ export function diffMaps(
     d.peersRemoved = peersRemoved;
     changed = true;
   }
-  if (!same(prev.packetFilter, next.packetFilter)) {
+  if (!sameFilter(prev.packetFilter, next.packetFilter)) {
     d.packetFilter = next.packetFilter;
     changed = true;
   }

@@ -16,10 +16,12 @@ import type { MapEnd, MapMessage, SignalMessage } from "@trellis/proto";
 import { attrsOnlyIds, type EventBus } from "./events";
 import { MapSession } from "./map-session";
 import { jsonOf } from "./netmap";
+import type { FilterRule } from "@trellis/proto";
 import type { NetmapService } from "./netmap-service";
 import type { Presence } from "./presence";
 
 export const HEARTBEAT_MS = 15_000;
+const HEARTBEAT = Buffer.from(": heartbeat\n\n");
 
 export interface MapStreamDeps {
   netmaps: NetmapService;
@@ -44,24 +46,116 @@ export interface MapStreamOptions {
  * JSON.stringify, key order included.
  */
 export function mapJson(msg: MapMessage): string {
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(msg)) {
-    if (v === undefined) continue;
-    let value: string;
-    if (Array.isArray(v) && (k === "peers" || k === "peersChanged")) {
-      value = `[${(v as object[]).map(jsonOf).join(",")}]`;
-    } else if (typeof v === "object" && v !== null) {
-      value = jsonOf(v);
-    } else {
-      value = JSON.stringify(v);
-    }
-    parts.push(`${JSON.stringify(k)}:${value}`);
-  }
-  return `{${parts.join(",")}}`;
+  return jsonParts(msg)
+    .map((p) => (typeof p === "string" ? p : p.toString("utf8")))
+    .join("");
 }
 
-export function sseEvent(msg: MapMessage): string {
-  return `id: ${msg.seq}\nevent: ${msg.type}\ndata: ${mapJson(msg)}\n\n`;
+/**
+ * The message's JSON as parts: texts, and the cached UTF-8 bytes of source
+ * lists. A policy change sends every node its new filter, ~2 kB mostly made
+ * of source lists that the compiler shares among the nodes a rule reaches;
+ * copying those lists' bytes into each event is several times cheaper than
+ * assembling a text per node and encoding it. Nothing per node is cached:
+ * cached bytes are memory outside V8's heap, and churning it forces full
+ * garbage collections.
+ */
+function jsonParts(msg: MapMessage): (string | Buffer)[] {
+  const parts: (string | Buffer)[] = [];
+  let text = "{";
+  let first = true;
+  const m = msg as unknown as Record<string, unknown>;
+  for (const k in m) {
+    const v = m[k];
+    if (v === undefined) continue;
+    text += (first ? "" : ",") + keyJson(k);
+    first = false;
+    if (k === "packetFilter") {
+      text = filterParts(v as FilterRule[], parts, text);
+    } else if (Array.isArray(v) && (k === "peers" || k === "peersChanged")) {
+      text += `[${(v as object[]).map(jsonOf).join(",")}]`;
+    } else if (typeof v === "object" && v !== null) {
+      text += jsonOf(v);
+    } else {
+      text += JSON.stringify(v);
+    }
+  }
+  parts.push(text + "}");
+  return parts;
+}
+
+/**
+ * Append a packet filter's JSON (the same text as JSON.stringify) to `parts`
+ * after `text`; returns the text that follows the last part pushed.
+ */
+function filterParts(rules: readonly FilterRule[], parts: (string | Buffer)[], text: string): string {
+  text += "[";
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    text += i === 0 ? "{" : ",{";
+    let first = true;
+    for (const k in r) {
+      const v = r[k as keyof FilterRule];
+      if (v === undefined) continue;
+      text += (first ? "" : ",") + keyJson(k);
+      first = false;
+      if (k === "SrcIPs") {
+        parts.push(text, srcBytes(v as string[]));
+        text = "";
+      } else text += JSON.stringify(v);
+    }
+    text += "}";
+  }
+  return text + "]";
+}
+
+const keyJsons = new Map<string, string>();
+/** `"key":`, made once per key. */
+function keyJson(k: string): string {
+  let j = keyJsons.get(k);
+  if (j === undefined) {
+    j = JSON.stringify(k) + ":";
+    // Message keys are the protocol's few field names; anything else is not cached.
+    if (keyJsons.size < 64) keyJsons.set(k, j);
+  }
+  return j;
+}
+
+/** Texts and bytes laid end to end in one buffer. */
+function concat(parts: readonly (string | Buffer)[]): Buffer {
+  let size = 0;
+  for (const p of parts) size += typeof p === "string" ? Buffer.byteLength(p) : p.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const p of parts) at += typeof p === "string" ? out.write(p, at) : p.copy(out, at);
+  return out;
+}
+
+const srcCache = new WeakMap<readonly string[], Buffer>();
+
+/** UTF-8 JSON of a source list, once per list (the compiler shares lists among nodes). */
+function srcBytes(list: readonly string[]): Buffer {
+  let b = srcCache.get(list);
+  if (b === undefined) {
+    b = Buffer.from(JSON.stringify(list));
+    srcCache.set(list, b);
+  }
+  return b;
+}
+
+/** UTF-8 JSON of a packet filter, the same text as JSON.stringify. */
+export function filterBytes(rules: readonly FilterRule[]): Buffer {
+  const parts: (string | Buffer)[] = [];
+  parts.push(filterParts(rules, parts, ""));
+  return concat(parts);
+}
+
+/** A map message as its Server-Sent Event, in UTF-8. */
+export function sseEvent(msg: MapMessage): Buffer {
+  const parts = jsonParts(msg);
+  parts[0] = `id: ${msg.seq}\nevent: ${msg.type}\ndata: ` + (parts[0] as string);
+  parts[parts.length - 1] = (parts[parts.length - 1] as string) + "\n\n";
+  return concat(parts);
 }
 
 /** A signal for the node, as sent (keys in this order). */
@@ -88,24 +182,27 @@ export async function openMapStream(
   let controller: ReadableStreamDefaultController<Uint8Array> | null = null;
   let finished = false;
   let heartbeat: ReturnType<typeof setInterval> | null = null;
-  const log = deps.log.child({ node: node.id });
+  // Not a child logger per stream: 10,000 streams would hold 10,000 of them; calls name the node.
+  const log = deps.log;
 
-  const write = (text: string) => {
+  const write = (bytes: Uint8Array) => {
     if (finished || !controller) return;
     if ((controller.desiredSize ?? 0) < -maxQueued) {
-      log.warn({ queued: -(controller.desiredSize ?? 0) }, "map stream reader too slow; closing");
+      log.warn(
+        { node: node.id, queued: -(controller.desiredSize ?? 0) },
+        "map stream reader too slow; closing",
+      );
       finish();
       return;
     }
-    // Buffer.from: faster than TextEncoder for these mostly-ASCII texts, and a Uint8Array all the same.
-    controller.enqueue(Buffer.from(text));
+    controller.enqueue(bytes);
   };
   const session = new MapSession(node.id, deps.netmaps, (m) => write(sseEvent(m)), log, {
     coalesceMs: opts.coalesceMs,
     nodeKey: node.nodeKey,
     onGone: (reason) => {
-      log.info({ reason }, "map stream ended by the server");
-      write(endEvent(reason));
+      log.info({ node: node.id, reason }, "map stream ended by the server");
+      write(Buffer.from(endEvent(reason)));
       finish();
     },
   });
@@ -114,10 +211,10 @@ export async function openMapStream(
     if (e.to !== node.nodeKey || finished || !controller) return;
     // A lagging reader loses signals (the sender retries) instead of the stream.
     if (-(controller.desiredSize ?? 0) > maxQueued / 2) {
-      log.debug({ from: e.from }, "signal dropped: reader lagging");
+      log.debug({ node: node.id, from: e.from }, "signal dropped: reader lagging");
       return;
     }
-    write(signalEvent(e.from, e.sealed));
+    write(Buffer.from(signalEvent(e.from, e.sealed)));
   });
 
   function finish() {
@@ -133,7 +230,7 @@ export async function openMapStream(
       // Already closed or cancelled by the reader.
     }
     void deps.presence.disconnect(node.id, node.ephemeral);
-    log.debug("map stream closed");
+    log.debug({ node: node.id }, "map stream closed");
   }
 
   // Online before the first map, so the map already says so.
@@ -147,7 +244,7 @@ export async function openMapStream(
   }
   if (opts.signal?.aborted) finish();
   opts.signal?.addEventListener("abort", finish);
-  log.debug("map stream opened");
+  log.debug({ node: node.id }, "map stream opened");
 
   return new ReadableStream<Uint8Array>(
     {
@@ -158,7 +255,7 @@ export async function openMapStream(
           return;
         }
         write(sseEvent(first));
-        heartbeat = setInterval(() => write(": heartbeat\n\n"), opts.heartbeatMs ?? HEARTBEAT_MS);
+        heartbeat = setInterval(() => write(HEARTBEAT), opts.heartbeatMs ?? HEARTBEAT_MS);
         heartbeat.unref?.();
       },
       cancel() {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { Models } from "@trellis/db";
 import { addressesOf } from "./addresses";
-import { jsonOfFilter, TailnetSnapshot } from "./netmap";
+import { filterBytes } from "./map-stream";
+import { sameFilter, TailnetSnapshot } from "./netmap";
 import { parsePolicy, type FilterRule } from "./policy/index";
 import { parseAddr, parsePrefix, prefixesOverlap } from "./policy/ip";
 import { addrSet } from "./policy/match";
@@ -128,7 +129,39 @@ describe("netmap visibility", () => {
     expect(map("id2").peers.map((p) => p.name)).toEqual(["n001", "n003", "n004"]);
     for (const r of rows) {
       const f = map(r.id).packetFilter;
-      expect(jsonOfFilter(f)).toBe(JSON.stringify(f));
+      expect(filterBytes(f).toString()).toBe(JSON.stringify(f));
+    }
+  });
+
+  it("calls filters equal exactly when their JSON is equal", () => {
+    const base = {
+      SrcIPs: ["100.64.0.1", "100.64.0.2"],
+      DstPorts: [{ IP: "100.64.0.3", Ports: { First: 22, Last: 22 } }],
+    };
+    const variants = [
+      [base],
+      [{ ...base, SrcIPs: [...base.SrcIPs] }],
+      [{ ...base, SrcIPs: ["100.64.0.1"] }],
+      [{ ...base, SrcIPs: ["100.64.0.1", "100.64.0.9"] }],
+      [{ ...base, DstPorts: [{ IP: "100.64.0.3", Ports: { First: 22, Last: 23 } }] }],
+      [{ ...base, DstPorts: [{ IP: "100.64.0.4", Ports: { First: 22, Last: 22 } }] }],
+      [{ ...base, DstPorts: [] }],
+      [{ SrcIPs: base.SrcIPs }],
+      [{ ...base, IPProto: [6] }],
+      [{ ...base, IPProto: [17] }],
+      [{ ...base, IPProto: [6, 17] }],
+      [{ ...base, CapGrant: [{ Dsts: ["100.64.0.3/32"], CapMap: { "example.com/cap/a": [{}] } }] }],
+      [{ ...base, CapGrant: [{ Dsts: ["100.64.0.3/32"], CapMap: { "example.com/cap/b": [{}] } }] }],
+      [base, base],
+      [],
+    ];
+    for (const a of variants) {
+      for (const b of variants) {
+        expect(sameFilter(a, b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(
+          JSON.stringify(a) === JSON.stringify(b),
+        );
+        expect(filterBytes(a).toString()).toBe(JSON.stringify(a));
+      }
     }
   });
 

@@ -224,27 +224,43 @@ export function jsonOf(o: object): string {
 export const jsonOfPeer: (p: Peer) => string = jsonOf;
 
 /**
- * JSON of a node's packet filter, the same text as JSON.stringify, assembled
- * with the cached JSON of each rule's SrcIPs: the compiler shares one SrcIPs
- * list among every node a rule reaches, and those lists are the bulk of a
- * filter, so a policy change stringifies each list once instead of once per
- * node. Primes jsonOf's cache for the filter.
+ * Equal packet filters, rule by rule (what their JSON would say, without
+ * making it): a stream compares its node's filter on every policy change,
+ * and most nodes' filters are new objects whether or not they changed.
  */
-export function jsonOfFilter(rules: readonly FilterRule[]): string {
-  let j = jsonCache.get(rules);
-  if (j !== undefined) return j;
-  const out: string[] = [];
-  for (const r of rules) {
-    const parts: string[] = [];
-    for (const [k, v] of Object.entries(r)) {
-      if (v === undefined) continue;
-      parts.push(`${JSON.stringify(k)}:${k === "SrcIPs" ? jsonOf(v as object) : JSON.stringify(v)}`);
+export function sameFilter(a: readonly FilterRule[], b: readonly FilterRule[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  // Ports and protocols first: they are short and what a policy change usually changes.
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    const dx = x.DstPorts;
+    const dy = y.DstPorts;
+    if (dx !== dy) {
+      if (!dx || !dy || dx.length !== dy.length) return false;
+      for (let k = 0; k < dx.length; k++) {
+        const p = dx[k]!;
+        const q = dy[k]!;
+        if (p.IP !== q.IP || p.Ports.First !== q.Ports.First || p.Ports.Last !== q.Ports.Last) return false;
+      }
     }
-    out.push(`{${parts.join(",")}}`);
+    const px = x.IPProto;
+    const py = y.IPProto;
+    if (px !== py) {
+      if (!px || !py || px.length !== py.length) return false;
+      for (let k = 0; k < px.length; k++) if (px[k] !== py[k]) return false;
+    }
+    if (x.SrcIPs.length !== y.SrcIPs.length) return false;
   }
-  j = `[${out.join(",")}]`;
-  jsonCache.set(rules, j);
-  return j;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (!sameStrings(x.SrcIPs, y.SrcIPs)) return false;
+    // Capability grants are rare and small: their JSON settles it.
+    if ((x.CapGrant || y.CapGrant) && JSON.stringify(x.CapGrant) !== JSON.stringify(y.CapGrant)) return false;
+  }
+  return true;
 }
 
 interface Parts {
@@ -307,6 +323,7 @@ function sameUsers(a: readonly Models.User[], b: readonly Models.User[]): boolea
 }
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
   return true;
@@ -618,7 +635,6 @@ export class TailnetSnapshot {
     let f = this.shared.filters[i];
     if (!f) {
       f = this.shared.filters[i] = this.compiler.filterFor(e.info) as FilterRule[];
-      jsonOfFilter(f);
     }
     return f;
   }

@@ -428,9 +428,13 @@ for (const { provider, skip } of PROVIDERS) {
         authorization: formatNodeAuth({ ...own, key: a.key }),
       };
       expect(await controlError(rt.signal(forged))).toMatchObject({ status: 401, code: "bad_signature" });
-      // Offline recipient: 404.
+      // Offline recipient: 404 (once its going offline is recorded: presence is written in batches).
       sb.close();
-      await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 200; i++) {
+        const row = await rt.db.prisma.node.findUniqueOrThrow({ where: { nodeKey: b.key } });
+        if (!row.online) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
       expect(await controlError(a.signal(b.key, "AAAA"))).toMatchObject({
         status: 404,
         code: "peer_offline",

@@ -3,6 +3,12 @@
 // the database (online, lastSeen) and announced on the event bus. Ephemeral
 // nodes are deleted when they stay offline for `ephemeralGraceMs`.
 //
+// Transitions are written and announced in batches, at most one batch per
+// `batchMs` (the first after a quiet spell goes at once): when a restart
+// makes 10,000 nodes reconnect together, each batch is one UPDATE per state,
+// one event, one snapshot patch and one pass over the streams, instead of
+// one of each per node — which made a reconnect storm quadratic.
+//
 // Per process: with several replicas each counts its own streams. The
 // database flag is last-writer-wins across replicas until presence moves to
 // a shared store (see control/README.md).
@@ -10,15 +16,27 @@ import type { Database } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import type { EventBus } from "./events";
 
+/** Default least time between two presence batches. */
+export const PRESENCE_BATCH_MS = 100;
+/** Ids per UPDATE … WHERE id IN (…), well under SQLite's and PostgreSQL's parameter limits. */
+const IDS_PER_UPDATE = 500;
+
 export class Presence {
   private readonly streams = new Map<string, number>();
   private readonly reapers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Transitions not yet written: the latest state of each node. */
+  private pending = new Map<string, boolean>();
+  private waiters: (() => void)[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private flushing: Promise<void> | null = null;
+  private lastFlush = -Infinity;
+  private closed = false;
 
   constructor(
     private readonly db: Database,
     private readonly bus: EventBus,
     private readonly log: Logger,
-    private readonly opts: { ephemeralGraceMs: number },
+    private readonly opts: { ephemeralGraceMs: number; batchMs?: number },
   ) {}
 
   isStreaming(nodeId: string): boolean {
@@ -47,13 +65,56 @@ export class Presence {
     if (ephemeral) this.scheduleRemoval([nodeId]);
   }
 
-  private async mark(nodeId: string, online: boolean): Promise<void> {
-    try {
-      await this.db.prisma.node.updateMany({ where: { id: nodeId }, data: { online, lastSeen: new Date() } });
-      this.bus.publish({ type: "nodes", ids: [nodeId], attrsOnly: true });
-    } catch (err) {
-      this.log.error({ err, node: nodeId, online }, "could not record presence");
-    }
+  /** Record a transition; resolves once it is written and announced (or failed, which is logged). */
+  private mark(nodeId: string, online: boolean): Promise<void> {
+    // After shutdown the database is gone; the next start reads presence afresh.
+    if (this.closed) return Promise.resolve();
+    this.pending.set(nodeId, online);
+    return new Promise((resolve) => {
+      this.waiters.push(resolve);
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.closed || this.timer || this.flushing || this.pending.size === 0) return;
+    const wait = Math.max(0, this.lastFlush + (this.opts.batchMs ?? PRESENCE_BATCH_MS) - performance.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, wait);
+  }
+
+  private flush(): Promise<void> {
+    const batch = this.pending;
+    const waiters = this.waiters;
+    this.pending = new Map();
+    this.waiters = [];
+    this.lastFlush = performance.now();
+    const run = async () => {
+      const lastSeen = new Date();
+      const byState: Record<"on" | "off", string[]> = { on: [], off: [] };
+      for (const [id, online] of batch) byState[online ? "on" : "off"].push(id);
+      try {
+        for (const [state, ids] of Object.entries(byState)) {
+          for (let i = 0; i < ids.length; i += IDS_PER_UPDATE) {
+            await this.db.prisma.node.updateMany({
+              where: { id: { in: ids.slice(i, i + IDS_PER_UPDATE) } },
+              data: { online: state === "on", lastSeen },
+            });
+          }
+        }
+        this.bus.publish({ type: "nodes", ids: [...batch.keys()], attrsOnly: true });
+      } catch (err) {
+        this.log.error({ err, nodes: batch.size }, "could not record presence");
+      }
+    };
+    this.flushing = run().finally(() => {
+      this.flushing = null;
+      for (const w of waiters) w();
+      this.schedule();
+    });
+    return this.flushing;
   }
 
   /** Delete an ephemeral node that did not come back. */
@@ -99,9 +160,17 @@ export class Presence {
     }
   }
 
-  /** Stop pending removals (shutdown); the next start schedules them again. */
-  close(): void {
+  /**
+   * Shutdown: write the transitions still waiting, and stop pending
+   * removals (the next start schedules them again).
+   */
+  async close(): Promise<void> {
     for (const t of this.reapers.values()) clearTimeout(t);
     this.reapers.clear();
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.flushing;
+    if (this.pending.size) await this.flush();
   }
 }

@@ -86,6 +86,7 @@ export class ControlRuntime {
   private lastSettings: Settings | null = null;
   private mapConfigCache: { from: Settings; config: MapConfig } | null = null;
   private readonly signalLimiter: TokenBuckets;
+  private readonly mapLog: Logger;
 
   private constructor(
     readonly config: ServerConfig,
@@ -95,6 +96,7 @@ export class ControlRuntime {
     private readonly opts: RuntimeOptions,
   ) {
     this.auth = new NodeAuthenticator(controlKey);
+    this.mapLog = log.child({ component: "map" });
     this.signalLimiter = new TokenBuckets(opts.signalRate ?? SIGNAL_RATE);
     this.netmaps = new NetmapService(db, {
       config: () => this.mapConfig(),
@@ -389,13 +391,9 @@ export class ControlRuntime {
   async openMapStream(req: SignedRequest, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
     const node = await this.authenticate(req);
     return openMapStream(
-      {
-        netmaps: this.netmaps,
-        bus: this.events,
-        presence: this.presence,
-        log: this.log.child({ component: "map" }),
-      },
-      node,
+      { netmaps: this.netmaps, bus: this.events, presence: this.presence, log: this.mapLog },
+      // Only what the stream needs: it lives as long as the node is connected, and so does what it holds.
+      { id: node.id, ephemeral: node.ephemeral, nodeKey: node.nodeKey },
       { ...this.opts.stream, signal },
     );
   }
@@ -450,7 +448,7 @@ export class ControlRuntime {
   }
 
   async close(): Promise<void> {
-    this.presence.close();
+    await this.presence.close();
     this.netmaps.close();
     await this.bridge?.close();
     await this.db.close();
