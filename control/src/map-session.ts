@@ -10,13 +10,13 @@
 import type { Logger } from "@trellis/log";
 import type { MapEnd, MapMessage, Peer } from "@trellis/proto";
 import { ControlError } from "./errors";
-import { diffMaps, samePeer } from "./map-diff";
+import { diffMaps, PeerIndex, samePeer } from "./map-diff";
 import { jsonOf, PATCHED_LIST_MAX, type NodeMap } from "./netmap";
 import type { NetmapService } from "./netmap-service";
 
 export class MapSession {
   private last: NodeMap | null = null;
-  private readonly peers = new Map<string, Peer>();
+  private readonly peers = new PeerIndex();
   /**
    * The peer list exactly as the node has it (the snapshot's very objects,
    * so the next full update compares by identity); undefined when too long
@@ -62,8 +62,7 @@ export class MapSession {
   private remember(map: NodeMap): void {
     this.last = map;
     this.peerList = map.peers;
-    this.peers.clear();
-    for (const p of map.peers) this.peers.set(p.id, p);
+    this.peers.reset(map.peers);
   }
 
   /** A change happened: structural (no ids) or to the attributes of `attrsOnlyIds`. */
@@ -163,7 +162,7 @@ export class MapSession {
   /** Hold these peer objects in place of the ones with their ids. */
   private adopt(peers: readonly Peer[]): void {
     if (peers.length === 0) return;
-    for (const p of peers) this.peers.set(p.id, p);
+    for (const p of peers) this.peers.replace(p);
     const list = this.peerList;
     if (!list) return;
     if (list.length > PATCHED_LIST_MAX) {

@@ -235,9 +235,10 @@ export async function openMapStream(
 
   // Online before the first map, so the map already says so.
   await deps.presence.connect(node.id);
-  let first: MapMessage;
+  // Encoded now and dropped once written: the stream's closures live as long as the node is connected.
+  let first: Uint8Array | null;
   try {
-    first = await session.first();
+    first = sseEvent(await session.first());
   } catch (err) {
     finish();
     throw err;
@@ -254,7 +255,9 @@ export async function openMapStream(
           c.close();
           return;
         }
-        write(sseEvent(first));
+        const bytes = first!;
+        first = null;
+        write(bytes);
         heartbeat = setInterval(() => write(HEARTBEAT), opts.heartbeatMs ?? HEARTBEAT_MS);
         heartbeat.unref?.();
       },
