@@ -94,8 +94,23 @@ class AddrIndex {
   private readonly v6: { n: bigint; i: number }[] = [];
   private readonly routers: { v: 4 | 6; lo: bigint; hi: bigint; i: number }[] = [];
   private readonly cache = new Map<string, number[]>();
+  /** Entries the cache may hold beyond the nodes' own addresses (source texts of past policies). */
+  private room: number;
 
-  constructor(topology: Topology) {
+  private static readonly byTopology = new WeakMap<Topology, AddrIndex>();
+
+  /**
+   * The index of a topology, made once: a new policy over the same nodes
+   * (the snapshot keeps the topology then) reuses it and its cache.
+   */
+  static of(topology: Topology): AddrIndex {
+    let index = AddrIndex.byTopology.get(topology);
+    if (!index) AddrIndex.byTopology.set(topology, (index = new AddrIndex(topology)));
+    return index;
+  }
+
+  private constructor(topology: Topology) {
+    this.room = 4 * topology.nodes.length + 1024;
     // Source lists are mostly node addresses in the compiler's canonical
     // text: those resolve by lookup, without parsing (BigInt) — unless some
     // subnet route overlaps the tailnet's own ranges and could cover them too.
@@ -144,7 +159,10 @@ class AddrIndex {
     for (let k = l; k < list.length && list[k]!.n <= hi; k++) set.add(list[k]!.i);
     for (const r of this.routers) if (r.v === v && r.lo <= hi && r.hi >= lo) set.add(r.i);
     out = [...set];
-    this.cache.set(text, out);
+    if (this.room > 0) {
+      this.room--;
+      this.cache.set(text, out);
+    }
     return out;
   }
 }
@@ -642,7 +660,7 @@ export class TailnetSnapshot {
   /** Who sees whom, for the whole tailnet at once (every filter is needed for the reverse direction). */
   private visibility(): Visibility {
     if (this.shared.visibility) return this.shared.visibility;
-    const index = new AddrIndex(this.topology);
+    const index = AddrIndex.of(this.topology);
     const n = this.topology.nodes.length;
     // Nodes a source list covers, once per list: the compiler shares a rule's
     // SrcIPs among every node the rule reaches. null: "*".
