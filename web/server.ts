@@ -4,7 +4,14 @@ import { createServer } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import next from "next";
-import { ConfigError, ControlRuntime, installRuntime, loadConfig } from "@trellis/control";
+import {
+  ConfigError,
+  ControlRuntime,
+  installRuntime,
+  isMapRequest,
+  loadConfig,
+  serveMapStream,
+} from "@trellis/control";
 import { loadOrCreateAuthSecret, pruneSessions } from "@trellis/control/auth";
 import { createLogger } from "@trellis/log";
 import { loadOrCreateKeyFile } from "@trellis/proto/keyfile";
@@ -47,6 +54,11 @@ async function main(): Promise<void> {
 
   const server = createServer((req, res) => {
     if (relay?.handleRequest(req, res)) return;
+    // Map streams are long-lived and many: served on node:http, not through a route handler (http-map.ts).
+    if (isMapRequest(req)) {
+      void serveMapStream(control, req, res);
+      return;
+    }
     // The login rate limiter keys on the client address; never trust a client-sent value.
     req.headers["x-trellis-remote-addr"] = req.socket.remoteAddress ?? "unknown";
     handle(req, res).catch((err: unknown) => {

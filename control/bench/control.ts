@@ -7,9 +7,11 @@
 // The tailnet is N/50 groups of 50 (a tag each) that reach only their own
 // group, so each node has 49 peers, as in a tailnet segmented by team.
 //
-// The HTTP layer is node:http doing what the web app's route handlers do
-// (read the signed request, call the runtime, map ControlErrors to their
-// status, pipe the map stream), without Next.js's own routing around it.
+// The HTTP layer is node:http: map streams are served by the server's own
+// code for them (src/http-map.ts, as web/server.ts does); registration and
+// endpoints by a few lines doing what the web app's route handlers do (read
+// the signed request, call the runtime, map ControlErrors to their status),
+// without Next.js's own routing around them.
 //
 // Figures: register_per_s (signed registrations per second over HTTP, 16 in
 // flight), full_map_bytes (median first event), delta_bytes (median delta a
@@ -30,6 +32,7 @@ import { generateKeyPair } from "@trellis/proto/keyfile";
 import { report, type Figures } from "../../scripts/lib/bench";
 import { loadConfig } from "../src/config";
 import { ControlError } from "../src/errors";
+import { isMapRequest, serveMapStream } from "../src/http-map";
 import { ControlRuntime } from "../src/runtime";
 import type { Command, Reply } from "./nodes";
 
@@ -81,6 +84,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown) {
 /** The node-facing routes the bench uses, as the web app's handlers serve them. */
 function handler(rt: ControlRuntime) {
   return async (req: IncomingMessage, res: ServerResponse) => {
+    // The map stream is served as the server process serves it.
+    if (isMapRequest(req)) return serveMapStream(rt, req, res);
     try {
       const signed = {
         method: req.method ?? "GET",
@@ -94,23 +99,6 @@ function handler(rt: ControlRuntime) {
         return sendJson(res, r.created ? 201 : 200, r);
       }
       if (route === "POST /api/v1/endpoints") return sendJson(res, 200, await rt.updateEndpoints(signed));
-      if (route === "GET /api/v1/map") {
-        const abort = new AbortController();
-        res.on("close", () => abort.abort());
-        const stream = await rt.openMapStream(signed, abort.signal);
-        res.writeHead(200, {
-          "content-type": "text/event-stream; charset=utf-8",
-          "cache-control": "no-store",
-        });
-        const reader = stream.getReader();
-        abort.signal.addEventListener("abort", () => void reader.cancel().catch(() => undefined));
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          if (!res.write(value)) await new Promise((r) => res.once("drain", r));
-        }
-        return res.end();
-      }
       return sendJson(res, 404, { error: "not_found", message: `no route ${route}` });
     } catch (err) {
       if (ControlError.is(err)) return sendJson(res, err.status, { error: err.code, message: err.message });

@@ -11,6 +11,7 @@ export {
   type RuntimeOptions,
 } from "./runtime";
 export { getRuntime, installRuntime } from "./handle";
+export { isMapRequest, serveMapStream } from "./http-map";
 export { NodeAuthenticator, type SignedRequest } from "./node-auth";
 export { createPreAuthKey, listPreAuthKeys, revokePreAuthKey } from "./preauth";
 export { DEFAULT_POLICY_TEXT } from "./policy-store";

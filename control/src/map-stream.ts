@@ -1,8 +1,8 @@
 // A node's map stream as Server-Sent Events: `event: full` first, then
 // `event: delta` (each `id:` is the message's seq), and a comment line every
 // `heartbeatMs` so proxies and the node can tell a quiet stream from a dead
-// one. A client that stops reading is cut off once `maxQueued` messages wait
-// for it; it reconnects and starts again from a full map.
+// one. A client that stops reading is cut off once `maxQueuedBytes` wait for
+// it; it reconnects and starts again from a full map.
 //
 // Two more events, without `id:` (they are not part of the map's sequence):
 //   event: signal   data: {"type":"signal","from":"nodekey:…","sealed":"…"}
@@ -30,12 +30,18 @@ export interface MapStreamDeps {
   log: Logger;
 }
 
+/**
+ * Bytes that may wait for a client before its stream is cut off: several
+ * full maps of a 10,000-node tailnet where everyone sees everyone (~2.5 MB
+ * each), so only a client that stopped reading reaches it.
+ */
+export const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+
 export interface MapStreamOptions {
   heartbeatMs?: number;
-  maxQueued?: number;
+  /** See MAX_QUEUED_BYTES. */
+  maxQueuedBytes?: number;
   coalesceMs?: number;
-  /** Aborted when the client goes away (the request's signal). */
-  signal?: AbortSignal;
 }
 
 /**
@@ -170,32 +176,51 @@ export function endEvent(reason: MapEnd["reason"]): string {
 }
 
 /**
- * Open the stream. Resolves once the full map is ready, so a node that takes
- * no part in the tailnet gets an HTTP error instead of an empty stream.
+ * Where a stream's bytes go: a node:http response (http-map.ts, what the
+ * server uses) or a web ReadableStream (openMapStream below). Events are
+ * pushed, not pulled; a client that does not take them is found by
+ * `queued()` and cut off.
  */
-export async function openMapStream(
+export interface MapSink {
+  /** Send bytes (in order) to the client. */
+  write(bytes: Uint8Array): void;
+  /** Bytes written that the client has not taken yet. */
+  queued(): number;
+  /** True once the client has gone away. */
+  gone(): boolean;
+  /** No more bytes: close the response. */
+  end(): void;
+}
+
+/**
+ * Start a node's map stream on `sink`: its full map is written before this
+ * resolves, so a node that takes no part in the tailnet gets an error (and
+ * its caller an HTTP error status) instead of an empty stream. Resolves to
+ * the function that ends the stream, which the caller calls when the client
+ * goes away; the stream also ends itself (see `end` events).
+ */
+export async function startMapStream(
   deps: MapStreamDeps,
   node: { id: string; ephemeral: boolean; nodeKey: string },
+  sink: MapSink,
   opts: MapStreamOptions = {},
-): Promise<ReadableStream<Uint8Array>> {
-  const maxQueued = opts.maxQueued ?? 256;
-  let controller: ReadableStreamDefaultController<Uint8Array> | null = null;
+): Promise<() => void> {
+  const maxQueued = opts.maxQueuedBytes ?? MAX_QUEUED_BYTES;
+  let started = false;
   let finished = false;
   let heartbeat: ReturnType<typeof setInterval> | null = null;
   // Not a child logger per stream: 10,000 streams would hold 10,000 of them; calls name the node.
   const log = deps.log;
 
   const write = (bytes: Uint8Array) => {
-    if (finished || !controller) return;
-    if ((controller.desiredSize ?? 0) < -maxQueued) {
-      log.warn(
-        { node: node.id, queued: -(controller.desiredSize ?? 0) },
-        "map stream reader too slow; closing",
-      );
+    if (finished || !started) return;
+    const queued = sink.queued();
+    if (queued > maxQueued) {
+      log.warn({ node: node.id, queued }, "map stream reader too slow; closing");
       finish();
       return;
     }
-    controller.enqueue(bytes);
+    sink.write(bytes);
   };
   const session = new MapSession(node.id, deps.netmaps, (m) => write(sseEvent(m)), log, {
     coalesceMs: opts.coalesceMs,
@@ -208,9 +233,9 @@ export async function openMapStream(
   });
   const unsubscribe = deps.bus.subscribe((e) => {
     if (e.type !== "signal") return session.notify(attrsOnlyIds(e));
-    if (e.to !== node.nodeKey || finished || !controller) return;
+    if (e.to !== node.nodeKey || finished || !started) return;
     // A lagging reader loses signals (the sender retries) instead of the stream.
-    if (-(controller.desiredSize ?? 0) > maxQueued / 2) {
+    if (sink.queued() > maxQueued / 2) {
       log.debug({ node: node.id, from: e.from }, "signal dropped: reader lagging");
       return;
     }
@@ -223,48 +248,81 @@ export async function openMapStream(
     if (heartbeat) clearInterval(heartbeat);
     unsubscribe();
     session.close();
-    opts.signal?.removeEventListener("abort", finish);
-    try {
-      controller?.close();
-    } catch {
-      // Already closed or cancelled by the reader.
-    }
+    sink.end();
     void deps.presence.disconnect(node.id, node.ephemeral);
     log.debug({ node: node.id }, "map stream closed");
   }
 
   // Online before the first map, so the map already says so.
   await deps.presence.connect(node.id);
-  // Encoded now and dropped once written: the stream's closures live as long as the node is connected.
-  let first: Uint8Array | null;
+  let first: Uint8Array;
   try {
     first = sseEvent(await session.first());
   } catch (err) {
     finish();
     throw err;
   }
-  if (opts.signal?.aborted) finish();
-  opts.signal?.addEventListener("abort", finish);
+  // The client may have left while its map was made.
+  if (sink.gone()) {
+    finish();
+    return finish;
+  }
+  started = true;
+  write(first);
+  heartbeat = setInterval(() => write(HEARTBEAT), opts.heartbeatMs ?? HEARTBEAT_MS);
+  heartbeat.unref?.();
   log.debug({ node: node.id }, "map stream opened");
+  return finish;
+}
 
-  return new ReadableStream<Uint8Array>(
+/**
+ * The stream as a web ReadableStream (for embedders and tests; the server
+ * serves it on node:http, see http-map.ts). Resolves once the full map is
+ * ready, so a node that takes no part in the tailnet gets an error.
+ */
+export async function openMapStream(
+  deps: MapStreamDeps,
+  node: { id: string; ephemeral: boolean; nodeKey: string },
+  opts: MapStreamOptions & { signal?: AbortSignal } = {},
+): Promise<ReadableStream<Uint8Array>> {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let closed = false;
+  let stop: (() => void) | null = null;
+  // Sized in bytes, so desiredSize is minus the bytes waiting for the reader.
+  const stream = new ReadableStream<Uint8Array>(
     {
       start(c) {
         controller = c;
-        if (finished) {
-          c.close();
-          return;
-        }
-        const bytes = first!;
-        first = null;
-        write(bytes);
-        heartbeat = setInterval(() => write(HEARTBEAT), opts.heartbeatMs ?? HEARTBEAT_MS);
-        heartbeat.unref?.();
       },
       cancel() {
-        finish();
+        closed = true;
+        stop?.();
       },
     },
-    { highWaterMark: 1 },
+    { highWaterMark: 0, size: (chunk) => chunk.byteLength },
   );
+  const signal = opts.signal;
+  const onAbort = () => {
+    closed = true;
+    stop?.();
+  };
+  signal?.addEventListener("abort", onAbort);
+  if (signal?.aborted) closed = true;
+  const sink: MapSink = {
+    write: (bytes) => controller.enqueue(bytes),
+    queued: () => -(controller.desiredSize ?? 0),
+    gone: () => closed,
+    end: () => {
+      signal?.removeEventListener("abort", onAbort);
+      if (closed) return;
+      closed = true;
+      try {
+        controller.close();
+      } catch {
+        // Already closed or cancelled by the reader.
+      }
+    },
+  };
+  stop = await startMapStream(deps, node, sink, opts);
+  return stream;
 }

@@ -220,7 +220,7 @@ for (const { provider, skip } of PROVIDERS) {
     });
 
     it("sends heartbeats, and cuts off a reader that stops reading", async () => {
-      const rt = await runtime({ stream: { heartbeatMs: 30, coalesceMs: 1, maxQueued: 3 } });
+      const rt = await runtime({ stream: { heartbeatMs: 30, coalesceMs: 1, maxQueuedBytes: 2048 } });
       const { key } = await rt.createPreAuthKey({ tags: ["tag:server"], reusable: true }, "system");
       const a = new TestNode(rt);
       const b = new TestNode(rt);

@@ -15,7 +15,13 @@ import { updateEndpoints } from "./endpoints";
 import { ControlError } from "./errors";
 import { attrsOnlyIds, EventBus } from "./events";
 import { PgEventBridge } from "./pg-bridge";
-import { openMapStream, type MapStreamOptions } from "./map-stream";
+import {
+  openMapStream,
+  startMapStream,
+  type MapSink,
+  type MapStreamDeps,
+  type MapStreamOptions,
+} from "./map-stream";
 import { NetmapService, type MapConfig } from "./netmap-service";
 import { NodeAuthenticator, type SignedRequest } from "./node-auth";
 import { isKnownNodeKey } from "./nodes";
@@ -34,7 +40,7 @@ export interface RuntimeOptions {
   /** How long an ephemeral node may stay offline before it is removed. */
   ephemeralGraceMs?: number;
   /** Map streams: heartbeat interval and change coalescing. */
-  stream?: Pick<MapStreamOptions, "heartbeatMs" | "coalesceMs" | "maxQueued">;
+  stream?: Pick<MapStreamOptions, "heartbeatMs" | "coalesceMs" | "maxQueuedBytes">;
   /** The control key; by default `control.key` (0600) in the data directory. */
   controlKey?: KeyPair;
   /** Signals each node may send: 20/s, bursts of 40 by default. */
@@ -387,15 +393,29 @@ export class ControlRuntime {
     return ingestConnections(this.db, node, parseJsonBody(req.body, MAX_CONNECTION_REPORT_BYTES));
   }
 
-  /** `GET /api/v1/map`: the signing node's map as Server-Sent Events. */
+  /**
+   * `GET /api/v1/map`: the signing node's map as Server-Sent Events, written
+   * to `sink` (the server's node:http response, see http-map.ts). Resolves,
+   * once the full map is written, to the function that ends the stream.
+   */
+  async startMapStream(req: SignedRequest, sink: MapSink): Promise<() => void> {
+    const node = await this.authenticate(req);
+    return startMapStream(this.mapDeps(), this.streamNode(node), sink, this.opts.stream);
+  }
+
+  /** The same stream as a web ReadableStream, ended when `signal` aborts. */
   async openMapStream(req: SignedRequest, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
     const node = await this.authenticate(req);
-    return openMapStream(
-      { netmaps: this.netmaps, bus: this.events, presence: this.presence, log: this.mapLog },
-      // Only what the stream needs: it lives as long as the node is connected, and so does what it holds.
-      { id: node.id, ephemeral: node.ephemeral, nodeKey: node.nodeKey },
-      { ...this.opts.stream, signal },
-    );
+    return openMapStream(this.mapDeps(), this.streamNode(node), { ...this.opts.stream, signal });
+  }
+
+  private mapDeps(): MapStreamDeps {
+    return { netmaps: this.netmaps, bus: this.events, presence: this.presence, log: this.mapLog };
+  }
+
+  /** Only what a stream needs: it lives as long as the node is connected, and so does what it holds. */
+  private streamNode(node: { id: string; ephemeral: boolean; nodeKey: string }) {
+    return { id: node.id, ephemeral: node.ephemeral, nodeKey: node.nodeKey };
   }
 
   // --- Admin API (callers check the actor's rights) -------------------------------
