@@ -31,6 +31,15 @@ export interface SignedRequest {
   body: string | Uint8Array;
 }
 
+/** A request whose signature holds. */
+export interface VerifiedRequest {
+  nodeKey: string;
+  /** The MAC (hex), unique per request. */
+  mac: string;
+  /** Unix second from which the request fails the clock-skew check anyway. */
+  until: number;
+}
+
 export interface NodeAuthOptions {
   /** Clock in milliseconds (tests). */
   now?: () => number;
@@ -115,6 +124,14 @@ export class NodeAuthenticator {
    * timestamp outside ±60 s, a wrong MAC or a replay.
    */
   verify(req: SignedRequest): string {
+    return this.check(req).nodeKey;
+  }
+
+  /**
+   * `verify`, also returning the request's MAC and until when it could be
+   * replayed, for a replay guard shared by replicas (replay.ts).
+   */
+  check(req: SignedRequest): VerifiedRequest {
     const auth = parseNodeAuth(req.authorization);
     if (!auth) {
       throw unauthorized(
@@ -144,8 +161,9 @@ export class NodeAuthenticator {
       throw new ControlError("busy", 503, "too many signed requests in the last minute; retry shortly");
     }
     // Remembered until the timestamp leaves the window; later it fails the skew check instead.
-    this.seen.set(auth.mac, Math.max(auth.ts, nowS) + NODE_AUTH_MAX_SKEW_S + 1);
-    return auth.key;
+    const until = Math.max(auth.ts, nowS) + NODE_AUTH_MAX_SKEW_S + 1;
+    this.seen.set(auth.mac, until);
+    return { nodeKey: auth.key, mac: auth.mac, until };
   }
 
   /**

@@ -16,6 +16,7 @@ import {
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { loadConfig } from "./config";
 import { ControlError } from "./errors";
+import { SharedReplayGuard } from "./replay";
 import { ControlRuntime } from "./runtime";
 import { PROVIDERS, testDatabases } from "./testing/db";
 
@@ -433,6 +434,52 @@ describe.skipIf(PROVIDERS.find((p) => p.provider === "postgresql")!.skip)(
 
       await one.setPolicy(JSON.stringify({ tagOwners: { "tag:server": [] }, acls: [] }), "system");
       await ra.until((m) => m.peers.length === 0 && m.policyVersion === 1);
+    });
+
+    it("refuses on one replica a signed request another already accepted, and forgets it after its window", async () => {
+      const url = dbs.url();
+      const controlKey = generateKeyPair();
+      let clock = Date.now();
+      const config = {
+        ...loadConfig({ TRELLIS_PUBLIC_URL: "https://vpn.example.com" }, dataDir),
+        databaseUrl: url,
+      };
+      const one = await ControlRuntime.open(config, log, { controlKey });
+      const two = await ControlRuntime.open(config, log, { controlKey });
+      runtimes.push(one, two);
+      const { key } = await one.createPreAuthKey({ tags: ["tag:server"], reusable: true }, "system");
+      const a = new TestNode(one);
+      await a.register(key, "alpha");
+
+      const body = JSON.stringify({ endpoints: ["192.0.2.1:41641"] });
+      const req = a.signed("POST", "/api/v1/endpoints", body);
+      await one.updateEndpoints(req);
+      // Captured on its way to one, replayed to two (and to one again).
+      expect(await controlError(two.updateEndpoints(req))).toMatchObject({
+        status: 401,
+        code: "replayed_request",
+      });
+      expect(await controlError(one.updateEndpoints(req))).toMatchObject({
+        status: 401,
+        code: "replayed_request",
+      });
+      // A fresh request still goes through either replica.
+      const fresh = JSON.stringify({ endpoints: ["192.0.2.2:41641"] });
+      await two.updateEndpoints(a.signed("POST", "/api/v1/endpoints", fresh));
+      const row = await one.db.prisma.node.findUniqueOrThrow({ where: { nodeKey: a.signer.nodeKey } });
+      expect(JSON.parse(row.endpoints)).toEqual(["192.0.2.2:41641"]);
+
+      // Claims outlive their window by nothing: once it has passed they are deleted.
+      const claims = await one.db.prisma.usedSignature.count();
+      expect(claims).toBeGreaterThanOrEqual(3);
+      clock += 2 * 61_000;
+      const guard = new SharedReplayGuard(one.db, log, () => clock);
+      try {
+        expect(await guard.prune()).toBe(claims);
+      } finally {
+        guard.close();
+      }
+      expect(await one.db.prisma.usedSignature.count()).toBe(0);
     });
   },
 );

@@ -23,6 +23,7 @@ import {
   type MapStreamOptions,
 } from "./map-stream";
 import { NetmapService, type MapConfig } from "./netmap-service";
+import { SharedReplayGuard } from "./replay";
 import { NodeAuthenticator, type SignedRequest } from "./node-auth";
 import { isKnownNodeKey } from "./nodes";
 import { loadPolicy, savePolicy, type ActivePolicy } from "./policy-store";
@@ -86,6 +87,8 @@ export class ControlRuntime {
   private readonly presence: Presence;
   /** On PostgreSQL: joins this process's events to every other replica's. */
   private bridge: PgEventBridge | null = null;
+  /** On PostgreSQL: refuses a request replayed to another replica (replay.ts). */
+  private replayGuard: SharedReplayGuard | null = null;
   /** The settings in force, loaded once and dropped on every `settings` event (any replica's). */
   private settingsLoad: Promise<Settings> | null = null;
   /** The last settings loaded, for the synchronous relay map endpoint. */
@@ -139,6 +142,7 @@ export class ControlRuntime {
         rt.events,
         log.child({ component: "event-bridge" }),
       );
+      rt.replayGuard = new SharedReplayGuard(db, log);
     }
     await rt.settings();
     // No stream is open in a process that just started: clear what a previous
@@ -275,9 +279,16 @@ export class ControlRuntime {
     return this.defaultRelayMap;
   }
 
+  /** The node key a request's signature proves; 401 when it does not, or when any replica took it before. */
+  private async verify(req: SignedRequest): Promise<string> {
+    const checked = this.auth.check(req);
+    await this.replayGuard?.claim(checked);
+    return checked.nodeKey;
+  }
+
   /** The node a signed request comes from; 401 unless it is registered and its key unexpired. */
   private async authenticate(req: SignedRequest): Promise<Models.Node> {
-    const nodeKey = this.auth.verify(req);
+    const nodeKey = await this.verify(req);
     const node = await this.db.prisma.node.findUnique({ where: { nodeKey } });
     if (!node) throw new ControlError("unknown_node", 401, "this node key is not registered; register first");
     if (node.expiresAt !== null && node.expiresAt <= new Date()) {
@@ -300,7 +311,7 @@ export class ControlRuntime {
    * a new key needs no pre-auth key and becomes that user's machine.
    */
   async register(req: SignedRequest, sessionUser?: { userId: string }): Promise<RegisterResponse> {
-    const nodeKey = this.auth.verify(req);
+    const nodeKey = await this.verify(req);
     const settings = await this.settings();
     const { node, response, rotatedFrom } = await registerNode(this.db, nodeKey, parseJsonBody(req.body), {
       dnsDomain: settings.dns.domain,
@@ -470,6 +481,7 @@ export class ControlRuntime {
   async close(): Promise<void> {
     await this.presence.close();
     this.netmaps.close();
+    this.replayGuard?.close();
     await this.bridge?.close();
     await this.db.close();
   }
