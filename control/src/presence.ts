@@ -9,9 +9,14 @@
 // one event, one snapshot patch and one pass over the streams, instead of
 // one of each per node — which made a reconnect storm quadratic.
 //
-// Per process: with several replicas each counts its own streams. The
-// database flag is last-writer-wins across replicas until presence moves to
-// a shared store (see control/README.md).
+// Each process counts its own streams. On SQLite there is one process, and
+// its count is the truth. On PostgreSQL, replicas share the database: each
+// records its streams as NodeStream rows under its Replica row, and a node's
+// `online` is recomputed from all of them, so a node that moves to another
+// replica stays online when the old connection closes. A replica renews its
+// heartbeat every `heartbeatMs`; one not heard from for `ttlMs` is dead and
+// any replica deletes it, and with it its streams (see SharedPresence).
+import { randomUUID } from "node:crypto";
 import type { Database } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import type { EventBus } from "./events";
@@ -20,6 +25,18 @@ import type { EventBus } from "./events";
 export const PRESENCE_BATCH_MS = 100;
 /** Ids per UPDATE … WHERE id IN (…), well under SQLite's and PostgreSQL's parameter limits. */
 const IDS_PER_UPDATE = 500;
+/** How often a replica renews its heartbeat and looks for dead ones (PostgreSQL). */
+export const REPLICA_HEARTBEAT_MS = 10_000;
+/** A replica not heard from for this long is dead: its streams no longer count. */
+export const REPLICA_TTL_MS = 45_000;
+
+export interface PresenceOptions {
+  ephemeralGraceMs: number;
+  batchMs?: number;
+  /** PostgreSQL only: see REPLICA_HEARTBEAT_MS and REPLICA_TTL_MS. */
+  heartbeatMs?: number;
+  ttlMs?: number;
+}
 
 export class Presence {
   private readonly streams = new Map<string, number>();
@@ -31,13 +48,48 @@ export class Presence {
   private flushing: Promise<void> | null = null;
   private lastFlush = -Infinity;
   private closed = false;
+  /** On PostgreSQL: this replica's part of the shared record. */
+  private readonly shared: SharedPresence | null;
 
   constructor(
     private readonly db: Database,
     private readonly bus: EventBus,
     private readonly log: Logger,
-    private readonly opts: { ephemeralGraceMs: number; batchMs?: number },
-  ) {}
+    private readonly opts: PresenceOptions,
+  ) {
+    this.shared =
+      db.target.provider === "postgresql"
+        ? new SharedPresence(db, log, opts, {
+            orphaned: (ids) => this.orphaned(ids),
+            lost: () => {
+              // Another replica took this one for dead and dropped its streams: claim them again.
+              for (const id of this.streams.keys()) void this.mark(id, true);
+            },
+          })
+        : null;
+  }
+
+  /**
+   * Before the first stream. On SQLite, no stream is open in a process that
+   * just started, so every node is offline; on PostgreSQL, this replica joins
+   * the others and nodes whose streams died with a replica go offline.
+   */
+  async start(): Promise<void> {
+    if (this.shared) await this.shared.start();
+    else await this.db.prisma.node.updateMany({ where: { online: true }, data: { online: false } });
+  }
+
+  /** Nodes another replica's death left without a stream: announce them, give ephemeral ones their grace. */
+  private async orphaned(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    this.bus.publish({ type: "nodes", ids, attrsOnly: true });
+    if (this.closed) return;
+    const ephemeral = await this.db.prisma.node.findMany({
+      where: { id: { in: ids }, ephemeral: true, online: false },
+      select: { id: true },
+    });
+    this.scheduleRemoval(ephemeral.map((n) => n.id));
+  }
 
   isStreaming(nodeId: string): boolean {
     return (this.streams.get(nodeId) ?? 0) > 0;
@@ -96,12 +148,15 @@ export class Presence {
       const byState: Record<"on" | "off", string[]> = { on: [], off: [] };
       for (const [id, online] of batch) byState[online ? "on" : "off"].push(id);
       try {
-        for (const [state, ids] of Object.entries(byState)) {
-          for (let i = 0; i < ids.length; i += IDS_PER_UPDATE) {
-            await this.db.prisma.node.updateMany({
-              where: { id: { in: ids.slice(i, i + IDS_PER_UPDATE) } },
-              data: { online: state === "on", lastSeen },
-            });
+        if (this.shared) await this.shared.record(byState.on, byState.off, lastSeen);
+        else {
+          for (const [state, ids] of Object.entries(byState)) {
+            for (let i = 0; i < ids.length; i += IDS_PER_UPDATE) {
+              await this.db.prisma.node.updateMany({
+                where: { id: { in: ids.slice(i, i + IDS_PER_UPDATE) } },
+                data: { online: state === "on", lastSeen },
+              });
+            }
           }
         }
         this.bus.publish({ type: "nodes", ids: [...batch.keys()], attrsOnly: true });
@@ -162,15 +217,184 @@ export class Presence {
 
   /**
    * Shutdown: write the transitions still waiting, and stop pending
-   * removals (the next start schedules them again).
+   * removals (the next start schedules them again). On PostgreSQL the
+   * replica leaves: its streams end with it, so nodes no other replica
+   * streams go offline.
    */
   async close(): Promise<void> {
     for (const t of this.reapers.values()) clearTimeout(t);
     this.reapers.clear();
     this.closed = true;
+    await this.flushPending();
+    await this.shared?.leave();
+  }
+
+  /** Write the transitions waiting for their batch now. */
+  async flushPending(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.flushing;
     if (this.pending.size) await this.flush();
+  }
+
+  /** This process's id among the replicas (PostgreSQL), for logs and tests. */
+  get replicaId(): string | null {
+    return this.shared?.id ?? null;
+  }
+}
+
+/** `$1, $2, …` for `n` parameters after the first `from - 1`. */
+function params(n: number, from: number): string {
+  return Array.from({ length: n }, (_, i) => `$${from + i}`).join(", ");
+}
+
+/**
+ * This replica's streams in the database shared with other replicas
+ * (PostgreSQL). Every change locks the nodes' rows first (in id order), then
+ * recomputes `online` from the stream rows: two replicas changing one node
+ * run one after the other, and the second sees the first's rows, so a node
+ * is online exactly while some live replica holds a stream of it.
+ */
+class SharedPresence {
+  readonly id = randomUUID();
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private ticking: Promise<void> | null = null;
+
+  constructor(
+    private readonly db: Database,
+    private readonly log: Logger,
+    private readonly opts: PresenceOptions,
+    private readonly on: { orphaned: (ids: string[]) => Promise<void>; lost: () => void },
+  ) {}
+
+  async start(): Promise<void> {
+    await this.db.prisma.replica.create({ data: { id: this.id, seenAt: new Date() } });
+    // Online without any stream: left by a version without stream rows; nothing holds them.
+    const stale = await this.db.prisma.node.findMany({
+      where: { online: true, streams: { none: {} } },
+      select: { id: true },
+    });
+    await this.settle(stale.map((n) => n.id));
+    await this.sweep();
+    this.timer = setInterval(() => {
+      this.ticking ??= this.tick().finally(() => (this.ticking = null));
+    }, this.opts.heartbeatMs ?? REPLICA_HEARTBEAT_MS);
+    this.timer.unref();
+  }
+
+  /** Streams opened (`on`) and closed (`off`) on this replica. */
+  async record(on: string[], off: string[], lastSeen: Date): Promise<void> {
+    for (let i = 0; i < on.length; i += IDS_PER_UPDATE) {
+      await this.change(on.slice(i, i + IDS_PER_UPDATE), [], lastSeen);
+    }
+    for (let i = 0; i < off.length; i += IDS_PER_UPDATE) {
+      await this.change([], off.slice(i, i + IDS_PER_UPDATE), lastSeen);
+    }
+  }
+
+  private async change(on: string[], off: string[], lastSeen: Date): Promise<void> {
+    const ids = [...on, ...off];
+    await this.db.prisma.$transaction(async (tx) => {
+      await tx.$queryRawUnsafe(
+        `SELECT 1 FROM "Node" WHERE "id" IN (${params(ids.length, 1)}) ORDER BY "id" FOR UPDATE`,
+        ...ids,
+      );
+      if (on.length) {
+        // Nodes deleted meanwhile are skipped; a stream already recorded stays one row.
+        await tx.$executeRawUnsafe(
+          `INSERT INTO "NodeStream" ("nodeId", "replicaId") SELECT "id", $1 FROM "Node" WHERE "id" IN (${params(on.length, 2)}) ON CONFLICT DO NOTHING`,
+          this.id,
+          ...on,
+        );
+      }
+      if (off.length) {
+        await tx.nodeStream.deleteMany({ where: { replicaId: this.id, nodeId: { in: off } } });
+      }
+      await tx.$executeRawUnsafe(
+        `UPDATE "Node" n SET "online" = EXISTS (SELECT 1 FROM "NodeStream" s WHERE s."nodeId" = n."id"), "lastSeen" = $1 WHERE n."id" IN (${params(ids.length, 2)})`,
+        lastSeen,
+        ...ids,
+      );
+    });
+  }
+
+  /** Recompute `online` of nodes whose stream rows went away with a replica. */
+  private async settle(ids: string[], dead: string[] = []): Promise<void> {
+    const sorted = [...ids].sort();
+    await this.db.prisma.$transaction(async (tx) => {
+      for (let i = 0; i < sorted.length; i += IDS_PER_UPDATE) {
+        const chunk = sorted.slice(i, i + IDS_PER_UPDATE);
+        await tx.$queryRawUnsafe(
+          `SELECT 1 FROM "Node" WHERE "id" IN (${params(chunk.length, 1)}) ORDER BY "id" FOR UPDATE`,
+          ...chunk,
+        );
+      }
+      if (dead.length) await tx.replica.deleteMany({ where: { id: { in: dead } } });
+      for (let i = 0; i < sorted.length; i += IDS_PER_UPDATE) {
+        const chunk = sorted.slice(i, i + IDS_PER_UPDATE);
+        await tx.$executeRawUnsafe(
+          `UPDATE "Node" n SET "online" = EXISTS (SELECT 1 FROM "NodeStream" s WHERE s."nodeId" = n."id"), "lastSeen" = $1 WHERE n."id" IN (${params(chunk.length, 2)}) AND n."online"`,
+          new Date(),
+          ...chunk,
+        );
+      }
+    });
+    await this.on.orphaned(sorted);
+  }
+
+  /** Renew the heartbeat, then drop replicas not heard from for `ttlMs`. */
+  private async tick(): Promise<void> {
+    try {
+      const { count } = await this.db.prisma.replica.updateMany({
+        where: { id: this.id },
+        data: { seenAt: new Date() },
+      });
+      if (count === 0) {
+        this.log.warn({ replica: this.id }, "this replica was taken for dead; recording its streams again");
+        await this.db.prisma.replica.create({ data: { id: this.id, seenAt: new Date() } });
+        this.on.lost();
+      }
+      await this.sweep();
+    } catch (err) {
+      this.log.error({ err }, "replica heartbeat failed");
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    const cutoff = new Date(Date.now() - (this.opts.ttlMs ?? REPLICA_TTL_MS));
+    const dead = await this.db.prisma.replica.findMany({
+      where: { seenAt: { lt: cutoff }, id: { not: this.id } },
+      select: { id: true },
+    });
+    if (dead.length === 0) return;
+    const ids = dead.map((r) => r.id);
+    const streams = await this.db.prisma.nodeStream.findMany({
+      where: { replicaId: { in: ids } },
+      select: { nodeId: true },
+    });
+    this.log.warn(
+      { replicas: ids, streams: streams.length },
+      "dropping the streams of replicas that stopped",
+    );
+    await this.settle([...new Set(streams.map((s) => s.nodeId))], ids);
+  }
+
+  /** Shutdown: this replica's streams end with it. */
+  async leave(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.ticking;
+    try {
+      const streams = await this.db.prisma.nodeStream.findMany({
+        where: { replicaId: this.id },
+        select: { nodeId: true },
+      });
+      await this.settle(
+        streams.map((s) => s.nodeId),
+        [this.id],
+      );
+    } catch (err) {
+      this.log.error({ err }, "could not record this replica's streams as ended");
+    }
   }
 }

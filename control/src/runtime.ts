@@ -28,7 +28,7 @@ import { NodeAuthenticator, type SignedRequest } from "./node-auth";
 import { isKnownNodeKey } from "./nodes";
 import { loadPolicy, savePolicy, type ActivePolicy } from "./policy-store";
 import { createPreAuthKey, listPreAuthKeys, revokePreAuthKey } from "./preauth";
-import { Presence } from "./presence";
+import { Presence, type PresenceOptions } from "./presence";
 import { registerNode } from "./register";
 import { applyAutoApprovals, approveRoutes } from "./routes";
 import { defaultRelayMap } from "./relay-map";
@@ -40,6 +40,8 @@ import { SIGNAL_RATE, sendSignal, TokenBuckets, type RateLimit } from "./signal"
 export interface RuntimeOptions {
   /** How long an ephemeral node may stay offline before it is removed. */
   ephemeralGraceMs?: number;
+  /** PostgreSQL: how often replicas renew their heartbeat, and when one is taken for dead (presence.ts). */
+  replicas?: Pick<PresenceOptions, "heartbeatMs" | "ttlMs">;
   /** Map streams: heartbeat interval and change coalescing. */
   stream?: Pick<MapStreamOptions, "heartbeatMs" | "coalesceMs" | "maxQueuedBytes">;
   /** The control key; by default `control.key` (0600) in the data directory. */
@@ -114,6 +116,7 @@ export class ControlRuntime {
     });
     this.presence = new Presence(db, this.events, log.child({ component: "presence" }), {
       ephemeralGraceMs: opts.ephemeralGraceMs ?? 60_000,
+      ...opts.replicas,
     });
     // First listener: every change invalidates the snapshot (and settings
     // changes the cached settings) before streams recompute.
@@ -145,14 +148,9 @@ export class ControlRuntime {
       rt.replayGuard = new SharedReplayGuard(db, log);
     }
     await rt.settings();
-    // No stream is open in a process that just started: clear what a previous
-    // one left behind, and give its ephemeral nodes their grace period. Not on
-    // PostgreSQL, where other replicas may hold streams: there a node a crashed
-    // replica left "online" stays so until it reconnects somewhere (see
-    // control/README.md, Scale-out).
-    if (db.target.provider !== "postgresql") {
-      await db.prisma.node.updateMany({ where: { online: true }, data: { online: false } });
-    }
+    // Clear what a previous process left behind (presence.ts), and give
+    // ephemeral nodes left offline their grace period.
+    await rt.presence.start();
     const ephemeral = await db.prisma.node.findMany({ where: { ephemeral: true }, select: { id: true } });
     rt.presence.scheduleRemoval(ephemeral.map((n) => n.id));
     return rt;
