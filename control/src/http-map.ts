@@ -68,9 +68,12 @@ export async function serveMapStream(rt: ControlRuntime, req: IncomingMessage, r
     // Bytes in the response and its socket not yet handed to the kernel.
     queued: () => res.writableLength,
     gone: () => gone,
-    end() {
+    end(abort) {
       // Before the first byte, the stream ended on an error that is answered below.
-      if (res.headersSent && !gone) res.end();
+      if (!res.headersSent || gone) return;
+      // A client that stopped reading would keep the socket and what waits for it: drop both.
+      if (abort) res.destroy();
+      else res.end();
     },
   };
   try {
@@ -83,6 +86,8 @@ export async function serveMapStream(rt: ControlRuntime, req: IncomingMessage, r
       },
       sink,
     );
+    // Gone between the stream's start and here.
+    if (gone) stop();
   } catch (err) {
     if (res.headersSent || gone) {
       res.destroy();

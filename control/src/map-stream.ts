@@ -188,8 +188,11 @@ export interface MapSink {
   queued(): number;
   /** True once the client has gone away. */
   gone(): boolean;
-  /** No more bytes: close the response. */
-  end(): void;
+  /**
+   * No more bytes: close the response. `abort`: the client stopped reading,
+   * so drop what waits for it instead of finishing gracefully.
+   */
+  end(abort?: boolean): void;
 }
 
 /**
@@ -205,6 +208,8 @@ export async function startMapStream(
   sink: MapSink,
   opts: MapStreamOptions = {},
 ): Promise<() => void> {
+  // The client left while it was authenticated: nothing to start (and no presence to undo).
+  if (sink.gone()) return () => undefined;
   const maxQueued = opts.maxQueuedBytes ?? MAX_QUEUED_BYTES;
   let started = false;
   let finished = false;
@@ -217,7 +222,7 @@ export async function startMapStream(
     const queued = sink.queued();
     if (queued > maxQueued) {
       log.warn({ node: node.id, queued }, "map stream reader too slow; closing");
-      finish();
+      finish(true);
       return;
     }
     sink.write(bytes);
@@ -242,13 +247,13 @@ export async function startMapStream(
     write(Buffer.from(signalEvent(e.from, e.sealed)));
   });
 
-  function finish() {
+  function finish(abort = false) {
     if (finished) return;
     finished = true;
     if (heartbeat) clearInterval(heartbeat);
     unsubscribe();
     session.close();
-    sink.end();
+    sink.end(abort);
     void deps.presence.disconnect(node.id, node.ephemeral);
     log.debug({ node: node.id }, "map stream closed");
   }
@@ -286,8 +291,18 @@ export async function openMapStream(
   opts: MapStreamOptions & { signal?: AbortSignal } = {},
 ): Promise<ReadableStream<Uint8Array>> {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let gone = false;
   let closed = false;
   let stop: (() => void) | null = null;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    try {
+      controller.close();
+    } catch {
+      // Already cancelled by the reader.
+    }
+  };
   // Sized in bytes, so desiredSize is minus the bytes waiting for the reader.
   const stream = new ReadableStream<Uint8Array>(
     {
@@ -295,6 +310,7 @@ export async function openMapStream(
         controller = c;
       },
       cancel() {
+        gone = true;
         closed = true;
         stop?.();
       },
@@ -303,26 +319,27 @@ export async function openMapStream(
   );
   const signal = opts.signal;
   const onAbort = () => {
-    closed = true;
+    gone = true;
     stop?.();
+    // Also when aborted before the stream started: the reader sees it end.
+    close();
   };
   signal?.addEventListener("abort", onAbort);
-  if (signal?.aborted) closed = true;
+  if (signal?.aborted) onAbort();
   const sink: MapSink = {
-    write: (bytes) => controller.enqueue(bytes),
+    write: (bytes) => {
+      if (!closed) controller.enqueue(bytes);
+    },
     queued: () => -(controller.desiredSize ?? 0),
-    gone: () => closed,
+    gone: () => gone,
+    // A reader that stopped still gets what was queued, then the end (it is in this process).
     end: () => {
       signal?.removeEventListener("abort", onAbort);
-      if (closed) return;
-      closed = true;
-      try {
-        controller.close();
-      } catch {
-        // Already closed or cancelled by the reader.
-      }
+      close();
     },
   };
   stop = await startMapStream(deps, node, sink, opts);
+  // Aborted between the stream's start and here.
+  if (gone) stop();
   return stream;
 }

@@ -118,6 +118,47 @@ describe.each(PROVIDERS)("presence on $provider", ({ provider, skip }) => {
     expect(events.map((e) => (e.type === "nodes" ? e.ids.length : 0))).toEqual([1, 2]);
     await presence.close();
   });
+
+  it.skipIf(skip)("writes a transition again when the database failed it", async () => {
+    const db = await dbs.open();
+    const [a] = await nodes(db, 1);
+    // The first presence write fails, as when the database is briefly away.
+    let failures = 0;
+    const fail = () => {
+      if (failures-- > 0) throw new Error("connection lost");
+    };
+    const flaky = new Proxy(db.prisma, {
+      get(target, prop, receiver) {
+        if (prop === "node") {
+          const node = target.node;
+          return new Proxy(node, {
+            get: (n, p) =>
+              p === "updateMany"
+                ? (...args: unknown[]) => (fail(), n.updateMany(...(args as [never])))
+                : Reflect.get(n, p),
+          });
+        }
+        if (prop === "$transaction") {
+          return (...args: unknown[]) => (fail(), target.$transaction(...(args as [never])));
+        }
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+    const presence = new Presence({ ...db, target: db.target, prisma: flaky }, new EventBus(), log, {
+      ephemeralGraceMs: 60_000,
+      batchMs: 10,
+    });
+    await presence.start();
+    failures = 1;
+    await presence.connect(a!);
+    const deadline = Date.now() + 10_000;
+    while (!(await db.prisma.node.findUniqueOrThrow({ where: { id: a! } })).online) {
+      if (Date.now() > deadline) throw new Error("the failed write was never retried");
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(failures).toBeLessThan(0);
+    await presence.close();
+  });
 });
 
 const pg = PROVIDERS.find((p) => p.provider === "postgresql")!;
@@ -191,6 +232,25 @@ describe.skipIf(pg.skip)("presence shared by replicas on postgresql", () => {
     await db.prisma.replica.delete({ where: { id: p.replicaId! } });
     expect(await db.prisma.nodeStream.count()).toBe(0);
     await until("a's stream is recorded again", async () => (await db.prisma.nodeStream.count()) === 1);
+    expect(await online(db, a!)).toBe(true);
+    await p.close();
+  });
+
+  it("corrects its stream rows when they drifted from the streams it holds", async () => {
+    const db = await dbs.open();
+    const [a, b] = await nodes(db, 2);
+    const p = new Presence(db, new EventBus(), log, { ephemeralGraceMs: 60_000, heartbeatMs: 50 });
+    await p.start();
+    await p.connect(a!);
+    // a's row lost, and a row for b, which this replica does not stream.
+    await db.prisma.nodeStream.deleteMany({});
+    await db.prisma.nodeStream.create({ data: { nodeId: b!, replicaId: p.replicaId! } });
+    await db.prisma.node.update({ where: { id: b! }, data: { online: true } });
+    await until("the rows match the streams", async () => {
+      const rows = await db.prisma.nodeStream.findMany({ select: { nodeId: true } });
+      return rows.length === 1 && rows[0]!.nodeId === a;
+    });
+    await until("b is offline", async () => !(await online(db, b!)));
     expect(await online(db, a!)).toBe(true);
     await p.close();
   });

@@ -25,6 +25,10 @@ import type { EventBus } from "./events";
 export const PRESENCE_BATCH_MS = 100;
 /** Ids per UPDATE … WHERE id IN (…), well under SQLite's and PostgreSQL's parameter limits. */
 const IDS_PER_UPDATE = 500;
+/** Longest wait before writing presence again after the database failed. */
+const MAX_RETRY_MS = 30_000;
+/** Transactions of shared presence wait for row locks held by other replicas' changes. */
+const TX_OPTIONS = { maxWait: 10_000, timeout: 30_000 };
 /** How often a replica renews its heartbeat and looks for dead ones (PostgreSQL). */
 export const REPLICA_HEARTBEAT_MS = 10_000;
 /** A replica not heard from for this long is dead: its streams no longer count. */
@@ -47,6 +51,9 @@ export class Presence {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private flushing: Promise<void> | null = null;
   private lastFlush = -Infinity;
+  /** After a failed write: when to try again, and the delay that led there (doubling). */
+  private retryAt = -Infinity;
+  private retryDelay = 0;
   private closed = false;
   /** On PostgreSQL: this replica's part of the shared record. */
   private readonly shared: SharedPresence | null;
@@ -65,6 +72,14 @@ export class Presence {
               // Another replica took this one for dead and dropped its streams: claim them again.
               for (const id of this.streams.keys()) void this.mark(id, true);
             },
+            reconcile: (recorded) => {
+              for (const id of this.streams.keys()) if (!recorded.has(id)) void this.mark(id, true);
+              for (const id of recorded) if (!this.streams.has(id)) void this.mark(id, false);
+            },
+            idle: () => !this.flushing && !this.timer && this.pending.size === 0,
+            differs: (recorded) =>
+              recorded.size !== this.streams.size || [...this.streams.keys()].some((id) => !recorded.has(id)),
+            streaming: () => this.streams.size,
           })
         : null;
   }
@@ -130,7 +145,8 @@ export class Presence {
 
   private schedule(): void {
     if (this.closed || this.timer || this.flushing || this.pending.size === 0) return;
-    const wait = Math.max(0, this.lastFlush + (this.opts.batchMs ?? PRESENCE_BATCH_MS) - performance.now());
+    const next = Math.max(this.lastFlush + (this.opts.batchMs ?? PRESENCE_BATCH_MS), this.retryAt);
+    const wait = Math.max(0, next - performance.now());
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.flush();
@@ -160,8 +176,15 @@ export class Presence {
           }
         }
         this.bus.publish({ type: "nodes", ids: [...batch.keys()], attrsOnly: true });
+        this.retryDelay = 0;
+        this.retryAt = -Infinity;
       } catch (err) {
-        this.log.error({ err, nodes: batch.size }, "could not record presence");
+        // Written again later (every step is idempotent), unless a newer transition replaced it:
+        // a lost "closed" would leave a node online for as long as this process lives.
+        for (const [id, online] of batch) if (!this.pending.has(id)) this.pending.set(id, online);
+        this.retryDelay = Math.min(Math.max(2 * this.retryDelay, 250), MAX_RETRY_MS);
+        this.retryAt = performance.now() + this.retryDelay;
+        this.log.error({ err, nodes: batch.size, retryInMs: this.retryDelay }, "could not record presence");
       }
     };
     this.flushing = run().finally(() => {
@@ -243,6 +266,14 @@ export class Presence {
   }
 }
 
+/** The database's clock as Prisma stores DateTime on PostgreSQL (UTC, no zone): replicas' clocks may differ. */
+const DB_NOW = `(now() AT TIME ZONE 'UTC')`;
+
+/** Set `online` from the stream rows of `n` nodes ($2…), `lastSeen` ($1) for those that were online. */
+function recountSql(n: number): string {
+  return `UPDATE "Node" n SET "online" = EXISTS (SELECT 1 FROM "NodeStream" s WHERE s."nodeId" = n."id"), "lastSeen" = $1 WHERE n."id" IN (${params(n, 2)}) AND n."online"`;
+}
+
 /** `$1, $2, …` for `n` parameters after the first `from - 1`. */
 function params(n: number, from: number): string {
   return Array.from({ length: n }, (_, i) => `$${from + i}`).join(", ");
@@ -259,22 +290,36 @@ class SharedPresence {
   readonly id = randomUUID();
   private timer: ReturnType<typeof setInterval> | null = null;
   private ticking: Promise<void> | null = null;
+  /** After a failed heartbeat (the database was away): no sweeping before others could beat again. */
+  private sweepAfter = 0;
 
   constructor(
     private readonly db: Database,
     private readonly log: Logger,
     private readonly opts: PresenceOptions,
-    private readonly on: { orphaned: (ids: string[]) => Promise<void>; lost: () => void },
+    private readonly on: {
+      orphaned: (ids: string[]) => Promise<void>;
+      lost: () => void;
+      /** Make the rows match the streams held: `recorded` are this replica's rows now. */
+      reconcile: (recorded: ReadonlySet<string>) => void;
+      /** True while no presence write is waiting or running (rows and streams can be compared). */
+      idle: () => boolean;
+      differs: (recorded: ReadonlySet<string>) => boolean;
+      streaming: () => number;
+    },
   ) {}
 
   async start(): Promise<void> {
-    await this.db.prisma.replica.create({ data: { id: this.id, seenAt: new Date() } });
+    await this.db.prisma.$executeRawUnsafe(
+      `INSERT INTO "Replica" ("id", "seenAt") VALUES ($1, ${DB_NOW})`,
+      this.id,
+    );
     // Online without any stream: left by a version without stream rows; nothing holds them.
     const stale = await this.db.prisma.node.findMany({
       where: { online: true, streams: { none: {} } },
       select: { id: true },
     });
-    await this.settle(stale.map((n) => n.id));
+    await this.recount(stale.map((n) => n.id));
     await this.sweep();
     this.timer = setInterval(() => {
       this.ticking ??= this.tick().finally(() => (this.ticking = null));
@@ -315,68 +360,118 @@ class SharedPresence {
         lastSeen,
         ...ids,
       );
-    });
+    }, TX_OPTIONS);
   }
 
-  /** Recompute `online` of nodes whose stream rows went away with a replica. */
-  private async settle(ids: string[], dead: string[] = []): Promise<void> {
-    const sorted = [...ids].sort();
-    await this.db.prisma.$transaction(async (tx) => {
-      for (let i = 0; i < sorted.length; i += IDS_PER_UPDATE) {
-        const chunk = sorted.slice(i, i + IDS_PER_UPDATE);
+  /** Recompute `online` of nodes that may have lost their last stream, and announce them. */
+  private async recount(ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += IDS_PER_UPDATE) {
+      const chunk = ids.slice(i, i + IDS_PER_UPDATE);
+      await this.db.prisma.$transaction(async (tx) => {
         await tx.$queryRawUnsafe(
           `SELECT 1 FROM "Node" WHERE "id" IN (${params(chunk.length, 1)}) ORDER BY "id" FOR UPDATE`,
           ...chunk,
         );
-      }
-      if (dead.length) await tx.replica.deleteMany({ where: { id: { in: dead } } });
-      for (let i = 0; i < sorted.length; i += IDS_PER_UPDATE) {
-        const chunk = sorted.slice(i, i + IDS_PER_UPDATE);
-        await tx.$executeRawUnsafe(
-          `UPDATE "Node" n SET "online" = EXISTS (SELECT 1 FROM "NodeStream" s WHERE s."nodeId" = n."id"), "lastSeen" = $1 WHERE n."id" IN (${params(chunk.length, 2)}) AND n."online"`,
-          new Date(),
-          ...chunk,
-        );
-      }
-    });
-    await this.on.orphaned(sorted);
+        await tx.$executeRawUnsafe(recountSql(chunk.length), new Date(), ...chunk);
+      }, TX_OPTIONS);
+    }
+    await this.on.orphaned(ids);
   }
 
-  /** Renew the heartbeat, then drop replicas not heard from for `ttlMs`. */
+  /**
+   * End every stream of a replica (dead, or this one leaving), then delete
+   * it. A chunk of streams at a time, each with its nodes locked: delete the
+   * rows, recount. The replica row goes last, locked (so no stream is added
+   * meanwhile) and only once it has no stream left: a replica taken for dead
+   * that was only paused may still add some, and those go the same way.
+   * Returns the nodes whose streams ended.
+   */
+  private async endStreams(replicaId: string): Promise<string[]> {
+    const ended = new Set<string>();
+    // Bounded: each round ends up to IDS_PER_UPDATE streams or deletes the replica.
+    for (let round = 0; round < 2_000; round++) {
+      const rows = await this.db.prisma.nodeStream.findMany({
+        where: { replicaId },
+        select: { nodeId: true },
+        take: IDS_PER_UPDATE,
+      });
+      if (rows.length === 0) {
+        const gone = await this.db.prisma.$transaction(async (tx) => {
+          await tx.$queryRawUnsafe(`SELECT 1 FROM "Replica" WHERE "id" = $1 FOR UPDATE`, replicaId);
+          if ((await tx.nodeStream.count({ where: { replicaId } })) > 0) return false;
+          await tx.replica.deleteMany({ where: { id: replicaId } });
+          return true;
+        }, TX_OPTIONS);
+        if (gone) break;
+        continue;
+      }
+      const ids = rows.map((r) => r.nodeId);
+      await this.db.prisma.$transaction(async (tx) => {
+        await tx.$queryRawUnsafe(
+          `SELECT 1 FROM "Node" WHERE "id" IN (${params(ids.length, 1)}) ORDER BY "id" FOR UPDATE`,
+          ...ids,
+        );
+        await tx.nodeStream.deleteMany({ where: { replicaId, nodeId: { in: ids } } });
+        await tx.$executeRawUnsafe(recountSql(ids.length), new Date(), ...ids);
+      }, TX_OPTIONS);
+      for (const id of ids) ended.add(id);
+    }
+    return [...ended];
+  }
+
+  /**
+   * Renew the heartbeat; check this replica's rows against its streams
+   * (they drift only if it was taken for dead, or a write was lost); then
+   * drop replicas not heard from for `ttlMs`.
+   */
   private async tick(): Promise<void> {
     try {
-      const { count } = await this.db.prisma.replica.updateMany({
-        where: { id: this.id },
-        data: { seenAt: new Date() },
-      });
-      if (count === 0) {
+      const beat = await this.db.prisma.$executeRawUnsafe(
+        `UPDATE "Replica" SET "seenAt" = ${DB_NOW} WHERE "id" = $1`,
+        this.id,
+      );
+      if (beat === 0) {
         this.log.warn({ replica: this.id }, "this replica was taken for dead; recording its streams again");
-        await this.db.prisma.replica.create({ data: { id: this.id, seenAt: new Date() } });
+        await this.db.prisma.$executeRawUnsafe(
+          `INSERT INTO "Replica" ("id", "seenAt") VALUES ($1, ${DB_NOW})`,
+          this.id,
+        );
         this.on.lost();
+      } else if (this.on.idle()) {
+        const rows = await this.db.prisma.nodeStream.findMany({
+          where: { replicaId: this.id },
+          select: { nodeId: true },
+        });
+        const recorded = new Set(rows.map((r) => r.nodeId));
+        // Only if nothing was written meanwhile; otherwise the next beat compares again.
+        if (this.on.idle() && this.on.differs(recorded)) {
+          this.log.warn(
+            { recorded: recorded.size, streaming: this.on.streaming() },
+            "this replica's stream rows differ from its streams; correcting them",
+          );
+          this.on.reconcile(recorded);
+        }
       }
       await this.sweep();
     } catch (err) {
+      this.sweepAfter = Date.now() + (this.opts.ttlMs ?? REPLICA_TTL_MS);
       this.log.error({ err }, "replica heartbeat failed");
     }
   }
 
+  /** Delete replicas whose heartbeat is older than `ttlMs` by the database's clock, and their streams. */
   private async sweep(): Promise<void> {
-    const cutoff = new Date(Date.now() - (this.opts.ttlMs ?? REPLICA_TTL_MS));
-    const dead = await this.db.prisma.replica.findMany({
-      where: { seenAt: { lt: cutoff }, id: { not: this.id } },
-      select: { id: true },
-    });
-    if (dead.length === 0) return;
-    const ids = dead.map((r) => r.id);
-    const streams = await this.db.prisma.nodeStream.findMany({
-      where: { replicaId: { in: ids } },
-      select: { nodeId: true },
-    });
-    this.log.warn(
-      { replicas: ids, streams: streams.length },
-      "dropping the streams of replicas that stopped",
+    if (Date.now() < this.sweepAfter) return;
+    const dead = await this.db.prisma.$queryRawUnsafe<{ id: string }[]>(
+      `SELECT "id" FROM "Replica" WHERE "seenAt" < ${DB_NOW} - ($1::double precision * interval '1 millisecond') AND "id" <> $2`,
+      this.opts.ttlMs ?? REPLICA_TTL_MS,
+      this.id,
     );
-    await this.settle([...new Set(streams.map((s) => s.nodeId))], ids);
+    for (const { id } of dead) {
+      const ended = await this.endStreams(id);
+      this.log.warn({ replica: id, streams: ended.length }, "dropped the streams of a replica that stopped");
+      await this.on.orphaned(ended);
+    }
   }
 
   /** Shutdown: this replica's streams end with it. */
@@ -385,14 +480,7 @@ class SharedPresence {
     this.timer = null;
     await this.ticking;
     try {
-      const streams = await this.db.prisma.nodeStream.findMany({
-        where: { replicaId: this.id },
-        select: { nodeId: true },
-      });
-      await this.settle(
-        streams.map((s) => s.nodeId),
-        [this.id],
-      );
+      await this.on.orphaned(await this.endStreams(this.id));
     } catch (err) {
       this.log.error({ err }, "could not record this replica's streams as ended");
     }

@@ -20,7 +20,6 @@ export class SharedReplayGuard {
   constructor(
     private readonly db: Database,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
   ) {
     this.timer = setInterval(() => {
       this.prune().catch((err: unknown) => this.log.warn({ err }, "pruning used signatures failed"));
@@ -37,12 +36,13 @@ export class SharedReplayGuard {
     if (count === 0) throw new ControlError("replayed_request", 401, "this signed request was already used");
   }
 
-  /** Delete claims whose requests now fail the clock-skew check anyway; returns how many. */
+  /**
+   * Delete claims whose requests now fail the clock-skew check anyway, by
+   * the database's clock (replicas' clocks may differ); returns how many.
+   */
   async prune(): Promise<number> {
-    const { count } = await this.db.prisma.usedSignature.deleteMany({
-      where: { expiresAt: { lte: new Date(this.now()) } },
-    });
-    return count;
+    return this.db.prisma.$executeRaw`
+      DELETE FROM "UsedSignature" WHERE "expiresAt" <= (now() AT TIME ZONE 'UTC')`;
   }
 
   close(): void {
