@@ -215,7 +215,12 @@ describe.skipIf(pg.skip)("presence shared by replicas on postgresql", () => {
     const stillOnline = await online(db, b!);
     if (Date.now() - crashedAt < 1_500) expect(stillOnline).toBe(true);
     await until("b is offline", async () => !(await online(db, b!)));
-    expect(await db.prisma.replica.findUnique({ where: { id: "crashed" } })).toBeNull();
+    // The replica's row goes after its streams (a step later).
+    await until(
+      "the crashed replica is deleted",
+      async () => (await db.prisma.replica.findUnique({ where: { id: "crashed" } })) === null,
+    );
+    expect(await db.prisma.nodeStream.count({ where: { replicaId: "crashed" } })).toBe(0);
     expect(events.some((e) => e.type === "nodes" && e.ids.includes(b!))).toBe(true);
     // The live replica kept its own heartbeat, and its node.
     expect(await online(db, a!)).toBe(true);
