@@ -1,9 +1,10 @@
 // Wire types of the admin HTTP API (the console and API tokens use the same
-// endpoints) and of the node-facing log and signalling endpoints. Request
+// endpoints). Request
 // bodies are strict: unknown fields are refused, so a typo is an error rather
 // than a silently ignored setting.
 import { z } from "zod";
-import { CidrText, NodeKeyText, RelayMap, TagText } from "./control";
+import { CidrText, RelayMap } from "../node/control";
+import { TagText } from "./keys";
 
 // --- Identity and permissions -------------------------------------------------
 
@@ -277,42 +278,6 @@ export const ConnectionQuery = PageQuery.extend({
 });
 export type ConnectionQuery = z.infer<typeof ConnectionQuery>;
 
-/** `ip:port` or `[ipv6]:port` of one end of a connection. */
-const FlowEnd = z
-  .string()
-  .max(64)
-  .regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, "must be ip:port or [ipv6]:port");
-
-export const ConnectionRecord = z.strictObject({
-  direction: z.enum(["in", "out"]),
-  proto: z.number().int().min(0).max(255),
-  src: FlowEnd,
-  dst: FlowEnd,
-  start: z.iso.datetime(),
-  end: z.iso.datetime().optional(),
-  txBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  rxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  txPackets: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 31 - 1)
-    .default(0),
-  rxPackets: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 31 - 1)
-    .default(0),
-});
-export type ConnectionRecord = z.input<typeof ConnectionRecord>;
-
-/** Body of `POST /api/v1/connections` (signed by the reporting node). */
-export const ConnectionReport = z.strictObject({
-  connections: z.array(ConnectionRecord).min(1).max(500),
-});
-export type ConnectionReport = z.input<typeof ConnectionReport>;
-
 export interface ConnectionInfo {
   id: string;
   reporter: { id: string; name: string };
@@ -328,37 +293,4 @@ export interface ConnectionInfo {
   rxBytes: number;
   txPackets: number;
   rxPackets: number;
-}
-
-// --- WebRTC signalling -----------------------------------------------------------
-
-/**
- * Longest `sealed` accepted, in base64 characters (4,500 bytes sealed). Signals
- * cross replicas as PostgreSQL NOTIFY payloads, which must stay under 8,000
- * bytes with the two node keys and the envelope; an SDP offer with a handful
- * of ICE candidates fits easily, more candidates go in further signals.
- */
-export const SIGNAL_MAX_SEALED = 6000;
-
-/**
- * Body of `POST /api/v1/signal` (signed by the sender): an opaque message for
- * one peer, sealed end to end with the two nodes' keys (NaCl box), so the
- * server forwards what it can neither read nor forge. Delivered on the
- * recipient's map stream as a `signal` event.
- */
-export const SignalRequest = z.strictObject({
-  to: NodeKeyText,
-  /** base64 of nonce ‖ box. */
-  sealed: z
-    .string()
-    .min(1)
-    .max(SIGNAL_MAX_SEALED)
-    .regex(/^[A-Za-z0-9+/]+={0,2}$/, "must be base64"),
-});
-export type SignalRequest = z.infer<typeof SignalRequest>;
-
-export interface SignalMessage {
-  type: "signal";
-  from: string;
-  sealed: string;
 }
