@@ -1,7 +1,7 @@
 // trellis: the node daemon's command line.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { NodeIdentity } from "@trellis/client";
+import { NodeIdentity } from "@trellis/client/node";
 import {
   compileFilters,
   compileSsh,
@@ -9,7 +9,7 @@ import {
   parseTopology,
   PolicyError,
   validatePolicy,
-} from "@trellis/control/policy";
+} from "@trellis/policy";
 
 const VERSION = "0.1.0";
 const DEFAULT_STATE_DIR = process.env.TRELLIS_STATE_DIR ?? "/var/lib/trellis";

@@ -128,6 +128,14 @@ export const EndpointsRequest = z.strictObject({
 });
 export type EndpointsRequest = z.input<typeof EndpointsRequest>;
 
+/** Answer to `POST /api/v1/endpoints`: whether anything changed (peers are told only then). */
+export const EndpointsResponse = z.object({ changed: z.boolean() });
+export type EndpointsResponse = z.infer<typeof EndpointsResponse>;
+
+/** Answer to `POST /api/v1/logout`: the key stopped working; an ephemeral node was deleted. */
+export const LogoutResponse = z.object({ loggedOut: z.literal(true), deleted: z.boolean() });
+export type LogoutResponse = z.infer<typeof LogoutResponse>;
+
 // --- Relay map ------------------------------------------------------------------
 
 export const RelayNode = z.strictObject({
@@ -160,11 +168,30 @@ export const RelayMap = z
   });
 export type RelayMap = z.infer<typeof RelayMap>;
 
+// --- Relay admission ---------------------------------------------------------
+
+/** Most keys a relay asks about at once. */
+export const RELAY_VERIFY_MAX_KEYS = 1000;
+
+/**
+ * Body of `POST /api/v1/relay/verify`: a relay asks which of these node keys
+ * may use it (verify-clients), when they log in and again now and then to
+ * drop nodes deleted or expired since.
+ */
+export const RelayVerifyRequest = z.strictObject({
+  nodeKeys: z.array(NodeKeyText).min(1).max(RELAY_VERIFY_MAX_KEYS),
+});
+export type RelayVerifyRequest = z.infer<typeof RelayVerifyRequest>;
+
+/** One answer per key asked, in order: true for a node that is approved and whose key is valid. */
+export const RelayVerifyResponse = z.object({ allowed: z.array(z.boolean()) });
+export type RelayVerifyResponse = z.infer<typeof RelayVerifyResponse>;
+
 // --- Netmap -----------------------------------------------------------------------
 
 export const PortRange = z.object({ First: z.number().int(), Last: z.number().int() });
 
-/** Tailscale's `tailcfg.FilterRule` (see control/src/policy/compile.ts). */
+/** Tailscale's `tailcfg.FilterRule` (see policy/src/compile.ts). */
 export const FilterRule = z.object({
   SrcIPs: z.array(z.string()),
   DstPorts: z.array(z.object({ IP: z.string(), Ports: PortRange })).optional(),
@@ -175,7 +202,7 @@ export const FilterRule = z.object({
 });
 export type FilterRule = z.infer<typeof FilterRule>;
 
-/** Tailscale's `tailcfg.SSHRule` (see control/src/policy/ssh.ts). */
+/** Tailscale's `tailcfg.SSHRule` (see policy/src/ssh.ts). */
 export const SSHRule = z.object({
   principals: z.array(z.object({ nodeIP: z.string().optional(), any: z.boolean().optional() })),
   sshUsers: z.record(z.string(), z.string()),

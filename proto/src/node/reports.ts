@@ -38,6 +38,10 @@ export const ConnectionReport = z.strictObject({
 });
 export type ConnectionReport = z.input<typeof ConnectionReport>;
 
+/** Answer to `POST /api/v1/connections`: how many records were stored. */
+export const ConnectionReportResponse = z.object({ accepted: z.number().int().nonnegative() });
+export type ConnectionReportResponse = z.infer<typeof ConnectionReportResponse>;
+
 // --- WebRTC signalling -----------------------------------------------------------
 
 /**
@@ -65,8 +69,14 @@ export const SignalRequest = z.strictObject({
 });
 export type SignalRequest = z.infer<typeof SignalRequest>;
 
-export interface SignalMessage {
-  type: "signal";
-  from: string;
-  sealed: string;
-}
+/** Answer to `POST /api/v1/signal` (202): handed to the recipient's stream, delivery best effort. */
+export const SignalResponse = z.object({ status: z.literal("queued") });
+export type SignalResponse = z.infer<typeof SignalResponse>;
+
+/** `event: signal` on the recipient's map stream: the sealed message and who sealed it. */
+export const SignalMessage = z.object({
+  type: z.literal("signal"),
+  from: NodeKeyText,
+  sealed: z.string().max(SIGNAL_MAX_SEALED),
+});
+export type SignalMessage = z.infer<typeof SignalMessage>;

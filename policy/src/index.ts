@@ -1,9 +1,11 @@
-// @trellis/control/policy: Tailscale-format access policies with Tailscale's
-// meaning. Pure TypeScript with no database or native dependencies, so the
-// server, the `trellis` CLI and the browser admin UI all use this one copy.
+// @trellis/policy: Tailscale-format access policies with Tailscale's meaning,
+// and the per-packet matcher for the filters they compile to. Pure: no
+// database, no HTTP, no Node built-ins. The control server compiles and
+// checks policies with it, the `trellis` CLI checks policy files offline, and
+// nodes match packets with its CompiledFilter.
 export { PolicyError, formatIssue, type PolicyErrorKind, type PolicyIssue } from "./errors";
 export { parseHuJSON, lineCol } from "./hujson";
-export { PolicySchema, type PolicyDocument } from "./types";
+export { PolicySchema, parsePolicyDocument, type PolicyDocument } from "./types";
 export {
   parseTopology,
   TopologySchema,
@@ -49,7 +51,6 @@ export {
   type RuleMatch,
   type SshMatch,
 } from "./evaluate";
-export { matchFilter, type Packet } from "./match";
+export { AddrRanges, addrSet, CompiledFilter, FilterSyntaxError, matchFilter, type Packet } from "./match";
 export { autoApprovals, autoApprovedRoutes, nodeAttributes } from "./attributes";
 export { DEFAULT_PROTOS, PROTOCOLS, type PortRange } from "./ports";
-export { parseAddr, parsePrefix, formatAddr, type Addr, type Prefix } from "./ip";

@@ -11,7 +11,7 @@ import {
   type Selector,
   type SelectorPlace,
 } from "./aliases";
-import { parsePrefix, type Prefix } from "./ip";
+import { parsePrefix, type Prefix } from "@trellis/proto/ip";
 import {
   checkProtoPorts,
   parseIpSpec,

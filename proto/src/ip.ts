@@ -1,6 +1,8 @@
-// IP addresses and prefixes for the policy engine: parsing, canonical text,
-// containment and the "internet" address set. Addresses are bigints so one code
-// path serves IPv4 and IPv6; the compiler keeps them out of per-node hot loops.
+// IP addresses and prefixes, the one module for them (@trellis/proto/ip):
+// parsing, canonical text, bytes as packets and protocols carry them,
+// containment, and the tailnet's and the internet's address sets. Addresses
+// are bigints so one code path serves IPv4 and IPv6; hot loops (the packet
+// filter) compile them to integers first. Bundle-safe.
 
 /** An IPv4 or IPv6 address. `n` is the address as an unsigned integer. */
 export interface Addr {
@@ -67,6 +69,42 @@ export function parseAddr(s: string): Addr | null {
   }
   const n = parseV4(s);
   return n === null ? null : { v: 4, n };
+}
+
+/**
+ * Parse an address as a socket reports it: an IPv4-mapped IPv6 address
+ * (`::ffff:192.0.2.1`, what a dual-stack socket gives for IPv4 peers) is the
+ * IPv4 address, and a zone (`fe80::1%eth0`) is dropped.
+ */
+export function parseSocketAddr(s: string): Addr | null {
+  const zone = s.indexOf("%");
+  const a = parseAddr(zone < 0 ? s : s.slice(0, zone));
+  if (a?.v === 6 && a.n >> 32n === 0xffffn) return { v: 4, n: a.n & 0xffffffffn };
+  return a;
+}
+
+/** The address in network byte order: 4 bytes for IPv4, 16 for IPv6. */
+export function addrBytes(a: Addr): Uint8Array {
+  const out = new Uint8Array(a.v === 4 ? 4 : 16);
+  let n = a.n;
+  for (let i = out.length - 1; i >= 0; i--) {
+    out[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  return out;
+}
+
+/** 16 bytes for any address, IPv4 mapped into IPv6 (`::ffff:a.b.c.d`), as DERP carries endpoints. */
+export function addr16(a: Addr): Uint8Array {
+  return addrBytes(a.v === 6 ? a : { v: 6, n: (0xffffn << 32n) | a.n });
+}
+
+/** The address in `bytes` (4 of them for IPv4, 16 for IPv6); null for any other length. */
+export function addrFromBytes(bytes: Uint8Array): Addr | null {
+  if (bytes.length !== 4 && bytes.length !== 16) return null;
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  return { v: bytes.length === 4 ? 4 : 6, n };
 }
 
 /** Parse "a.b.c.d/len", "x::y/len" or a bare address (a /32 or /128); null when invalid. Host bits are cleared. */

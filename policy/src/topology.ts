@@ -12,7 +12,7 @@ import {
   prefixCovers,
   type Addr,
   type Prefix,
-} from "./ip";
+} from "@trellis/proto/ip";
 
 /** Roles of Trellis users (prisma `User.role`); `autogroup:admin` and `autogroup:auditor` follow them. */
 export const ROLES = ["admin", "member", "auditor"] as const;

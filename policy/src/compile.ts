@@ -14,7 +14,7 @@ import {
   prefixCovers,
   prefixesOverlap,
   type Prefix,
-} from "./ip";
+} from "@trellis/proto/ip";
 import type { NetRule, Policy, Target } from "./model";
 import type { PortRange } from "./ports";
 import type { NodeInfo, Topology, UserInfo } from "./topology";

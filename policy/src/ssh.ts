@@ -4,7 +4,7 @@
 // accept only that user's devices, which is how Tailscale keeps one member
 // from logging in to another member's machine.
 import { Resolver, type Selector } from "./aliases";
-import { compareAddr } from "./ip";
+import { compareAddr } from "@trellis/proto/ip";
 import type { Policy, SshRuleModel } from "./model";
 import type { NodeInfo, Topology } from "./topology";
 

@@ -1,5 +1,3 @@
-import { ControlError } from "../errors";
-
 /** One problem found in a policy or topology, located as precisely as we can. */
 export interface PolicyIssue {
   /** Where in the document, e.g. `acls[2].dst[0]` (empty for the whole document). */
@@ -21,6 +19,8 @@ const CODES: Record<PolicyErrorKind, string> = {
   topology: "topology_invalid",
 };
 
+const BRAND = Symbol.for("trellis.PolicyError");
+
 /** Render an issue as `file:line:col: path: message`, leaving out the parts that are unknown. */
 export function formatIssue(issue: PolicyIssue, source?: string): string {
   const where = [source, issue.line, issue.line !== undefined ? issue.column : undefined]
@@ -31,26 +31,28 @@ export function formatIssue(issue: PolicyIssue, source?: string): string {
 }
 
 /**
- * A policy (or topology) that cannot be used. It is a {@link ControlError}
- * (HTTP 400) so the API reports it with every issue instead of a 500, and the
- * message lists all issues, one per line, each naming line:column and key.
+ * A policy (or topology) that cannot be used. The message lists all issues,
+ * one per line, each naming line:column and key; `code` is a stable name of
+ * the kind of problem for programs (an HTTP API reports it as a 400 with
+ * every issue: the mapping lives at the API's edge, not here).
  */
-export class PolicyError extends ControlError {
+export class PolicyError extends Error {
+  override readonly name = "PolicyError";
+  readonly [BRAND] = true;
+  /** `policy_syntax`, `policy_invalid`, `policy_test_failed` or `topology_invalid`. */
+  readonly code: string;
   constructor(
     readonly kind: PolicyErrorKind,
     readonly problems: PolicyIssue[],
     readonly source?: string,
   ) {
-    super(
-      CODES[kind],
-      400,
-      problems.map((i) => formatIssue(i, source)).join("\n"),
-      problems.map((i) => ({
-        path: i.path,
-        message: i.message,
-        ...(i.line !== undefined ? { line: i.line, column: i.column } : {}),
-      })),
-    );
+    super(problems.map((i) => formatIssue(i, source)).join("\n"));
+    this.code = CODES[kind];
+  }
+
+  /** Recognise a PolicyError across module copies (the server process and the Next.js bundle each load one). */
+  static is(err: unknown): err is PolicyError {
+    return typeof err === "object" && err !== null && (err as { [BRAND]?: unknown })[BRAND] === true;
   }
 }
 

@@ -1,7 +1,7 @@
 // Per-node outcomes of a policy other than packet filters: which advertised
 // routes `autoApprovers` approve, and which `nodeAttrs` attributes a node has.
 import { identityMatches, nodeParty } from "./evaluate";
-import { formatPrefix, prefixCovers, type Prefix } from "./ip";
+import { formatPrefix, prefixCovers, type Prefix } from "@trellis/proto/ip";
 import type { Selector } from "./aliases";
 import type { Policy } from "./model";
 import type { NodeInfo, Topology } from "./topology";

@@ -5,7 +5,14 @@
 // test checks the compiler against it, so it is deliberately written apart
 // from compile.ts.
 import { loginsOf, roleMatches, type Selector } from "./aliases";
-import { formatAddr, isInternet, parseAddr, prefixContains, prefixesOverlap, type Addr } from "./ip";
+import {
+  formatAddr,
+  isInternet,
+  parseAddr,
+  prefixContains,
+  prefixesOverlap,
+  type Addr,
+} from "@trellis/proto/ip";
 import type { NetRule, Policy, RuleRef, SshRuleModel } from "./model";
 import { DEFAULT_PROTOS, parseProto, portIn, protoHasPorts } from "./ports";
 import { addrKey, type NodeInfo, type Role, type Topology } from "./topology";

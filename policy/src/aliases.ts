@@ -3,7 +3,7 @@
 // it into nodes and addresses of a topology. Identity rules follow Tailscale:
 // user-based selectors match only untagged nodes, because a tagged node's
 // identity is its tags and it has no user.
-import { isSingle, parsePrefix, prefixContains, type Prefix } from "./ip";
+import { isSingle, parsePrefix, prefixContains, type Prefix } from "@trellis/proto/ip";
 import type { Parsed } from "./ports";
 import { addrKey, type NodeInfo, type Role, type Topology, type UserInfo } from "./topology";
 

@@ -9,16 +9,14 @@ import {
   compileSsh,
   evaluate,
   evaluateSsh,
-  formatAddr,
   matchFilter,
   nodeParty,
-  parseAddr,
   parseTopology,
   validatePolicy,
-  type Addr,
   type Party,
   type SSHRule,
 } from "./index";
+import { formatAddr, parseAddr, type Addr } from "@trellis/proto/ip";
 
 /** mulberry32: tiny, fast, good enough to pick test shapes. */
 function prng(seed: number) {
