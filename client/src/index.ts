@@ -1,6 +1,10 @@
-// The node engine shared by the browser node and the gateway: identity,
-// request signing and the map stream reader now; the control client, peer
-// manager and path selection build on them.
-export { NodeIdentity } from "./identity";
-export { ControlSigner } from "./control-auth";
-export { readSse, type SseEvent } from "./sse";
+// @trellis/client: the node side of Trellis, shared by the browser tab and the
+// gateway. Browser-safe (no Node built-ins): platform parts live in
+// `./browser` and `./node` and are chosen by the importer, or by the
+// `@trellis/client/platform` export condition.
+//   control/  the control client: signed calls, the map stream, resync and backoff
+//   netmap/   the node's map, kept in sequence
+//   paths/    how packets reach peers: endpoint handles, the DERP relay client
+export * from "./control/index";
+export { NetmapState, MapSequenceError, checkSeq } from "./netmap/state";
+export { EndpointTable } from "./paths/endpoints";

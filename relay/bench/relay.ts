@@ -7,8 +7,8 @@ import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { generateKeyPair } from "@trellis/proto/keyfile";
-import { DerpClient } from "../src/client";
-import { nodeSocketFactory } from "../src/mesh";
+import { DerpClient } from "@trellis/client/derp";
+import { openWebSocket as nodeSocketFactory } from "@trellis/client/node";
 import { report, type Figures } from "../../scripts/lib/bench";
 
 const json = process.argv.includes("--json");

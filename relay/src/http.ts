@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import { FRAME_HEADER_LEN, MAX_INFO_LEN, PROTOCOL_VERSION } from "./frame";
+import { FRAME_HEADER_LEN, MAX_INFO_LEN, PROTOCOL_VERSION } from "@trellis/client/derp";
 import type { RelayServer, RelayConn } from "./server";
 
 /** The WebSocket subprotocol DERP clients offer. */

@@ -1,8 +1,6 @@
 export { Relay, type RelayConfig, type RelayHealth } from "./relay";
 export { RelayServer, DEFAULT_LIMITS, type RelayLimits, type ClientVerifier, type RelayConn } from "./server";
 export { RelayHttpTransport, DERP_SUBPROTOCOL } from "./http";
-export { DerpClient, RelayLink, DerpClientError, type DerpHandlers, type WebSocketLike } from "./client";
-export { MeshPeer, nodeSocketFactory } from "./mesh";
+export { MeshPeer } from "./mesh";
 export { StunServer, bindingResponse, parseBindingResponse, parseStunHeader } from "./stun";
 export { RelayMetrics } from "./metrics";
-export * from "./frame";

@@ -1,11 +1,10 @@
 // trellis-relay: the DERP relay as a process of its own (scale-out, extra regions).
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
-import { isKnownNodeKey } from "@trellis/control";
-import { migrate, openDatabase } from "@trellis/db";
 import { createLogger } from "@trellis/log";
 import { loadOrCreateKeyFile } from "@trellis/proto/keyfile";
 import { Relay } from "./relay";
+import { httpVerifier } from "./verify-http";
 
 const USAGE = `usage: trellis-relay [options]
 
@@ -15,8 +14,15 @@ const USAGE = `usage: trellis-relay [options]
   --key-file PATH      the relay's private key, created 0600 on first use (default ./data/relay.key)
   --mesh-key HEX       shared mesh secret, 64 hex digits (or TRELLIS_RELAY_MESH_KEY)
   --mesh-with URLS     comma-separated ws(s)://…/derp URLs of the other relays of the mesh
-  --database-url URL   verify clients against the control plane's database (or DATABASE_URL);
-                       without one, any node that proves its key is admitted
+  --control-url URL    the control server whose nodes may use this relay (or TRELLIS_CONTROL_URL);
+                       asked at each login and every --recheck seconds (default 15), so a node
+                       deleted or expired is dropped
+  --recheck N          seconds between rechecks of connected nodes (default 15)
+
+Without --control-url the relay refuses to start, unless TRELLIS_RELAY_VERIFY_CLIENTS=false
+(then any node that proves its key is admitted).
+Environment: PORT, HOST, TRELLIS_STUN_PORT, TRELLIS_RELAY_MESH_KEY, TRELLIS_RELAY_MESH_WITH,
+TRELLIS_CONTROL_URL, TRELLIS_RELAY_VERIFY_CLIENTS, TRELLIS_LOG_LEVEL.
 `;
 
 async function main(): Promise<void> {
@@ -28,7 +34,8 @@ async function main(): Promise<void> {
       "key-file": { type: "string", default: "data/relay.key" },
       "mesh-key": { type: "string", default: process.env.TRELLIS_RELAY_MESH_KEY },
       "mesh-with": { type: "string", default: process.env.TRELLIS_RELAY_MESH_WITH ?? "" },
-      "database-url": { type: "string", default: process.env.DATABASE_URL },
+      "control-url": { type: "string", default: process.env.TRELLIS_CONTROL_URL },
+      recheck: { type: "string", default: "15" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -44,16 +51,24 @@ async function main(): Promise<void> {
     throw new Error("--stun-port must be 0-65535 or off");
   }
   const log = createLogger("relay");
-  let verifyClient: ((k: Uint8Array) => Promise<boolean>) | undefined;
-  let closeDb = async () => {};
-  if (values["database-url"]) {
-    await migrate(values["database-url"]);
-    const db = await openDatabase(values["database-url"]);
-    verifyClient = (k) => isKnownNodeKey(db, k);
-    closeDb = () => db.close();
-  } else {
-    log.warn("no database: verify-clients is off, any node that proves its key is admitted");
+  const verifyFlag = (process.env.TRELLIS_RELAY_VERIFY_CLIENTS ?? "true").toLowerCase();
+  if (!["true", "false", "1", "0"].includes(verifyFlag)) {
+    throw new Error("TRELLIS_RELAY_VERIFY_CLIENTS must be true or false");
   }
+  const verify = verifyFlag === "true" || verifyFlag === "1";
+  const recheckS = Number(values.recheck);
+  if (!Number.isInteger(recheckS) || recheckS < 1 || recheckS > 3600)
+    throw new Error("--recheck must be 1-3600");
+  const controlUrl = values["control-url"];
+  if (verify && !controlUrl) {
+    throw new Error(
+      "verify-clients needs the control server: pass --control-url URL (or set TRELLIS_RELAY_VERIFY_CLIENTS=false to admit any node)",
+    );
+  }
+  if (controlUrl && !/^https?:\/\//.test(controlUrl))
+    throw new Error("--control-url must be an http(s):// URL");
+  const verifyClient = verify && controlUrl ? httpVerifier(controlUrl) : undefined;
+  if (!verifyClient) log.warn("verify-clients is off: any node that proves its key is admitted");
   const meshWith = values["mesh-with"]!.split(",")
     .map((s) => s.trim())
     .filter(Boolean);
@@ -67,6 +82,14 @@ async function main(): Promise<void> {
     metricsPath: "/metrics",
     processMetrics: true,
   });
+  const recheck = verifyClient
+    ? setInterval(() => {
+        relay.server
+          .revalidate()
+          .catch((err: unknown) => log.warn({ err }, "recheck of relay clients failed"));
+      }, recheckS * 1000)
+    : null;
+  recheck?.unref();
   const server = createServer((req, res) => {
     if (relay.handleRequest(req, res)) return;
     if ((req.url ?? "").split("?")[0] === "/health") {
@@ -93,10 +116,10 @@ async function main(): Promise<void> {
   );
   const shutdown = () => {
     void (async () => {
+      if (recheck) clearInterval(recheck);
       await relay.close();
       server.closeAllConnections();
       server.close();
-      await closeDb();
       process.exit(0);
     })();
   };

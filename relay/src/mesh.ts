@@ -1,12 +1,8 @@
-import WebSocket from "ws";
 import type { Logger } from "@trellis/log";
 import type { KeyPair } from "@trellis/proto/keyfile";
-import { RelayLink, type SocketFactory, type WebSocketLike } from "./client";
+import { RelayLink } from "@trellis/client/derp";
+import { openWebSocket } from "@trellis/client/node";
 import type { MeshRoute, RelayServer } from "./server";
-
-/** Node's socket factory for the DERP client: the `ws` package. */
-export const nodeSocketFactory: SocketFactory = (url, protocols) =>
-  new WebSocket(url, protocols, { perMessageDeflate: false }) as unknown as WebSocketLike;
 
 /**
  * This relay's connection to one other relay of its mesh. It logs in with the
@@ -28,7 +24,7 @@ export class MeshPeer implements MeshRoute {
         url,
         privateKey: key.privateKey,
         meshKey,
-        socketFactory: nodeSocketFactory,
+        socketFactory: openWebSocket,
         minBackoffMs: 200,
         maxBackoffMs: 5_000,
         onConnect: (client) => {

@@ -103,6 +103,11 @@ export class Relay {
     return this.transport.handleRequest(req, res);
   }
 
+  /** Ask verify-clients again about every connected node; drop those now refused (see RelayServer.revalidate). */
+  revalidate(): Promise<number> {
+    return this.server.revalidate();
+  }
+
   get stunListenPort(): number | undefined {
     return this.stunPort;
   }

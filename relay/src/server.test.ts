@@ -2,10 +2,21 @@ import { connect as tcpConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { generateKeyPair, type KeyPair } from "@trellis/proto/keyfile";
-import { openBox, sealBox } from "./box";
-import { DerpClient, DerpClientError, RelayLink } from "./client";
-import { FrameReader, FrameType, KEY_LEN, MAGIC, PeerGoneReason, encodeFrame, type Frame } from "./frame";
-import { nodeSocketFactory } from "./mesh";
+import {
+  DerpClient,
+  DerpClientError,
+  FrameReader,
+  FrameType,
+  KEY_LEN,
+  MAGIC,
+  PeerGoneReason,
+  RelayLink,
+  encodeFrame,
+  openBox,
+  sealBox,
+  type Frame,
+} from "@trellis/client/derp";
+import { openWebSocket as nodeSocketFactory } from "@trellis/client/node";
 import { connectClient, startTestRelay, waitFor, type TestRelay } from "./testing/harness";
 
 const relays: TestRelay[] = [];
@@ -173,7 +184,9 @@ describe("DERP relay", () => {
 
   it("with verify-clients, refuses unknown keys and admits known ones", async () => {
     const known = generateKeyPair();
-    const r = await relay({ verifyClient: async (k) => Buffer.from(k).equals(Buffer.from(known.publicKey)) });
+    const r = await relay({
+      verifyClient: async (keys) => keys.map((k) => Buffer.from(k).equals(Buffer.from(known.publicKey))),
+    });
     await expect(connectClient(r.url)).rejects.toThrow(DerpClientError);
     const ok = await connectClient(r.url, known);
     collect(ok.client);
@@ -181,6 +194,30 @@ describe("DERP relay", () => {
     expect(await r.relay.metrics.render()).toMatch(
       /trellis_relay_connections_total\{outcome="unknown_key"\} 1/,
     );
+  });
+
+  it("drops a connected node the verifier no longer admits, and tells its peers", async () => {
+    const admitted = new Set<string>();
+    const r = await relay({
+      verifyClient: async (keys) => keys.map((k) => admitted.has(Buffer.from(k).toString("hex"))),
+    });
+    const aKey = generateKeyPair();
+    const bKey = generateKeyPair();
+    for (const k of [aKey, bKey]) admitted.add(Buffer.from(k.publicKey).toString("hex"));
+    const a = await connectClient(r.url, aKey);
+    const b = await connectClient(r.url, bKey);
+    const atA = collect(a.client);
+    collect(b.client);
+    a.client.send(bKey.publicKey, text("hello"));
+    await waitFor(() => r.relay.health().clients === 2, "both connected");
+    // b's node is deleted: the relay is told to look again.
+    admitted.delete(Buffer.from(bKey.publicKey).toString("hex"));
+    expect(await r.relay.server.revalidate()).toBe(1);
+    expect(r.relay.health().clients).toBe(1);
+    await waitFor(() => atA.gone.some((g) => g.key === hex(bKey)), "PeerGone for b");
+    expect(await r.relay.metrics.render()).toMatch(/trellis_relay_connections_total\{outcome="revoked"\} 1/);
+    // Still admitted clients are left alone.
+    expect(await r.relay.server.revalidate()).toBe(0);
   });
 
   it("tells senders when a destination is not here, and receivers when a sender leaves", async () => {

@@ -2,7 +2,6 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Logger } from "@trellis/log";
 import { encodeKey } from "@trellis/proto";
 import type { KeyPair } from "@trellis/proto/keyfile";
-import { openBox, sealBox } from "./box";
 import {
   FrameError,
   FrameReader,
@@ -18,8 +17,11 @@ import {
   encodeFrame,
   serverKeyFrame,
   type Frame,
-} from "./frame";
+  openBox,
+  sealBox,
+} from "@trellis/client/derp";
 import { RelayMetrics } from "./metrics";
+import { addr16, parseSocketAddr } from "@trellis/proto/ip";
 
 /**
  * A byte-stream connection to one client, whatever carries it (a WebSocket or
@@ -39,8 +41,15 @@ export interface ConnHandle {
   closed(): void;
 }
 
-/** Decides whether a node key may use the relay (verify-clients). */
-export type ClientVerifier = (nodeKey: Uint8Array) => boolean | Promise<boolean>;
+/**
+ * Decides which node keys may use the relay (verify-clients): one answer per
+ * key, in order. Asked with one key when a client logs in, and with every
+ * connected key (in batches) when the relay is told to revalidate.
+ */
+export type ClientVerifier = (nodeKeys: Uint8Array[]) => Promise<boolean[]>;
+
+/** Most keys in one question to the verifier. */
+export const VERIFY_BATCH = 1000;
 
 export interface RelayLimits {
   /** Refuse connections beyond this many (handshaking ones included). */
@@ -138,25 +147,10 @@ function boundedAdd(set: Set<string>, v: string): void {
   set.add(v);
 }
 
+/** A socket's remote address as DERP's 16 bytes (IPv4 mapped); zeros when it is not an address. */
 function ipBytes(ip: string): Uint8Array {
-  const out = new Uint8Array(16);
-  const v4 = /^(?:::ffff:)?(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
-  if (v4) {
-    out[10] = 0xff;
-    out[11] = 0xff;
-    for (let i = 0; i < 4; i++) out[12 + i] = Number(v4[i + 1]);
-    return out;
-  }
-  const [head = "", tail = ""] = ip.split("::");
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const groups = [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t];
-  groups.slice(0, 8).forEach((g, i) => {
-    const n = parseInt(g, 16) || 0;
-    out[i * 2] = n >> 8;
-    out[i * 2 + 1] = n & 0xff;
-  });
-  return out;
+  const a = parseSocketAddr(ip);
+  return a ? addr16(a) : new Uint8Array(16);
 }
 
 /**
@@ -206,6 +200,49 @@ export class RelayServer {
   /** Whether a key is connected here. */
   has(key: Uint8Array): boolean {
     return this.clients.has(Buffer.from(key).toString("hex"));
+  }
+
+  /**
+   * Ask the verifier again about every connected node and drop those it now
+   * refuses (deleted, expired, rotated away, approval withdrawn): their peers
+   * get PeerGone at once. Returns how many were dropped. Overlapping calls
+   * share one pass.
+   */
+  revalidate(): Promise<number> {
+    if (!this.verify) return Promise.resolve(0);
+    this.revalidation ??= this.recheck().finally(() => (this.revalidation = null));
+    return this.revalidation;
+  }
+
+  private revalidation: Promise<number> | null = null;
+
+  private async recheck(): Promise<number> {
+    const clients = [...this.clients.values()].filter((c) => !c.isMesh);
+    let dropped = 0;
+    for (let i = 0; i < clients.length; i += VERIFY_BATCH) {
+      const batch = clients.slice(i, i + VERIFY_BATCH);
+      let allowed: boolean[];
+      try {
+        allowed = await this.verify!(batch.map((c) => c.key));
+      } catch (err) {
+        // Unable to ask is not a refusal: who is connected stays until the next check.
+        this.log.warn({ err }, "relay could not revalidate its clients");
+        continue;
+      }
+      batch.forEach((c, j) => {
+        if (allowed[j] === true || c.closed || this.clients.get(c.hex) !== c) return;
+        this.log.info({ key: encodeKey("nodekey", c.key) }, "relay dropped a node no longer admitted");
+        this.metrics.connections.inc({ outcome: "revoked" });
+        this.send(
+          c,
+          encodeFrame(FrameType.Health, new TextEncoder().encode("this node is no longer admitted")),
+        );
+        this.remove(c);
+        c.conn.close("no longer admitted");
+        dropped++;
+      });
+    }
+    return dropped;
   }
 
   /** Number of authenticated clients. */
@@ -317,7 +354,7 @@ export class RelayServer {
       this.metrics.connections.inc({ outcome: "bad_mesh_key" });
       return null;
     }
-    if (!isMesh && this.verify && !(await this.verify(key))) {
+    if (!isMesh && this.verify && (await this.verify([key]))[0] !== true) {
       this.metrics.connections.inc({ outcome: "unknown_key" });
       this.log.info({ key: encodeKey("nodekey", key) }, "relay refused an unknown node key");
       return null;

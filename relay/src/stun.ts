@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from "node:dgram";
-import { isIPv4 } from "node:net";
 import { crc32 } from "node:zlib";
+import { addrBytes, addrFromBytes, formatAddr, parseSocketAddr } from "@trellis/proto/ip";
 
 // A STUN server answering RFC 8489 Binding requests with the client's address
 // as the server saw it (XOR-MAPPED-ADDRESS): gateways use it to learn their
@@ -42,24 +42,12 @@ export function parseStunHeader(buf: Uint8Array): StunHeader | null {
   return { type, length, transactionId: buf.slice(8, 20) };
 }
 
-function ipv6Bytes(ip: string): Uint8Array {
-  const out = new Uint8Array(16);
-  const [head = "", tail = ""] = ip.split("%")[0]!.split("::");
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const groups = [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t];
-  groups.slice(0, 8).forEach((g, i) => {
-    const n = parseInt(g, 16) || 0;
-    out[i * 2] = n >> 8;
-    out[i * 2 + 1] = n & 0xff;
-  });
-  return out;
-}
-
 /** Build the Binding success response for `transactionId`, mapping to `address:port`. */
 export function bindingResponse(transactionId: Uint8Array, address: string, port: number): Uint8Array {
-  const v4 = isIPv4(address) ? address : /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  const addr = v4 ? new Uint8Array(v4.split(".").map(Number)) : ipv6Bytes(address);
+  const parsed = parseSocketAddr(address);
+  if (!parsed) throw new Error(`"${address}" is not an IP address`);
+  // An IPv4 client on a dual-stack socket is answered as IPv4 (family 0x01).
+  const addr = addrBytes(parsed);
   const xorAttrLen = 4 + addr.length;
   const softwareLen = SOFTWARE.length;
   const softwarePadded = (softwareLen + 3) & ~3;
@@ -75,7 +63,7 @@ export function bindingResponse(transactionId: Uint8Array, address: string, port
   dv.setUint16(off, ATTR_XOR_MAPPED_ADDRESS);
   dv.setUint16(off + 2, xorAttrLen);
   out[off + 4] = 0;
-  out[off + 5] = v4 ? 0x01 : 0x02;
+  out[off + 5] = parsed.v === 4 ? 0x01 : 0x02;
   dv.setUint16(off + 6, port ^ (STUN_MAGIC_COOKIE >>> 16));
   const mask = new Uint8Array(16);
   new DataView(mask.buffer).setUint32(0, STUN_MAGIC_COOKIE);
@@ -111,12 +99,8 @@ export function parseBindingResponse(buf: Uint8Array): { address: string; port: 
       mask.set(h.transactionId, 4);
       const n = family === 0x01 ? 4 : 16;
       if (len < 4 + n) return null;
-      const a = Array.from({ length: n }, (_, i) => buf[off + 8 + i]! ^ mask[i]!);
-      const address =
-        n === 4
-          ? a.join(".")
-          : Array.from({ length: 8 }, (_, i) => ((a[2 * i]! << 8) | a[2 * i + 1]!).toString(16)).join(":");
-      return { address, port };
+      const a = Uint8Array.from({ length: n }, (_, i) => buf[off + 8 + i]! ^ mask[i]!);
+      return { address: formatAddr(addrFromBytes(a)!), port };
     }
     off += 4 + ((len + 3) & ~3);
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { encodeKey, parseNodeAuth } from "@trellis/proto";
-import { BROWSER_KEY_ITEM, BrowserIdentity, type KeyStorage } from "./browser-identity";
+import { BROWSER_KEY_ITEM, BrowserIdentity, type KeyStorage } from "./identity";
 
 function memoryStorage(): KeyStorage & { items: Map<string, string> } {
   const items = new Map<string, string>();

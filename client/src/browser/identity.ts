@@ -4,7 +4,7 @@
 // request signatures are sent. Browser-safe (@noble, no Node APIs).
 import { x25519 } from "@noble/curves/ed25519.js";
 import { decodeKey, encodeKey } from "@trellis/proto";
-import { ControlSigner } from "./control-auth";
+import { ControlSigner } from "../control/signer";
 
 /** The slice of the Web Storage API this needs (localStorage, or a Map-backed stand-in in tests). */
 export interface KeyStorage {

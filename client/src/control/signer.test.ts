@@ -2,7 +2,7 @@ import { createHash, createHmac, diffieHellman, createPrivateKey, createPublicKe
 import { describe, expect, it } from "vitest";
 import { encodeKey, parseNodeAuth } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
-import { ControlSigner } from "./control-auth";
+import { ControlSigner } from "./signer";
 
 // The server side of the scheme computed with node:crypto, independently of @noble.
 function serverMac(serverPriv: Uint8Array, nodePub: Uint8Array, message: string): string {

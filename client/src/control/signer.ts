@@ -50,3 +50,16 @@ export class ControlSigner {
     return formatNodeAuth({ key: this.nodeKey, ts, mac });
   }
 }
+
+/**
+ * A NodeKeyHolder over a private key held in memory (gateways hand it over
+ * from their key file, tests make one). Browser identities implement the
+ * same interface without giving the key out.
+ */
+export function keyHolder(privateKey: Uint8Array): {
+  publicKey: string;
+  signer(controlKey: string): ControlSigner;
+} {
+  const publicKey = encodeKey("nodekey", x25519.getPublicKey(privateKey));
+  return { publicKey, signer: (controlKey) => new ControlSigner(privateKey, controlKey) };
+}

@@ -1,61 +1,77 @@
-// A Server-Sent Events reader for the map stream (GET /api/v1/map), over any
-// ReadableStream of bytes (fetch in browsers and Node). Browser-safe.
+// Server-Sent Events over any ReadableStream of bytes (fetch's body in
+// browsers and Node). Parsing is eventsource-parser's, which follows the
+// WHATWG spec: LF, CR and CRLF line ends, multi-line data, comments, a BOM.
+// Browser-safe.
+import { createParser, type EventSourceMessage } from "eventsource-parser";
 
 export interface SseEvent {
+  /** The `event:` field; "message" when the event has none (as EventSource names it). */
   event: string;
   id?: string;
   data: string;
 }
 
 /** Largest event accepted; a full map of a large tailnet fits comfortably. */
-const MAX_EVENT_BYTES = 64 * 1024 * 1024;
+export const MAX_EVENT_CHARS = 64 * 1024 * 1024;
 
-/**
- * Yield each event of the stream; comments (heartbeats) are skipped.
- *
- * Between events nothing of the last one is kept (the chunk read, the block
- * parsed, the event yielded): a node idles on its map stream most of the
- * time, and a kept event would pin the whole text it was sliced from.
- */
-export async function* readSse(stream: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
-  const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  const state = { buf: "" };
-  try {
-    for (;;) {
-      let read: Awaited<ReturnType<typeof reader.read>> | null = await reader.read();
-      if (read.done) return;
-      state.buf += decoder.decode(read.value, { stream: true });
-      read = null;
-      let ev: SseEvent | null;
-      while ((ev = takeEvent(state)) !== null) yield ev;
-      if (state.buf.length > MAX_EVENT_BYTES) throw new Error("map stream event too large");
-    }
-  } finally {
-    reader.releaseLock();
-  }
+export class SseError extends Error {
+  override readonly name = "SseError";
 }
 
-/** The next complete event in `state.buf` (removed from it), or null when none is complete yet. */
-function takeEvent(state: { buf: string }): SseEvent | null {
-  let end: number;
-  while ((end = state.buf.indexOf("\n\n")) >= 0) {
-    const block = state.buf.slice(0, end);
-    state.buf = state.buf.slice(end + 2);
-    const ev: SseEvent = { event: "message", data: "" };
-    const data: string[] = [];
-    for (const line of block.split("\n")) {
-      if (line === "" || line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-      if (field === "data") data.push(value);
-      else if (field === "event") ev.event = value;
-      else if (field === "id") ev.id = value;
+/**
+ * Yield each event of the stream; comments (heartbeats) are skipped. An event
+ * larger than `maxEventChars` ends the stream with an SseError.
+ *
+ * Between events nothing of the last one is kept: a node idles on its map
+ * stream most of the time, and a kept event would pin the text it came from.
+ */
+export async function* readSse(
+  stream: ReadableStream<Uint8Array>,
+  opts: { maxEventChars?: number; onComment?: () => void; signal?: AbortSignal } = {},
+): AsyncGenerator<SseEvent> {
+  const reader = stream.getReader();
+  // Aborting ends the read at once, whatever the body's producer does.
+  const onAbort = () => void reader.cancel().catch(() => undefined);
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  const decoder = new TextDecoder();
+  let ready: SseEvent[] = [];
+  let failure: Error | null = null;
+  const parser = createParser({
+    maxBufferSize: opts.maxEventChars ?? MAX_EVENT_CHARS,
+    onEvent: (m: EventSourceMessage) =>
+      ready.push({ event: m.event ?? "message", ...(m.id !== undefined ? { id: m.id } : {}), data: m.data }),
+    onComment: opts.onComment,
+    onError: (err) => {
+      // Unknown fields are ignored, as the spec says; only an oversized event is fatal.
+      if (err.type === "max-buffer-size-exceeded") failure ??= new SseError("server-sent event too large");
+    },
+  });
+  let endsInCr = false;
+  const feed = (text: string) => {
+    if (text === "") return;
+    parser.feed(text);
+    endsInCr = text.endsWith("\r");
+  };
+  try {
+    for (;;) {
+      const read = await reader.read();
+      if (read.done) {
+        feed(decoder.decode());
+        // A CR as the stream's last byte ends a line, but the parser waits to
+        // see whether an LF follows; at the end nothing will, and CR LF is the
+        // same one line end.
+        if (endsInCr) parser.feed("\n");
+        for (const ev of ready) yield ev;
+        return;
+      }
+      feed(decoder.decode(read.value, { stream: true }));
+      if (failure) throw failure;
+      const batch = ready;
+      ready = [];
+      for (const ev of batch) yield ev;
     }
-    if (data.length === 0) continue;
-    ev.data = data.join("\n");
-    return ev;
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+    reader.releaseLock();
   }
-  return null;
 }

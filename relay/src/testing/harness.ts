@@ -2,8 +2,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger } from "@trellis/log";
 import { generateKeyPair, type KeyPair } from "@trellis/proto/keyfile";
-import { DerpClient } from "../client";
-import { nodeSocketFactory } from "../mesh";
+import { DerpClient } from "@trellis/client/derp";
+import { openWebSocket as nodeSocketFactory } from "@trellis/client/node";
 import { Relay, type RelayConfig } from "../relay";
 
 /** A relay on a loopback HTTP server, as tests and benchmarks need one. */

@@ -1,0 +1,5 @@
+// @trellis/client/node: the parts of the node engine that need Node.js (the
+// file system for the key; gateways and the CLI use them). Never imported by
+// browser code: a lint rule keeps `node:` imports out of everything else.
+export { NodeIdentity } from "./identity";
+export { openWebSocket } from "./platform";

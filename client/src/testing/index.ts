@@ -1,0 +1,3 @@
+// @trellis/client/testing: helpers for tests of the node side (and of servers, through it).
+export { MapReader } from "./map-reader";
+export { fullMap, testKey, testPeer } from "./maps";
