@@ -30,6 +30,29 @@ export default tseslint.config(
     },
   },
   {
+    // The node engine's shared part runs in browsers: no Node built-ins and no
+    // Node-only packages outside its node/ platform folder (and tests).
+    files: ["client/src/**/*.ts"],
+    ignores: ["client/src/node/**", "client/src/testing/**", "client/src/**/*.test.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["node:*"],
+              message: "client/ is browser-safe: Node built-ins belong in client/src/node/.",
+            },
+          ],
+          paths: [
+            { name: "ws", message: "client/ is browser-safe: the ws package belongs in client/src/node/." },
+          ],
+        },
+      ],
+    },
+    languageOptions: { globals: { ...globals.browser, ...globals.worker } },
+  },
+  {
     files: ["web/src/**/*.tsx", "web/src/**/*.ts"],
     languageOptions: { globals: { ...globals.browser } },
     plugins: { "react-hooks": reactHooks },

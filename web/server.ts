@@ -4,18 +4,13 @@ import { createServer } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import next from "next";
-import {
-  ConfigError,
-  ControlRuntime,
-  installRuntime,
-  isMapRequest,
-  loadConfig,
-  serveMapStream,
-} from "@trellis/control";
+import { parseCookie } from "cookie";
+import { ConfigError, ControlRuntime, installRuntime, loadConfig, NodeApi } from "@trellis/control";
 import { loadOrCreateAuthSecret, pruneSessions } from "@trellis/control/auth";
 import { createLogger } from "@trellis/log";
 import { loadOrCreateKeyFile } from "@trellis/proto/keyfile";
 import { Relay } from "@trellis/relay";
+import { actorFromSessionCookie } from "./src/lib/session-cookie";
 
 const dev = process.argv.includes("--dev");
 const webDir = dirname(fileURLToPath(import.meta.url));
@@ -40,12 +35,21 @@ async function main(): Promise<void> {
         stunPort: config.stunPort,
         meshKey: config.relayMeshKey,
         meshWith: config.relayMeshWith,
-        verifyClient: config.relayVerifyClients ? (key) => control.isKnownNodeKey(key) : undefined,
+        verifyClient: config.relayVerifyClients ? (keys) => control.admitsNodeKeys(keys) : undefined,
         metricsPath: "/metrics",
         processMetrics: true,
       })
     : null;
   if (relay) control.attachRelay(relay);
+  // Every endpoint nodes call is served here, before Next.js (control/src/http).
+  const nodeApi = new NodeApi(control, {
+    sessionActor: (req) => {
+      const header = req.headers.cookie;
+      if (!header) return Promise.resolve(null);
+      const jar = parseCookie(header);
+      return actorFromSessionCookie((name) => jar[name], control.db);
+    },
+  });
 
   const app = next({ dev, dir: webDir, hostname: config.host, port: config.port });
   await app.prepare();
@@ -54,9 +58,8 @@ async function main(): Promise<void> {
 
   const server = createServer((req, res) => {
     if (relay?.handleRequest(req, res)) return;
-    // Map streams are long-lived and many: served on node:http, not through a route handler (http-map.ts).
-    if (isMapRequest(req)) {
-      void serveMapStream(control, req, res);
+    if (nodeApi.handles(req)) {
+      void nodeApi.serve(req, res);
       return;
     }
     // The login rate limiter keys on the client address; never trust a client-sent value.

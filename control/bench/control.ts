@@ -7,11 +7,9 @@
 // The tailnet is N/50 groups of 50 (a tag each) that reach only their own
 // group, so each node has 49 peers, as in a tailnet segmented by team.
 //
-// The HTTP layer is node:http: map streams are served by the server's own
-// code for them (src/http-map.ts, as web/server.ts does); registration and
-// endpoints by a few lines doing what the web app's route handlers do (read
-// the signed request, call the runtime, map ControlErrors to their status),
-// without Next.js's own routing around them.
+// The HTTP layer is the server's own node API (src/http/node-api.ts, which
+// web/server.ts mounts before Next.js), and the simulated nodes are
+// ControlClients: the same code on both ends as in production.
 //
 // Figures: register_per_s (signed registrations per second over HTTP, 16 in
 // flight), full_map_bytes (median first event), delta_bytes (median delta a
@@ -22,7 +20,7 @@
 // nodes' process, for scale).
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,9 +28,11 @@ import { fileURLToPath } from "node:url";
 import { createLogger } from "@trellis/log";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { report, type Figures } from "../../scripts/lib/bench";
+import { createKey } from "../src/admin/keys";
+import { applyPolicy } from "../src/admin/policy";
+import { localOperator } from "../src/auth/actor";
 import { loadConfig } from "../src/config";
-import { ControlError } from "../src/errors";
-import { isMapRequest, serveMapStream } from "../src/http-map";
+import { NodeApi } from "../src/http/node-api";
 import { ControlRuntime } from "../src/runtime";
 import type { Command, Reply } from "./nodes";
 
@@ -61,53 +61,6 @@ const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
-
-const MAX_BODY = 64 * 1024;
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > MAX_BODY)
-      throw new ControlError("body_too_large", 413, `request body exceeds ${MAX_BODY} bytes`);
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown) {
-  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
-  res.end(JSON.stringify(body));
-}
-
-/** The node-facing routes the bench uses, as the web app's handlers serve them. */
-function handler(rt: ControlRuntime) {
-  return async (req: IncomingMessage, res: ServerResponse) => {
-    // The map stream is served as the server process serves it.
-    if (isMapRequest(req)) return serveMapStream(rt, req, res);
-    try {
-      const signed = {
-        method: req.method ?? "GET",
-        path: req.url ?? "/",
-        authorization: req.headers.authorization ?? null,
-        body: req.method === "GET" ? "" : await readBody(req),
-      };
-      const route = `${signed.method} ${new URL(signed.path, "http://x").pathname}`;
-      if (route === "POST /api/v1/register") {
-        const r = await rt.register(signed);
-        return sendJson(res, r.created ? 201 : 200, r);
-      }
-      if (route === "POST /api/v1/endpoints") return sendJson(res, 200, await rt.updateEndpoints(signed));
-      return sendJson(res, 404, { error: "not_found", message: `no route ${route}` });
-    } catch (err) {
-      if (ControlError.is(err)) return sendJson(res, err.status, { error: err.code, message: err.message });
-      say(`request failed: ${String(err)}`);
-      if (!res.headersSent) sendJson(res, 500, { error: "internal", message: "internal server error" });
-      else res.destroy();
-    }
-  };
-}
 
 /** The simulated nodes' process, one command at a time. */
 class Nodes {
@@ -140,7 +93,7 @@ async function main() {
     controlKey: generateKeyPair(),
     ephemeralGraceMs: 3_600_000,
   });
-  const server = createServer({ keepAliveTimeout: 600_000 }, handler(rt));
+  const server = createServer({ keepAliveTimeout: 600_000 }, new NodeApi(rt).listener());
   // Streams stay open for the whole run; the default request timeout would cut them.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -152,18 +105,18 @@ async function main() {
   });
   const nodes = new Nodes(child);
   try {
-    await rt.setPolicy(policy("*"), "bench");
+    const operator = localOperator();
+    await applyPolicy(rt, operator, policy("*"));
     const preAuthKeys = await Promise.all(
       Array.from(
         { length: GROUPS },
-        async (_, g) => (await rt.createPreAuthKey({ tags: [`tag:g${g}`], reusable: true }, "bench")).key,
+        async (_, g) => (await createKey(rt, operator, { tags: [`tag:g${g}`], reusable: true })).key,
       ),
     );
     say(`${N} nodes in ${GROUPS} groups: registering`);
     const { perS } = await nodes.run({
       cmd: "register",
       url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      controlKey: rt.controlKey().publicKey,
       preAuthKeys,
       nodes: N,
     });
@@ -181,7 +134,7 @@ async function main() {
     say("policy change");
     await nodes.run({ cmd: "reset" });
     const tp = now();
-    await rt.setPolicy(policy("22,443"), "bench");
+    await applyPolicy(rt, operator, policy("22,443"));
     const saveMs = now() - tp;
     const { at } = await nodes.run({ cmd: "arrivals", policyVersion: 2, timeoutMs: 300_000 });
     const arrivals = at.map((t) => t - tp);

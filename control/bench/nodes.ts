@@ -4,18 +4,22 @@
 // server's process then holds only what a real control server holds, and
 // the nodes' reading and parsing is not charged to it.
 //
+// Each simulated node is a ControlClient, as every real node is: its map
+// stream read by the client's own Server-Sent Events reader, at its raw
+// level (events counted and timed, seq checked, JSON not parsed: a node's
+// time to parse an event is not the server's propagation).
+//
 // Driven over the fork's IPC channel: control.ts sends a Command, this
 // process answers each with one Reply. Times are absolute (timeOrigin + now),
 // comparable between the two processes of one machine.
-import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
 import { x25519 } from "@noble/curves/ed25519.js";
-import { ControlSigner } from "@trellis/client/signer";
+import { Agent, setGlobalDispatcher } from "undici";
+import { ControlClient, keyHolder, type MapStream } from "@trellis/client";
 
 export type Command =
   | {
       cmd: "register";
       url: string;
-      /** "controlkey:…", as GET /api/v1/control-key gives it. */ controlKey: string;
       preAuthKeys: string[];
       nodes: number;
     }
@@ -35,43 +39,32 @@ export type Reply =
 
 const now = () => performance.timeOrigin + performance.now();
 
-/**
- * One node's stream: sizes and arrival times of its events, parsed as
- * Server-Sent Events straight off the socket (node:http, no web streams: the
- * simulated nodes' own costs are kept low, since their time to read an event
- * counts in its arrival). It keeps what the figures need, not the texts.
- */
+/** One node's stream: sizes and arrival times of its events (not their texts). */
 class Consumer {
   fullBytes = 0;
   events: { at: number; bytes: number; peers: boolean; policyVersion: number | null }[] = [];
   failed: Error | null = null;
-  private buf = "";
-  constructor(res: IncomingMessage) {
-    res.setEncoding("utf8");
-    res.on("data", (chunk: string) => this.take(chunk));
-    res.on("error", (err) => (this.failed = err));
+  constructor(stream: MapStream) {
+    void this.read(stream);
   }
-  private take(chunk: string) {
-    const at = now();
-    this.buf += chunk;
-    let end: number;
-    while ((end = this.buf.indexOf("\n\n")) >= 0) {
-      const block = this.buf.slice(0, end);
-      this.buf = this.buf.slice(end + 2);
-      const d = block.indexOf("\ndata: ");
-      if (d < 0) continue; // a heartbeat (comment)
-      const data = block.slice(d + 7);
-      if (this.fullBytes === 0) {
-        this.fullBytes = data.length;
-        continue;
+  private async read(stream: MapStream) {
+    try {
+      for await (const ev of stream.raw()) {
+        if (ev.event !== "full" && ev.event !== "delta") continue;
+        if (ev.event === "full") {
+          this.fullBytes = ev.data.length;
+          continue;
+        }
+        const version = /"policyVersion":(\d+)/.exec(ev.data);
+        this.events.push({
+          at: now(),
+          bytes: ev.data.length,
+          peers: ev.data.includes('"peers":'),
+          policyVersion: version ? Number(version[1]) : null,
+        });
       }
-      const version = /"policyVersion":(\d+)/.exec(data);
-      this.events.push({
-        at,
-        bytes: data.length,
-        peers: data.includes('"peers":'),
-        policyVersion: version ? Number(version[1]) : null,
-      });
+    } catch (err) {
+      this.failed = err instanceof Error ? err : new Error(String(err));
     }
   }
 }
@@ -90,43 +83,14 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T, i: number)
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let url = "";
-let signers: ControlSigner[] = [];
+// Every stream is its own connection, as every node is its own client; none
+// times out while it idles between events.
+setGlobalDispatcher(
+  new Agent({ connections: null, bodyTimeout: 0, headersTimeout: 600_000, keepAliveTimeout: 600_000 }),
+);
+
+let clients: ControlClient[] = [];
 let consumers: Consumer[] = [];
-
-// Every stream is its own connection, as every node is its own client.
-const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
-
-/** A signed request; resolves with the response once its headers are in (a non-2xx is an error). */
-function request(s: ControlSigner, method: string, path: string, body = ""): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      url + path,
-      {
-        method,
-        agent,
-        headers: { authorization: s.sign(method, path, body), "content-type": "application/json" },
-      },
-      (res) => {
-        if ((res.statusCode ?? 0) < 300) return resolve(res);
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (text += c));
-        res.on("end", () => reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text}`)));
-      },
-    );
-    req.on("error", reject);
-    req.end(method === "GET" ? undefined : body);
-  });
-}
-
-/** Read a response to its end. */
-const drain = (res: IncomingMessage) =>
-  new Promise<void>((resolve, reject) => {
-    res.on("error", reject);
-    res.on("end", resolve);
-    res.resume();
-  });
 
 async function quiet(ms: number) {
   let last = -1;
@@ -141,26 +105,24 @@ async function quiet(ms: number) {
 async function run(c: Command): Promise<Reply> {
   switch (c.cmd) {
     case "register": {
-      url = c.url;
-      signers = Array.from(
+      clients = Array.from(
         { length: c.nodes },
-        () => new ControlSigner(x25519.utils.randomSecretKey(), c.controlKey),
+        () => new ControlClient({ baseUrl: c.url, key: keyHolder(x25519.utils.randomSecretKey()) }),
       );
       const t0 = performance.now();
-      await pool(signers, 16, async (s, i) => {
-        const body = JSON.stringify({
+      await pool(clients, 16, async (client, i) => {
+        await client.register({
           preAuthKey: c.preAuthKeys[i % c.preAuthKeys.length]!,
           hostname: `node-${i}`,
           os: "linux",
         });
-        await drain(await request(s, "POST", "/api/v1/register", body));
       });
       return { cmd: "register", perS: c.nodes / ((performance.now() - t0) / 1000) };
     }
     case "open": {
-      consumers = new Array(signers.length);
-      await pool(signers, 16, async (s, i) => {
-        consumers[i] = new Consumer(await request(s, "GET", "/api/v1/map"));
+      consumers = new Array(clients.length);
+      await pool(clients, 16, async (client, i) => {
+        consumers[i] = new Consumer(await client.openMap({ idleTimeoutMs: 0 }));
       });
       // Every node has its full map before the figures are taken.
       const deadline = Date.now() + 600_000;
@@ -178,14 +140,7 @@ async function run(c: Command): Promise<Reply> {
       for (const x of consumers) x.events = [];
       return { cmd: "reset" };
     case "endpoints":
-      await drain(
-        await request(
-          signers[0]!,
-          "POST",
-          "/api/v1/endpoints",
-          JSON.stringify({ endpoints: ["192.0.2.1:41641"] }),
-        ),
-      );
+      await clients[0]!.updateEndpoints({ endpoints: ["192.0.2.1:41641"] });
       return { cmd: "endpoints" };
     case "quiet":
       await quiet(c.ms);

@@ -3,7 +3,7 @@
 // devices, tagged servers, subnet routers, exit nodes) and a policy of 1,000
 // rules (acls and grants over users, groups, tags, hosts, CIDRs, autogroups),
 // compiled to a packet filter for every node. Target: compile_ms under 1000.
-import { compileFilters, parseTopology, validatePolicy, type TopologyInput } from "../src/policy/index";
+import { compileFilters, parseTopology, validatePolicy, type TopologyInput } from "@trellis/policy";
 import { report, type Figures } from "../../scripts/lib/bench";
 
 const json = process.argv.includes("--json");

@@ -8,7 +8,7 @@
 // deleted, until the 4 million IPv4 addresses run out.
 import type { Database } from "@trellis/db";
 import { ControlError } from "./errors";
-import { formatAddr } from "./policy/ip";
+import { formatAddr } from "@trellis/proto/ip";
 
 type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
 

@@ -8,7 +8,7 @@ import type { Database, Models } from "@trellis/db";
 import { ConnectionReport } from "@trellis/proto";
 import { ControlError } from "./errors";
 import { parseOr400 } from "./errors-util";
-import { formatAddr, parseAddr } from "./policy/ip";
+import { formatAddr, parseAddr } from "@trellis/proto/ip";
 
 /** Largest report body accepted, in bytes (500 records fit with room to spare). */
 export const MAX_CONNECTION_REPORT_BYTES = 256 * 1024;

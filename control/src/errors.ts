@@ -1,4 +1,8 @@
+import { PolicyError } from "@trellis/policy";
+
 const BRAND = Symbol.for("trellis.ControlError");
+
+type Issue = { path: string; message: string; line?: number; column?: number };
 
 /**
  * An error the HTTP API reports to its caller: a stable code, an HTTP status and
@@ -11,7 +15,7 @@ export class ControlError extends Error {
     readonly code: string,
     readonly status: number,
     message: string,
-    readonly issues?: { path: string; message: string; line?: number; column?: number }[],
+    readonly issues?: Issue[],
   ) {
     super(message);
   }
@@ -22,5 +26,27 @@ export class ControlError extends Error {
    */
   static is(err: unknown): err is ControlError {
     return typeof err === "object" && err !== null && (err as { [BRAND]?: unknown })[BRAND] === true;
+  }
+
+  /**
+   * What the API reports for an error, or null for a bug (a 500 without
+   * internals). A policy the engine refuses is the caller's input: a 400 with
+   * every issue at its line and column.
+   */
+  static of(err: unknown): ControlError | null {
+    if (ControlError.is(err)) return err;
+    if (PolicyError.is(err)) {
+      return new ControlError(
+        err.code,
+        400,
+        err.message,
+        err.problems.map((i) => ({
+          path: i.path,
+          message: i.message,
+          ...(i.line !== undefined ? { line: i.line, column: i.column } : {}),
+        })),
+      );
+    }
+    return null;
   }
 }

@@ -6,7 +6,7 @@ import { addressesOf } from "./addresses";
 import { MapSession } from "./map-session";
 import { TailnetSnapshot } from "./netmap";
 import type { NetmapService } from "./netmap-service";
-import { parsePolicy } from "./policy/index";
+import { parsePolicy } from "@trellis/policy";
 
 const relayMap = { regions: {} };
 const dns = { domain: "t.internal", nameservers: [] };

@@ -14,6 +14,7 @@
 import type { Logger } from "@trellis/log";
 import type { MapEnd, MapMessage, SignalMessage } from "@trellis/proto";
 import { attrsOnlyIds, type EventBus } from "./events";
+import { SSE_HEARTBEAT, sseText } from "./http/sse";
 import { MapSession } from "./map-session";
 import { jsonOf } from "./netmap";
 import type { FilterRule } from "@trellis/proto";
@@ -21,7 +22,7 @@ import type { NetmapService } from "./netmap-service";
 import type { Presence } from "./presence";
 
 export const HEARTBEAT_MS = 15_000;
-const HEARTBEAT = Buffer.from(": heartbeat\n\n");
+const HEARTBEAT = Buffer.from(SSE_HEARTBEAT);
 
 export interface MapStreamDeps {
   netmaps: NetmapService;
@@ -167,18 +168,17 @@ export function sseEvent(msg: MapMessage): Buffer {
 /** A signal for the node, as sent (keys in this order). */
 export function signalEvent(from: string, sealed: string): string {
   const msg: SignalMessage = { type: "signal", from, sealed };
-  return `event: signal\ndata: ${JSON.stringify(msg)}\n\n`;
+  return sseText("signal", JSON.stringify(msg));
 }
 
 export function endEvent(reason: MapEnd["reason"]): string {
   const msg: MapEnd = { type: "end", reason };
-  return `event: end\ndata: ${JSON.stringify(msg)}\n\n`;
+  return sseText("end", JSON.stringify(msg));
 }
 
 /**
- * Where a stream's bytes go: a node:http response (http-map.ts, what the
- * server uses) or a web ReadableStream (openMapStream below). Events are
- * pushed, not pulled; a client that does not take them is found by
+ * Where a stream's bytes go: the node:http response (http/map.ts). Events
+ * are pushed, not pulled; a client that does not take them is found by
  * `queued()` and cut off.
  */
 export interface MapSink {
@@ -278,68 +278,4 @@ export async function startMapStream(
   heartbeat.unref?.();
   log.debug({ node: node.id }, "map stream opened");
   return finish;
-}
-
-/**
- * The stream as a web ReadableStream (for embedders and tests; the server
- * serves it on node:http, see http-map.ts). Resolves once the full map is
- * ready, so a node that takes no part in the tailnet gets an error.
- */
-export async function openMapStream(
-  deps: MapStreamDeps,
-  node: { id: string; ephemeral: boolean; nodeKey: string },
-  opts: MapStreamOptions & { signal?: AbortSignal } = {},
-): Promise<ReadableStream<Uint8Array>> {
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  let gone = false;
-  let closed = false;
-  let stop: (() => void) | null = null;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    try {
-      controller.close();
-    } catch {
-      // Already cancelled by the reader.
-    }
-  };
-  // Sized in bytes, so desiredSize is minus the bytes waiting for the reader.
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      start(c) {
-        controller = c;
-      },
-      cancel() {
-        gone = true;
-        closed = true;
-        stop?.();
-      },
-    },
-    { highWaterMark: 0, size: (chunk) => chunk.byteLength },
-  );
-  const signal = opts.signal;
-  const onAbort = () => {
-    gone = true;
-    stop?.();
-    // Also when aborted before the stream started: the reader sees it end.
-    close();
-  };
-  signal?.addEventListener("abort", onAbort);
-  if (signal?.aborted) onAbort();
-  const sink: MapSink = {
-    write: (bytes) => {
-      if (!closed) controller.enqueue(bytes);
-    },
-    queued: () => -(controller.desiredSize ?? 0),
-    gone: () => gone,
-    // A reader that stopped still gets what was queued, then the end (it is in this process).
-    end: () => {
-      signal?.removeEventListener("abort", onAbort);
-      close();
-    },
-  };
-  stop = await startMapStream(deps, node, sink, opts);
-  // Aborted between the stream's start and here.
-  if (gone) stop();
-  return stream;
 }

@@ -14,7 +14,7 @@
 import type { Database } from "@trellis/db";
 import type { DnsConfig, RelayMap } from "@trellis/proto";
 import { TailnetSnapshot, type NodeMap } from "./netmap";
-import { loadPolicy, type ActivePolicy } from "./policy-store";
+import type { ActivePolicy } from "./policy-store";
 
 /** What every map carries besides the tailnet itself, from the settings in force. */
 export interface MapConfig {
@@ -27,6 +27,8 @@ export interface MapConfig {
 export interface NetmapServiceOptions {
   /** The settings in force; called at each rebuild (cache it: streams compare its parts by identity first). */
   config: () => Promise<MapConfig>;
+  /** The policy in force (the runtime's PolicyStore: each version parsed once). */
+  policy: () => Promise<ActivePolicy>;
   now?: () => Date;
   /** Keys of these nodes expired just now. */
   onExpire?: (nodeIds: string[]) => void;
@@ -100,7 +102,6 @@ export class NetmapService {
   /** A new policy to apply to the current snapshot's nodes. */
   private policyStale = false;
   private readonly patchIds = new Set<string>();
-  private policy: ActivePolicy | undefined;
   /** The last snapshot built, whose peers a rebuild reuses when unchanged. */
   private previous: TailnetSnapshot | undefined;
   /** The map configuration each snapshot was built with (patched copies inherit it). */
@@ -165,10 +166,9 @@ export class NetmapService {
     const [rows, users, policy, config] = await Promise.all([
       this.db.prisma.node.findMany().then(compact),
       this.db.prisma.user.findMany(),
-      loadPolicy(this.db, this.policy),
+      this.opts.policy(),
       this.opts.config(),
     ]);
-    this.policy = policy;
     const snap = TailnetSnapshot.build(rows, users, policy, config.dnsDomain, this.now(), this.previous);
     this.configs.set(snap, config);
     this.armExpiry(snap.nextExpiry());
@@ -180,10 +180,9 @@ export class NetmapService {
     const [patched, users, policy, config] = await Promise.all([
       ids.length ? this.patch(s, ids) : s,
       this.db.prisma.user.findMany(),
-      loadPolicy(this.db, this.policy),
+      this.opts.policy(),
       this.opts.config(),
     ]);
-    this.policy = policy;
     const snap = TailnetSnapshot.build(patched.rows, users, policy, config.dnsDomain, this.now(), patched);
     this.configs.set(snap, config);
     this.armExpiry(snap.nextExpiry());

@@ -3,9 +3,8 @@ import type { Models } from "@trellis/db";
 import { addressesOf } from "./addresses";
 import { filterBytes } from "./map-stream";
 import { sameFilter, TailnetSnapshot } from "./netmap";
-import { parsePolicy, type FilterRule } from "./policy/index";
-import { parseAddr, parsePrefix, prefixesOverlap } from "./policy/ip";
-import { addrSet } from "./policy/match";
+import { addrSet, parsePolicy, type FilterRule } from "@trellis/policy";
+import { parseAddr, parsePrefix, prefixesOverlap } from "@trellis/proto/ip";
 
 const relayMap = { regions: {} };
 const dns = { domain: "t.internal", nameservers: [] };

@@ -14,8 +14,8 @@ import {
   type SshPolicies,
   type Topology,
   type TopologyInput,
-} from "./policy/index";
-import type { FilterRule as EngineFilterRule, SSHRule as EngineSSHRule } from "./policy/index";
+} from "@trellis/policy";
+import type { FilterRule as EngineFilterRule, SSHRule as EngineSSHRule } from "@trellis/policy";
 import {
   formatPrefix,
   lastAddr,
@@ -24,7 +24,7 @@ import {
   prefixesOverlap,
   TAILNET_V4,
   TAILNET_V6,
-} from "./policy/ip";
+} from "@trellis/proto/ip";
 import type { ActivePolicy } from "./policy-store";
 
 // The engine's output is the wire shape; fail the build if they drift apart.

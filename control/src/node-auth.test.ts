@@ -1,6 +1,6 @@
 import { createHash, createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ControlSigner } from "@trellis/client/signer";
+import { ControlSigner } from "@trellis/client";
 import { encodeKey, formatNodeAuth, nodeAuthMessage, parseNodeAuth } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { x25519 } from "@noble/curves/ed25519.js";

@@ -1,153 +1,48 @@
-// The node-facing lifecycle through the runtime, as a node sees it: approval,
-// key rotation, logout and expiry, WebRTC signalling, connection logs, and
-// settings reaching open streams. On SQLite and PostgreSQL, plus two
-// replicas on one PostgreSQL database.
+// The node-facing lifecycle as a node sees it, through the node API and the
+// ControlClient: approval, key rotation, logout and expiry, WebRTC
+// signalling, connection logs, and settings reaching open streams. On SQLite
+// and PostgreSQL, plus two replicas on one PostgreSQL database.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { ControlSigner } from "@trellis/client/signer";
-import { readSse, type SseEvent } from "@trellis/client/sse";
 import { createLogger } from "@trellis/log";
 import {
-  MapEnd,
-  MapMessage,
   ROTATION_PROOF,
   SIGNAL_MAX_SEALED,
-  applyDelta,
   formatNodeAuth,
   parseNodeAuth,
   type FullMap,
   type Role,
   type Scope,
-  type SignalMessage,
 } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import type { Actor } from "./auth/actor";
 import { scopesFor } from "./auth/actor";
 import { loadConfig } from "./config";
-import { ControlError } from "./errors";
 import { ControlRuntime, type RuntimeOptions } from "./runtime";
 import { getDnsSettings, getTailnetSettings, updateDnsSettings, updateTailnetSettings } from "./settings";
+import {
+  apiRejection,
+  type MapReader,
+  preAuthKey,
+  refusal,
+  serveNodeApi,
+  setPolicy,
+  TestNode,
+} from "./testing/control";
 import { PROVIDERS, testDatabases } from "./testing/db";
 
 const log = createLogger("test", "silent");
 const dataDir = mkdtempSync(join(tmpdir(), "trellis-life-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-class TestNode {
-  readonly keys = generateKeyPair();
-  readonly signer: ControlSigner;
-  constructor(public rt: ControlRuntime) {
-    this.signer = new ControlSigner(this.keys.privateKey, rt.controlKey().publicKey);
-  }
-  get key() {
-    return this.signer.nodeKey;
-  }
-  signed(method: string, path: string, body = "") {
-    return { method, path, body, authorization: this.signer.sign(method, path, body) };
-  }
-  register(preAuthKey: string | undefined, hostname: string, extra: object = {}) {
-    return this.rt.register(
-      this.signed("POST", "/api/v1/register", JSON.stringify({ preAuthKey, hostname, ...extra })),
-    );
-  }
-  /** Register this (new) key as the continuation of `old`'s node. */
-  rotateFrom(old: TestNode, hostname: string, proofFor = this.key) {
-    const signature = old.signer.sign(ROTATION_PROOF.method, ROTATION_PROOF.path, proofFor);
-    return this.rt.register(
-      this.signed(
-        "POST",
-        "/api/v1/register",
-        JSON.stringify({ hostname, rotateFrom: { nodeKey: old.key, signature } }),
-      ),
-    );
-  }
-  logout() {
-    return this.rt.logout(this.signed("POST", "/api/v1/logout"));
-  }
-  signal(to: string, sealed: string) {
-    return this.rt.signal(this.signed("POST", "/api/v1/signal", JSON.stringify({ to, sealed })));
-  }
-  connections(body: unknown) {
-    const text = typeof body === "string" ? body : JSON.stringify(body);
-    return this.rt.reportConnections(this.signed("POST", "/api/v1/connections", text));
-  }
-  async row() {
-    return this.rt.db.prisma.node.findFirstOrThrow({ where: { nodeKey: this.key } });
-  }
-  async stream(): Promise<Stream> {
-    const ac = new AbortController();
-    return new Stream(await this.rt.openMapStream(this.signed("GET", "/api/v1/map"), ac.signal), ac);
-  }
-}
-
-/** A map stream as a node reads it: the applied map, signals received, and how it ended. */
-class Stream {
-  private readonly it: AsyncGenerator<SseEvent>;
-  map!: FullMap;
-  readonly signals: SignalMessage[] = [];
-  ended: MapEnd | null = null;
-  done = false;
-  constructor(
-    stream: ReadableStream<Uint8Array>,
-    private readonly ac: AbortController,
-  ) {
-    this.it = readSse(stream);
-  }
-  /** Read one event; false when the stream has ended. */
-  async step(timeoutMs = 5000): Promise<boolean> {
-    if (this.done) return false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const r = await Promise.race([
-      this.it.next(),
-      new Promise<never>((_, rej) => {
-        timer = setTimeout(() => rej(new Error("no event in time")), timeoutMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
-    if (r.done) {
-      this.done = true;
-      return false;
-    }
-    const data: unknown = JSON.parse(r.value.data);
-    if (r.value.event === "signal") {
-      expect(r.value.id).toBeUndefined();
-      this.signals.push(data as SignalMessage);
-    } else if (r.value.event === "end") {
-      this.ended = MapEnd.parse(data);
-    } else {
-      const msg = MapMessage.parse(data);
-      expect(r.value.event).toBe(msg.type);
-      this.map = msg.type === "full" ? msg : applyDelta(this.map, msg);
-    }
-    return true;
-  }
-  /** Read until `pred` holds. */
-  async until(pred: (s: this) => boolean, what = "condition"): Promise<void> {
-    while (!pred(this)) {
-      if (!(await this.step())) throw new Error(`stream ended before ${what}`);
-    }
-  }
-  /** Read to the end of the stream. */
-  async end(): Promise<MapEnd | null> {
-    while (await this.step());
-    return this.ended;
-  }
-  close() {
-    this.ac.abort();
-  }
-}
-
 const peerNames = (m: FullMap) => m.peers.map((p) => p.name).sort();
 
-async function controlError(p: Promise<unknown>): Promise<ControlError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(ControlError.is(err), String(err)).toBe(true);
-  return err as ControlError;
-}
+const controlError = apiRejection;
+
+/** Whether the relay in front of `rt` would admit `key`. */
+const admitted = async (rt: ControlRuntime, key: Uint8Array) => (await rt.admitsNodeKeys([key]))[0];
 
 function actor(role: Role, scopes?: Scope[]): Actor {
   return {
@@ -171,9 +66,11 @@ for (const { provider, skip } of PROVIDERS) {
   describe.skipIf(skip)(`node lifecycle on ${provider}`, () => {
     const dbs = testDatabases(provider);
     const runtimes: ControlRuntime[] = [];
-    const streams: Stream[] = [];
+    const streams: MapReader[] = [];
+    const servers: (() => Promise<void>)[] = [];
     afterEach(async () => {
       streams.splice(0).forEach((s) => s.close());
+      for (const close of servers.splice(0)) await close();
       await Promise.all(runtimes.splice(0).map((r) => r.close()));
     });
 
@@ -188,6 +85,7 @@ for (const { provider, skip } of PROVIDERS) {
         ...opts,
       });
       runtimes.push(rt);
+      servers.push((await serveNodeApi(rt)).close);
       return rt;
     }
     async function open(n: TestNode) {
@@ -197,7 +95,7 @@ for (const { provider, skip } of PROVIDERS) {
       return s;
     }
     const tagKey = async (rt: ControlRuntime, tag: string, extra: object = {}) =>
-      (await rt.createPreAuthKey({ tags: [tag], reusable: true, ...extra }, "system")).key;
+      await preAuthKey(rt, { tags: [tag], reusable: true, ...extra });
 
     it("holds new nodes for approval: alone in their map, nobody's peer, refused by the relay, until approved", async () => {
       const rt = await runtime();
@@ -216,25 +114,25 @@ for (const { provider, skip } of PROVIDERS) {
       expect(sp.map.peers).toEqual([]);
       expect(sp.map.packetFilter).toEqual([]);
       expect(peerNames(sa.map)).toEqual([]);
-      expect(await rt.isKnownNodeKey(p.keys.publicKey)).toBe(false);
-      expect(await rt.isKnownNodeKey(a.keys.publicKey)).toBe(true);
+      expect(await admitted(rt, p.keys.publicKey)).toBe(false);
+      expect(await admitted(rt, a.keys.publicKey)).toBe(true);
       // A pending node can neither signal nor report connections.
       expect(await controlError(p.signal(a.key, "AAAA"))).toMatchObject({ status: 403 });
 
       // An admin approves it (as authorizeMachine does): both streams follow.
       await rt.db.prisma.node.update({ where: { id: reg.node.id }, data: { authorized: true } });
       rt.events.publish({ type: "nodes", ids: [reg.node.id] });
-      await sp.until((s) => s.map.node.authorized && s.map.peers.length === 1, "approval");
+      await sp.waitFor((s) => s.map.node.authorized && s.map.peers.length === 1, "approval");
       expect(peerNames(sp.map)).toEqual(["alpha"]);
       expect(sp.map.packetFilter).not.toEqual([]);
-      await sa.until((s) => peerNames(s.map).includes("pending"), "the approved peer");
-      expect(await rt.isKnownNodeKey(p.keys.publicKey)).toBe(true);
+      await sa.waitFor((s) => peerNames(s.map).includes("pending"), "the approved peer");
+      expect(await admitted(rt, p.keys.publicKey)).toBe(true);
 
       // Withdrawing approval ends its stream; reconnecting shows the pending map again.
       await rt.db.prisma.node.update({ where: { id: reg.node.id }, data: { authorized: false } });
       rt.events.publish({ type: "nodes", ids: [reg.node.id] });
       expect(await sp.end()).toEqual({ type: "end", reason: "unauthorized" });
-      await sa.until((s) => s.map.peers.length === 0, "the peer gone");
+      await sa.waitFor((s) => s.map.peers.length === 0, "the peer gone");
       const again = await open(p);
       expect(again.map.peers).toEqual([]);
     });
@@ -262,13 +160,13 @@ for (const { provider, skip } of PROVIDERS) {
           key: a2.key,
         },
       });
-      await sb.until((s) => s.map.peers[0]?.key === a2.key, "the new key");
+      await sb.waitFor((s) => s.map.peers[0]?.key === a2.key, "the new key");
       expect(sb.map.peers[0]!.addresses).toEqual(before.addresses);
       // The stream opened with the old key ends; the old key no longer works anywhere.
       expect(await sa.end()).toEqual({ type: "end", reason: "key_rotated" });
       expect(await controlError(a.stream())).toMatchObject({ status: 401, code: "unknown_node" });
-      expect(await rt.isKnownNodeKey(a.keys.publicKey)).toBe(false);
-      expect(await rt.isKnownNodeKey(a2.keys.publicKey)).toBe(true);
+      expect(await admitted(rt, a.keys.publicKey)).toBe(false);
+      expect(await admitted(rt, a2.keys.publicKey)).toBe(true);
       // Not even a pre-auth key brings it back (that would fork the node).
       expect(await controlError(a.register(key, "alpha-fork"))).toMatchObject({
         status: 409,
@@ -305,10 +203,10 @@ for (const { provider, skip } of PROVIDERS) {
         code: "bad_rotation_proof",
       });
       // Mallory's own MAC presented under alpha's key.
-      const own = parseNodeAuth(mallory.signer.sign(ROTATION_PROOF.method, ROTATION_PROOF.path, m2.key))!;
+      const own = parseNodeAuth(mallory.signer().sign(ROTATION_PROOF.method, ROTATION_PROOF.path, m2.key))!;
       const forged = formatNodeAuth({ ...own, key: a.key });
       const body = JSON.stringify({ hostname: "x", rotateFrom: { nodeKey: a.key, signature: forged } });
-      expect(await controlError(m2.rt.register(m2.signed("POST", "/api/v1/register", body)))).toMatchObject({
+      expect(await refusal(await m2.client.signedFetch("POST", "/api/v1/register", body))).toMatchObject({
         status: 401,
         code: "bad_rotation_proof",
       });
@@ -341,19 +239,19 @@ for (const { provider, skip } of PROVIDERS) {
       expect(await sa.end()).toEqual({ type: "end", reason: "key_expired" });
       expect(await controlError(a.stream())).toMatchObject({ status: 401, code: "node_key_expired" });
       expect(await controlError(a.logout())).toMatchObject({ status: 401 });
-      expect(await rt.isKnownNodeKey(a.keys.publicKey)).toBe(false);
-      await sb.until((s) => !peerNames(s.map).includes("alpha"), "alpha gone");
+      expect(await admitted(rt, a.keys.publicKey)).toBe(false);
+      await sb.waitFor((s) => !peerNames(s.map).includes("alpha"), "alpha gone");
 
       expect(await e.logout()).toEqual({ loggedOut: true, deleted: true });
       expect(await se.end()).toEqual({ type: "end", reason: "deleted" });
-      await sb.until((s) => s.map.peers.length === 0, "runner gone");
+      await sb.waitFor((s) => s.map.peers.length === 0, "runner gone");
       expect(await rt.db.prisma.node.count()).toBe(2);
       expect(await rt.db.prisma.auditEvent.count({ where: { action: "node.logout" } })).toBe(2);
 
       // A logged-out node comes back with a pre-auth key, as the same node.
       const back = await a.register(key, "alpha");
       expect(back.node.name).toBe("alpha");
-      await sb.until((s) => peerNames(s.map).includes("alpha"), "alpha back");
+      await sb.waitFor((s) => peerNames(s.map).includes("alpha"), "alpha back");
     });
 
     it("ends a stream when its key expires, with no write to announce it", async () => {
@@ -374,12 +272,12 @@ for (const { provider, skip } of PROVIDERS) {
       });
       rt.events.publish({ type: "nodes", ids: [reg.node.id] });
       expect(await sa.end()).toEqual({ type: "end", reason: "key_expired" });
-      await sb.until((s) => s.map.peers.length === 0, "alpha expired");
+      await sb.waitFor((s) => s.map.peers.length === 0, "alpha expired");
     });
 
     it("hands sealed signals to peers the policy allows, verbatim, and refuses everything else", async () => {
       const rt = await runtime({ signalRate: { perSecond: 0.001, burst: 4 } });
-      await rt.setPolicy(ALLOW_AB, "system");
+      await setPolicy(rt, ALLOW_AB);
       const a = new TestNode(rt);
       const b = new TestNode(rt);
       const c = new TestNode(rt);
@@ -391,14 +289,14 @@ for (const { provider, skip } of PROVIDERS) {
 
       const sealed = "3q2+7w" + "A".repeat(SIGNAL_MAX_SEALED - 8) + "==";
       expect(await a.signal(b.key, sealed)).toEqual({ status: "queued" });
-      await sb.until((s) => s.signals.length === 1, "the signal");
+      await sb.waitFor((s) => s.signals.length === 1, "the signal");
       expect(sb.signals[0]).toEqual({ type: "signal", from: a.key, sealed });
       // The map itself did not change for it.
       expect(peerNames(sb.map)).toEqual(["a"]);
       // b answers (the policy lets a reach b, so they are each other's peers).
       const sa = await open(a);
       expect(await b.signal(a.key, "YW5zd2Vy")).toEqual({ status: "queued" });
-      await sa.until((s) => s.signals.length === 1, "the answer");
+      await sa.waitFor((s) => s.signals.length === 1, "the answer");
       expect(sa.signals[0]).toEqual({ type: "signal", from: b.key, sealed: "YW5zd2Vy" });
 
       // Outside the policy, unknown, oversized, not base64, too large a body.
@@ -414,20 +312,17 @@ for (const { provider, skip } of PROVIDERS) {
       });
       expect(await controlError(a.signal(b.key, "not base64!"))).toMatchObject({ status: 400 });
       const huge = JSON.stringify({ to: b.key, sealed: "A".repeat(70_000) });
-      expect(await controlError(a.rt.signal(a.signed("POST", "/api/v1/signal", huge)))).toMatchObject({
+      expect(await refusal(await a.client.signedFetch("POST", "/api/v1/signal", huge))).toMatchObject({
         status: 413,
       });
       // Nobody can send as a: the signature names the sender.
       const mallory = new TestNode(rt);
       const body = JSON.stringify({ to: b.key, sealed: "AAAA" });
-      const own = parseNodeAuth(mallory.signer.sign("POST", "/api/v1/signal", body))!;
-      const forged = {
-        method: "POST",
-        path: "/api/v1/signal",
-        body,
-        authorization: formatNodeAuth({ ...own, key: a.key }),
-      };
-      expect(await controlError(rt.signal(forged))).toMatchObject({ status: 401, code: "bad_signature" });
+      const own = parseNodeAuth(mallory.signer().sign("POST", "/api/v1/signal", body))!;
+      const forged = formatNodeAuth({ ...own, key: a.key });
+      expect(
+        await refusal(await mallory.client.signedFetch("POST", "/api/v1/signal", body, forged)),
+      ).toMatchObject({ status: 401, code: "bad_signature" });
       // Offline recipient: 404 (once its going offline is recorded: presence is written in batches).
       sb.close();
       for (let i = 0; i < 200; i++) {
@@ -493,7 +388,8 @@ for (const { provider, skip } of PROVIDERS) {
       );
       expect(foreign).toMatchObject({ status: 400, issues: [{ path: "connections.1" }] });
       for (const bad of ["not json", {}, { connections: [] }, { connections: [{ direction: "out" }] }]) {
-        expect(await controlError(a.connections(bad))).toMatchObject({ status: 400 });
+        const text = typeof bad === "string" ? bad : JSON.stringify(bad);
+        expect((await a.client.signedFetch("POST", "/api/v1/connections", text)).status).toBe(400);
       }
       expect(await rt.db.prisma.connectionLog.count()).toBe(3);
     });
@@ -510,12 +406,12 @@ for (const { provider, skip } of PROVIDERS) {
       expect(await rt.dnsDomain()).toBe("trellis.internal");
 
       await updateDnsSettings(rt, admin, { domain: "corp.example", nameservers: ["1.1.1.1"] });
-      await sa.until((s) => s.map.dns.domain === "corp.example", "the new DNS");
+      await sa.waitFor((s) => s.map.dns.domain === "corp.example", "the new DNS");
       expect(sa.map.dns).toEqual({ domain: "corp.example", nameservers: ["1.1.1.1"], searchDomains: [] });
-      await sa.until((s) => s.map.peers[0]!.dnsName === "beta.corp.example.", "the new names");
+      await sa.waitFor((s) => s.map.peers[0]!.dnsName === "beta.corp.example.", "the new names");
       expect(await rt.dnsDomain()).toBe("corp.example");
       await updateDnsSettings(rt, admin, { magicDns: false });
-      await sa.until((s) => s.map.dns.domain === "", "MagicDNS off");
+      await sa.waitFor((s) => s.map.dns.domain === "", "MagicDNS off");
       expect(sa.map.dns.nameservers).toEqual(["1.1.1.1"]);
 
       const relayMap = {
@@ -537,7 +433,7 @@ for (const { provider, skip } of PROVIDERS) {
         },
       };
       await updateTailnetSettings(rt, admin, { relayMap });
-      await sa.until((s) => s.map.relayMap.regions["7"] !== undefined, "the relay map");
+      await sa.waitFor((s) => s.map.relayMap.regions["7"] !== undefined, "the relay map");
       expect(Object.keys(sa.map.relayMap.regions)).toEqual(["7"]);
       expect(rt.relayMap()).toEqual(relayMap);
 
@@ -545,7 +441,7 @@ for (const { provider, skip } of PROVIDERS) {
       const user = await rt.db.prisma.user.create({
         data: { email: "u@example.com", name: "u", role: "member" },
       });
-      const userKey = (await rt.createPreAuthKey({ userId: user.id }, "system")).key;
+      const userKey = await preAuthKey(rt, { userId: user.id });
       await updateTailnetSettings(rt, admin, { keyExpiryDays: 7 });
       const laptop = await new TestNode(rt).register(userKey, "laptop");
       const expiry = Date.parse(laptop.node.keyExpiry!) - Date.now();
@@ -604,9 +500,11 @@ describe.skipIf(PROVIDERS.find((p) => p.provider === "postgresql")!.skip)(
   () => {
     const dbs = testDatabases("postgresql");
     const runtimes: ControlRuntime[] = [];
-    const streams: Stream[] = [];
+    const streams: MapReader[] = [];
+    const servers: (() => Promise<void>)[] = [];
     afterEach(async () => {
       streams.splice(0).forEach((s) => s.close());
+      for (const close of servers.splice(0)) await close();
       await Promise.all(runtimes.splice(0).map((r) => r.close()));
     });
 
@@ -620,11 +518,12 @@ describe.skipIf(PROVIDERS.find((p) => p.provider === "postgresql")!.skip)(
         };
         const rt = await ControlRuntime.open(config, log, { controlKey, stream: { coalesceMs: 5 } });
         runtimes.push(rt);
+        servers.push((await serveNodeApi(rt)).close);
         return rt;
       };
       const one = await replica();
       const two = await replica();
-      const key = (await one.createPreAuthKey({ tags: ["tag:server"], reusable: true }, "system")).key;
+      const key = await preAuthKey(one, { tags: ["tag:server"], reusable: true });
       const a = new TestNode(one);
       const b = new TestNode(two);
       await a.register(key, "alpha");
@@ -639,17 +538,16 @@ describe.skipIf(PROVIDERS.find((p) => p.provider === "postgresql")!.skip)(
 
       // a, on replica one, signals b, streaming from replica two.
       expect(await a.signal(b.key, "aGVsbG8=")).toEqual({ status: "queued" });
-      await sb.until((s) => s.signals.length === 1, "the signal from the other replica");
+      await sb.waitFor((s) => s.signals.length === 1, "the signal from the other replica");
       expect(sb.signals[0]).toEqual({ type: "signal", from: a.key, sealed: "aGVsbG8=" });
 
       // A DNS change saved through one reaches the stream on two.
       await updateDnsSettings(one, admin, { nameservers: ["9.9.9.9"] });
-      await sb.until((s) => s.map.dns.nameservers[0] === "9.9.9.9", "the DNS change");
+      await sb.waitFor((s) => s.map.dns.nameservers[0] === "9.9.9.9", "the DNS change");
       expect(await two.dnsDomain()).toBe("trellis.internal");
 
       // b logs out through replica one: its stream on two ends.
-      b.rt = one;
-      await b.logout();
+      await b.via(one).logout();
       expect(await sb.end()).toEqual({ type: "end", reason: "key_expired" });
     });
   },

@@ -2,16 +2,27 @@ import type { Database } from "@trellis/db";
 import { encodeKey } from "@trellis/proto";
 
 /**
- * Is this WireGuard public key a node of the tailnet, approved, whose key has
- * not expired? The relay asks at every login (verify-clients), so nodes that
+ * Which of these WireGuard public keys (raw, or `nodekey:` text) are nodes
+ * of the tailnet, approved, whose keys have not expired? The relay asks at
+ * every login and again whenever nodes change (verify-clients), so nodes that
  * come and go are reflected at once. A node awaiting approval is refused
  * until an admin authorizes it; a rotated-away key is no node's key any more.
+ * One query for the whole list.
  */
-export async function isKnownNodeKey(db: Database, key: Uint8Array, now = new Date()): Promise<boolean> {
-  if (key.length !== 32) return false;
-  const node = await db.prisma.node.findUnique({
-    where: { nodeKey: encodeKey("nodekey", key) },
-    select: { expiresAt: true, authorized: true },
+export async function admittedNodeKeys(
+  db: Database,
+  keys: readonly (Uint8Array | string)[],
+  now = new Date(),
+): Promise<boolean[]> {
+  const texts = keys.map((k) => (typeof k === "string" ? k : k.length === 32 ? encodeKey("nodekey", k) : ""));
+  const wanted = [...new Set(texts.filter((t) => t !== ""))];
+  if (wanted.length === 0) return texts.map(() => false);
+  const rows = await db.prisma.node.findMany({
+    where: { nodeKey: { in: wanted } },
+    select: { nodeKey: true, expiresAt: true, authorized: true },
   });
-  return node !== null && node.authorized && (node.expiresAt === null || node.expiresAt > now);
+  const ok = new Set(
+    rows.filter((n) => n.authorized && (n.expiresAt === null || n.expiresAt > now)).map((n) => n.nodeKey),
+  );
+  return texts.map((t) => ok.has(t));
 }

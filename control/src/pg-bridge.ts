@@ -1,9 +1,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { z } from "zod";
 import type { Logger } from "@trellis/log";
-import { NodeKeyText, SIGNAL_MAX_SEALED } from "@trellis/proto";
-import type { ControlEvent, EventBus } from "./events";
+import { controlEventSchema, type ControlEvent, type EventBus } from "./events";
 
 /** The PostgreSQL channel that carries tailnet changes between server processes. */
 export const CHANNEL = "trellis_events";
@@ -14,23 +12,7 @@ export const CHANNEL = "trellis_events";
  */
 const IDS_PER_NOTIFY = 100;
 
-const Wire = z.discriminatedUnion("type", [
-  z.object({
-    type: z.literal("nodes"),
-    ids: z.array(z.string().max(64)).max(IDS_PER_NOTIFY),
-    attrsOnly: z.boolean().optional(),
-    origin: z.string().max(64),
-  }),
-  z.object({ type: z.literal("policy"), origin: z.string().max(64) }),
-  z.object({ type: z.literal("settings"), origin: z.string().max(64) }),
-  z.object({
-    type: z.literal("signal"),
-    to: NodeKeyText,
-    from: NodeKeyText,
-    sealed: z.string().max(SIGNAL_MAX_SEALED),
-    origin: z.string().max(64),
-  }),
-]);
+const Wire = controlEventSchema({ maxIds: IDS_PER_NOTIFY, originRequired: true });
 
 /**
  * Joins this process's event bus to every other server process on the same

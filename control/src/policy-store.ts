@@ -1,8 +1,15 @@
 // The tailnet policy, stored as versions (PolicyVersion; the newest is in
 // force). With none saved, Tailscale's default applies: allow all.
+//
+// One PolicyStore per process parses each version once: the save that
+// validated a text hands its parsed policy to every later reader (the
+// snapshot rebuild that follows the save, registrations applying
+// autoApprovers), and a version saved by another replica is parsed once
+// when first read here.
 import type { Database } from "@trellis/db";
+import { parsePolicy, validatePolicy, type Policy, type Topology } from "@trellis/policy";
+import { audit, type AuditRef } from "./audit";
 import { ControlError } from "./errors";
-import { parsePolicy, validatePolicy, type Policy, type Topology } from "./policy/index";
 
 export const DEFAULT_POLICY_TEXT = '{"acls":[{"action":"accept","src":["*"],"dst":["*:*"]}]}';
 
@@ -23,71 +30,102 @@ function builtIn(): ActivePolicy {
   return defaultPolicy;
 }
 
-/** The policy in force. A stored version that no longer parses (engine changes) is a server error, not a silent allow-all. */
-export async function loadPolicy(db: Database, cached?: ActivePolicy): Promise<ActivePolicy> {
-  const row = await db.prisma.policyVersion.findFirst({ orderBy: { id: "desc" } });
-  if (!row) return builtIn();
-  if (cached && cached.version === row.id) return cached;
-  return { version: row.id, text: row.text, policy: parsePolicy(row.text, { source: `policy v${row.id}` }) };
+export interface SaveOptions {
+  /** The version the edit started from: a different newest version fails with 409, checked inside the transaction. */
+  expectedVersion?: number;
+  /** Restoring an old version: audited as `policy.restore` naming it. */
+  restoredFrom?: number;
+  /** Where errors say the text came from ("policy", "policy v3"). */
+  source?: string;
 }
 
-/**
- * Validate (syntax, meaning, and the policy's own tests against the current
- * tailnet) and save a new version. Invalid policies are refused with every
- * issue listed and nothing saved.
- */
-export async function savePolicy(
-  db: Database,
-  text: string,
-  actor: string,
-  topology?: Topology,
-  /** The version the edit started from: a different newest version fails with 409, checked inside the transaction. */
-  expectedVersion?: number,
-): Promise<ActivePolicy> {
-  if (Buffer.byteLength(text) > MAX_POLICY_BYTES) {
-    throw new ControlError("policy_too_large", 413, `the policy exceeds ${MAX_POLICY_BYTES} bytes`);
-  }
-  // PolicyError is a ControlError (400) listing every issue with line:column.
-  const policy = validatePolicy(text, { source: "policy", topology });
-  const conflict = (now?: number) =>
-    new ControlError(
-      "policy_conflict",
-      409,
-      `the policy was changed${now === undefined ? "" : ` (now version ${now})`} since you loaded version ${expectedVersion}; reload and apply your edit again`,
-    );
-  const pg = db.target.provider === "postgresql";
-  const save = () =>
-    db.prisma.$transaction(
-      async (tx) => {
-        if (expectedVersion !== undefined) {
-          const latest = await tx.policyVersion.findFirst({ orderBy: { id: "desc" }, select: { id: true } });
-          if ((latest?.id ?? 0) !== expectedVersion) throw conflict(latest?.id ?? 0);
-        }
-        return create(tx);
-      },
-      // Serializable: two saves from the same version cannot both pass the check.
-      // (SQLite runs one write transaction at a time anyway.)
-      pg ? { isolationLevel: "Serializable" } : undefined,
-    );
-  const create = async (tx: Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0]) => {
-    const saved = await tx.policyVersion.create({ data: { text, createdBy: actor } });
-    await tx.auditEvent.create({
-      data: {
-        actor,
-        action: "policy.update",
-        target: `policy:${saved.id}`,
-        detail: JSON.stringify({ bytes: text.length }),
-      },
+export class PolicyStore {
+  /** The newest version parsed so far. */
+  private latest: ActivePolicy | null = null;
+
+  constructor(private readonly db: Database) {}
+
+  /**
+   * The policy in force. Reads only the newest version's id when it is the
+   * one already parsed. A stored version that no longer parses (engine
+   * changes) is a server error, not a silent allow-all.
+   */
+  async current(): Promise<ActivePolicy> {
+    const head = await this.db.prisma.policyVersion.findFirst({
+      orderBy: { id: "desc" },
+      select: { id: true },
     });
-    return saved;
-  };
-  let row;
-  try {
-    row = await save();
-  } catch (err) {
-    // A serialization failure means another save won the race.
-    if (pg && (err as { code?: unknown }).code === "P2034") throw conflict();
-    throw err;
+    if (!head) return builtIn();
+    if (this.latest?.version === head.id) return this.latest;
+    const row = await this.db.prisma.policyVersion.findUniqueOrThrow({ where: { id: head.id } });
+    return this.remember({
+      version: row.id,
+      text: row.text,
+      policy: parsePolicy(row.text, { source: `policy v${row.id}` }),
+    });
   }
-  return { version: row.id, text, policy };
+
+  /**
+   * Validate (syntax, meaning, and the policy's own tests against `topology`)
+   * and save a new version. An invalid policy is refused with every issue
+   * listed (a PolicyError, 400 at the API) and nothing is saved.
+   */
+  async save(
+    text: string,
+    actor: AuditRef,
+    topology: Topology,
+    opts: SaveOptions = {},
+  ): Promise<ActivePolicy> {
+    if (new TextEncoder().encode(text).byteLength > MAX_POLICY_BYTES) {
+      throw new ControlError("policy_too_large", 413, `the policy exceeds ${MAX_POLICY_BYTES} bytes`);
+    }
+    const policy = validatePolicy(text, { source: opts.source ?? "policy", topology });
+    const expected = opts.expectedVersion;
+    const conflict = (now?: number) =>
+      new ControlError(
+        "policy_conflict",
+        409,
+        `the policy was changed${now === undefined ? "" : ` (now version ${now})`} since you loaded version ${expected}; reload and apply your edit again`,
+      );
+    const pg = this.db.target.provider === "postgresql";
+    let row;
+    try {
+      row = await this.db.prisma.$transaction(
+        async (tx) => {
+          const head = await tx.policyVersion.findFirst({ orderBy: { id: "desc" }, select: { id: true } });
+          if (expected !== undefined && (head?.id ?? 0) !== expected) throw conflict(head?.id ?? 0);
+          const saved = await tx.policyVersion.create({ data: { text, createdBy: actor } });
+          const bytes = new TextEncoder().encode(text).byteLength;
+          await audit(
+            tx,
+            opts.restoredFrom === undefined
+              ? { actor, action: "policy.update", target: `policy:${saved.id}`, detail: { bytes } }
+              : {
+                  actor,
+                  action: "policy.restore",
+                  target: `policy:${saved.id}`,
+                  detail: {
+                    before: { version: head?.id ?? 0 },
+                    after: { version: saved.id, restoredFrom: opts.restoredFrom, bytes },
+                  },
+                },
+          );
+          return saved;
+        },
+        // Serializable: two saves from the same version cannot both pass the check.
+        // (SQLite runs one write transaction at a time anyway.)
+        pg ? { isolationLevel: "Serializable" } : undefined,
+      );
+    } catch (err) {
+      // A serialization failure means another save won the race.
+      if (pg && (err as { code?: unknown }).code === "P2034") throw conflict();
+      throw err;
+    }
+    return this.remember({ version: row.id, text, policy });
+  }
+
+  private remember(active: ActivePolicy): ActivePolicy {
+    if (!this.latest || active.version > this.latest.version) this.latest = active;
+    return active;
+  }
 }

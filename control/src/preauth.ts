@@ -8,6 +8,7 @@ import type { Database, Models } from "@trellis/db";
 import { CreatePreAuthKeyRequest, type PreAuthKeyInfo } from "@trellis/proto";
 import { ControlError } from "./errors";
 import { jsonList, parseOr400 } from "./errors-util";
+import { audit, type AuditRef } from "./audit";
 
 type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
 
@@ -37,12 +38,12 @@ function info(k: Models.PreAuthKey): PreAuthKeyInfo {
 
 /**
  * Create a key. Returns the key text — the only time it exists outside the
- * caller's hands — and its listing. `actor` is a user id or "system".
+ * caller's hands — and its listing. (The admin API's door is admin/keys.ts.)
  */
 export async function createPreAuthKey(
   db: Database,
   body: unknown,
-  actor: string,
+  actor: AuditRef,
   now = new Date(),
 ): Promise<{ key: string; info: PreAuthKeyInfo }> {
   const req = parseOr400(CreatePreAuthKeyRequest, body, "invalid pre-auth key request");
@@ -67,13 +68,11 @@ export async function createPreAuthKey(
         description: req.description,
       },
     });
-    await tx.auditEvent.create({
-      data: {
-        actor,
-        action: "preauthkey.create",
-        target: `preauthkey:${created.id}`,
-        detail: JSON.stringify({ after: { ...info(created) } }),
-      },
+    await audit(tx, {
+      actor: actor,
+      action: "preauthkey.create",
+      target: `preauthkey:${created.id}`,
+      detail: { after: { ...info(created) } },
     });
     return created;
   });
@@ -85,15 +84,13 @@ export async function listPreAuthKeys(db: Database): Promise<PreAuthKeyInfo[]> {
   return rows.map(info);
 }
 
-export async function revokePreAuthKey(db: Database, id: string, actor: string, now = new Date()) {
+export async function revokePreAuthKey(db: Database, id: string, actor: AuditRef, now = new Date()) {
   return db.prisma.$transaction(async (tx) => {
     const row = await tx.preAuthKey.findUnique({ where: { id } });
     if (!row) throw new ControlError("not_found", 404, `no pre-auth key with id ${id}`);
     if (row.revokedAt) return info(row);
     const updated = await tx.preAuthKey.update({ where: { id }, data: { revokedAt: now } });
-    await tx.auditEvent.create({
-      data: { actor, action: "preauthkey.revoke", target: `preauthkey:${id}`, detail: "{}" },
-    });
+    await audit(tx, { actor: actor, action: "preauthkey.revoke", target: `preauthkey:${id}` });
     return info(updated);
   });
 }

@@ -20,6 +20,7 @@ import { randomUUID } from "node:crypto";
 import type { Database } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import type { EventBus } from "./events";
+import { audit } from "./audit";
 
 /** Default least time between two presence batches. */
 export const PRESENCE_BATCH_MS = 100;
@@ -202,14 +203,7 @@ export class Presence {
       const deleted = await this.db.prisma.$transaction(async (tx) => {
         const gone = await tx.node.deleteMany({ where: { id: nodeId, ephemeral: true, online: false } });
         if (gone.count > 0) {
-          await tx.auditEvent.create({
-            data: {
-              actor: "system",
-              action: "node.ephemeral_removed",
-              target: `node:${nodeId}`,
-              detail: "{}",
-            },
-          });
+          await audit(tx, { actor: "system", action: "node.ephemeral_removed", target: `node:${nodeId}` });
         }
         return gone.count;
       });

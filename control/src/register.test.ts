@@ -124,7 +124,7 @@ for (const { provider, skip } of PROVIDERS) {
     it("gives an untagged key's nodes to its user, with a 180-day key expiry", async () => {
       const db = await dbs.open();
       const user = await admin(db);
-      const { key } = await createPreAuthKey(db, { userId: user.id }, user.id);
+      const { key } = await createPreAuthKey(db, { userId: user.id }, `user:${user.id}`);
       const now = new Date("2026-01-01T00:00:00Z");
       const { response } = await registerNode(
         db,
@@ -254,11 +254,11 @@ for (const { provider, skip } of PROVIDERS) {
     it("renews an expired node with a new key, keeping its addresses", async () => {
       const db = await dbs.open();
       const user = await admin(db);
-      const k1 = (await createPreAuthKey(db, { userId: user.id }, user.id)).key;
+      const k1 = (await createPreAuthKey(db, { userId: user.id }, `user:${user.id}`)).key;
       const nodeKey = newKey();
       const first = await registerNode(db, nodeKey, { preAuthKey: k1, hostname: "laptop" }, opts);
       await db.prisma.node.update({ where: { nodeKey }, data: { expiresAt: new Date(Date.now() - 1000) } });
-      const k2 = (await createPreAuthKey(db, { tags: ["tag:server"] }, user.id)).key;
+      const k2 = (await createPreAuthKey(db, { tags: ["tag:server"] }, `user:${user.id}`)).key;
       const renewed = await registerNode(db, nodeKey, { preAuthKey: k2, hostname: "laptop" }, opts);
       expect(renewed.response.created).toBe(false);
       expect(renewed.response.node).toMatchObject({

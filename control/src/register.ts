@@ -22,8 +22,10 @@ import { allocateAddresses } from "./addresses";
 import { ControlError } from "./errors";
 import { isUniqueViolation, jsonList, parseOr400 } from "./errors-util";
 import { identityOf } from "./node-view";
-import { formatPrefix, parsePrefix, prefixesOverlap, TAILNET_V4, TAILNET_V6 } from "./policy/ip";
+import { prefixesOverlap, TAILNET_V4, TAILNET_V6 } from "@trellis/proto/ip";
+import { canonicalPrefixes } from "./routes";
 import { consumePreAuthKey, type KeyGrant } from "./preauth";
+import { audit, nodeRef } from "./audit";
 
 type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
 
@@ -66,25 +68,11 @@ async function uniqueName(tx: Tx, base: string): Promise<string> {
 
 /** Canonical advertised routes; tailnet addresses themselves cannot be routed through a node. */
 function canonicalRoutes(routes: string[]): string[] {
-  const out = new Set<string>();
-  routes.forEach((r, i) => {
-    const p = parsePrefix(r);
-    if (!p) {
-      throw new ControlError("invalid_request", 400, `routableIPs.${i}: "${r}" is not a CIDR prefix`, [
-        { path: `routableIPs.${i}`, message: "not a CIDR prefix" },
-      ]);
-    }
-    if (p.bits > 0 && (prefixesOverlap(p, TAILNET_V4) || prefixesOverlap(p, TAILNET_V6))) {
-      throw new ControlError(
-        "invalid_request",
-        400,
-        `routableIPs.${i}: ${r} overlaps the tailnet's own range`,
-        [{ path: `routableIPs.${i}`, message: "overlaps the tailnet's own addresses" }],
-      );
-    }
-    out.add(formatPrefix(p));
-  });
-  return [...out].sort();
+  return canonicalPrefixes(routes, "routableIPs", (p) =>
+    p.bits > 0 && (prefixesOverlap(p, TAILNET_V4) || prefixesOverlap(p, TAILNET_V6))
+      ? "overlaps the tailnet's own addresses"
+      : null,
+  );
 }
 
 export interface Registered {
@@ -210,21 +198,19 @@ export async function registerNode(
             const name = await uniqueName(tx, dnsLabel(req.hostname));
             node = await tx.node.create({ data: { nodeKey, name, ...addrs, ...attrs, ...owner } });
           }
-          await tx.auditEvent.create({
-            data: {
-              actor: grant.id === null ? `user:${grant.userId}` : `node:${node.id}`,
-              action: existing ? "node.reauthenticate" : "node.register",
-              target: `node:${node.id}`,
-              detail: JSON.stringify({
-                after: {
-                  name: node.name,
-                  ipv4: node.ipv4,
-                  ipv6: node.ipv6,
-                  tags: grant.tags,
-                  authorized: node.authorized,
-                },
-                ...(grant.id === null ? { via: "session" } : { preAuthKey: grant.id }),
-              }),
+          await audit(tx, {
+            actor: grant.id === null ? `user:${grant.userId}` : `node:${node.id}`,
+            action: existing ? "node.reauthenticate" : "node.register",
+            target: `node:${node.id}`,
+            detail: {
+              after: {
+                name: node.name,
+                ipv4: node.ipv4,
+                ipv6: node.ipv6,
+                tags: grant.tags,
+                authorized: node.authorized,
+              },
+              ...(grant.id === null ? { via: "session" } : { preAuthKey: grant.id }),
             },
           });
           return { node, response: { node: identityOf(node, opts.dnsDomain), created: !existing } };
@@ -279,13 +265,11 @@ async function rotate(
     throw new ControlError("conflict", 409, "the node changed during the key rotation; retry");
   }
   const node = await tx.node.findUniqueOrThrow({ where: { id: old.id } });
-  await tx.auditEvent.create({
-    data: {
-      actor: `node:${node.id}`,
-      action: "node.rotate_key",
-      target: `node:${node.id}`,
-      detail: JSON.stringify({ before: { nodeKey: oldKey }, after: { nodeKey: newKey } }),
-    },
+  await audit(tx, {
+    actor: nodeRef(node.id),
+    action: "node.rotate_key",
+    target: `node:${node.id}`,
+    detail: { before: { nodeKey: oldKey }, after: { nodeKey: newKey } },
   });
   return { node, rotatedFrom: oldKey, response: { node: identityOf(node, dnsDomain), created: false } };
 }

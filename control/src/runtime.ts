@@ -1,40 +1,39 @@
 import { join } from "node:path";
 import { migrate, openDatabase, type Database, type Models } from "@trellis/db";
 import type { Logger } from "@trellis/log";
-import type {
-  ControlKeyResponse,
-  HealthResponse,
-  PreAuthKeyInfo,
-  RegisterResponse,
-  RelayMap,
+import {
+  RelayVerifyRequest,
+  type ControlKeyResponse,
+  type HealthResponse,
+  type RegisterResponse,
+  type RelayMap,
+  type RelayVerifyResponse,
 } from "@trellis/proto";
 import { loadOrCreateKeyFile, type KeyPair } from "@trellis/proto/keyfile";
 import type { ServerConfig } from "./config";
-import { ingestConnections, MAX_CONNECTION_REPORT_BYTES } from "./connlog";
+import type { Actor } from "./auth/actor";
+import { requireScope } from "./auth/actor";
+import { ingestConnections } from "./connlog";
 import { updateEndpoints } from "./endpoints";
 import { ControlError } from "./errors";
 import { attrsOnlyIds, EventBus } from "./events";
 import { PgEventBridge } from "./pg-bridge";
-import {
-  openMapStream,
-  startMapStream,
-  type MapSink,
-  type MapStreamDeps,
-  type MapStreamOptions,
-} from "./map-stream";
+import { startMapStream, type MapSink, type MapStreamDeps, type MapStreamOptions } from "./map-stream";
 import { NetmapService, type MapConfig } from "./netmap-service";
 import { SharedReplayGuard } from "./replay";
 import { NodeAuthenticator, type SignedRequest } from "./node-auth";
-import { isKnownNodeKey } from "./nodes";
-import { loadPolicy, savePolicy, type ActivePolicy } from "./policy-store";
-import { createPreAuthKey, listPreAuthKeys, revokePreAuthKey } from "./preauth";
+import { admittedNodeKeys } from "./nodes";
+import { PolicyStore } from "./policy-store";
 import { Presence, type PresenceOptions } from "./presence";
 import { registerNode } from "./register";
-import { applyAutoApprovals, approveRoutes } from "./routes";
+import { applyAutoApprovals } from "./routes";
 import { defaultRelayMap } from "./relay-map";
 import { loadSettings, type Settings } from "./settings";
 import { completeSetup, isSetupComplete, issueSetupToken } from "./setup";
 import { SIGNAL_RATE, sendSignal, TokenBuckets, type RateLimit } from "./signal";
+import { audit, nodeRef } from "./audit";
+import { parseJson } from "./http/body";
+import { parseOr400 } from "./errors-util";
 
 /** Options for tests and benchmarks; the server uses the defaults. */
 export interface RuntimeOptions {
@@ -50,26 +49,18 @@ export interface RuntimeOptions {
   signalRate?: RateLimit;
 }
 
-/** Largest signed request body accepted by node endpoints. */
-export const MAX_NODE_BODY_BYTES = 64 * 1024;
-
-function parseJsonBody(body: string | Uint8Array, limit = MAX_NODE_BODY_BYTES): unknown {
-  const size = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
-  if (size > limit) {
-    throw new ControlError("body_too_large", 413, `request body exceeds ${limit} bytes`);
-  }
-  const text = typeof body === "string" ? body : new TextDecoder().decode(body);
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new ControlError("invalid_json", 400, "request body is not valid JSON");
-  }
-}
-
 /** What the control plane needs to know about the relay it reports on. */
 export interface RelayStatusSource {
   health(): HealthResponse["relay"];
+  /**
+   * Ask verify-clients again about every connected node (runtime.ts calls it
+   * when nodes change, so a deleted or expired node's connection is dropped).
+   */
+  revalidate?(): Promise<number>;
 }
+
+/** How long node changes gather before the relay is asked to revalidate its clients. */
+const RELAY_RECHECK_MS = 100;
 
 export const VERSION = "0.1.0";
 
@@ -84,7 +75,9 @@ export class ControlRuntime {
   private defaultRelayMap: RelayMap | null = null;
   private readonly auth: NodeAuthenticator;
   /** Tailnet changes, fanned out to map streams (see events.ts for scale-out). */
-  readonly events = new EventBus();
+  readonly events: EventBus;
+  /** The policy in force, parsed once per version (policy-store.ts). */
+  readonly policies: PolicyStore;
   private readonly netmaps: NetmapService;
   private readonly presence: Presence;
   /** On PostgreSQL: joins this process's events to every other replica's. */
@@ -107,10 +100,13 @@ export class ControlRuntime {
     private readonly opts: RuntimeOptions,
   ) {
     this.auth = new NodeAuthenticator(controlKey);
+    this.events = new EventBus(log.child({ component: "events" }));
+    this.policies = new PolicyStore(db);
     this.mapLog = log.child({ component: "map" });
     this.signalLimiter = new TokenBuckets(opts.signalRate ?? SIGNAL_RATE);
     this.netmaps = new NetmapService(db, {
       config: () => this.mapConfig(),
+      policy: () => this.policies.current(),
       // Expiry is noticed by each replica's own timer: announced locally only (an origin is never forwarded).
       onExpire: (ids) => this.events.publish({ type: "nodes", ids, origin: "expiry" }),
     });
@@ -156,12 +152,35 @@ export class ControlRuntime {
     return rt;
   }
 
+  /**
+   * The relay running in this process. Its verify-clients asks
+   * `verifyRelayClients`, and every change to nodes (here or on another
+   * replica) makes it check its connected nodes again.
+   */
   attachRelay(relay: RelayStatusSource): void {
     this.relay = relay;
     this.defaultRelayMap = null;
     this.mapConfigCache = null;
     this.netmaps.invalidate();
+    const revalidate = relay.revalidate?.bind(relay);
+    if (!revalidate) return;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    this.detachRelay?.();
+    const unsubscribe = this.events.subscribe((e) => {
+      if (e.type !== "nodes" || e.attrsOnly || timer) return;
+      timer = setTimeout(() => {
+        timer = null;
+        revalidate().catch((err: unknown) => this.log.warn({ err }, "relay revalidation failed"));
+      }, RELAY_RECHECK_MS);
+      timer.unref?.();
+    });
+    this.detachRelay = () => {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+    };
   }
+
+  private detachRelay: (() => void) | null = null;
 
   // --- Settings (settings.ts has the admin functions) ------------------------------
 
@@ -234,9 +253,20 @@ export class ControlRuntime {
     };
   }
 
-  /** The relay's verify-clients check. */
-  isKnownNodeKey(key: Uint8Array): Promise<boolean> {
-    return isKnownNodeKey(this.db, key);
+  /** verify-clients of the relay in this process: which of these keys may use it. */
+  admitsNodeKeys(keys: Uint8Array[]): Promise<boolean[]> {
+    return admittedNodeKeys(this.db, keys);
+  }
+
+  /**
+   * `POST /api/v1/relay/verify`: the same question from a relay running
+   * apart. Unsigned, like Tailscale's derper admission URL: it answers only
+   * about keys the caller names, and node keys are 256-bit values nobody
+   * can guess, so it reveals nothing about who else is in the tailnet.
+   */
+  async verifyRelayClients(body: Uint8Array | string): Promise<RelayVerifyResponse> {
+    const req = parseOr400(RelayVerifyRequest, parseJson(body), "invalid relay verification");
+    return { allowed: await admittedNodeKeys(this.db, req.nodeKeys) };
   }
 
   isSetupComplete(): Promise<boolean> {
@@ -300,18 +330,23 @@ export class ControlRuntime {
   }
 
   /**
-   * `POST /api/v1/register`: register (or re-register) the signing node with a
-   * pre-auth key, or rotate an existing node to the signing key (`rotateFrom`).
+   * `POST /api/v1/register`: register (or re-register) the signing node with
+   * a pre-auth key, rotate an existing node to the signing key
+   * (`rotateFrom`), or — with no pre-auth key and a console `session`
+   * riding along (a browser tab joining) — make the key that user's machine.
    */
-  /**
-   * `POST /api/v1/register`. `sessionUser`: the request also carries a
-   * console session whose user may add machines (a browser tab joining), so
-   * a new key needs no pre-auth key and becomes that user's machine.
-   */
-  async register(req: SignedRequest, sessionUser?: { userId: string }): Promise<RegisterResponse> {
+  async register(req: SignedRequest, session: Actor | null = null): Promise<RegisterResponse> {
     const nodeKey = await this.verify(req);
+    const body = parseJson(req.body);
+    // A pre-auth key decides on its own; only a session registration needs the right to add machines.
+    const withKey = typeof body === "object" && body !== null && "preAuthKey" in body;
+    let sessionUser: { userId: string } | undefined;
+    if (session && !withKey) {
+      requireScope(session, "machines:write");
+      sessionUser = { userId: session.userId };
+    }
     const settings = await this.settings();
-    const { node, response, rotatedFrom } = await registerNode(this.db, nodeKey, parseJsonBody(req.body), {
+    const { node, response, rotatedFrom } = await registerNode(this.db, nodeKey, body, {
       dnsDomain: settings.dns.domain,
       keyExpiryDays: settings.tailnet.keyExpiryDays,
       nodeApproval: settings.tailnet.nodeApproval,
@@ -322,7 +357,7 @@ export class ControlRuntime {
     // The registration itself is committed: a failure here is logged, not
     // reported to the node, and the next policy save or re-registration retries.
     try {
-      await applyAutoApprovals(this.db, (await loadPolicy(this.db)).policy, [node.id]);
+      await applyAutoApprovals(this.db, (await this.policies.current()).policy, [node.id]);
     } catch (err) {
       this.log.error({ err, node: node.id }, "auto-approval of advertised routes failed");
     }
@@ -343,7 +378,7 @@ export class ControlRuntime {
   /** `POST /api/v1/endpoints`: the signing node reports where it can be reached. */
   async updateEndpoints(req: SignedRequest): Promise<{ changed: boolean }> {
     const node = await this.authenticate(req);
-    const changed = await updateEndpoints(this.db, node.id, parseJsonBody(req.body));
+    const changed = await updateEndpoints(this.db, node.id, parseJson(req.body));
     if (changed) this.events.publish({ type: "nodes", ids: [node.id], attrsOnly: true });
     return { changed };
   }
@@ -359,13 +394,11 @@ export class ControlRuntime {
     await this.db.prisma.$transaction(async (tx) => {
       if (node.ephemeral) await tx.node.deleteMany({ where: { id: node.id } });
       else await tx.node.update({ where: { id: node.id }, data: { expiresAt: now } });
-      await tx.auditEvent.create({
-        data: {
-          actor: `node:${node.id}`,
-          action: "node.logout",
-          target: `node:${node.id}`,
-          detail: JSON.stringify({ name: node.name, deleted: node.ephemeral }),
-        },
+      await audit(tx, {
+        actor: nodeRef(node.id),
+        action: "node.logout",
+        target: `node:${node.id}`,
+        detail: { name: node.name, deleted: node.ephemeral },
       });
     });
     this.log.info({ node: node.id, name: node.name, deleted: node.ephemeral }, "node logged out");
@@ -389,7 +422,7 @@ export class ControlRuntime {
         replicated: this.bridge !== null,
       },
       node,
-      parseJsonBody(req.body),
+      parseJson(req.body),
     );
   }
 
@@ -399,23 +432,17 @@ export class ControlRuntime {
     if (!node.authorized) {
       throw new ControlError("not_authorized", 403, "this node is not approved yet");
     }
-    return ingestConnections(this.db, node, parseJsonBody(req.body, MAX_CONNECTION_REPORT_BYTES));
+    return ingestConnections(this.db, node, parseJson(req.body));
   }
 
   /**
    * `GET /api/v1/map`: the signing node's map as Server-Sent Events, written
-   * to `sink` (the server's node:http response, see http-map.ts). Resolves,
+   * to `sink` (the server's node:http response, see http/map.ts). Resolves,
    * once the full map is written, to the function that ends the stream.
    */
   async startMapStream(req: SignedRequest, sink: MapSink): Promise<() => void> {
     const node = await this.authenticate(req);
     return startMapStream(this.mapDeps(), this.streamNode(node), sink, this.opts.stream);
-  }
-
-  /** The same stream as a web ReadableStream, ended when `signal` aborts. */
-  async openMapStream(req: SignedRequest, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
-    const node = await this.authenticate(req);
-    return openMapStream(this.mapDeps(), this.streamNode(node), { ...this.opts.stream, signal });
   }
 
   private mapDeps(): MapStreamDeps {
@@ -425,43 +452,6 @@ export class ControlRuntime {
   /** Only what a stream needs: it lives as long as the node is connected, and so does what it holds. */
   private streamNode(node: { id: string; ephemeral: boolean; nodeKey: string }) {
     return { id: node.id, ephemeral: node.ephemeral, nodeKey: node.nodeKey };
-  }
-
-  // --- Admin API (callers check the actor's rights) -------------------------------
-
-  createPreAuthKey(body: unknown, actor: string): Promise<{ key: string; info: PreAuthKeyInfo }> {
-    return createPreAuthKey(this.db, body, actor);
-  }
-
-  listPreAuthKeys(): Promise<PreAuthKeyInfo[]> {
-    return listPreAuthKeys(this.db);
-  }
-
-  revokePreAuthKey(id: string, actor: string): Promise<PreAuthKeyInfo> {
-    return revokePreAuthKey(this.db, id, actor);
-  }
-
-  policy(): Promise<ActivePolicy> {
-    return loadPolicy(this.db);
-  }
-
-  /** Validate (including the policy's tests against the current tailnet) and save a policy; streams get new maps. */
-  async setPolicy(text: string, actor: string): Promise<{ version: number }> {
-    const snapshot = await this.netmaps.snapshot();
-    const saved = await savePolicy(this.db, text, actor, snapshot.topology);
-    const approved = await applyAutoApprovals(this.db, saved.policy);
-    this.log.info({ version: saved.version, actor, autoApproved: approved.length }, "policy saved");
-    // Nodes first: a policy event alone tells map builders that no node changed.
-    if (approved.length) this.events.publish({ type: "nodes", ids: approved });
-    this.events.publish({ type: "policy" });
-    return { version: saved.version };
-  }
-
-  /** Set a node's approved routes (admin); peers' maps follow. */
-  async approveRoutes(nodeId: string, body: unknown, actor: string) {
-    const result = await approveRoutes(this.db, nodeId, body, actor);
-    this.events.publish({ type: "nodes", ids: [nodeId] });
-    return result;
   }
 
   // --- What admin functions need (admin/context.ts) ---------------------------------
@@ -477,6 +467,7 @@ export class ControlRuntime {
   }
 
   async close(): Promise<void> {
+    this.detachRelay?.();
     await this.presence.close();
     this.netmaps.close();
     this.replayGuard?.close();

@@ -12,10 +12,11 @@ import type { Database } from "@trellis/db";
 import { DnsSettings, TailnetSettings } from "@trellis/proto";
 import type { z } from "zod";
 import type { AdminContext } from "./admin/context";
-import { auditActor, requireScope, type Actor } from "./auth/actor";
+import { requireScope, type Actor } from "./auth/actor";
 import type { ServerConfig } from "./config";
 import { ControlError } from "./errors";
 import { parseOr400 } from "./errors-util";
+import { audit, actorRef, type AuditAction } from "./audit";
 
 export const TAILNET_SETTINGS_KEY = "tailnet";
 export const DNS_SETTINGS_KEY = "dns";
@@ -103,7 +104,7 @@ async function save(
   ctx: AdminContext,
   actor: Actor,
   key: string,
-  action: string,
+  action: AuditAction,
   read: (tx: Tx) => Promise<unknown>,
   compute: (before: never) => unknown,
 ): Promise<unknown> {
@@ -113,13 +114,11 @@ async function save(
     if (JSON.stringify(before) === JSON.stringify(after)) return { after, changed: false };
     const value = JSON.stringify(after);
     await tx.setting.upsert({ where: { key }, create: { key, value }, update: { value } });
-    await tx.auditEvent.create({
-      data: {
-        actor: auditActor(actor),
-        action,
-        target: `settings:${key}`,
-        detail: JSON.stringify({ before, after }),
-      },
+    await audit(tx, {
+      actor: actorRef(actor),
+      action: action,
+      target: `settings:${key}`,
+      detail: { before, after },
     });
     return { after, changed: true };
   });

@@ -52,7 +52,7 @@ describe("first-run setup", () => {
 
     const audit = await db.prisma.auditEvent.findMany();
     expect(audit).toHaveLength(1);
-    expect(audit[0]).toMatchObject({ actor: user.id, action: "setup.complete" });
+    expect(audit[0]).toMatchObject({ actor: `user:${user.id}`, action: "setup.complete" });
     expect(audit[0]!.detail).not.toContain("password");
 
     await expectControlError(completeSetup(db, form(token)), 409, "setup_complete");

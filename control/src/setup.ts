@@ -3,6 +3,7 @@ import type { Database } from "@trellis/db";
 import { SetupRequest, zodIssues } from "@trellis/proto";
 import { ControlError } from "./errors";
 import { hashPassword } from "./password";
+import { audit, userRef } from "./audit";
 
 const TOKEN_KEY = "setup.token_sha256";
 
@@ -68,13 +69,11 @@ export async function completeSetup(
       data: { email: req.email.toLowerCase(), name: req.name, role: "admin", passwordHash },
       select: { id: true, email: true, name: true, role: true },
     });
-    await tx.auditEvent.create({
-      data: {
-        actor: user.id,
-        action: "setup.complete",
-        target: `user:${user.id}`,
-        detail: JSON.stringify({ after: { email: user.email, name: user.name, role: user.role } }),
-      },
+    await audit(tx, {
+      actor: userRef(user.id),
+      action: "setup.complete",
+      target: `user:${user.id}`,
+      detail: { after: { email: user.email, name: user.name, role: user.role } },
     });
     return user;
   });

@@ -57,9 +57,9 @@ for (const { provider, skip } of PROVIDERS) {
       });
       const page = await listAudit(ctx, actorOf(auditor), {});
       const byActor = new Map(page.items.map((e) => [e.actor, e]));
-      expect(byActor.get(admin.id)).toMatchObject({
+      expect(byActor.get(`user:${admin.id}`)).toMatchObject({
         actorName: "root@example.com",
-        action: "machine.rename",
+        action: "node.rename",
         detail: { before: { name: "laptop" }, after: { name: "renamed" } },
       });
       expect(byActor.get(`node:${node.id}`)?.actorName).toBe("renamed");
@@ -70,27 +70,27 @@ for (const { provider, skip } of PROVIDERS) {
       expect(byActor.get("system")?.actorName).toBe("system");
     });
 
-    it("filters by actor (id or email), action prefix, target and time", async () => {
+    it("filters by actor (as stored, or a user's email), action prefix, target and time", async () => {
       const { db, ctx, admin, auditor } = await world();
       const t = (s: string) => new Date(`2030-01-01T00:00:0${s}Z`);
       await db.prisma.auditEvent.createMany({
         data: [
-          { at: t("1"), actor: admin.id, action: "machine.rename", target: "node:a" },
-          { at: t("2"), actor: admin.id, action: "machine.tags", target: "node:b" },
-          { at: t("3"), actor: "system", action: "machines.other", target: "node:a" },
-          { at: t("4"), actor: auditor.id, action: "user.role", target: "user:x" },
+          { at: t("1"), actor: `user:${admin.id}`, action: "node.rename", target: "node:a" },
+          { at: t("2"), actor: `user:${admin.id}`, action: "node.tags", target: "node:b" },
+          { at: t("3"), actor: "system", action: "nodes.other", target: "node:a" },
+          { at: t("4"), actor: `user:${auditor.id}`, action: "user.role", target: "user:x" },
         ],
       });
       const actions = async (q: Record<string, string>) =>
         (await listAudit(ctx, actorOf(auditor), q)).items.map((e) => e.action);
-      expect(await actions({ actor: "root@example.com" })).toEqual(["machine.tags", "machine.rename"]);
-      expect(await actions({ actor: admin.id })).toEqual(["machine.tags", "machine.rename"]);
-      expect(await actions({ action: "machine." })).toEqual(["machine.tags", "machine.rename"]);
-      expect(await actions({ action: "machine.tags" })).toEqual(["machine.tags"]);
-      expect(await actions({ target: "node:a" })).toEqual(["machines.other", "machine.rename"]);
+      expect(await actions({ actor: "root@example.com" })).toEqual(["node.tags", "node.rename"]);
+      expect(await actions({ actor: `user:${admin.id}` })).toEqual(["node.tags", "node.rename"]);
+      expect(await actions({ action: "node." })).toEqual(["node.tags", "node.rename"]);
+      expect(await actions({ action: "node.tags" })).toEqual(["node.tags"]);
+      expect(await actions({ target: "node:a" })).toEqual(["nodes.other", "node.rename"]);
       expect(await actions({ since: "2030-01-01T00:00:02Z", until: "2030-01-01T00:00:04Z" })).toEqual([
-        "machines.other",
-        "machine.tags",
+        "nodes.other",
+        "node.tags",
       ]);
       const bad = await rejection(listAudit(ctx, actorOf(auditor), { since: "yesterday" }));
       expect(bad.status).toBe(400);

@@ -5,6 +5,7 @@ import { AuditQuery, type AuditEventInfo, type Page } from "@trellis/proto";
 import { requireScope, type Actor } from "../auth/actor";
 import { parseOr400 } from "../errors-util";
 import type { AdminContext } from "./context";
+import { nodeRef, userRef } from "../audit";
 import { decodeCursor, pageOf, TimeIdCursor } from "./paging";
 
 function parseDetail(text: string): Record<string, unknown> {
@@ -19,13 +20,16 @@ function parseDetail(text: string): Record<string, unknown> {
 }
 
 /**
- * Display names of actor strings: a user id → their email, "node:<id>" → the
- * node's name while it exists; anything else (or anything gone) as it is.
+ * Display names of actor strings (audit.ts): `user:<id>` → the user's email,
+ * `node:<id>` → the node's name while they exist; `local` → "local
+ * operator"; anything else (or anything gone) as it is.
  */
 export async function actorNames(ctx: AdminContext, actors: Iterable<string>): Promise<Map<string, string>> {
   const all = [...new Set(actors)];
-  const nodeIds = all.filter((a) => a.startsWith("node:")).map((a) => a.slice("node:".length));
-  const userIds = all.filter((a) => a !== "system" && !a.startsWith("node:"));
+  const idsOf = (prefix: string) =>
+    all.filter((a) => a.startsWith(prefix)).map((a) => a.slice(prefix.length));
+  const nodeIds = idsOf("node:");
+  const userIds = idsOf("user:");
   const [users, nodes] = await Promise.all([
     userIds.length
       ? ctx.db.prisma.user.findMany({ where: { id: { in: userIds } }, select: { id: true, email: true } })
@@ -35,8 +39,9 @@ export async function actorNames(ctx: AdminContext, actors: Iterable<string>): P
       : [],
   ]);
   const out = new Map(all.map((a) => [a, a]));
-  for (const u of users) out.set(u.id, u.email);
-  for (const n of nodes) out.set(`node:${n.id}`, n.name);
+  out.set("local", "local operator");
+  for (const u of users) out.set(userRef(u.id), u.email);
+  for (const n of nodes) out.set(nodeRef(n.id), n.name);
   return out;
 }
 
@@ -58,7 +63,7 @@ export async function listAudit(
     const byEmail = q.actor.includes("@")
       ? await ctx.db.prisma.user.findUnique({ where: { email: q.actor }, select: { id: true } })
       : null;
-    and.push({ actor: byEmail ? byEmail.id : q.actor });
+    and.push({ actor: byEmail ? userRef(byEmail.id) : q.actor });
   }
   if (q.action !== undefined) {
     and.push(q.action.endsWith(".") ? { action: { startsWith: q.action } } : { action: q.action });

@@ -3,13 +3,16 @@
 import type { Database } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import type { EventBus } from "../events";
-import type { Topology } from "../policy/index";
+import type { PolicyStore } from "../policy-store";
+import type { Topology } from "@trellis/policy";
 
 export interface AdminContext {
   readonly db: Database;
   /** Publish after a change commits, so map streams (and console live views) follow. */
   readonly events: EventBus;
   readonly log: Logger;
+  /** The policy in force, parsed once per version; saves go through admin/policy.ts applyPolicy. */
+  readonly policies: PolicyStore;
   /** The tailnet as the policy engine sees it now (policy tests, reachability). */
   topology(): Promise<Topology>;
   /** The MagicDNS suffix in force, e.g. "trellis.internal". */

@@ -13,12 +13,14 @@ export {
   removeMachine,
 } from "./machines";
 export { listUsers, getUser, updateUser, removeUser } from "./users";
+export { createKey, listKeys, revokeKey } from "./keys";
 export { listAudit } from "./audit";
 export { listConnections } from "./connections";
 export {
   getPolicy,
   validatePolicyText,
   savePolicyText,
+  applyPolicy,
   listPolicyVersions,
   getPolicyVersion,
   restorePolicyVersion,

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { Database, Models } from "@trellis/db";
 import type { MachineInfo } from "@trellis/proto";
-import { savePolicy } from "../policy-store";
+import { PolicyStore } from "../policy-store";
 import { createPreAuthKey } from "../preauth";
 import { NODE_KEY_TTL_MS, registerNode } from "../register";
 import { updateTailnetSettings } from "../settings";
@@ -182,9 +182,9 @@ for (const { provider, skip } of PROVIDERS) {
         const m = await updateMachine(ctx, actorOf(alice), node.id, { name: "new-name" });
         expect(m.name).toBe("new-name");
         expect(m.dnsName).toBe(`new-name.${TEST_DOMAIN}`);
-        const [ev] = await auditEvents(db, "machine.rename");
+        const [ev] = await auditEvents(db, "node.rename");
         expect(ev).toMatchObject({
-          actor: alice.id,
+          actor: `user:${alice.id}`,
           target: `node:${node.id}`,
           detail: { before: { name: "old-name" }, after: { name: "new-name" } },
         });
@@ -221,7 +221,7 @@ for (const { provider, skip } of PROVIDERS) {
 
       it("applies tags per tagOwners: tagging removes the owner and key expiry", async () => {
         const { db, ctx, admin, alice, bob } = await world();
-        await savePolicy(db, TAG_POLICY, admin.id);
+        await new PolicyStore(db).save(TAG_POLICY, `user:${admin.id}`, await ctx.topology());
         const a = await createNode(db, "alice-srv", { userId: alice.id });
         const b = await createNode(db, "bob-srv", { userId: bob.id });
 
@@ -230,7 +230,7 @@ for (const { provider, skip } of PROVIDERS) {
           tags: ["tag:web", "tag:ci", "tag:web"],
         });
         expect(tagged).toMatchObject({ tags: ["tag:ci", "tag:web"], user: null, keyExpiry: null });
-        const [ev] = await auditEvents(db, "machine.tags");
+        const [ev] = await auditEvents(db, "node.tags");
         expect(ev!.detail).toMatchObject({
           before: { tags: [], userId: alice.id },
           after: { tags: ["tag:ci", "tag:web"], userId: null, keyExpiry: null },
@@ -291,7 +291,7 @@ for (const { provider, skip } of PROVIDERS) {
         expect(expiry).toBeGreaterThan(Date.now() + NODE_KEY_TTL_MS - 60_000);
         expect(expiry).toBeLessThanOrEqual(Date.now() + NODE_KEY_TTL_MS);
         // Both changes can fall in the same millisecond, so their order in the log is not asserted.
-        const events = await auditEvents(db, "machine.key_expiry");
+        const events = await auditEvents(db, "node.key_expiry");
         const after = events.map((e) => (e.detail.after as { keyExpiry: unknown }).keyExpiry);
         expect(after).toHaveLength(2);
         expect(after).toEqual(expect.arrayContaining([null, on.keyExpiry]));
@@ -313,8 +313,11 @@ for (const { provider, skip } of PROVIDERS) {
         const node = await createNode(db, "gw", { userId: alice.id, advertisedRoutes: ["10.1.0.0/16"] });
         const m = await setMachineRoutes(ctx, actorOf(admin), node.id, { routes: ["10.1.0.0/16"] });
         expect(m.approvedRoutes).toEqual(["10.1.0.0/16"]);
-        const [ev] = await auditEvents(db, "node.routes_approve");
-        expect(ev).toMatchObject({ actor: admin.id, detail: { before: [], after: ["10.1.0.0/16"] } });
+        const [ev] = await auditEvents(db, "node.routes");
+        expect(ev).toMatchObject({
+          actor: `user:${admin.id}`,
+          detail: { before: [], after: ["10.1.0.0/16"] },
+        });
         expect(ctx.published).toEqual([{ type: "nodes", ids: [node.id] }]);
       });
 
@@ -339,9 +342,9 @@ for (const { provider, skip } of PROVIDERS) {
         const node = await createNode(db, "new", { userId: alice.id, authorized: false });
         expect((await rejection(authorizeMachine(ctx, actorOf(alice), node.id))).status).toBe(403);
         expect((await authorizeMachine(ctx, actorOf(admin), node.id)).authorized).toBe(true);
-        const [ev] = await auditEvents(db, "machine.authorize");
+        const [ev] = await auditEvents(db, "node.authorize");
         expect(ev).toMatchObject({
-          actor: admin.id,
+          actor: `user:${admin.id}`,
           detail: { before: { authorized: false }, after: { authorized: true } },
         });
         expect(ctx.published).toEqual([{ type: "nodes", ids: [node.id] }]);
@@ -357,7 +360,7 @@ for (const { provider, skip } of PROVIDERS) {
         expect(
           (await listMachines(ctx, actorOf(alice), { status: "expired" })).items.map((x) => x.id),
         ).toEqual([node.id]);
-        expect((await auditEvents(db, "machine.expire"))[0]!.detail.before).toEqual({
+        expect((await auditEvents(db, "node.expire"))[0]!.detail.before).toEqual({
           keyExpiry: node.expiresAt!.toISOString(),
         });
         expect(ctx.published).toEqual([{ type: "nodes", ids: [node.id] }]);
@@ -368,7 +371,7 @@ for (const { provider, skip } of PROVIDERS) {
     describe("removeMachine", () => {
       it("removes a machine; its address is not handed out again", async () => {
         const { db, ctx, admin, alice, bob } = await world();
-        const { key } = await createPreAuthKey(db, { userId: alice.id, reusable: true }, admin.id);
+        const { key } = await createPreAuthKey(db, { userId: alice.id, reusable: true }, `user:${admin.id}`);
         const reg = (hostname: string) =>
           registerNode(
             db,
@@ -383,9 +386,9 @@ for (const { provider, skip } of PROVIDERS) {
         await removeMachine(ctx, actorOf(alice), first.id);
         expect(await db.prisma.node.findUnique({ where: { id: first.id } })).toBeNull();
         expect((await rejection(getMachine(ctx, actorOf(admin), first.id))).status).toBe(404);
-        const [ev] = await auditEvents(db, "machine.remove");
+        const [ev] = await auditEvents(db, "node.remove");
         expect(ev).toMatchObject({
-          actor: alice.id,
+          actor: `user:${alice.id}`,
           detail: { before: { name: "laptop", ipv4: first.ipv4 } },
         });
         expect(ctx.published).toEqual([{ type: "nodes", ids: [first.id] }]);

@@ -11,13 +11,12 @@ import {
   type Page,
 } from "@trellis/proto";
 import { z } from "zod";
-import { auditActor, requireScope, seesAllMachines, type Actor } from "../auth/actor";
+import { audit, actorRef, nodeRef, type AuditAction } from "../audit";
+import { requireScope, seesAllMachines, type Actor } from "../auth/actor";
 import { ControlError } from "../errors";
 import { isUniqueViolation, jsonList, parseOr400 } from "../errors-util";
-import { parseHuJSON, parseSelector, type Policy } from "../policy/index";
-import { parsePolicyDocument } from "../policy/types";
-import { loadPolicy } from "../policy-store";
-import { approveRoutes } from "../routes";
+import { parseHuJSON, parsePolicyDocument, parseSelector, type Policy } from "@trellis/policy";
+import { canonicalPrefixes } from "../routes";
 import { readTailnet } from "../settings";
 import type { AdminContext } from "./context";
 import { containsFilter, decodeCursor, pageOf } from "./paging";
@@ -88,16 +87,15 @@ async function infoOf(ctx: AdminContext, id: string): Promise<MachineInfo> {
   return machineInfo(node, await ctx.dnsDomain());
 }
 
-async function audit(
+/** Audit a change to node `nodeId` by `actor`, in the change's transaction. */
+function auditNode(
   tx: Tx,
   actor: Actor,
-  action: string,
+  action: AuditAction,
   nodeId: string,
   detail: { before: unknown; after: unknown },
 ) {
-  await tx.auditEvent.create({
-    data: { actor: auditActor(actor), action, target: `node:${nodeId}`, detail: JSON.stringify(detail) },
-  });
+  return audit(tx, { actor: actorRef(actor), action, target: nodeRef(nodeId), detail });
 }
 
 // --- Reading ------------------------------------------------------------------
@@ -195,7 +193,7 @@ function ownsTag(
 
 /** 400 for tags the policy does not define; 403 for tags a non-admin does not own. */
 async function checkTags(ctx: AdminContext, actor: Actor, tags: readonly string[]): Promise<void> {
-  const active = await loadPolicy(ctx.db);
+  const active = await ctx.policies.current();
   const undefinedTags = tags
     .map((tag, i) => ({ tag, i }))
     .filter(({ tag }) => !active.policy.names.tags.has(tag));
@@ -258,7 +256,7 @@ export async function updateMachine(
         const taken = await tx.node.findUnique({ where: { name: req.name } });
         if (taken) throw new ControlError("conflict", 409, `a machine named ${req.name} already exists`);
         data.name = req.name;
-        await audit(tx, actor, "machine.rename", id, {
+        await auditNode(tx, actor, "node.rename", id, {
           before: { name: node.name },
           after: { name: req.name },
         });
@@ -279,7 +277,7 @@ export async function updateMachine(
         data.tags = JSON.stringify(tags);
         data.user = userId === null ? { disconnect: true } : { connect: { id: userId } };
         data.expiresAt = expiresAt;
-        await audit(tx, actor, "machine.tags", id, {
+        await auditNode(tx, actor, "node.tags", id, {
           before: { tags: beforeTags, userId: node.userId, keyExpiry: node.expiresAt?.toISOString() ?? null },
           after: { tags, userId, keyExpiry: expiresAt?.toISOString() ?? null },
         });
@@ -289,7 +287,7 @@ export async function updateMachine(
         const next = req.keyExpiryDisabled ? null : new Date(now.getTime() + (await keyTtlMs(tx)));
         if (!(next === null && expiresAt === null)) {
           data.expiresAt = next;
-          await audit(tx, actor, "machine.key_expiry", id, {
+          await auditNode(tx, actor, "node.key_expiry", id, {
             before: { keyExpiry: expiresAt?.toISOString() ?? null },
             after: { keyExpiry: next?.toISOString() ?? null },
           });
@@ -320,8 +318,16 @@ export async function setMachineRoutes(
   const req = parseOr400(SetRoutesRequest, body, "invalid route approval");
   await findVisible(ctx.db.prisma, actor, id);
   requireAdmin(actor, "approve routes");
-  await approveRoutes(ctx.db, id, req, auditActor(actor));
-  ctx.events.publish({ type: "nodes", ids: [id] });
+  const approved = canonicalPrefixes(req.routes, "routes");
+  const changed = await ctx.db.prisma.$transaction(async (tx) => {
+    const node = await findVisible(tx, actor, id);
+    const before = jsonList(node.approvedRoutes);
+    if (JSON.stringify(before) === JSON.stringify(approved)) return false;
+    await tx.node.update({ where: { id }, data: { approvedRoutes: JSON.stringify(approved) } });
+    await auditNode(tx, actor, "node.routes", id, { before, after: approved });
+    return true;
+  });
+  if (changed) ctx.events.publish({ type: "nodes", ids: [id] });
   return infoOf(ctx, id);
 }
 
@@ -334,7 +340,7 @@ export async function authorizeMachine(ctx: AdminContext, actor: Actor, id: stri
     const node = await findVisible(tx, actor, id);
     if (node.authorized) return false;
     await tx.node.update({ where: { id }, data: { authorized: true } });
-    await audit(tx, actor, "machine.authorize", id, {
+    await auditNode(tx, actor, "node.authorize", id, {
       before: { authorized: false },
       after: { authorized: true },
     });
@@ -351,7 +357,7 @@ export async function expireMachineKey(ctx: AdminContext, actor: Actor, id: stri
   await ctx.db.prisma.$transaction(async (tx) => {
     const node = await findVisible(tx, actor, id);
     await tx.node.update({ where: { id }, data: { expiresAt: now } });
-    await audit(tx, actor, "machine.expire", id, {
+    await auditNode(tx, actor, "node.expire", id, {
       before: { keyExpiry: node.expiresAt?.toISOString() ?? null },
       after: { keyExpiry: now.toISOString() },
     });
@@ -366,7 +372,7 @@ export async function removeMachine(ctx: AdminContext, actor: Actor, id: string)
   await ctx.db.prisma.$transaction(async (tx) => {
     const node = await findVisible(tx, actor, id);
     await tx.node.delete({ where: { id } });
-    await audit(tx, actor, "machine.remove", id, {
+    await auditNode(tx, actor, "node.remove", id, {
       before: {
         name: node.name,
         ipv4: node.ipv4,

@@ -94,7 +94,7 @@ for (const { provider, skip } of PROVIDERS) {
         expect(await savePolicyText(ctx, actorOf(admin), { text, baseVersion: 0 })).toEqual({ version: 1 });
         expect(await getPolicy(ctx, actorOf(admin))).toEqual({ version: 1, text });
         const [ev] = await auditEvents(db, "policy.update");
-        expect(ev).toMatchObject({ actor: admin.id, target: "policy:1" });
+        expect(ev).toMatchObject({ actor: `user:${admin.id}`, target: "policy:1" });
         // The auto-approved node is announced before the policy, which alone promises no node changed.
         expect(ctx.published).toEqual([{ type: "nodes", ids: [router.id] }, { type: "policy" }]);
         const approved = await db.prisma.node.findUniqueOrThrow({ where: { id: router.id } });
@@ -145,7 +145,7 @@ for (const { provider, skip } of PROVIDERS) {
           expect(page.total).toBe(5);
           for (const v of page.items) {
             expect(v).toMatchObject({
-              createdBy: admin.id,
+              createdBy: `user:${admin.id}`,
               createdByName: "root@example.com",
               current: v.id === 5,
             });
@@ -183,7 +183,7 @@ for (const { provider, skip } of PROVIDERS) {
         expect(await getPolicy(ctx, actorOf(admin))).toEqual({ version: 3, text: v1 });
         const [ev] = await auditEvents(db, "policy.restore");
         expect(ev).toMatchObject({
-          actor: admin.id,
+          actor: `user:${admin.id}`,
           target: "policy:3",
           detail: { before: { version: 2 }, after: { version: 3, restoredFrom: 1 } },
         });

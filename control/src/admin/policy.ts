@@ -9,13 +9,14 @@ import {
   type PolicyVersionInfo,
 } from "@trellis/proto";
 import { z } from "zod";
-import { auditActor, requireScope, type Actor } from "../auth/actor";
+import { actorRef } from "../audit";
+import { requireScope, type Actor } from "../auth/actor";
 import { ControlError } from "../errors";
 import { parseOr400 } from "../errors-util";
 import {
   canReach,
-  parseAddr,
   parseHuJSON,
+  parsePolicyDocument,
   PolicyError,
   ReachQueryError,
   validatePolicy,
@@ -24,9 +25,9 @@ import {
   type ReachAnswer,
   type RuleRef,
   type Topology,
-} from "../policy/index";
-import { parsePolicyDocument } from "../policy/types";
-import { loadPolicy, MAX_POLICY_BYTES, savePolicy, type ActivePolicy } from "../policy-store";
+} from "@trellis/policy";
+import { parseAddr } from "@trellis/proto/ip";
+import { MAX_POLICY_BYTES, type ActivePolicy, type SaveOptions } from "../policy-store";
 import { applyAutoApprovals } from "../routes";
 import { actorNames } from "./audit";
 import type { AdminContext } from "./context";
@@ -62,7 +63,7 @@ const PolicyText = z.string().max(MAX_POLICY_BYTES);
 
 export async function getPolicy(ctx: AdminContext, actor: Actor): Promise<{ version: number; text: string }> {
   requireScope(actor, "policy:read");
-  const active = await loadPolicy(ctx.db);
+  const active = await ctx.policies.current();
   return { version: active.version, text: active.text };
 }
 
@@ -93,12 +94,28 @@ export async function validatePolicyText(
   }
 }
 
-async function afterSave(ctx: AdminContext, actor: Actor, saved: ActivePolicy, what: string): Promise<void> {
-  const approved = await applyAutoApprovals(ctx.db, saved.policy);
-  ctx.log.info({ version: saved.version, actor: actor.userId, autoApproved: approved.length }, what);
+/**
+ * Save a policy version (validated against the tailnet as it is now) and
+ * make it take effect: routes its autoApprovers cover are approved, then
+ * every map stream gets the new filters. The one way a policy is saved.
+ */
+export async function applyPolicy(
+  ctx: AdminContext,
+  actor: Actor,
+  text: string,
+  opts: SaveOptions = {},
+): Promise<ActivePolicy> {
+  const topology = await ctx.topology();
+  const saved = await ctx.policies.save(text, actorRef(actor), topology, opts);
+  const approved = await applyAutoApprovals(ctx.db, saved.policy, undefined, topology);
+  ctx.log.info(
+    { version: saved.version, actor: actorRef(actor), autoApproved: approved.length },
+    opts.restoredFrom === undefined ? "policy saved" : "policy restored",
+  );
   // Nodes first: a policy event alone tells map builders that no node changed.
   if (approved.length) ctx.events.publish({ type: "nodes", ids: approved });
   ctx.events.publish({ type: "policy" });
+  return saved;
 }
 
 /**
@@ -112,8 +129,7 @@ export async function savePolicyText(
 ): Promise<{ version: number }> {
   requireScope(actor, "policy:write");
   const req = parseOr400(SetPolicyRequest, body, "invalid policy");
-  const saved = await savePolicy(ctx.db, req.text, auditActor(actor), await ctx.topology(), req.baseVersion);
-  await afterSave(ctx, actor, saved, "policy saved");
+  const saved = await applyPolicy(ctx, actor, req.text, { expectedVersion: req.baseVersion });
   return { version: saved.version };
 }
 
@@ -187,26 +203,8 @@ export async function restorePolicyVersion(
 ): Promise<{ version: number }> {
   requireScope(actor, "policy:write");
   const row = await findVersion(ctx, id);
-  const policy = validatePolicy(row.text, { source: `policy v${id}`, topology: await ctx.topology() });
-  const who = auditActor(actor);
-  const saved = await ctx.db.prisma.$transaction(async (tx) => {
-    const current = await tx.policyVersion.findFirst({ orderBy: { id: "desc" }, select: { id: true } });
-    const created = await tx.policyVersion.create({ data: { text: row.text, createdBy: who } });
-    await tx.auditEvent.create({
-      data: {
-        actor: who,
-        action: "policy.restore",
-        target: `policy:${created.id}`,
-        detail: JSON.stringify({
-          before: { version: current?.id ?? 0 },
-          after: { version: created.id, restoredFrom: id, bytes: Buffer.byteLength(row.text) },
-        }),
-      },
-    });
-    return created;
-  });
-  await afterSave(ctx, actor, { version: saved.id, text: row.text, policy }, "policy restored");
-  return { version: saved.id };
+  const saved = await applyPolicy(ctx, actor, row.text, { restoredFrom: id, source: `policy v${id}` });
+  return { version: saved.version };
 }
 
 // --- Reachability -------------------------------------------------------------------
@@ -262,7 +260,11 @@ export async function checkReachability(
 ): Promise<ReachabilityResult> {
   requireScope(actor, "policy:read");
   const req = parseOr400(ReachabilityRequest, body, "invalid reachability query");
-  const [topology, active, domain] = await Promise.all([ctx.topology(), loadPolicy(ctx.db), ctx.dnsDomain()]);
+  const [topology, active, domain] = await Promise.all([
+    ctx.topology(),
+    ctx.policies.current(),
+    ctx.dnsDomain(),
+  ]);
   const label = (n: NodeInfo) => ({ id: n.name, name: n.hostname });
 
   const dstNode = byName(topology, req.dst, domain);

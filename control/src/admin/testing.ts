@@ -9,8 +9,9 @@ import { scopesFor, type Actor } from "../auth/actor";
 import { ControlError } from "../errors";
 import { EventBus, type ControlEvent } from "../events";
 import { topologyInput } from "../netmap";
-import { parseTopology } from "../policy/index";
+import { parseTopology } from "@trellis/policy";
 import type { AdminContext } from "./context";
+import { PolicyStore } from "../policy-store";
 
 export const TEST_DOMAIN = "trellis.test";
 
@@ -29,6 +30,7 @@ export function adminContext(db: Database): TestAdminContext {
     events,
     log: createLogger("test", "silent"),
     published,
+    policies: new PolicyStore(db),
     async topology() {
       const [rows, users] = await Promise.all([db.prisma.node.findMany(), db.prisma.user.findMany()]);
       return parseTopology(topologyInput(rows, users, new Date()).input, "tailnet");
@@ -111,8 +113,10 @@ export async function rejection(p: Promise<unknown>): Promise<ControlError> {
     () => null,
     (e: unknown) => e,
   );
-  expect(ControlError.is(err), `expected a ControlError, got ${String(err)}`).toBe(true);
-  return err as ControlError;
+  // What the API answers: a ControlError, or a policy the engine refused (a 400).
+  const known = ControlError.of(err);
+  expect(known, `expected a ControlError, got ${String(err)}`).not.toBeNull();
+  return known!;
 }
 
 /** Audit events with `action`, oldest first, detail parsed. */

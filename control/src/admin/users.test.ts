@@ -76,7 +76,7 @@ for (const { provider, skip } of PROVIDERS) {
         expect((await db.prisma.user.findUniqueOrThrow({ where: { id: alice.id } })).role).toBe("admin");
         const [ev] = await auditEvents(db, "user.role");
         expect(ev).toMatchObject({
-          actor: admin.id,
+          actor: `user:${admin.id}`,
           target: `user:${alice.id}`,
           detail: { before: { role: "member" }, after: { role: "admin" } },
         });
@@ -129,7 +129,7 @@ for (const { provider, skip } of PROVIDERS) {
         await db.prisma.apiToken.create({
           data: { prefix: "p1", hash: "h", userId: alice.id, scopes: "[]", expiresAt: new Date() },
         });
-        await createPreAuthKey(db, { userId: alice.id }, admin.id);
+        await createPreAuthKey(db, { userId: alice.id }, `user:${admin.id}`);
 
         await removeUser(ctx, actorOf(admin), alice.id);
         expect(await db.prisma.user.findUnique({ where: { id: alice.id } })).toBeNull();
@@ -139,7 +139,7 @@ for (const { provider, skip } of PROVIDERS) {
         expect(await db.prisma.preAuthKey.count()).toBe(0);
         const [ev] = await auditEvents(db, "user.remove");
         expect(ev).toMatchObject({
-          actor: admin.id,
+          actor: `user:${admin.id}`,
           target: `user:${alice.id}`,
           detail: { before: { email: "alice@example.com", role: "member" }, after: null },
         });

@@ -4,11 +4,12 @@
 import type { Models } from "@trellis/db";
 import { UpdateUserRequest, UserQuery, type Page, type Role, type UserInfo } from "@trellis/proto";
 import { z } from "zod";
-import { auditActor, requireScope, type Actor } from "../auth/actor";
+import { requireScope, type Actor } from "../auth/actor";
 import { ControlError } from "../errors";
 import { jsonList, parseOr400 } from "../errors-util";
 import type { AdminContext } from "./context";
 import { containsFilter, decodeCursor, pageOf } from "./paging";
+import { audit, actorRef } from "../audit";
 
 type UserWithCount = Models.User & { _count: { nodes: number } };
 type Tx = Parameters<Parameters<AdminContext["db"]["prisma"]["$transaction"]>[0]>[0];
@@ -108,13 +109,11 @@ export async function updateUser(
       }
     }
     await tx.user.update({ where: { id }, data: { role: req.role } });
-    await tx.auditEvent.create({
-      data: {
-        actor: auditActor(actor),
-        action: "user.role",
-        target: `user:${id}`,
-        detail: JSON.stringify({ before: { role: u.role }, after: { role: req.role } }),
-      },
+    await audit(tx, {
+      actor: actorRef(actor),
+      action: "user.role",
+      target: `user:${id}`,
+      detail: { before: { role: u.role }, after: { role: req.role } },
     });
     return u.nodes.map((n) => n.id);
   });
@@ -140,20 +139,18 @@ export async function removeUser(ctx: AdminContext, actor: Actor, id: string): P
       throw new ControlError("conflict", 409, `${u.email} is the last admin and cannot be removed`);
     }
     await tx.user.delete({ where: { id } });
-    await tx.auditEvent.create({
-      data: {
-        actor: auditActor(actor),
-        action: "user.remove",
-        target: `user:${id}`,
-        detail: JSON.stringify({
-          before: {
-            email: u.email,
-            name: u.name,
-            role: u.role,
-            machines: u.nodes.map((n) => ({ id: n.id, name: n.name })),
-          },
-          after: null,
-        }),
+    await audit(tx, {
+      actor: actorRef(actor),
+      action: "user.remove",
+      target: `user:${id}`,
+      detail: {
+        before: {
+          email: u.email,
+          name: u.name,
+          role: u.role,
+          machines: u.nodes.map((n) => ({ id: n.id, name: n.name })),
+        },
+        after: null,
       },
     });
     return u.nodes.map((n) => n.id);

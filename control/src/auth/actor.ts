@@ -10,8 +10,11 @@ export interface Actor {
   email: string;
   name: string;
   role: Role;
-  /** How the request authenticated: the console's session cookie or an API token. */
-  via: "session" | "token";
+  /**
+   * How the request authenticated: the console's session cookie, an API
+   * token, or `local`: an operator at the server's own command line.
+   */
+  via: "session" | "token" | "local";
   /** Effective scopes: the role's, intersected with the token's. */
   scopes: ReadonlySet<Scope>;
   /** Session id or API token id, for audit context. */
@@ -55,7 +58,18 @@ export function seesAllMachines(actor: Actor): boolean {
   return actor.role === "admin" || actor.role === "auditor";
 }
 
-/** The actor string stored in audit events. */
-export function auditActor(actor: Actor): string {
-  return actor.userId;
+/**
+ * The operator at the server's command line (and the server's own jobs,
+ * tests and benchmarks acting as one): every right, audited as `local`.
+ */
+export function localOperator(): Actor {
+  return {
+    userId: "local",
+    email: "",
+    name: "local operator",
+    role: "admin",
+    via: "local",
+    scopes: scopesFor("admin"),
+    credentialId: "local",
+  };
 }

@@ -137,7 +137,7 @@ for (const { provider, skip } of PROVIDERS) {
     it("API tokens: shown once, hashed at rest, scoped, revocable, expiring", async () => {
       const db = await dbs.open();
       const admin = sessionOf(await user(db, "root@example.com", "admin"));
-      const { token, info } = await createApiToken(db, admin, {
+      const { token, info } = await createApiToken({ db }, admin, {
         description: "ci",
         scopes: ["machines:read"],
       });
@@ -151,12 +151,12 @@ for (const { provider, skip } of PROVIDERS) {
       await rejects(tokenActor(db, "garbage"), 401, "bad_token");
       await rejects(tokenActor(db, token, new Date(Date.now() + 91 * 86_400_000)), 401);
       // A token cannot mint tokens, and a role cannot grant beyond itself.
-      await rejects(createApiToken(db, actor, { scopes: ["machines:read"] }), 403);
+      await rejects(createApiToken({ db }, actor, { scopes: ["machines:read"] }), 403);
       const member = sessionOf(await user(db, "m@example.com", "member"));
-      await rejects(createApiToken(db, member, { scopes: ["policy:write"] }), 403);
-      await rejects(createApiToken(db, admin, { scopes: ["bogus:scope"] }), 400);
-      await rejects(revokeApiToken(db, member, info.id), 404);
-      await revokeApiToken(db, admin, info.id);
+      await rejects(createApiToken({ db }, member, { scopes: ["policy:write"] }), 403);
+      await rejects(createApiToken({ db }, admin, { scopes: ["bogus:scope"] }), 400);
+      await rejects(revokeApiToken({ db }, member, info.id), 404);
+      await revokeApiToken({ db }, admin, info.id);
       await rejects(tokenActor(db, token), 401);
       const audit = await db.prisma.auditEvent.findMany({ where: { target: `apitoken:${info.id}` } });
       expect(audit.map((a) => a.action).sort()).toEqual(["apitoken.create", "apitoken.revoke"]);
@@ -166,9 +166,9 @@ for (const { provider, skip } of PROVIDERS) {
       const db = await dbs.open();
       const admin = sessionOf(await user(db, "root@example.com", "admin"));
       const auditor = sessionOf(await user(db, "aud@example.com", "auditor"));
-      await rejects(createInvitation(db, auditor, { email: "new@example.com" }), 403);
-      await rejects(createInvitation(db, admin, { email: "aud@example.com" }), 409);
-      const { token } = await createInvitation(db, admin, { email: "New@Example.com", role: "auditor" });
+      await rejects(createInvitation({ db }, auditor, { email: "new@example.com" }), 403);
+      await rejects(createInvitation({ db }, admin, { email: "aud@example.com" }), 409);
+      const { token } = await createInvitation({ db }, admin, { email: "New@Example.com", role: "auditor" });
       expect(await peekInvitation(db, token)).toEqual({ email: "new@example.com", role: "auditor" });
       await rejects(acceptInvitation(db, { token, name: "N", password: "short" }), 400);
       const results = await Promise.allSettled([

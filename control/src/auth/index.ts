@@ -6,3 +6,4 @@ export * from "./oidc";
 export * from "./tokens";
 export * from "./invitations";
 export * from "./secret";
+export * from "./csrf";

@@ -8,6 +8,10 @@ import { ControlError } from "../errors";
 import { parseOr400 } from "../errors-util";
 import { hashPassword } from "../password";
 import { requireScope, type Actor } from "./actor";
+import { audit, actorRef, userRef } from "../audit";
+
+/** What these admin functions need of the admin context (admin/context.ts). */
+type AdminDb = { readonly db: Database };
 
 function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
@@ -27,7 +31,7 @@ function info(i: Models.Invitation): InvitationInfo {
 
 /** Create an invitation; returns the one-time token (the link is `<publicUrl>/invite#token=<token>`). */
 export async function createInvitation(
-  db: Database,
+  ctx: AdminDb,
   actor: Actor,
   body: unknown,
   now = new Date(),
@@ -35,11 +39,11 @@ export async function createInvitation(
   requireScope(actor, "users:write");
   const req = parseOr400(CreateInvitationRequest, body, "invalid invitation");
   const email = req.email.toLowerCase();
-  if (await db.prisma.user.findUnique({ where: { email } })) {
+  if (await ctx.db.prisma.user.findUnique({ where: { email } })) {
     throw new ControlError("conflict", 409, `${email} already has an account`);
   }
   const token = randomBytes(24).toString("base64url");
-  const row = await db.prisma.$transaction(async (tx) => {
+  const row = await ctx.db.prisma.$transaction(async (tx) => {
     const created = await tx.invitation.create({
       data: {
         hash: sha256Hex(token),
@@ -49,13 +53,11 @@ export async function createInvitation(
         expiresAt: new Date(now.getTime() + req.expiresInHours * 3_600_000),
       },
     });
-    await tx.auditEvent.create({
-      data: {
-        actor: actor.userId,
-        action: "invitation.create",
-        target: `invitation:${created.id}`,
-        detail: JSON.stringify({ after: { email, role: req.role } }),
-      },
+    await audit(tx, {
+      actor: actorRef(actor),
+      action: "invitation.create",
+      target: `invitation:${created.id}`,
+      detail: { after: { email, role: req.role } },
     });
     return created;
   });
@@ -63,25 +65,23 @@ export async function createInvitation(
 }
 
 /** Open (unaccepted) and recent invitations, newest first. */
-export async function listInvitations(db: Database, actor: Actor): Promise<InvitationInfo[]> {
+export async function listInvitations(ctx: AdminDb, actor: Actor): Promise<InvitationInfo[]> {
   requireScope(actor, "users:read");
-  const rows = await db.prisma.invitation.findMany({ orderBy: { createdAt: "desc" }, take: 200 });
+  const rows = await ctx.db.prisma.invitation.findMany({ orderBy: { createdAt: "desc" }, take: 200 });
   return rows.map(info);
 }
 
-export async function revokeInvitation(db: Database, actor: Actor, id: string): Promise<void> {
+export async function revokeInvitation(ctx: AdminDb, actor: Actor, id: string): Promise<void> {
   requireScope(actor, "users:write");
-  await db.prisma.$transaction(async (tx) => {
+  await ctx.db.prisma.$transaction(async (tx) => {
     const row = await tx.invitation.findUnique({ where: { id } });
     if (!row) throw new ControlError("not_found", 404, `no invitation with id ${id}`);
     await tx.invitation.delete({ where: { id } });
-    await tx.auditEvent.create({
-      data: {
-        actor: actor.userId,
-        action: "invitation.revoke",
-        target: `invitation:${id}`,
-        detail: JSON.stringify({ before: { email: row.email, role: row.role } }),
-      },
+    await audit(tx, {
+      actor: actorRef(actor),
+      action: "invitation.revoke",
+      target: `invitation:${id}`,
+      detail: { before: { email: row.email, role: row.role } },
     });
   });
 }
@@ -117,13 +117,11 @@ export async function acceptInvitation(db: Database, body: unknown, now = new Da
       data: { email: row.email, name: req.name, role: row.role, passwordHash },
       select: { id: true, email: true, name: true, role: true },
     });
-    await tx.auditEvent.create({
-      data: {
-        actor: user.id,
-        action: "user.create",
-        target: `user:${user.id}`,
-        detail: JSON.stringify({ after: { ...user }, invitation: row.id }),
-      },
+    await audit(tx, {
+      actor: userRef(user.id),
+      action: "user.create",
+      target: `user:${user.id}`,
+      detail: { after: { ...user }, invitation: row.id },
     });
     return user;
   });

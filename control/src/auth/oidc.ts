@@ -6,6 +6,7 @@
 import type { Database } from "@trellis/db";
 import type { Role } from "@trellis/proto";
 import { ControlError } from "../errors";
+import { audit, userRef } from "../audit";
 
 export interface OidcSettings {
   issuer: string;
@@ -55,9 +56,7 @@ export async function upsertOidcUser(db: Database, s: OidcSettings, p: OidcProfi
           );
         }
         user = await tx.user.update({ where: { id: byEmail.id }, data: { oidcSubject: subject } });
-        await tx.auditEvent.create({
-          data: { actor: user.id, action: "user.link_oidc", target: `user:${user.id}`, detail: "{}" },
-        });
+        await audit(tx, { actor: userRef(user.id), action: "user.link_oidc", target: `user:${user.id}` });
       }
     }
     if (!user) {
@@ -73,13 +72,11 @@ export async function upsertOidcUser(db: Database, s: OidcSettings, p: OidcProfi
           groups: JSON.stringify(groups),
         },
       });
-      await tx.auditEvent.create({
-        data: {
-          actor: user.id,
-          action: "user.create",
-          target: `user:${user.id}`,
-          detail: JSON.stringify({ after: { email, role, login: "oidc", groups } }),
-        },
+      await audit(tx, {
+        actor: userRef(user.id),
+        action: "user.create",
+        target: `user:${user.id}`,
+        detail: { after: { email, role, login: "oidc", groups } },
       });
       return user.id;
     }
@@ -87,15 +84,13 @@ export async function upsertOidcUser(db: Database, s: OidcSettings, p: OidcProfi
     if (mapped && mapped !== user.role) data.role = mapped;
     const updated = await tx.user.update({ where: { id: user.id }, data });
     if (data.role || updated.groups !== user.groups) {
-      await tx.auditEvent.create({
-        data: {
-          actor: "system",
-          action: "user.sync_oidc",
-          target: `user:${user.id}`,
-          detail: JSON.stringify({
-            before: { role: user.role, groups: JSON.parse(user.groups) as unknown },
-            after: { role: updated.role, groups },
-          }),
+      await audit(tx, {
+        actor: "system",
+        action: "user.sync_oidc",
+        target: `user:${user.id}`,
+        detail: {
+          before: { role: user.role, groups: JSON.parse(user.groups) as unknown },
+          after: { role: updated.role, groups },
         },
       });
     }

@@ -7,6 +7,10 @@ import { CreateApiTokenRequest, Role, Scope, type ApiTokenInfo } from "@trellis/
 import { ControlError } from "../errors";
 import { jsonList, parseOr400 } from "../errors-util";
 import { ROLE_SCOPES, scopesFor, type Actor } from "./actor";
+import { audit, actorRef } from "../audit";
+
+/** What these admin functions need of the admin context (admin/context.ts). */
+type AdminDb = { readonly db: Database };
 
 const TOKEN_RE = /^trellis-api-([0-9a-f]{12})-([A-Za-z0-9_-]{43})$/;
 /** lastUsedAt is written at most this often per token. */
@@ -37,7 +41,7 @@ function requireSession(actor: Actor): void {
 }
 
 export async function createApiToken(
-  db: Database,
+  ctx: AdminDb,
   actor: Actor,
   body: unknown,
   now = new Date(),
@@ -50,7 +54,7 @@ export async function createApiToken(
   }
   const prefix = randomBytes(6).toString("hex");
   const token = `trellis-api-${prefix}-${randomBytes(32).toString("base64url")}`;
-  const row = await db.prisma.$transaction(async (tx) => {
+  const row = await ctx.db.prisma.$transaction(async (tx) => {
     const created = await tx.apiToken.create({
       data: {
         prefix,
@@ -61,13 +65,11 @@ export async function createApiToken(
         expiresAt: new Date(now.getTime() + req.expiresInDays * 86_400_000),
       },
     });
-    await tx.auditEvent.create({
-      data: {
-        actor: actor.userId,
-        action: "apitoken.create",
-        target: `apitoken:${created.id}`,
-        detail: JSON.stringify({ after: info(created) }),
-      },
+    await audit(tx, {
+      actor: actorRef(actor),
+      action: "apitoken.create",
+      target: `apitoken:${created.id}`,
+      detail: { after: info(created) },
     });
     return created;
   });
@@ -75,17 +77,17 @@ export async function createApiToken(
 }
 
 /** The caller's own tokens, newest first. */
-export async function listApiTokens(db: Database, actor: Actor): Promise<ApiTokenInfo[]> {
-  const rows = await db.prisma.apiToken.findMany({
+export async function listApiTokens(ctx: AdminDb, actor: Actor): Promise<ApiTokenInfo[]> {
+  const rows = await ctx.db.prisma.apiToken.findMany({
     where: { userId: actor.userId },
     orderBy: { createdAt: "desc" },
   });
   return rows.map(info);
 }
 
-export async function revokeApiToken(db: Database, actor: Actor, id: string, now = new Date()) {
+export async function revokeApiToken(ctx: AdminDb, actor: Actor, id: string, now = new Date()) {
   requireSession(actor);
-  return db.prisma.$transaction(async (tx) => {
+  return ctx.db.prisma.$transaction(async (tx) => {
     const row = await tx.apiToken.findUnique({ where: { id } });
     // Admins may revoke anyone's token; others only their own. Others' ids are 404.
     if (!row || (row.userId !== actor.userId && actor.role !== "admin")) {
@@ -93,13 +95,11 @@ export async function revokeApiToken(db: Database, actor: Actor, id: string, now
     }
     if (row.revokedAt) return info(row);
     const updated = await tx.apiToken.update({ where: { id }, data: { revokedAt: now } });
-    await tx.auditEvent.create({
-      data: {
-        actor: actor.userId,
-        action: "apitoken.revoke",
-        target: `apitoken:${id}`,
-        detail: JSON.stringify({ before: info(row), after: info(updated) }),
-      },
+    await audit(tx, {
+      actor: actorRef(actor),
+      action: "apitoken.revoke",
+      target: `apitoken:${id}`,
+      detail: { before: info(row), after: info(updated) },
     });
     return info(updated);
   });

@@ -1,35 +1,39 @@
+// The node API's router over real sockets: what a node (or anything else)
+// gets back from each endpoint as HTTP — status, headers, error bodies,
+// size limits counted in bytes, the console session riding along on a
+// browser's registration, relay admission.
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { ControlSigner } from "@trellis/client/signer";
-import { readSse } from "@trellis/client/sse";
 import { createLogger } from "@trellis/log";
-import { MapMessage, applyDelta, type FullMap } from "@trellis/proto";
+import { encodeKey } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
-import { loadConfig } from "./config";
-import { isMapRequest, serveMapStream } from "./http-map";
-import { ControlRuntime } from "./runtime";
-import { PROVIDERS, testDatabases } from "./testing/db";
+import { listAudit } from "../admin/audit";
+import { createUser, actorOf } from "../admin/testing";
+import { localOperator, type Actor } from "../auth/actor";
+import { loadConfig } from "../config";
+import { ControlRuntime } from "../runtime";
+import { preAuthKey, refusal, serveNodeApi, TestNode } from "../testing/control";
+import { PROVIDERS, testDatabases } from "../testing/db";
+import type { NodeApiOptions } from "./node-api";
 
 const log = createLogger("test", "silent");
-const dataDir = mkdtempSync(join(tmpdir(), "trellis-httpmap-"));
+const dataDir = mkdtempSync(join(tmpdir(), "trellis-nodeapi-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-// The adapter does not depend on the database: SQLite is enough.
+// The router does not depend on the database: SQLite is enough.
 const sqlite = PROVIDERS.find((p) => p.provider === "sqlite")!;
 
-describe.skipIf(sqlite.skip)("map streams on node:http", () => {
+describe.skipIf(sqlite.skip)("node API on node:http", () => {
   const dbs = testDatabases("sqlite");
   const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  /** A runtime behind a real HTTP server that routes the map path the way web/server.ts does. */
-  async function serve() {
+  async function serve(opts: NodeApiOptions = {}) {
     const config = {
       ...loadConfig({ TRELLIS_PUBLIC_URL: "https://vpn.example.com" }, dataDir),
       databaseUrl: dbs.url(),
@@ -38,108 +42,157 @@ describe.skipIf(sqlite.skip)("map streams on node:http", () => {
       controlKey: generateKeyPair(),
       stream: { coalesceMs: 5 },
     });
-    const server: Server = createServer((req, res) => {
-      if (isMapRequest(req)) return void serveMapStream(rt, req, res);
-      res.writeHead(404).end();
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const server = await serveNodeApi(rt, opts);
     cleanups.push(async () => {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await server.close();
       await rt.close();
     });
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const { key } = await rt.createPreAuthKey({ tags: ["tag:server"], reusable: true }, "system");
+    const key = await preAuthKey(rt, { tags: ["tag:server"], reusable: true });
     const node = async (hostname: string) => {
-      const keys = generateKeyPair();
-      const signer = new ControlSigner(keys.privateKey, rt.controlKey().publicKey);
-      const body = JSON.stringify({ preAuthKey: key, hostname });
-      const reg = await rt.register({
-        method: "POST",
-        path: "/api/v1/register",
-        body,
-        authorization: signer.sign("POST", "/api/v1/register", body),
-      });
-      return { signer, id: reg.node.id };
+      const n = new TestNode(rt);
+      await n.register(key, hostname);
+      return n;
     };
-    const online = async (id: string) =>
-      (await rt.db.prisma.node.findUniqueOrThrow({ where: { id } })).online;
-    return { rt, url, node, online };
-  }
-
-  async function until(what: string, pred: () => Promise<boolean>) {
-    const deadline = Date.now() + 10_000;
-    while (!(await pred())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const until = async (what: string, pred: () => Promise<boolean>) => {
+      const deadline = Date.now() + 10_000;
+      while (!(await pred())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    return { rt, url: server.url, node, until, key };
   }
 
   it("streams the full map, then deltas; closing the connection ends the stream and the node goes offline", async () => {
-    const { rt, url, node, online } = await serve();
+    const { url, node, until } = await serve();
     const a = await node("alpha");
     const b = await node("beta");
-    const ac = new AbortController();
-    const res = await fetch(`${url}/api/v1/map`, {
-      headers: { authorization: a.signer.sign("GET", "/api/v1/map") },
-      signal: ac.signal,
-    });
+    const res = await a.client.signedFetch("GET", "/api/v1/map");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
     expect(res.headers.get("cache-control")).toBe("no-store, no-transform");
-    const events = readSse(res.body!);
-    const next = async () => {
-      const r = await events.next();
-      if (r.done) throw new Error("stream ended");
-      return MapMessage.parse(JSON.parse(r.value.data));
-    };
-    let map = (await next()) as FullMap;
-    expect(map.type).toBe("full");
-    expect(map.peers.map((p) => p.name)).toEqual(["beta"]);
-    expect(await online(a.id)).toBe(true);
+    await res.body!.cancel();
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:/);
 
-    const body = JSON.stringify({ endpoints: ["192.0.2.7:41641"] });
-    await rt.updateEndpoints({
-      method: "POST",
-      path: "/api/v1/endpoints",
-      body,
-      authorization: b.signer.sign("POST", "/api/v1/endpoints", body),
-    });
-    for (let i = 0; i < 10 && map.peers[0]!.endpoints.length === 0; i++) {
-      const msg = await next();
-      expect(msg.type).toBe("delta");
-      if (msg.type === "delta") map = applyDelta(map, msg);
-    }
-    expect(map.peers[0]!.endpoints).toEqual(["192.0.2.7:41641"]);
-
-    ac.abort();
-    await until("alpha is offline", async () => !(await online(a.id)));
+    const reader = await a.stream();
+    const full = await reader.next();
+    expect(full.type).toBe("full");
+    expect(reader.map.peers.map((p) => p.name)).toEqual(["beta"]);
+    expect((await a.row()).online).toBe(true);
+    await b.endpoints(["192.0.2.7:41641"]);
+    await reader.until((m) => m.peers[0]!.endpoints.length === 1);
+    expect(reader.map.peers[0]!.endpoints).toEqual(["192.0.2.7:41641"]);
+    reader.close();
+    await until("alpha is offline", async () => !(await a.row()).online);
   });
 
-  it("answers bad requests with the API's JSON errors and streams nothing", async () => {
-    const { url, node, online } = await serve();
+  it("answers bad requests with the API's JSON errors, naming the signature scheme on 401", async () => {
+    const { url, node } = await serve();
     const a = await node("alpha");
-    const mallory = await node("mallory");
+    const mallory = new TestNode(a.rt);
 
-    const unsigned = await fetch(`${url}/api/v1/map`);
-    expect(unsigned.status).toBe(401);
-    expect(unsigned.headers.get("www-authenticate")).toBe("Trellis-Node");
-    expect(await unsigned.json()).toMatchObject({ error: expect.any(String), message: expect.any(String) });
-
+    for (const path of ["/api/v1/map", "/api/v1/endpoints"]) {
+      const unsigned = await fetch(url + path, { method: path.endsWith("map") ? "GET" : "POST" });
+      expect(unsigned.status).toBe(401);
+      expect(unsigned.headers.get("www-authenticate")).toBe("Trellis-Node");
+      expect(await unsigned.json()).toMatchObject({ error: expect.any(String), message: expect.any(String) });
+    }
     // Alpha's key, with a MAC made by mallory's private key.
-    const own = mallory.signer.sign("GET", "/api/v1/map");
-    const alphaKey = a.signer.sign("GET", "/api/v1/map").match(/key=([^,]+)/)![1]!;
+    const own = mallory.signer().sign("GET", "/api/v1/map");
     const forged = await fetch(`${url}/api/v1/map`, {
-      headers: { authorization: own.replace(/key=[^,]+/, `key=${alphaKey}`) },
+      headers: { authorization: own.replace(/key=[^,]+/, `key=${a.key}`) },
     });
-    expect(forged.status).toBe(401);
-    expect((await forged.json()) as { message: string }).toMatchObject({ message: expect.any(String) });
+    expect(await refusal(forged)).toMatchObject({ status: 401, code: "bad_signature" });
 
     const post = await fetch(`${url}/api/v1/map`, { method: "POST", body: "{}" });
     expect(post.status).toBe(405);
     expect(post.headers.get("allow")).toBe("GET");
+    const get = await fetch(`${url}/api/v1/register`);
+    expect(get.status).toBe(405);
+    expect(get.headers.get("allow")).toBe("POST");
+    expect((await fetch(`${url}/api/v1/nothing`)).status).toBe(404);
+    expect((await a.row()).online).toBe(false);
+  });
 
-    expect(await online(a.id)).toBe(false);
-    expect(await online(mallory.id)).toBe(false);
+  it("counts the body limit in bytes, declared or chunked, and reads no further", async () => {
+    const { url, node } = await serve();
+    const a = await node("alpha");
+    // 40,000 two-byte characters: under 64 KiB in UTF-16 units, over it in bytes.
+    const wide = JSON.stringify({ endpoints: [], homeRegion: null, pad: "é".repeat(40_000) });
+    expect(wide.length).toBeLessThan(64 * 1024);
+    expect(Buffer.byteLength(wide)).toBeGreaterThan(64 * 1024);
+    expect(await refusal(await a.client.signedFetch("POST", "/api/v1/endpoints", wide))).toMatchObject({
+      status: 413,
+      code: "body_too_large",
+    });
+    // No Content-Length: the bytes are counted as they arrive.
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const req = request(`${url}/api/v1/endpoints`, {
+        method: "POST",
+        headers: {
+          authorization: a.signer().sign("POST", "/api/v1/endpoints", ""),
+          "transfer-encoding": "chunked",
+        },
+      });
+      req.on("response", (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      for (let i = 0; i < 80; i++) req.write("x".repeat(1024));
+      req.end();
+    });
+    expect(chunked).toBe(413);
+    // A body just under the limit is read and judged on its content.
+    expect((await a.client.signedFetch("POST", "/api/v1/endpoints", "x".repeat(60_000))).status).toBe(400);
+  });
+
+  it("registers a browser's key with the console session riding along, audited as that user, from the console's origin only", async () => {
+    let session: Actor | null = null;
+    const { rt, url } = await serve({ sessionActor: async () => session });
+    const alice = await createUser(rt.db, "member", "alice@example.com");
+    session = actorOf(alice);
+    const tab = new TestNode(rt);
+    const body = JSON.stringify({ hostname: "alice-browser", os: "browser" });
+    const send = (origin: string) =>
+      fetch(`${url}/api/v1/register`, {
+        method: "POST",
+        headers: {
+          authorization: tab.signer().sign("POST", "/api/v1/register", body),
+          origin,
+          host: new URL(url).host,
+          "content-type": "application/json",
+        },
+        body,
+      });
+    expect(await refusal(await send("https://evil.example"))).toMatchObject({ status: 403, code: "csrf" });
+    const res = await send("https://vpn.example.com");
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as { node: { user: string } }).node.user).toBe(alice.id);
+    const page = await listAudit(rt, localOperator(), { action: "node.register" });
+    expect(page.items).toEqual([
+      expect.objectContaining({ actor: `user:${alice.id}`, actorName: "alice@example.com" }),
+    ]);
+    // Without a session and without a pre-auth key, a new key cannot register.
+    session = null;
+    const other = new TestNode(rt);
+    expect((await other.client.signedFetch("POST", "/api/v1/register", body)).status).toBe(401);
+  });
+
+  it("tells a relay which node keys it may admit", async () => {
+    const { url, node } = await serve();
+    const a = await node("alpha");
+    const stranger = encodeKey("nodekey", generateKeyPair().publicKey);
+    const ask = (nodeKeys: unknown) =>
+      fetch(`${url}/api/v1/relay/verify`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ nodeKeys }),
+      });
+    const res = await ask([a.key, stranger, a.key]);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ allowed: [true, false, true] });
+    expect((await ask([])).status).toBe(400);
+    expect((await ask(["not a key"])).status).toBe(400);
   });
 });

@@ -1,7 +1,7 @@
 "use client";
 
 import { useCallback, useEffect, useRef, useState } from "react";
-import { BrowserNode, type NodePhase } from "@trellis/client/browser-node";
+import { BrowserNode, type NodePhase } from "@trellis/client/browser";
 import type { FullMap, Peer } from "@trellis/proto";
 import { Copyable } from "@/components/copy-button";
 import { plural, relativeTime } from "@/components/format";

@@ -1,5 +1,5 @@
 import type { Metadata } from "next";
-import { listUsers } from "@trellis/control/admin";
+import { listKeys, listUsers } from "@trellis/control/admin";
 import type { PreAuthKeyInfo } from "@trellis/proto";
 import { ActionButton } from "@/components/action-button";
 import { Time } from "@/components/time";
@@ -22,7 +22,7 @@ export default async function KeysPage() {
   const rt = getRuntime();
   const canWrite = actor.scopes.has("keys:write");
   const [keys, users] = await Promise.all([
-    rt.listPreAuthKeys(),
+    listKeys(rt, actor),
     actor.scopes.has("users:read") ? listUsers(rt, actor, { limit: "200" }) : Promise.resolve(null),
   ]);
   const emails = new Map((users?.items ?? []).map((u) => [u.id, u.email]));

@@ -14,7 +14,7 @@ export const metadata: Metadata = { title: "Settings" };
 export default async function SettingsPage() {
   const actor = await requirePageActor("settings:read", "/settings");
   const rt = getRuntime();
-  const [settings, tokens] = await Promise.all([getTailnetSettings(rt, actor), listApiTokens(rt.db, actor)]);
+  const [settings, tokens] = await Promise.all([getTailnetSettings(rt, actor), listApiTokens(rt, actor)]);
   const now = Date.now();
   const active = tokens.filter((t) => !t.revokedAt);
   return (

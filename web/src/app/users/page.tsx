@@ -32,7 +32,7 @@ export default async function UsersPage({ searchParams }: { searchParams: Search
   const canWrite = actor.scopes.has("users:write");
   const [page, invitations] = await Promise.all([
     listUsers(ctx, actor, { ...filters, ...(cursor ? { cursor } : {}), limit: "50" }),
-    listInvitations(ctx.db, actor),
+    listInvitations(ctx, actor),
   ]);
   const openInvitations = invitations.filter((i) => invitationState(i) !== "accepted");
 

@@ -1,3 +1,4 @@
+import { SSE_HEADERS, SSE_HEARTBEAT, sseText } from "@trellis/control/http";
 import { adminRoute, getRuntime } from "@/lib/api";
 
 export const dynamic = "force-dynamic";
@@ -28,7 +29,7 @@ export function GET(req: Request): Promise<Response> {
         };
         const flush = () => {
           timer = null;
-          for (const type of pending) send(`event: change\ndata: ${JSON.stringify({ type })}\n\n`);
+          for (const type of pending) send(sseText("change", JSON.stringify({ type })));
           pending.clear();
         };
         const unsubscribe = rt.events.subscribe((e) => {
@@ -36,7 +37,7 @@ export function GET(req: Request): Promise<Response> {
           pending.add(e.type);
           timer ??= setTimeout(flush, COALESCE_MS);
         });
-        const heartbeat = setInterval(() => send(": heartbeat\n\n"), HEARTBEAT_MS);
+        const heartbeat = setInterval(() => send(SSE_HEARTBEAT), HEARTBEAT_MS);
         cleanup = () => {
           unsubscribe();
           clearInterval(heartbeat);
@@ -54,12 +55,6 @@ export function GET(req: Request): Promise<Response> {
         cleanup();
       },
     });
-    return new Response(stream, {
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-store",
-        "x-accel-buffering": "no",
-      },
-    });
+    return new Response(stream, { headers: SSE_HEADERS });
   });
 }

@@ -5,7 +5,7 @@ export const dynamic = "force-dynamic";
 
 export function GET(req: Request): Promise<Response> {
   return adminRoute("GET /api/v1/invitations", req, async (actor) =>
-    json({ items: await listInvitations(getRuntime().db, actor) }),
+    json({ items: await listInvitations(getRuntime(), actor) }),
   );
 }
 
@@ -13,7 +13,7 @@ export function GET(req: Request): Promise<Response> {
 export function POST(req: Request): Promise<Response> {
   return adminRoute("POST /api/v1/invitations", req, async (actor) => {
     const rt = getRuntime();
-    const { token, invitation } = await createInvitation(rt.db, actor, await readJson(req));
+    const { token, invitation } = await createInvitation(rt, actor, await readJson(req));
     return json({ invitation, url: `${rt.config.publicUrl}/invite#token=${token}` }, 201);
   });
 }

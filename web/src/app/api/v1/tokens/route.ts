@@ -6,13 +6,13 @@ export const dynamic = "force-dynamic";
 /** The caller's API tokens. */
 export function GET(req: Request): Promise<Response> {
   return adminRoute("GET /api/v1/tokens", req, async (actor) =>
-    json({ items: await listApiTokens(getRuntime().db, actor) }),
+    json({ items: await listApiTokens(getRuntime(), actor) }),
   );
 }
 
 /** Create an API token; the token itself is in this response only. */
 export function POST(req: Request): Promise<Response> {
   return adminRoute("POST /api/v1/tokens", req, async (actor) =>
-    json(await createApiToken(getRuntime().db, actor, await readJson(req)), 201),
+    json(await createApiToken(getRuntime(), actor, await readJson(req)), 201),
   );
 }
