@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ControlSigner } from "@trellis/client";
-import { ControlKeyResponse, type MachineInfo, type Page } from "@trellis/proto";
+import { ControlClient, keyHolder } from "@trellis/client";
+import type { MachineInfo, Page } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { api, login, type Caller } from "../src/console";
 import { startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
@@ -17,7 +17,6 @@ const PASSWORD = "correct horse battery staple";
 let admin: Caller;
 let member: Caller;
 let auditor: Caller;
-let controlKey: string;
 
 async function invite(email: string, role: string): Promise<Caller> {
   const res = await api(url, admin, "POST", "/api/v1/invitations", { email, role });
@@ -33,19 +32,10 @@ async function invite(email: string, role: string): Promise<Caller> {
 }
 
 async function registerNode(preAuthKey: string, hostname: string, routableIPs: string[] = []) {
-  const keys = generateKeyPair();
-  const signer = new ControlSigner(keys.privateKey, controlKey);
-  const body = JSON.stringify({ preAuthKey, hostname, os: "linux", routableIPs });
-  const res = await fetch(url + "/api/v1/register", {
-    method: "POST",
-    headers: {
-      authorization: signer.sign("POST", "/api/v1/register", body),
-      "content-type": "application/json",
-    },
-    body,
-  });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { node: { id: string; name: string } }).node;
+  const node = new ControlClient({ baseUrl: url, key: keyHolder(generateKeyPair().privateKey) });
+  const res = await node.register({ preAuthKey, hostname, os: "linux", routableIPs });
+  expect(res.created).toBe(true);
+  return res.node;
 }
 
 beforeAll(async () => {
@@ -62,7 +52,6 @@ beforeAll(async () => {
   admin = { cookie: await login(url, "ada@example.com", PASSWORD) };
   member = await invite("max@example.com", "member");
   auditor = await invite("aud@example.com", "auditor");
-  controlKey = ControlKeyResponse.parse(await (await fetch(url + "/api/v1/key")).json()).publicKey;
 }, 180_000);
 
 afterAll(async () => {
@@ -374,7 +363,7 @@ describe("admin API", () => {
     ]) {
       expect(actions, a).toContain(a);
     }
-    expect(actions.some((a) => a.startsWith("machine."))).toBe(true);
+    expect(actions.some((a) => a.startsWith("node."))).toBe(true);
     expect(actions.some((a) => a.startsWith("user."))).toBe(true);
     const filtered = await api(url, auditor, "GET", "/api/v1/audit?action=policy.update");
     expect(filtered.body.items.every((e: { action: string }) => e.action === "policy.update")).toBe(true);

@@ -1,8 +1,9 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BrowserContext, Page } from "playwright-core";
-import { ControlSigner, readSse } from "@trellis/client";
-import { ControlKeyResponse, MapMessage, applyDelta, type FullMap } from "@trellis/proto";
+import { ControlClient, keyHolder } from "@trellis/client";
+import { MapReader } from "@trellis/client/testing";
+import type { FullMap } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { ARTIFACTS, hasChromium, launchChromium } from "../src/browser";
 import { api } from "../src/console";
@@ -67,60 +68,38 @@ async function shot(page: Page, name: string): Promise<void> {
 
 /** A machine registered over the control API with its own key, streaming its map. */
 class Machine {
-  readonly keys = generateKeyPair();
-  signer!: ControlSigner;
-  map!: FullMap;
-  private events!: AsyncGenerator<{ data: string }>;
-  private readonly ac = new AbortController();
+  private client!: ControlClient;
+  private reader!: MapReader;
+
+  get map(): FullMap {
+    return this.reader.map;
+  }
 
   async register(preAuthKey: string, hostname: string, routableIPs: string[]) {
-    const controlKey = ControlKeyResponse.parse(await (await fetch(url + "/api/v1/key")).json()).publicKey;
-    this.signer = new ControlSigner(this.keys.privateKey, controlKey);
-    const body = JSON.stringify({ preAuthKey, hostname, os: "linux", routableIPs });
-    const res = await fetch(url + "/api/v1/register", {
-      method: "POST",
-      headers: { authorization: this.signer.sign("POST", "/api/v1/register", body) },
-      body,
-    });
-    expect(res.status).toBe(201);
-    const stream = await fetch(url + "/api/v1/map", {
-      headers: { authorization: this.signer.sign("GET", "/api/v1/map") },
-      signal: this.ac.signal,
-    });
-    this.events = readSse(stream.body!);
-    const first = MapMessage.parse(JSON.parse((await this.events.next()).value!.data));
-    if (first.type !== "full") throw new Error("expected a full map first");
-    this.map = first;
+    this.client = new ControlClient({ baseUrl: url, key: keyHolder(generateKeyPair().privateKey) });
+    expect((await this.client.register({ preAuthKey, hostname, os: "linux", routableIPs })).created).toBe(
+      true,
+    );
+    this.reader = new MapReader(await this.client.openMap());
+    if ((await this.reader.next()).type !== "full") throw new Error("expected a full map first");
   }
 
   /** Report where the machine can be reached and its home relay region. */
   async endpoints(endpoints: string[], homeRegion: number) {
-    const body = JSON.stringify({ endpoints, homeRegion });
-    const res = await fetch(url + "/api/v1/endpoints", {
-      method: "POST",
-      headers: { authorization: this.signer.sign("POST", "/api/v1/endpoints", body) },
-      body,
-    });
-    expect(res.status).toBe(200);
+    await this.client.updateEndpoints({ endpoints, homeRegion });
   }
 
-  /** Read map messages until `done(map)` holds (bounded). */
+  /** Read map messages until `done(map)` holds (each bounded). */
   async until(done: (m: FullMap) => boolean, what: string): Promise<void> {
-    const deadline = Date.now() + 15_000;
     while (!done(this.map)) {
-      if (Date.now() > deadline) throw new Error(`machine never saw: ${what}`);
-      const r = await Promise.race([
-        this.events.next(),
-        new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no map message: ${what}`)), 15_000)),
-      ]);
-      if (r.done) throw new Error("map stream ended");
-      const msg = MapMessage.parse(JSON.parse(r.value.data));
-      this.map = msg.type === "full" ? msg : applyDelta(this.map, msg);
+      await this.reader.next(15_000).catch((err: unknown) => {
+        throw new Error(`machine never saw: ${what} (${String(err)})`);
+      });
     }
   }
 
   close() {
-    this.ac.abort();
+    this.reader?.close();
   }
 }
 

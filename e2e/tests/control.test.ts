@@ -1,18 +1,16 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ControlSigner, readSse } from "@trellis/client";
+import { ControlClient, ControlSigner, keyHolder } from "@trellis/client";
+import { MapReader } from "@trellis/client/testing";
 import { createPreAuthKey } from "@trellis/control";
 import { openDatabase, type Database } from "@trellis/db";
 import {
   ApiError,
   ControlKeyResponse,
-  MapMessage,
   RegisterResponse,
   RelayMap,
-  applyDelta,
   formatNodeAuth,
   parseNodeAuth,
-  type FullMap,
 } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
@@ -31,7 +29,7 @@ beforeAll(async () => {
   trellis = await startTrellis({ dataDir: data.dir });
   // Pre-auth keys have no admin HTTP API yet; create one the way the admin console will, through control.
   db = await openDatabase(`file:${join(data.dir, "trellis.db")}`);
-  preAuthKey = (await createPreAuthKey(db, { tags: ["tag:server"], reusable: true }, "system")).key;
+  preAuthKey = (await createPreAuthKey(db, { tags: ["tag:server"], reusable: true }, "local")).key;
   controlKey = ControlKeyResponse.parse(await (await fetch(trellis.url + "/api/v1/key")).json()).publicKey;
 });
 afterAll(async () => {
@@ -40,58 +38,33 @@ afterAll(async () => {
   data.remove();
 });
 
+/** A node of this test: its own key, and the ControlClient every node uses. */
 class HttpNode {
   readonly keys = generateKeyPair();
-  readonly signer = new ControlSigner(this.keys.privateKey, controlKey);
+  readonly client = new ControlClient({ baseUrl: trellis.url, key: keyHolder(this.keys.privateKey) });
 
-  fetch(method: string, path: string, body = "", authorization = this.signer.sign(method, path, body)) {
-    return fetch(trellis.url + path, {
-      method,
-      headers: { authorization, ...(body ? { "content-type": "application/json" } : {}) },
-      body: body || undefined,
-    });
+  get key(): string {
+    return this.client.nodeKey;
+  }
+  private ownSigner: ControlSigner | null = null;
+  /** This node's one signer (identical requests in one second stay distinct). */
+  signer(): ControlSigner {
+    this.ownSigner ??= new ControlSigner(this.keys.privateKey, controlKey);
+    return this.ownSigner;
+  }
+  /** A signed request as sent, for checking the server's HTTP answers. */
+  fetch(method: string, path: string, body = "", authorization?: string) {
+    return this.client.signedFetch(method, path, body, authorization);
   }
   register(hostname: string) {
     return this.fetch("POST", "/api/v1/register", JSON.stringify({ preAuthKey, hostname, os: "linux" }));
   }
-  async stream() {
-    const ac = new AbortController();
-    const res = await fetch(trellis.url + "/api/v1/map", {
-      headers: { authorization: this.signer.sign("GET", "/api/v1/map") },
-      signal: ac.signal,
-    });
+  async stream(): Promise<MapReader> {
+    const res = await this.fetch("GET", "/api/v1/map");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
-    return new MapReader(readSse(res.body!), ac);
-  }
-}
-
-class MapReader {
-  map!: FullMap;
-  constructor(
-    private readonly events: AsyncGenerator<{ event: string; data: string }>,
-    private readonly ac: AbortController,
-  ) {}
-  async next(): Promise<MapMessage> {
-    const r = await Promise.race([
-      this.events.next(),
-      new Promise<never>((_, rej) => setTimeout(() => rej(new Error("no map message within 10 s")), 10_000)),
-    ]);
-    if (r.done) throw new Error("map stream ended");
-    // Only map messages matter here; the stream also carries signals and a final `end`.
-    if (r.value.event === "end") throw new Error(`map stream ended by the server: ${r.value.data}`);
-    if (r.value.event !== "full" && r.value.event !== "delta") return this.next();
-    const msg = MapMessage.parse(JSON.parse(r.value.data));
-    this.map = msg.type === "full" ? msg : applyDelta(this.map, msg);
-    return msg;
-  }
-  async until(pred: (m: FullMap) => boolean): Promise<MapMessage[]> {
-    const seen: MapMessage[] = [];
-    while (!pred(this.map)) seen.push(await this.next());
-    return seen;
-  }
-  close() {
-    this.ac.abort();
+    await res.body!.cancel();
+    return new MapReader(await this.client.openMap());
   }
 }
 
@@ -115,7 +88,7 @@ describe("control plane over HTTP", () => {
     const resA = await a.register("alpha");
     expect(resA.status).toBe(201);
     const bodyA = RegisterResponse.parse(await resA.json());
-    expect(bodyA.node).toMatchObject({ name: "alpha", key: a.signer.nodeKey, tags: ["tag:server"] });
+    expect(bodyA.node).toMatchObject({ name: "alpha", key: a.key, tags: ["tag:server"] });
     expect((await b.register("beta")).status).toBe(201);
     const again = await a.register("alpha");
     expect(again.status).toBe(200);
@@ -127,7 +100,7 @@ describe("control plane over HTTP", () => {
     const first = await ra.next();
     expect(first.type).toBe("full");
     expect(ra.map.node.name).toBe("alpha");
-    expect(ra.map.peers.map((p) => [p.name, p.key])).toEqual([["beta", b.signer.nodeKey]]);
+    expect(ra.map.peers.map((p) => [p.name, p.key])).toEqual([["beta", b.key]]);
     expect(ra.map.packetFilter.length).toBeGreaterThan(0);
 
     const rb = await b.stream();
@@ -178,7 +151,7 @@ describe("control plane over HTTP", () => {
   it("refuses with 401 a node presenting another node's key without its private key", async () => {
     const mallory = new HttpNode();
     const forge = (method: string, path: string, body = "") =>
-      formatNodeAuth({ ...parseNodeAuth(mallory.signer.sign(method, path, body))!, key: a.signer.nodeKey });
+      formatNodeAuth({ ...parseNodeAuth(mallory.signer().sign(method, path, body))!, key: a.key });
     const map = await mallory.fetch("GET", "/api/v1/map", "", forge("GET", "/api/v1/map"));
     expect(map.status).toBe(401);
     expect(map.headers.get("www-authenticate")).toBe("Trellis-Node");
@@ -194,7 +167,7 @@ describe("control plane over HTTP", () => {
     const unsigned = await fetch(trellis.url + "/api/v1/map");
     expect(unsigned.status).toBe(401);
     // A replayed request is refused too.
-    const auth = b.signer.sign("POST", "/api/v1/endpoints", body);
+    const auth = b.signer().sign("POST", "/api/v1/endpoints", body);
     expect((await b.fetch("POST", "/api/v1/endpoints", body, auth)).status).toBe(200);
     expect((await b.fetch("POST", "/api/v1/endpoints", body, auth)).status).toBe(401);
   });
@@ -222,21 +195,16 @@ describe("crash safety", () => {
     const url = server.url;
     const crashDb = await openDatabase(`file:${join(crashData.dir, "trellis.db")}`);
     try {
-      const { key } = await createPreAuthKey(crashDb, { tags: ["tag:storm"], reusable: true }, "system");
-      const serverKey = ControlKeyResponse.parse(await (await fetch(url + "/api/v1/key")).json()).publicKey;
+      const { key } = await createPreAuthKey(crashDb, { tags: ["tag:storm"], reusable: true }, "local");
       const acknowledged: string[] = [];
       let stop = false;
       const worker = async (w: number) => {
         for (let i = 0; !stop; i++) {
-          const signer = new ControlSigner(generateKeyPair().privateKey, serverKey);
+          const node = new ControlClient({ baseUrl: url, key: keyHolder(generateKeyPair().privateKey) });
           const body = JSON.stringify({ preAuthKey: key, hostname: `storm-${w}-${i}` });
           try {
-            const res = await fetch(url + "/api/v1/register", {
-              method: "POST",
-              headers: { authorization: signer.sign("POST", "/api/v1/register", body) },
-              body,
-            });
-            if (res.status === 201) acknowledged.push(signer.nodeKey);
+            const res = await node.signedFetch("POST", "/api/v1/register", body);
+            if (res.status === 201) acknowledged.push(node.nodeKey);
           } catch {
             return; // the server is gone
           }
@@ -266,15 +234,10 @@ describe("crash safety", () => {
         expect(await db2.prisma.auditEvent.count({ where: { action: "node.register" } })).toBe(nodes.length);
 
         // The allocator continues above every address handed out before the crash.
-        const signer = new ControlSigner(generateKeyPair().privateKey, serverKey);
-        const body = JSON.stringify({ preAuthKey: key, hostname: "after-crash" });
-        const res = await fetch(server.url + "/api/v1/register", {
-          method: "POST",
-          headers: { authorization: signer.sign("POST", "/api/v1/register", body) },
-          body,
-        });
-        expect(res.status).toBe(201);
-        const after = RegisterResponse.parse(await res.json()).node.addresses[0]!;
+        const node = new ControlClient({ baseUrl: server.url, key: keyHolder(generateKeyPair().privateKey) });
+        const registered = await node.register({ preAuthKey: key, hostname: "after-crash" });
+        expect(registered.created).toBe(true);
+        const after = registered.node.addresses[0]!;
         const last = (a: string) =>
           Number(a.split("/")[0]!.split(".").at(-1)) + 256 * Number(a.split(".")[2]);
         expect(last(after)).toBeGreaterThan(Math.max(...nodes.map((n) => last(n.ipv4!))));

@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase, type Database } from "@trellis/db";
 import { HealthResponse, encodeKey } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
-import { DerpClient, DerpClientError, nodeSocketFactory } from "@trellis/relay";
+import { ControlClient, keyHolder } from "@trellis/client";
+import { DerpClient, DerpClientError } from "@trellis/client/derp";
+import { createPreAuthKey } from "@trellis/control";
+import { openWebSocket as nodeSocketFactory } from "@trellis/client/node";
 import { CHROMIUM, hasChromium, launchChromium } from "../src/browser";
 import { canUseNetns, createNatTopology, type NatTopology } from "../src/netns";
 import { startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
@@ -31,6 +34,12 @@ afterAll(async () => {
 const derpUrl = () => trellis.url.replace(/^http/, "ws") + "/derp";
 const connect = (privateKey: Uint8Array) =>
   DerpClient.connect({ url: derpUrl(), privateKey, socketFactory: nodeSocketFactory });
+
+async function metric(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(trellis.url + "/metrics")).text();
+  const m = new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, "m").exec(text);
+  return m ? Number(m[1]) : 0;
+}
 
 async function health() {
   return HealthResponse.parse(await (await fetch(trellis.url + "/api/health")).json());
@@ -67,6 +76,24 @@ describe("embedded relay", () => {
     cb.close();
     await expect(connect(b.privateKey)).rejects.toThrow(DerpClientError);
     ca.close();
+  });
+
+  it("drops a node's relay connection as soon as the node is deleted", async () => {
+    const key = (await createPreAuthKey(db, { tags: ["tag:ephemeral"], ephemeral: true }, "local")).key;
+    const keys = generateKeyPair();
+    const node = new ControlClient({ baseUrl: trellis.url, key: keyHolder(keys.privateKey) });
+    await node.register({ preAuthKey: key, hostname: "leaving" });
+    const c = await connect(keys.privateKey);
+    let closedAt = 0;
+    c.on({ close: () => (closedAt = Date.now()) });
+    const t0 = Date.now();
+    // An ephemeral node that logs out is deleted.
+    expect(await node.logout()).toMatchObject({ deleted: true });
+    // The embedded relay has no periodic recheck: a close at all comes from the deletion's event.
+    while (closedAt === 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 10));
+    expect(closedAt).toBeGreaterThan(0);
+    process.stderr.write(`relay dropped the deleted node ${closedAt - t0} ms after its deletion\n`);
+    expect(await metric("trellis_relay_connections_total", 'outcome="revoked"')).toBe(1);
   });
 
   it("serves Prometheus metrics on the same port", async () => {
