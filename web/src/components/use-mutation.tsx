@@ -2,7 +2,7 @@
 
 import { useRouter } from "next/navigation";
 import { useCallback, useState } from "react";
-import { api, issuesByPath, type ApiIssue } from "./api";
+import { api, issuesByPath, type ApiIssue, type Method, type ResponseSchema } from "./api";
 
 export interface MutationState {
   busy: boolean;
@@ -30,14 +30,15 @@ export function useMutation() {
   });
 
   const run = useCallback(
-    async <T = unknown,>(
-      method: "POST" | "PUT" | "PATCH" | "DELETE",
+    async <T,>(
+      method: Exclude<Method, "GET">,
       url: string,
+      schema: ResponseSchema<T>,
       body?: unknown,
       opts: { success?: string; refresh?: boolean } = {},
     ): Promise<{ ok: true; data: T } | { ok: false }> => {
       setState({ busy: true, error: null, issues: [], fields: {}, success: null });
-      const res = await api<T>(method, url, body);
+      const res = await api(method, url, schema, body);
       if (!res.ok) {
         setState({
           busy: false,

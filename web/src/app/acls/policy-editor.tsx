@@ -17,14 +17,13 @@ import type { Text } from "@codemirror/state";
 import type { EditorView } from "@codemirror/view";
 import { useRouter } from "next/navigation";
 import { useCallback, useEffect, useRef, useState } from "react";
+import { PolicyValidation, SavedPolicy } from "@trellis/proto/admin";
 import { api, type ApiIssue } from "@/components/api";
 
 interface EditorHost extends HTMLDivElement {
   __view?: EditorView;
   __setText?: (text: string) => void;
 }
-
-type Validation = { ok: true } | { ok: false; message: string; issues: ApiIssue[] };
 
 /** The issue's place in the document as a CodeMirror range (the token at line:column). */
 function issueRange(doc: Text, issue: ApiIssue): { from: number; to: number } {
@@ -36,7 +35,7 @@ function issueRange(doc: Text, issue: ApiIssue): { from: number; to: number } {
   return { from, to: Math.min(line.to, from + Math.max(1, token ? token[0].length : 1)) };
 }
 
-function toDiagnostics(doc: Text, v: Validation): Diagnostic[] {
+function toDiagnostics(doc: Text, v: PolicyValidation): Diagnostic[] {
   if (v.ok) return [];
   const issues = v.issues.length ? v.issues : [{ path: "", message: v.message }];
   return issues.map((i) => ({
@@ -156,9 +155,10 @@ export function PolicyEditor({
           inflight = ac;
           const doc = v.state.doc;
           try {
-            const res = await api<Validation>(
+            const res = await api(
               "POST",
               "/api/v1/policy/validate",
+              PolicyValidation,
               { text: doc.toString() },
               { signal: ac.signal },
             );
@@ -248,7 +248,7 @@ export function PolicyEditor({
     setErrors(null);
     setConflict(null);
     setSaved(null);
-    const res = await api<{ version: number }>("PUT", "/api/v1/policy", {
+    const res = await api("PUT", "/api/v1/policy", SavedPolicy, {
       text: body,
       baseVersion: baseRef.current.version,
     });

@@ -1,25 +1,13 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
+import { ReachabilityResult } from "@trellis/proto/admin";
 import { api, issuesByPath } from "@/components/api";
-
-interface ReachResult {
-  allowed: boolean;
-  rule: { kind: string; index: number; text?: string } | null;
-  src: { input: string; ip: string | null; node: { id: string; name: string } | null; user: string | null };
-  dst: {
-    input: string;
-    ip: string | null;
-    node: { id: string; name: string } | null;
-    via: { id: string; name: string } | null;
-  };
-  explanation: string;
-}
 
 /** "Can A reach B on port P?" under the policy in force (not the unsaved edit). */
 export function ReachabilityChecker() {
   const [busy, setBusy] = useState(false);
-  const [result, setResult] = useState<ReachResult | null>(null);
+  const [result, setResult] = useState<ReachabilityResult | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [fields, setFields] = useState<Record<string, string>>({});
 
@@ -31,7 +19,7 @@ export function ReachabilityChecker() {
     setBusy(true);
     setError(null);
     setFields({});
-    const res = await api<ReachResult>("POST", "/api/v1/policy/reachability", {
+    const res = await api("POST", "/api/v1/policy/reachability", ReachabilityResult, {
       src: String(data.get("src") ?? "").trim(),
       dst: String(data.get("dst") ?? "").trim(),
       port: proto === "icmp" ? 0 : portText === "" ? -1 : Number(portText),

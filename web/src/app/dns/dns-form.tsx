@@ -1,7 +1,7 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import type { DnsSettings } from "@trellis/proto";
+import { DnsSettings } from "@trellis/proto/admin";
 import { otherIssues } from "@/components/api";
 import { useMutation } from "@/components/use-mutation";
 
@@ -106,7 +106,7 @@ export function DnsForm({ initial, readOnly }: { initial: DnsSettings; readOnly:
     setNameservers(ns);
     setSearchDomains(sd);
     const body: DnsSettings = { magicDns, domain: domain.trim(), nameservers: ns, searchDomains: sd };
-    await mut.run("PUT", "/api/v1/dns", body, { success: "DNS settings saved." });
+    await mut.run("PUT", "/api/v1/dns", DnsSettings, body, { success: "DNS settings saved." });
   }
 
   const rest = otherIssues(mut.issues, ["domain", "nameservers", "searchDomains", "magicDns"]);

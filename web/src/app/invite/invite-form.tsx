@@ -1,14 +1,14 @@
 "use client";
 
 import { useEffect, useState, type FormEvent } from "react";
-
-type Issues = Record<string, string>;
+import { InvitationPreview, NewAccount } from "@trellis/proto/admin";
+import { api, issuesByPath } from "@/components/api";
 
 export function InviteForm() {
   const [token, setToken] = useState<string | null>(null);
-  const [invite, setInvite] = useState<{ email: string; role: string } | null>(null);
+  const [invite, setInvite] = useState<InvitationPreview | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [issues, setIssues] = useState<Issues>({});
+  const [issues, setIssues] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState(false);
 
@@ -20,17 +20,10 @@ export function InviteForm() {
       setError("this link has no invitation token; ask your admin for a new one");
       return;
     }
-    fetch("/api/invitations/peek", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ token: t }),
-    })
-      .then(async (res) => {
-        const body = (await res.json()) as { email?: string; role?: string; message?: string };
-        if (res.ok && body.email) setInvite({ email: body.email, role: body.role ?? "member" });
-        else setError(body.message ?? "this invitation is not valid");
-      })
-      .catch(() => setError("could not reach the server"));
+    void api("POST", "/api/invitations/peek", InvitationPreview, { token: t }).then((res) => {
+      if (res.ok) setInvite(res.data);
+      else setError(res.message);
+    });
   }, []);
 
   async function submit(e: FormEvent<HTMLFormElement>) {
@@ -39,29 +32,19 @@ export function InviteForm() {
     setBusy(true);
     setError(null);
     setIssues({});
-    try {
-      const res = await fetch("/api/invitations/accept", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          token,
-          name: String(form.get("name") ?? ""),
-          password: String(form.get("password") ?? ""),
-        }),
-      });
-      const body = (await res.json()) as { message?: string; issues?: { path: string; message: string }[] };
-      if (res.ok) {
-        setDone(true);
-        history.replaceState(null, "", "/invite");
-        return;
-      }
-      setError(body.message ?? `failed (${res.status})`);
-      setIssues(Object.fromEntries((body.issues ?? []).map((i) => [i.path, i.message])));
-    } catch {
-      setError("could not reach the server");
-    } finally {
-      setBusy(false);
+    const res = await api("POST", "/api/invitations/accept", NewAccount, {
+      token,
+      name: String(form.get("name") ?? ""),
+      password: String(form.get("password") ?? ""),
+    });
+    setBusy(false);
+    if (res.ok) {
+      setDone(true);
+      history.replaceState(null, "", "/invite");
+      return;
     }
+    setError(res.message);
+    setIssues(issuesByPath(res.issues));
   }
 
   if (done) {

@@ -1,7 +1,7 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import type { CreatePreAuthKeyRequest, PreAuthKeyInfo } from "@trellis/proto";
+import { CreatedPreAuthKey, type CreatePreAuthKeyRequest } from "@trellis/proto/admin";
 import { otherIssues } from "@/components/api";
 import { CopyButton } from "@/components/copy-button";
 import { useMutation } from "@/components/use-mutation";
@@ -41,7 +41,7 @@ export function KeyForm({
 }) {
   const mut = useMutation();
   const [open, setOpen] = useState(false);
-  const [created, setCreated] = useState<{ key: string; info: PreAuthKeyInfo } | null>(null);
+  const [created, setCreated] = useState<CreatedPreAuthKey | null>(null);
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -55,7 +55,7 @@ export function KeyForm({
       expiresInSeconds: Number(data.get("expiresInSeconds")),
       ...(tags.length === 0 ? { userId } : {}),
     };
-    const res = await mut.run<{ key: string; info: PreAuthKeyInfo }>("POST", "/api/v1/keys", body);
+    const res = await mut.run("POST", "/api/v1/keys", CreatedPreAuthKey, body);
     if (res.ok) {
       setCreated(res.data);
       setOpen(false);

@@ -125,6 +125,7 @@ export default async function KeysPage() {
                               label="Revoke"
                               method="DELETE"
                               url={`/api/v1/keys/${encodeURIComponent(k.id)}`}
+                              answer="preAuthKey"
                               variant="ghost"
                               ariaLabel={`Revoke key ${k.prefix}`}
                               testId={`revoke-key-${k.prefix}`}

@@ -79,6 +79,7 @@ export default async function MachinesPage({ searchParams }: { searchParams: Sea
                     label="Approve"
                     method="POST"
                     url={`/api/v1/machines/${encodeURIComponent(m.id)}/authorize`}
+                    answer="machine"
                     variant="primary"
                     testId={`approve-${m.name}`}
                     ariaLabel={`Approve ${m.name}`}

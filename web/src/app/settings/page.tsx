@@ -90,6 +90,7 @@ export default async function SettingsPage() {
                         label="Revoke"
                         method="DELETE"
                         url={`/api/v1/tokens/${encodeURIComponent(t.id)}`}
+                        answer="apiToken"
                         variant="ghost"
                         ariaLabel={`Revoke token ${t.prefix}`}
                         testId={`revoke-token-${t.prefix}`}

@@ -1,7 +1,7 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import type { TailnetSettings } from "@trellis/proto";
+import { TailnetSettings } from "@trellis/proto/admin";
 import { otherIssues } from "@/components/api";
 import { useMutation } from "@/components/use-mutation";
 
@@ -29,6 +29,7 @@ export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; 
     await mut.run(
       "PUT",
       "/api/v1/settings",
+      TailnetSettings,
       {
         name: name.trim(),
         nodeApproval,

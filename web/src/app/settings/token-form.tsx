@@ -1,7 +1,7 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import type { ApiTokenInfo, Scope } from "@trellis/proto";
+import { CreatedApiToken, type Scope } from "@trellis/proto/admin";
 import { otherIssues } from "@/components/api";
 import { CopyButton } from "@/components/copy-button";
 import { useMutation } from "@/components/use-mutation";
@@ -12,14 +12,14 @@ const EXPIRIES = [7, 30, 90, 180, 365];
 export function TokenForm({ scopes }: { scopes: Scope[] }) {
   const mut = useMutation();
   const [open, setOpen] = useState(false);
-  const [created, setCreated] = useState<{ token: string; info: ApiTokenInfo } | null>(null);
+  const [created, setCreated] = useState<CreatedApiToken | null>(null);
   const readScopes = scopes.filter((s) => s.endsWith(":read"));
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const form = e.currentTarget;
     const data = new FormData(form);
-    const res = await mut.run<{ token: string; info: ApiTokenInfo }>("POST", "/api/v1/tokens", {
+    const res = await mut.run("POST", "/api/v1/tokens", CreatedApiToken, {
       description: String(data.get("description") ?? "").trim(),
       scopes: data.getAll("scopes").map(String),
       expiresInDays: Number(data.get("expiresInDays") ?? 90),

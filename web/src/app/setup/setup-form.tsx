@@ -1,14 +1,14 @@
 "use client";
 
 import { useEffect, useState, type FormEvent } from "react";
-
-type Issues = Record<string, string>;
+import { NewAccount } from "@trellis/proto/admin";
+import { api, issuesByPath } from "@/components/api";
 
 export function SetupForm() {
   const [token, setToken] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const [issues, setIssues] = useState<Issues>({});
+  const [issues, setIssues] = useState<Record<string, string>>({});
   const [done, setDone] = useState<string | null>(null);
 
   useEffect(() => {
@@ -23,34 +23,20 @@ export function SetupForm() {
     setBusy(true);
     setError(null);
     setIssues({});
-    try {
-      const res = await fetch("/api/setup", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          token: String(form.get("token") ?? ""),
-          email: String(form.get("email") ?? ""),
-          name: String(form.get("name") ?? ""),
-          password: String(form.get("password") ?? ""),
-        }),
-      });
-      const body = (await res.json()) as {
-        user?: { email: string };
-        message?: string;
-        issues?: { path: string; message: string }[];
-      };
-      if (res.ok && body.user) {
-        setDone(body.user.email);
-        history.replaceState(null, "", "/setup");
-        return;
-      }
-      setError(body.message ?? `setup failed (${res.status})`);
-      setIssues(Object.fromEntries((body.issues ?? []).map((i) => [i.path, i.message])));
-    } catch {
-      setError("could not reach the server");
-    } finally {
-      setBusy(false);
+    const res = await api("POST", "/api/setup", NewAccount, {
+      token: String(form.get("token") ?? ""),
+      email: String(form.get("email") ?? ""),
+      name: String(form.get("name") ?? ""),
+      password: String(form.get("password") ?? ""),
+    });
+    setBusy(false);
+    if (res.ok) {
+      setDone(res.data.user.email);
+      history.replaceState(null, "", "/setup");
+      return;
     }
+    setError(res.message);
+    setIssues(issuesByPath(res.issues));
   }
 
   if (done) {

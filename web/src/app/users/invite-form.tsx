@@ -1,7 +1,7 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import type { InvitationInfo, Role } from "@trellis/proto";
+import { CreatedInvitation, type Role } from "@trellis/proto/admin";
 import { CopyButton } from "@/components/copy-button";
 import { otherIssues } from "@/components/api";
 import { useMutation } from "@/components/use-mutation";
@@ -21,7 +21,7 @@ export function InviteForm() {
     e.preventDefault();
     const form = e.currentTarget;
     const data = new FormData(form);
-    const res = await mut.run<{ invitation: InvitationInfo; url: string }>("POST", "/api/v1/invitations", {
+    const res = await mut.run("POST", "/api/v1/invitations", CreatedInvitation, {
       email: String(data.get("email") ?? "").trim(),
       role: String(data.get("role") ?? "member") as Role,
       expiresInHours: Number(data.get("expiresInHours") ?? 72),

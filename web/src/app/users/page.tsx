@@ -134,6 +134,7 @@ export default async function UsersPage({ searchParams }: { searchParams: Search
                             label="Remove"
                             method="DELETE"
                             url={`/api/v1/users/${encodeURIComponent(u.id)}`}
+                            answer="nothing"
                             variant="ghost"
                             ariaLabel={`Remove ${u.email}`}
                             testId={`remove-user-${u.email}`}
@@ -210,6 +211,7 @@ export default async function UsersPage({ searchParams }: { searchParams: Search
                           label="Revoke"
                           method="DELETE"
                           url={`/api/v1/invitations/${encodeURIComponent(inv.id)}`}
+                          answer="nothing"
                           variant="ghost"
                           ariaLabel={`Revoke the invitation for ${inv.email}`}
                           confirm={{

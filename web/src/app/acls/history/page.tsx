@@ -130,6 +130,7 @@ export default async function PolicyHistoryPage({ searchParams }: { searchParams
                           label="Restore"
                           method="POST"
                           url={`/api/v1/policy/versions/${v.id}/restore`}
+                          answer="savedPolicy"
                           variant="secondary"
                           ariaLabel={`Restore version ${v.id}`}
                           testId={`restore-${v.id}`}

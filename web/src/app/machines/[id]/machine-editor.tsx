@@ -2,6 +2,7 @@
 
 import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
+import { MachineInfo, NoContent } from "@trellis/proto/admin";
 import { ConfirmDialog } from "@/components/confirm-dialog";
 import { EXIT_ROUTES, isExitRoute } from "@/components/format";
 import { Outcome, useMutation } from "@/components/use-mutation";
@@ -59,7 +60,9 @@ function Authorize({ base }: { base: string }) {
           type="button"
           className="btn btn-primary"
           disabled={mut.busy}
-          onClick={() => void mut.run("POST", `${base}/authorize`, undefined, { success: "Approved." })}
+          onClick={() =>
+            void mut.run("POST", `${base}/authorize`, MachineInfo, undefined, { success: "Approved." })
+          }
           data-testid="machine-approve"
         >
           Approve machine
@@ -75,7 +78,13 @@ function Rename({ base, name }: { base: string; name: string }) {
   const [value, setValue] = useState(name);
   async function submit(e: FormEvent) {
     e.preventDefault();
-    await mut.run("PATCH", base, { name: value.trim() }, { success: `Renamed to ${value.trim()}.` });
+    await mut.run(
+      "PATCH",
+      base,
+      MachineInfo,
+      { name: value.trim() },
+      { success: `Renamed to ${value.trim()}.` },
+    );
   }
   return (
     <section className="panel" aria-labelledby="rename-title">
@@ -179,7 +188,7 @@ function Tags({ base, tags }: { base: string; tags: string[] }) {
           type="button"
           className="btn btn-primary"
           disabled={mut.busy || !changed}
-          onClick={() => void mut.run("PATCH", base, { tags: list }, { success: "Tags saved." })}
+          onClick={() => void mut.run("PATCH", base, MachineInfo, { tags: list }, { success: "Tags saved." })}
         >
           Save tags
         </button>
@@ -205,7 +214,7 @@ function Routes({ base, m, isAdmin }: { base: string; m: EditableMachine; isAdmi
 
   function save() {
     const routes = [...subnets.filter((r) => approved.has(r)), ...(exit ? EXIT_ROUTES : [])];
-    void mut.run("POST", `${base}/routes`, { routes }, { success: "Routes saved." });
+    void mut.run("POST", `${base}/routes`, MachineInfo, { routes }, { success: "Routes saved." });
   }
 
   return (
@@ -274,6 +283,7 @@ function Expiry({ base, m }: { base: string; m: EditableMachine }) {
             void mut.run(
               "PATCH",
               base,
+              MachineInfo,
               { keyExpiryDisabled: e.target.checked },
               { success: e.target.checked ? "Key expiry disabled." : "Key expiry enabled." },
             )
@@ -310,7 +320,9 @@ function Expiry({ base, m }: { base: string; m: EditableMachine }) {
         error={mut.error}
         onCancel={() => setConfirming(false)}
         onConfirm={async () => {
-          const res = await mut.run("POST", `${base}/expire`, undefined, { success: "Key expired." });
+          const res = await mut.run("POST", `${base}/expire`, MachineInfo, undefined, {
+            success: "Key expired.",
+          });
           if (res.ok) setConfirming(false);
         }}
       >
@@ -348,7 +360,7 @@ function Remove({ base, name }: { base: string; name: string }) {
         error={mut.error}
         onCancel={() => setConfirming(false)}
         onConfirm={async () => {
-          const res = await mut.run("DELETE", base, undefined, { refresh: false });
+          const res = await mut.run("DELETE", base, NoContent, undefined, { refresh: false });
           if (res.ok) {
             setConfirming(false);
             router.push("/machines");
