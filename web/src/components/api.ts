@@ -79,15 +79,3 @@ function badAnswer(status: number, why: string): ApiFailure {
     issues: [],
   };
 }
-
-/** Field issues by path ("name", "nameservers.1", …); the first message per path wins. */
-export function issuesByPath(issues: ApiIssue[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const i of issues) if (!(i.path in out)) out[i.path] = i.message;
-  return out;
-}
-
-/** Issues no field on the form claims, to list under the form's message. */
-export function otherIssues(issues: ApiIssue[], fields: readonly string[]): ApiIssue[] {
-  return issues.filter((i) => !fields.some((f) => i.path === f || i.path.startsWith(f + ".")));
-}

@@ -2,14 +2,18 @@
 
 import { useEffect, useState, type FormEvent } from "react";
 import { InvitationPreview, NewAccount } from "@trellis/proto/admin";
-import { api, issuesByPath } from "@/components/api";
+import { api } from "@/components/api";
+import { FieldError, FormErrors, SubmitButton } from "@/components/form";
+import { useMutation } from "@/components/use-mutation";
+
+const FIELDS = ["name", "password"];
 
 export function InviteForm() {
+  const mut = useMutation();
   const [token, setToken] = useState<string | null>(null);
   const [invite, setInvite] = useState<InvitationPreview | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [issues, setIssues] = useState<Record<string, string>>({});
-  const [busy, setBusy] = useState(false);
+  // Why the link cannot be used; until it is read, the form cannot be sent.
+  const [linkError, setLinkError] = useState<string | null>(null);
   const [done, setDone] = useState(false);
 
   useEffect(() => {
@@ -17,34 +21,29 @@ export function InviteForm() {
     const t = new URLSearchParams(window.location.hash.slice(1)).get("token");
     setToken(t);
     if (!t) {
-      setError("this link has no invitation token; ask your admin for a new one");
+      setLinkError("this link has no invitation token; ask your admin for a new one");
       return;
     }
     void api("POST", "/api/invitations/peek", InvitationPreview, { token: t }).then((res) => {
       if (res.ok) setInvite(res.data);
-      else setError(res.message);
+      else setLinkError(res.message);
     });
   }, []);
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
-    setBusy(true);
-    setError(null);
-    setIssues({});
-    const res = await api("POST", "/api/invitations/accept", NewAccount, {
-      token,
-      name: String(form.get("name") ?? ""),
-      password: String(form.get("password") ?? ""),
-    });
-    setBusy(false);
+    const res = await mut.run(
+      "POST",
+      "/api/invitations/accept",
+      NewAccount,
+      { token, name: String(form.get("name") ?? ""), password: String(form.get("password") ?? "") },
+      { refresh: false },
+    );
     if (res.ok) {
       setDone(true);
       history.replaceState(null, "", "/invite");
-      return;
     }
-    setError(res.message);
-    setIssues(issuesByPath(res.issues));
   }
 
   if (done) {
@@ -67,21 +66,21 @@ export function InviteForm() {
       <label>
         Name
         <input name="name" autoComplete="name" required />
-        {issues.name ? <span className="field-error">{issues.name}</span> : null}
+        <FieldError issues={mut.issues} path="name" />
       </label>
       <label>
         Password
         <input name="password" type="password" autoComplete="new-password" minLength={12} required />
-        {issues.password ? <span className="field-error">{issues.password}</span> : null}
+        <FieldError issues={mut.issues} path="password" />
       </label>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <button type="submit" disabled={busy || !invite}>
-        {busy ? "Creating…" : "Create account"}
-      </button>
+      <FormErrors failure={linkError ? { error: linkError, issues: [] } : mut} fields={FIELDS} look="text" />
+      <SubmitButton
+        busy={mut.busy}
+        label="Create account"
+        busyLabel="Creating…"
+        variant="plain"
+        disabled={!invite}
+      />
     </form>
   );
 }

@@ -2,9 +2,12 @@
 
 import { useState, type FormEvent } from "react";
 import { CreatedPreAuthKey, type CreatePreAuthKeyRequest } from "@trellis/proto/admin";
-import { otherIssues } from "@/components/api";
 import { CopyButton } from "@/components/copy-button";
+import { FieldError, FormActions, FormErrors, hasFieldError } from "@/components/form";
 import { useMutation } from "@/components/use-mutation";
+
+/** The request's fields this form shows errors at (the owner is not a field: it is the caller or the tags). */
+const FIELDS = ["tags", "expiresInSeconds"];
 
 const EXPIRIES = [
   { seconds: 3600, label: "1 hour" },
@@ -62,9 +65,6 @@ export function KeyForm({
       form.reset();
     }
   }
-
-  const tagIssue = Object.entries(mut.fields).find(([p]) => p === "tags" || p.startsWith("tags."))?.[1];
-  const rest = otherIssues(mut.issues, ["tags", "userId", "expiresInSeconds"]);
 
   return (
     <>
@@ -142,13 +142,13 @@ export function KeyForm({
               placeholder="tag:server, tag:ci"
               autoComplete="off"
               spellCheck={false}
-              aria-invalid={tagIssue ? true : undefined}
+              aria-invalid={hasFieldError(mut.issues, "tags")}
               aria-describedby="key-tags-hint"
             />
             <span id="key-tags-hint" className="hint">
               Optional. Without tags the machines belong to you ({email}); with tags, to the tags.
             </span>
-            {tagIssue ? <span className="field-error">{tagIssue}</span> : null}
+            <FieldError issues={mut.issues} path="tags" />
           </label>
           <label>
             Expires after
@@ -159,30 +159,15 @@ export function KeyForm({
                 </option>
               ))}
             </select>
-            {mut.fields.expiresInSeconds ? (
-              <span className="field-error">{mut.fields.expiresInSeconds}</span>
-            ) : null}
+            <FieldError issues={mut.issues} path="expiresInSeconds" />
           </label>
-          {mut.error ? (
-            <div className="alert alert-error" role="alert">
-              {mut.error}
-              {rest.length ? (
-                <ul>
-                  {rest.map((i, n) => (
-                    <li key={n}>{i.message}</li>
-                  ))}
-                </ul>
-              ) : null}
-            </div>
-          ) : null}
-          <div className="form-actions">
-            <button type="submit" className="btn btn-primary" disabled={mut.busy}>
-              {mut.busy ? "Generating…" : "Generate key"}
-            </button>
-            <button type="button" className="btn btn-secondary" onClick={() => setOpen(false)}>
-              Cancel
-            </button>
-          </div>
+          <FormErrors failure={mut} fields={FIELDS} />
+          <FormActions
+            busy={mut.busy}
+            submit="Generate key"
+            busyLabel="Generating…"
+            onCancel={() => setOpen(false)}
+          />
         </form>
       )}
     </>

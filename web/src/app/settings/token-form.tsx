@@ -2,11 +2,14 @@
 
 import { useState, type FormEvent } from "react";
 import { CreatedApiToken, type Scope } from "@trellis/proto/admin";
-import { otherIssues } from "@/components/api";
 import { CopyButton } from "@/components/copy-button";
+import { FieldError, FormActions, FormErrors } from "@/components/form";
 import { useMutation } from "@/components/use-mutation";
 
 const EXPIRIES = [7, 30, 90, 180, 365];
+
+/** The request's fields this form shows errors at (the expiry is a fixed choice). */
+const FIELDS = ["description", "scopes"];
 
 /** Create an API token with a subset of the caller's scopes; the token is shown once. */
 export function TokenForm({ scopes }: { scopes: Scope[] }) {
@@ -30,9 +33,6 @@ export function TokenForm({ scopes }: { scopes: Scope[] }) {
       form.reset();
     }
   }
-
-  const rest = otherIssues(mut.issues, ["description", "scopes", "expiresInDays"]);
-  const scopeIssue = Object.entries(mut.fields).find(([p]) => p === "scopes" || p.startsWith("scopes."))?.[1];
 
   return (
     <>
@@ -79,7 +79,7 @@ export function TokenForm({ scopes }: { scopes: Scope[] }) {
           <label>
             Description
             <input name="description" maxLength={200} placeholder="e.g. Terraform" autoComplete="off" />
-            {mut.fields.description ? <span className="field-error">{mut.fields.description}</span> : null}
+            <FieldError issues={mut.issues} path="description" />
           </label>
           <fieldset>
             <legend>Scopes</legend>
@@ -117,7 +117,7 @@ export function TokenForm({ scopes }: { scopes: Scope[] }) {
                 </label>
               ))}
             </div>
-            {scopeIssue ? <p className="field-error">{scopeIssue}</p> : null}
+            <FieldError issues={mut.issues} path="scopes" block />
           </fieldset>
           <label style={{ maxWidth: "12rem" }}>
             Expires after
@@ -129,26 +129,13 @@ export function TokenForm({ scopes }: { scopes: Scope[] }) {
               ))}
             </select>
           </label>
-          {mut.error ? (
-            <div className="alert alert-error" role="alert">
-              {mut.error}
-              {rest.length ? (
-                <ul>
-                  {rest.map((i, n) => (
-                    <li key={n}>{i.message}</li>
-                  ))}
-                </ul>
-              ) : null}
-            </div>
-          ) : null}
-          <div className="form-actions">
-            <button type="submit" className="btn btn-primary" disabled={mut.busy}>
-              {mut.busy ? "Creating…" : "Create token"}
-            </button>
-            <button type="button" className="btn btn-secondary" onClick={() => setOpen(false)}>
-              Cancel
-            </button>
-          </div>
+          <FormErrors failure={mut} fields={FIELDS} />
+          <FormActions
+            busy={mut.busy}
+            submit="Create token"
+            busyLabel="Creating…"
+            onCancel={() => setOpen(false)}
+          />
         </form>
       )}
     </>

@@ -4,6 +4,7 @@ import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
 import { MachineInfo, NoContent } from "@trellis/proto/admin";
 import { ConfirmDialog } from "@/components/confirm-dialog";
+import { FieldError, hasFieldError } from "@/components/form";
 import { EXIT_ROUTES, isExitRoute } from "@/components/format";
 import { Outcome, useMutation } from "@/components/use-mutation";
 
@@ -97,7 +98,7 @@ function Rename({ base, name }: { base: string; name: string }) {
           id="machine-rename"
           value={value}
           onChange={(e) => setValue(e.target.value)}
-          aria-invalid={mut.fields.name ? true : undefined}
+          aria-invalid={hasFieldError(mut.issues, "name")}
           aria-describedby="machine-rename-hint"
           autoComplete="off"
           spellCheck={false}
@@ -111,8 +112,8 @@ function Rename({ base, name }: { base: string; name: string }) {
       <p id="machine-rename-hint" className="hint">
         Lowercase letters, digits and hyphens; also its MagicDNS name.
       </p>
-      {mut.fields.name ? <p className="field-error">{mut.fields.name}</p> : null}
-      <Outcome m={{ ...mut, issues: mut.fields.name ? [] : mut.issues }} />
+      <FieldError issues={mut.issues} path="name" block />
+      <Outcome m={mut} fields={["name"]} />
     </section>
   );
 }
