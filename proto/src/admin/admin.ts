@@ -1,10 +1,17 @@
 // Wire types of the admin HTTP API (the console and API tokens use the same
 // endpoints). Request
 // bodies are strict: unknown fields are refused, so a typo is an error rather
-// than a silently ignored setting.
+// than a silently ignored setting. Response schemas are plain objects: a
+// client parses what it reads and drops fields it does not know, so the server
+// may add a field without breaking an older console.
 import { z } from "zod";
+import { ApiError } from "../errors";
 import { CidrText, RelayMap } from "../node/control";
 import { TagText } from "./keys";
+
+/** The body of a 204 response: there is none. */
+export const NoContent = z.undefined();
+export type NoContent = z.infer<typeof NoContent>;
 
 // --- Identity and permissions -------------------------------------------------
 
@@ -37,13 +44,17 @@ export const PageQuery = z.object({
 });
 export type PageQuery = z.infer<typeof PageQuery>;
 
-export interface Page<T> {
-  items: T[];
-  /** Pass as `cursor` for the next page; null on the last page. */
-  nextCursor: string | null;
-  /** Number of items matching the filter, over all pages. */
-  total: number;
+/** One page of a list endpoint whose items `item` describes. */
+export function Page<Item extends z.ZodType>(item: Item) {
+  return z.object({
+    items: z.array(item),
+    /** Pass as `cursor` for the next page; null on the last page. */
+    nextCursor: z.string().nullable(),
+    /** Number of items matching the filter, over all pages. */
+    total: z.number().int().min(0),
+  });
 }
+export type Page<T> = { items: T[]; nextCursor: string | null; total: number };
 
 // --- Machines -----------------------------------------------------------------
 
@@ -65,35 +76,36 @@ export const MachineQuery = PageQuery.extend({
 });
 export type MachineQuery = z.infer<typeof MachineQuery>;
 
-export interface MachineInfo {
-  id: string;
-  name: string;
+export const MachineInfo = z.object({
+  id: z.string(),
+  name: z.string(),
   /** Fully qualified MagicDNS name, without the trailing dot. */
-  dnsName: string;
-  hostname: string;
-  os: string;
-  nodeKey: string;
-  ipv4: string | null;
-  ipv6: string | null;
-  user: { id: string; email: string; name: string } | null;
-  tags: string[];
-  online: boolean;
-  lastSeen: string | null;
+  dnsName: z.string(),
+  hostname: z.string(),
+  os: z.string(),
+  nodeKey: z.string(),
+  ipv4: z.string().nullable(),
+  ipv6: z.string().nullable(),
+  user: z.object({ id: z.string(), email: z.string(), name: z.string() }).nullable(),
+  tags: z.array(z.string()),
+  online: z.boolean(),
+  lastSeen: z.string().nullable(),
   /** ISO time the key expires; null when expiry is disabled. */
-  keyExpiry: string | null;
-  expired: boolean;
-  ephemeral: boolean;
+  keyExpiry: z.string().nullable(),
+  expired: z.boolean(),
+  ephemeral: z.boolean(),
   /** False while awaiting admin approval. */
-  authorized: boolean;
-  advertisedRoutes: string[];
-  approvedRoutes: string[];
+  authorized: z.boolean(),
+  advertisedRoutes: z.array(z.string()),
+  approvedRoutes: z.array(z.string()),
   /** Advertises 0.0.0.0/0 and ::/0. */
-  exitNodeAdvertised: boolean;
-  exitNodeApproved: boolean;
-  endpoints: string[];
-  homeRegion: number | null;
-  createdAt: string;
-}
+  exitNodeAdvertised: z.boolean(),
+  exitNodeApproved: z.boolean(),
+  endpoints: z.array(z.string()),
+  homeRegion: z.number().int().nullable(),
+  createdAt: z.string(),
+});
+export type MachineInfo = z.infer<typeof MachineInfo>;
 
 export const UpdateMachineRequest = z.strictObject({
   name: DnsLabelText.optional(),
@@ -118,18 +130,31 @@ export const UserQuery = PageQuery.extend({
 });
 export type UserQuery = z.infer<typeof UserQuery>;
 
-export interface UserInfo {
-  id: string;
-  email: string;
-  name: string;
-  role: Role;
-  groups: string[];
+export const UserInfo = z.object({
+  id: z.string(),
+  email: z.string(),
+  name: z.string(),
+  role: Role,
+  groups: z.array(z.string()),
   /** "local" (password) or "oidc". */
-  login: "local" | "oidc";
-  machines: number;
-  createdAt: string;
-  lastLoginAt: string | null;
-}
+  login: z.enum(["local", "oidc"]),
+  machines: z.number().int().min(0),
+  createdAt: z.string(),
+  lastLoginAt: z.string().nullable(),
+});
+export type UserInfo = z.infer<typeof UserInfo>;
+
+/** `GET /api/v1/me`: who the caller is and what they may do. */
+export const Me = z.object({
+  id: z.string(),
+  email: z.string(),
+  name: z.string(),
+  role: Role,
+  /** A console session or an API token. */
+  via: z.enum(["session", "token"]),
+  scopes: z.array(Scope),
+});
+export type Me = z.infer<typeof Me>;
 
 export const UpdateUserRequest = z.strictObject({ role: Role });
 export type UpdateUserRequest = z.infer<typeof UpdateUserRequest>;
@@ -146,15 +171,33 @@ export const CreateInvitationRequest = z.strictObject({
 });
 export type CreateInvitationRequest = z.input<typeof CreateInvitationRequest>;
 
-export interface InvitationInfo {
-  id: string;
-  email: string;
-  role: Role;
-  createdBy: string;
-  createdAt: string;
-  expiresAt: string;
-  acceptedAt: string | null;
-}
+export const InvitationInfo = z.object({
+  id: z.string(),
+  email: z.string(),
+  role: Role,
+  createdBy: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  acceptedAt: z.string().nullable(),
+});
+export type InvitationInfo = z.infer<typeof InvitationInfo>;
+
+export const InvitationList = z.object({ items: z.array(InvitationInfo) });
+export type InvitationList = z.infer<typeof InvitationList>;
+
+/** An invitation just made: the link (with its one-time token) is in this response only. */
+export const CreatedInvitation = z.object({ invitation: InvitationInfo, url: z.string() });
+export type CreatedInvitation = z.infer<typeof CreatedInvitation>;
+
+/** Who an invitation link is for, shown before the account is made (`POST /api/invitations/peek`). */
+export const InvitationPreview = z.object({ email: z.string(), role: Role });
+export type InvitationPreview = z.infer<typeof InvitationPreview>;
+
+/** An account just made by first-run setup or by accepting an invitation. */
+export const NewAccount = z.object({
+  user: z.object({ id: z.string(), email: z.string(), name: z.string(), role: Role }),
+});
+export type NewAccount = z.infer<typeof NewAccount>;
 
 export const AcceptInvitationRequest = z.strictObject({
   token: z.string().min(16).max(128),
@@ -175,16 +218,24 @@ export const CreateApiTokenRequest = z.strictObject({
 });
 export type CreateApiTokenRequest = z.input<typeof CreateApiTokenRequest>;
 
-export interface ApiTokenInfo {
-  id: string;
-  prefix: string;
-  description: string;
-  scopes: Scope[];
-  createdAt: string;
-  expiresAt: string;
-  lastUsedAt: string | null;
-  revokedAt: string | null;
-}
+export const ApiTokenInfo = z.object({
+  id: z.string(),
+  prefix: z.string(),
+  description: z.string(),
+  scopes: z.array(Scope),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  lastUsedAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+});
+export type ApiTokenInfo = z.infer<typeof ApiTokenInfo>;
+
+export const ApiTokenList = z.object({ items: z.array(ApiTokenInfo) });
+export type ApiTokenList = z.infer<typeof ApiTokenList>;
+
+/** A token just made: the token itself is in this response only. */
+export const CreatedApiToken = z.object({ token: z.string(), info: ApiTokenInfo });
+export type CreatedApiToken = z.infer<typeof CreatedApiToken>;
 
 // --- Policy ------------------------------------------------------------------------
 
@@ -195,15 +246,37 @@ export const SetPolicyRequest = z.strictObject({
 });
 export type SetPolicyRequest = z.infer<typeof SetPolicyRequest>;
 
-export interface PolicyVersionInfo {
-  id: number;
-  createdAt: string;
-  createdBy: string;
+/** `GET /api/v1/policy`: the policy in force. */
+export const CurrentPolicy = z.object({ version: z.number().int().min(0), text: z.string() });
+export type CurrentPolicy = z.infer<typeof CurrentPolicy>;
+
+/** The version a save or a restore created. */
+export const SavedPolicy = z.object({ version: z.number().int().min(0) });
+export type SavedPolicy = z.infer<typeof SavedPolicy>;
+
+const PolicyIssue = ApiError.shape.issues.unwrap().element;
+
+/** A dry run (`POST /api/v1/policy/validate`): every problem, with its line and column where known. */
+export const PolicyValidation = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true) }),
+  z.object({ ok: z.literal(false), message: z.string(), issues: z.array(PolicyIssue) }),
+]);
+export type PolicyValidation = z.infer<typeof PolicyValidation>;
+
+export const PolicyVersionInfo = z.object({
+  id: z.number().int(),
+  createdAt: z.string(),
+  createdBy: z.string(),
   /** Display name of the author (email), or "system". */
-  createdByName: string;
-  bytes: number;
-  current: boolean;
-}
+  createdByName: z.string(),
+  bytes: z.number().int().min(0),
+  current: z.boolean(),
+});
+export type PolicyVersionInfo = z.infer<typeof PolicyVersionInfo>;
+
+/** One saved version with its text (`GET /api/v1/policy/versions/:id`). */
+export const PolicyVersionDetail = PolicyVersionInfo.extend({ text: z.string() });
+export type PolicyVersionDetail = z.infer<typeof PolicyVersionDetail>;
 
 export const ReachabilityRequest = z.strictObject({
   /** Node name, tailnet address, or user email (any of their machines). */
@@ -214,6 +287,38 @@ export const ReachabilityRequest = z.strictObject({
   proto: z.enum(["tcp", "udp", "icmp"]).default("tcp"),
 });
 export type ReachabilityRequest = z.input<typeof ReachabilityRequest>;
+
+const NodeRef = z.object({ id: z.string(), name: z.string() });
+
+export const ReachabilityResult = z.object({
+  allowed: z.boolean(),
+  /** The policy entry that allows it (`acls[2]`, `grants[0]`), with its text; null when denied. */
+  rule: z
+    .object({
+      kind: z.enum(["acls", "grants", "ssh"]),
+      index: z.number().int().min(0),
+      text: z.string().optional(),
+    })
+    .nullable(),
+  src: z.object({
+    input: z.string(),
+    /** Address the check used. */
+    ip: z.string().nullable(),
+    node: NodeRef.nullable(),
+    /** Owner's email for an untagged machine. */
+    user: z.string().nullable(),
+  }),
+  dst: z.object({
+    input: z.string(),
+    ip: z.string().nullable(),
+    node: NodeRef.nullable(),
+    /** The machine whose filter decides, when it is not `node` (a subnet router or exit node). */
+    via: NodeRef.nullable(),
+  }),
+  /** One sentence for people. */
+  explanation: z.string(),
+});
+export type ReachabilityResult = z.infer<typeof ReachabilityResult>;
 
 // --- DNS and settings ----------------------------------------------------------
 
@@ -259,16 +364,17 @@ export const AuditQuery = PageQuery.extend({
 });
 export type AuditQuery = z.infer<typeof AuditQuery>;
 
-export interface AuditEventInfo {
-  id: string;
-  at: string;
-  actor: string;
+export const AuditEventInfo = z.object({
+  id: z.string(),
+  at: z.string(),
+  actor: z.string(),
   /** Email of the acting user, the node's name, or "system". */
-  actorName: string;
-  action: string;
-  target: string;
-  detail: Record<string, unknown>;
-}
+  actorName: z.string(),
+  action: z.string(),
+  target: z.string(),
+  detail: z.record(z.string(), z.unknown()),
+});
+export type AuditEventInfo = z.infer<typeof AuditEventInfo>;
 
 export const ConnectionQuery = PageQuery.extend({
   nodeId: z.string().max(64).optional(),
@@ -278,19 +384,22 @@ export const ConnectionQuery = PageQuery.extend({
 });
 export type ConnectionQuery = z.infer<typeof ConnectionQuery>;
 
-export interface ConnectionInfo {
-  id: string;
-  reporter: { id: string; name: string };
-  direction: "in" | "out";
-  proto: number;
-  src: string;
-  dst: string;
-  srcNode: { id: string; name: string; user: string | null } | null;
-  dstNode: { id: string; name: string; user: string | null } | null;
-  startedAt: string;
-  endedAt: string | null;
-  txBytes: number;
-  rxBytes: number;
-  txPackets: number;
-  rxPackets: number;
-}
+const ConnectionEnd = z.object({ id: z.string(), name: z.string(), user: z.string().nullable() }).nullable();
+
+export const ConnectionInfo = z.object({
+  id: z.string(),
+  reporter: NodeRef,
+  direction: z.enum(["in", "out"]),
+  proto: z.number().int(),
+  src: z.string(),
+  dst: z.string(),
+  srcNode: ConnectionEnd,
+  dstNode: ConnectionEnd,
+  startedAt: z.string(),
+  endedAt: z.string().nullable(),
+  txBytes: z.number().int().min(0),
+  rxBytes: z.number().int().min(0),
+  txPackets: z.number().int().min(0),
+  rxPackets: z.number().int().min(0),
+});
+export type ConnectionInfo = z.infer<typeof ConnectionInfo>;

@@ -50,3 +50,10 @@ export const PreAuthKeyInfo = z.object({
   lastUsedAt: z.string().nullable(),
 });
 export type PreAuthKeyInfo = z.infer<typeof PreAuthKeyInfo>;
+
+export const PreAuthKeyList = z.object({ items: z.array(PreAuthKeyInfo) });
+export type PreAuthKeyList = z.infer<typeof PreAuthKeyList>;
+
+/** A key just made: the key itself is in this response only. */
+export const CreatedPreAuthKey = z.object({ key: z.string(), info: PreAuthKeyInfo });
+export type CreatedPreAuthKey = z.infer<typeof CreatedPreAuthKey>;

@@ -2,8 +2,22 @@
 
 import { useRouter } from "next/navigation";
 import { useState } from "react";
-import { api } from "./api";
+import { ApiTokenInfo, MachineInfo, NoContent, PreAuthKeyInfo, SavedPolicy } from "@trellis/proto/admin";
+import { api, type ResponseSchema } from "./api";
 import { ConfirmDialog } from "./confirm-dialog";
+
+/**
+ * What each kind of action answers, by name: a server component cannot hand a
+ * schema to a client one, only plain data.
+ */
+const ANSWERS = {
+  machine: MachineInfo,
+  apiToken: ApiTokenInfo,
+  preAuthKey: PreAuthKeyInfo,
+  savedPolicy: SavedPolicy,
+  nothing: NoContent,
+} satisfies Record<string, ResponseSchema<unknown>>;
+export type ActionAnswer = keyof typeof ANSWERS;
 
 /**
  * A button that calls one API endpoint (optionally after a confirm dialog),
@@ -14,6 +28,7 @@ export function ActionButton({
   label,
   method,
   url,
+  answer,
   body,
   confirm,
   variant = "secondary",
@@ -25,6 +40,8 @@ export function ActionButton({
   label: string;
   method: "POST" | "PUT" | "PATCH" | "DELETE";
   url: string;
+  /** What the endpoint answers; the answer is checked even though only success matters here. */
+  answer: ActionAnswer;
   body?: unknown;
   confirm?: { title: string; message: string; confirmLabel?: string };
   variant?: "primary" | "secondary" | "danger" | "ghost";
@@ -42,7 +59,8 @@ export function ActionButton({
   async function run() {
     setBusy(true);
     setError(null);
-    const res = await api(method, url, body);
+    const schema: ResponseSchema<unknown> = ANSWERS[answer];
+    const res = await api(method, url, schema, body);
     setBusy(false);
     if (!res.ok) {
       setError(res.message);

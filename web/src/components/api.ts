@@ -1,20 +1,32 @@
-// Client-side calls to the admin HTTP API: same origin, cookie auth, JSON. Every
-// error body has the shape { error, message, issues? } (see @trellis/proto ApiError).
+// Client-side calls to the admin HTTP API: same origin, cookie auth, JSON.
+// Every call names the schema of its answer (from @trellis/proto/admin) and the
+// answer is parsed with it, so a page never works on a shape it did not ask for.
+// Error bodies are read by proto's apiErrorOf, the one reader every client shares.
+import { apiErrorOf, type ApiIssue } from "@trellis/proto/admin";
 
-export interface ApiIssue {
-  path: string;
-  message: string;
-  line?: number;
-  column?: number;
+export type { ApiIssue };
+
+/**
+ * What api() needs of a response schema; every zod schema fits. Structural, so
+ * the console need not depend on zod itself to name one.
+ */
+export interface ResponseSchema<T> {
+  safeParse(
+    value: unknown,
+  ):
+    | { success: true; data: T }
+    | { success: false; error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] } };
 }
 
-export type ApiResult<T> =
-  | { ok: true; status: number; data: T }
-  | { ok: false; status: number; error: string; message: string; issues: ApiIssue[] };
+export type ApiFailure = { ok: false; status: number; error: string; message: string; issues: ApiIssue[] };
+export type ApiResult<T> = { ok: true; status: number; data: T } | ApiFailure;
 
-export async function api<T = unknown>(
-  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
+export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+export async function api<T>(
+  method: Method,
   url: string,
+  schema: ResponseSchema<T>,
   body?: unknown,
   init?: { signal?: AbortSignal },
 ): Promise<ApiResult<T>> {
@@ -35,38 +47,35 @@ export async function api<T = unknown>(
     return { ok: false, status: 0, error: "network", message: "Could not reach the server.", issues: [] };
   }
   const text = await res.text().catch(() => "");
-  let parsed: unknown = null;
-  if (text) {
+  if (!res.ok) return { ok: false, status: res.status, ...apiErrorOf(res.status, text) };
+  return parseAnswer(res.status, text, schema);
+}
+
+/** A successful answer's body checked against its schema; an empty body is `undefined` (NoContent). */
+export function parseAnswer<T>(status: number, text: string, schema: ResponseSchema<T>): ApiResult<T> {
+  let value: unknown = undefined;
+  if (text !== "") {
     try {
-      parsed = JSON.parse(text) as unknown;
+      value = JSON.parse(text) as unknown;
     } catch {
-      parsed = null;
+      return badAnswer(status, "it is not JSON");
     }
   }
-  if (res.ok) return { ok: true, status: res.status, data: parsed as T };
-  const b = (parsed ?? {}) as { error?: unknown; message?: unknown; issues?: unknown };
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return { ok: true, status, data: parsed.data };
+  const first = parsed.error.issues[0];
+  const where = first && first.path.length ? `${first.path.map(String).join(".")}: ` : "";
+  return badAnswer(status, `${where}${first?.message ?? "unexpected shape"}`);
+}
+
+// The request may well have taken effect; what failed is reading its answer.
+// No `issues`: they would name fields of the answer, not of the form.
+function badAnswer(status: number, why: string): ApiFailure {
   return {
     ok: false,
-    status: res.status,
-    error: typeof b.error === "string" ? b.error : `http_${res.status}`,
-    message:
-      typeof b.message === "string"
-        ? b.message
-        : res.status === 401
-          ? "Your session has ended; log in again."
-          : `The request failed (HTTP ${res.status}).`,
-    issues: Array.isArray(b.issues) ? (b.issues as ApiIssue[]) : [],
+    status,
+    error: "bad_response",
+    message: `The server's answer was not understood (${why}). Reload the page to see the current state.`,
+    issues: [],
   };
-}
-
-/** Field issues by path ("name", "nameservers.1", …); the first message per path wins. */
-export function issuesByPath(issues: ApiIssue[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const i of issues) if (!(i.path in out)) out[i.path] = i.message;
-  return out;
-}
-
-/** Issues no field on the form claims, to list under the form's message. */
-export function otherIssues(issues: ApiIssue[], fields: readonly string[]): ApiIssue[] {
-  return issues.filter((i) => !fields.some((f) => i.path === f || i.path.startsWith(f + ".")));
 }

@@ -9,20 +9,19 @@ export function Pager({
   path,
   params,
   cursor,
-  nextCursor,
-  shown,
-  total,
+  page,
   noun,
 }: {
   path: string;
   /** Current filters (without cursor). */
   params: Record<string, string | undefined>;
   cursor: string | undefined;
-  nextCursor: string | null;
-  shown: number;
-  total: number;
+  /** The page shown (a list endpoint's answer). */
+  page: { items: readonly unknown[]; nextCursor: string | null; total: number };
   noun: string;
 }) {
+  const { nextCursor, total } = page;
+  const shown = page.items.length;
   if (!cursor && !nextCursor) {
     return (
       <div className="pager">

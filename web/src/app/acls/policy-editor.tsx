@@ -17,14 +17,14 @@ import type { Text } from "@codemirror/state";
 import type { EditorView } from "@codemirror/view";
 import { useRouter } from "next/navigation";
 import { useCallback, useEffect, useRef, useState } from "react";
+import { PolicyValidation, SavedPolicy } from "@trellis/proto/admin";
 import { api, type ApiIssue } from "@/components/api";
+import { FormErrors } from "@/components/form";
 
 interface EditorHost extends HTMLDivElement {
   __view?: EditorView;
   __setText?: (text: string) => void;
 }
-
-type Validation = { ok: true } | { ok: false; message: string; issues: ApiIssue[] };
 
 /** The issue's place in the document as a CodeMirror range (the token at line:column). */
 function issueRange(doc: Text, issue: ApiIssue): { from: number; to: number } {
@@ -36,7 +36,7 @@ function issueRange(doc: Text, issue: ApiIssue): { from: number; to: number } {
   return { from, to: Math.min(line.to, from + Math.max(1, token ? token[0].length : 1)) };
 }
 
-function toDiagnostics(doc: Text, v: Validation): Diagnostic[] {
+function toDiagnostics(doc: Text, v: PolicyValidation): Diagnostic[] {
   if (v.ok) return [];
   const issues = v.issues.length ? v.issues : [{ path: "", message: v.message }];
   return issues.map((i) => ({
@@ -72,7 +72,7 @@ export function PolicyEditor({
   baseRef.current = base;
   const [dirty, setDirty] = useState(false);
   const [busy, setBusy] = useState(false);
-  const [errors, setErrors] = useState<{ message: string; issues: ApiIssue[] } | null>(null);
+  const [errors, setErrors] = useState<{ error: string; issues: ApiIssue[] } | null>(null);
   const [conflict, setConflict] = useState<string | null>(null);
   const [saved, setSaved] = useState<number | null>(null);
   const initial = useRef({ text, readOnly });
@@ -156,9 +156,10 @@ export function PolicyEditor({
           inflight = ac;
           const doc = v.state.doc;
           try {
-            const res = await api<Validation>(
+            const res = await api(
               "POST",
               "/api/v1/policy/validate",
+              PolicyValidation,
               { text: doc.toString() },
               { signal: ac.signal },
             );
@@ -248,7 +249,7 @@ export function PolicyEditor({
     setErrors(null);
     setConflict(null);
     setSaved(null);
-    const res = await api<{ version: number }>("PUT", "/api/v1/policy", {
+    const res = await api("PUT", "/api/v1/policy", SavedPolicy, {
       text: body,
       baseVersion: baseRef.current.version,
     });
@@ -267,7 +268,7 @@ export function PolicyEditor({
       router.refresh();
       return;
     }
-    setErrors({ message: res.message, issues: res.issues });
+    setErrors({ error: res.message, issues: res.issues });
   }, [readOnly, busy, router]);
   saveRef.current = () => void save();
 
@@ -376,30 +377,26 @@ export function PolicyEditor({
             {conflict}
           </p>
         ) : null}
-        {errors ? (
-          <div className="alert alert-error" role="alert" data-testid="policy-errors">
-            <strong>The policy was not saved.</strong> {errors.issues.length === 0 ? null : errors.message}
-            <ul>
-              {errors.issues.length === 0 ? (
-                <li data-testid="policy-error">{errors.message}</li>
-              ) : (
-                errors.issues.map((i, n) => (
-                  <li key={n} data-testid="policy-error">
-                    {where(i) ? (
-                      <button type="button" className="btn-link" onClick={() => jumpTo(i)}>
-                        {where(i)}
-                      </button>
-                    ) : null}
-                    {where(i) ? ": " : null}
-                    {i.path ? <code>{i.path}</code> : null}
-                    {i.path ? " " : null}
-                    {i.message}
-                  </li>
-                ))
-              )}
-            </ul>
-          </div>
-        ) : null}
+        {/* The message lists the issues again, one per line: only the issues are shown. */}
+        <FormErrors
+          failure={errors}
+          lead={<strong>The policy was not saved.</strong>}
+          testId="policy-errors"
+          itemTestId="policy-error"
+          renderIssue={(i) => (
+            <>
+              {where(i) ? (
+                <button type="button" className="btn-link" onClick={() => jumpTo(i)}>
+                  {where(i)}
+                </button>
+              ) : null}
+              {where(i) ? ": " : null}
+              {i.path ? <code>{i.path}</code> : null}
+              {i.path ? " " : null}
+              {i.message}
+            </>
+          )}
+        />
       </div>
     </div>
   );

@@ -1,27 +1,19 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import { api, issuesByPath } from "@/components/api";
+import { ReachabilityResult } from "@trellis/proto/admin";
+import { api, type ApiIssue } from "@/components/api";
+import { FieldError, FormErrors, SubmitButton, type Failure } from "@/components/form";
 
-interface ReachResult {
-  allowed: boolean;
-  rule: { kind: string; index: number; text?: string } | null;
-  src: { input: string; ip: string | null; node: { id: string; name: string } | null; user: string | null };
-  dst: {
-    input: string;
-    ip: string | null;
-    node: { id: string; name: string } | null;
-    via: { id: string; name: string } | null;
-  };
-  explanation: string;
-}
+/** The request's fields this form shows errors at. */
+const FIELDS = ["src", "dst", "port"];
 
 /** "Can A reach B on port P?" under the policy in force (not the unsaved edit). */
 export function ReachabilityChecker() {
   const [busy, setBusy] = useState(false);
-  const [result, setResult] = useState<ReachResult | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [fields, setFields] = useState<Record<string, string>>({});
+  const [result, setResult] = useState<ReachabilityResult | null>(null);
+  const [failure, setFailure] = useState<Failure | null>(null);
+  const issues: ApiIssue[] = failure?.issues ?? [];
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -29,9 +21,8 @@ export function ReachabilityChecker() {
     const proto = String(data.get("proto") ?? "tcp") as "tcp" | "udp" | "icmp";
     const portText = String(data.get("port") ?? "").trim();
     setBusy(true);
-    setError(null);
-    setFields({});
-    const res = await api<ReachResult>("POST", "/api/v1/policy/reachability", {
+    setFailure(null);
+    const res = await api("POST", "/api/v1/policy/reachability", ReachabilityResult, {
       src: String(data.get("src") ?? "").trim(),
       dst: String(data.get("dst") ?? "").trim(),
       port: proto === "icmp" ? 0 : portText === "" ? -1 : Number(portText),
@@ -42,8 +33,7 @@ export function ReachabilityChecker() {
       setResult(res.data);
     } else {
       setResult(null);
-      setError(res.message);
-      setFields(issuesByPath(res.issues));
+      setFailure({ error: res.message, issues: res.issues });
     }
   }
 
@@ -57,17 +47,17 @@ export function ReachabilityChecker() {
         <label>
           Source
           <input name="src" placeholder="laptop, 100.64.0.1 or ada@example.com" required autoComplete="off" />
-          {fields.src ? <span className="field-error">{fields.src}</span> : null}
+          <FieldError issues={issues} path="src" />
         </label>
         <label>
           Destination
           <input name="dst" placeholder="db-1 or 10.0.0.5" required autoComplete="off" />
-          {fields.dst ? <span className="field-error">{fields.dst}</span> : null}
+          <FieldError issues={issues} path="dst" />
         </label>
         <label style={{ flex: "0 1 7rem" }}>
           Port
           <input name="port" inputMode="numeric" placeholder="443" autoComplete="off" />
-          {fields.port ? <span className="field-error">{fields.port}</span> : null}
+          <FieldError issues={issues} path="port" />
         </label>
         <label style={{ flex: "0 1 7rem" }}>
           Protocol
@@ -77,16 +67,10 @@ export function ReachabilityChecker() {
             <option value="icmp">ICMP</option>
           </select>
         </label>
-        <button type="submit" className="btn btn-secondary" disabled={busy}>
-          {busy ? "Checking…" : "Check"}
-        </button>
+        <SubmitButton busy={busy} label="Check" busyLabel="Checking…" variant="secondary" />
       </form>
       <div aria-live="polite" className="reach-result">
-        {error ? (
-          <p className="alert alert-error" role="alert" data-testid="reach-result" data-allowed="error">
-            {error}
-          </p>
-        ) : null}
+        <FormErrors failure={failure} fields={FIELDS} testId="reach-result" />
         {result ? (
           <div
             className={`alert ${result.allowed ? "alert-success" : "alert-error"}`}

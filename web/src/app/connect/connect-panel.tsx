@@ -4,6 +4,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { BrowserNode, type NodePhase } from "@trellis/client/browser";
 import type { FullMap, Peer } from "@trellis/proto";
 import { Copyable } from "@/components/copy-button";
+import { DataTable, type Column } from "@/components/data-table";
 import { plural, relativeTime } from "@/components/format";
 
 const END_REASONS: Record<string, string> = {
@@ -181,52 +182,49 @@ function Connected({
             {plural(peers.length, "machine")}
           </span>
         </h2>
-        {peers.length === 0 ? (
-          <p className="muted">No machine is reachable under the current access controls.</p>
-        ) : (
-          <div className="table-wrap">
-            <table className="data" data-testid="connect-peers">
-              <thead>
-                <tr>
-                  <th scope="col">Machine</th>
-                  <th scope="col">Addresses</th>
-                  <th scope="col">OS</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
-              <tbody>
-                {peers.map((p) => (
-                  <PeerRow key={p.id} p={p} />
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          rows={peers}
+          rowKey={(p) => p.id}
+          testId="connect-peers"
+          empty={<p className="muted">No machine is reachable under the current access controls.</p>}
+          columns={PEER_COLUMNS}
+        />
       </section>
     </>
   );
 }
 
-function PeerRow({ p }: { p: Peer }) {
-  const routes = p.allowedIPs.filter((a) => !p.addresses.includes(a));
-  return (
-    <tr>
-      <td>
+const PEER_COLUMNS: Column<Peer>[] = [
+  {
+    header: "Machine",
+    cell: (p) => (
+      <>
         <div className="cell-title">{p.name}</div>
         <div className="cell-sub mono">{p.dnsName}</div>
-      </td>
-      <td className="mono small">
-        {p.addresses.map((a) => a.replace(/\/\d+$/, "")).join(", ")}
-        {routes.length > 0 ? <div className="cell-sub">routes {routes.join(", ")}</div> : null}
-      </td>
-      <td>{p.os || "—"}</td>
-      <td>
-        {p.online ? (
-          <span className="dot dot-online">Online</span>
-        ) : (
-          <span className="dot">{p.lastSeen ? `Last seen ${relativeTime(p.lastSeen)}` : "Offline"}</span>
-        )}
-      </td>
-    </tr>
-  );
-}
+      </>
+    ),
+  },
+  {
+    header: "Addresses",
+    className: "mono small",
+    cell: (p) => {
+      const routes = p.allowedIPs.filter((a) => !p.addresses.includes(a));
+      return (
+        <>
+          {p.addresses.map((a) => a.replace(/\/\d+$/, "")).join(", ")}
+          {routes.length > 0 ? <div className="cell-sub">routes {routes.join(", ")}</div> : null}
+        </>
+      );
+    },
+  },
+  { header: "OS", cell: (p) => p.os || "—" },
+  {
+    header: "Status",
+    cell: (p) =>
+      p.online ? (
+        <span className="dot dot-online">Online</span>
+      ) : (
+        <span className="dot">{p.lastSeen ? `Last seen ${relativeTime(p.lastSeen)}` : "Offline"}</span>
+      ),
+  },
+];

@@ -1,9 +1,13 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import type { DnsSettings } from "@trellis/proto";
-import { otherIssues } from "@/components/api";
+import { DnsSettings } from "@trellis/proto/admin";
+import type { ApiIssue } from "@/components/api";
+import { FieldError, FormActions, FormErrors, hasFieldError } from "@/components/form";
 import { useMutation } from "@/components/use-mutation";
+
+/** The request's fields this form shows errors at (magicDns has no message of its own). */
+const FIELDS = ["domain", "nameservers", "searchDomains"];
 
 /** Rows of text inputs (nameservers, search domains) with add and remove. */
 function ListEditor({
@@ -14,7 +18,7 @@ function ListEditor({
   onChange,
   placeholder,
   max,
-  fieldErrors,
+  issues,
   path,
   readOnly,
 }: {
@@ -25,7 +29,7 @@ function ListEditor({
   onChange: (next: string[]) => void;
   placeholder: string;
   max: number;
-  fieldErrors: Record<string, string>;
+  issues: ApiIssue[];
   path: string;
   readOnly: boolean;
 }) {
@@ -52,7 +56,7 @@ function ListEditor({
                 value={v}
                 placeholder={placeholder}
                 onChange={(e) => onChange(values.map((x, j) => (j === i ? e.target.value : x)))}
-                aria-invalid={fieldErrors[`${path}.${i}`] ? true : undefined}
+                aria-invalid={hasFieldError(issues, `${path}.${i}`)}
                 autoComplete="off"
                 spellCheck={false}
                 data-testid={`${id}-${i}`}
@@ -68,13 +72,11 @@ function ListEditor({
                 </button>
               ) : null}
             </div>
-            {fieldErrors[`${path}.${i}`] ? (
-              <span className="field-error">{fieldErrors[`${path}.${i}`]}</span>
-            ) : null}
+            <FieldError issues={issues} path={`${path}.${i}`} />
           </div>
         ))}
       </div>
-      {fieldErrors[path] ? <p className="field-error">{fieldErrors[path]}</p> : null}
+      <FieldError issues={issues} path={path} exact block />
       {!readOnly ? (
         <button
           type="button"
@@ -106,10 +108,9 @@ export function DnsForm({ initial, readOnly }: { initial: DnsSettings; readOnly:
     setNameservers(ns);
     setSearchDomains(sd);
     const body: DnsSettings = { magicDns, domain: domain.trim(), nameservers: ns, searchDomains: sd };
-    await mut.run("PUT", "/api/v1/dns", body, { success: "DNS settings saved." });
+    await mut.run("PUT", "/api/v1/dns", DnsSettings, body, { success: "DNS settings saved." });
   }
 
-  const rest = otherIssues(mut.issues, ["domain", "nameservers", "searchDomains", "magicDns"]);
   return (
     <form className="panel form-grid" onSubmit={submit} noValidate style={{ maxWidth: "40rem" }}>
       <label className="check">
@@ -133,13 +134,13 @@ export function DnsForm({ initial, readOnly }: { initial: DnsSettings; readOnly:
           value={domain}
           onChange={(e) => setDomain(e.target.value)}
           readOnly={readOnly}
-          aria-invalid={mut.fields.domain ? true : undefined}
+          aria-invalid={hasFieldError(mut.issues, "domain")}
           autoComplete="off"
           spellCheck={false}
           placeholder="trellis.internal"
         />
         <span className="hint">The suffix of MagicDNS names.</span>
-        {mut.fields.domain ? <span className="field-error">{mut.fields.domain}</span> : null}
+        <FieldError issues={mut.issues} path="domain" />
       </label>
       <ListEditor
         id="nameserver"
@@ -149,7 +150,7 @@ export function DnsForm({ initial, readOnly }: { initial: DnsSettings; readOnly:
         onChange={setNameservers}
         placeholder="1.1.1.1"
         max={8}
-        fieldErrors={mut.fields}
+        issues={mut.issues}
         path="nameservers"
         readOnly={readOnly}
       />
@@ -161,33 +162,18 @@ export function DnsForm({ initial, readOnly }: { initial: DnsSettings; readOnly:
         onChange={setSearchDomains}
         placeholder="corp.example.com"
         max={8}
-        fieldErrors={mut.fields}
+        issues={mut.issues}
         path="searchDomains"
         readOnly={readOnly}
       />
-      {mut.error ? (
-        <div className="alert alert-error" role="alert">
-          {mut.error}
-          {rest.length ? (
-            <ul>
-              {rest.map((i, n) => (
-                <li key={n}>{i.message}</li>
-              ))}
-            </ul>
-          ) : null}
-        </div>
-      ) : null}
+      <FormErrors failure={mut} fields={FIELDS} />
       {mut.success ? (
         <p className="alert alert-success" role="status" data-testid="dns-saved">
           {mut.success}
         </p>
       ) : null}
       {!readOnly ? (
-        <div className="form-actions">
-          <button type="submit" className="btn btn-primary" disabled={mut.busy}>
-            {mut.busy ? "Saving…" : "Save"}
-          </button>
-        </div>
+        <FormActions busy={mut.busy} submit="Save" busyLabel="Saving…" />
       ) : (
         <p className="muted small">
           You can view these settings; changing them needs the dns:write permission.

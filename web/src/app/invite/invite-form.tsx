@@ -1,15 +1,19 @@
 "use client";
 
 import { useEffect, useState, type FormEvent } from "react";
+import { InvitationPreview, NewAccount } from "@trellis/proto/admin";
+import { api } from "@/components/api";
+import { FieldError, FormErrors, SubmitButton } from "@/components/form";
+import { useMutation } from "@/components/use-mutation";
 
-type Issues = Record<string, string>;
+const FIELDS = ["name", "password"];
 
 export function InviteForm() {
+  const mut = useMutation();
   const [token, setToken] = useState<string | null>(null);
-  const [invite, setInvite] = useState<{ email: string; role: string } | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [issues, setIssues] = useState<Issues>({});
-  const [busy, setBusy] = useState(false);
+  const [invite, setInvite] = useState<InvitationPreview | null>(null);
+  // Why the link cannot be used; until it is read, the form cannot be sent.
+  const [linkError, setLinkError] = useState<string | null>(null);
   const [done, setDone] = useState(false);
 
   useEffect(() => {
@@ -17,50 +21,28 @@ export function InviteForm() {
     const t = new URLSearchParams(window.location.hash.slice(1)).get("token");
     setToken(t);
     if (!t) {
-      setError("this link has no invitation token; ask your admin for a new one");
+      setLinkError("this link has no invitation token; ask your admin for a new one");
       return;
     }
-    fetch("/api/invitations/peek", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ token: t }),
-    })
-      .then(async (res) => {
-        const body = (await res.json()) as { email?: string; role?: string; message?: string };
-        if (res.ok && body.email) setInvite({ email: body.email, role: body.role ?? "member" });
-        else setError(body.message ?? "this invitation is not valid");
-      })
-      .catch(() => setError("could not reach the server"));
+    void api("POST", "/api/invitations/peek", InvitationPreview, { token: t }).then((res) => {
+      if (res.ok) setInvite(res.data);
+      else setLinkError(res.message);
+    });
   }, []);
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
-    setBusy(true);
-    setError(null);
-    setIssues({});
-    try {
-      const res = await fetch("/api/invitations/accept", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          token,
-          name: String(form.get("name") ?? ""),
-          password: String(form.get("password") ?? ""),
-        }),
-      });
-      const body = (await res.json()) as { message?: string; issues?: { path: string; message: string }[] };
-      if (res.ok) {
-        setDone(true);
-        history.replaceState(null, "", "/invite");
-        return;
-      }
-      setError(body.message ?? `failed (${res.status})`);
-      setIssues(Object.fromEntries((body.issues ?? []).map((i) => [i.path, i.message])));
-    } catch {
-      setError("could not reach the server");
-    } finally {
-      setBusy(false);
+    const res = await mut.run(
+      "POST",
+      "/api/invitations/accept",
+      NewAccount,
+      { token, name: String(form.get("name") ?? ""), password: String(form.get("password") ?? "") },
+      { refresh: false },
+    );
+    if (res.ok) {
+      setDone(true);
+      history.replaceState(null, "", "/invite");
     }
   }
 
@@ -84,21 +66,21 @@ export function InviteForm() {
       <label>
         Name
         <input name="name" autoComplete="name" required />
-        {issues.name ? <span className="field-error">{issues.name}</span> : null}
+        <FieldError issues={mut.issues} path="name" />
       </label>
       <label>
         Password
         <input name="password" type="password" autoComplete="new-password" minLength={12} required />
-        {issues.password ? <span className="field-error">{issues.password}</span> : null}
+        <FieldError issues={mut.issues} path="password" />
       </label>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <button type="submit" disabled={busy || !invite}>
-        {busy ? "Creating…" : "Create account"}
-      </button>
+      <FormErrors failure={linkError ? { error: linkError, issues: [] } : mut} fields={FIELDS} look="text" />
+      <SubmitButton
+        busy={mut.busy}
+        label="Create account"
+        busyLabel="Creating…"
+        variant="plain"
+        disabled={!invite}
+      />
     </form>
   );
 }

@@ -1,10 +1,13 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import type { CreatePreAuthKeyRequest, PreAuthKeyInfo } from "@trellis/proto";
-import { otherIssues } from "@/components/api";
+import { CreatedPreAuthKey, type CreatePreAuthKeyRequest } from "@trellis/proto/admin";
 import { CopyButton } from "@/components/copy-button";
+import { FieldError, FormActions, FormErrors, hasFieldError } from "@/components/form";
 import { useMutation } from "@/components/use-mutation";
+
+/** The request's fields this form shows errors at (the owner is not a field: it is the caller or the tags). */
+const FIELDS = ["tags", "expiresInSeconds"];
 
 const EXPIRIES = [
   { seconds: 3600, label: "1 hour" },
@@ -41,7 +44,7 @@ export function KeyForm({
 }) {
   const mut = useMutation();
   const [open, setOpen] = useState(false);
-  const [created, setCreated] = useState<{ key: string; info: PreAuthKeyInfo } | null>(null);
+  const [created, setCreated] = useState<CreatedPreAuthKey | null>(null);
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -55,16 +58,13 @@ export function KeyForm({
       expiresInSeconds: Number(data.get("expiresInSeconds")),
       ...(tags.length === 0 ? { userId } : {}),
     };
-    const res = await mut.run<{ key: string; info: PreAuthKeyInfo }>("POST", "/api/v1/keys", body);
+    const res = await mut.run("POST", "/api/v1/keys", CreatedPreAuthKey, body);
     if (res.ok) {
       setCreated(res.data);
       setOpen(false);
       form.reset();
     }
   }
-
-  const tagIssue = Object.entries(mut.fields).find(([p]) => p === "tags" || p.startsWith("tags."))?.[1];
-  const rest = otherIssues(mut.issues, ["tags", "userId", "expiresInSeconds"]);
 
   return (
     <>
@@ -142,13 +142,13 @@ export function KeyForm({
               placeholder="tag:server, tag:ci"
               autoComplete="off"
               spellCheck={false}
-              aria-invalid={tagIssue ? true : undefined}
+              aria-invalid={hasFieldError(mut.issues, "tags")}
               aria-describedby="key-tags-hint"
             />
             <span id="key-tags-hint" className="hint">
               Optional. Without tags the machines belong to you ({email}); with tags, to the tags.
             </span>
-            {tagIssue ? <span className="field-error">{tagIssue}</span> : null}
+            <FieldError issues={mut.issues} path="tags" />
           </label>
           <label>
             Expires after
@@ -159,30 +159,15 @@ export function KeyForm({
                 </option>
               ))}
             </select>
-            {mut.fields.expiresInSeconds ? (
-              <span className="field-error">{mut.fields.expiresInSeconds}</span>
-            ) : null}
+            <FieldError issues={mut.issues} path="expiresInSeconds" />
           </label>
-          {mut.error ? (
-            <div className="alert alert-error" role="alert">
-              {mut.error}
-              {rest.length ? (
-                <ul>
-                  {rest.map((i, n) => (
-                    <li key={n}>{i.message}</li>
-                  ))}
-                </ul>
-              ) : null}
-            </div>
-          ) : null}
-          <div className="form-actions">
-            <button type="submit" className="btn btn-primary" disabled={mut.busy}>
-              {mut.busy ? "Generating…" : "Generate key"}
-            </button>
-            <button type="button" className="btn btn-secondary" onClick={() => setOpen(false)}>
-              Cancel
-            </button>
-          </div>
+          <FormErrors failure={mut} fields={FIELDS} />
+          <FormActions
+            busy={mut.busy}
+            submit="Generate key"
+            busyLabel="Generating…"
+            onCancel={() => setOpen(false)}
+          />
         </form>
       )}
     </>

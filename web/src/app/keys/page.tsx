@@ -2,6 +2,7 @@ import type { Metadata } from "next";
 import { listKeys, listUsers } from "@trellis/control/admin";
 import type { PreAuthKeyInfo } from "@trellis/proto";
 import { ActionButton } from "@/components/action-button";
+import { DataTable, Empty } from "@/components/data-table";
 import { Time } from "@/components/time";
 import { getRuntime } from "@/lib/api";
 import { requirePageActor } from "@/lib/session";
@@ -43,108 +44,90 @@ export default async function KeysPage() {
 
       <section className="section" aria-labelledby="keys-title">
         <h2 id="keys-title">Pre-auth keys</h2>
-        {sorted.length === 0 ? (
-          <div className="empty" data-testid="keys-empty">
-            <h2>No keys yet</h2>
-            <p>Generate a key above, then use it on a machine with “trellis up”.</p>
-          </div>
-        ) : (
-          <div className="table-wrap">
-            <table className="data">
-              <thead>
-                <tr>
-                  <th scope="col">Key</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">Owner</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col" className="num">
-                    Used
-                  </th>
-                  <th scope="col">Status</th>
-                  {canWrite ? (
-                    <th scope="col">
-                      <span className="visually-hidden">Actions</span>
-                    </th>
-                  ) : null}
-                </tr>
-              </thead>
-              <tbody>
-                {sorted.map((k) => {
-                  const state = keyState(k);
-                  return (
-                    <tr key={k.id} data-testid={`key-row-${k.prefix}`}>
-                      <td>
-                        <code>{k.prefix}…</code>
-                      </td>
-                      <td>
-                        <span className="chips">
-                          <span className="badge">{k.reusable ? "reusable" : "single use"}</span>
-                          {k.ephemeral ? <span className="badge badge-info">ephemeral</span> : null}
-                        </span>
-                      </td>
-                      <td>
-                        {k.tags.length ? (
-                          <span className="chips">
-                            {k.tags.map((t) => (
-                              <span key={t} className="chip">
-                                {t}
-                              </span>
-                            ))}
-                          </span>
-                        ) : k.userId ? (
-                          (emails.get(k.userId) ?? <span className="mono small">{k.userId}</span>)
-                        ) : (
-                          "—"
-                        )}
-                      </td>
-                      <td>
-                        <Time iso={k.createdAt} />
-                      </td>
-                      <td>
-                        {state === "expired" ? (
-                          <span className="badge badge-bad">expired</span>
-                        ) : (
-                          <Time iso={k.expiresAt} />
-                        )}
-                      </td>
-                      <td className="num">{k.usedCount}</td>
-                      <td>
-                        {state === "active" ? (
-                          <span className="badge badge-ok">active</span>
-                        ) : state === "revoked" ? (
-                          <span className="badge badge-bad">revoked</span>
-                        ) : (
-                          <span className="badge">{state}</span>
-                        )}
-                      </td>
-                      {canWrite ? (
-                        <td>
-                          {state === "revoked" ? null : (
-                            <ActionButton
-                              label="Revoke"
-                              method="DELETE"
-                              url={`/api/v1/keys/${encodeURIComponent(k.id)}`}
-                              variant="ghost"
-                              ariaLabel={`Revoke key ${k.prefix}`}
-                              testId={`revoke-key-${k.prefix}`}
-                              confirm={{
-                                title: `Revoke key ${k.prefix}…?`,
-                                message:
-                                  "Machines can no longer register with it. Machines that already joined stay.",
-                                confirmLabel: "Revoke key",
-                              }}
-                            />
-                          )}
-                        </td>
-                      ) : null}
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          rows={sorted}
+          rowKey={(k) => k.id}
+          rowTestId={(k) => `key-row-${k.prefix}`}
+          empty={
+            <Empty title="No keys yet" testId="keys-empty">
+              <p>Generate a key above, then use it on a machine with “trellis up”.</p>
+            </Empty>
+          }
+          columns={[
+            { header: "Key", cell: (k) => <code>{k.prefix}…</code> },
+            {
+              header: "Type",
+              cell: (k) => (
+                <span className="chips">
+                  <span className="badge">{k.reusable ? "reusable" : "single use"}</span>
+                  {k.ephemeral ? <span className="badge badge-info">ephemeral</span> : null}
+                </span>
+              ),
+            },
+            {
+              header: "Owner",
+              cell: (k) =>
+                k.tags.length ? (
+                  <span className="chips">
+                    {k.tags.map((t) => (
+                      <span key={t} className="chip">
+                        {t}
+                      </span>
+                    ))}
+                  </span>
+                ) : k.userId ? (
+                  (emails.get(k.userId) ?? <span className="mono small">{k.userId}</span>)
+                ) : (
+                  "—"
+                ),
+            },
+            { header: "Created", cell: (k) => <Time iso={k.createdAt} /> },
+            {
+              header: "Expires",
+              cell: (k) =>
+                keyState(k) === "expired" ? (
+                  <span className="badge badge-bad">expired</span>
+                ) : (
+                  <Time iso={k.expiresAt} />
+                ),
+            },
+            { header: "Used", num: true, cell: (k) => k.usedCount },
+            {
+              header: "Status",
+              cell: (k) => {
+                const state = keyState(k);
+                return state === "active" ? (
+                  <span className="badge badge-ok">active</span>
+                ) : state === "revoked" ? (
+                  <span className="badge badge-bad">revoked</span>
+                ) : (
+                  <span className="badge">{state}</span>
+                );
+              },
+            },
+            canWrite && {
+              header: "Actions",
+              hideHeader: true,
+              cell: (k) =>
+                keyState(k) === "revoked" ? null : (
+                  <ActionButton
+                    label="Revoke"
+                    method="DELETE"
+                    url={`/api/v1/keys/${encodeURIComponent(k.id)}`}
+                    answer="preAuthKey"
+                    variant="ghost"
+                    ariaLabel={`Revoke key ${k.prefix}`}
+                    testId={`revoke-key-${k.prefix}`}
+                    confirm={{
+                      title: `Revoke key ${k.prefix}…?`,
+                      message: "Machines can no longer register with it. Machines that already joined stay.",
+                      confirmLabel: "Revoke key",
+                    }}
+                  />
+                ),
+            },
+          ]}
+        />
       </section>
     </>
   );

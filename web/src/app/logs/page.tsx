@@ -1,9 +1,10 @@
 import type { Metadata } from "next";
-import Form from "next/form";
 import Link from "next/link";
 import { listAudit, listConnections, listMachines, listUsers } from "@trellis/control/admin";
 import type { AuditEventInfo, ConnectionInfo } from "@trellis/proto";
+import { DataTable, Empty } from "@/components/data-table";
 import { DiffView } from "@/components/diff-view";
+import { FilterBar, SelectFilter, TextFilter } from "@/components/filter-bar";
 import { firstParam, formatBytes, formatDate, protoName, queryRecord } from "@/components/format";
 import { Pager } from "@/components/pager";
 import { Time } from "@/components/time";
@@ -28,22 +29,10 @@ function sinceOf(range: string | undefined): string | undefined {
   return r ? new Date(Date.now() - r.ms).toISOString() : undefined;
 }
 
+const RANGE_OPTIONS = [{ value: "", label: "All time" }, ...RANGES];
+
 function RangeSelect({ id, value }: { id: string; value: string | undefined }) {
-  return (
-    <>
-      <label className="visually-hidden" htmlFor={id}>
-        Time range
-      </label>
-      <select id={id} name="range" defaultValue={value ?? ""}>
-        <option value="">All time</option>
-        {RANGES.map((r) => (
-          <option key={r.value} value={r.value}>
-            {r.label}
-          </option>
-        ))}
-      </select>
-    </>
-  );
+  return <SelectFilter id={id} name="range" label="Time range" value={value} options={RANGE_OPTIONS} />;
 }
 
 export default async function LogsPage({ searchParams }: { searchParams: SearchParams }) {
@@ -92,79 +81,50 @@ async function AuditTab({ actor, params }: { actor: Actor; params: Params }) {
   const filtered = Boolean(filters.action || filters.actor || filters.range);
   return (
     <>
-      <Form action="/logs" className="toolbar" role="search">
-        <label className="visually-hidden" htmlFor="audit-action">
-          Action
-        </label>
-        <input
+      <FilterBar action="/logs" clearHref="/logs" filtered={filtered}>
+        <TextFilter
           id="audit-action"
           name="action"
-          defaultValue={filters.action ?? ""}
+          label="Action"
+          value={filters.action}
           placeholder="Action, e.g. machine.update"
         />
-        <label className="visually-hidden" htmlFor="audit-actor">
-          Actor
-        </label>
-        <input id="audit-actor" name="actor" defaultValue={filters.actor ?? ""} placeholder="Actor email" />
+        <TextFilter
+          id="audit-actor"
+          name="actor"
+          label="Actor"
+          value={filters.actor}
+          placeholder="Actor email"
+        />
         <RangeSelect id="audit-range" value={filters.range} />
-        <button type="submit" className="btn btn-secondary">
-          Filter
-        </button>
-        {filtered ? (
-          <Link href="/logs" className="btn btn-ghost">
-            Clear
-          </Link>
-        ) : null}
-      </Form>
-      {page.items.length === 0 ? (
-        <div className="empty">
-          <h2>{filtered ? "No events match" : "No events yet"}</h2>
-          <p>Changes to machines, users, keys, the policy and settings are recorded here.</p>
-        </div>
-      ) : (
-        <div className="table-wrap">
-          <table className="data">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">Action</th>
-                <th scope="col">Target</th>
-                <th scope="col">Details</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.items.map((e) => (
-                <tr key={e.id} data-testid="audit-row">
-                  <td className="nowrap">
-                    <Time iso={e.at} />
-                    <span className="cell-sub">{formatDate(e.at)}</span>
-                  </td>
-                  <td>{e.actorName}</td>
-                  <td>
-                    <code>{e.action}</code>
-                  </td>
-                  <td>
-                    <span className="mono small">{e.target}</span>
-                  </td>
-                  <td style={{ minWidth: "16rem" }}>
-                    <AuditDetail e={e} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      <Pager
-        path="/logs"
-        params={filters}
-        cursor={cursor}
-        nextCursor={page.nextCursor}
-        shown={page.items.length}
-        total={page.total}
-        noun="event"
+      </FilterBar>
+      <DataTable
+        rows={page.items}
+        rowKey={(e) => e.id}
+        rowTestId={() => "audit-row"}
+        empty={
+          <Empty title={filtered ? "No events match" : "No events yet"}>
+            <p>Changes to machines, users, keys, the policy and settings are recorded here.</p>
+          </Empty>
+        }
+        columns={[
+          {
+            header: "When",
+            className: "nowrap",
+            cell: (e) => (
+              <>
+                <Time iso={e.at} />
+                <span className="cell-sub">{formatDate(e.at)}</span>
+              </>
+            ),
+          },
+          { header: "Who", cell: (e) => e.actorName },
+          { header: "Action", cell: (e) => <code>{e.action}</code> },
+          { header: "Target", cell: (e) => <span className="mono small">{e.target}</span> },
+          { header: "Details", style: { minWidth: "16rem" }, cell: (e) => <AuditDetail e={e} /> },
+        ]}
       />
+      <Pager path="/logs" params={filters} cursor={cursor} page={page} noun="event" />
     </>
   );
 }
@@ -215,104 +175,91 @@ async function ConnectionsTab({ actor, params }: { actor: Actor; params: Params 
   const filtered = Boolean(filters.nodeId || filters.userId || filters.range);
   return (
     <>
-      <Form action="/logs" className="toolbar" role="search">
+      <FilterBar action="/logs" clearHref="/logs?tab=connections" filtered={filtered}>
         <input type="hidden" name="tab" value="connections" />
         {machines ? (
-          <>
-            <label className="visually-hidden" htmlFor="conn-node">
-              Machine
-            </label>
-            <select id="conn-node" name="nodeId" defaultValue={filters.nodeId ?? ""}>
-              <option value="">All machines</option>
-              {machines.items.map((m) => (
-                <option key={m.id} value={m.id}>
-                  {m.name}
-                </option>
-              ))}
-            </select>
-          </>
+          <SelectFilter
+            id="conn-node"
+            name="nodeId"
+            label="Machine"
+            value={filters.nodeId}
+            options={[
+              { value: "", label: "All machines" },
+              ...machines.items.map((m) => ({ value: m.id, label: m.name })),
+            ]}
+          />
         ) : null}
         {users ? (
-          <>
-            <label className="visually-hidden" htmlFor="conn-user">
-              User
-            </label>
-            <select id="conn-user" name="userId" defaultValue={filters.userId ?? ""}>
-              <option value="">All users</option>
-              {users.items.map((u) => (
-                <option key={u.id} value={u.id}>
-                  {u.email}
-                </option>
-              ))}
-            </select>
-          </>
+          <SelectFilter
+            id="conn-user"
+            name="userId"
+            label="User"
+            value={filters.userId}
+            options={[
+              { value: "", label: "All users" },
+              ...users.items.map((u) => ({ value: u.id, label: u.email })),
+            ]}
+          />
         ) : null}
         <RangeSelect id="conn-range" value={filters.range} />
-        <button type="submit" className="btn btn-secondary">
-          Filter
-        </button>
-        {filtered ? (
-          <Link href="/logs?tab=connections" className="btn btn-ghost">
-            Clear
-          </Link>
-        ) : null}
-      </Form>
-      {page.items.length === 0 ? (
-        <div className="empty">
-          <h2>{filtered ? "No connections match" : "No connections reported"}</h2>
-          <p>Machines that log connections report them here.</p>
-        </div>
-      ) : (
-        <div className="table-wrap">
-          <table className="data">
-            <thead>
-              <tr>
-                <th scope="col">Reporter</th>
-                <th scope="col">Source → destination</th>
-                <th scope="col">Proto</th>
-                <th scope="col" className="num">
-                  Sent / received
-                </th>
-                <th scope="col">Start</th>
-                <th scope="col">End</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.items.map((c) => (
-                <tr key={c.id} data-testid="connection-row">
-                  <td>
-                    <Link href={`/machines/${c.reporter.id}`}>{c.reporter.name}</Link>
-                    <span className="cell-sub">{c.direction === "in" ? "inbound" : "outbound"}</span>
-                  </td>
-                  <td>
-                    <End node={c.srcNode} addr={c.src} /> <span aria-label="to">→</span>{" "}
-                    <End node={c.dstNode} addr={c.dst} />
-                  </td>
-                  <td>{protoName(c.proto)}</td>
-                  <td className="num nowrap">
-                    {formatBytes(c.txBytes)} / {formatBytes(c.rxBytes)}
-                  </td>
-                  <td className="nowrap">
-                    <span title={formatDate(c.startedAt)}>
-                      <Time iso={c.startedAt} />
-                    </span>
-                  </td>
-                  <td className="nowrap">
-                    {c.endedAt ? <Time iso={c.endedAt} /> : <span className="badge badge-ok">open</span>}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      </FilterBar>
+      <DataTable
+        rows={page.items}
+        rowKey={(c) => c.id}
+        rowTestId={() => "connection-row"}
+        empty={
+          <Empty title={filtered ? "No connections match" : "No connections reported"}>
+            <p>Machines that log connections report them here.</p>
+          </Empty>
+        }
+        columns={[
+          {
+            header: "Reporter",
+            cell: (c) => (
+              <>
+                <Link href={`/machines/${c.reporter.id}`}>{c.reporter.name}</Link>
+                <span className="cell-sub">{c.direction === "in" ? "inbound" : "outbound"}</span>
+              </>
+            ),
+          },
+          {
+            header: "Source → destination",
+            cell: (c) => (
+              <>
+                <End node={c.srcNode} addr={c.src} /> <span aria-label="to">→</span>{" "}
+                <End node={c.dstNode} addr={c.dst} />
+              </>
+            ),
+          },
+          { header: "Proto", cell: (c) => protoName(c.proto) },
+          {
+            header: "Sent / received",
+            num: true,
+            className: "nowrap",
+            cell: (c) => `${formatBytes(c.txBytes)} / ${formatBytes(c.rxBytes)}`,
+          },
+          {
+            header: "Start",
+            className: "nowrap",
+            cell: (c) => (
+              <span title={formatDate(c.startedAt)}>
+                <Time iso={c.startedAt} />
+              </span>
+            ),
+          },
+          {
+            header: "End",
+            className: "nowrap",
+            cell: (c) =>
+              c.endedAt ? <Time iso={c.endedAt} /> : <span className="badge badge-ok">open</span>,
+          },
+        ]}
+      />
       <Pager
         path="/logs"
         params={{ ...filters, tab: "connections" }}
         cursor={cursor}
-        nextCursor={page.nextCursor}
-        shown={page.items.length}
-        total={page.total}
+        page={page}
         noun="connection"
       />
     </>

@@ -1,10 +1,11 @@
 import type { Metadata } from "next";
-import Form from "next/form";
 import Link from "next/link";
 import { listMachines } from "@trellis/control/admin";
 import type { MachineInfo } from "@trellis/proto";
 import { ActionButton } from "@/components/action-button";
 import { Copyable } from "@/components/copy-button";
+import { DataTable, Empty } from "@/components/data-table";
+import { FilterBar, SelectFilter, TextFilter } from "@/components/filter-bar";
 import { firstParam, queryRecord } from "@/components/format";
 import { KeyExpiry, MachineStatus, Owner, PathSummary, RoutesSummary } from "@/components/machine-bits";
 import { Pager } from "@/components/pager";
@@ -18,6 +19,13 @@ export const metadata: Metadata = { title: "Machines" };
 type SearchParams = Promise<Record<string, string | string[] | undefined>>;
 
 const STATUSES = ["online", "offline", "pending", "expired"] as const;
+const STATUS_OPTIONS = [
+  { value: "", label: "All machines" },
+  { value: "online", label: "Online" },
+  { value: "offline", label: "Offline" },
+  { value: "pending", label: "Pending approval" },
+  { value: "expired", label: "Key expired" },
+];
 
 export default async function MachinesPage({ searchParams }: { searchParams: SearchParams }) {
   const actor = await requirePageActor("machines:read", "/machines");
@@ -79,6 +87,7 @@ export default async function MachinesPage({ searchParams }: { searchParams: Sea
                     label="Approve"
                     method="POST"
                     url={`/api/v1/machines/${encodeURIComponent(m.id)}/authorize`}
+                    answer="machine"
                     variant="primary"
                     testId={`approve-${m.name}`}
                     ariaLabel={`Approve ${m.name}`}
@@ -90,46 +99,32 @@ export default async function MachinesPage({ searchParams }: { searchParams: Sea
         </section>
       ) : null}
 
-      <Form action="/machines" className="toolbar" role="search">
-        <label className="visually-hidden" htmlFor="machine-q">
-          Search machines
-        </label>
-        <input
+      <FilterBar action="/machines" clearHref="/machines" filtered={filtered}>
+        <TextFilter
           id="machine-q"
-          type="search"
           name="q"
-          defaultValue={filters.q ?? ""}
+          label="Search machines"
+          value={filters.q}
           placeholder="Search by name, address, owner or tag"
+          search
         />
-        <label className="visually-hidden" htmlFor="machine-status">
-          Status
-        </label>
-        <select id="machine-status" name="status" defaultValue={filters.status ?? ""}>
-          <option value="">All machines</option>
-          <option value="online">Online</option>
-          <option value="offline">Offline</option>
-          <option value="pending">Pending approval</option>
-          <option value="expired">Key expired</option>
-        </select>
-        <button type="submit" className="btn btn-secondary">
-          Filter
-        </button>
-        {filtered ? (
-          <Link href="/machines" className="btn btn-ghost">
-            Clear
-          </Link>
-        ) : null}
-      </Form>
+        <SelectFilter
+          id="machine-status"
+          name="status"
+          label="Status"
+          value={filters.status}
+          options={STATUS_OPTIONS}
+        />
+      </FilterBar>
 
       {page.items.length === 0 ? (
         filtered ? (
-          <div className="empty" data-testid="machines-empty">
-            <h2>No machines match</h2>
+          <Empty title="No machines match" testId="machines-empty">
             <p>Try another search or status.</p>
             <Link href="/machines" className="btn btn-secondary">
               Show all machines
             </Link>
-          </div>
+          </Empty>
         ) : (
           <EmptyMachines
             canKeys={actor.scopes.has("keys:write")}
@@ -140,15 +135,7 @@ export default async function MachinesPage({ searchParams }: { searchParams: Sea
       ) : (
         <>
           <MachineTable machines={page.items} />
-          <Pager
-            path="/machines"
-            params={filters}
-            cursor={cursor}
-            nextCursor={page.nextCursor}
-            shown={page.items.length}
-            total={page.total}
-            noun="machine"
-          />
+          <Pager path="/machines" params={filters} cursor={cursor} page={page} noun="machine" />
         </>
       )}
     </>
@@ -165,8 +152,7 @@ function EmptyMachines({
   publicUrl: string;
 }) {
   return (
-    <div className="empty" data-testid="machines-empty">
-      <h2>No machines yet</h2>
+    <Empty title="No machines yet" testId="machines-empty">
       <p>Add a machine with a pre-auth key: generate one on the Keys page, then run this on the machine:</p>
       <pre className="json">{`trellis up --login-server ${publicUrl} --auth-key <key>`}</pre>
       <div>
@@ -183,64 +169,49 @@ function EmptyMachines({
           Or join from this browser: <Link href="/connect">connect this tab</Link>.
         </p>
       ) : null}
-    </div>
+    </Empty>
   );
 }
 
 function MachineTable({ machines }: { machines: MachineInfo[] }) {
   return (
-    <div className="table-wrap">
-      <table className="data">
-        <thead>
-          <tr>
-            <th scope="col">Machine</th>
-            <th scope="col">Owner</th>
-            <th scope="col">Addresses</th>
-            <th scope="col">OS</th>
-            <th scope="col">Status</th>
-            <th scope="col">Path</th>
-            <th scope="col">Key expiry</th>
-            <th scope="col">Routes</th>
-          </tr>
-        </thead>
-        <tbody>
-          {machines.map((m) => (
-            <tr key={m.id} data-testid={`machine-row-${m.name}`}>
-              <td>
-                <Link className="cell-title" href={`/machines/${m.id}`}>
-                  {m.name}
-                </Link>
-                <span className="cell-sub">{m.dnsName}</span>
-                {m.ephemeral ? <span className="badge">ephemeral</span> : null}
-              </td>
-              <td>
-                <Owner m={m} />
-              </td>
-              <td>
-                {m.ipv4 ? <Copyable value={m.ipv4} what={`IPv4 address of ${m.name}`} /> : null}
-                {m.ipv6 ? (
-                  <span className="cell-sub">
-                    <Copyable value={m.ipv6} what={`IPv6 address of ${m.name}`} />
-                  </span>
-                ) : null}
-              </td>
-              <td>{m.os || <span className="muted">—</span>}</td>
-              <td>
-                <MachineStatus m={m} />
-              </td>
-              <td>
-                <PathSummary m={m} />
-              </td>
-              <td>
-                <KeyExpiry m={m} />
-              </td>
-              <td>
-                <RoutesSummary m={m} />
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <DataTable
+      rows={machines}
+      rowKey={(m) => m.id}
+      rowTestId={(m) => `machine-row-${m.name}`}
+      columns={[
+        {
+          header: "Machine",
+          cell: (m) => (
+            <>
+              <Link className="cell-title" href={`/machines/${m.id}`}>
+                {m.name}
+              </Link>
+              <span className="cell-sub">{m.dnsName}</span>
+              {m.ephemeral ? <span className="badge">ephemeral</span> : null}
+            </>
+          ),
+        },
+        { header: "Owner", cell: (m) => <Owner m={m} /> },
+        {
+          header: "Addresses",
+          cell: (m) => (
+            <>
+              {m.ipv4 ? <Copyable value={m.ipv4} what={`IPv4 address of ${m.name}`} /> : null}
+              {m.ipv6 ? (
+                <span className="cell-sub">
+                  <Copyable value={m.ipv6} what={`IPv6 address of ${m.name}`} />
+                </span>
+              ) : null}
+            </>
+          ),
+        },
+        { header: "OS", cell: (m) => m.os || <span className="muted">—</span> },
+        { header: "Status", cell: (m) => <MachineStatus m={m} /> },
+        { header: "Path", cell: (m) => <PathSummary m={m} /> },
+        { header: "Key expiry", cell: (m) => <KeyExpiry m={m} /> },
+        { header: "Routes", cell: (m) => <RoutesSummary m={m} /> },
+      ]}
+    />
   );
 }

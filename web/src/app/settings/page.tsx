@@ -2,6 +2,7 @@ import type { Metadata } from "next";
 import { listApiTokens } from "@trellis/control/auth";
 import { getTailnetSettings } from "@trellis/control/settings";
 import { ActionButton } from "@/components/action-button";
+import { DataTable } from "@/components/data-table";
 import { Time } from "@/components/time";
 import { getRuntime } from "@/lib/api";
 import { requirePageActor } from "@/lib/session";
@@ -40,72 +41,64 @@ export default async function SettingsPage() {
           token never exceeds your role, and only you see your tokens.
         </p>
         <TokenForm scopes={[...actor.scopes]} />
-        {active.length === 0 ? (
-          <p className="muted small" style={{ marginTop: "1rem" }}>
-            You have no API tokens.
-          </p>
-        ) : (
-          <div className="table-wrap" style={{ marginTop: "1rem" }}>
-            <table className="data">
-              <thead>
-                <tr>
-                  <th scope="col">Token</th>
-                  <th scope="col">Description</th>
-                  <th scope="col">Scopes</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">Last used</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {active.map((t) => (
-                  <tr key={t.id} data-testid={`token-row-${t.prefix}`}>
-                    <td>
-                      <code>{t.prefix}…</code>
-                    </td>
-                    <td>{t.description || <span className="muted">—</span>}</td>
-                    <td>
-                      <span className="chips">
-                        {t.scopes.map((s) => (
-                          <span key={s} className="chip">
-                            {s}
-                          </span>
-                        ))}
-                      </span>
-                    </td>
-                    <td className="nowrap">
-                      {Date.parse(t.expiresAt) <= now ? (
-                        <span className="badge badge-bad">expired</span>
-                      ) : (
-                        <Time iso={t.expiresAt} />
-                      )}
-                    </td>
-                    <td className="nowrap">
-                      <Time iso={t.lastUsedAt} />
-                    </td>
-                    <td>
-                      <ActionButton
-                        label="Revoke"
-                        method="DELETE"
-                        url={`/api/v1/tokens/${encodeURIComponent(t.id)}`}
-                        variant="ghost"
-                        ariaLabel={`Revoke token ${t.prefix}`}
-                        testId={`revoke-token-${t.prefix}`}
-                        confirm={{
-                          title: `Revoke token ${t.prefix}…?`,
-                          message: "Scripts using it stop working at once.",
-                          confirmLabel: "Revoke token",
-                        }}
-                      />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          rows={active}
+          rowKey={(t) => t.id}
+          rowTestId={(t) => `token-row-${t.prefix}`}
+          empty={
+            <p className="muted small" style={{ marginTop: "1rem" }}>
+              You have no API tokens.
+            </p>
+          }
+          style={{ marginTop: "1rem" }}
+          columns={[
+            { header: "Token", cell: (t) => <code>{t.prefix}…</code> },
+            { header: "Description", cell: (t) => t.description || <span className="muted">—</span> },
+            {
+              header: "Scopes",
+              cell: (t) => (
+                <span className="chips">
+                  {t.scopes.map((s) => (
+                    <span key={s} className="chip">
+                      {s}
+                    </span>
+                  ))}
+                </span>
+              ),
+            },
+            {
+              header: "Expires",
+              className: "nowrap",
+              cell: (t) =>
+                Date.parse(t.expiresAt) <= now ? (
+                  <span className="badge badge-bad">expired</span>
+                ) : (
+                  <Time iso={t.expiresAt} />
+                ),
+            },
+            { header: "Last used", className: "nowrap", cell: (t) => <Time iso={t.lastUsedAt} /> },
+            {
+              header: "Actions",
+              hideHeader: true,
+              cell: (t) => (
+                <ActionButton
+                  label="Revoke"
+                  method="DELETE"
+                  url={`/api/v1/tokens/${encodeURIComponent(t.id)}`}
+                  answer="apiToken"
+                  variant="ghost"
+                  ariaLabel={`Revoke token ${t.prefix}`}
+                  testId={`revoke-token-${t.prefix}`}
+                  confirm={{
+                    title: `Revoke token ${t.prefix}…?`,
+                    message: "Scripts using it stop working at once.",
+                    confirmLabel: "Revoke token",
+                  }}
+                />
+              ),
+            },
+          ]}
+        />
       </section>
     </>
   );

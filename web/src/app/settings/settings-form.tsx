@@ -1,9 +1,12 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import type { TailnetSettings } from "@trellis/proto";
-import { otherIssues } from "@/components/api";
+import { TailnetSettings } from "@trellis/proto/admin";
+import { FieldError, FormActions, FormErrors, hasFieldError } from "@/components/form";
 import { useMutation } from "@/components/use-mutation";
+
+/** The request's fields this form shows errors at (nodeApproval has no message of its own). */
+const FIELDS = ["name", "keyExpiryDays", "relayMap"];
 
 export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; readOnly: boolean }) {
   const mut = useMutation();
@@ -29,6 +32,7 @@ export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; 
     await mut.run(
       "PUT",
       "/api/v1/settings",
+      TailnetSettings,
       {
         name: name.trim(),
         nodeApproval,
@@ -39,14 +43,6 @@ export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; 
     );
   }
 
-  const relayIssue =
-    relayError ??
-    mut.issues
-      .filter((i) => i.path === "relayMap" || i.path.startsWith("relayMap."))
-      .map((i) => (i.path === "relayMap" ? i.message : `${i.path.slice("relayMap.".length)}: ${i.message}`))
-      .join("; ");
-  const rest = otherIssues(mut.issues, ["name", "nodeApproval", "keyExpiryDays", "relayMap"]);
-
   return (
     <form className="panel form-grid" onSubmit={submit} noValidate style={{ maxWidth: "44rem" }}>
       <label>
@@ -56,10 +52,10 @@ export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; 
           onChange={(e) => setName(e.target.value)}
           readOnly={readOnly}
           maxLength={100}
-          aria-invalid={mut.fields.name ? true : undefined}
+          aria-invalid={hasFieldError(mut.issues, "name")}
           data-testid="tailnet-name"
         />
-        {mut.fields.name ? <span className="field-error">{mut.fields.name}</span> : null}
+        <FieldError issues={mut.issues} path="name" />
       </label>
       <label className="check">
         <input
@@ -85,10 +81,10 @@ export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; 
           value={keyExpiryDays}
           onChange={(e) => setKeyExpiryDays(e.target.value)}
           readOnly={readOnly}
-          aria-invalid={mut.fields.keyExpiryDays ? true : undefined}
+          aria-invalid={hasFieldError(mut.issues, "keyExpiryDays")}
         />
         <span className="hint">Lifetime of new untagged machine keys (1–365).</span>
-        {mut.fields.keyExpiryDays ? <span className="field-error">{mut.fields.keyExpiryDays}</span> : null}
+        <FieldError issues={mut.issues} path="keyExpiryDays" />
       </label>
       <label>
         Relay map override
@@ -100,34 +96,19 @@ export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; 
           readOnly={readOnly}
           spellCheck={false}
           placeholder='Empty (or null): the built-in relay map. Otherwise JSON: {"regions": {"1": {…}}}'
-          aria-invalid={relayIssue ? true : undefined}
+          aria-invalid={relayError ? true : hasFieldError(mut.issues, "relayMap")}
         />
         <span className="hint">The relays published to machines. Leave empty to use the built-in map.</span>
-        {relayIssue ? <span className="field-error">{relayIssue}</span> : null}
+        <FieldError issues={mut.issues} path="relayMap" message={relayError} />
       </label>
-      {mut.error ? (
-        <div className="alert alert-error" role="alert">
-          {mut.error}
-          {rest.length ? (
-            <ul>
-              {rest.map((i, n) => (
-                <li key={n}>{i.message}</li>
-              ))}
-            </ul>
-          ) : null}
-        </div>
-      ) : null}
+      <FormErrors failure={mut} fields={FIELDS} />
       {mut.success ? (
         <p className="alert alert-success" role="status" data-testid="settings-saved">
           {mut.success}
         </p>
       ) : null}
       {!readOnly ? (
-        <div className="form-actions">
-          <button type="submit" className="btn btn-primary" disabled={mut.busy}>
-            {mut.busy ? "Saving…" : "Save settings"}
-          </button>
-        </div>
+        <FormActions busy={mut.busy} submit="Save settings" busyLabel="Saving…" />
       ) : (
         <p className="muted small">Changing these needs the settings:write permission.</p>
       )}

@@ -1,25 +1,28 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import type { ApiTokenInfo, Scope } from "@trellis/proto";
-import { otherIssues } from "@/components/api";
+import { CreatedApiToken, type Scope } from "@trellis/proto/admin";
 import { CopyButton } from "@/components/copy-button";
+import { FieldError, FormActions, FormErrors } from "@/components/form";
 import { useMutation } from "@/components/use-mutation";
 
 const EXPIRIES = [7, 30, 90, 180, 365];
+
+/** The request's fields this form shows errors at (the expiry is a fixed choice). */
+const FIELDS = ["description", "scopes"];
 
 /** Create an API token with a subset of the caller's scopes; the token is shown once. */
 export function TokenForm({ scopes }: { scopes: Scope[] }) {
   const mut = useMutation();
   const [open, setOpen] = useState(false);
-  const [created, setCreated] = useState<{ token: string; info: ApiTokenInfo } | null>(null);
+  const [created, setCreated] = useState<CreatedApiToken | null>(null);
   const readScopes = scopes.filter((s) => s.endsWith(":read"));
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const form = e.currentTarget;
     const data = new FormData(form);
-    const res = await mut.run<{ token: string; info: ApiTokenInfo }>("POST", "/api/v1/tokens", {
+    const res = await mut.run("POST", "/api/v1/tokens", CreatedApiToken, {
       description: String(data.get("description") ?? "").trim(),
       scopes: data.getAll("scopes").map(String),
       expiresInDays: Number(data.get("expiresInDays") ?? 90),
@@ -30,9 +33,6 @@ export function TokenForm({ scopes }: { scopes: Scope[] }) {
       form.reset();
     }
   }
-
-  const rest = otherIssues(mut.issues, ["description", "scopes", "expiresInDays"]);
-  const scopeIssue = Object.entries(mut.fields).find(([p]) => p === "scopes" || p.startsWith("scopes."))?.[1];
 
   return (
     <>
@@ -79,7 +79,7 @@ export function TokenForm({ scopes }: { scopes: Scope[] }) {
           <label>
             Description
             <input name="description" maxLength={200} placeholder="e.g. Terraform" autoComplete="off" />
-            {mut.fields.description ? <span className="field-error">{mut.fields.description}</span> : null}
+            <FieldError issues={mut.issues} path="description" />
           </label>
           <fieldset>
             <legend>Scopes</legend>
@@ -117,7 +117,7 @@ export function TokenForm({ scopes }: { scopes: Scope[] }) {
                 </label>
               ))}
             </div>
-            {scopeIssue ? <p className="field-error">{scopeIssue}</p> : null}
+            <FieldError issues={mut.issues} path="scopes" block />
           </fieldset>
           <label style={{ maxWidth: "12rem" }}>
             Expires after
@@ -129,26 +129,13 @@ export function TokenForm({ scopes }: { scopes: Scope[] }) {
               ))}
             </select>
           </label>
-          {mut.error ? (
-            <div className="alert alert-error" role="alert">
-              {mut.error}
-              {rest.length ? (
-                <ul>
-                  {rest.map((i, n) => (
-                    <li key={n}>{i.message}</li>
-                  ))}
-                </ul>
-              ) : null}
-            </div>
-          ) : null}
-          <div className="form-actions">
-            <button type="submit" className="btn btn-primary" disabled={mut.busy}>
-              {mut.busy ? "Creating…" : "Create token"}
-            </button>
-            <button type="button" className="btn btn-secondary" onClick={() => setOpen(false)}>
-              Cancel
-            </button>
-          </div>
+          <FormErrors failure={mut} fields={FIELDS} />
+          <FormActions
+            busy={mut.busy}
+            submit="Create token"
+            busyLabel="Creating…"
+            onCancel={() => setOpen(false)}
+          />
         </form>
       )}
     </>

@@ -1,14 +1,15 @@
 "use client";
 
 import { useEffect, useState, type FormEvent } from "react";
+import { NewAccount } from "@trellis/proto/admin";
+import { FieldError, FormErrors, SubmitButton } from "@/components/form";
+import { useMutation } from "@/components/use-mutation";
 
-type Issues = Record<string, string>;
+const FIELDS = ["token", "name", "email", "password"];
 
 export function SetupForm() {
+  const mut = useMutation();
   const [token, setToken] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [issues, setIssues] = useState<Issues>({});
   const [done, setDone] = useState<string | null>(null);
 
   useEffect(() => {
@@ -20,36 +21,21 @@ export function SetupForm() {
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
-    setBusy(true);
-    setError(null);
-    setIssues({});
-    try {
-      const res = await fetch("/api/setup", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          token: String(form.get("token") ?? ""),
-          email: String(form.get("email") ?? ""),
-          name: String(form.get("name") ?? ""),
-          password: String(form.get("password") ?? ""),
-        }),
-      });
-      const body = (await res.json()) as {
-        user?: { email: string };
-        message?: string;
-        issues?: { path: string; message: string }[];
-      };
-      if (res.ok && body.user) {
-        setDone(body.user.email);
-        history.replaceState(null, "", "/setup");
-        return;
-      }
-      setError(body.message ?? `setup failed (${res.status})`);
-      setIssues(Object.fromEntries((body.issues ?? []).map((i) => [i.path, i.message])));
-    } catch {
-      setError("could not reach the server");
-    } finally {
-      setBusy(false);
+    const res = await mut.run(
+      "POST",
+      "/api/setup",
+      NewAccount,
+      {
+        token: String(form.get("token") ?? ""),
+        email: String(form.get("email") ?? ""),
+        name: String(form.get("name") ?? ""),
+        password: String(form.get("password") ?? ""),
+      },
+      { refresh: false },
+    );
+    if (res.ok) {
+      setDone(res.data.user.email);
+      history.replaceState(null, "", "/setup");
     }
   }
 
@@ -77,31 +63,25 @@ export function SetupForm() {
           autoComplete="off"
           required
         />
-        {issues.token ? <span className="field-error">{issues.token}</span> : null}
+        <FieldError issues={mut.issues} path="token" />
       </label>
       <label>
         Name
         <input name="name" autoComplete="name" required />
-        {issues.name ? <span className="field-error">{issues.name}</span> : null}
+        <FieldError issues={mut.issues} path="name" />
       </label>
       <label>
         Email
         <input name="email" type="email" autoComplete="email" required />
-        {issues.email ? <span className="field-error">{issues.email}</span> : null}
+        <FieldError issues={mut.issues} path="email" />
       </label>
       <label>
         Password
         <input name="password" type="password" autoComplete="new-password" minLength={12} required />
-        {issues.password ? <span className="field-error">{issues.password}</span> : null}
+        <FieldError issues={mut.issues} path="password" />
       </label>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <button type="submit" disabled={busy}>
-        {busy ? "Creating…" : "Create admin account"}
-      </button>
+      <FormErrors failure={mut} fields={FIELDS} look="text" />
+      <SubmitButton busy={mut.busy} label="Create admin account" busyLabel="Creating…" variant="plain" />
     </form>
   );
 }

@@ -1,10 +1,13 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import type { InvitationInfo, Role } from "@trellis/proto";
+import { CreatedInvitation, type Role } from "@trellis/proto/admin";
 import { CopyButton } from "@/components/copy-button";
-import { otherIssues } from "@/components/api";
+import { FieldError, FormErrors, hasFieldError, SubmitButton } from "@/components/form";
 import { useMutation } from "@/components/use-mutation";
+
+/** The request's fields this form shows errors at (the link's lifetime is a fixed choice). */
+const FIELDS = ["email", "role"];
 
 const EXPIRIES = [
   { hours: 24, label: "1 day" },
@@ -21,7 +24,7 @@ export function InviteForm() {
     e.preventDefault();
     const form = e.currentTarget;
     const data = new FormData(form);
-    const res = await mut.run<{ invitation: InvitationInfo; url: string }>("POST", "/api/v1/invitations", {
+    const res = await mut.run("POST", "/api/v1/invitations", CreatedInvitation, {
       email: String(data.get("email") ?? "").trim(),
       role: String(data.get("role") ?? "member") as Role,
       expiresInHours: Number(data.get("expiresInHours") ?? 72),
@@ -32,7 +35,6 @@ export function InviteForm() {
     }
   }
 
-  const rest = otherIssues(mut.issues, ["email", "role", "expiresInHours"]);
   return (
     <div className="panel">
       <h3>Invite user</h3>
@@ -44,9 +46,9 @@ export function InviteForm() {
             type="email"
             required
             autoComplete="off"
-            aria-invalid={mut.fields.email ? true : undefined}
+            aria-invalid={hasFieldError(mut.issues, "email")}
           />
-          {mut.fields.email ? <span className="field-error">{mut.fields.email}</span> : null}
+          <FieldError issues={mut.issues} path="email" />
         </label>
         <label style={{ flex: "0 1 10rem" }}>
           Role
@@ -55,7 +57,7 @@ export function InviteForm() {
             <option value="auditor">auditor</option>
             <option value="admin">admin</option>
           </select>
-          {mut.fields.role ? <span className="field-error">{mut.fields.role}</span> : null}
+          <FieldError issues={mut.issues} path="role" />
         </label>
         <label style={{ flex: "0 1 9rem" }}>
           Link valid for
@@ -67,22 +69,9 @@ export function InviteForm() {
             ))}
           </select>
         </label>
-        <button type="submit" className="btn btn-primary" disabled={mut.busy}>
-          {mut.busy ? "Inviting…" : "Invite"}
-        </button>
+        <SubmitButton busy={mut.busy} label="Invite" busyLabel="Inviting…" />
       </form>
-      {mut.error ? (
-        <div className="alert alert-error" role="alert" style={{ marginTop: "0.75rem" }}>
-          {mut.error}
-          {rest.length ? (
-            <ul>
-              {rest.map((i, n) => (
-                <li key={n}>{i.message}</li>
-              ))}
-            </ul>
-          ) : null}
-        </div>
-      ) : null}
+      <FormErrors failure={mut} fields={FIELDS} style={{ marginTop: "0.75rem" }} />
       {created ? (
         <div className="secret-panel" style={{ marginTop: "1rem" }} data-testid="invite-created">
           <h3>Invitation for {created.email}</h3>

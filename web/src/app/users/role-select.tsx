@@ -1,7 +1,7 @@
 "use client";
 
 import { useState } from "react";
-import type { Role } from "@trellis/proto";
+import { UserInfo, type Role } from "@trellis/proto/admin";
 import { useMutation } from "@/components/use-mutation";
 
 export function RoleSelect({ userId, email, role }: { userId: string; email: string; role: Role }) {
@@ -22,7 +22,9 @@ export function RoleSelect({ userId, email, role }: { userId: string; email: str
           const next = e.target.value as Role;
           const prev = value;
           setValue(next);
-          const res = await mut.run("PATCH", `/api/v1/users/${encodeURIComponent(userId)}`, { role: next });
+          const res = await mut.run("PATCH", `/api/v1/users/${encodeURIComponent(userId)}`, UserInfo, {
+            role: next,
+          });
           if (!res.ok) setValue(prev);
         }}
       >

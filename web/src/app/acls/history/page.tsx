@@ -3,6 +3,7 @@ import Link from "next/link";
 import { getPolicy, getPolicyVersion, listPolicyVersions } from "@trellis/control/admin";
 import { ControlError } from "@trellis/control/errors";
 import { ActionButton } from "@/components/action-button";
+import { DataTable } from "@/components/data-table";
 import { DiffView } from "@/components/diff-view";
 import { formatDate, firstParam, hrefWith } from "@/components/format";
 import { Pager } from "@/components/pager";
@@ -87,76 +88,65 @@ export default async function PolicyHistoryPage({ searchParams }: { searchParams
         </section>
       ) : null}
 
-      <div className="table-wrap">
-        <table className="data">
-          <thead>
-            <tr>
-              <th scope="col">Version</th>
-              <th scope="col">Saved</th>
-              <th scope="col">Author</th>
-              <th scope="col" className="num">
-                Size
-              </th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {page.items.map((v) => (
-              <tr key={v.id} data-testid={`policy-version-${v.id}`}>
-                <td>
-                  <span className="cell-title">v{v.id}</span>{" "}
-                  {v.current ? <span className="badge badge-ok">current</span> : null}
-                </td>
-                <td>
-                  <span title={formatDate(v.createdAt)}>
-                    <Time iso={v.createdAt} />
-                  </span>
-                </td>
-                <td>{v.createdByName}</td>
-                <td className="num">{v.bytes.toLocaleString("en-US")} B</td>
-                <td className="nowrap">
-                  {v.current ? null : (
-                    <span className="row">
-                      <Link
-                        className="btn btn-secondary btn-sm"
-                        href={hrefWith("/acls/history", { cursor, diff: String(v.id) })}
-                      >
-                        View diff
-                      </Link>
-                      {canWrite ? (
-                        <ActionButton
-                          label="Restore"
-                          method="POST"
-                          url={`/api/v1/policy/versions/${v.id}/restore`}
-                          variant="secondary"
-                          ariaLabel={`Restore version ${v.id}`}
-                          testId={`restore-${v.id}`}
-                          confirm={{
-                            title: `Restore version ${v.id}?`,
-                            message: `Its text is saved as a new version and takes effect at once, replacing version ${current.version}.`,
-                            confirmLabel: "Restore",
-                          }}
-                        />
-                      ) : null}
-                    </span>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-      <Pager
-        path="/acls/history"
-        params={{}}
-        cursor={cursor}
-        nextCursor={page.nextCursor}
-        shown={page.items.length}
-        total={page.total}
-        noun="version"
+      <DataTable
+        rows={page.items}
+        rowKey={(v) => v.id}
+        rowTestId={(v) => `policy-version-${v.id}`}
+        columns={[
+          {
+            header: "Version",
+            cell: (v) => (
+              <>
+                <span className="cell-title">v{v.id}</span>{" "}
+                {v.current ? <span className="badge badge-ok">current</span> : null}
+              </>
+            ),
+          },
+          {
+            header: "Saved",
+            cell: (v) => (
+              <span title={formatDate(v.createdAt)}>
+                <Time iso={v.createdAt} />
+              </span>
+            ),
+          },
+          { header: "Author", cell: (v) => v.createdByName },
+          { header: "Size", num: true, cell: (v) => `${v.bytes.toLocaleString("en-US")} B` },
+          {
+            header: "Actions",
+            hideHeader: true,
+            className: "nowrap",
+            cell: (v) =>
+              v.current ? null : (
+                <span className="row">
+                  <Link
+                    className="btn btn-secondary btn-sm"
+                    href={hrefWith("/acls/history", { cursor, diff: String(v.id) })}
+                  >
+                    View diff
+                  </Link>
+                  {canWrite ? (
+                    <ActionButton
+                      label="Restore"
+                      method="POST"
+                      url={`/api/v1/policy/versions/${v.id}/restore`}
+                      answer="savedPolicy"
+                      variant="secondary"
+                      ariaLabel={`Restore version ${v.id}`}
+                      testId={`restore-${v.id}`}
+                      confirm={{
+                        title: `Restore version ${v.id}?`,
+                        message: `Its text is saved as a new version and takes effect at once, replacing version ${current.version}.`,
+                        confirmLabel: "Restore",
+                      }}
+                    />
+                  ) : null}
+                </span>
+              ),
+          },
+        ]}
       />
+      <Pager path="/acls/history" params={{}} cursor={cursor} page={page} noun="version" />
     </>
   );
 }

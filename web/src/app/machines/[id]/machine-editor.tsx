@@ -2,7 +2,9 @@
 
 import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
+import { MachineInfo, NoContent } from "@trellis/proto/admin";
 import { ConfirmDialog } from "@/components/confirm-dialog";
+import { FieldError, hasFieldError } from "@/components/form";
 import { EXIT_ROUTES, isExitRoute } from "@/components/format";
 import { Outcome, useMutation } from "@/components/use-mutation";
 
@@ -59,7 +61,9 @@ function Authorize({ base }: { base: string }) {
           type="button"
           className="btn btn-primary"
           disabled={mut.busy}
-          onClick={() => void mut.run("POST", `${base}/authorize`, undefined, { success: "Approved." })}
+          onClick={() =>
+            void mut.run("POST", `${base}/authorize`, MachineInfo, undefined, { success: "Approved." })
+          }
           data-testid="machine-approve"
         >
           Approve machine
@@ -75,7 +79,13 @@ function Rename({ base, name }: { base: string; name: string }) {
   const [value, setValue] = useState(name);
   async function submit(e: FormEvent) {
     e.preventDefault();
-    await mut.run("PATCH", base, { name: value.trim() }, { success: `Renamed to ${value.trim()}.` });
+    await mut.run(
+      "PATCH",
+      base,
+      MachineInfo,
+      { name: value.trim() },
+      { success: `Renamed to ${value.trim()}.` },
+    );
   }
   return (
     <section className="panel" aria-labelledby="rename-title">
@@ -88,7 +98,7 @@ function Rename({ base, name }: { base: string; name: string }) {
           id="machine-rename"
           value={value}
           onChange={(e) => setValue(e.target.value)}
-          aria-invalid={mut.fields.name ? true : undefined}
+          aria-invalid={hasFieldError(mut.issues, "name")}
           aria-describedby="machine-rename-hint"
           autoComplete="off"
           spellCheck={false}
@@ -102,8 +112,8 @@ function Rename({ base, name }: { base: string; name: string }) {
       <p id="machine-rename-hint" className="hint">
         Lowercase letters, digits and hyphens; also its MagicDNS name.
       </p>
-      {mut.fields.name ? <p className="field-error">{mut.fields.name}</p> : null}
-      <Outcome m={{ ...mut, issues: mut.fields.name ? [] : mut.issues }} />
+      <FieldError issues={mut.issues} path="name" block />
+      <Outcome m={mut} fields={["name"]} />
     </section>
   );
 }
@@ -179,7 +189,7 @@ function Tags({ base, tags }: { base: string; tags: string[] }) {
           type="button"
           className="btn btn-primary"
           disabled={mut.busy || !changed}
-          onClick={() => void mut.run("PATCH", base, { tags: list }, { success: "Tags saved." })}
+          onClick={() => void mut.run("PATCH", base, MachineInfo, { tags: list }, { success: "Tags saved." })}
         >
           Save tags
         </button>
@@ -205,7 +215,7 @@ function Routes({ base, m, isAdmin }: { base: string; m: EditableMachine; isAdmi
 
   function save() {
     const routes = [...subnets.filter((r) => approved.has(r)), ...(exit ? EXIT_ROUTES : [])];
-    void mut.run("POST", `${base}/routes`, { routes }, { success: "Routes saved." });
+    void mut.run("POST", `${base}/routes`, MachineInfo, { routes }, { success: "Routes saved." });
   }
 
   return (
@@ -274,6 +284,7 @@ function Expiry({ base, m }: { base: string; m: EditableMachine }) {
             void mut.run(
               "PATCH",
               base,
+              MachineInfo,
               { keyExpiryDisabled: e.target.checked },
               { success: e.target.checked ? "Key expiry disabled." : "Key expiry enabled." },
             )
@@ -310,7 +321,9 @@ function Expiry({ base, m }: { base: string; m: EditableMachine }) {
         error={mut.error}
         onCancel={() => setConfirming(false)}
         onConfirm={async () => {
-          const res = await mut.run("POST", `${base}/expire`, undefined, { success: "Key expired." });
+          const res = await mut.run("POST", `${base}/expire`, MachineInfo, undefined, {
+            success: "Key expired.",
+          });
           if (res.ok) setConfirming(false);
         }}
       >
@@ -348,7 +361,7 @@ function Remove({ base, name }: { base: string; name: string }) {
         error={mut.error}
         onCancel={() => setConfirming(false)}
         onConfirm={async () => {
-          const res = await mut.run("DELETE", base, undefined, { refresh: false });
+          const res = await mut.run("DELETE", base, NoContent, undefined, { refresh: false });
           if (res.ok) {
             setConfirming(false);
             router.push("/machines");
