@@ -244,12 +244,17 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     for (const action of [
       "setup.complete",
       "preauthkey.create",
-      "node.register",
-      "node.routes_approve",
+      "machine.register",
+      "machine.routes",
       "policy.update",
     ]) {
       expect(text, action).toContain(action);
     }
+    // People see machines, not the server's "node" (the stored vocabulary), and filter in their words.
+    expect(text).not.toContain("node.");
+    await admin.goto(url + "/logs?action=machine.routes");
+    await admin.getByTestId("audit-row").first().waitFor();
+    expect(await admin.getByTestId("audit-row").count()).toBe(1);
     await shot(admin, "logs");
     for (const page of ["users", "dns", "settings"]) {
       await admin.goto(`${url}/${page}`);

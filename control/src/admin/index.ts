@@ -25,6 +25,4 @@ export {
   getPolicyVersion,
   restorePolicyVersion,
   checkReachability,
-  type PolicyValidation,
-  type ReachabilityResult,
 } from "./policy";

@@ -6,7 +6,9 @@ import {
   ReachabilityRequest,
   SetPolicyRequest,
   type Page,
+  type PolicyValidation,
   type PolicyVersionInfo,
+  type ReachabilityResult,
 } from "@trellis/proto";
 import { z } from "zod";
 import { actorRef } from "../audit";
@@ -21,7 +23,6 @@ import {
   ReachQueryError,
   validatePolicy,
   type NodeInfo,
-  type PolicyIssue,
   type ReachAnswer,
   type RuleRef,
   type Topology,
@@ -32,32 +33,6 @@ import { applyAutoApprovals } from "../routes";
 import { actorNames } from "./audit";
 import type { AdminContext } from "./context";
 import { decodeCursor, pageOf } from "./paging";
-
-/** The outcome of a dry run: every problem with its line and column where the engine knows them. */
-export type PolicyValidation = { ok: true } | { ok: false; message: string; issues: PolicyIssue[] };
-
-export interface ReachabilityResult {
-  allowed: boolean;
-  /** The policy entry that allows it (`acls[2]`, `grants[0]`), with its text; null when denied. */
-  rule: { kind: RuleRef["section"]; index: number; text?: string } | null;
-  src: {
-    input: string;
-    /** Address the check used. */
-    ip: string | null;
-    node: { id: string; name: string } | null;
-    /** Owner's email for an untagged machine. */
-    user: string | null;
-  };
-  dst: {
-    input: string;
-    ip: string | null;
-    node: { id: string; name: string } | null;
-    /** The machine whose filter decides, when it is not `node` (a subnet router or exit node). */
-    via: { id: string; name: string } | null;
-  };
-  /** One sentence for people. */
-  explanation: string;
-}
 
 const PolicyText = z.string().max(MAX_POLICY_BYTES);
 

@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, expectTypeOf, it, vi } from "vitest";
 import type {
   checkReachability,
+  createKey,
+  listKeys,
+  revokeKey,
   getPolicy,
   getPolicyVersion,
   listAudit,
@@ -13,7 +16,6 @@ import type {
   updateUser,
   validatePolicyText,
 } from "@trellis/control/admin";
-import type { ControlRuntime } from "@trellis/control";
 import type { createApiToken, createInvitation, listApiTokens, revokeApiToken } from "@trellis/control/auth";
 import type { getDnsSettings, getTailnetSettings } from "@trellis/control/settings";
 import {
@@ -176,6 +178,7 @@ it("the admin library's results fit the console's answer schemas", () => {
   expectTypeOf<Result<typeof createInvitation>["invitation"]>().toExtend<InvitationInfo>();
   expectTypeOf<Result<typeof getTailnetSettings>>().toExtend<TailnetSettings>();
   expectTypeOf<Result<typeof getDnsSettings>>().toExtend<DnsSettings>();
-  expectTypeOf<Result<ControlRuntime["createPreAuthKey"]>>().toExtend<CreatedPreAuthKey>();
-  expectTypeOf<Result<ControlRuntime["revokePreAuthKey"]>>().toExtend<PreAuthKeyInfo>();
+  expectTypeOf<Result<typeof createKey>>().toExtend<CreatedPreAuthKey>();
+  expectTypeOf<Result<typeof revokeKey>>().toExtend<PreAuthKeyInfo>();
+  expectTypeOf<Result<typeof listKeys>>().toExtend<PreAuthKeyInfo[]>();
 });

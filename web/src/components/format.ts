@@ -80,3 +80,16 @@ export function hrefWith(path: string, params: Record<string, string | undefined
   const s = q.toString();
   return s ? `${path}?${s}` : path;
 }
+
+/**
+ * An audit action as the console names it: the server's vocabulary says
+ * "node" (control/src/audit.ts), people see "machine".
+ */
+export function actionLabel(action: string): string {
+  return action.startsWith("node.") ? `machine.${action.slice("node.".length)}` : action;
+}
+
+/** The server's action (or action prefix) for one typed in the console's words. */
+export function actionQuery(text: string): string {
+  return text.startsWith("machine.") ? `node.${text.slice("machine.".length)}` : text;
+}

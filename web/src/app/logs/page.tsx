@@ -5,7 +5,15 @@ import type { AuditEventInfo, ConnectionInfo } from "@trellis/proto";
 import { DataTable, Empty } from "@/components/data-table";
 import { DiffView } from "@/components/diff-view";
 import { FilterBar, SelectFilter, TextFilter } from "@/components/filter-bar";
-import { firstParam, formatBytes, formatDate, protoName, queryRecord } from "@/components/format";
+import {
+  actionLabel,
+  actionQuery,
+  firstParam,
+  formatBytes,
+  formatDate,
+  protoName,
+  queryRecord,
+} from "@/components/format";
 import { Pager } from "@/components/pager";
 import { Time } from "@/components/time";
 import { getRuntime } from "@/lib/api";
@@ -72,7 +80,7 @@ async function AuditTab({ actor, params }: { actor: Actor; params: Params }) {
   const cursor = firstParam(params.cursor) || undefined;
   const since = sinceOf(filters.range);
   const page = await listAudit(getRuntime(), actor, {
-    ...(filters.action ? { action: filters.action } : {}),
+    ...(filters.action ? { action: actionQuery(filters.action) } : {}),
     ...(filters.actor ? { actor: filters.actor } : {}),
     ...(since ? { since } : {}),
     ...(cursor ? { cursor } : {}),
@@ -87,7 +95,7 @@ async function AuditTab({ actor, params }: { actor: Actor; params: Params }) {
           name="action"
           label="Action"
           value={filters.action}
-          placeholder="Action, e.g. machine.update"
+          placeholder="Action, e.g. machine.rename or policy."
         />
         <TextFilter
           id="audit-actor"
@@ -119,7 +127,7 @@ async function AuditTab({ actor, params }: { actor: Actor; params: Params }) {
             ),
           },
           { header: "Who", cell: (e) => e.actorName },
-          { header: "Action", cell: (e) => <code>{e.action}</code> },
+          { header: "Action", cell: (e) => <code>{actionLabel(e.action)}</code> },
           { header: "Target", cell: (e) => <span className="mono small">{e.target}</span> },
           { header: "Details", style: { minWidth: "16rem" }, cell: (e) => <AuditDetail e={e} /> },
         ]}
@@ -145,7 +153,11 @@ function AuditDetail({ e }: { e: AuditEventInfo }) {
     <details className="expander">
       <summary>{hasDiff ? "Show changes" : "Show details"}</summary>
       {hasDiff ? (
-        <DiffView from={pretty(before)} to={pretty(after)} label={`Changes made by ${e.action}`} />
+        <DiffView
+          from={pretty(before)}
+          to={pretty(after)}
+          label={`Changes made by ${actionLabel(e.action)}`}
+        />
       ) : null}
       {hasRest ? (
         <pre className="json" style={{ marginTop: hasDiff ? "0.5rem" : 0 }}>
