@@ -9,7 +9,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** Benchmark name → file; each lives next to the code it measures. */
 const BENCHES = {
   crypto: "wasm/bench/crypto.ts",
-  policy: "control/bench/policy.ts",
+  policy: "policy/bench/policy.ts",
   relay: "relay/bench/relay.ts",
   control: "control/bench/control.ts",
 };
