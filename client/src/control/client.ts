@@ -193,6 +193,25 @@ export class ControlClient {
     path: string,
     o: { body?: string; signed?: boolean; session?: boolean; signal?: AbortSignal; stream?: boolean },
   ): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.send(method, path, o);
+      } catch (err) {
+        // Signatures carry no nonce: the same request signed with the same key
+        // in the same second by another signer (this node's previous page, a
+        // second tab) has the same MAC, and the server refuses it as a replay
+        // before doing anything. Signed again it carries the next second.
+        if (attempt === 1 && err instanceof ControlRequestError && err.code === "replayed_request") continue;
+        throw err;
+      }
+    }
+  }
+
+  private async send(
+    method: "GET" | "POST",
+    path: string,
+    o: { body?: string; signed?: boolean; session?: boolean; signal?: AbortSignal; stream?: boolean },
+  ): Promise<Response> {
     const headers: Record<string, string> = { accept: o.stream ? "text/event-stream" : "application/json" };
     if (o.signed !== false) headers.authorization = (await this.signer()).sign(method, path, o.body ?? "");
     if (o.body) headers["content-type"] = "application/json";

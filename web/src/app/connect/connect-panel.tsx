@@ -50,7 +50,13 @@ export function ConnectPanel({ user }: { user: string }) {
     const had = BrowserNode.hasIdentity(window.localStorage);
     setKnown(had);
     if (had) connect();
-    return () => node.current?.stop();
+    // A page being unloaded (reload, navigation) must not start reconnecting as its stream drops.
+    const stop = () => node.current?.stop();
+    window.addEventListener("pagehide", stop);
+    return () => {
+      window.removeEventListener("pagehide", stop);
+      stop();
+    };
   }, [connect]);
 
   const disconnect = () => {
