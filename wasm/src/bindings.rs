@@ -8,6 +8,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::allowedips::Prefix;
 use crate::device::{Device, Output, DROP_REASONS};
+use crate::engine::packet::Addr;
+use crate::engine::stack::{Event, SocketError};
+use crate::engine::{Engine, EngineOutput, ENGINE_DROPS};
 
 /// Record kinds in a result buffer.
 pub const KIND_DATAGRAM: u8 = 1;
@@ -55,6 +58,30 @@ fn ms(now: f64) -> u64 {
     } else {
         0
     }
+}
+
+/// Per-peer counters as a JSON array's elements.
+fn peers_json(dev: &Device) -> String {
+    let mut ids: Vec<u32> = dev.peers.keys().copied().collect();
+    ids.sort_unstable();
+    ids.iter()
+        .map(|id| {
+            let p = &dev.peers[id];
+            let key: String = p.public.iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "{{\"id\":{},\"public_key\":\"{}\",\"endpoint\":{},\"rx_bytes\":{},\"tx_bytes\":{},\"handshakes\":{},\"last_handshake_ms\":{},\"has_session\":{}}}",
+                p.id,
+                key,
+                p.endpoint.map_or("null".to_string(), |e| e.to_string()),
+                p.stats.rx_bytes,
+                p.stats.tx_bytes,
+                p.stats.handshakes,
+                p.stats.last_handshake,
+                p.keypairs.current.is_some()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A WireGuard device for JS hosts.
@@ -200,39 +227,362 @@ impl WgDevice {
             .iter()
             .map(|r| format!("\"{}\":{}", r.as_str(), self.dev.drops(*r)))
             .collect();
-        let mut ids: Vec<u32> = self.dev.peers.keys().copied().collect();
-        ids.sort_unstable();
-        let peers: Vec<String> = ids
-            .iter()
-            .map(|id| {
-                let p = &self.dev.peers[id];
-                let key: String = p.public.iter().map(|b| format!("{b:02x}")).collect();
-                format!(
-                    "{{\"id\":{},\"public_key\":\"{}\",\"endpoint\":{},\"rx_bytes\":{},\"tx_bytes\":{},\"handshakes\":{},\"last_handshake_ms\":{},\"has_session\":{}}}",
-                    p.id,
-                    key,
-                    p.endpoint.map_or("null".to_string(), |e| e.to_string()),
-                    p.stats.rx_bytes,
-                    p.stats.tx_bytes,
-                    p.stats.handshakes,
-                    p.stats.last_handshake,
-                    p.keypairs.current.is_some()
-                )
-            })
-            .collect();
         format!(
             "{{\"drops\":{{{}}},\"peers\":[{}]}}",
             drops.join(","),
-            peers.join(",")
+            peers_json(&self.dev)
         )
     }
 
-    /// Name of a drop reason code.
+    /// Name of a drop reason code (the device's or the engine's).
     pub fn drop_reason_name(code: u32) -> String {
         DROP_REASONS
             .iter()
             .find(|r| **r as u32 == code)
-            .map_or("unknown", |r| r.as_str())
+            .map(|r| r.as_str())
+            .or_else(|| {
+                ENGINE_DROPS
+                    .iter()
+                    .find(|r| **r as u32 == code)
+                    .map(|r| r.as_str())
+            })
+            .unwrap_or("unknown")
             .to_string()
+    }
+}
+
+// ---- The engine: device + packet filter + userspace stack ---------------------
+
+/// A TCP event (record id = connection handle); the first byte says which.
+pub const KIND_TCP: u8 = 4;
+/// A UDP datagram (record id = socket handle).
+pub const KIND_UDP: u8 = 5;
+/// An ICMP echo reply (record id = the ping identifier).
+pub const KIND_PING: u8 = 6;
+
+/// TCP event codes, the first byte of a KIND_TCP record.
+pub const TCP_CONNECTED: u8 = 1;
+/// Bytes follow.
+pub const TCP_DATA: u8 = 2;
+/// The peer finished sending.
+pub const TCP_EOF: u8 = 3;
+/// Closed and released; one more byte: 1 if by reset, refusal or timeout.
+pub const TCP_CLOSED: u8 = 4;
+/// A listener accepted this connection; then: listener u32 LE, port u16 BE, address.
+pub const TCP_ACCEPTED: u8 = 5;
+
+fn push_record(buf: &mut Vec<u8>, kind: u8, id: u32, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    buf.push(kind);
+    buf.extend_from_slice(&id.to_le_bytes());
+    buf.extend_from_slice(&(len as u32).to_le_bytes());
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+}
+
+fn encode_engine(outputs: Vec<EngineOutput>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for o in outputs {
+        match o {
+            EngineOutput::Wire(Output::Datagram { endpoint, data }) => {
+                push_record(&mut buf, KIND_DATAGRAM, endpoint, &[&data])
+            }
+            EngineOutput::Wire(Output::Packet { peer, data }) => {
+                push_record(&mut buf, KIND_PACKET, peer, &[&data])
+            }
+            EngineOutput::Wire(Output::Drop(r)) => push_record(&mut buf, KIND_DROP, r as u32, &[]),
+            EngineOutput::Dropped(r) => push_record(&mut buf, KIND_DROP, r as u32, &[]),
+            EngineOutput::Socket(e) => match e {
+                Event::TcpConnected(h) => push_record(&mut buf, KIND_TCP, h, &[&[TCP_CONNECTED]]),
+                Event::TcpData(h, d) => push_record(&mut buf, KIND_TCP, h, &[&[TCP_DATA], &d]),
+                Event::TcpEof(h) => push_record(&mut buf, KIND_TCP, h, &[&[TCP_EOF]]),
+                Event::TcpClosed(h, reset) => {
+                    push_record(&mut buf, KIND_TCP, h, &[&[TCP_CLOSED, u8::from(reset)]])
+                }
+                Event::TcpAccepted(l, h, from, port) => push_record(
+                    &mut buf,
+                    KIND_TCP,
+                    h,
+                    &[
+                        &[TCP_ACCEPTED],
+                        &l.to_le_bytes(),
+                        &port.to_be_bytes(),
+                        &from.to_bytes(),
+                    ],
+                ),
+                Event::Udp(h, from, port, d) => {
+                    let a = from.to_bytes();
+                    push_record(
+                        &mut buf,
+                        KIND_UDP,
+                        h,
+                        &[&[a.len() as u8], &a, &port.to_be_bytes(), &d],
+                    )
+                }
+                Event::PingReply(from, ident, seq) => {
+                    let a = from.to_bytes();
+                    push_record(
+                        &mut buf,
+                        KIND_PING,
+                        u32::from(ident),
+                        &[&[a.len() as u8], &a, &seq.to_be_bytes()],
+                    )
+                }
+            },
+        }
+    }
+    buf
+}
+
+fn socket_error(e: SocketError) -> JsError {
+    JsError::new(match e {
+        SocketError::UnknownHandle => "unknown socket handle",
+        SocketError::BadAddress => "no route to that address from this node",
+        SocketError::Exhausted => "no free port or socket",
+        SocketError::Refused => "the socket refused the operation",
+    })
+}
+
+fn addr_of(bytes: &[u8]) -> Result<Addr, JsError> {
+    Addr::from_bytes(bytes).ok_or_else(|| JsError::new("an address is 4 or 16 bytes"))
+}
+
+/// Split `buf` into the slices `lens` describes.
+fn slices<'a>(buf: &'a [u8], lens: &[u32]) -> Result<Vec<&'a [u8]>, JsError> {
+    let mut out = Vec::with_capacity(lens.len());
+    let mut off = 0usize;
+    for &len in lens {
+        let end = off
+            .checked_add(len as usize)
+            .filter(|&e| e <= buf.len())
+            .ok_or_else(|| JsError::new("lengths exceed the buffer"))?;
+        out.push(&buf[off..end]);
+        off = end;
+    }
+    Ok(out)
+}
+
+/// The node engine for JS hosts (see `engine`): WireGuard, the packet filter,
+/// and (for browsers and unprivileged gateways) the userspace TCP/IP stack.
+#[wasm_bindgen]
+pub struct WgEngine {
+    engine: Engine,
+}
+
+#[wasm_bindgen]
+impl WgEngine {
+    /// `stack`: deliver admitted packets to the userspace stack (false: to the host).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        private_key: &[u8],
+        seed: &[u8],
+        stack: bool,
+        now: f64,
+    ) -> Result<WgEngine, JsError> {
+        Ok(WgEngine {
+            engine: Engine::new(
+                key32(private_key, "private key")?,
+                key32(seed, "seed")?,
+                stack,
+                ms(now),
+            ),
+        })
+    }
+
+    /// Our static public key.
+    pub fn public_key(&self) -> Vec<u8> {
+        self.engine.wg.public_key().to_vec()
+    }
+
+    /// Add or update a peer (as `WgDevice.upsert_peer`). Returns its id.
+    pub fn upsert_peer(
+        &mut self,
+        public_key: &[u8],
+        psk: &[u8],
+        allowed_ips: &str,
+        endpoint: f64,
+        persistent_keepalive: u32,
+    ) -> Result<u32, JsError> {
+        let public = key32(public_key, "public key")?;
+        let psk = if psk.is_empty() {
+            None
+        } else {
+            Some(key32(psk, "preshared key")?)
+        };
+        let mut prefixes = Vec::new();
+        for s in allowed_ips
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            prefixes.push(
+                Prefix::parse(s).ok_or_else(|| JsError::new(&format!("bad allowed IP \"{s}\"")))?,
+            );
+        }
+        let endpoint =
+            (endpoint >= 0.0 && endpoint <= f64::from(u32::MAX)).then_some(endpoint as u32);
+        Ok(self
+            .engine
+            .wg
+            .upsert_peer(public, psk, &prefixes, endpoint, persistent_keepalive))
+    }
+
+    /// Remove a peer; false if unknown.
+    pub fn remove_peer(&mut self, public_key: &[u8]) -> Result<bool, JsError> {
+        Ok(self
+            .engine
+            .wg
+            .remove_peer(&key32(public_key, "public key")?))
+    }
+
+    /// Replace the packet filter: a JSON array of `FilterRule`s.
+    pub fn set_filter(&mut self, json: &str) -> Result<(), JsError> {
+        self.engine.set_filter(json).map_err(|e| JsError::new(&e))
+    }
+
+    /// This node's addresses, comma-separated (`100.64.0.5,fd7a:115c:a1e0::5`).
+    pub fn set_addresses(&mut self, addrs: &str) -> Result<(), JsError> {
+        let mut out = Vec::new();
+        for s in addrs.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let ip = s.split('/').next().unwrap_or(s);
+            out.push(Addr::parse(ip).ok_or_else(|| JsError::new(&format!("bad address \"{s}\"")))?);
+        }
+        self.engine.set_addresses(&out);
+        Ok(())
+    }
+
+    /// Datagrams from paths, back to back, each from `endpoints[i]`.
+    pub fn receive_batch(
+        &mut self,
+        datagrams: &[u8],
+        lens: &[u32],
+        endpoints: &[u32],
+        now: f64,
+    ) -> Result<Vec<u8>, JsError> {
+        if lens.len() != endpoints.len() {
+            return Err(JsError::new("lens and endpoints differ in length"));
+        }
+        let items: Vec<(&[u8], u32)> = slices(datagrams, lens)?
+            .into_iter()
+            .zip(endpoints.iter().copied())
+            .collect();
+        let mut out = Vec::new();
+        self.engine.receive(&items, ms(now), &mut out);
+        Ok(encode_engine(out))
+    }
+
+    /// IP packets from the host (TUN), back to back, to encrypt for peers.
+    pub fn send_batch(
+        &mut self,
+        packets: &[u8],
+        lens: &[u32],
+        now: f64,
+    ) -> Result<Vec<u8>, JsError> {
+        let items = slices(packets, lens)?;
+        let mut out = Vec::new();
+        self.engine.send(&items, ms(now), &mut out);
+        Ok(encode_engine(out))
+    }
+
+    /// Timers, and whatever sockets have to send.
+    pub fn poll(&mut self, now: f64) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.engine.poll(ms(now), &mut out);
+        encode_engine(out)
+    }
+
+    /// When to poll next, in the host's milliseconds.
+    pub fn next_poll(&mut self, now: f64) -> f64 {
+        self.engine.next_poll(ms(now)) as f64
+    }
+
+    /// Open a TCP connection; returns its handle.
+    pub fn tcp_connect(&mut self, addr: &[u8], port: u16) -> Result<u32, JsError> {
+        let a = addr_of(addr)?;
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.tcp_connect(a, port).map_err(socket_error)
+    }
+
+    /// Listen on a TCP port of this node's addresses; returns the listener's handle.
+    pub fn tcp_listen(&mut self, port: u16) -> Result<u32, JsError> {
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.tcp_listen(port).map_err(socket_error)
+    }
+
+    /// Queue bytes on a connection; returns how many fit.
+    pub fn tcp_send(&mut self, handle: u32, data: &[u8]) -> Result<u32, JsError> {
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.tcp_send(handle, data)
+            .map(|n| n as u32)
+            .map_err(socket_error)
+    }
+
+    /// Stop or resume reading a connection (back-pressure).
+    pub fn tcp_pause(&mut self, handle: u32, paused: bool) -> Result<(), JsError> {
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.tcp_pause(handle, paused).map_err(socket_error)
+    }
+
+    /// Finish sending on a connection (or stop a listener).
+    pub fn tcp_close(&mut self, handle: u32) -> Result<(), JsError> {
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.tcp_close(handle).map_err(socket_error)
+    }
+
+    /// Reset a connection and release its handle.
+    pub fn tcp_abort(&mut self, handle: u32) -> Result<(), JsError> {
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.tcp_abort(handle).map_err(socket_error)
+    }
+
+    /// Bind a UDP socket (0: an ephemeral port).
+    pub fn udp_bind(&mut self, port: u16) -> Result<u32, JsError> {
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.udp_bind(port).map_err(socket_error)
+    }
+
+    /// Send a UDP datagram from a bound socket.
+    pub fn udp_send(
+        &mut self,
+        handle: u32,
+        addr: &[u8],
+        port: u16,
+        data: &[u8],
+    ) -> Result<(), JsError> {
+        let a = addr_of(addr)?;
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.udp_send(handle, a, port, data).map_err(socket_error)
+    }
+
+    /// Close a UDP socket.
+    pub fn udp_close(&mut self, handle: u32) -> Result<(), JsError> {
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.udp_close(handle).map_err(socket_error)
+    }
+
+    /// Send an ICMP echo request; returns the identifier replies carry.
+    pub fn ping(&mut self, addr: &[u8], seq: u16, payload: &[u8]) -> Result<u16, JsError> {
+        let a = addr_of(addr)?;
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.ping(a, seq, payload).map_err(socket_error)
+    }
+
+    /// Drop counters (device and engine), per-peer state, flows tracked and sockets open, as JSON.
+    pub fn stats_json(&mut self) -> String {
+        let drops: Vec<String> = self
+            .engine
+            .drop_counts()
+            .iter()
+            .map(|(name, n)| format!("\"{name}\":{n}"))
+            .collect();
+        let sockets = self.engine.stack().map_or(0, |s| s.socket_count());
+        format!(
+            "{{\"drops\":{{{}}},\"peers\":[{}],\"flows\":{},\"sockets\":{}}}",
+            drops.join(","),
+            peers_json(&self.engine.wg),
+            self.engine.filter.conntrack.len(),
+            sockets
+        )
     }
 }

@@ -18,6 +18,7 @@ pub mod cipher;
 pub mod constants;
 pub mod cookie;
 pub mod device;
+pub mod engine;
 pub mod keypair;
 pub mod noise;
 pub mod peer;

@@ -1,8 +1,10 @@
 import type * as Bindings from "../pkg/web/trellis_wasm.js";
 import { WireGuardDevice as Device, type WgDeviceClass } from "./device";
+import { WireGuardEngine as Engine, type WgEngineClass } from "./engine";
 import { chooseVariant } from "./simd";
 
 export type * from "./device";
+export type * from "./engine";
 export { simdSupported } from "./simd";
 /** Bytes of the Poly1305 tag after every sealed message. */
 export const TAG_LEN = 16;
@@ -43,5 +45,18 @@ export function transportKey(key: Uint8Array): Bindings.TransportKey {
 export class WireGuardDevice extends Device {
   constructor(privateKey: Uint8Array, seed?: Uint8Array) {
     super(ready().WgDevice as unknown as WgDeviceClass, privateKey, seed);
+  }
+}
+
+/** The node engine (device, packet filter, userspace stack) on the browser build (call `loadWasm` first). */
+export class WireGuardEngine extends Engine {
+  constructor(privateKey: Uint8Array, opts: { stack: boolean; seed?: Uint8Array; now?: number }) {
+    const b = ready();
+    super(
+      b.WgEngine as unknown as WgEngineClass,
+      (code) => b.WgDevice.drop_reason_name(code),
+      privateKey,
+      opts,
+    );
   }
 }

@@ -1,9 +1,11 @@
 import { createRequire } from "node:module";
 import type * as Bindings from "../pkg/node/trellis_wasm";
 import { WireGuardDevice as Device, type WgDeviceClass } from "./device";
+import { WireGuardEngine as Engine, type WgEngineClass } from "./engine";
 import { chooseVariant } from "./simd";
 
 export type * from "./device";
+export type * from "./engine";
 export { simdSupported } from "./simd";
 
 const require = createRequire(import.meta.url);
@@ -34,5 +36,21 @@ export class WireGuardDevice extends Device {
   constructor(privateKey: Uint8Array, seed?: Uint8Array, variant?: Variant) {
     const b = variant ? nodeBindings(variant) : bindings;
     super(b.WgDevice as unknown as WgDeviceClass, privateKey, seed);
+  }
+}
+
+/** The node engine (device, packet filter, userspace stack) on the Node build. */
+export class WireGuardEngine extends Engine {
+  constructor(
+    privateKey: Uint8Array,
+    opts: { stack: boolean; seed?: Uint8Array; now?: number; variant?: Variant },
+  ) {
+    const b = opts.variant ? nodeBindings(opts.variant) : bindings;
+    super(
+      b.WgEngine as unknown as WgEngineClass,
+      (code) => b.WgDevice.drop_reason_name(code),
+      privateKey,
+      opts,
+    );
   }
 }

@@ -43,7 +43,7 @@ export class WgDevice {
     free(): void;
     [Symbol.dispose](): void;
     /**
-     * Name of a drop reason code.
+     * Name of a drop reason code (the device's or the engine's).
      */
     static drop_reason_name(code: number): string;
     /**
@@ -93,6 +93,99 @@ export class WgDevice {
     /**
      * Add or update a peer. `psk` empty for none; `allowed_ips` comma-separated
      * CIDRs; `endpoint` negative for none. Returns the peer id.
+     */
+    upsert_peer(public_key: Uint8Array | number[], psk: Uint8Array | number[], allowed_ips: string, endpoint: number, persistent_keepalive: number): number;
+}
+
+/**
+ * The node engine for JS hosts (see `engine`): WireGuard, the packet filter,
+ * and (for browsers and unprivileged gateways) the userspace TCP/IP stack.
+ */
+export class WgEngine {
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * `stack`: deliver admitted packets to the userspace stack (false: to the host).
+     */
+    constructor(private_key: Uint8Array | number[], seed: Uint8Array | number[], stack: boolean, now: number);
+    /**
+     * When to poll next, in the host's milliseconds.
+     */
+    next_poll(now: number): number;
+    /**
+     * Send an ICMP echo request; returns the identifier replies carry.
+     */
+    ping(addr: Uint8Array | number[], seq: number, payload: Uint8Array | number[]): number;
+    /**
+     * Timers, and whatever sockets have to send.
+     */
+    poll(now: number): Uint8Array;
+    /**
+     * Our static public key.
+     */
+    public_key(): Uint8Array;
+    /**
+     * Datagrams from paths, back to back, each from `endpoints[i]`.
+     */
+    receive_batch(datagrams: Uint8Array | number[], lens: Uint32Array | number[], endpoints: Uint32Array | number[], now: number): Uint8Array;
+    /**
+     * Remove a peer; false if unknown.
+     */
+    remove_peer(public_key: Uint8Array | number[]): boolean;
+    /**
+     * IP packets from the host (TUN), back to back, to encrypt for peers.
+     */
+    send_batch(packets: Uint8Array | number[], lens: Uint32Array | number[], now: number): Uint8Array;
+    /**
+     * This node's addresses, comma-separated (`100.64.0.5,fd7a:115c:a1e0::5`).
+     */
+    set_addresses(addrs: string): void;
+    /**
+     * Replace the packet filter: a JSON array of `FilterRule`s.
+     */
+    set_filter(json: string): void;
+    /**
+     * Drop counters (device and engine), per-peer state, flows tracked and sockets open, as JSON.
+     */
+    stats_json(): string;
+    /**
+     * Reset a connection and release its handle.
+     */
+    tcp_abort(handle: number): void;
+    /**
+     * Finish sending on a connection (or stop a listener).
+     */
+    tcp_close(handle: number): void;
+    /**
+     * Open a TCP connection; returns its handle.
+     */
+    tcp_connect(addr: Uint8Array | number[], port: number): number;
+    /**
+     * Listen on a TCP port of this node's addresses; returns the listener's handle.
+     */
+    tcp_listen(port: number): number;
+    /**
+     * Stop or resume reading a connection (back-pressure).
+     */
+    tcp_pause(handle: number, paused: boolean): void;
+    /**
+     * Queue bytes on a connection; returns how many fit.
+     */
+    tcp_send(handle: number, data: Uint8Array | number[]): number;
+    /**
+     * Bind a UDP socket (0: an ephemeral port).
+     */
+    udp_bind(port: number): number;
+    /**
+     * Close a UDP socket.
+     */
+    udp_close(handle: number): void;
+    /**
+     * Send a UDP datagram from a bound socket.
+     */
+    udp_send(handle: number, addr: Uint8Array | number[], port: number, data: Uint8Array | number[]): void;
+    /**
+     * Add or update a peer (as `WgDevice.upsert_peer`). Returns its id.
      */
     upsert_peer(public_key: Uint8Array | number[], psk: Uint8Array | number[], allowed_ips: string, endpoint: number, persistent_keepalive: number): number;
 }

@@ -43,7 +43,7 @@ export class WgDevice {
     free(): void;
     [Symbol.dispose](): void;
     /**
-     * Name of a drop reason code.
+     * Name of a drop reason code (the device's or the engine's).
      */
     static drop_reason_name(code: number): string;
     /**
@@ -97,12 +97,106 @@ export class WgDevice {
     upsert_peer(public_key: Uint8Array | number[], psk: Uint8Array | number[], allowed_ips: string, endpoint: number, persistent_keepalive: number): number;
 }
 
+/**
+ * The node engine for JS hosts (see `engine`): WireGuard, the packet filter,
+ * and (for browsers and unprivileged gateways) the userspace TCP/IP stack.
+ */
+export class WgEngine {
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * `stack`: deliver admitted packets to the userspace stack (false: to the host).
+     */
+    constructor(private_key: Uint8Array | number[], seed: Uint8Array | number[], stack: boolean, now: number);
+    /**
+     * When to poll next, in the host's milliseconds.
+     */
+    next_poll(now: number): number;
+    /**
+     * Send an ICMP echo request; returns the identifier replies carry.
+     */
+    ping(addr: Uint8Array | number[], seq: number, payload: Uint8Array | number[]): number;
+    /**
+     * Timers, and whatever sockets have to send.
+     */
+    poll(now: number): Uint8Array;
+    /**
+     * Our static public key.
+     */
+    public_key(): Uint8Array;
+    /**
+     * Datagrams from paths, back to back, each from `endpoints[i]`.
+     */
+    receive_batch(datagrams: Uint8Array | number[], lens: Uint32Array | number[], endpoints: Uint32Array | number[], now: number): Uint8Array;
+    /**
+     * Remove a peer; false if unknown.
+     */
+    remove_peer(public_key: Uint8Array | number[]): boolean;
+    /**
+     * IP packets from the host (TUN), back to back, to encrypt for peers.
+     */
+    send_batch(packets: Uint8Array | number[], lens: Uint32Array | number[], now: number): Uint8Array;
+    /**
+     * This node's addresses, comma-separated (`100.64.0.5,fd7a:115c:a1e0::5`).
+     */
+    set_addresses(addrs: string): void;
+    /**
+     * Replace the packet filter: a JSON array of `FilterRule`s.
+     */
+    set_filter(json: string): void;
+    /**
+     * Drop counters (device and engine), per-peer state, flows tracked and sockets open, as JSON.
+     */
+    stats_json(): string;
+    /**
+     * Reset a connection and release its handle.
+     */
+    tcp_abort(handle: number): void;
+    /**
+     * Finish sending on a connection (or stop a listener).
+     */
+    tcp_close(handle: number): void;
+    /**
+     * Open a TCP connection; returns its handle.
+     */
+    tcp_connect(addr: Uint8Array | number[], port: number): number;
+    /**
+     * Listen on a TCP port of this node's addresses; returns the listener's handle.
+     */
+    tcp_listen(port: number): number;
+    /**
+     * Stop or resume reading a connection (back-pressure).
+     */
+    tcp_pause(handle: number, paused: boolean): void;
+    /**
+     * Queue bytes on a connection; returns how many fit.
+     */
+    tcp_send(handle: number, data: Uint8Array | number[]): number;
+    /**
+     * Bind a UDP socket (0: an ephemeral port).
+     */
+    udp_bind(port: number): number;
+    /**
+     * Close a UDP socket.
+     */
+    udp_close(handle: number): void;
+    /**
+     * Send a UDP datagram from a bound socket.
+     */
+    udp_send(handle: number, addr: Uint8Array | number[], port: number, data: Uint8Array | number[]): void;
+    /**
+     * Add or update a peer (as `WgDevice.upsert_peer`). Returns its id.
+     */
+    upsert_peer(public_key: Uint8Array | number[], psk: Uint8Array | number[], allowed_ips: string, endpoint: number, persistent_keepalive: number): number;
+}
+
 export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
 
 export interface InitOutput {
     readonly memory: WebAssembly.Memory;
     readonly __wbg_transportkey_free: (a: number, b: number) => void;
     readonly __wbg_wgdevice_free: (a: number, b: number) => void;
+    readonly __wbg_wgengine_free: (a: number, b: number) => void;
     readonly transportkey_new: (a: number, b: number) => [number, number, number];
     readonly transportkey_open: (a: number, b: bigint, c: number, d: number) => [number, number, number, number];
     readonly transportkey_open_batch: (a: number, b: bigint, c: number, d: number, e: any, f: number, g: number) => [number, number, number];
@@ -122,6 +216,27 @@ export interface InitOutput {
     readonly wgdevice_stats_json: (a: number) => [number, number];
     readonly wgdevice_tick: (a: number, b: number) => [number, number];
     readonly wgdevice_upsert_peer: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number) => [number, number, number];
+    readonly wgengine_new: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number];
+    readonly wgengine_next_poll: (a: number, b: number) => number;
+    readonly wgengine_ping: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number];
+    readonly wgengine_poll: (a: number, b: number) => [number, number];
+    readonly wgengine_public_key: (a: number) => [number, number];
+    readonly wgengine_receive_batch: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number) => [number, number, number, number];
+    readonly wgengine_remove_peer: (a: number, b: number, c: number) => [number, number, number];
+    readonly wgengine_send_batch: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number, number];
+    readonly wgengine_set_addresses: (a: number, b: number, c: number) => [number, number];
+    readonly wgengine_set_filter: (a: number, b: number, c: number) => [number, number];
+    readonly wgengine_stats_json: (a: number) => [number, number];
+    readonly wgengine_tcp_abort: (a: number, b: number) => [number, number];
+    readonly wgengine_tcp_close: (a: number, b: number) => [number, number];
+    readonly wgengine_tcp_connect: (a: number, b: number, c: number, d: number) => [number, number, number];
+    readonly wgengine_tcp_listen: (a: number, b: number) => [number, number, number];
+    readonly wgengine_tcp_pause: (a: number, b: number, c: number) => [number, number];
+    readonly wgengine_tcp_send: (a: number, b: number, c: number, d: number) => [number, number, number];
+    readonly wgengine_udp_bind: (a: number, b: number) => [number, number, number];
+    readonly wgengine_udp_close: (a: number, b: number) => [number, number];
+    readonly wgengine_udp_send: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => [number, number];
+    readonly wgengine_upsert_peer: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number) => [number, number, number];
     readonly __wbindgen_externrefs: WebAssembly.Table;
     readonly __wbindgen_malloc: (a: number, b: number) => number;
     readonly __wbindgen_free: (a: number, b: number, c: number) => void;

@@ -129,7 +129,7 @@ export class WgDevice {
         wasm.__wbg_wgdevice_free(ptr, 0);
     }
     /**
-     * Name of a drop reason code.
+     * Name of a drop reason code (the device's or the engine's).
      * @param {number} code
      * @returns {string}
      */
@@ -371,6 +371,378 @@ export class WgDevice {
     }
 }
 if (Symbol.dispose) WgDevice.prototype[Symbol.dispose] = WgDevice.prototype.free;
+
+/**
+ * The node engine for JS hosts (see `engine`): WireGuard, the packet filter,
+ * and (for browsers and unprivileged gateways) the userspace TCP/IP stack.
+ */
+export class WgEngine {
+    __destroy_into_raw() {
+        const ptr = this.__wbg_ptr;
+        this.__wbg_ptr = 0;
+        WgEngineFinalization.unregister(this);
+        return ptr;
+    }
+    free() {
+        const ptr = this.__destroy_into_raw();
+        wasm.__wbg_wgengine_free(ptr, 0);
+    }
+    /**
+     * `stack`: deliver admitted packets to the userspace stack (false: to the host).
+     * @param {Uint8Array | number[]} private_key
+     * @param {Uint8Array | number[]} seed
+     * @param {boolean} stack
+     * @param {number} now
+     */
+    constructor(private_key, seed, stack, now) {
+        const val3 = +stack;
+        const val4 = +now;
+        let ptr0, len0, ptr1, len1;
+        try {
+            ptr0 = passArray8ToWasm0(private_key, wasm.__wbindgen_malloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passArray8ToWasm0(seed, wasm.__wbindgen_malloc);
+            len1 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.wgengine_new(ptr0, len0, ptr1, len1, val3, val4);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        this.__wbg_ptr = ret[0];
+        WgEngineFinalization.register(this, this.__wbg_ptr, this);
+        return this;
+    }
+    /**
+     * When to poll next, in the host's milliseconds.
+     * @param {number} now
+     * @returns {number}
+     */
+    next_poll(now) {
+        const ret = wasm.wgengine_next_poll(this.__wbg_ptr, now);
+        return ret;
+    }
+    /**
+     * Send an ICMP echo request; returns the identifier replies carry.
+     * @param {Uint8Array | number[]} addr
+     * @param {number} seq
+     * @param {Uint8Array | number[]} payload
+     * @returns {number}
+     */
+    ping(addr, seq, payload) {
+        const val3 = +seq;
+        let ptr0, len0, ptr1, len1;
+        try {
+            ptr0 = passArray8ToWasm0(addr, wasm.__wbindgen_malloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passArray8ToWasm0(payload, wasm.__wbindgen_malloc);
+            len1 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.wgengine_ping(this.__wbg_ptr, ptr0, len0, val3, ptr1, len1);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0];
+    }
+    /**
+     * Timers, and whatever sockets have to send.
+     * @param {number} now
+     * @returns {Uint8Array}
+     */
+    poll(now) {
+        const ret = wasm.wgengine_poll(this.__wbg_ptr, now);
+        var v1 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        return v1;
+    }
+    /**
+     * Our static public key.
+     * @returns {Uint8Array}
+     */
+    public_key() {
+        const ret = wasm.wgengine_public_key(this.__wbg_ptr);
+        var v1 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        return v1;
+    }
+    /**
+     * Datagrams from paths, back to back, each from `endpoints[i]`.
+     * @param {Uint8Array | number[]} datagrams
+     * @param {Uint32Array | number[]} lens
+     * @param {Uint32Array | number[]} endpoints
+     * @param {number} now
+     * @returns {Uint8Array}
+     */
+    receive_batch(datagrams, lens, endpoints, now) {
+        const val4 = +now;
+        let ptr0, len0, ptr1, len1, ptr2, len2;
+        try {
+            ptr0 = passArray8ToWasm0(datagrams, wasm.__wbindgen_malloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passArray32ToWasm0(lens, wasm.__wbindgen_malloc);
+            len1 = WASM_VECTOR_LEN;
+            ptr2 = passArray32ToWasm0(endpoints, wasm.__wbindgen_malloc);
+            len2 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 4, 4); }
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 4, 4); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.wgengine_receive_batch(this.__wbg_ptr, ptr0, len0, ptr1, len1, ptr2, len2, val4);
+        if (ret[3]) {
+            throw takeFromExternrefTable0(ret[2]);
+        }
+        var v5 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        return v5;
+    }
+    /**
+     * Remove a peer; false if unknown.
+     * @param {Uint8Array | number[]} public_key
+     * @returns {boolean}
+     */
+    remove_peer(public_key) {
+        const ptr0 = passArray8ToWasm0(public_key, wasm.__wbindgen_malloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.wgengine_remove_peer(this.__wbg_ptr, ptr0, len0);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] !== 0;
+    }
+    /**
+     * IP packets from the host (TUN), back to back, to encrypt for peers.
+     * @param {Uint8Array | number[]} packets
+     * @param {Uint32Array | number[]} lens
+     * @param {number} now
+     * @returns {Uint8Array}
+     */
+    send_batch(packets, lens, now) {
+        const val3 = +now;
+        let ptr0, len0, ptr1, len1;
+        try {
+            ptr0 = passArray8ToWasm0(packets, wasm.__wbindgen_malloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passArray32ToWasm0(lens, wasm.__wbindgen_malloc);
+            len1 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 4, 4); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.wgengine_send_batch(this.__wbg_ptr, ptr0, len0, ptr1, len1, val3);
+        if (ret[3]) {
+            throw takeFromExternrefTable0(ret[2]);
+        }
+        var v4 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        return v4;
+    }
+    /**
+     * This node's addresses, comma-separated (`100.64.0.5,fd7a:115c:a1e0::5`).
+     * @param {string} addrs
+     */
+    set_addresses(addrs) {
+        const ptr0 = passStringToWasm0(addrs, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.wgengine_set_addresses(this.__wbg_ptr, ptr0, len0);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * Replace the packet filter: a JSON array of `FilterRule`s.
+     * @param {string} json
+     */
+    set_filter(json) {
+        const ptr0 = passStringToWasm0(json, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.wgengine_set_filter(this.__wbg_ptr, ptr0, len0);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * Drop counters (device and engine), per-peer state, flows tracked and sockets open, as JSON.
+     * @returns {string}
+     */
+    stats_json() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.wgengine_stats_json(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
+    }
+    /**
+     * Reset a connection and release its handle.
+     * @param {number} handle
+     */
+    tcp_abort(handle) {
+        const ret = wasm.wgengine_tcp_abort(this.__wbg_ptr, handle);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * Finish sending on a connection (or stop a listener).
+     * @param {number} handle
+     */
+    tcp_close(handle) {
+        const ret = wasm.wgengine_tcp_close(this.__wbg_ptr, handle);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * Open a TCP connection; returns its handle.
+     * @param {Uint8Array | number[]} addr
+     * @param {number} port
+     * @returns {number}
+     */
+    tcp_connect(addr, port) {
+        const val2 = +port;
+        const ptr0 = passArray8ToWasm0(addr, wasm.__wbindgen_malloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.wgengine_tcp_connect(this.__wbg_ptr, ptr0, len0, val2);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] >>> 0;
+    }
+    /**
+     * Listen on a TCP port of this node's addresses; returns the listener's handle.
+     * @param {number} port
+     * @returns {number}
+     */
+    tcp_listen(port) {
+        const ret = wasm.wgengine_tcp_listen(this.__wbg_ptr, port);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] >>> 0;
+    }
+    /**
+     * Stop or resume reading a connection (back-pressure).
+     * @param {number} handle
+     * @param {boolean} paused
+     */
+    tcp_pause(handle, paused) {
+        const ret = wasm.wgengine_tcp_pause(this.__wbg_ptr, handle, paused);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * Queue bytes on a connection; returns how many fit.
+     * @param {number} handle
+     * @param {Uint8Array | number[]} data
+     * @returns {number}
+     */
+    tcp_send(handle, data) {
+        const val2 = +handle;
+        const ptr0 = passArray8ToWasm0(data, wasm.__wbindgen_malloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.wgengine_tcp_send(this.__wbg_ptr, val2, ptr0, len0);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] >>> 0;
+    }
+    /**
+     * Bind a UDP socket (0: an ephemeral port).
+     * @param {number} port
+     * @returns {number}
+     */
+    udp_bind(port) {
+        const ret = wasm.wgengine_udp_bind(this.__wbg_ptr, port);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] >>> 0;
+    }
+    /**
+     * Close a UDP socket.
+     * @param {number} handle
+     */
+    udp_close(handle) {
+        const ret = wasm.wgengine_udp_close(this.__wbg_ptr, handle);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * Send a UDP datagram from a bound socket.
+     * @param {number} handle
+     * @param {Uint8Array | number[]} addr
+     * @param {number} port
+     * @param {Uint8Array | number[]} data
+     */
+    udp_send(handle, addr, port, data) {
+        const val3 = +handle;
+        const val4 = +port;
+        let ptr0, len0, ptr1, len1;
+        try {
+            ptr0 = passArray8ToWasm0(addr, wasm.__wbindgen_malloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passArray8ToWasm0(data, wasm.__wbindgen_malloc);
+            len1 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.wgengine_udp_send(this.__wbg_ptr, val3, ptr0, len0, val4, ptr1, len1);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * Add or update a peer (as `WgDevice.upsert_peer`). Returns its id.
+     * @param {Uint8Array | number[]} public_key
+     * @param {Uint8Array | number[]} psk
+     * @param {string} allowed_ips
+     * @param {number} endpoint
+     * @param {number} persistent_keepalive
+     * @returns {number}
+     */
+    upsert_peer(public_key, psk, allowed_ips, endpoint, persistent_keepalive) {
+        const val4 = +endpoint;
+        const val5 = +persistent_keepalive;
+        let ptr0, len0, ptr1, len1, ptr2, len2;
+        try {
+            ptr0 = passArray8ToWasm0(public_key, wasm.__wbindgen_malloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passArray8ToWasm0(psk, wasm.__wbindgen_malloc);
+            len1 = WASM_VECTOR_LEN;
+            ptr2 = passStringToWasm0(allowed_ips, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len2 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.wgengine_upsert_peer(this.__wbg_ptr, ptr0, len0, ptr1, len1, ptr2, len2, val4, val5);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] >>> 0;
+    }
+}
+if (Symbol.dispose) WgEngine.prototype[Symbol.dispose] = WgEngine.prototype.free;
 function __wbg_get_imports() {
     const import0 = {
         __proto__: null,
@@ -405,6 +777,9 @@ const TransportKeyFinalization = (typeof FinalizationRegistry === 'undefined')
 const WgDeviceFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_wgdevice_free(ptr, 1));
+const WgEngineFinalization = (typeof FinalizationRegistry === 'undefined')
+    ? { register: () => {}, unregister: () => {} }
+    : new FinalizationRegistry(ptr => wasm.__wbg_wgengine_free(ptr, 1));
 
 function getArrayU8FromWasm0(ptr, len) {
     ptr = ptr >>> 0;

@@ -1,0 +1,348 @@
+//! Two engines wired back to back in memory: datagrams one sends are what
+//! the other receives. The fused path (decrypt, filter, stack) end to end.
+
+use super::*;
+use crate::allowedips::Prefix;
+
+const A4: &str = "100.64.0.1";
+const B4: &str = "100.64.0.2";
+const A6: &str = "fd7a:115c:a1e0::1";
+const B6: &str = "fd7a:115c:a1e0::2";
+
+const ALLOW_ALL: &str =
+    r#"[{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":0,"Last":65535}}]}]"#;
+
+fn addr(s: &str) -> Addr {
+    Addr::parse(s).unwrap()
+}
+
+struct Net {
+    a: Engine,
+    b: Engine,
+    now: u64,
+    /// Socket events seen by each side.
+    ev_a: Vec<Event>,
+    ev_b: Vec<Event>,
+    /// Datagrams carried each way.
+    carried: usize,
+}
+
+impl Net {
+    fn new(filter_a: &str, filter_b: &str) -> Net {
+        let mut a = Engine::new([1; 32], [11; 32], true, 0);
+        let mut b = Engine::new([2; 32], [22; 32], true, 0);
+        let (pa, pb) = (a.wg.public_key(), b.wg.public_key());
+        a.wg.upsert_peer(
+            pb,
+            None,
+            &[Prefix::parse(B4).unwrap(), Prefix::parse(B6).unwrap()],
+            Some(1),
+            0,
+        );
+        b.wg.upsert_peer(
+            pa,
+            None,
+            &[Prefix::parse(A4).unwrap(), Prefix::parse(A6).unwrap()],
+            Some(1),
+            0,
+        );
+        a.set_addresses(&[addr(A4), addr(A6)]);
+        b.set_addresses(&[addr(B4), addr(B6)]);
+        a.set_filter(filter_a).unwrap();
+        b.set_filter(filter_b).unwrap();
+        Net {
+            a,
+            b,
+            now: 1_000,
+            ev_a: Vec::new(),
+            ev_b: Vec::new(),
+            carried: 0,
+        }
+    }
+
+    /// Carry datagrams both ways until neither side has anything to send.
+    fn settle(&mut self, mut from_a: Vec<EngineOutput>, mut from_b: Vec<EngineOutput>) {
+        for _ in 0..10_000 {
+            let to_b = self.take(&mut from_a, true);
+            let to_a = self.take(&mut from_b, false);
+            if to_a.is_empty() && to_b.is_empty() {
+                return;
+            }
+            self.carried += to_a.len() + to_b.len();
+            let ra: Vec<(&[u8], u32)> = to_a.iter().map(|d| (d.as_slice(), 1)).collect();
+            let rb: Vec<(&[u8], u32)> = to_b.iter().map(|d| (d.as_slice(), 1)).collect();
+            self.a.receive(&ra, self.now, &mut from_a);
+            self.b.receive(&rb, self.now, &mut from_b);
+        }
+        panic!("the engines never went quiet");
+    }
+
+    fn take(&mut self, outs: &mut Vec<EngineOutput>, a: bool) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        for o in outs.drain(..) {
+            match o {
+                EngineOutput::Wire(Output::Datagram { data, .. }) => datagrams.push(data),
+                EngineOutput::Socket(e) => {
+                    if a {
+                        self.ev_a.push(e)
+                    } else {
+                        self.ev_b.push(e)
+                    }
+                }
+                _ => {}
+            }
+        }
+        datagrams
+    }
+
+    /// Let time pass and poll both sides.
+    fn tick(&mut self, ms: u64) {
+        self.now += ms;
+        let (mut oa, mut ob) = (Vec::new(), Vec::new());
+        self.a.poll(self.now, &mut oa);
+        self.b.poll(self.now, &mut ob);
+        self.settle(oa, ob);
+    }
+
+    fn data_at_b(&self, h: u32) -> Vec<u8> {
+        self.ev_b
+            .iter()
+            .flat_map(|e| match e {
+                Event::TcpData(x, d) if *x == h => d.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn tcp_through_wireguard_filter_and_stack_both_ways() {
+    let mut n = Net::new(ALLOW_ALL, ALLOW_ALL);
+    let listener = n.b.stack().unwrap().tcp_listen(7).unwrap();
+    let c = n.a.stack().unwrap().tcp_connect(addr(B4), 7).unwrap();
+    n.tick(1);
+    assert!(n.ev_a.contains(&Event::TcpConnected(c)));
+    let accepted = n
+        .ev_b
+        .iter()
+        .find_map(|e| match e {
+            Event::TcpAccepted(l, h, from, _) if *l == listener => Some((*h, *from)),
+            _ => None,
+        })
+        .expect("accepted");
+    assert_eq!(accepted.1, addr(A4));
+    // 1 MiB from A to B, fed as the send buffer frees.
+    let payload: Vec<u8> = (0..1_048_576u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut sent = 0;
+    for _ in 0..10_000 {
+        if sent < payload.len() {
+            sent += n.a.stack().unwrap().tcp_send(c, &payload[sent..]).unwrap();
+        }
+        n.tick(1);
+        if n.data_at_b(accepted.0).len() == payload.len() {
+            break;
+        }
+    }
+    assert_eq!(n.data_at_b(accepted.0), payload);
+    // The listener still listens: a second connection is accepted too.
+    let c2 = n.a.stack().unwrap().tcp_connect(addr(B6), 7).unwrap();
+    n.tick(1);
+    assert!(n.ev_a.contains(&Event::TcpConnected(c2)));
+    // Closing from A: B sees the end of the stream, and after B closes both are released.
+    n.a.stack().unwrap().tcp_close(c).unwrap();
+    n.tick(1);
+    assert!(n.ev_b.contains(&Event::TcpEof(accepted.0)));
+    n.b.stack().unwrap().tcp_close(accepted.0).unwrap();
+    n.tick(1);
+    assert!(n.ev_b.contains(&Event::TcpClosed(accepted.0, false)));
+    assert!(n
+        .ev_a
+        .iter()
+        .any(|e| matches!(e, Event::TcpClosed(h, false) if *h == c)));
+}
+
+#[test]
+fn the_filter_stops_connections_the_policy_does_not_allow_and_counts_them() {
+    // B lets A reach port 22 only.
+    let only_ssh = format!(
+        r#"[{{"SrcIPs":["{A4}"],"DstPorts":[{{"IP":"{B4}","Ports":{{"First":22,"Last":22}}}}]}}]"#
+    );
+    let mut n = Net::new(ALLOW_ALL, &only_ssh);
+    n.b.stack().unwrap().tcp_listen(22).unwrap();
+    n.b.stack().unwrap().tcp_listen(80).unwrap();
+    let web = n.a.stack().unwrap().tcp_connect(addr(B4), 80).unwrap();
+    let ssh = n.a.stack().unwrap().tcp_connect(addr(B4), 22).unwrap();
+    n.tick(1);
+    assert!(n.ev_a.contains(&Event::TcpConnected(ssh)));
+    assert!(!n.ev_a.contains(&Event::TcpConnected(web)));
+    assert!(n.b.drops(EngineDrop::FilterNoRule) >= 1);
+    // The SYN is retransmitted and dropped again: never connected.
+    n.tick(3_000);
+    assert!(!n.ev_a.contains(&Event::TcpConnected(web)));
+    assert!(n.b.drops(EngineDrop::FilterNoRule) >= 2);
+}
+
+#[test]
+fn ping_replies_pass_as_answers_to_our_requests() {
+    // B admits nothing from A; A admits nothing either. A's ping to B is
+    // refused by B's filter; B's reply-less state means A sees no reply.
+    let mut n = Net::new("[]", "[]");
+    n.a.stack().unwrap().ping(addr(B4), 1, b"hello").unwrap();
+    n.tick(1);
+    assert!(!n.ev_a.iter().any(|e| matches!(e, Event::PingReply(..))));
+    assert_eq!(n.b.drops(EngineDrop::FilterNoRule), 1);
+    // Now B admits pings from A: the reply reaches A although A's own rules
+    // admit nothing, because it answers A's request.
+    let icmp = r#"[{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":0,"Last":0}}],"IPProto":[1,58]}]"#;
+    n.b.set_filter(icmp).unwrap();
+    let ident = n.a.stack().unwrap().ping(addr(B4), 2, b"hello").unwrap();
+    n.a.stack().unwrap().ping(addr(B6), 3, b"hello").unwrap();
+    n.tick(1);
+    assert!(n.ev_a.contains(&Event::PingReply(addr(B4), ident, 2)));
+    assert!(n.ev_a.contains(&Event::PingReply(addr(B6), ident, 3)));
+    assert_eq!(n.a.drops(EngineDrop::FilterNoRule), 0);
+}
+
+#[test]
+fn udp_answers_pass_unsolicited_datagrams_do_not() {
+    let mut n = Net::new("[]", ALLOW_ALL);
+    let server = n.b.stack().unwrap().udp_bind(53).unwrap();
+    let client = n.a.stack().unwrap().udp_bind(0).unwrap();
+    n.a.stack()
+        .unwrap()
+        .udp_send(client, addr(B4), 53, b"query")
+        .unwrap();
+    n.tick(1);
+    let (from, port) = n
+        .ev_b
+        .iter()
+        .find_map(|e| match e {
+            Event::Udp(h, from, port, d) if *h == server && d == b"query" => Some((*from, *port)),
+            _ => None,
+        })
+        .expect("query arrived");
+    n.b.stack()
+        .unwrap()
+        .udp_send(server, from, port, b"answer")
+        .unwrap();
+    // Unsolicited, from another port of B: A's filter admits nothing.
+    let other = n.b.stack().unwrap().udp_bind(54).unwrap();
+    n.b.stack()
+        .unwrap()
+        .udp_send(other, from, port, b"spam")
+        .unwrap();
+    n.tick(1);
+    let got: Vec<&Vec<u8>> = n
+        .ev_a
+        .iter()
+        .filter_map(|e| match e {
+            Event::Udp(h, _, _, d) if *h == client => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec![&b"answer".to_vec()]);
+    assert_eq!(n.a.drops(EngineDrop::FilterNoRule), 1);
+}
+
+#[test]
+fn a_paused_reader_closes_the_window_and_loses_nothing() {
+    let mut n = Net::new(ALLOW_ALL, ALLOW_ALL);
+    n.b.stack().unwrap().tcp_listen(9).unwrap();
+    let c = n.a.stack().unwrap().tcp_connect(addr(B4), 9).unwrap();
+    n.tick(1);
+    let server = n
+        .ev_b
+        .iter()
+        .find_map(|e| match e {
+            Event::TcpAccepted(_, h, _, _) => Some(*h),
+            _ => None,
+        })
+        .unwrap();
+    n.b.stack().unwrap().tcp_pause(server, true).unwrap();
+    let payload = vec![42u8; 3 * stack::TCP_BUFFER];
+    let mut sent = 0;
+    for _ in 0..200 {
+        sent += n.a.stack().unwrap().tcp_send(c, &payload[sent..]).unwrap();
+        n.tick(5);
+    }
+    // B's window filled and closed: A could hand over at most its own buffer beyond it.
+    assert!(sent <= 2 * stack::TCP_BUFFER, "sent {sent}");
+    assert!(n.data_at_b(server).is_empty());
+    n.b.stack().unwrap().tcp_pause(server, false).unwrap();
+    for _ in 0..2_000 {
+        if sent < payload.len() {
+            sent += n.a.stack().unwrap().tcp_send(c, &payload[sent..]).unwrap();
+        }
+        n.tick(5);
+        if n.data_at_b(server).len() == payload.len() {
+            break;
+        }
+    }
+    assert_eq!(n.data_at_b(server), payload);
+}
+
+#[test]
+fn packets_for_other_addresses_and_garbage_are_dropped_and_counted() {
+    let mut n = Net::new(ALLOW_ALL, ALLOW_ALL);
+    // A routes 10.0.0.0/8 to B, but B's stack does not own it.
+    let pb = n.b.wg.public_key();
+    n.a.wg.upsert_peer(
+        pb,
+        None,
+        &[
+            Prefix::parse(B4).unwrap(),
+            Prefix::parse(B6).unwrap(),
+            Prefix::parse("10.0.0.0/8").unwrap(),
+        ],
+        Some(1),
+        0,
+    );
+    let mut p = vec![
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 100, 64, 0, 1, 10, 1, 2, 3,
+    ];
+    p.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+    let mut out = Vec::new();
+    n.a.send(&[&p], n.now, &mut out);
+    n.settle(out, Vec::new());
+    assert_eq!(n.b.drops(EngineDrop::NotLocal), 1);
+}
+
+#[test]
+fn a_host_engine_hands_admitted_packets_to_the_host() {
+    let mut a = Engine::new([1; 32], [11; 32], false, 0);
+    let mut b = Engine::new([2; 32], [22; 32], false, 0);
+    let (pa, pb) = (a.wg.public_key(), b.wg.public_key());
+    a.wg.upsert_peer(pb, None, &[Prefix::parse("0.0.0.0/0").unwrap()], Some(1), 0);
+    b.wg.upsert_peer(pa, None, &[Prefix::parse(A4).unwrap()], Some(1), 0);
+    b.set_filter(ALLOW_ALL).unwrap();
+    let mut p = vec![
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 100, 64, 0, 1, 10, 1, 2, 3,
+    ];
+    p.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+    let mut out = Vec::new();
+    a.send(&[&p], 1, &mut out);
+    let mut got = Vec::new();
+    // Handshake, then the staged packet.
+    for _ in 0..4 {
+        let to_b: Vec<Vec<u8>> = out
+            .drain(..)
+            .filter_map(|o| match o {
+                EngineOutput::Wire(Output::Datagram { data, .. }) => Some(data),
+                _ => None,
+            })
+            .collect();
+        let mut back = Vec::new();
+        let refs: Vec<(&[u8], u32)> = to_b.iter().map(|d| (d.as_slice(), 1)).collect();
+        b.receive(&refs, 1, &mut back);
+        for o in back {
+            match o {
+                EngineOutput::Wire(Output::Packet { data, .. }) => got.push(data),
+                EngineOutput::Wire(Output::Datagram { data, .. }) => {
+                    a.receive(&[(&data, 1)], 1, &mut out);
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(got, vec![p]);
+}
