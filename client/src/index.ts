@@ -8,3 +8,17 @@
 export * from "./control/index";
 export { NetmapState, MapSequenceError, checkSeq } from "./netmap/state";
 export { EndpointTable } from "./paths/endpoints";
+export { resolveHost, ResolveError, type Resolved } from "./netmap/resolve";
+export {
+  NodeEngine,
+  EngineError,
+  type EnginePlatform,
+  type EngineStatus,
+  type NodeEngineOptions,
+  type PathKind,
+  type PeerStatus,
+  type PingResult,
+} from "./engine/engine";
+export { TcpConnection, ConnectionError } from "./engine/sockets";
+export { rtcLinks, type DirectLink, type DirectLinkFactory, type PeerConnectionClass } from "./paths/webrtc";
+export { RtcSignal, openSignal, sealSignal, SignalError } from "./paths/signalling";

@@ -1,5 +1,7 @@
 // @trellis/client/node: the parts of the node engine that need Node.js (the
-// file system for the key; gateways and the CLI use them). Never imported by
-// browser code: a lint rule keeps `node:` imports out of everything else.
+// file system for the key, the WASM engine's Node build, node-datachannel for
+// WebRTC, `ws`). Never imported by browser code: a lint rule keeps `node:`
+// imports out of everything else.
 export { NodeIdentity } from "./identity";
 export { openWebSocket } from "./platform";
+export { nodeEngine, type NodeFlavourOptions } from "./engine";

@@ -1,0 +1,799 @@
+// The node engine, shared by the browser tab and the gateway: it keeps this
+// node's map (the control client's watcher), turns it into WireGuard peers,
+// a packet filter and addresses for the WASM engine, owns the paths to each
+// peer — the DERP relay always, a WebRTC data channel when one can be made —
+// and gives apps what they need: name resolution, ping, TCP connections,
+// UDP, and per-peer status.
+//
+// Paths work as Tailscale's magicsock: WireGuard sees one endpoint handle
+// per peer and never chooses; the engine sends each datagram on the peer's
+// best working path. A data channel carries traffic once it is open and a
+// probe has come back over it, and gives it back to the relay when probes
+// stop returning — the WireGuard session, and every TCP connection inside it,
+// carries on either way. Browser-safe: platform parts are injected.
+import { decodeKey } from "@trellis/proto";
+import { addrFromBytes, formatAddr } from "@trellis/proto/ip";
+import type { FullMap, Peer, SignalMessage } from "@trellis/proto/node";
+import type { EngineOutput, EngineStats, WireGuardEngine } from "@trellis/wasm";
+import type { ControlClient } from "../control/client";
+import type { MapWatcher, WatchState } from "../control/watch";
+import { resolveHost, type Resolved } from "../netmap/resolve";
+import type { SocketFactory } from "../paths/derp/client";
+import { EndpointTable } from "../paths/endpoints";
+import { RelayPaths } from "../paths/relay";
+import { openSignal, sealSignal, type RtcSignal } from "../paths/signalling";
+import type { DirectLink, DirectLinkFactory } from "../paths/webrtc";
+import { ConnectionError, TcpConnection } from "./sockets";
+
+export interface EnginePlatform {
+  /** The WASM engine for this private key, delivering to its userspace stack. */
+  createWasmEngine(privateKey: Uint8Array): WireGuardEngine;
+  /** WebSockets for the relay. */
+  socketFactory: SocketFactory;
+  /** WebRTC data channels; absent: the relay carries everything. */
+  directLinks?: DirectLinkFactory;
+}
+
+export interface NodeEngineOptions {
+  control: ControlClient;
+  /** The node's private key (the one `control` signs with); it stays in this engine. */
+  privateKey: Uint8Array;
+  platform: EnginePlatform;
+  /** Before each connection to the control server (a browser tab registers its key here). */
+  prepare?: () => Promise<void>;
+  /** Failed control connections in a row before giving up (default: never). */
+  maxAttempts?: number;
+  /** Where the engine reports what it is doing (defaults to nothing). */
+  log?: (msg: string, detail?: Record<string, unknown>) => void;
+}
+
+export type PathKind = "direct" | "relay" | "none";
+
+export interface PeerStatus {
+  id: string;
+  name: string;
+  dnsName: string;
+  addresses: string[];
+  os: string;
+  online: boolean;
+  /** Which path carries traffic to it now. */
+  path: PathKind;
+  /** Why that path, for people ("data channel open, 12 ms", "direct path stalled", …). */
+  pathDetail: string;
+  /** Round trip of the direct path's last probe, or of the last ping, in ms. */
+  rttMs: number | null;
+  rxBytes: number;
+  txBytes: number;
+  /** Wall-clock ms of the last completed handshake; null: none yet. */
+  lastHandshake: number | null;
+}
+
+export interface EngineStatus {
+  control: WatchState["phase"];
+  self: { name: string; dnsName: string; addresses: string[]; key: string } | null;
+  relay: { region: number | null; connected: boolean; latencyMs: number | null };
+  peers: PeerStatus[];
+  /** Packets dropped, by reason (only reasons that occurred). */
+  drops: Record<string, number>;
+}
+
+export interface PingResult {
+  rttMs: number;
+  path: PathKind;
+  peer: string | null;
+  address: string;
+}
+
+/** Marker bytes of the direct path's own probes (WireGuard messages start with 1–4). */
+const PROBE = 0xfe;
+const PROBE_REPLY = 0xfd;
+/** Probe the direct path this often while it is open. */
+const PROBE_EVERY_MS = 2000;
+/** A direct path with nothing received for this long is stalled: the relay takes over. */
+const STALL_AFTER_MS = 6500;
+/** A direct path not open this long after starting is given up. */
+const OPEN_WITHIN_MS = 15_000;
+const RETRY_MIN_MS = 5_000;
+const RETRY_MAX_MS = 300_000;
+
+interface Direct {
+  link: DirectLink;
+  session: string;
+  startedAt: number;
+  open: boolean;
+  /** A probe came back: the channel carries traffic (unless stalled). */
+  verified: boolean;
+  lastRx: number;
+  probes: Map<number, number>;
+  nextProbe: number;
+  rttMs: number | null;
+}
+
+interface PeerState {
+  peer: Peer;
+  key: Uint8Array;
+  handle: number;
+  allowed: string;
+  direct: Direct | null;
+  /** When a direct path may be tried again. */
+  retryAt: number;
+  retryMs: number;
+  lastHello: number;
+  rttMs: number | null;
+  whyNotDirect: string;
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const random = () => hex(globalThis.crypto.getRandomValues(new Uint8Array(8)));
+
+export class EngineError extends Error {
+  override readonly name = "EngineError";
+}
+
+export class NodeEngine {
+  private readonly wasm: WireGuardEngine;
+  private readonly relay: RelayPaths;
+  private readonly handles = new EndpointTable<string>(65536);
+  private readonly peers = new Map<string, PeerState>();
+  private readonly byHandle = new Map<number, PeerState>();
+  private map: FullMap | null = null;
+  private filterJson = "";
+  private addresses = "";
+  private watcher: MapWatcher | null = null;
+  private phase: WatchState["phase"] = "connecting";
+  private readonly ourKey: string;
+  private inbound: { data: Uint8Array; endpoint: number }[] = [];
+  private scheduled = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private probeTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly conns = new Map<number, TcpConnection>();
+  private readonly connecting = new Map<
+    number,
+    { resolve: (c: TcpConnection) => void; reject: (e: Error) => void; conn: TcpConnection }
+  >();
+  private readonly pings = new Map<
+    string,
+    { resolve: (r: PingResult) => void; sentAt: number; res: Resolved }
+  >();
+  private readonly tcpListeners = new Map<number, (handle: number, from: string, port: number) => void>();
+  private readonly udp = new Map<number, (from: string, port: number, data: Uint8Array) => void>();
+  private pingSeq = 0;
+  private closed = false;
+  private readonly listeners = new Set<(s: EngineStatus) => void>();
+  private statusQueued = false;
+  private readonly log: (msg: string, detail?: Record<string, unknown>) => void;
+
+  constructor(private readonly opts: NodeEngineOptions) {
+    this.wasm = opts.platform.createWasmEngine(opts.privateKey);
+    this.ourKey = hex(this.wasm.publicKey);
+    this.log = opts.log ?? (() => undefined);
+    this.relay = new RelayPaths({
+      privateKey: opts.privateKey,
+      socketFactory: opts.platform.socketFactory,
+      onPacket: (src, data) => this.fromRelay(src, data),
+      onHomeChange: (region) => this.homeChanged(region),
+    });
+  }
+
+  /** Connect to the control server and keep the map; resolves once the first map is applied. */
+  start(): Promise<void> {
+    if (this.watcher) throw new EngineError("the engine is already started");
+    let first: () => void = () => undefined;
+    let failed: (e: Error) => void = () => undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      first = resolve;
+      failed = reject;
+    });
+    this.watcher = this.opts.control.watchMap(
+      {
+        map: (map) => {
+          this.apply(map);
+          first();
+        },
+        signal: (s) => this.onSignal(s),
+        state: (s) => {
+          this.phase = s.phase;
+          if (s.phase === "failed") failed(s.error);
+          if (s.phase === "ended") failed(new EngineError(`the control server ended this node: ${s.reason}`));
+          this.changed();
+        },
+      },
+      { prepare: this.opts.prepare, maxAttempts: this.opts.maxAttempts },
+    );
+    this.probeTimer = setInterval(() => this.probeTick(), 500);
+    return ready;
+  }
+
+  /** How the watcher ended (for hosts that want to react to `ended`/`failed`). */
+  get done(): Promise<WatchState> {
+    if (!this.watcher) throw new EngineError("the engine is not started");
+    return this.watcher.done;
+  }
+
+  /** The current map, once one arrived. */
+  get netmap(): FullMap | null {
+    return this.map;
+  }
+
+  // ---- the map ----------------------------------------------------------------
+
+  private apply(map: FullMap): void {
+    this.map = map;
+    const addrs = map.node.addresses.map((a) => a.split("/")[0]!).join(",");
+    if (addrs !== this.addresses) {
+      this.addresses = addrs;
+      this.wasm.setAddresses(addrs.split(","));
+    }
+    const filter = JSON.stringify(map.packetFilter);
+    if (filter !== this.filterJson) {
+      this.filterJson = filter;
+      this.wasm.setFilter(filter);
+    }
+    this.relay.setRelayMap(map.relayMap);
+    const seen = new Set<string>();
+    for (const p of map.peers) {
+      seen.add(p.key);
+      let st = this.peers.get(p.key);
+      const allowed = p.allowedIPs.join(",");
+      if (!st) {
+        const key = decodeKey("nodekey", p.key);
+        const handle = this.handles.handle(p.key, p.key);
+        st = {
+          peer: p,
+          key,
+          handle,
+          allowed: "",
+          direct: null,
+          retryAt: 0,
+          retryMs: RETRY_MIN_MS,
+          lastHello: 0,
+          rttMs: null,
+          whyNotDirect: this.opts.platform.directLinks ? "no traffic yet" : "no WebRTC on this node",
+        };
+        this.peers.set(p.key, st);
+        this.byHandle.set(handle, st);
+      }
+      st.peer = p;
+      if (st.allowed !== allowed) {
+        st.allowed = allowed;
+        this.wasm.upsertPeer({ publicKey: st.key, allowedIps: p.allowedIPs, endpoint: st.handle });
+      }
+    }
+    for (const [key, st] of this.peers) {
+      if (seen.has(key)) continue;
+      this.wasm.removePeer(st.key);
+      st.direct?.link.close();
+      this.peers.delete(key);
+      this.byHandle.delete(st.handle);
+    }
+    this.kick();
+    this.changed();
+  }
+
+  private homeChanged(region: number | null): void {
+    this.log("relay home", { region, connected: this.relay.connected });
+    if (region !== null && this.relay.connected) {
+      this.opts.control
+        .updateEndpoints({ endpoints: [], homeRegion: region })
+        .catch((err: unknown) => this.log("could not report the home relay", { err: String(err) }));
+    }
+    this.changed();
+  }
+
+  // ---- packets in and out ---------------------------------------------------------
+
+  private fromRelay(src: Uint8Array, data: Uint8Array): void {
+    const st = this.peers.get(`nodekey:${hex(src)}`);
+    if (!st) return; // not a peer of ours (the relay vouches for the key, the map does not)
+    this.inbound.push({ data, endpoint: st.handle });
+    this.kick();
+  }
+
+  private fromDirect(st: PeerState, d: Direct, data: Uint8Array): void {
+    const now = Date.now();
+    d.lastRx = now;
+    if (data[0] === PROBE && data.length === 5) {
+      const reply = data.slice();
+      reply[0] = PROBE_REPLY;
+      d.link.send(reply);
+      return;
+    }
+    if (data[0] === PROBE_REPLY && data.length === 5) {
+      const seq = new DataView(data.buffer, data.byteOffset).getUint32(1);
+      const sent = d.probes.get(seq);
+      if (sent !== undefined) {
+        d.probes.delete(seq);
+        d.rttMs = now - sent;
+      }
+      if (!d.verified) {
+        d.verified = true;
+        st.retryMs = RETRY_MIN_MS;
+        this.log("direct path verified", { peer: st.peer.name, rttMs: d.rttMs });
+        this.changed();
+      }
+      return;
+    }
+    this.inbound.push({ data, endpoint: st.handle });
+    this.kick();
+  }
+
+  /** Whether the peer's direct path carries traffic now. */
+  private usable(d: Direct | null, now = Date.now()): boolean {
+    return d !== null && d.open && d.verified && now - d.lastRx < STALL_AFTER_MS;
+  }
+
+  private sendDatagram(st: PeerState, data: Uint8Array): void {
+    const now = Date.now();
+    if (st.direct && this.usable(st.direct, now) && st.direct.link.send(data)) return;
+    this.relay.send(st.key, data, st.peer.homeRegion);
+    if (!st.direct && now >= st.retryAt) this.startDirect(st, now);
+  }
+
+  /** Run the WASM engine soon (once per turn, however many reasons). */
+  kick(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    queueMicrotask(() => this.pump());
+  }
+
+  private pump(): void {
+    this.scheduled = false;
+    if (this.closed) return;
+    const now = Date.now();
+    const batch = this.inbound;
+    this.inbound = [];
+    let out = batch.length ? this.wasm.receive(batch, now) : this.wasm.poll(now);
+    this.handle(out);
+    // Writers may have room now; what they queue goes out in the same turn.
+    let again = false;
+    for (const c of this.conns.values()) {
+      if (c.waiting) {
+        c.flush();
+        again = true;
+      }
+    }
+    if (again) {
+      out = this.wasm.poll(now);
+      this.handle(out);
+    }
+    if (this.timer) clearTimeout(this.timer);
+    const at = this.wasm.nextPoll(now);
+    this.timer = setTimeout(() => this.kick(), Math.max(1, Math.min(at - Date.now(), 1000)));
+  }
+
+  private handle(out: EngineOutput[]): void {
+    for (const o of out) {
+      switch (o.kind) {
+        case "datagram": {
+          const st = this.byHandle.get(o.endpoint);
+          if (st) this.sendDatagram(st, o.data);
+          break;
+        }
+        case "tcp-connected": {
+          const p = this.connecting.get(o.handle);
+          if (p) {
+            this.connecting.delete(o.handle);
+            this.conns.set(o.handle, p.conn);
+            p.resolve(p.conn);
+          }
+          break;
+        }
+        case "tcp-accepted":
+          this.tcpListeners.get(o.listener)?.(o.handle, formatAddr(addrFromBytes(o.from)!), o.port);
+          break;
+        case "tcp-data":
+          this.conns.get(o.handle)?.data(o.data);
+          break;
+        case "tcp-eof":
+          this.conns.get(o.handle)?.eof();
+          break;
+        case "tcp-closed": {
+          const p = this.connecting.get(o.handle);
+          if (p) {
+            this.connecting.delete(o.handle);
+            p.conn.closedBy(true, false);
+            p.reject(
+              new ConnectionError(
+                `could not connect to ${p.conn.remote.address}:${p.conn.remote.port}: refused, unreachable or not allowed by the policy`,
+                "refused",
+              ),
+            );
+          }
+          this.conns.get(o.handle)?.closedBy(o.reset, true);
+          this.conns.delete(o.handle);
+          break;
+        }
+        case "ping-reply": {
+          const key = `${o.ident}/${o.seq}`;
+          const p = this.pings.get(key);
+          if (p) {
+            this.pings.delete(key);
+            const rttMs = Date.now() - p.sentAt;
+            const st = p.res.peer ? this.peers.get(p.res.peer.key) : undefined;
+            if (st) st.rttMs = rttMs;
+            p.resolve({
+              rttMs,
+              path: st ? this.pathOf(st) : "relay",
+              peer: p.res.peer?.name ?? null,
+              address: p.res.text,
+            });
+          }
+          break;
+        }
+        case "udp":
+          this.udp.get(o.handle)?.(formatAddr(addrFromBytes(o.from)!), o.port, o.data.slice());
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  // ---- direct paths -------------------------------------------------------------
+
+  private offerer(st: PeerState): boolean {
+    return this.ourKey < hex(st.key);
+  }
+
+  private iceServers(): { urls: string[] }[] {
+    const urls: string[] = [];
+    for (const r of Object.values(this.map?.relayMap.regions ?? {})) {
+      for (const n of r.nodes) if (n.stunPort > 0) urls.push(`stun:${n.hostName}:${n.stunPort}`);
+    }
+    return urls.length ? [{ urls }] : [];
+  }
+
+  private startDirect(st: PeerState, now: number, session = random()): void {
+    const factory = this.opts.platform.directLinks;
+    if (!factory || this.closed) return;
+    if (!st.peer.online) {
+      st.whyNotDirect = "the peer is offline";
+      return;
+    }
+    if (!this.offerer(st)) {
+      // The other side offers; ask it to (at most every few seconds).
+      if (now - st.lastHello > RETRY_MIN_MS) {
+        st.lastHello = now;
+        this.sendSignal(st, { kind: "hello", session });
+      }
+      return;
+    }
+    this.openLink(st, session, true, now);
+  }
+
+  private openLink(st: PeerState, session: string, offerer: boolean, now: number): Direct | null {
+    const factory = this.opts.platform.directLinks;
+    if (!factory) return null;
+    st.direct?.link.close();
+    const d: Direct = {
+      link: null as unknown as DirectLink,
+      session,
+      startedAt: now,
+      open: false,
+      verified: false,
+      lastRx: now,
+      probes: new Map(),
+      nextProbe: now,
+      rttMs: null,
+    };
+    st.direct = d;
+    st.whyNotDirect = "setting up a data channel";
+    d.link = factory(
+      { offerer, session, iceServers: this.iceServers() },
+      {
+        signal: (s) => this.sendSignal(st, s),
+        open: () => {
+          d.open = true;
+          d.lastRx = Date.now();
+          this.log("data channel open", { peer: st.peer.name });
+          this.probe(d);
+          this.changed();
+        },
+        message: (data) => this.fromDirect(st, d, data),
+        close: (reason) => {
+          if (st.direct !== d) return;
+          st.direct = null;
+          st.whyNotDirect = `direct path closed: ${reason}`;
+          st.retryAt = Date.now() + st.retryMs;
+          st.retryMs = Math.min(RETRY_MAX_MS, st.retryMs * 2);
+          this.log("direct path closed", { peer: st.peer.name, reason });
+          this.changed();
+        },
+      },
+    );
+    this.changed();
+    return d;
+  }
+
+  private probe(d: Direct): void {
+    const seq = (Math.random() * 0xffffffff) >>> 0;
+    const b = new Uint8Array(5);
+    b[0] = PROBE;
+    new DataView(b.buffer).setUint32(1, seq);
+    const now = Date.now();
+    d.probes.set(seq, now);
+    if (d.probes.size > 16) d.probes.delete(d.probes.keys().next().value!);
+    d.nextProbe = now + PROBE_EVERY_MS;
+    d.link.send(b);
+  }
+
+  /** Probes, stalls, and attempts that never opened. */
+  private probeTick(): void {
+    const now = Date.now();
+    for (const st of this.peers.values()) {
+      const d = st.direct;
+      if (!d) continue;
+      if (!d.open) {
+        if (now - d.startedAt > OPEN_WITHIN_MS) {
+          st.whyNotDirect = "no direct connection could be made (WebRTC blocked or no route)";
+          d.link.close();
+        }
+        continue;
+      }
+      const wasUsable = d.verified && now - d.lastRx - 500 < STALL_AFTER_MS;
+      if (now >= d.nextProbe) this.probe(d);
+      if (wasUsable && !this.usable(d, now)) this.changed();
+    }
+  }
+
+  private sendSignal(st: PeerState, s: RtcSignal): void {
+    let sealed: string;
+    try {
+      sealed = sealSignal(s, this.opts.privateKey, st.key);
+    } catch (err) {
+      this.log("signal not sent", { peer: st.peer.name, err: String(err) });
+      return;
+    }
+    this.opts.control.signal({ to: st.peer.key, sealed }).catch((err: unknown) => {
+      this.log("signal refused", { peer: st.peer.name, err: String(err) });
+      if (st.direct?.session === s.session && s.kind !== "bye") {
+        st.whyNotDirect = `signalling failed: ${err instanceof Error ? err.message : String(err)}`;
+        st.direct.link.close();
+      }
+    });
+  }
+
+  private onSignal(m: SignalMessage): void {
+    const st = this.peers.get(m.from);
+    if (!st) return;
+    let s: RtcSignal;
+    try {
+      s = openSignal(m.sealed, this.opts.privateKey, st.key);
+    } catch (err) {
+      this.log("signal refused", { from: st.peer.name, err: String(err) });
+      return;
+    }
+    const now = Date.now();
+    switch (s.kind) {
+      case "hello":
+        if (this.offerer(st) && !(st.direct && st.direct.open)) this.openLink(st, random(), true, now);
+        return;
+      case "description":
+        if (s.type === "offer") {
+          if (this.offerer(st)) return; // the other side does not offer to us
+          const d = this.openLink(st, s.session, false, now);
+          d?.link.signal(s);
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+    if (st.direct?.session === s.session) st.direct.link.signal(s);
+  }
+
+  // ---- what apps use ---------------------------------------------------------------
+
+  private requireMap(): FullMap {
+    if (!this.map) throw new EngineError("this node has no map yet (not connected)");
+    return this.map;
+  }
+
+  /** A machine's name or an address → where to connect. */
+  resolve(host: string): Resolved {
+    return resolveHost(this.requireMap(), host);
+  }
+
+  /** ICMP echo through the tunnel; rejects after `timeoutMs` without a reply. */
+  ping(host: string, opts: { timeoutMs?: number } = {}): Promise<PingResult> {
+    const res = this.resolve(host);
+    const seq = (this.pingSeq = (this.pingSeq + 1) & 0xffff);
+    const ident = this.wasm.ping(res.bytes, seq, new TextEncoder().encode("trellis ping"));
+    const key = `${ident}/${seq}`;
+    this.kick();
+    return new Promise<PingResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(key);
+        reject(
+          new ConnectionError(`no reply from ${host} within ${(opts.timeoutMs ?? 5000) / 1000} s`, "timeout"),
+        );
+      }, opts.timeoutMs ?? 5000);
+      this.pings.set(key, {
+        res,
+        sentAt: Date.now(),
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      });
+    });
+  }
+
+  /** A TCP connection through the tailnet; resolves once established. */
+  connectTcp(host: string, port: number, opts: { timeoutMs?: number } = {}): Promise<TcpConnection> {
+    const res = this.resolve(host);
+    const handle = this.wasm.tcpConnect(res.bytes, port);
+    const conn = new TcpConnection(handle, this.tcpHost, { address: res.text, port });
+    this.kick();
+    return new Promise<TcpConnection>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!this.connecting.has(handle)) return;
+        this.connecting.delete(handle);
+        this.wasm.tcpAbort(handle);
+        reject(
+          new ConnectionError(
+            `no answer from ${host}:${port} within ${(opts.timeoutMs ?? 15_000) / 1000} s`,
+            "timeout",
+          ),
+        );
+      }, opts.timeoutMs ?? 15_000);
+      this.connecting.set(handle, {
+        conn,
+        resolve: (c) => {
+          clearTimeout(timer);
+          resolve(c);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+    });
+  }
+
+  /** Accept TCP connections to `port` of this node; returns a function that stops listening. */
+  listenTcp(port: number, onConnection: (c: TcpConnection) => void): () => void {
+    const listener = this.wasm.tcpListen(port);
+    const accept = (handle: number, from: string, fromPort: number) => {
+      const c = new TcpConnection(handle, this.tcpHost, { address: from, port: fromPort });
+      this.conns.set(handle, c);
+      onConnection(c);
+    };
+    this.tcpListeners.set(listener, accept);
+    return () => {
+      this.tcpListeners.delete(listener);
+      this.wasm.tcpClose(listener);
+    };
+  }
+
+  /** A UDP socket on `port` (0: any); datagrams arrive through `onMessage`. */
+  bindUdp(
+    port: number,
+    onMessage: (from: string, port: number, data: Uint8Array) => void,
+  ): { port: number; send(host: string, port: number, data: Uint8Array): void; close(): void } {
+    const handle = this.wasm.udpBind(port);
+    this.udp.set(handle, onMessage);
+    return {
+      port,
+      send: (host, p, data) => {
+        this.wasm.udpSend(handle, this.resolve(host).bytes, p, data);
+        this.kick();
+      },
+      close: () => {
+        this.udp.delete(handle);
+        this.wasm.udpClose(handle);
+      },
+    };
+  }
+
+  private readonly tcpHost = {
+    send: (h: number, data: Uint8Array) => this.wasm.tcpSend(h, data),
+    pause: (h: number, paused: boolean) => this.wasm.tcpPause(h, paused),
+    close: (h: number) => this.wasm.tcpClose(h),
+    abort: (h: number) => {
+      this.conns.delete(h);
+      this.wasm.tcpAbort(h);
+    },
+    kick: () => this.kick(),
+  };
+
+  // ---- status ----------------------------------------------------------------------
+
+  private pathOf(st: PeerState): PathKind {
+    if (this.usable(st.direct)) return "direct";
+    return this.relay.connected ? "relay" : "none";
+  }
+
+  private pathDetail(st: PeerState, stats: EngineStats["peers"][number] | undefined): string {
+    const d = st.direct;
+    const now = Date.now();
+    if (this.usable(d, now)) return `WebRTC data channel${d!.rttMs !== null ? `, ${d!.rttMs} ms` : ""}`;
+    const relay = this.relay.connected
+      ? `relay region ${st.peer.homeRegion ?? this.relay.home}`
+      : "relay not connected";
+    if (d?.open && d.verified)
+      return `${relay}: direct path stalled (no answer for ${Math.round((now - d.lastRx) / 1000)} s)`;
+    if (d) return `${relay}: ${st.whyNotDirect}`;
+    if (!stats?.has_session) return `${relay}: no traffic yet`;
+    return `${relay}: ${st.whyNotDirect}`;
+  }
+
+  /** What the engine knows now. */
+  status(): EngineStatus {
+    const stats = this.wasm.stats();
+    const byKey = new Map(stats.peers.map((p) => [p.public_key, p]));
+    const drops: Record<string, number> = {};
+    for (const [k, v] of Object.entries(stats.drops)) if (v > 0) drops[k] = v;
+    const home = this.relay.home;
+    return {
+      control: this.phase,
+      self: this.map
+        ? {
+            name: this.map.node.name,
+            dnsName: this.map.node.dnsName,
+            addresses: this.map.node.addresses,
+            key: this.map.node.key,
+          }
+        : null,
+      relay: {
+        region: home,
+        connected: this.relay.connected,
+        latencyMs: home === null ? null : (this.relay.latency.get(home) ?? null),
+      },
+      peers: [...this.peers.values()].map((st) => {
+        const s = byKey.get(hex(st.key));
+        return {
+          id: st.peer.id,
+          name: st.peer.name,
+          dnsName: st.peer.dnsName,
+          addresses: st.peer.addresses,
+          os: st.peer.os,
+          online: st.peer.online,
+          path: this.pathOf(st),
+          pathDetail: this.pathDetail(st, s),
+          rttMs: st.direct?.rttMs ?? st.rttMs,
+          rxBytes: s?.rx_bytes ?? 0,
+          txBytes: s?.tx_bytes ?? 0,
+          lastHandshake: s && s.last_handshake_ms > 0 ? s.last_handshake_ms : null,
+        };
+      }),
+      drops,
+    };
+  }
+
+  /** Status changes (throttled to a few per second). */
+  onStatus(fn: (s: EngineStatus) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private changed(): void {
+    if (this.statusQueued || this.listeners.size === 0) return;
+    this.statusQueued = true;
+    setTimeout(() => {
+      this.statusQueued = false;
+      if (this.closed) return;
+      const s = this.status();
+      for (const fn of this.listeners) fn(s);
+    }, 100);
+  }
+
+  /** Measure the home relay's round trip (for status). */
+  measureRelay(): Promise<number | null> {
+    return this.relay.measure();
+  }
+
+  /** Stop: close paths, connections and the control stream (the node stays registered). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watcher?.stop();
+    if (this.timer) clearTimeout(this.timer);
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    for (const st of this.peers.values()) st.direct?.link.close();
+    for (const c of this.conns.values()) c.closedBy(true, true);
+    for (const p of this.connecting.values()) p.reject(new ConnectionError("the engine stopped", "aborted"));
+    this.relay.close();
+    this.wasm.close();
+  }
+}

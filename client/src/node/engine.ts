@@ -1,0 +1,43 @@
+// The node engine's Node flavour (gateways, and the tests and benchmarks
+// that play a node): the WASM engine's Node build, `ws` for the relay, and
+// node-datachannel for WebRTC (its RTCPeerConnection polyfill, so the same
+// data-channel code runs here as on a page; see docs/decisions.md).
+import { RTCPeerConnection } from "node-datachannel/polyfill";
+import { WireGuardEngine } from "@trellis/wasm/node";
+import type { RegisterRequest } from "@trellis/proto/node";
+import { ControlClient } from "../control/client";
+import { keyHolder } from "../control/signer";
+import { NodeEngine, type NodeEngineOptions } from "../engine/engine";
+import { rtcLinks, type PeerConnectionClass } from "../paths/webrtc";
+import { openWebSocket } from "./platform";
+
+export interface NodeFlavourOptions {
+  /** The control server, e.g. `https://vpn.example.com`. */
+  baseUrl: string;
+  privateKey: Uint8Array;
+  /** Registered before each connection (a known key re-registers; a new one needs `preAuthKey`). */
+  register?: RegisterRequest;
+  /** false: no WebRTC (the relay carries everything). */
+  webrtc?: boolean;
+  log?: NodeEngineOptions["log"];
+  maxAttempts?: number;
+}
+
+/** A node engine running in Node; call `start()`. */
+export function nodeEngine(opts: NodeFlavourOptions): NodeEngine {
+  const control = new ControlClient({ baseUrl: opts.baseUrl, key: keyHolder(opts.privateKey) });
+  const register = opts.register;
+  return new NodeEngine({
+    control,
+    privateKey: opts.privateKey,
+    prepare: register ? async () => void (await control.register(register)) : undefined,
+    maxAttempts: opts.maxAttempts,
+    log: opts.log,
+    platform: {
+      createWasmEngine: (key) => new WireGuardEngine(key, { stack: true }),
+      socketFactory: openWebSocket,
+      directLinks:
+        opts.webrtc === false ? undefined : rtcLinks(RTCPeerConnection as unknown as PeerConnectionClass),
+    },
+  });
+}
