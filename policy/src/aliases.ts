@@ -8,7 +8,16 @@ import type { Parsed } from "./ports";
 import { addrKey, type NodeInfo, type Role, type Topology, type UserInfo } from "./topology";
 
 /** The autogroups Trellis understands. */
-export const AUTOGROUPS = ["member", "tagged", "self", "internet", "admin", "auditor", "nonroot"] as const;
+export const AUTOGROUPS = [
+  "member",
+  "tagged",
+  "self",
+  "internet",
+  "admin",
+  "auditor",
+  "nonroot",
+  "danger-all",
+] as const;
 export type AutogroupName = (typeof AUTOGROUPS)[number];
 
 /** A parsed selector. `text` is the word as written, for messages. */
@@ -64,6 +73,7 @@ const ALLOWED: Record<SelectorPlace, readonly Kind[]> = {
     "autogroup:tagged",
     "autogroup:admin",
     "autogroup:auditor",
+    "autogroup:danger-all",
   ],
   dst: [
     "any",
@@ -132,6 +142,11 @@ export function parseSelector(text: string, names: PolicyNames, place: SelectorP
     if (kind === "autogroup:self") msg = 'autogroup:self can only be used in "dst"';
     else if (kind === "autogroup:internet") msg = 'autogroup:internet can only be used in "dst"';
     else if (kind === "autogroup:nonroot") msg = 'autogroup:nonroot can only be used in ssh "users"';
+    else if (kind === "autogroup:danger-all")
+      msg =
+        place === "dst"
+          ? "cannot use autogroup:danger-all as a dst"
+          : 'autogroup:danger-all can only be used in "src"';
     const hint = PLACE_HINT[place];
     return { ok: false, error: hint ? `${msg} (${hint})` : msg };
   }
@@ -324,6 +339,9 @@ export class Resolver {
           case "admin":
           case "auditor":
             out = this.members.filter((n) => roleMatches(sel.name, n.user!.role));
+            break;
+          case "danger-all":
+            out = [...this.topology.nodes];
             break;
           default:
             out = [];

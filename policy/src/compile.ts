@@ -10,9 +10,14 @@ import {
   formatFilterIP,
   formatPrefix,
   internetPrefixes,
+  isTailnetAddr,
+  lastAddr,
   prefixContains,
   prefixCovers,
   prefixesOverlap,
+  TAILNET_SOURCES,
+  type Addr,
+  type AddrRange,
   type Prefix,
 } from "@trellis/proto/ip";
 import type { NetRule, Policy, Target } from "./model";
@@ -65,11 +70,19 @@ function isSelf(sel: Selector): boolean {
 }
 
 interface SrcInfo {
+  /** `*` is a source: the tailnet's address space and every approved subnet route. */
   any: boolean;
+  /** `autogroup:danger-all` is a source: every address, in the tailnet or not. */
+  all: boolean;
   /** Membership by node index. */
   member: Uint8Array;
   literals: Prefix[];
   ips: string[];
+}
+
+/** One entry of the source list `*` stands for. */
+interface WildcardEntry extends AddrRange {
+  readonly text: string;
 }
 
 /** What the compiler needs of a topology regardless of policy. */
@@ -80,6 +93,14 @@ interface Layout {
   readonly routers: readonly NodeInfo[];
   readonly exitNodes: readonly NodeInfo[];
   readonly owned: readonly NodeInfo[];
+  /**
+   * What `*` as a source stands for in this tailnet, as Tailscale compiles
+   * it: the tailnet's address space and every approved subnet route (exit
+   * routes excepted), sorted. A packet from anywhere else is not from `*`.
+   */
+  readonly wildcard: readonly WildcardEntry[];
+  /** The approved subnet routes of the tailnet, once each. */
+  readonly routes: readonly Prefix[];
 }
 
 // A new policy over the same nodes (the control plane keeps the topology
@@ -94,6 +115,12 @@ function layoutOf(topology: Topology): Layout {
   all.sort((x, y) => (x.a.v !== y.a.v ? x.a.v - y.a.v : x.a.n < y.a.n ? -1 : x.a.n > y.a.n ? 1 : 0));
   const addrRank = new Int32Array(topology.nodes.length * 2).fill(-1);
   all.forEach(({ n, i }, rank) => (addrRank[n.index * 2 + i] = rank));
+  const routes = new Map<string, Prefix>();
+  for (const n of topology.nodes) for (const p of n.routes) routes.set(formatFilterIP(p), p);
+  const wildcard: WildcardEntry[] = [
+    ...TAILNET_SOURCES.map((s) => ({ ...s.range, text: s.text })),
+    ...[...routes].map(([text, p]) => ({ v: p.v, lo: p.base, hi: lastAddr(p), text })),
+  ].sort(compareEntries);
   layout = {
     addrRank,
     rankToIp: all.map(({ n, i }) => n.ipStrs[i]!),
@@ -101,9 +128,18 @@ function layoutOf(topology: Topology): Layout {
     routers: topology.nodes.filter((n) => n.routes.length > 0),
     exitNodes: topology.nodes.filter((n) => n.exit4 || n.exit6),
     owned: topology.nodes.filter((n) => !n.tagged && n.user),
+    wildcard,
+    routes: [...routes.values()],
   };
   layouts.set(topology, layout);
   return layout;
+}
+
+/** IPv4 first, then by first address, the wider range first (as {@link comparePrefix}). */
+function compareEntries(a: AddrRange, b: AddrRange): number {
+  if (a.v !== b.v) return a.v - b.v;
+  if (a.lo !== b.lo) return a.lo < b.lo ? -1 : 1;
+  return a.hi === b.hi ? 0 : a.hi > b.hi ? -1 : 1;
 }
 
 /**
@@ -125,6 +161,8 @@ export class FilterCompiler {
   private readonly routers: readonly NodeInfo[];
   private readonly exitNodes: readonly NodeInfo[];
   private readonly owned: readonly NodeInfo[];
+  private readonly wildcard: readonly WildcardEntry[];
+  private readonly routes: readonly Prefix[];
 
   constructor(
     readonly policy: Policy,
@@ -138,6 +176,8 @@ export class FilterCompiler {
       routers: this.routers,
       exitNodes: this.exitNodes,
       owned: this.owned,
+      wildcard: this.wildcard,
+      routes: this.routes,
     } = layoutOf(topology));
     this.srcOfRule = policy.rules.map((r) => this.srcInfo(r.src));
     this.delivered = topology.nodes.map(() => []);
@@ -152,8 +192,10 @@ export class FilterCompiler {
     const members: NodeInfo[] = [];
     const literals: Prefix[] = [];
     let any = false;
+    let all = false;
     for (const s of src) {
       if (s.kind === "any") any = true;
+      else if (s.kind === "autogroup" && s.name === "danger-all") all = true;
       else if (s.kind === "prefix") literals.push(s.prefix);
       else {
         for (const n of this.resolver.nodes(s)) {
@@ -164,7 +206,8 @@ export class FilterCompiler {
       }
     }
     let ips: string[];
-    if (any) ips = ["*"];
+    if (all) ips = ["*"];
+    else if (any) ips = this.wildcardSources(members, literals);
     else {
       // Drop literal prefixes covered by another (keeping the first of duplicates),
       // and node addresses inside a literal prefix: they add nothing.
@@ -188,9 +231,36 @@ export class FilterCompiler {
               .sort((x, y) => comparePrefix(x.p, y.p))
               .map((e) => e.s);
     }
-    const info = { any, member, literals, ips };
+    const info = { any, all, member, literals, ips };
     this.srcCache.set(key, info);
     return info;
+  }
+
+  /** Whether `*` as a source covers `a`: a tailnet address, or one inside an approved subnet route. */
+  private inWildcard(a: Addr): boolean {
+    return isTailnetAddr(a) || this.routes.some((p) => prefixContains(p, a));
+  }
+
+  /**
+   * SrcIPs of a source list with `*`: the wildcard's entries, then whatever
+   * the list's other sources add outside them (a CIDR beyond the tailnet
+   * and its routes; node addresses all lie inside), in one sorted list.
+   */
+  private wildcardSources(members: readonly NodeInfo[], literals: readonly Prefix[]): string[] {
+    const extra: WildcardEntry[] = [];
+    const covered = (r: AddrRange) => this.wildcard.some((e) => e.v === r.v && e.lo <= r.lo && r.hi <= e.hi);
+    for (const p of literals) {
+      const r = { v: p.v, lo: p.base, hi: lastAddr(p), text: formatFilterIP(p) };
+      if (!covered(r) && !extra.some((e) => e.v === r.v && e.lo <= r.lo && r.hi <= e.hi)) extra.push(r);
+    }
+    for (const n of members) {
+      n.addrs.forEach((a, i) => {
+        if (this.inWildcard(a) || literals.some((p) => prefixContains(p, a))) return;
+        extra.push({ v: a.v, lo: a.n, hi: a.n, text: n.ipStrs[i]! });
+      });
+    }
+    if (extra.length === 0) return this.wildcard.map((e) => e.text);
+    return [...this.wildcard, ...extra].sort(compareEntries).map((e) => e.text);
   }
 
   /**
@@ -276,7 +346,12 @@ export class FilterCompiler {
       const ranks: number[] = [];
       for (const n of this.resolver.nodesOfUser(user)) {
         n.addrs.forEach((a, i) => {
-          if (src.any || src.member[n.index] || src.literals.some((p) => prefixContains(p, a))) {
+          if (
+            src.all ||
+            (src.any && this.inWildcard(a)) ||
+            src.member[n.index] ||
+            src.literals.some((p) => prefixContains(p, a))
+          ) {
             ranks.push(this.addrRank[n.index * 2 + i]!);
           }
         });

@@ -8,6 +8,7 @@ import { loginsOf, roleMatches, type Selector } from "./aliases";
 import {
   formatAddr,
   isInternet,
+  isTailnetAddr,
   parseAddr,
   prefixContains,
   prefixesOverlap,
@@ -73,12 +74,38 @@ export function userParty(login: string, topology: Topology): Party {
   };
 }
 
-/** Whether `sel` names `p` by identity or address. `self` and `internet` are decided by the caller. */
-export function identityMatches(sel: Selector, p: Party, policy: Policy): boolean {
+/**
+ * Whether `*` as a packet source covers an address, as Tailscale means it:
+ * the tailnet's own address space and every approved subnet route of the
+ * tailnet (exit routes excepted). Anything else (a LAN address an exit
+ * node forwards, a spoofed public address) is not `*`.
+ */
+export type WildcardSource = (a: Addr) => boolean;
+
+const wildcards = new WeakMap<Topology, WildcardSource>();
+
+/** The {@link WildcardSource} of a topology, decided address by address from its nodes' routes. */
+export function wildcardSource(topology: Topology): WildcardSource {
+  let w = wildcards.get(topology);
+  if (!w) {
+    const routes = topology.nodes.flatMap((n) => n.routes);
+    w = (a) => isTailnetAddr(a) || routes.some((r) => prefixContains(r, a));
+    wildcards.set(topology, w);
+  }
+  return w;
+}
+
+/**
+ * Whether `sel` names `p` by identity or address. `self` and `internet` are
+ * decided by the caller. `wildcard` decides `*` for parties with an address
+ * (packets); without it, as for SSH, `*` is any party.
+ */
+export function identityMatches(sel: Selector, p: Party, policy: Policy, wildcard?: WildcardSource): boolean {
   const untaggedOwner = p.tags.length === 0 ? p.owner : undefined;
   switch (sel.kind) {
     case "any":
-      return true;
+      // A party without an address is an identity of the tailnet (a user or a tag in `tests`).
+      return wildcard === undefined || p.addr === undefined || wildcard(p.addr);
     case "prefix":
       return p.addr !== undefined && prefixContains(sel.prefix, p.addr);
     case "user":
@@ -102,6 +129,8 @@ export function identityMatches(sel: Selector, p: Party, policy: Policy): boolea
         case "admin":
         case "auditor":
           return untaggedOwner !== undefined && roleMatches(sel.name, untaggedOwner.role);
+        case "danger-all":
+          return true;
         default:
           return false;
       }
@@ -170,13 +199,15 @@ function targetMatches(rule: NetRule, sel: Selector, src: Party, dst: Destinatio
  */
 export function evaluate(
   policy: Policy,
+  topology: Topology,
   src: Party,
   dst: Destination,
   proto: number,
   port: number,
 ): RuleMatch | null {
+  const wildcard = wildcardSource(topology);
   for (const rule of policy.rules) {
-    if (!rule.src.some((s) => identityMatches(s, src, policy))) continue;
+    if (!rule.src.some((s) => identityMatches(s, src, policy, wildcard))) continue;
     for (let t = 0; t < rule.targets.length; t++) {
       const target = rule.targets[t]!;
       if (!(target.protos ?? DEFAULT_PROTOS).includes(proto)) continue;
@@ -299,7 +330,7 @@ export function canReach(policy: Policy, topology: Topology, q: ReachQuery): Rea
   }
   for (const n of receivers) {
     const party = owner ? nodeParty(owner, dstAddr) : { addr: dstAddr, tags: [] };
-    const m = evaluate(policy, src, { party, receiver: n }, protoNum, q.port);
+    const m = evaluate(policy, topology, src, { party, receiver: n }, protoNum, q.port);
     if (m) {
       return {
         allowed: true,

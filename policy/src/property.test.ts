@@ -78,9 +78,10 @@ function randomCase(seed: number) {
     "10.0.0.0/24",
     "h1",
     "100.64.0.2",
+    "autogroup:danger-all",
   ];
   const dstPool = [
-    ...srcPool,
+    ...srcPool.filter((s) => s !== "autogroup:danger-all"),
     "autogroup:self",
     "autogroup:internet",
     "10.0.0.0/8",
@@ -142,12 +143,16 @@ describe("compiled filters agree with direct evaluation", () => {
         const filters = compileFilters(policy, topology);
         const ssh = compileSsh(policy, topology);
 
-        // Sources: every node address, plus a host behind a subnet and an outside address.
+        // Sources: every node address, hosts behind the subnet routes (inside "*" when a
+        // route is approved), and addresses "*" never covers: a LAN no route serves, the
+        // ChromeOS block, the internet.
         const sources: { party: Party; addr: Addr }[] = topology.nodes.flatMap((n) =>
           n.addrs.map((addr) => ({ party: nodeParty(n, addr), addr })),
         );
-        for (const addr of [parseAddr("10.0.0.7")!, parseAddr("fd00::7")!])
+        for (const text of ["10.0.0.7", "fd00::7", "192.168.9.9", "100.115.92.9", "2001:db8::9"]) {
+          const addr = parseAddr(text)!;
           sources.push({ party: { addr, tags: [] }, addr });
+        }
         // Destinations each node receives: its own addresses, an address in each approved route, internet if exit.
         const landings = topology.nodes.flatMap((n) => {
           const addrs: Addr[] = [...n.addrs];
@@ -165,7 +170,7 @@ describe("compiled filters agree with direct evaluation", () => {
           const port = r.pick(PORTS);
           const owner = topology.byAddr.get(`${dst.v}:${dst.n.toString(16)}`);
           const dstParty = owner ? nodeParty(owner, dst) : { addr: dst, tags: [] };
-          const want = evaluate(policy, src, { party: dstParty, receiver: node }, proto, port);
+          const want = evaluate(policy, topology, src, { party: dstParty, receiver: node }, proto, port);
           const got = matchFilter(filters[node.name]!, { src: srcAddr, dst, proto, port });
           seen[got >= 0 ? "allowed" : "denied"]++;
           if (got >= 0 !== (want !== null)) {
