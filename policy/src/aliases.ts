@@ -24,6 +24,8 @@ export type AutogroupName = (typeof AUTOGROUPS)[number];
 export type Selector =
   | { kind: "any"; text: string }
   | { kind: "user"; login: string; text: string }
+  /** `user:*@<domain>`: every user whose login email is in the domain. */
+  | { kind: "domain"; domain: string; text: string }
   | { kind: "group"; name: string; text: string }
   | { kind: "tag"; name: string; text: string }
   /** An IP, CIDR or host alias (then `host` is the alias name). */
@@ -66,6 +68,7 @@ const ALLOWED: Record<SelectorPlace, readonly Kind[]> = {
   src: [
     "any",
     "user",
+    "domain",
     "group",
     "tag",
     "prefix",
@@ -78,6 +81,7 @@ const ALLOWED: Record<SelectorPlace, readonly Kind[]> = {
   dst: [
     "any",
     "user",
+    "domain",
     "group",
     "tag",
     "prefix",
@@ -92,6 +96,7 @@ const ALLOWED: Record<SelectorPlace, readonly Kind[]> = {
   sshSrc: [
     "any",
     "user",
+    "domain",
     "group",
     "tag",
     "autogroup:member",
@@ -99,7 +104,7 @@ const ALLOWED: Record<SelectorPlace, readonly Kind[]> = {
     "autogroup:admin",
     "autogroup:auditor",
   ],
-  sshDst: ["user", "group", "tag", "autogroup:member", "autogroup:tagged", "autogroup:self"],
+  sshDst: ["user", "domain", "group", "tag", "autogroup:member", "autogroup:tagged", "autogroup:self"],
   tagOwner: ["user", "group", "tag", "autogroup:member", "autogroup:admin"],
   groupMember: ["user"],
   autoApprover: ["user", "group", "tag", "autogroup:member", "autogroup:tagged"],
@@ -177,6 +182,13 @@ function classify(text: string, names: PolicyNames): Parsed<Selector> {
     if (!names.tags.has(text)) return { ok: false, error: `tag "${text}" is not defined in "tagOwners"` };
     return { ok: true, value: { kind: "tag", name: text, text } };
   }
+  if (text.startsWith("user:")) {
+    // Tailscale's wildcard over a login domain; the local part is "*" or nothing else.
+    const m = /^user:\*@([^@\s*]+)$/.exec(text);
+    if (m) return { ok: true, value: { kind: "domain", domain: m[1]!.toLowerCase(), text } };
+    if (text.includes("*"))
+      return { ok: false, error: `"${text}": a user wildcard is user:*@<domain>, with no partial wildcards` };
+  }
   const host = names.hosts.get(text);
   if (host) return { ok: true, value: { kind: "prefix", prefix: host, host: text, text } };
   const prefix = parsePrefix(text);
@@ -199,6 +211,12 @@ export function loginsOf(u: UserInfo): string[] {
   return [...new Set([u.email.toLowerCase(), name, `${name}@`])].filter((l) => l !== "");
 }
 
+/** The domain of a login email, lowercased ("" when it has none). */
+export function domainOf(email: string): string {
+  const at = email.lastIndexOf("@");
+  return at < 0 ? "" : email.slice(at + 1).toLowerCase();
+}
+
 /** Whether a role counts for an autogroup. */
 export function roleMatches(autogroup: AutogroupName, role: Role): boolean {
   return (autogroup === "admin" && role === "admin") || (autogroup === "auditor" && role === "auditor");
@@ -215,6 +233,7 @@ export function roleMatches(autogroup: AutogroupName, role: Role): boolean {
  */
 interface TopologyIndex {
   usersByLogin: Map<string, UserInfo[]>;
+  usersByDomain: Map<string, UserInfo[]>;
   nodesByUser: Map<number, NodeInfo[]>;
   nodesByTag: Map<string, NodeInfo[]>;
   /** Untagged nodes with an owner, for autogroup:member. */
@@ -231,6 +250,7 @@ function topologyIndex(topology: Topology): TopologyIndex {
   if (ix) return ix;
   ix = {
     usersByLogin: new Map(),
+    usersByDomain: new Map(),
     nodesByUser: new Map(),
     nodesByTag: new Map(),
     members: [],
@@ -243,6 +263,8 @@ function topologyIndex(topology: Topology): TopologyIndex {
       list.push(u);
       ix.usersByLogin.set(login, list);
     }
+    const domain = domainOf(u.email);
+    if (domain !== "") ix.usersByDomain.set(domain, [...(ix.usersByDomain.get(domain) ?? []), u]);
   }
   for (const n of topology.nodes) {
     if (n.tagged) {
@@ -268,6 +290,7 @@ function topologyIndex(topology: Topology): TopologyIndex {
 
 export class Resolver {
   private readonly usersByLogin: Map<string, UserInfo[]>;
+  private readonly usersByDomain: Map<string, UserInfo[]>;
   private readonly nodesByUser: Map<number, NodeInfo[]>;
   private readonly nodesByTag: Map<string, NodeInfo[]>;
   private readonly cache = new Map<string, readonly NodeInfo[]>();
@@ -281,6 +304,7 @@ export class Resolver {
   ) {
     const ix = topologyIndex(topology);
     this.usersByLogin = ix.usersByLogin;
+    this.usersByDomain = ix.usersByDomain;
     this.nodesByUser = ix.nodesByUser;
     this.nodesByTag = ix.nodesByTag;
     this.members = ix.members;
@@ -313,6 +337,9 @@ export class Resolver {
         break;
       case "user":
         out = this.usersOf(sel.login).flatMap((u) => this.nodesOfUser(u));
+        break;
+      case "domain":
+        out = (this.usersByDomain.get(sel.domain) ?? []).flatMap((u) => this.nodesOfUser(u));
         break;
       case "group": {
         const users = new Set((this.names.groups.get(sel.name) ?? []).flatMap((l) => this.usersOf(l)));

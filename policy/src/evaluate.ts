@@ -4,7 +4,7 @@
 // reachability checker and the policy's own `tests` use it, and the property
 // test checks the compiler against it, so it is deliberately written apart
 // from compile.ts.
-import { loginsOf, roleMatches, type Selector } from "./aliases";
+import { domainOf, loginsOf, roleMatches, type Selector } from "./aliases";
 import {
   formatAddr,
   isInternet,
@@ -24,6 +24,8 @@ export interface Owner {
   key: string;
   /** Lowercased login forms (email, name, name@). */
   logins: readonly string[];
+  /** The login email as the identity provider gave it. */
+  email: string;
   /** Identity-provider groups of the owner. */
   groups?: readonly string[];
   role: Role;
@@ -56,7 +58,7 @@ export function nodeParty(n: NodeInfo, addr?: Addr): Party {
     tags: n.tags,
     owner:
       !n.tagged && u
-        ? { key: `user:${u.index}`, logins: loginsOf(u), role: u.role, groups: u.groups }
+        ? { key: `user:${u.index}`, logins: loginsOf(u), email: u.email, role: u.role, groups: u.groups }
         : undefined,
     node: n,
   };
@@ -69,8 +71,8 @@ export function userParty(login: string, topology: Topology): Party {
   return {
     tags: [],
     owner: u
-      ? { key: `user:${u.index}`, logins: loginsOf(u), role: u.role, groups: u.groups }
-      : { key: `login:${lower}`, logins: [lower], role: "member" },
+      ? { key: `user:${u.index}`, logins: loginsOf(u), email: u.email, role: u.role, groups: u.groups }
+      : { key: `login:${lower}`, logins: [lower], email: login, role: "member" },
   };
 }
 
@@ -110,6 +112,8 @@ export function identityMatches(sel: Selector, p: Party, policy: Policy, wildcar
       return p.addr !== undefined && prefixContains(sel.prefix, p.addr);
     case "user":
       return untaggedOwner !== undefined && untaggedOwner.logins.includes(sel.login);
+    case "domain":
+      return untaggedOwner !== undefined && domainOf(untaggedOwner.email) === sel.domain;
     case "group": {
       const members = policy.names.groups.get(sel.name) ?? [];
       return (

@@ -43,7 +43,7 @@ function randomCase(seed: number) {
   const users = Array.from({ length: 2 + r.int(3) }, (_, i) => ({
     id: i,
     name: `u${i}`,
-    email: `u${i}@example.com`,
+    email: `u${i}@${i % 2 === 0 ? "example.com" : "example.org"}`,
     role: r.pick(["admin", "member", "auditor"] as const),
   }));
   const nodes: Record<string, unknown> = {};
@@ -79,6 +79,8 @@ function randomCase(seed: number) {
     "h1",
     "100.64.0.2",
     "autogroup:danger-all",
+    "user:*@example.com",
+    "user:*@example.org",
   ];
   const dstPool = [
     ...srcPool.filter((s) => s !== "autogroup:danger-all"),
@@ -110,9 +112,21 @@ function randomCase(seed: number) {
   });
   const ssh = Array.from({ length: r.int(3) }, () => ({
     action: r.pick(["accept", "check"]),
-    src: r.some(["*", ...logins, "group:g1", ...TAGS, "autogroup:member", "autogroup:tagged"], 1, 2),
+    src: r.some(
+      ["*", ...logins, "group:g1", ...TAGS, "autogroup:member", "autogroup:tagged", "user:*@example.org"],
+      1,
+      2,
+    ),
     dst: r.some(
-      [...TAGS, "autogroup:self", "autogroup:member", "autogroup:tagged", "group:g2", logins[0]!],
+      [
+        ...TAGS,
+        "autogroup:self",
+        "autogroup:member",
+        "autogroup:tagged",
+        "group:g2",
+        logins[0]!,
+        "user:*@example.com",
+      ],
       1,
       2,
     ),
