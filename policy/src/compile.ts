@@ -34,7 +34,8 @@ export interface NetPortRange {
 export interface CapGrant {
   /** Destination prefixes (`100.64.0.1/32`, `fd7a:…/128`, or a routed subnet). */
   readonly Dsts: readonly string[];
-  readonly CapMap: Readonly<Record<string, readonly unknown[]>>;
+  /** Capability name → values; a capability Tailscale grants without values (a companion) is null. */
+  readonly CapMap: Readonly<Record<string, readonly unknown[] | null>>;
 }
 
 /**
@@ -74,8 +75,14 @@ interface SrcInfo {
   any: boolean;
   /** `autogroup:danger-all` is a source: every address, in the tailnet or not. */
   all: boolean;
+  /**
+   * `autogroup:self` is a source, which only a companion of a grant to
+   * autogroup:self has: on each node it adds the devices of the node's user.
+   */
+  self: boolean;
   /** Membership by node index. */
   member: Uint8Array;
+  members: NodeInfo[];
   literals: Prefix[];
   ips: string[];
 }
@@ -150,6 +157,8 @@ function compareEntries(a: AddrRange, b: AddrRange): number {
 export class FilterCompiler {
   private readonly resolver: Resolver;
   private readonly srcCache = new Map<string, SrcInfo>();
+  /** The policy's rules with each grant's companions after it: what this compiler indexes rules by. */
+  private readonly rules: readonly NetRule[];
   private readonly srcOfRule: SrcInfo[];
   private readonly selfCache = new Map<string, string[]>();
   /** Global address order of each node's addresses, for sorting without bigint comparisons. */
@@ -179,9 +188,10 @@ export class FilterCompiler {
       wildcard: this.wildcard,
       routes: this.routes,
     } = layoutOf(topology));
-    this.srcOfRule = policy.rules.map((r) => this.srcInfo(r.src));
+    this.rules = policy.rules.flatMap((r) => (r.companions ? [r, ...r.companions] : [r]));
+    this.srcOfRule = this.rules.map((r) => this.srcInfo(r.src));
     this.delivered = topology.nodes.map(() => []);
-    policy.rules.forEach((rule, r) => this.deliver(rule, r));
+    this.rules.forEach((rule, r) => this.deliver(rule, r));
   }
 
   private srcInfo(src: readonly Selector[]): SrcInfo {
@@ -193,9 +203,11 @@ export class FilterCompiler {
     const literals: Prefix[] = [];
     let any = false;
     let all = false;
+    let self = false;
     for (const s of src) {
       if (s.kind === "any") any = true;
       else if (s.kind === "autogroup" && s.name === "danger-all") all = true;
+      else if (s.kind === "autogroup" && s.name === "self") self = true;
       else if (s.kind === "prefix") literals.push(s.prefix);
       else {
         for (const n of this.resolver.nodes(s)) {
@@ -205,35 +217,61 @@ export class FilterCompiler {
         }
       }
     }
-    let ips: string[];
-    if (all) ips = ["*"];
-    else if (any) ips = this.wildcardSources(members, literals);
-    else {
-      // Drop literal prefixes covered by another (keeping the first of duplicates),
-      // and node addresses inside a literal prefix: they add nothing.
-      const lit = literals
-        .sort(comparePrefix)
-        .filter(
-          (p, i, arr) => !arr.some((q, j) => j !== i && prefixCovers(q, p) && (q.bits < p.bits || j < i)),
-        );
-      const ranks: number[] = [];
-      for (const n of members) {
-        for (let i = 0; i < n.addrs.length; i++) {
-          if (lit.length > 0 && lit.some((p) => prefixContains(p, n.addrs[i]!))) continue;
-          ranks.push(this.addrRank[n.index * 2 + i]!);
-        }
-      }
-      const runs = this.runs(Int32Array.from(ranks).sort());
-      ips =
-        lit.length === 0
-          ? runs.map((e) => e.s)
-          : [...runs, ...lit.map((p) => ({ p, s: formatFilterIP(p) }))]
-              .sort((x, y) => comparePrefix(x.p, y.p))
-              .map((e) => e.s);
-    }
-    const info = { any, all, member, literals, ips };
+    const info = {
+      any,
+      all,
+      self,
+      member,
+      members,
+      literals,
+      ips: this.sourceList(any, all, members, literals),
+    };
     this.srcCache.set(key, info);
     return info;
+  }
+
+  /** SrcIPs text of a source list, resolved. */
+  private sourceList(
+    any: boolean,
+    all: boolean,
+    members: readonly NodeInfo[],
+    literals: readonly Prefix[],
+  ): string[] {
+    if (all) return ["*"];
+    if (any) return this.wildcardSources(members, literals);
+    // Drop literal prefixes covered by another (keeping the first of duplicates),
+    // and node addresses inside a literal prefix: they add nothing.
+    const lit = [...literals]
+      .sort(comparePrefix)
+      .filter(
+        (p, i, arr) => !arr.some((q, j) => j !== i && prefixCovers(q, p) && (q.bits < p.bits || j < i)),
+      );
+    const ranks: number[] = [];
+    for (const n of members) {
+      for (let i = 0; i < n.addrs.length; i++) {
+        if (lit.length > 0 && lit.some((p) => prefixContains(p, n.addrs[i]!))) continue;
+        ranks.push(this.addrRank[n.index * 2 + i]!);
+      }
+    }
+    const runs = this.runs(Int32Array.from(ranks).sort());
+    return lit.length === 0
+      ? runs.map((e) => e.s)
+      : [...runs, ...lit.map((p) => ({ p, s: formatFilterIP(p) }))]
+          .sort((x, y) => comparePrefix(x.p, y.p))
+          .map((e) => e.s);
+  }
+
+  /** SrcIPs of a rule with autogroup:self among its sources, on a node of `user`: the rest plus the user's devices. */
+  private withOwnDevices(r: number, user: UserInfo): readonly string[] {
+    const key = `own:${r}:${user.index}`;
+    let ips = this.selfCache.get(key);
+    if (!ips) {
+      const src = this.srcOfRule[r]!;
+      const own = this.resolver.nodesOfUser(user).filter((n) => !src.member[n.index]);
+      ips = this.sourceList(src.any, src.all, [...src.members, ...own], src.literals);
+      this.selfCache.set(key, ips);
+    }
+    return ips;
   }
 
   /** Whether `*` as a source covers `a`: a tailnet address, or one inside an approved subnet route. */
@@ -377,7 +415,7 @@ export class FilterCompiler {
   }
 
   private emitRule(node: NodeInfo, r: number, ts: number[], out: FilterRule[]): void {
-    const rule = this.policy.rules[r]!;
+    const rule = this.rules[r]!;
     const via = rule.via !== undefined;
     // The common case, one destination of the rule concerns this node: no grouping, no de-duplication.
     if (ts.length === 1 && ts[0]! < rule.targets.length) {
@@ -437,7 +475,9 @@ export class FilterCompiler {
           for (const p of this.capDsts(node, a.sel)) dsts.set(formatPrefix(p), p);
         }
         const SrcIPs = this.srcFor(node, r, self);
-        if (dsts.size === 0 || SrcIPs.length === 0) continue;
+        // Sources that resolve to nobody still carry the capability grant (empty
+        // SrcIPs), as Tailscale emits it; only autogroup:self narrows it away.
+        if (dsts.size === 0 || (self && SrcIPs.length === 0) || rule.src.length === 0) continue;
         const Dsts = [...dsts.values()].sort(comparePrefix).map(formatPrefix);
         out.push({ SrcIPs, CapGrant: [{ Dsts, CapMap: rule.app }] });
       }
@@ -446,7 +486,10 @@ export class FilterCompiler {
 
   /** SrcIPs of rule `r` on `node`: the rule's sources, or for autogroup:self those of the node's owner. */
   private srcFor(node: NodeInfo, r: number, self: boolean): readonly string[] {
-    if (!self) return this.srcOfRule[r]!.ips;
+    if (!self) {
+      const src = this.srcOfRule[r]!;
+      return src.self && node.user ? this.withOwnDevices(r, node.user) : src.ips;
+    }
     return node.user ? this.selfSrc(r, node.user) : [];
   }
 

@@ -41,12 +41,30 @@ export interface NetRule {
   ref: RuleRef;
   src: Selector[];
   targets: Target[];
-  /** Grant `app` capabilities, granted on every `appDst`. */
-  app?: Record<string, unknown[]>;
+  /** Grant `app` capabilities, granted on every `appDst`; a capability without values is null. */
+  app?: Record<string, unknown[] | null>;
   appDst: Selector[];
   /** Grant `via` tags: the rule holds only on routers with one of these tags. */
   via?: string[];
+  /**
+   * Capabilities Tailscale grants back, from the destinations to the
+   * sources, alongside some it defines (see {@link COMPANION_CAPS}): rules
+   * with the grant's `src` and `dst` swapped and app capabilities only.
+   */
+  companions?: NetRule[];
 }
+
+/**
+ * Tailscale's capabilities that come with a companion in the other
+ * direction, by the name granted: a node may use the peer relay it was
+ * granted only if the relay may serve it (relay-target), and a Taildrive
+ * share is only reachable if the sharer knows the peer may access it
+ * (drive-sharer). In the order Tailscale emits them, by granted name.
+ */
+export const COMPANION_CAPS: readonly (readonly [granted: string, companion: string])[] = [
+  ["tailscale.com/cap/drive", "tailscale.com/cap/drive-sharer"],
+  ["tailscale.com/cap/relay", "tailscale.com/cap/relay-target"],
+];
 
 /** An `ssh` entry. */
 export interface SshRuleModel {
@@ -257,9 +275,12 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
       appDst = dst.filter((d) => !(d.kind === "autogroup" && d.name === "internet"));
       if (appDst.length !== dst.length)
         err([...path, "dst"], "app capabilities cannot be granted on autogroup:internet");
-      if (via) err([...path, "via"], 'Trellis does not support "via" together with "app"');
     }
-    rules.push({ ref: { section: "grants", index }, src, targets, app: g.app, appDst, via });
+    const ref = { section: "grants" as const, index };
+    const companions: NetRule[] = COMPANION_CAPS.filter(([cap]) => g.app && cap in g.app).map(
+      ([, companion]) => ({ ref, src: appDst, targets: [], app: { [companion]: null }, appDst: src }),
+    );
+    rules.push({ ref, src, targets, app: g.app, appDst, via, ...(companions.length ? { companions } : {}) });
   });
 
   const ssh: SshRuleModel[] = [];

@@ -103,10 +103,17 @@ function randomCase(seed: number) {
   });
   const grants = Array.from({ length: r.int(3) }, () => {
     const via = r.next() < 0.3;
+    const dst = via ? r.some(["10.0.0.0/8", "fd00::/60", "autogroup:internet"], 1, 2) : r.some(dstPool, 1, 2);
+    // Capabilities (with their companions) ride along; they must not change which packets pass.
+    const app =
+      r.next() < 0.3 && !dst.includes("autogroup:internet")
+        ? { [r.pick(["tailscale.com/cap/relay", "tailscale.com/cap/drive", "example.com/cap/x"])]: [{}] }
+        : undefined;
     return {
       src: r.some(srcPool, 1, 2),
-      dst: via ? r.some(["10.0.0.0/8", "fd00::/60", "autogroup:internet"], 1, 2) : r.some(dstPool, 1, 2),
+      dst,
       ip: r.some(["*", "tcp:22", "udp:53", "443", "icmp:*", "tcp:1000-1500"], 1, 3),
+      ...(app ? { app } : {}),
       ...(via ? { via: [r.pick(TAGS)] } : {}),
     };
   });
