@@ -128,6 +128,23 @@ export interface ModelIssue {
   message: string;
 }
 
+/**
+ * The capabilities in the tailscale.com domain a policy may grant: those
+ * Tailscale's own tools read from grants (Taildrive, peer relays, the web
+ * client, the Kubernetes operator, tsidp, setec, golink, TailSQL). The rest
+ * of the domain is Tailscale's to set (companions such as relay-target,
+ * ingress, funnel), and Tailscale refuses them in a policy.
+ */
+const TAILSCALE_CAPS = new Set(
+  ["drive", "relay", "webui", "kubernetes", "tsidp", "secrets", "golink", "tailsql"].map(
+    (c) => `tailscale.com/cap/${c}`,
+  ),
+);
+
+function isSelfSel(s: Selector): boolean {
+  return s.kind === "autogroup" && s.name === "self";
+}
+
 /** Default `checkPeriod` of `check` SSH rules: 12 hours, as Tailscale. */
 export const DEFAULT_CHECK_PERIOD_MS = 12 * 3600 * 1000;
 
@@ -197,6 +214,35 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
   };
   const sels = (list: string[], place: SelectorPlace, path: (string | number)[]): Selector[] =>
     list.flatMap((t, i) => sel(t, place, [...path, i]) ?? []);
+  // Source and destination lists are read as Tailscale reads them, with
+  // surrounding whitespace trimmed ("tag:server " is tag:server); each
+  // selector keeps its index for messages.
+  const aliases = (list: string[], place: SelectorPlace, path: (string | number)[]) =>
+    list.flatMap((t, i) => {
+      const s = sel(t.trim(), place, [...path, i]);
+      return s ? [{ sel: s, i }] : [];
+    });
+
+  // Tailscale narrows autogroup:self to the sources' own devices, so every
+  // source must be a user: users, groups, user autogroups (and, in acls
+  // only, "*", which it narrows per user). A tag, a host or an address has
+  // no user to narrow to.
+  const selfSources = (src: { sel: Selector; i: number }[], path: (string | number)[], acl: boolean) => {
+    for (const { sel: s, i } of src) {
+      const userLike =
+        s.kind === "user" ||
+        s.kind === "domain" ||
+        s.kind === "group" ||
+        (s.kind === "any" && acl) ||
+        (s.kind === "autogroup" && (s.name === "member" || s.name === "admin" || s.name === "auditor"));
+      if (!userLike) {
+        err(
+          [...path, i],
+          `autogroup:self can only be used with users, groups, or supported autogroups, not with "${s.text}"`,
+        );
+      }
+    }
+  };
 
   for (const [name, members] of groups) members.forEach((m, i) => sel(m, "groupMember", ["groups", name, i]));
   for (const [name, owners] of Object.entries(doc.tagOwners ?? {}))
@@ -230,31 +276,38 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
       }
       if (s) targets.push({ sel: s, protos: protos.ok ? protos.value : null, ports: ports.value });
     });
-    rules.push({
-      ref: { section: "acls", index },
-      src: sels(acl.src, "src", [...path, "src"]),
-      targets,
-      appDst: [],
-    });
+    const src = aliases(acl.src, "src", [...path, "src"]);
+    if (targets.some((t) => isSelfSel(t.sel))) selfSources(src, [...path, "src"], true);
+    rules.push({ ref: { section: "acls", index }, src: src.map((a) => a.sel), targets, appDst: [] });
   });
 
   (doc.grants ?? []).forEach((g, index) => {
     const path = ["grants", index];
-    if (g.ip === undefined && g.app === undefined) err(path, 'a grant needs "ip", "app" or both');
-    const src = sels(g.src, "src", [...path, "src"]);
-    const dst = sels(g.dst, "dst", [...path, "dst"]);
+    if (!g.ip?.length && !(g.app && Object.keys(g.app).length)) err(path, "ip and app can not both be empty");
+    const srcAt = aliases(g.src, "src", [...path, "src"]);
+    const dstAt = aliases(g.dst, "dst", [...path, "dst"]);
+    const src = srcAt.map((a) => a.sel);
+    const dst = dstAt.map((a) => a.sel);
+    for (const { sel: d, i } of dstAt) {
+      if (d.kind === "prefix" && !d.host && d.prefix.bits === 0)
+        err(
+          [...path, "dst", i],
+          `dst "${d.text}": to allow all IP addresses, use "*" or "autogroup:internet"`,
+        );
+    }
+    if (dst.some(isSelfSel)) selfSources(srcAt, [...path, "src"], false);
     const via = g.via?.length ? g.via : undefined;
     if (via) {
       sels(via, "via", [...path, "via"]);
-      dst.forEach((d) => {
+      for (const { sel: d, i } of dstAt) {
         const okVia = d.kind === "prefix" || (d.kind === "autogroup" && d.name === "internet");
         if (!okVia) {
           err(
-            [...path, "dst", g.dst.indexOf(d.text)],
+            [...path, "dst", i],
             `with "via", dst must be IP ranges, host aliases or autogroup:internet, not "${d.text}"`,
           );
         }
-      });
+      }
     }
     const targets: Target[] = [];
     (g.ip ?? []).forEach((spec, i) => {
@@ -268,7 +321,12 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
         if (!/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}\/\S+$/.test(cap)) {
           err(
             [...path, "app", cap],
-            `capability "${cap}" must be named <domain>/<path>, e.g. example.com/cap/admin`,
+            `capability name must have the form {domain}/{path} (e.g. example.com/cap/admin), not "${cap}"`,
+          );
+        } else if (cap.startsWith("tailscale.com/") && !TAILSCALE_CAPS.has(cap)) {
+          err(
+            [...path, "app", cap],
+            `capability name must not be in the tailscale.com domain: "${cap}" is not one Tailscale lets a policy grant`,
           );
         }
       }
@@ -336,14 +394,18 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
     na.attr.forEach((a, i) => {
       if (a.trim() === "") err(["nodeAttrs", index, "attr", i], "attributes must not be empty");
     });
-    return { target: sels(na.target, "nodeAttr", ["nodeAttrs", index, "target"]), attr: na.attr };
+    return {
+      target: aliases(na.target, "nodeAttr", ["nodeAttrs", index, "target"]).map((a) => a.sel),
+      attr: na.attr,
+    };
   });
 
   const testDst = (text: string, path: (string | number)[]): TestDst | undefined => {
     const hp = splitHostPorts(text);
     if (!hp.ok) return void err(path, hp.error);
     const port = parsePorts(hp.value.ports);
-    if (!port.ok || port.value.length !== 1 || port.value[0]!.First !== port.value[0]!.Last) {
+    if (!port.ok) return void err(path, port.error);
+    if (port.value.length !== 1 || port.value[0]!.First !== port.value[0]!.Last) {
       return void err(path, `"${text}" must name one port, like tag:web:443`);
     }
     const s = sel(hp.value.host, "testDst", path);

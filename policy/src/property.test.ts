@@ -91,14 +91,26 @@ function randomCase(seed: number) {
     "10.0.1.128/25",
   ];
   const portPool = ["*", "22", "80,443", "1000-2000", "22,5000-6000"];
+  // autogroup:self needs sources with users (in acls "*" too), or the policy is refused.
+  const userLike = (s: string, acl: boolean) =>
+    s.includes("@") ||
+    s.startsWith("group:") ||
+    ["autogroup:member", "autogroup:admin", "autogroup:auditor"].includes(s) ||
+    (acl && s === "*");
+  const forSelf = (src: string[], dst: string[], acl: boolean) => {
+    if (!dst.includes("autogroup:self")) return src;
+    const kept = src.filter((s) => userLike(s, acl));
+    return kept.length > 0 ? kept : ["autogroup:member"];
+  };
   const acls = Array.from({ length: 1 + r.int(4) }, () => {
     const proto = r.pick([undefined, undefined, "tcp", "udp", "icmp", "gre"]);
     const portless = proto === "icmp" || proto === "gre";
+    const dst = r.some(dstPool, 1, 3);
     return {
       action: "accept",
-      src: r.some(srcPool, 1, 3),
+      src: forSelf(r.some(srcPool, 1, 3), dst, true),
       ...(proto ? { proto } : {}),
-      dst: r.some(dstPool, 1, 3).map((d) => `${d}:${portless ? "*" : r.pick(portPool)}`),
+      dst: dst.map((d) => `${d}:${portless ? "*" : r.pick(portPool)}`),
     };
   });
   const grants = Array.from({ length: r.int(3) }, () => {
@@ -110,7 +122,7 @@ function randomCase(seed: number) {
         ? { [r.pick(["tailscale.com/cap/relay", "tailscale.com/cap/drive", "example.com/cap/x"])]: [{}] }
         : undefined;
     return {
-      src: r.some(srcPool, 1, 2),
+      src: forSelf(r.some(srcPool, 1, 2), dst, false),
       dst,
       ip: r.some(["*", "tcp:22", "udp:53", "443", "icmp:*", "tcp:1000-1500"], 1, 3),
       ...(app ? { app } : {}),
