@@ -227,18 +227,40 @@ export interface SshMatch extends RuleRef {
   action: "accept" | "check";
 }
 
-function sshUserAllowed(rule: SshRuleModel, localUser: string): boolean {
-  return rule.users.includes(localUser) || (rule.nonroot && localUser !== "root");
+function sshUserAllowed(rule: SshRuleModel, localUser: string, src: Party): boolean {
+  if (rule.users.includes(localUser) || (rule.nonroot && localUser !== "root")) return true;
+  // localpart:*@<domain>: a user of the domain logs in as their login's local part.
+  const owner = src.tags.length === 0 ? src.owner : undefined;
+  if (!owner || rule.localparts.length === 0) return false;
+  const at = owner.email.lastIndexOf("@");
+  return at > 0 && rule.localparts.includes(domainOf(owner.email)) && owner.email.slice(0, at) === localUser;
 }
 
 /**
- * The first ssh rule letting `src` log in to `dst` as `localUser`, or null.
- * A user's own devices (autogroup:self, or a user, group or
+ * The ssh rule letting `src` log in to `dst` as `localUser`, or null: the
+ * first matching `check` rule, else the first matching `accept` rule (as
+ * Tailscale orders a destination's rules, a check cannot be skipped by an
+ * accept). A user's own devices (autogroup:self, or a user, group or
  * autogroup:member destination) accept only that same user; tagged devices
  * accept any listed source.
  */
 export function evaluateSsh(policy: Policy, src: Party, dst: Party, localUser: string): SshMatch | null {
+  for (const action of ["check", "accept"] as const) {
+    const m = firstSshMatch(policy, src, dst, localUser, action);
+    if (m) return m;
+  }
+  return null;
+}
+
+function firstSshMatch(
+  policy: Policy,
+  src: Party,
+  dst: Party,
+  localUser: string,
+  action: "accept" | "check",
+): SshMatch | null {
   for (const rule of policy.ssh) {
+    if (rule.action !== action) continue;
     if (!rule.src.some((s) => identityMatches(s, src, policy))) continue;
     const dstOk = rule.dst.some((sel) => {
       if (sel.kind === "tag" || (sel.kind === "autogroup" && sel.name === "tagged"))
@@ -246,7 +268,7 @@ export function evaluateSsh(policy: Policy, src: Party, dst: Party, localUser: s
       if (sel.kind === "autogroup" && sel.name === "self") return sameUser(src, dst);
       return identityMatches(sel, dst, policy) && sameUser(src, dst);
     });
-    if (dstOk && sshUserAllowed(rule, localUser)) return { ...rule.ref, action: rule.action };
+    if (dstOk && sshUserAllowed(rule, localUser, src)) return { ...rule.ref, action: rule.action };
   }
   return null;
 }

@@ -79,6 +79,11 @@ export interface SshRuleModel {
   /** For `check`: how long a check lasts, in ms (0 = check every time). */
   checkPeriodMs: number;
   acceptEnv?: string[];
+  /**
+   * Domains of `localpart:*@<domain>` users: a user of such a domain may log
+   * in as the local part of their login (alice@example.com as `alice`).
+   */
+  localparts: string[];
 }
 
 /** A destination in a `tests` entry: `host:port`. */
@@ -148,24 +153,60 @@ function isSelfSel(s: Selector): boolean {
 /** Default `checkPeriod` of `check` SSH rules: 12 hours, as Tailscale. */
 export const DEFAULT_CHECK_PERIOD_MS = 12 * 3600 * 1000;
 
-const DURATION_UNITS: Record<string, number> = { h: 3600_000, m: 60_000, s: 1000, ms: 1 };
+/** Go's duration units, in milliseconds. Longer names first, so "ms" is not read as "m". */
+const DURATION_UNITS: readonly (readonly [string, number])[] = [
+  ["ns", 1e-6],
+  ["us", 1e-3],
+  ["\u00b5s", 1e-3],
+  ["\u03bcs", 1e-3],
+  ["ms", 1],
+  ["h", 3600_000],
+  ["m", 60_000],
+  ["s", 1000],
+];
 
-/** Parse a Go-style duration (`12h`, `1h30m`, `90m`) or `always`; Tailscale allows 1m to 168h. */
+/** Parse a duration as Go's time.ParseDuration does (`12h`, `1h30m`, `30s`, `0`, `-5m`), in milliseconds. */
+function parseGoDuration(text: string): number | null {
+  let rest = text;
+  let sign = 1;
+  if (rest.startsWith("-") || rest.startsWith("+")) {
+    if (rest[0] === "-") sign = -1;
+    rest = rest.slice(1);
+  }
+  if (rest === "0") return 0;
+  if (rest === "") return null;
+  let ms = 0;
+  while (rest !== "") {
+    const num = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)/.exec(rest)?.[0];
+    if (!num) return null;
+    rest = rest.slice(num.length);
+    const unit = DURATION_UNITS.find(([u]) => rest.startsWith(u));
+    if (!unit) return null;
+    rest = rest.slice(unit[0].length);
+    ms += Number(num) * unit[1];
+  }
+  return sign * ms;
+}
+
+/** Longest `checkPeriod` Tailscale allows: a week. */
+const MAX_CHECK_PERIOD_MS = 168 * 3600_000;
+
+/**
+ * Parse a `checkPeriod` as Tailscale does: `always`, or a Go duration from
+ * 0 (which, like `always`, checks every time) up to 168h.
+ */
 export function parseCheckPeriod(text: string): Parsed<number> {
   if (text === "always") return { ok: true, value: 0 };
-  const re = /([0-9]+(?:\.[0-9]+)?)(ms|h|m|s)/g;
-  if (!/^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$/.test(text)) {
+  const ms = parseGoDuration(text);
+  if (ms === null) {
     return {
       ok: false,
-      error: `checkPeriod "${text}" is not a duration like 12h, 30m or 1h30m (or "always")`,
+      error: `checkPeriod "${text}" is not a duration like 12h, 30m, 1h30m or 30s (or "always")`,
     };
   }
-  let ms = 0;
-  for (const m of text.matchAll(re)) ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
-  if (ms < 60_000 || ms > 168 * 3600_000) {
-    return { ok: false, error: `checkPeriod "${text}" must be between 1m and 168h` };
-  }
-  return { ok: true, value: Math.round(ms) };
+  if (ms < 0) return { ok: false, error: `checkPeriod "${text}" must be a positive duration` };
+  if (ms > MAX_CHECK_PERIOD_MS) return { ok: false, error: `checkPeriod "${text}" is above the max (168h)` };
+  return { ok: true, value: ms };
 }
 
 /** Local user names allowed in ssh `users`: POSIX-ish names, optionally ending in `$` (Samba machine accounts). */
@@ -344,23 +385,29 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
   const ssh: SshRuleModel[] = [];
   (doc.ssh ?? []).forEach((s, index) => {
     const path = ["ssh", index];
-    if (s.action !== "accept" && s.action !== "check") {
+    // Tailscale trims the action, the users and the selectors of ssh rules.
+    const action = s.action.trim();
+    if (action !== "accept" && action !== "check") {
       err([...path, "action"], `ssh action must be "accept" or "check", not "${s.action}"`);
     }
     let checkPeriodMs = DEFAULT_CHECK_PERIOD_MS;
     if (s.checkPeriod !== undefined) {
-      if (s.action !== "check") err([...path, "checkPeriod"], 'checkPeriod only applies to action "check"');
+      if (action !== "check") err([...path, "checkPeriod"], 'checkPeriod only applies to action "check"');
       const p = parseCheckPeriod(s.checkPeriod);
       if (!p.ok) err([...path, "checkPeriod"], p.error);
       else checkPeriodMs = p.value;
     }
     if (s.users.length === 0) err([...path, "users"], "list at least one local user (or autogroup:nonroot)");
     const users: string[] = [];
+    const localparts: string[] = [];
     let nonroot = false;
-    s.users.forEach((u, i) => {
+    s.users.forEach((raw, i) => {
+      const u = raw.trim();
       if (u === "autogroup:nonroot") nonroot = true;
       else if (u.startsWith("localpart:")) {
-        err([...path, "users", i], 'Trellis does not support "localpart:" ssh users yet');
+        const m = /^localpart:\*@([^@\s*]+)$/.exec(u);
+        if (m) localparts.push(m[1]!.toLowerCase());
+        else err([...path, "users", i], `invalid localpart format "${u}", must be localpart:*@<domain>`);
       } else if (!LOCAL_USER_RE.test(u)) {
         err([...path, "users", i], `"${u}" is not a local user name (or autogroup:nonroot)`);
       } else users.push(u);
@@ -371,13 +418,14 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
     });
     ssh.push({
       ref: { section: "ssh", index },
-      action: s.action === "check" ? "check" : "accept",
-      src: sels(s.src, "sshSrc", [...path, "src"]),
-      dst: sels(s.dst, "sshDst", [...path, "dst"]),
+      action: action === "check" ? "check" : "accept",
+      src: aliases(s.src, "sshSrc", [...path, "src"]).map((a) => a.sel),
+      dst: aliases(s.dst, "sshDst", [...path, "dst"]).map((a) => a.sel),
       users: [...new Set(users)],
       nonroot,
       checkPeriodMs,
-      acceptEnv: s.acceptEnv,
+      acceptEnv: s.acceptEnv ?? undefined,
+      localparts: [...new Set(localparts)],
     });
   });
 

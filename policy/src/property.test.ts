@@ -149,7 +149,7 @@ function randomCase(seed: number) {
       1,
       2,
     ),
-    users: r.some(["root", "ubuntu", "autogroup:nonroot"], 1, 2),
+    users: r.some(["root", "ubuntu", "autogroup:nonroot", "localpart:*@example.com"], 1, 2),
   }));
   const policy = {
     groups: { "group:g1": r.some(logins, 0, 2), "group:g2": r.some(logins, 1, 3) },
@@ -218,7 +218,8 @@ describe("compiled filters agree with direct evaluation", () => {
 
         for (const src of topology.nodes) {
           for (const dst of topology.nodes) {
-            for (const user of ["root", "ubuntu"]) {
+            // u0 and u1 are local parts of users of example.com and example.org.
+            for (const user of ["root", "ubuntu", "u0", "u1"]) {
               const want = evaluateSsh(policy, nodeParty(src), nodeParty(dst), user)?.action ?? null;
               const got = compiledSsh(ssh[dst.name]!, src.ipStrs, user);
               expect(got, `seed ${seed}: ssh ${src.name} → ${dst.name} as ${user}`).toBe(want);
