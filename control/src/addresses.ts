@@ -18,12 +18,18 @@ const V4_SIZE = 1 << 22; // /10
 const V6_BASE = 0xfd7a115ca1e0n << 80n; // fd7a:115c:a1e0::/48
 
 /**
- * Indexes never used: 0 (the network address) and 100.100.100.0/24, where
- * Tailscale clients expect tailnet services (100.100.100.100 is MagicDNS).
+ * Indexes never used: 0 (the network address), 100.100.100.0/24, where
+ * Tailscale clients expect tailnet services (100.100.100.100 is MagicDNS),
+ * and 100.115.92.0/23, which Tailscale keeps out of the tailnet: a policy's
+ * `*` does not cover it, so a node there would be left out of every `*` rule.
  */
-function reserved(index: number): boolean {
+export function reservedIndex(index: number): boolean {
   const v4 = V4_BASE + index;
-  return index === 0 || v4 >>> 8 === (100 << 16) + (100 << 8) + 100;
+  return (
+    index === 0 ||
+    v4 >>> 8 === (100 << 16) + (100 << 8) + 100 ||
+    v4 >>> 9 === ((100 << 24) | (115 << 16) | (92 << 8)) >>> 9
+  );
 }
 
 export function addressesOf(index: number): { ipv4: string; ipv6: string } {
@@ -44,6 +50,6 @@ export async function allocateAddresses(tx: Tx): Promise<{ ipv4: string; ipv6: s
     if (row.last >= V4_SIZE) {
       throw new ControlError("addresses_exhausted", 503, "the tailnet has no IPv4 addresses left");
     }
-    if (!reserved(row.last)) return addressesOf(row.last);
+    if (!reservedIndex(row.last)) return addressesOf(row.last);
   }
 }

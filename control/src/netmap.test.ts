@@ -106,6 +106,10 @@ describe("netmap visibility", () => {
     expect(names("id200")).toEqual(expect.arrayContaining(["n003", "n202"]));
     expect(names("id200")).not.toContain("n001");
     expect(names("id202")).toHaveLength(rows.length - 1);
+    // "*" reaches n202 as the tailnet's address space and the approved route, as Tailscale compiles it.
+    expect(maps.get("id202")!.packetFilter.map((r) => r.SrcIPs)).toEqual([
+      ["10.1.0.0/16", "100.64.0.0-100.115.91.255", "100.115.94.0-100.127.255.255", "fd7a:115c:a1e0::/48"],
+    ]);
   });
 
   it("counts a subnet router whose route overlaps tailnet addresses, and writes filters as JSON.stringify does", () => {

@@ -18,10 +18,12 @@ import {
 import type { FilterRule as EngineFilterRule, SSHRule as EngineSSHRule } from "@trellis/policy";
 import {
   formatPrefix,
+  isTailnetAddr,
   lastAddr,
   parseAddr,
   parsePrefix,
   prefixesOverlap,
+  TAILNET_SOURCES,
   TAILNET_V4,
   TAILNET_V6,
 } from "@trellis/proto/ip";
@@ -56,7 +58,8 @@ interface Entry {
  * Who sees whom, by topology node index; computed once per topology and
  * policy and shared by patched snapshots. Node i's filter accepts packets
  * from `reachData[reachStart[i] .. reachStart[i + 1])`, unless
- * `acceptsAll[i]` (a "*" source: everyone). A node's peers are those it
+ * `acceptsAll[i]` (a source covering every node: `*`, which is the
+ * tailnet's address space, or `autogroup:danger-all`). A node's peers are those it
  * accepts packets from plus those that accept packets from it. Flat arrays,
  * not one array per node: at 10,000 nodes, 20,000 small typed arrays cost
  * more to allocate than the whole computation.
@@ -96,6 +99,8 @@ class AddrIndex {
   private readonly cache = new Map<string, number[]>();
   /** Entries the cache may hold beyond the nodes' own addresses (source texts of past policies). */
   private room: number;
+  /** Every node has an address in the tailnet's address space, so a source list holding that space covers everyone. */
+  private readonly allInTailnet: boolean;
 
   private static readonly byTopology = new WeakMap<Topology, AddrIndex>();
 
@@ -111,6 +116,7 @@ class AddrIndex {
 
   private constructor(topology: Topology) {
     this.room = 4 * topology.nodes.length + 1024;
+    this.allInTailnet = topology.nodes.every((n) => n.addrs.some(isTailnetAddr));
     // Source lists are mostly node addresses in the compiler's canonical
     // text: those resolve by lookup, without parsing (BigInt) — unless some
     // subnet route overlaps the tailnet's own ranges and could cover them too.
@@ -128,6 +134,16 @@ class AddrIndex {
     const cmp = (a: { n: bigint }, b: { n: bigint }) => (a.n < b.n ? -1 : a.n > b.n ? 1 : 0);
     this.v4.sort(cmp);
     this.v6.sort(cmp);
+  }
+
+  /**
+   * Whether a source list covers every node without looking at each: `*`
+   * compiles to the tailnet's address space (plus routes), which holds an
+   * address of every node; listing 10,000 nodes per accepting node instead
+   * would make visibility quadratic.
+   */
+  coversAll(srcs: readonly string[]): boolean {
+    return srcs.includes("*") || (this.allInTailnet && TAILNET_SOURCES.every((t) => srcs.includes(t.text)));
   }
 
   covering(text: string): number[] {
@@ -663,12 +679,12 @@ export class TailnetSnapshot {
     const index = AddrIndex.of(this.topology);
     const n = this.topology.nodes.length;
     // Nodes a source list covers, once per list: the compiler shares a rule's
-    // SrcIPs among every node the rule reaches. null: "*".
+    // SrcIPs among every node the rule reaches. null: everyone.
     const coverage = new Map<readonly string[], readonly number[] | null>();
     const cover = (srcs: readonly string[]) => {
       let c = coverage.get(srcs);
       if (c === undefined) {
-        if (srcs.includes("*")) c = null;
+        if (index.coversAll(srcs)) c = null;
         else {
           const set = new Set<number>();
           for (const t of srcs) for (const j of index.covering(t)) set.add(j);

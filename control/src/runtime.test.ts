@@ -82,7 +82,12 @@ for (const { provider, skip } of PROVIDERS) {
           regions: { "1": { regionCode: "embedded", nodes: [{ url: "wss://vpn.example.com/derp" }] } },
         },
         dns: { domain: "trellis.internal", nameservers: [] },
-        packetFilter: [{ SrcIPs: ["*"], DstPorts: expect.any(Array) }],
+        packetFilter: [
+          {
+            SrcIPs: ["100.64.0.0-100.115.91.255", "100.115.94.0-100.127.255.255", "fd7a:115c:a1e0::/48"],
+            DstPorts: expect.any(Array),
+          },
+        ],
         policyVersion: 0,
       });
       expect(ra.map.peers).toEqual([

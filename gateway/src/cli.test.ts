@@ -107,6 +107,24 @@ describe("trellis policy", () => {
     });
   });
 
+  it("reads null routes in a topology as none", () => {
+    const topo = file(
+      "null-routes.json",
+      JSON.stringify({
+        users: [{ id: "1", name: "alice", email: "alice@example.com" }],
+        nodes: {
+          laptop: { ipv4: "100.64.0.1", user: "alice", routable_ips: null, approved_routes: null },
+          web: { tags: ["tag:web"], ipv4: "100.64.0.2", routable_ips: null, approved_routes: null },
+        },
+      }),
+    );
+    const r = capture3(["policy", "compile", "--policy", policy, "--topology", topo]);
+    expect(r).toMatchObject({ code: 0, err: "" });
+    expect(JSON.parse(r.out).web).toEqual([
+      { SrcIPs: ["100.64.0.1"], DstPorts: [{ IP: "100.64.0.2", Ports: { First: 443, Last: 443 } }] },
+    ]);
+  });
+
   it("prints per-node SSH rules", () => {
     const r = capture3(["policy", "ssh", "--policy", policy, "--topology", topology]);
     expect(r.code).toBe(0);

@@ -111,7 +111,13 @@ function generatePolicy() {
     const d = some(dst, 1, 3).map((x) => `${x}:${pick(ports)}`);
     if (r % 100 === 0) d.push("autogroup:self:*");
     if (r % 250 === 1) d.push("autogroup:internet:*");
-    acls.push({ action: "accept", src: some(src, 1, 3), ...(r % 7 === 0 ? { proto: "tcp" } : {}), dst: d });
+    let s = some(src, 1, 3);
+    // autogroup:self takes users only (as in Tailscale): drop the tags, hosts and CIDRs.
+    if (r % 100 === 0) {
+      s = s.filter((x) => x.includes("@") || x.startsWith("group:") || x.startsWith("autogroup:"));
+      if (s.length === 0) s = ["autogroup:member"];
+    }
+    acls.push({ action: "accept", src: s, ...(r % 7 === 0 ? { proto: "tcp" } : {}), dst: d });
   }
   return {
     groups: Object.fromEntries(groups.map((g) => [g, some(logins, 5, 30)])),

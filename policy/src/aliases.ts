@@ -8,13 +8,24 @@ import type { Parsed } from "./ports";
 import { addrKey, type NodeInfo, type Role, type Topology, type UserInfo } from "./topology";
 
 /** The autogroups Trellis understands. */
-export const AUTOGROUPS = ["member", "tagged", "self", "internet", "admin", "auditor", "nonroot"] as const;
+export const AUTOGROUPS = [
+  "member",
+  "tagged",
+  "self",
+  "internet",
+  "admin",
+  "auditor",
+  "nonroot",
+  "danger-all",
+] as const;
 export type AutogroupName = (typeof AUTOGROUPS)[number];
 
 /** A parsed selector. `text` is the word as written, for messages. */
 export type Selector =
   | { kind: "any"; text: string }
   | { kind: "user"; login: string; text: string }
+  /** `user:*@<domain>`: every user whose login email is in the domain. */
+  | { kind: "domain"; domain: string; text: string }
   | { kind: "group"; name: string; text: string }
   | { kind: "tag"; name: string; text: string }
   /** An IP, CIDR or host alias (then `host` is the alias name). */
@@ -57,6 +68,7 @@ const ALLOWED: Record<SelectorPlace, readonly Kind[]> = {
   src: [
     "any",
     "user",
+    "domain",
     "group",
     "tag",
     "prefix",
@@ -64,10 +76,12 @@ const ALLOWED: Record<SelectorPlace, readonly Kind[]> = {
     "autogroup:tagged",
     "autogroup:admin",
     "autogroup:auditor",
+    "autogroup:danger-all",
   ],
   dst: [
     "any",
     "user",
+    "domain",
     "group",
     "tag",
     "prefix",
@@ -82,6 +96,7 @@ const ALLOWED: Record<SelectorPlace, readonly Kind[]> = {
   sshSrc: [
     "any",
     "user",
+    "domain",
     "group",
     "tag",
     "autogroup:member",
@@ -89,7 +104,7 @@ const ALLOWED: Record<SelectorPlace, readonly Kind[]> = {
     "autogroup:admin",
     "autogroup:auditor",
   ],
-  sshDst: ["user", "group", "tag", "autogroup:member", "autogroup:tagged", "autogroup:self"],
+  sshDst: ["user", "domain", "group", "tag", "autogroup:member", "autogroup:tagged", "autogroup:self"],
   tagOwner: ["user", "group", "tag", "autogroup:member", "autogroup:admin"],
   groupMember: ["user"],
   autoApprover: ["user", "group", "tag", "autogroup:member", "autogroup:tagged"],
@@ -132,6 +147,11 @@ export function parseSelector(text: string, names: PolicyNames, place: SelectorP
     if (kind === "autogroup:self") msg = 'autogroup:self can only be used in "dst"';
     else if (kind === "autogroup:internet") msg = 'autogroup:internet can only be used in "dst"';
     else if (kind === "autogroup:nonroot") msg = 'autogroup:nonroot can only be used in ssh "users"';
+    else if (kind === "autogroup:danger-all")
+      msg =
+        place === "dst"
+          ? "cannot use autogroup:danger-all as a dst"
+          : 'autogroup:danger-all can only be used in "src"';
     const hint = PLACE_HINT[place];
     return { ok: false, error: hint ? `${msg} (${hint})` : msg };
   }
@@ -162,6 +182,13 @@ function classify(text: string, names: PolicyNames): Parsed<Selector> {
     if (!names.tags.has(text)) return { ok: false, error: `tag "${text}" is not defined in "tagOwners"` };
     return { ok: true, value: { kind: "tag", name: text, text } };
   }
+  if (text.startsWith("user:")) {
+    // Tailscale's wildcard over a login domain; the local part is "*" or nothing else.
+    const m = /^user:\*@([^@\s*]+)$/.exec(text);
+    if (m) return { ok: true, value: { kind: "domain", domain: m[1]!.toLowerCase(), text } };
+    if (text.includes("*"))
+      return { ok: false, error: `"${text}": a user wildcard is user:*@<domain>, with no partial wildcards` };
+  }
   const host = names.hosts.get(text);
   if (host) return { ok: true, value: { kind: "prefix", prefix: host, host: text, text } };
   const prefix = parsePrefix(text);
@@ -184,6 +211,12 @@ export function loginsOf(u: UserInfo): string[] {
   return [...new Set([u.email.toLowerCase(), name, `${name}@`])].filter((l) => l !== "");
 }
 
+/** The domain of a login email, lowercased ("" when it has none). */
+export function domainOf(email: string): string {
+  const at = email.lastIndexOf("@");
+  return at < 0 ? "" : email.slice(at + 1).toLowerCase();
+}
+
 /** Whether a role counts for an autogroup. */
 export function roleMatches(autogroup: AutogroupName, role: Role): boolean {
   return (autogroup === "admin" && role === "admin") || (autogroup === "auditor" && role === "auditor");
@@ -200,6 +233,7 @@ export function roleMatches(autogroup: AutogroupName, role: Role): boolean {
  */
 interface TopologyIndex {
   usersByLogin: Map<string, UserInfo[]>;
+  usersByDomain: Map<string, UserInfo[]>;
   nodesByUser: Map<number, NodeInfo[]>;
   nodesByTag: Map<string, NodeInfo[]>;
   /** Untagged nodes with an owner, for autogroup:member. */
@@ -216,6 +250,7 @@ function topologyIndex(topology: Topology): TopologyIndex {
   if (ix) return ix;
   ix = {
     usersByLogin: new Map(),
+    usersByDomain: new Map(),
     nodesByUser: new Map(),
     nodesByTag: new Map(),
     members: [],
@@ -228,6 +263,8 @@ function topologyIndex(topology: Topology): TopologyIndex {
       list.push(u);
       ix.usersByLogin.set(login, list);
     }
+    const domain = domainOf(u.email);
+    if (domain !== "") ix.usersByDomain.set(domain, [...(ix.usersByDomain.get(domain) ?? []), u]);
   }
   for (const n of topology.nodes) {
     if (n.tagged) {
@@ -253,6 +290,7 @@ function topologyIndex(topology: Topology): TopologyIndex {
 
 export class Resolver {
   private readonly usersByLogin: Map<string, UserInfo[]>;
+  private readonly usersByDomain: Map<string, UserInfo[]>;
   private readonly nodesByUser: Map<number, NodeInfo[]>;
   private readonly nodesByTag: Map<string, NodeInfo[]>;
   private readonly cache = new Map<string, readonly NodeInfo[]>();
@@ -266,6 +304,7 @@ export class Resolver {
   ) {
     const ix = topologyIndex(topology);
     this.usersByLogin = ix.usersByLogin;
+    this.usersByDomain = ix.usersByDomain;
     this.nodesByUser = ix.nodesByUser;
     this.nodesByTag = ix.nodesByTag;
     this.members = ix.members;
@@ -299,6 +338,9 @@ export class Resolver {
       case "user":
         out = this.usersOf(sel.login).flatMap((u) => this.nodesOfUser(u));
         break;
+      case "domain":
+        out = (this.usersByDomain.get(sel.domain) ?? []).flatMap((u) => this.nodesOfUser(u));
+        break;
       case "group": {
         const users = new Set((this.names.groups.get(sel.name) ?? []).flatMap((l) => this.usersOf(l)));
         // Members the identity provider puts in the group count as listed members.
@@ -324,6 +366,9 @@ export class Resolver {
           case "admin":
           case "auditor":
             out = this.members.filter((n) => roleMatches(sel.name, n.user!.role));
+            break;
+          case "danger-all":
+            out = [...this.topology.nodes];
             break;
           default:
             out = [];

@@ -10,9 +10,14 @@ import {
   formatFilterIP,
   formatPrefix,
   internetPrefixes,
+  isTailnetAddr,
+  lastAddr,
   prefixContains,
   prefixCovers,
   prefixesOverlap,
+  TAILNET_SOURCES,
+  type Addr,
+  type AddrRange,
   type Prefix,
 } from "@trellis/proto/ip";
 import type { NetRule, Policy, Target } from "./model";
@@ -29,7 +34,8 @@ export interface NetPortRange {
 export interface CapGrant {
   /** Destination prefixes (`100.64.0.1/32`, `fd7a:…/128`, or a routed subnet). */
   readonly Dsts: readonly string[];
-  readonly CapMap: Readonly<Record<string, readonly unknown[]>>;
+  /** Capability name → values; a capability Tailscale grants without values (a companion) is null. */
+  readonly CapMap: Readonly<Record<string, readonly unknown[] | null>>;
 }
 
 /**
@@ -65,11 +71,25 @@ function isSelf(sel: Selector): boolean {
 }
 
 interface SrcInfo {
+  /** `*` is a source: the tailnet's address space and every approved subnet route. */
   any: boolean;
+  /** `autogroup:danger-all` is a source: every address, in the tailnet or not. */
+  all: boolean;
+  /**
+   * `autogroup:self` is a source, which only a companion of a grant to
+   * autogroup:self has: on each node it adds the devices of the node's user.
+   */
+  self: boolean;
   /** Membership by node index. */
   member: Uint8Array;
+  members: NodeInfo[];
   literals: Prefix[];
   ips: string[];
+}
+
+/** One entry of the source list `*` stands for. */
+interface WildcardEntry extends AddrRange {
+  readonly text: string;
 }
 
 /** What the compiler needs of a topology regardless of policy. */
@@ -80,6 +100,14 @@ interface Layout {
   readonly routers: readonly NodeInfo[];
   readonly exitNodes: readonly NodeInfo[];
   readonly owned: readonly NodeInfo[];
+  /**
+   * What `*` as a source stands for in this tailnet, as Tailscale compiles
+   * it: the tailnet's address space and every approved subnet route (exit
+   * routes excepted), sorted. A packet from anywhere else is not from `*`.
+   */
+  readonly wildcard: readonly WildcardEntry[];
+  /** The approved subnet routes of the tailnet, once each. */
+  readonly routes: readonly Prefix[];
 }
 
 // A new policy over the same nodes (the control plane keeps the topology
@@ -94,6 +122,12 @@ function layoutOf(topology: Topology): Layout {
   all.sort((x, y) => (x.a.v !== y.a.v ? x.a.v - y.a.v : x.a.n < y.a.n ? -1 : x.a.n > y.a.n ? 1 : 0));
   const addrRank = new Int32Array(topology.nodes.length * 2).fill(-1);
   all.forEach(({ n, i }, rank) => (addrRank[n.index * 2 + i] = rank));
+  const routes = new Map<string, Prefix>();
+  for (const n of topology.nodes) for (const p of n.routes) routes.set(formatFilterIP(p), p);
+  const wildcard: WildcardEntry[] = [
+    ...TAILNET_SOURCES.map((s) => ({ ...s.range, text: s.text })),
+    ...[...routes].map(([text, p]) => ({ v: p.v, lo: p.base, hi: lastAddr(p), text })),
+  ].sort(compareEntries);
   layout = {
     addrRank,
     rankToIp: all.map(({ n, i }) => n.ipStrs[i]!),
@@ -101,9 +135,18 @@ function layoutOf(topology: Topology): Layout {
     routers: topology.nodes.filter((n) => n.routes.length > 0),
     exitNodes: topology.nodes.filter((n) => n.exit4 || n.exit6),
     owned: topology.nodes.filter((n) => !n.tagged && n.user),
+    wildcard,
+    routes: [...routes.values()],
   };
   layouts.set(topology, layout);
   return layout;
+}
+
+/** IPv4 first, then by first address, the wider range first (as {@link comparePrefix}). */
+function compareEntries(a: AddrRange, b: AddrRange): number {
+  if (a.v !== b.v) return a.v - b.v;
+  if (a.lo !== b.lo) return a.lo < b.lo ? -1 : 1;
+  return a.hi === b.hi ? 0 : a.hi > b.hi ? -1 : 1;
 }
 
 /**
@@ -114,6 +157,8 @@ function layoutOf(topology: Topology): Layout {
 export class FilterCompiler {
   private readonly resolver: Resolver;
   private readonly srcCache = new Map<string, SrcInfo>();
+  /** The policy's rules with each grant's companions after it: what this compiler indexes rules by. */
+  private readonly rules: readonly NetRule[];
   private readonly srcOfRule: SrcInfo[];
   private readonly selfCache = new Map<string, string[]>();
   /** Global address order of each node's addresses, for sorting without bigint comparisons. */
@@ -125,6 +170,8 @@ export class FilterCompiler {
   private readonly routers: readonly NodeInfo[];
   private readonly exitNodes: readonly NodeInfo[];
   private readonly owned: readonly NodeInfo[];
+  private readonly wildcard: readonly WildcardEntry[];
+  private readonly routes: readonly Prefix[];
 
   constructor(
     readonly policy: Policy,
@@ -138,10 +185,13 @@ export class FilterCompiler {
       routers: this.routers,
       exitNodes: this.exitNodes,
       owned: this.owned,
+      wildcard: this.wildcard,
+      routes: this.routes,
     } = layoutOf(topology));
-    this.srcOfRule = policy.rules.map((r) => this.srcInfo(r.src));
+    this.rules = policy.rules.flatMap((r) => (r.companions ? [r, ...r.companions] : [r]));
+    this.srcOfRule = this.rules.map((r) => this.srcInfo(r.src));
     this.delivered = topology.nodes.map(() => []);
-    policy.rules.forEach((rule, r) => this.deliver(rule, r));
+    this.rules.forEach((rule, r) => this.deliver(rule, r));
   }
 
   private srcInfo(src: readonly Selector[]): SrcInfo {
@@ -152,8 +202,12 @@ export class FilterCompiler {
     const members: NodeInfo[] = [];
     const literals: Prefix[] = [];
     let any = false;
+    let all = false;
+    let self = false;
     for (const s of src) {
       if (s.kind === "any") any = true;
+      else if (s.kind === "autogroup" && s.name === "danger-all") all = true;
+      else if (s.kind === "autogroup" && s.name === "self") self = true;
       else if (s.kind === "prefix") literals.push(s.prefix);
       else {
         for (const n of this.resolver.nodes(s)) {
@@ -163,34 +217,88 @@ export class FilterCompiler {
         }
       }
     }
-    let ips: string[];
-    if (any) ips = ["*"];
-    else {
-      // Drop literal prefixes covered by another (keeping the first of duplicates),
-      // and node addresses inside a literal prefix: they add nothing.
-      const lit = literals
-        .sort(comparePrefix)
-        .filter(
-          (p, i, arr) => !arr.some((q, j) => j !== i && prefixCovers(q, p) && (q.bits < p.bits || j < i)),
-        );
-      const ranks: number[] = [];
-      for (const n of members) {
-        for (let i = 0; i < n.addrs.length; i++) {
-          if (lit.length > 0 && lit.some((p) => prefixContains(p, n.addrs[i]!))) continue;
-          ranks.push(this.addrRank[n.index * 2 + i]!);
-        }
-      }
-      const runs = this.runs(Int32Array.from(ranks).sort());
-      ips =
-        lit.length === 0
-          ? runs.map((e) => e.s)
-          : [...runs, ...lit.map((p) => ({ p, s: formatFilterIP(p) }))]
-              .sort((x, y) => comparePrefix(x.p, y.p))
-              .map((e) => e.s);
-    }
-    const info = { any, member, literals, ips };
+    const info = {
+      any,
+      all,
+      self,
+      member,
+      members,
+      literals,
+      ips: this.sourceList(any, all, members, literals),
+    };
     this.srcCache.set(key, info);
     return info;
+  }
+
+  /** SrcIPs text of a source list, resolved. */
+  private sourceList(
+    any: boolean,
+    all: boolean,
+    members: readonly NodeInfo[],
+    literals: readonly Prefix[],
+  ): string[] {
+    if (all) return ["*"];
+    if (any) return this.wildcardSources(members, literals);
+    // Drop literal prefixes covered by another (keeping the first of duplicates),
+    // and node addresses inside a literal prefix: they add nothing.
+    const lit = [...literals]
+      .sort(comparePrefix)
+      .filter(
+        (p, i, arr) => !arr.some((q, j) => j !== i && prefixCovers(q, p) && (q.bits < p.bits || j < i)),
+      );
+    const ranks: number[] = [];
+    for (const n of members) {
+      for (let i = 0; i < n.addrs.length; i++) {
+        if (lit.length > 0 && lit.some((p) => prefixContains(p, n.addrs[i]!))) continue;
+        ranks.push(this.addrRank[n.index * 2 + i]!);
+      }
+    }
+    const runs = this.runs(Int32Array.from(ranks).sort());
+    return lit.length === 0
+      ? runs.map((e) => e.s)
+      : [...runs, ...lit.map((p) => ({ p, s: formatFilterIP(p) }))]
+          .sort((x, y) => comparePrefix(x.p, y.p))
+          .map((e) => e.s);
+  }
+
+  /** SrcIPs of a rule with autogroup:self among its sources, on a node of `user`: the rest plus the user's devices. */
+  private withOwnDevices(r: number, user: UserInfo): readonly string[] {
+    const key = `own:${r}:${user.index}`;
+    let ips = this.selfCache.get(key);
+    if (!ips) {
+      const src = this.srcOfRule[r]!;
+      const own = this.resolver.nodesOfUser(user).filter((n) => !src.member[n.index]);
+      ips = this.sourceList(src.any, src.all, [...src.members, ...own], src.literals);
+      this.selfCache.set(key, ips);
+    }
+    return ips;
+  }
+
+  /** Whether `*` as a source covers `a`: a tailnet address, or one inside an approved subnet route. */
+  private inWildcard(a: Addr): boolean {
+    return isTailnetAddr(a) || this.routes.some((p) => prefixContains(p, a));
+  }
+
+  /**
+   * SrcIPs of a source list with `*`: the wildcard's entries, then whatever
+   * the list's other sources add outside them (a CIDR beyond the tailnet
+   * and its routes; node addresses all lie inside), in one sorted list.
+   */
+  private wildcardSources(members: readonly NodeInfo[], literals: readonly Prefix[]): string[] {
+    const extra: WildcardEntry[] = [];
+    const covered = (r: AddrRange) => this.wildcard.some((e) => e.v === r.v && e.lo <= r.lo && r.hi <= e.hi);
+    for (const p of literals) {
+      const r = { v: p.v, lo: p.base, hi: lastAddr(p), text: formatFilterIP(p) };
+      if (!covered(r) && !extra.some((e) => e.v === r.v && e.lo <= r.lo && r.hi <= e.hi)) extra.push(r);
+    }
+    for (const n of members) {
+      n.addrs.forEach((a, i) => {
+        if (this.inWildcard(a) || literals.some((p) => prefixContains(p, a))) return;
+        extra.push({ v: a.v, lo: a.n, hi: a.n, text: n.ipStrs[i]! });
+      });
+    }
+    if (extra.length === 0) return this.wildcard.map((e) => e.text);
+    return [...this.wildcard, ...extra].sort(compareEntries).map((e) => e.text);
   }
 
   /**
@@ -276,7 +384,12 @@ export class FilterCompiler {
       const ranks: number[] = [];
       for (const n of this.resolver.nodesOfUser(user)) {
         n.addrs.forEach((a, i) => {
-          if (src.any || src.member[n.index] || src.literals.some((p) => prefixContains(p, a))) {
+          if (
+            src.all ||
+            (src.any && this.inWildcard(a)) ||
+            src.member[n.index] ||
+            src.literals.some((p) => prefixContains(p, a))
+          ) {
             ranks.push(this.addrRank[n.index * 2 + i]!);
           }
         });
@@ -302,7 +415,7 @@ export class FilterCompiler {
   }
 
   private emitRule(node: NodeInfo, r: number, ts: number[], out: FilterRule[]): void {
-    const rule = this.policy.rules[r]!;
+    const rule = this.rules[r]!;
     const via = rule.via !== undefined;
     // The common case, one destination of the rule concerns this node: no grouping, no de-duplication.
     if (ts.length === 1 && ts[0]! < rule.targets.length) {
@@ -362,7 +475,9 @@ export class FilterCompiler {
           for (const p of this.capDsts(node, a.sel)) dsts.set(formatPrefix(p), p);
         }
         const SrcIPs = this.srcFor(node, r, self);
-        if (dsts.size === 0 || SrcIPs.length === 0) continue;
+        // Sources that resolve to nobody still carry the capability grant (empty
+        // SrcIPs), as Tailscale emits it; only autogroup:self narrows it away.
+        if (dsts.size === 0 || (self && SrcIPs.length === 0) || rule.src.length === 0) continue;
         const Dsts = [...dsts.values()].sort(comparePrefix).map(formatPrefix);
         out.push({ SrcIPs, CapGrant: [{ Dsts, CapMap: rule.app }] });
       }
@@ -371,7 +486,10 @@ export class FilterCompiler {
 
   /** SrcIPs of rule `r` on `node`: the rule's sources, or for autogroup:self those of the node's owner. */
   private srcFor(node: NodeInfo, r: number, self: boolean): readonly string[] {
-    if (!self) return this.srcOfRule[r]!.ips;
+    if (!self) {
+      const src = this.srcOfRule[r]!;
+      return src.self && node.user ? this.withOwnDevices(r, node.user) : src.ips;
+    }
     return node.user ? this.selfSrc(r, node.user) : [];
   }
 

@@ -4,10 +4,11 @@
 // reachability checker and the policy's own `tests` use it, and the property
 // test checks the compiler against it, so it is deliberately written apart
 // from compile.ts.
-import { loginsOf, roleMatches, type Selector } from "./aliases";
+import { domainOf, loginsOf, roleMatches, type Selector } from "./aliases";
 import {
   formatAddr,
   isInternet,
+  isTailnetAddr,
   parseAddr,
   prefixContains,
   prefixesOverlap,
@@ -23,6 +24,8 @@ export interface Owner {
   key: string;
   /** Lowercased login forms (email, name, name@). */
   logins: readonly string[];
+  /** The login email as the identity provider gave it. */
+  email: string;
   /** Identity-provider groups of the owner. */
   groups?: readonly string[];
   role: Role;
@@ -55,7 +58,7 @@ export function nodeParty(n: NodeInfo, addr?: Addr): Party {
     tags: n.tags,
     owner:
       !n.tagged && u
-        ? { key: `user:${u.index}`, logins: loginsOf(u), role: u.role, groups: u.groups }
+        ? { key: `user:${u.index}`, logins: loginsOf(u), email: u.email, role: u.role, groups: u.groups }
         : undefined,
     node: n,
   };
@@ -68,21 +71,49 @@ export function userParty(login: string, topology: Topology): Party {
   return {
     tags: [],
     owner: u
-      ? { key: `user:${u.index}`, logins: loginsOf(u), role: u.role, groups: u.groups }
-      : { key: `login:${lower}`, logins: [lower], role: "member" },
+      ? { key: `user:${u.index}`, logins: loginsOf(u), email: u.email, role: u.role, groups: u.groups }
+      : { key: `login:${lower}`, logins: [lower], email: login, role: "member" },
   };
 }
 
-/** Whether `sel` names `p` by identity or address. `self` and `internet` are decided by the caller. */
-export function identityMatches(sel: Selector, p: Party, policy: Policy): boolean {
+/**
+ * Whether `*` as a packet source covers an address, as Tailscale means it:
+ * the tailnet's own address space and every approved subnet route of the
+ * tailnet (exit routes excepted). Anything else (a LAN address an exit
+ * node forwards, a spoofed public address) is not `*`.
+ */
+export type WildcardSource = (a: Addr) => boolean;
+
+const wildcards = new WeakMap<Topology, WildcardSource>();
+
+/** The {@link WildcardSource} of a topology, decided address by address from its nodes' routes. */
+export function wildcardSource(topology: Topology): WildcardSource {
+  let w = wildcards.get(topology);
+  if (!w) {
+    const routes = topology.nodes.flatMap((n) => n.routes);
+    w = (a) => isTailnetAddr(a) || routes.some((r) => prefixContains(r, a));
+    wildcards.set(topology, w);
+  }
+  return w;
+}
+
+/**
+ * Whether `sel` names `p` by identity or address. `self` and `internet` are
+ * decided by the caller. `wildcard` decides `*` for parties with an address
+ * (packets); without it, as for SSH, `*` is any party.
+ */
+export function identityMatches(sel: Selector, p: Party, policy: Policy, wildcard?: WildcardSource): boolean {
   const untaggedOwner = p.tags.length === 0 ? p.owner : undefined;
   switch (sel.kind) {
     case "any":
-      return true;
+      // A party without an address is an identity of the tailnet (a user or a tag in `tests`).
+      return wildcard === undefined || p.addr === undefined || wildcard(p.addr);
     case "prefix":
       return p.addr !== undefined && prefixContains(sel.prefix, p.addr);
     case "user":
       return untaggedOwner !== undefined && untaggedOwner.logins.includes(sel.login);
+    case "domain":
+      return untaggedOwner !== undefined && domainOf(untaggedOwner.email) === sel.domain;
     case "group": {
       const members = policy.names.groups.get(sel.name) ?? [];
       return (
@@ -102,6 +133,8 @@ export function identityMatches(sel: Selector, p: Party, policy: Policy): boolea
         case "admin":
         case "auditor":
           return untaggedOwner !== undefined && roleMatches(sel.name, untaggedOwner.role);
+        case "danger-all":
+          return true;
         default:
           return false;
       }
@@ -170,13 +203,15 @@ function targetMatches(rule: NetRule, sel: Selector, src: Party, dst: Destinatio
  */
 export function evaluate(
   policy: Policy,
+  topology: Topology,
   src: Party,
   dst: Destination,
   proto: number,
   port: number,
 ): RuleMatch | null {
+  const wildcard = wildcardSource(topology);
   for (const rule of policy.rules) {
-    if (!rule.src.some((s) => identityMatches(s, src, policy))) continue;
+    if (!rule.src.some((s) => identityMatches(s, src, policy, wildcard))) continue;
     for (let t = 0; t < rule.targets.length; t++) {
       const target = rule.targets[t]!;
       if (!(target.protos ?? DEFAULT_PROTOS).includes(proto)) continue;
@@ -192,18 +227,40 @@ export interface SshMatch extends RuleRef {
   action: "accept" | "check";
 }
 
-function sshUserAllowed(rule: SshRuleModel, localUser: string): boolean {
-  return rule.users.includes(localUser) || (rule.nonroot && localUser !== "root");
+function sshUserAllowed(rule: SshRuleModel, localUser: string, src: Party): boolean {
+  if (rule.users.includes(localUser) || (rule.nonroot && localUser !== "root")) return true;
+  // localpart:*@<domain>: a user of the domain logs in as their login's local part.
+  const owner = src.tags.length === 0 ? src.owner : undefined;
+  if (!owner || rule.localparts.length === 0) return false;
+  const at = owner.email.lastIndexOf("@");
+  return at > 0 && rule.localparts.includes(domainOf(owner.email)) && owner.email.slice(0, at) === localUser;
 }
 
 /**
- * The first ssh rule letting `src` log in to `dst` as `localUser`, or null.
- * A user's own devices (autogroup:self, or a user, group or
+ * The ssh rule letting `src` log in to `dst` as `localUser`, or null: the
+ * first matching `check` rule, else the first matching `accept` rule (as
+ * Tailscale orders a destination's rules, a check cannot be skipped by an
+ * accept). A user's own devices (autogroup:self, or a user, group or
  * autogroup:member destination) accept only that same user; tagged devices
  * accept any listed source.
  */
 export function evaluateSsh(policy: Policy, src: Party, dst: Party, localUser: string): SshMatch | null {
+  for (const action of ["check", "accept"] as const) {
+    const m = firstSshMatch(policy, src, dst, localUser, action);
+    if (m) return m;
+  }
+  return null;
+}
+
+function firstSshMatch(
+  policy: Policy,
+  src: Party,
+  dst: Party,
+  localUser: string,
+  action: "accept" | "check",
+): SshMatch | null {
   for (const rule of policy.ssh) {
+    if (rule.action !== action) continue;
     if (!rule.src.some((s) => identityMatches(s, src, policy))) continue;
     const dstOk = rule.dst.some((sel) => {
       if (sel.kind === "tag" || (sel.kind === "autogroup" && sel.name === "tagged"))
@@ -211,7 +268,7 @@ export function evaluateSsh(policy: Policy, src: Party, dst: Party, localUser: s
       if (sel.kind === "autogroup" && sel.name === "self") return sameUser(src, dst);
       return identityMatches(sel, dst, policy) && sameUser(src, dst);
     });
-    if (dstOk && sshUserAllowed(rule, localUser)) return { ...rule.ref, action: rule.action };
+    if (dstOk && sshUserAllowed(rule, localUser, src)) return { ...rule.ref, action: rule.action };
   }
   return null;
 }
@@ -299,7 +356,7 @@ export function canReach(policy: Policy, topology: Topology, q: ReachQuery): Rea
   }
   for (const n of receivers) {
     const party = owner ? nodeParty(owner, dstAddr) : { addr: dstAddr, tags: [] };
-    const m = evaluate(policy, src, { party, receiver: n }, protoNum, q.port);
+    const m = evaluate(policy, topology, src, { party, receiver: n }, protoNum, q.port);
     if (m) {
       return {
         allowed: true,

@@ -41,12 +41,30 @@ export interface NetRule {
   ref: RuleRef;
   src: Selector[];
   targets: Target[];
-  /** Grant `app` capabilities, granted on every `appDst`. */
-  app?: Record<string, unknown[]>;
+  /** Grant `app` capabilities, granted on every `appDst`; a capability without values is null. */
+  app?: Record<string, unknown[] | null>;
   appDst: Selector[];
   /** Grant `via` tags: the rule holds only on routers with one of these tags. */
   via?: string[];
+  /**
+   * Capabilities Tailscale grants back, from the destinations to the
+   * sources, alongside some it defines (see {@link COMPANION_CAPS}): rules
+   * with the grant's `src` and `dst` swapped and app capabilities only.
+   */
+  companions?: NetRule[];
 }
+
+/**
+ * Tailscale's capabilities that come with a companion in the other
+ * direction, by the name granted: a node may use the peer relay it was
+ * granted only if the relay may serve it (relay-target), and a Taildrive
+ * share is only reachable if the sharer knows the peer may access it
+ * (drive-sharer). In the order Tailscale emits them, by granted name.
+ */
+export const COMPANION_CAPS: readonly (readonly [granted: string, companion: string])[] = [
+  ["tailscale.com/cap/drive", "tailscale.com/cap/drive-sharer"],
+  ["tailscale.com/cap/relay", "tailscale.com/cap/relay-target"],
+];
 
 /** An `ssh` entry. */
 export interface SshRuleModel {
@@ -61,6 +79,11 @@ export interface SshRuleModel {
   /** For `check`: how long a check lasts, in ms (0 = check every time). */
   checkPeriodMs: number;
   acceptEnv?: string[];
+  /**
+   * Domains of `localpart:*@<domain>` users: a user of such a domain may log
+   * in as the local part of their login (alice@example.com as `alice`).
+   */
+  localparts: string[];
 }
 
 /** A destination in a `tests` entry: `host:port`. */
@@ -110,27 +133,80 @@ export interface ModelIssue {
   message: string;
 }
 
+/**
+ * The capabilities in the tailscale.com domain a policy may grant: those
+ * Tailscale's own tools read from grants (Taildrive, peer relays, the web
+ * client, the Kubernetes operator, tsidp, setec, golink, TailSQL). The rest
+ * of the domain is Tailscale's to set (companions such as relay-target,
+ * ingress, funnel), and Tailscale refuses them in a policy.
+ */
+const TAILSCALE_CAPS = new Set(
+  ["drive", "relay", "webui", "kubernetes", "tsidp", "secrets", "golink", "tailsql"].map(
+    (c) => `tailscale.com/cap/${c}`,
+  ),
+);
+
+function isSelfSel(s: Selector): boolean {
+  return s.kind === "autogroup" && s.name === "self";
+}
+
 /** Default `checkPeriod` of `check` SSH rules: 12 hours, as Tailscale. */
 export const DEFAULT_CHECK_PERIOD_MS = 12 * 3600 * 1000;
 
-const DURATION_UNITS: Record<string, number> = { h: 3600_000, m: 60_000, s: 1000, ms: 1 };
+/** Go's duration units, in milliseconds. Longer names first, so "ms" is not read as "m". */
+const DURATION_UNITS: readonly (readonly [string, number])[] = [
+  ["ns", 1e-6],
+  ["us", 1e-3],
+  ["\u00b5s", 1e-3],
+  ["\u03bcs", 1e-3],
+  ["ms", 1],
+  ["h", 3600_000],
+  ["m", 60_000],
+  ["s", 1000],
+];
 
-/** Parse a Go-style duration (`12h`, `1h30m`, `90m`) or `always`; Tailscale allows 1m to 168h. */
+/** Parse a duration as Go's time.ParseDuration does (`12h`, `1h30m`, `30s`, `0`, `-5m`), in milliseconds. */
+function parseGoDuration(text: string): number | null {
+  let rest = text;
+  let sign = 1;
+  if (rest.startsWith("-") || rest.startsWith("+")) {
+    if (rest[0] === "-") sign = -1;
+    rest = rest.slice(1);
+  }
+  if (rest === "0") return 0;
+  if (rest === "") return null;
+  let ms = 0;
+  while (rest !== "") {
+    const num = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)/.exec(rest)?.[0];
+    if (!num) return null;
+    rest = rest.slice(num.length);
+    const unit = DURATION_UNITS.find(([u]) => rest.startsWith(u));
+    if (!unit) return null;
+    rest = rest.slice(unit[0].length);
+    ms += Number(num) * unit[1];
+  }
+  return sign * ms;
+}
+
+/** Longest `checkPeriod` Tailscale allows: a week. */
+const MAX_CHECK_PERIOD_MS = 168 * 3600_000;
+
+/**
+ * Parse a `checkPeriod` as Tailscale does: `always`, or a Go duration from
+ * 0 (which, like `always`, checks every time) up to 168h.
+ */
 export function parseCheckPeriod(text: string): Parsed<number> {
   if (text === "always") return { ok: true, value: 0 };
-  const re = /([0-9]+(?:\.[0-9]+)?)(ms|h|m|s)/g;
-  if (!/^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$/.test(text)) {
+  const ms = parseGoDuration(text);
+  if (ms === null) {
     return {
       ok: false,
-      error: `checkPeriod "${text}" is not a duration like 12h, 30m or 1h30m (or "always")`,
+      error: `checkPeriod "${text}" is not a duration like 12h, 30m, 1h30m or 30s (or "always")`,
     };
   }
-  let ms = 0;
-  for (const m of text.matchAll(re)) ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
-  if (ms < 60_000 || ms > 168 * 3600_000) {
-    return { ok: false, error: `checkPeriod "${text}" must be between 1m and 168h` };
-  }
-  return { ok: true, value: Math.round(ms) };
+  if (ms < 0) return { ok: false, error: `checkPeriod "${text}" must be a positive duration` };
+  if (ms > MAX_CHECK_PERIOD_MS) return { ok: false, error: `checkPeriod "${text}" is above the max (168h)` };
+  return { ok: true, value: ms };
 }
 
 /** Local user names allowed in ssh `users`: POSIX-ish names, optionally ending in `$` (Samba machine accounts). */
@@ -179,6 +255,35 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
   };
   const sels = (list: string[], place: SelectorPlace, path: (string | number)[]): Selector[] =>
     list.flatMap((t, i) => sel(t, place, [...path, i]) ?? []);
+  // Source and destination lists are read as Tailscale reads them, with
+  // surrounding whitespace trimmed ("tag:server " is tag:server); each
+  // selector keeps its index for messages.
+  const aliases = (list: string[], place: SelectorPlace, path: (string | number)[]) =>
+    list.flatMap((t, i) => {
+      const s = sel(t.trim(), place, [...path, i]);
+      return s ? [{ sel: s, i }] : [];
+    });
+
+  // Tailscale narrows autogroup:self to the sources' own devices, so every
+  // source must be a user: users, groups, user autogroups (and, in acls
+  // only, "*", which it narrows per user). A tag, a host or an address has
+  // no user to narrow to.
+  const selfSources = (src: { sel: Selector; i: number }[], path: (string | number)[], acl: boolean) => {
+    for (const { sel: s, i } of src) {
+      const userLike =
+        s.kind === "user" ||
+        s.kind === "domain" ||
+        s.kind === "group" ||
+        (s.kind === "any" && acl) ||
+        (s.kind === "autogroup" && (s.name === "member" || s.name === "admin" || s.name === "auditor"));
+      if (!userLike) {
+        err(
+          [...path, i],
+          `autogroup:self can only be used with users, groups, or supported autogroups, not with "${s.text}"`,
+        );
+      }
+    }
+  };
 
   for (const [name, members] of groups) members.forEach((m, i) => sel(m, "groupMember", ["groups", name, i]));
   for (const [name, owners] of Object.entries(doc.tagOwners ?? {}))
@@ -212,31 +317,38 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
       }
       if (s) targets.push({ sel: s, protos: protos.ok ? protos.value : null, ports: ports.value });
     });
-    rules.push({
-      ref: { section: "acls", index },
-      src: sels(acl.src, "src", [...path, "src"]),
-      targets,
-      appDst: [],
-    });
+    const src = aliases(acl.src, "src", [...path, "src"]);
+    if (targets.some((t) => isSelfSel(t.sel))) selfSources(src, [...path, "src"], true);
+    rules.push({ ref: { section: "acls", index }, src: src.map((a) => a.sel), targets, appDst: [] });
   });
 
   (doc.grants ?? []).forEach((g, index) => {
     const path = ["grants", index];
-    if (g.ip === undefined && g.app === undefined) err(path, 'a grant needs "ip", "app" or both');
-    const src = sels(g.src, "src", [...path, "src"]);
-    const dst = sels(g.dst, "dst", [...path, "dst"]);
+    if (!g.ip?.length && !(g.app && Object.keys(g.app).length)) err(path, "ip and app can not both be empty");
+    const srcAt = aliases(g.src, "src", [...path, "src"]);
+    const dstAt = aliases(g.dst, "dst", [...path, "dst"]);
+    const src = srcAt.map((a) => a.sel);
+    const dst = dstAt.map((a) => a.sel);
+    for (const { sel: d, i } of dstAt) {
+      if (d.kind === "prefix" && !d.host && d.prefix.bits === 0)
+        err(
+          [...path, "dst", i],
+          `dst "${d.text}": to allow all IP addresses, use "*" or "autogroup:internet"`,
+        );
+    }
+    if (dst.some(isSelfSel)) selfSources(srcAt, [...path, "src"], false);
     const via = g.via?.length ? g.via : undefined;
     if (via) {
       sels(via, "via", [...path, "via"]);
-      dst.forEach((d) => {
+      for (const { sel: d, i } of dstAt) {
         const okVia = d.kind === "prefix" || (d.kind === "autogroup" && d.name === "internet");
         if (!okVia) {
           err(
-            [...path, "dst", g.dst.indexOf(d.text)],
+            [...path, "dst", i],
             `with "via", dst must be IP ranges, host aliases or autogroup:internet, not "${d.text}"`,
           );
         }
-      });
+      }
     }
     const targets: Target[] = [];
     (g.ip ?? []).forEach((spec, i) => {
@@ -250,38 +362,52 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
         if (!/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}\/\S+$/.test(cap)) {
           err(
             [...path, "app", cap],
-            `capability "${cap}" must be named <domain>/<path>, e.g. example.com/cap/admin`,
+            `capability name must have the form {domain}/{path} (e.g. example.com/cap/admin), not "${cap}"`,
+          );
+        } else if (cap.startsWith("tailscale.com/") && !TAILSCALE_CAPS.has(cap)) {
+          err(
+            [...path, "app", cap],
+            `capability name must not be in the tailscale.com domain: "${cap}" is not one Tailscale lets a policy grant`,
           );
         }
       }
       appDst = dst.filter((d) => !(d.kind === "autogroup" && d.name === "internet"));
       if (appDst.length !== dst.length)
         err([...path, "dst"], "app capabilities cannot be granted on autogroup:internet");
-      if (via) err([...path, "via"], 'Trellis does not support "via" together with "app"');
     }
-    rules.push({ ref: { section: "grants", index }, src, targets, app: g.app, appDst, via });
+    const ref = { section: "grants" as const, index };
+    const companions: NetRule[] = COMPANION_CAPS.filter(([cap]) => g.app && cap in g.app).map(
+      ([, companion]) => ({ ref, src: appDst, targets: [], app: { [companion]: null }, appDst: src }),
+    );
+    rules.push({ ref, src, targets, app: g.app, appDst, via, ...(companions.length ? { companions } : {}) });
   });
 
   const ssh: SshRuleModel[] = [];
   (doc.ssh ?? []).forEach((s, index) => {
     const path = ["ssh", index];
-    if (s.action !== "accept" && s.action !== "check") {
+    // Tailscale trims the action, the users and the selectors of ssh rules.
+    const action = s.action.trim();
+    if (action !== "accept" && action !== "check") {
       err([...path, "action"], `ssh action must be "accept" or "check", not "${s.action}"`);
     }
     let checkPeriodMs = DEFAULT_CHECK_PERIOD_MS;
     if (s.checkPeriod !== undefined) {
-      if (s.action !== "check") err([...path, "checkPeriod"], 'checkPeriod only applies to action "check"');
+      if (action !== "check") err([...path, "checkPeriod"], 'checkPeriod only applies to action "check"');
       const p = parseCheckPeriod(s.checkPeriod);
       if (!p.ok) err([...path, "checkPeriod"], p.error);
       else checkPeriodMs = p.value;
     }
     if (s.users.length === 0) err([...path, "users"], "list at least one local user (or autogroup:nonroot)");
     const users: string[] = [];
+    const localparts: string[] = [];
     let nonroot = false;
-    s.users.forEach((u, i) => {
+    s.users.forEach((raw, i) => {
+      const u = raw.trim();
       if (u === "autogroup:nonroot") nonroot = true;
       else if (u.startsWith("localpart:")) {
-        err([...path, "users", i], 'Trellis does not support "localpart:" ssh users yet');
+        const m = /^localpart:\*@([^@\s*]+)$/.exec(u);
+        if (m) localparts.push(m[1]!.toLowerCase());
+        else err([...path, "users", i], `invalid localpart format "${u}", must be localpart:*@<domain>`);
       } else if (!LOCAL_USER_RE.test(u)) {
         err([...path, "users", i], `"${u}" is not a local user name (or autogroup:nonroot)`);
       } else users.push(u);
@@ -292,13 +418,14 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
     });
     ssh.push({
       ref: { section: "ssh", index },
-      action: s.action === "check" ? "check" : "accept",
-      src: sels(s.src, "sshSrc", [...path, "src"]),
-      dst: sels(s.dst, "sshDst", [...path, "dst"]),
+      action: action === "check" ? "check" : "accept",
+      src: aliases(s.src, "sshSrc", [...path, "src"]).map((a) => a.sel),
+      dst: aliases(s.dst, "sshDst", [...path, "dst"]).map((a) => a.sel),
       users: [...new Set(users)],
       nonroot,
       checkPeriodMs,
-      acceptEnv: s.acceptEnv,
+      acceptEnv: s.acceptEnv ?? undefined,
+      localparts: [...new Set(localparts)],
     });
   });
 
@@ -315,14 +442,18 @@ export function buildPolicy(doc: PolicyDocument): { policy: Policy; issues: Mode
     na.attr.forEach((a, i) => {
       if (a.trim() === "") err(["nodeAttrs", index, "attr", i], "attributes must not be empty");
     });
-    return { target: sels(na.target, "nodeAttr", ["nodeAttrs", index, "target"]), attr: na.attr };
+    return {
+      target: aliases(na.target, "nodeAttr", ["nodeAttrs", index, "target"]).map((a) => a.sel),
+      attr: na.attr,
+    };
   });
 
   const testDst = (text: string, path: (string | number)[]): TestDst | undefined => {
     const hp = splitHostPorts(text);
     if (!hp.ok) return void err(path, hp.error);
     const port = parsePorts(hp.value.ports);
-    if (!port.ok || port.value.length !== 1 || port.value[0]!.First !== port.value[0]!.Last) {
+    if (!port.ok) return void err(path, port.error);
+    if (port.value.length !== 1 || port.value[0]!.First !== port.value[0]!.Last) {
       return void err(path, `"${text}" must name one port, like tag:web:443`);
     }
     const s = sel(hp.value.host, "testDst", path);

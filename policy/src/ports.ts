@@ -58,8 +58,9 @@ export function parsePorts(text: string): Parsed<PortRange[]> {
     const first = parsePort(dash < 0 ? part : part.slice(0, dash));
     const last = dash < 0 ? first : parsePort(part.slice(dash + 1));
     if (first === null || last === null) {
-      return fail(`"${part}" is not a port or port range (ports are 0-65535, ranges are like 1000-2000)`);
+      return fail(`"${part}" is not a port or port range (ports are 1-65535, ranges are like 1000-2000)`);
     }
+    if (first === 0) return fail(`"${part}": first port must be >0, or use "*" for wildcard`);
     if (first > last) return fail(`port range "${part}" ends before it starts`);
     out.push({ First: first, Last: last });
   }

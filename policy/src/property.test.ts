@@ -43,7 +43,7 @@ function randomCase(seed: number) {
   const users = Array.from({ length: 2 + r.int(3) }, (_, i) => ({
     id: i,
     name: `u${i}`,
-    email: `u${i}@example.com`,
+    email: `u${i}@${i % 2 === 0 ? "example.com" : "example.org"}`,
     role: r.pick(["admin", "member", "auditor"] as const),
   }));
   const nodes: Record<string, unknown> = {};
@@ -78,9 +78,12 @@ function randomCase(seed: number) {
     "10.0.0.0/24",
     "h1",
     "100.64.0.2",
+    "autogroup:danger-all",
+    "user:*@example.com",
+    "user:*@example.org",
   ];
   const dstPool = [
-    ...srcPool,
+    ...srcPool.filter((s) => s !== "autogroup:danger-all"),
     "autogroup:self",
     "autogroup:internet",
     "10.0.0.0/8",
@@ -88,34 +91,65 @@ function randomCase(seed: number) {
     "10.0.1.128/25",
   ];
   const portPool = ["*", "22", "80,443", "1000-2000", "22,5000-6000"];
+  // autogroup:self needs sources with users (in acls "*" too), or the policy is refused.
+  const userLike = (s: string, acl: boolean) =>
+    s.includes("@") ||
+    s.startsWith("group:") ||
+    ["autogroup:member", "autogroup:admin", "autogroup:auditor"].includes(s) ||
+    (acl && s === "*");
+  const forSelf = (src: string[], dst: string[], acl: boolean) => {
+    if (!dst.includes("autogroup:self")) return src;
+    const kept = src.filter((s) => userLike(s, acl));
+    return kept.length > 0 ? kept : ["autogroup:member"];
+  };
   const acls = Array.from({ length: 1 + r.int(4) }, () => {
     const proto = r.pick([undefined, undefined, "tcp", "udp", "icmp", "gre"]);
     const portless = proto === "icmp" || proto === "gre";
+    const dst = r.some(dstPool, 1, 3);
     return {
       action: "accept",
-      src: r.some(srcPool, 1, 3),
+      src: forSelf(r.some(srcPool, 1, 3), dst, true),
       ...(proto ? { proto } : {}),
-      dst: r.some(dstPool, 1, 3).map((d) => `${d}:${portless ? "*" : r.pick(portPool)}`),
+      dst: dst.map((d) => `${d}:${portless ? "*" : r.pick(portPool)}`),
     };
   });
   const grants = Array.from({ length: r.int(3) }, () => {
     const via = r.next() < 0.3;
+    const dst = via ? r.some(["10.0.0.0/8", "fd00::/60", "autogroup:internet"], 1, 2) : r.some(dstPool, 1, 2);
+    // Capabilities (with their companions) ride along; they must not change which packets pass.
+    const app =
+      r.next() < 0.3 && !dst.includes("autogroup:internet")
+        ? { [r.pick(["tailscale.com/cap/relay", "tailscale.com/cap/drive", "example.com/cap/x"])]: [{}] }
+        : undefined;
     return {
-      src: r.some(srcPool, 1, 2),
-      dst: via ? r.some(["10.0.0.0/8", "fd00::/60", "autogroup:internet"], 1, 2) : r.some(dstPool, 1, 2),
+      src: forSelf(r.some(srcPool, 1, 2), dst, false),
+      dst,
       ip: r.some(["*", "tcp:22", "udp:53", "443", "icmp:*", "tcp:1000-1500"], 1, 3),
+      ...(app ? { app } : {}),
       ...(via ? { via: [r.pick(TAGS)] } : {}),
     };
   });
   const ssh = Array.from({ length: r.int(3) }, () => ({
     action: r.pick(["accept", "check"]),
-    src: r.some(["*", ...logins, "group:g1", ...TAGS, "autogroup:member", "autogroup:tagged"], 1, 2),
-    dst: r.some(
-      [...TAGS, "autogroup:self", "autogroup:member", "autogroup:tagged", "group:g2", logins[0]!],
+    src: r.some(
+      ["*", ...logins, "group:g1", ...TAGS, "autogroup:member", "autogroup:tagged", "user:*@example.org"],
       1,
       2,
     ),
-    users: r.some(["root", "ubuntu", "autogroup:nonroot"], 1, 2),
+    dst: r.some(
+      [
+        ...TAGS,
+        "autogroup:self",
+        "autogroup:member",
+        "autogroup:tagged",
+        "group:g2",
+        logins[0]!,
+        "user:*@example.com",
+      ],
+      1,
+      2,
+    ),
+    users: r.some(["root", "ubuntu", "autogroup:nonroot", "localpart:*@example.com"], 1, 2),
   }));
   const policy = {
     groups: { "group:g1": r.some(logins, 0, 2), "group:g2": r.some(logins, 1, 3) },
@@ -142,12 +176,16 @@ describe("compiled filters agree with direct evaluation", () => {
         const filters = compileFilters(policy, topology);
         const ssh = compileSsh(policy, topology);
 
-        // Sources: every node address, plus a host behind a subnet and an outside address.
+        // Sources: every node address, hosts behind the subnet routes (inside "*" when a
+        // route is approved), and addresses "*" never covers: a LAN no route serves, the
+        // ChromeOS block, the internet.
         const sources: { party: Party; addr: Addr }[] = topology.nodes.flatMap((n) =>
           n.addrs.map((addr) => ({ party: nodeParty(n, addr), addr })),
         );
-        for (const addr of [parseAddr("10.0.0.7")!, parseAddr("fd00::7")!])
+        for (const text of ["10.0.0.7", "fd00::7", "192.168.9.9", "100.115.92.9", "2001:db8::9"]) {
+          const addr = parseAddr(text)!;
           sources.push({ party: { addr, tags: [] }, addr });
+        }
         // Destinations each node receives: its own addresses, an address in each approved route, internet if exit.
         const landings = topology.nodes.flatMap((n) => {
           const addrs: Addr[] = [...n.addrs];
@@ -165,7 +203,7 @@ describe("compiled filters agree with direct evaluation", () => {
           const port = r.pick(PORTS);
           const owner = topology.byAddr.get(`${dst.v}:${dst.n.toString(16)}`);
           const dstParty = owner ? nodeParty(owner, dst) : { addr: dst, tags: [] };
-          const want = evaluate(policy, src, { party: dstParty, receiver: node }, proto, port);
+          const want = evaluate(policy, topology, src, { party: dstParty, receiver: node }, proto, port);
           const got = matchFilter(filters[node.name]!, { src: srcAddr, dst, proto, port });
           seen[got >= 0 ? "allowed" : "denied"]++;
           if (got >= 0 !== (want !== null)) {
@@ -180,7 +218,8 @@ describe("compiled filters agree with direct evaluation", () => {
 
         for (const src of topology.nodes) {
           for (const dst of topology.nodes) {
-            for (const user of ["root", "ubuntu"]) {
+            // u0 and u1 are local parts of users of example.com and example.org.
+            for (const user of ["root", "ubuntu", "u0", "u1"]) {
               const want = evaluateSsh(policy, nodeParty(src), nodeParty(dst), user)?.action ?? null;
               const got = compiledSsh(ssh[dst.name]!, src.ipStrs, user);
               expect(got, `seed ${seed}: ssh ${src.name} → ${dst.name} as ${user}`).toBe(want);

@@ -3,10 +3,10 @@
 // include it. Tagged nodes accept every listed source; a user's own devices
 // accept only that user's devices, which is how Tailscale keeps one member
 // from logging in to another member's machine.
-import { Resolver, type Selector } from "./aliases";
+import { domainOf, Resolver, type Selector } from "./aliases";
 import { compareAddr } from "@trellis/proto/ip";
 import type { Policy, SshRuleModel } from "./model";
-import type { NodeInfo, Topology } from "./topology";
+import type { NodeInfo, Topology, UserInfo } from "./topology";
 
 /** Who may connect, as Tailscale's `tailcfg.SSHPrincipal`: one node address, or anyone. */
 export interface SSHPrincipal {
@@ -81,8 +81,14 @@ function action(rule: SshRuleModel, opts: SshOptions): SSHAction {
     allowLocalPortForwarding: true,
     allowRemotePortForwarding: true,
   };
-  if (rule.checkPeriodMs > 0) a.sessionDuration = rule.checkPeriodMs * 1_000_000;
+  if (rule.checkPeriodMs > 0) a.sessionDuration = Math.round(rule.checkPeriodMs * 1_000_000);
   return a;
+}
+
+/** The local part of a login email, which a `localpart:*@<domain>` rule lets its user log in as. */
+export function localpartOf(email: string, domains: readonly string[]): string | undefined {
+  const at = email.lastIndexOf("@");
+  return at > 0 && domains.includes(domainOf(email)) ? email.slice(0, at) : undefined;
 }
 
 /** Compile the SSH rules of every node: `{ "<node name>": SSHRule[] }`. */
@@ -112,22 +118,49 @@ export function compileSsh(policy: Policy, topology: Topology, opts: SshOptions 
   for (const node of topology.nodes) {
     const rules: SSHRule[] = [];
     for (const c of compiled) {
-      let principals: SSHPrincipal[];
+      const push = (principals: SSHPrincipal[], sshUsers: Record<string, string>) => {
+        if (principals.length === 0 || Object.keys(sshUsers).length === 0) return;
+        const r: SSHRule = { principals, sshUsers, action: c.action };
+        if (c.rule.acceptEnv?.length) r.acceptEnv = c.rule.acceptEnv;
+        rules.push(r);
+      };
+      // A localpart:*@<domain> user maps to one login per user, so each
+      // source user gets their own rule after the rule's listed users, as
+      // Tailscale emits them; tagged sources have no login and no local part.
+      const localpart = (owner: UserInfo, nodes: readonly NodeInfo[]) => {
+        const lp = localpartOf(owner.email, c.rule.localparts);
+        if (lp !== undefined) push(principalsOf(nodes), { [lp]: lp });
+      };
       if (node.tagged) {
         if (!c.taggedDst.has(node)) continue;
-        principals = c.anySrc ? [{ any: true }] : principalsOf(c.srcNodes);
+        if (c.rule.localparts.length === 0) {
+          push(c.anySrc ? [{ any: true }] : principalsOf(c.srcNodes), c.users);
+        } else if (c.anySrc) {
+          push([{ any: true }], c.users);
+          for (const u of topology.users) localpart(u, resolver.nodesOfUser(u));
+        } else {
+          for (const u of topology.users) {
+            const mine = resolver.nodesOfUser(u).filter((n) => c.srcNodes.has(n));
+            if (mine.length === 0) continue;
+            push(principalsOf(mine), c.users);
+            localpart(u, mine);
+          }
+          push(principalsOf([...c.srcNodes].filter((n) => n.tagged)), c.users);
+        }
       } else {
         const owner = node.user;
         if (!owner || !(c.selfDst || c.ownedDst.has(node))) continue;
         const mine = resolver.nodesOfUser(owner).filter((n) => c.anySrc || c.srcNodes.has(n));
-        principals = principalsOf(mine);
+        push(principalsOf(mine), c.users);
+        if (mine.length > 0) localpart(owner, mine);
       }
-      if (principals.length === 0) continue;
-      const r: SSHRule = { principals, sshUsers: c.users, action: c.action };
-      if (c.rule.acceptEnv?.length) r.acceptEnv = c.rule.acceptEnv;
-      rules.push(r);
     }
-    out[node.name] = rules;
+    // Tailscale puts a destination's check rules before its accept rules,
+    // so an accept earlier in the policy cannot skip a check.
+    out[node.name] = [
+      ...rules.filter((r) => r.action.holdAndDelegate),
+      ...rules.filter((r) => !r.action.holdAndDelegate),
+    ];
   }
   return out;
 }

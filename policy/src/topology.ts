@@ -33,8 +33,9 @@ const NodeSchema = z.strictObject({
   ipv4: z.string().optional(),
   ipv6: z.string().optional(),
   user: z.string().nullable().optional(),
-  routable_ips: z.array(z.string()).optional(),
-  approved_routes: z.array(z.string()).optional(),
+  // Other tools write a node without routes as null; it means none.
+  routable_ips: z.array(z.string()).nullable().optional(),
+  approved_routes: z.array(z.string()).nullable().optional(),
 });
 
 /**

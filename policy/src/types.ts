@@ -30,7 +30,8 @@ const SshSchema = z.strictObject({
   dst: StrList,
   users: StrList,
   checkPeriod: Str.optional(),
-  acceptEnv: StrList.optional(),
+  // Tailscale reads null as no variables.
+  acceptEnv: StrList.nullable().optional(),
 });
 
 const AutoApproversSchema = z.strictObject({

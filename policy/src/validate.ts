@@ -100,7 +100,7 @@ export function runPolicyTests(policy: Policy, topology: Topology, locate?: Loca
       ["deny", t.deny, false],
     ] as const) {
       list.forEach((d, i) => {
-        const m = evaluate(policy, src, destination(d.sel, topology), t.proto, d.port);
+        const m = evaluate(policy, topology, src, destination(d.sel, topology), t.proto, d.port);
         if (!!m === expect) return;
         const msg = expect
           ? `${t.src.text} cannot reach ${d.text} (${proto}): no rule allows it, but the test expects accept`

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { addr16, addrBytes, addrFromBytes, formatAddr, parseAddr, parseSocketAddr } from "./ip";
+import {
+  addr16,
+  addrBytes,
+  addrFromBytes,
+  formatAddr,
+  isTailnetAddr,
+  parseAddr,
+  parseSocketAddr,
+  TAILNET_SOURCES,
+} from "./ip";
 
 describe("addresses as bytes", () => {
   it("round-trips IPv4 and IPv6 through network-order bytes", () => {
@@ -32,5 +41,30 @@ describe("addresses as bytes", () => {
     expect(formatAddr(parseSocketAddr("fe80::1%eth0")!)).toBe("fe80::1");
     expect(parseSocketAddr("not an address")).toBeNull();
     expect(parseSocketAddr("1.2.3")).toBeNull();
+  });
+});
+
+describe("the tailnet's address space", () => {
+  it("is written as Tailscale writes it, with 100.115.92.0/23 left out", () => {
+    expect(TAILNET_SOURCES.map((s) => s.text)).toEqual([
+      "100.64.0.0-100.115.91.255",
+      "100.115.94.0-100.127.255.255",
+      "fd7a:115c:a1e0::/48",
+    ]);
+  });
+
+  it("holds node addresses but not the ChromeOS block, other CGNAT space or other ULAs", () => {
+    const inside = (t: string) => isTailnetAddr(parseAddr(t)!);
+    for (const t of ["100.64.0.1", "100.115.91.255", "100.115.94.0", "100.127.255.255", "fd7a:115c:a1e0::5"])
+      expect(inside(t), t).toBe(true);
+    for (const t of [
+      "100.115.92.0",
+      "100.115.93.255",
+      "100.63.255.255",
+      "100.128.0.0",
+      "10.1.2.3",
+      "fd7a:115c:a1e1::1",
+    ])
+      expect(inside(t), t).toBe(false);
   });
 });

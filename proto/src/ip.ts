@@ -256,6 +256,45 @@ function must(s: string): Prefix {
 /** The tailnet's own address ranges (design notes §2). */
 export const TAILNET_V4 = must("100.64.0.0/10");
 export const TAILNET_V6 = must("fd7a:115c:a1e0::/48");
+/**
+ * The block Tailscale keeps out of the tailnet's IPv4 range (ChromeOS runs
+ * its Android and Linux VMs there): no node is given an address in it, and
+ * a policy's `*` does not cover it.
+ */
+export const CHROMEOS_V4 = must("100.115.92.0/23");
+
+/** An inclusive range of addresses of one family. */
+export interface AddrRange {
+  readonly v: 4 | 6;
+  readonly lo: bigint;
+  readonly hi: bigint;
+}
+
+/**
+ * The tailnet's address space as a packet-filter source: 100.64.0.0/10 less
+ * 100.115.92.0/23, as the two `first-last` ranges Tailscale writes, and
+ * fd7a:115c:a1e0::/48.
+ */
+export const TAILNET_SOURCES: readonly { readonly text: string; readonly range: AddrRange }[] = [
+  rangeSource({ v: 4, lo: TAILNET_V4.base, hi: CHROMEOS_V4.base - 1n }),
+  rangeSource({ v: 4, lo: lastAddr(CHROMEOS_V4) + 1n, hi: lastAddr(TAILNET_V4) }),
+  { text: formatPrefix(TAILNET_V6), range: { v: 6, lo: TAILNET_V6.base, hi: lastAddr(TAILNET_V6) } },
+];
+
+function rangeSource(range: AddrRange): { text: string; range: AddrRange } {
+  return {
+    text: `${formatAddr({ v: range.v, n: range.lo })}-${formatAddr({ v: range.v, n: range.hi })}`,
+    range,
+  };
+}
+
+/** Whether `a` is in the tailnet's address space as {@link TAILNET_SOURCES} write it. */
+export function isTailnetAddr(a: Addr): boolean {
+  return a.v === 4
+    ? prefixContains(TAILNET_V4, a) && !prefixContains(CHROMEOS_V4, a)
+    : prefixContains(TAILNET_V6, a);
+}
+
 /** The two exit routes a node advertises to offer itself as an exit node. */
 export const EXIT_V4 = must("0.0.0.0/0");
 export const EXIT_V6 = must("::/0");

@@ -285,6 +285,26 @@ for (const { provider, skip } of PROVIDERS) {
         expect(subnet.explanation).toMatch(/on router/);
       });
 
+      it('takes "*" as Tailscale does: the tailnet and its approved subnet routes, nothing else', async () => {
+        const { ctx, admin, auditor } = await tailnet();
+        await savePolicyText(ctx, actorOf(admin), {
+          text: JSON.stringify({
+            tagOwners: { "tag:web": [], "tag:router": [] },
+            acls: [{ action: "accept", src: ["*"], dst: ["tag:web:443"] }],
+          }),
+        });
+        const ask = (src: string) => checkReachability(ctx, actorOf(auditor), { src, dst: "web", port: 443 });
+        expect(await ask("alice-laptop")).toMatchObject({ allowed: true, rule: { kind: "acls", index: 0 } });
+        // Behind the router's approved route: inside "*".
+        expect(await ask("10.0.0.9")).toMatchObject({ allowed: true, src: { ip: "10.0.0.9", node: null } });
+        // A LAN no router routes for, the internet, the ChromeOS block: outside.
+        for (const outside of ["192.168.7.7", "203.0.113.5", "100.115.92.1"]) {
+          const answer = await ask(outside);
+          expect(answer.allowed, outside).toBe(false);
+          expect(answer.explanation, outside).toMatch(/default deny/);
+        }
+      });
+
       it("refuses unknown and inactive machines with 400, and readers without policy:read", async () => {
         const { ctx, auditor, alice } = await tailnet();
         const unknown = await rejection(

@@ -104,6 +104,27 @@ describe("control wire types", () => {
     expect(next.packetFilter).toHaveLength(1);
     expect(full.peers).toHaveLength(2);
   });
+
+  it("carry capability grants, companions without values as null", () => {
+    const delta = {
+      type: "delta",
+      seq: 2,
+      packetFilter: [
+        { SrcIPs: [], CapGrant: [{ Dsts: ["100.64.0.2/32"], CapMap: { "example.com/cap/x": [{ a: 1 }] } }] },
+        {
+          SrcIPs: ["100.64.0.1"],
+          CapGrant: [{ Dsts: ["100.64.0.2/32"], CapMap: { "tailscale.com/cap/relay-target": null } }],
+        },
+      ],
+    };
+    expect(MapMessage.parse(delta)).toEqual(delta);
+    expect(() =>
+      MapMessage.parse({
+        ...delta,
+        packetFilter: [{ SrcIPs: [], CapGrant: [{ Dsts: [], CapMap: { x: 1 } }] }],
+      }),
+    ).toThrow();
+  });
 });
 
 describe("Trellis-Node authorization header", () => {

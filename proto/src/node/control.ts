@@ -197,7 +197,13 @@ export const FilterRule = z.object({
   DstPorts: z.array(z.object({ IP: z.string(), Ports: PortRange })).optional(),
   IPProto: z.array(z.number().int()).optional(),
   CapGrant: z
-    .array(z.object({ Dsts: z.array(z.string()), CapMap: z.record(z.string(), z.array(z.unknown())) }))
+    .array(
+      z.object({
+        Dsts: z.array(z.string()),
+        // A capability granted without values (Tailscale's companion capabilities) is null.
+        CapMap: z.record(z.string(), z.array(z.unknown()).nullable()),
+      }),
+    )
     .optional(),
 });
 export type FilterRule = z.infer<typeof FilterRule>;
