@@ -87,6 +87,8 @@ export class PgEventBridge {
   private lastError: string | null = null;
   private ticks = 0;
   private ticking: Promise<void> | null = null;
+  /** Queries on the LISTEN connection, one at a time (pg does not want them overlapping). */
+  private queue: Promise<unknown> = Promise.resolve();
   /** Notifications sent and received, outbox replays and full recomputes (for tests and metrics). */
   readonly stats = { sent: 0, received: 0, invalid: 0, reconnects: 0, replayed: 0, recomputes: 0 };
 
@@ -152,6 +154,8 @@ export class PgEventBridge {
       throw err;
     }
     this.client = client;
+    // Nothing queued for the old connection holds up the new one.
+    this.queue = Promise.resolve();
     this.retryMs = MIN_RETRY_MS;
   }
 
@@ -282,7 +286,7 @@ export class PgEventBridge {
       const ms = this.opts.checkMs ?? CHECK_MS;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const answered = await Promise.race([
-        client.query("SELECT 1").then(
+        this.onListener(client, "SELECT 1").then(
           () => true,
           () => false,
         ),
@@ -340,7 +344,7 @@ export class PgEventBridge {
     for (const p of payloads) {
       // Without the LISTEN connection, through the pool: other replicas still hear it.
       const sent = this.client
-        ? this.client.query("SELECT pg_notify($1, $2)", [CHANNEL, p])
+        ? this.onListener(this.client, "SELECT pg_notify($1, $2)", [CHANNEL, p])
         : this.db.prisma.$queryRawUnsafe(`SELECT 1 AS sent FROM (SELECT pg_notify($1, $2)) n`, CHANNEL, p);
       sent.then(
         () => this.stats.sent++,
@@ -368,9 +372,15 @@ export class PgEventBridge {
     this.bus.publish(event);
   }
 
+  private onListener(client: pg.Client, sql: string, params: unknown[] = []): Promise<unknown> {
+    const run = this.queue.then(() => client.query(sql, params));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   /** Tests: stop hearing notifications while the connection stays up, as a connection that died silently would. */
   async deafen(): Promise<void> {
-    await this.client?.query(`UNLISTEN ${CHANNEL}`);
+    if (this.client) await this.onListener(this.client, `UNLISTEN ${CHANNEL}`);
   }
 
   async close(): Promise<void> {
