@@ -218,13 +218,13 @@ describe.skipIf(postgresBinDir() === null)("changes reach every replica", () => 
     const bridgeB = b.replication!;
     await cutListener(b);
     const version = await setPolicy(a, `{"acls":[{"action":"accept","src":["*"],"dst":["*:*"]}]}`);
-    // A stream opened on b now, whether or not b listens again yet, starts from the new policy.
-    const fresh = await stream(watcher);
-    expect(fresh.map.policyVersion).toBe(version);
-    fresh.close();
     const returned = await until(() => bridgeB.stats.reconnects === 1, "b's bridge to return");
     const arrived = await arrives(open, (m) => m.policyVersion === version, 5_000);
     expect(arrived - returned).toBeLessThan(1_000);
+    // Through the reconnect's recomputation: no outbox replay, no periodic check (an hour away).
+    expect(bridgeB.stats).toMatchObject({ replayed: 0, recomputes: 1 });
+    const fresh = await stream(watcher);
+    expect(fresh.map.policyVersion).toBe(version);
     timings.push(
       `reader's LISTEN cut: policy at b's open stream ${(arrived - returned).toFixed(0)} ms after its bridge returned`,
     );
