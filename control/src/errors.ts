@@ -1,4 +1,5 @@
 import { PolicyError } from "@trellis/policy";
+import { isDatabaseUnavailable } from "./db-errors";
 
 const BRAND = Symbol.for("trellis.ControlError");
 
@@ -31,10 +32,12 @@ export class ControlError extends Error {
   /**
    * What the API reports for an error, or null for a bug (a 500 without
    * internals). A policy the engine refuses is the caller's input: a 400 with
-   * every issue at its line and column.
+   * every issue at its line and column. A database that cannot be reached
+   * is nobody's bug: a 503 the caller may retry.
    */
   static of(err: unknown): ControlError | null {
     if (ControlError.is(err)) return err;
+    if (isDatabaseUnavailable(err)) return databaseUnavailable();
     if (PolicyError.is(err)) {
       return new ControlError(
         err.code,
@@ -49,4 +52,9 @@ export class ControlError extends Error {
     }
     return null;
   }
+}
+
+/** The answer while the database cannot be reached (db-errors.ts tells which errors mean that). */
+export function databaseUnavailable(): ControlError {
+  return new ControlError("database_unavailable", 503, "the database is unavailable; try again shortly");
 }

@@ -43,3 +43,33 @@ describe("controlEventSchema", () => {
     );
   });
 });
+
+describe("numbered changes on the bus", () => {
+  it("publishes each number once, in whatever order and however often it arrives, and tells of gaps", () => {
+    const bus = new EventBus();
+    const heard: number[] = [];
+    bus.subscribe((e) => {
+      if (e.type !== "signal" && e.seq !== undefined) heard.push(e.seq);
+    });
+    let gaps = 0;
+    bus.sequence.onGap = () => gaps++;
+    bus.sequence.advanceTo(4);
+    expect(bus.publish({ type: "policy", seq: 4 })).toBe(false); // already reflected
+    expect(bus.publish({ type: "policy", seq: 5 })).toBe(true);
+    // 7 before 6: published, and a gap until 6 comes.
+    expect(bus.publish({ type: "nodes", ids: ["a"], seq: 7 })).toBe(true);
+    expect(bus.sequence).toMatchObject({ applied: 5, gapped: true });
+    expect(gaps).toBe(1);
+    expect(bus.publish({ type: "nodes", ids: ["a"], seq: 7, origin: "outbox" })).toBe(false);
+    expect(bus.publish({ type: "settings", seq: 6 })).toBe(true);
+    expect(bus.sequence).toMatchObject({ applied: 7, gapped: false });
+    // 9 without 8, and the outbox says 8 never committed (rolled back): the gap closes at 9.
+    bus.publish({ type: "policy", seq: 9 });
+    bus.sequence.advanceTo(9);
+    expect(bus.sequence).toMatchObject({ applied: 9, gapped: false });
+    expect(heard).toEqual([5, 7, 6, 9]);
+    // Unnumbered events (SQLite, attribute changes, signals) always go through.
+    expect(bus.publish({ type: "nodes", ids: ["a"], attrsOnly: true })).toBe(true);
+    expect(bus.publish({ type: "nodes", ids: ["a"], attrsOnly: true })).toBe(true);
+  });
+});

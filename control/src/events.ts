@@ -2,13 +2,16 @@
 // after their transaction commits; every map session subscribes.
 //
 // Scale-out: with several server processes on one PostgreSQL database, a
-// bridge subscribes to this bus and forwards each local event as
-// `NOTIFY trellis_events, '<json>'`, and LISTENs on the same channel to
-// publish other processes' events here (skipping its own by `origin`). The
-// events therefore carry only ids, never state: every receiver re-reads the
-// database, so a lost or duplicated notification costs a recomputation, not
-// a wrong map. (Signals are the exception: a lost one is retried by the
-// sender, as WebRTC signalling must tolerate anyway.)
+// change that alters maps beyond display attributes is also written to the
+// outbox (outbox.ts) in its own transaction, which numbers it (`seq`) and
+// NOTIFYs every process at commit; the bridge (pg-bridge.ts) publishes here
+// what others committed, reads the outbox for what it missed, and forwards
+// the rest (endpoints, online state, signals) as plain NOTIFY. The events
+// carry only ids, never state: every receiver re-reads the database, so a
+// repeated notification costs a recomputation, not a wrong map, and the bus
+// publishes each numbered change once, however many ways it arrives.
+// (Signals carry data: a lost one is retried by the sender, as WebRTC
+// signalling must tolerate anyway.)
 
 import { z } from "zod";
 import type { Logger } from "@trellis/log";
@@ -21,6 +24,8 @@ import { NodeKeyText, SIGNAL_MAX_SEALED } from "@trellis/proto";
  */
 export function controlEventSchema(opts: { maxIds: number; originRequired: boolean }) {
   const origin = z.string().max(64).optional();
+  /** The change's number in the outbox (PostgreSQL): set on changes that must reach every replica. */
+  const seq = z.number().int().positive().optional();
   const schema = z.discriminatedUnion("type", [
     /**
      * Nodes were created, changed or deleted. `attrsOnly`: only attributes
@@ -33,15 +38,16 @@ export function controlEventSchema(opts: { maxIds: number; originRequired: boole
       ids: z.array(z.string().max(64)).max(opts.maxIds),
       attrsOnly: z.boolean().optional(),
       origin,
+      seq,
     }),
     /**
      * A new policy version was saved, and nothing else changed: a save that
      * also changes nodes (routes auto-approved) publishes a `nodes` event for
      * them first, so builders may keep every node as it was.
      */
-    z.object({ type: z.literal("policy"), origin }),
+    z.object({ type: z.literal("policy"), origin, seq }),
     /** Tailnet or DNS settings changed (settings.ts): DNS and the relay map are in every map. */
-    z.object({ type: z.literal("settings"), origin }),
+    z.object({ type: z.literal("settings"), origin, seq }),
     /**
      * A WebRTC signal for the node whose key is `to` (signal.ts): the one event
      * that carries data, opaque to the server and bounded to fit a NOTIFY. Not
@@ -55,8 +61,12 @@ export function controlEventSchema(opts: { maxIds: number; originRequired: boole
       origin,
     }),
   ]);
+  // A numbered change needs no origin: every process, its writer's included, publishes it once by its number.
   return opts.originRequired
-    ? schema.refine((e) => e.origin !== undefined, { message: "origin is required", path: ["origin"] })
+    ? schema.refine((e) => e.origin !== undefined || (e.type !== "signal" && e.seq !== undefined), {
+        message: "origin is required",
+        path: ["origin"],
+      })
     : schema;
 }
 
@@ -73,10 +83,62 @@ export function attrsOnlyIds(e: ControlEvent): readonly string[] | undefined {
   return e.type === "nodes" && e.attrsOnly ? e.ids : undefined;
 }
 
+/** A change that alters maps: every event but signals. */
+export type MapChange = Exclude<ControlEvent, { type: "signal" }>;
+
 export type Listener = (event: ControlEvent) => void;
+
+/**
+ * Which numbered changes (outbox seqs) this process has published: all up
+ * to `applied`, and those in `ahead` beyond it. A change may arrive from its
+ * writer in this process, through NOTIFY and from the outbox; it is
+ * published the first time only. A change published with an earlier one
+ * still missing is a gap: `onGap` asks for the outbox to be read.
+ */
+export class ChangeSequence {
+  private last = 0;
+  private readonly ahead = new Set<number>();
+  /** Called after a change was published while an earlier one is still missing. */
+  onGap: (() => void) | null = null;
+
+  /** Every change up to this one has been published. */
+  get applied(): number {
+    return this.last;
+  }
+
+  /** True while a change beyond `applied` was published but one before it was not. */
+  get gapped(): boolean {
+    return this.ahead.size > 0;
+  }
+
+  /** True the first time `seq` is offered (publish it); false for a change already published. */
+  accept(seq: number): boolean {
+    if (seq <= this.last || this.ahead.has(seq)) return false;
+    this.ahead.add(seq);
+    this.advance();
+    return true;
+  }
+
+  /**
+   * Every change up to `seq` is published or reflected (the outbox was
+   * read up to it, or everything was recomputed): numbers below it that
+   * never came are changes rolled back, which never will.
+   */
+  advanceTo(seq: number): void {
+    if (seq > this.last) this.last = seq;
+    for (const s of this.ahead) if (s <= this.last) this.ahead.delete(s);
+    this.advance();
+  }
+
+  private advance(): void {
+    while (this.ahead.delete(this.last + 1)) this.last++;
+  }
+}
 
 export class EventBus {
   private readonly listeners = new Set<Listener>();
+  /** Numbered changes published so far (PostgreSQL; SQLite's changes carry no number). */
+  readonly sequence = new ChangeSequence();
 
   /** @param log where a listener's failure is reported (each listener fails alone) */
   constructor(private readonly log?: Logger) {}
@@ -86,7 +148,10 @@ export class EventBus {
     return () => this.listeners.delete(fn);
   }
 
-  publish(event: ControlEvent): void {
+  /** Hand `event` to every listener; false for a numbered change published before (nobody hears it again). */
+  publish(event: ControlEvent): boolean {
+    const numbered = event.type !== "signal" && event.seq !== undefined;
+    if (numbered && !this.sequence.accept(event.seq!)) return false;
     for (const fn of [...this.listeners]) {
       try {
         fn(event);
@@ -95,6 +160,8 @@ export class EventBus {
         this.log?.error({ err, event: event.type }, "event listener failed");
       }
     }
+    if (numbered && this.sequence.gapped) this.sequence.onGap?.();
+    return true;
   }
 
   get size(): number {

@@ -29,6 +29,12 @@ export interface MapStreamDeps {
   bus: EventBus;
   presence: Presence;
   log: Logger;
+  /**
+   * With replicas: publish every change committed so far that this process
+   * has not heard of (pg-bridge.ts), so the first map is not older than
+   * what the node may have seen through another replica.
+   */
+  catchUp?: () => Promise<void>;
 }
 
 /**
@@ -210,6 +216,11 @@ export async function startMapStream(
 ): Promise<() => void> {
   // The client left while it was authenticated: nothing to start (and no presence to undo).
   if (sink.gone()) return () => undefined;
+  // Before subscribing: what it publishes is in the first map, not a change after it.
+  if (deps.catchUp) {
+    await deps.catchUp();
+    if (sink.gone()) return () => undefined;
+  }
   const maxQueued = opts.maxQueuedBytes ?? MAX_QUEUED_BYTES;
   let started = false;
   let finished = false;

@@ -10,6 +10,17 @@ import type { Database } from "@trellis/db";
 import { parsePolicy, validatePolicy, type Policy, type Topology } from "@trellis/policy";
 import { audit, type AuditRef } from "./audit";
 import { ControlError } from "./errors";
+import type { ControlEvent } from "./events";
+import { recordChange } from "./outbox";
+
+type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
+/** The advisory lock that makes policy saves take turns (PostgreSQL), "TRLP" in ASCII. */
+const SAVE_LOCK = 0x54524c50;
+/** Changes a save publishes, in order: its nodes' (if any), then the policy's. */
+export type SaveChanges = [
+  ...Extract<ControlEvent, { type: "nodes" }>[],
+  Extract<ControlEvent, { type: "policy" }>,
+];
 
 export const DEFAULT_POLICY_TEXT = '{"acls":[{"action":"accept","src":["*"],"dst":["*:*"]}]}';
 
@@ -31,6 +42,12 @@ function builtIn(): ActivePolicy {
 }
 
 export interface SaveOptions {
+  /**
+   * More changes to nodes in the save's transaction (autoApprovers'
+   * approvals: routes.ts autoApproveIn); returns the ids of nodes changed,
+   * announced before the policy (a policy event alone promises no node changed).
+   */
+  alongside?: (tx: Tx, policy: Policy) => Promise<string[]>;
   /** The version the edit started from: a different newest version fails with 409, checked inside the transaction. */
   expectedVersion?: number;
   /** Restoring an old version: audited as `policy.restore` naming it. */
@@ -75,7 +92,7 @@ export class PolicyStore {
     actor: AuditRef,
     topology: Topology,
     opts: SaveOptions = {},
-  ): Promise<ActivePolicy> {
+  ): Promise<ActivePolicy & { changes: SaveChanges }> {
     if (new TextEncoder().encode(text).byteLength > MAX_POLICY_BYTES) {
       throw new ControlError("policy_too_large", 413, `the policy exceeds ${MAX_POLICY_BYTES} bytes`);
     }
@@ -88,40 +105,35 @@ export class PolicyStore {
         `the policy was changed${now === undefined ? "" : ` (now version ${now})`} since you loaded version ${expected}; reload and apply your edit again`,
       );
     const pg = this.db.target.provider === "postgresql";
-    let row;
-    try {
-      row = await this.db.prisma.$transaction(
-        async (tx) => {
-          const head = await tx.policyVersion.findFirst({ orderBy: { id: "desc" }, select: { id: true } });
-          if (expected !== undefined && (head?.id ?? 0) !== expected) throw conflict(head?.id ?? 0);
-          const saved = await tx.policyVersion.create({ data: { text, createdBy: actor } });
-          const bytes = new TextEncoder().encode(text).byteLength;
-          await audit(
-            tx,
-            opts.restoredFrom === undefined
-              ? { actor, action: "policy.update", target: `policy:${saved.id}`, detail: { bytes } }
-              : {
-                  actor,
-                  action: "policy.restore",
-                  target: `policy:${saved.id}`,
-                  detail: {
-                    before: { version: head?.id ?? 0 },
-                    after: { version: saved.id, restoredFrom: opts.restoredFrom, bytes },
-                  },
-                },
-          );
-          return saved;
-        },
-        // Serializable: two saves from the same version cannot both pass the check.
-        // (SQLite runs one write transaction at a time anyway.)
-        pg ? { isolationLevel: "Serializable" } : undefined,
+    const row = await this.db.prisma.$transaction(async (tx) => {
+      // Saves take turns, so two from the same version cannot both pass the check.
+      // (SQLite runs one write transaction at a time anyway.)
+      if (pg) await tx.$queryRawUnsafe(`SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) l`, SAVE_LOCK);
+      const head = await tx.policyVersion.findFirst({ orderBy: { id: "desc" }, select: { id: true } });
+      if (expected !== undefined && (head?.id ?? 0) !== expected) throw conflict(head?.id ?? 0);
+      const saved = await tx.policyVersion.create({ data: { text, createdBy: actor } });
+      const bytes = new TextEncoder().encode(text).byteLength;
+      await audit(
+        tx,
+        opts.restoredFrom === undefined
+          ? { actor, action: "policy.update", target: `policy:${saved.id}`, detail: { bytes } }
+          : {
+              actor,
+              action: "policy.restore",
+              target: `policy:${saved.id}`,
+              detail: {
+                before: { version: head?.id ?? 0 },
+                after: { version: saved.id, restoredFrom: opts.restoredFrom, bytes },
+              },
+            },
       );
-    } catch (err) {
-      // A serialization failure means another save won the race.
-      if (pg && (err as { code?: unknown }).code === "P2034") throw conflict();
-      throw err;
-    }
-    return this.remember({ version: row.id, text, policy });
+      const ids = (await opts.alongside?.(tx, policy)) ?? [];
+      // Nodes first, in the outbox too: every replica hears them before the policy.
+      const nodes = ids.length ? [await recordChange(this.db, tx, { type: "nodes", ids })] : [];
+      const changes: SaveChanges = [...nodes, await recordChange(this.db, tx, { type: "policy" })];
+      return { saved, changes };
+    });
+    return { ...this.remember({ version: row.saved.id, text, policy }), changes: row.changes };
   }
 
   private remember(active: ActivePolicy): ActivePolicy {

@@ -21,6 +21,7 @@ import type { Database } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import type { EventBus } from "./events";
 import { audit } from "./audit";
+import { recordChange } from "./outbox";
 
 /** Default least time between two presence batches. */
 export const PRESENCE_BATCH_MS = 100;
@@ -200,16 +201,15 @@ export class Presence {
   private async reap(nodeId: string): Promise<void> {
     if (this.isStreaming(nodeId)) return;
     try {
-      const deleted = await this.db.prisma.$transaction(async (tx) => {
+      const change = await this.db.prisma.$transaction(async (tx) => {
         const gone = await tx.node.deleteMany({ where: { id: nodeId, ephemeral: true, online: false } });
-        if (gone.count > 0) {
-          await audit(tx, { actor: "system", action: "node.ephemeral_removed", target: `node:${nodeId}` });
-        }
-        return gone.count;
+        if (gone.count === 0) return null;
+        await audit(tx, { actor: "system", action: "node.ephemeral_removed", target: `node:${nodeId}` });
+        return recordChange(this.db, tx, { type: "nodes", ids: [nodeId] });
       });
-      if (deleted > 0) {
+      if (change) {
         this.log.info({ node: nodeId }, "removed ephemeral node after its last stream closed");
-        this.bus.publish({ type: "nodes", ids: [nodeId] });
+        this.bus.publish(change);
       }
     } catch (err) {
       this.log.error({ err, node: nodeId }, "could not remove ephemeral node");

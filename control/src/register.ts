@@ -26,6 +26,8 @@ import { prefixesOverlap, TAILNET_V4, TAILNET_V6 } from "@trellis/proto/ip";
 import { canonicalPrefixes } from "./routes";
 import { consumePreAuthKey, type KeyGrant } from "./preauth";
 import { audit, nodeRef } from "./audit";
+import type { ControlEvent } from "./events";
+import { recordChange } from "./outbox";
 
 type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
 
@@ -80,6 +82,8 @@ export interface Registered {
   node: Models.Node;
   /** The node key this registration rotated away from, if it was a rotation. */
   rotatedFrom?: string;
+  /** The change to publish (numbered in the outbox on PostgreSQL, committed with the node). */
+  change: Extract<ControlEvent, { type: "nodes" }>;
 }
 
 export interface RegisterOptions {
@@ -152,68 +156,9 @@ export async function registerNode(
     try {
       return await db.prisma.$transaction(
         async (tx) => {
-          const existing = await tx.node.findUnique({ where: { nodeKey } });
-          if (existing && (existing.expiresAt === null || existing.expiresAt > now)) {
-            // A restart, or the retry of a rotation that already went through.
-            if (rotateFrom && !jsonList(existing.previousKeys).includes(rotateFrom.nodeKey)) {
-              throw new ControlError(
-                "node_key_in_use",
-                409,
-                "the new node key already belongs to a node; rotate to a fresh key",
-              );
-            }
-            const node = await tx.node.update({ where: { id: existing.id }, data: attrs });
-            return { node, response: { node: identityOf(node, opts.dnsDomain), created: false } };
-          }
-          if (!existing && (await retiredBy(tx, nodeKey))) throw retiredError();
-          if (rotateFrom) {
-            if (existing) {
-              throw new ControlError(
-                "node_key_in_use",
-                409,
-                "the new node key already belongs to a node; rotate to a fresh key",
-              );
-            }
-            return await rotate(tx, nodeKey, rotateFrom.nodeKey, attrs, now, opts.dnsDomain);
-          }
-          let grant: KeyGrant | { id: null; tags: string[]; userId: string; ephemeral: false };
-          if (req.preAuthKey !== undefined) grant = await consumePreAuthKey(tx, req.preAuthKey, now);
-          else if (opts.sessionUser) {
-            grant = { id: null, tags: [], userId: opts.sessionUser.userId, ephemeral: false };
-          } else throw preAuthRequired();
-          const owner = {
-            tags: JSON.stringify(grant.tags),
-            userId: grant.tags.length > 0 ? null : grant.userId,
-            ephemeral: grant.ephemeral,
-            preAuthKeyId: grant.id,
-            // A renewed node keeps its approval (or its wait for one).
-            authorized: existing ? existing.authorized : !opts.nodeApproval,
-            expiresAt: grant.tags.length > 0 ? null : new Date(now.getTime() + ttlMs),
-          };
-          let node: Models.Node;
-          if (existing) {
-            node = await tx.node.update({ where: { id: existing.id }, data: { ...attrs, ...owner } });
-          } else {
-            const addrs = await allocateAddresses(tx);
-            const name = await uniqueName(tx, dnsLabel(req.hostname));
-            node = await tx.node.create({ data: { nodeKey, name, ...addrs, ...attrs, ...owner } });
-          }
-          await audit(tx, {
-            actor: grant.id === null ? `user:${grant.userId}` : `node:${node.id}`,
-            action: existing ? "node.reauthenticate" : "node.register",
-            target: `node:${node.id}`,
-            detail: {
-              after: {
-                name: node.name,
-                ipv4: node.ipv4,
-                ipv6: node.ipv6,
-                tags: grant.tags,
-                authorized: node.authorized,
-              },
-              ...(grant.id === null ? { via: "session" } : { preAuthKey: grant.id }),
-            },
-          });
-          return { node, response: { node: identityOf(node, opts.dnsDomain), created: !existing } };
+          const done = await registerIn(tx);
+          // Last, so the outbox's lock is held only for the commit (outbox.ts).
+          return { ...done, change: await recordChange(db, tx, { type: "nodes", ids: [done.node.id] }) };
         },
         // Registrations queue behind each other on the counter row; allow for a storm.
         { maxWait: 15_000, timeout: 15_000 },
@@ -222,6 +167,71 @@ export async function registerNode(
       if (isUniqueViolation(err) && attempt < ATTEMPTS) continue;
       throw err;
     }
+  }
+
+  async function registerIn(tx: Tx): Promise<Omit<Registered, "change">> {
+    const existing = await tx.node.findUnique({ where: { nodeKey } });
+    if (existing && (existing.expiresAt === null || existing.expiresAt > now)) {
+      // A restart, or the retry of a rotation that already went through.
+      if (rotateFrom && !jsonList(existing.previousKeys).includes(rotateFrom.nodeKey)) {
+        throw new ControlError(
+          "node_key_in_use",
+          409,
+          "the new node key already belongs to a node; rotate to a fresh key",
+        );
+      }
+      const node = await tx.node.update({ where: { id: existing.id }, data: attrs });
+      return { node, response: { node: identityOf(node, opts.dnsDomain), created: false } };
+    }
+    if (!existing && (await retiredBy(tx, nodeKey))) throw retiredError();
+    if (rotateFrom) {
+      if (existing) {
+        throw new ControlError(
+          "node_key_in_use",
+          409,
+          "the new node key already belongs to a node; rotate to a fresh key",
+        );
+      }
+      return await rotate(tx, nodeKey, rotateFrom.nodeKey, attrs, now, opts.dnsDomain);
+    }
+    let grant: KeyGrant | { id: null; tags: string[]; userId: string; ephemeral: false };
+    if (req.preAuthKey !== undefined) grant = await consumePreAuthKey(tx, req.preAuthKey, now);
+    else if (opts.sessionUser) {
+      grant = { id: null, tags: [], userId: opts.sessionUser.userId, ephemeral: false };
+    } else throw preAuthRequired();
+    const owner = {
+      tags: JSON.stringify(grant.tags),
+      userId: grant.tags.length > 0 ? null : grant.userId,
+      ephemeral: grant.ephemeral,
+      preAuthKeyId: grant.id,
+      // A renewed node keeps its approval (or its wait for one).
+      authorized: existing ? existing.authorized : !opts.nodeApproval,
+      expiresAt: grant.tags.length > 0 ? null : new Date(now.getTime() + ttlMs),
+    };
+    let node: Models.Node;
+    if (existing) {
+      node = await tx.node.update({ where: { id: existing.id }, data: { ...attrs, ...owner } });
+    } else {
+      const addrs = await allocateAddresses(tx);
+      const name = await uniqueName(tx, dnsLabel(req.hostname));
+      node = await tx.node.create({ data: { nodeKey, name, ...addrs, ...attrs, ...owner } });
+    }
+    await audit(tx, {
+      actor: grant.id === null ? `user:${grant.userId}` : `node:${node.id}`,
+      action: existing ? "node.reauthenticate" : "node.register",
+      target: `node:${node.id}`,
+      detail: {
+        after: {
+          name: node.name,
+          ipv4: node.ipv4,
+          ipv6: node.ipv6,
+          tags: grant.tags,
+          authorized: node.authorized,
+        },
+        ...(grant.id === null ? { via: "session" } : { preAuthKey: grant.id }),
+      },
+    });
+    return { node, response: { node: identityOf(node, opts.dnsDomain), created: !existing } };
   }
 }
 
@@ -238,7 +248,7 @@ async function rotate(
   attrs: { hostname: string; os: string; advertisedRoutes: string },
   now: Date,
   dnsDomain: string,
-): Promise<Registered> {
+): Promise<Omit<Registered, "change">> {
   const old = await tx.node.findUnique({ where: { nodeKey: oldKey } });
   if (!old) {
     if (await retiredBy(tx, oldKey)) {

@@ -16,6 +16,8 @@ import {
 } from "@trellis/policy";
 import { formatPrefix, parsePrefix, type Prefix } from "@trellis/proto/ip";
 import { audit, nodeRef } from "./audit";
+import type { ControlEvent } from "./events";
+import { recordChange } from "./outbox";
 
 /**
  * Routes as canonical prefixes (host bits cleared, IPv6 per RFC 5952),
@@ -41,24 +43,28 @@ export function canonicalPrefixes(
   return [...out].sort();
 }
 
+type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
+/** Where approvals are read from: the database, or the transaction they are written in. */
+type Reader = Pick<Tx, "node" | "user">;
+
 /**
- * Add the routes `autoApprovers` approve to the given nodes (all when
- * omitted). `topology`: the tailnet as the caller already has it (a policy
- * save has the snapshot's); otherwise built from the nodes that advertise
- * routes. Returns the ids of nodes whose approvals changed.
+ * The routes `autoApprovers` add to the given nodes (all when omitted), as
+ * `{id, before, after}` in id order. `topology`: the tailnet as the caller
+ * already has it (a policy save has the snapshot's); otherwise built from
+ * the nodes that advertise routes.
  */
-export async function applyAutoApprovals(
-  db: Database,
+async function planApprovals(
+  reader: Reader,
   policy: Policy,
   nodeIds?: string[],
   topology?: Topology,
-): Promise<string[]> {
+): Promise<{ id: string; before: string[]; after: string[] }[]> {
   if (policy.autoApprovers.routes.length === 0 && policy.autoApprovers.exitNode.length === 0) return [];
   const wanted = topology?.nodes
     .filter((n) => n.advertised.length > 0 && (!nodeIds || nodeIds.includes(n.name)))
     .map((n) => n.name);
   if (wanted?.length === 0) return [];
-  const rows = await db.prisma.node.findMany({
+  const rows = await reader.node.findMany({
     where: {
       ...(wanted ? { id: { in: wanted } } : nodeIds ? { id: { in: nodeIds } } : {}),
       NOT: { advertisedRoutes: "[]" },
@@ -70,28 +76,59 @@ export async function applyAutoApprovals(
     nodes = topology.nodes.filter((n) => rows.some((r) => r.id === n.name));
   } else {
     const owners = [...new Set(rows.map((r) => r.userId).filter((u): u is string => u !== null))];
-    const users = await db.prisma.user.findMany({ where: { id: { in: owners } } });
+    const users = await reader.user.findMany({ where: { id: { in: owners } } });
     nodes = parseTopology(topologyInput(rows, users, new Date()).input, "tailnet").nodes;
   }
-  const changed: string[] = [];
+  const plan: { id: string; before: string[]; after: string[] }[] = [];
   for (const info of nodes) {
     const row = rows.find((r) => r.id === info.name)!;
     const approved = jsonList(row.approvedRoutes);
     const add = autoApprovedRoutes(policy, info)
       .map(formatPrefix)
       .filter((r) => !approved.includes(r));
-    if (add.length === 0) continue;
-    const next = [...approved, ...add].sort();
-    await db.prisma.$transaction(async (tx) => {
-      await tx.node.update({ where: { id: row.id }, data: { approvedRoutes: JSON.stringify(next) } });
-      await audit(tx, {
-        actor: "system",
-        action: "node.routes_auto_approved",
-        target: nodeRef(row.id),
-        detail: { before: approved, after: next },
-      });
-    });
-    changed.push(row.id);
+    if (add.length > 0) plan.push({ id: row.id, before: approved, after: [...approved, ...add].sort() });
   }
-  return changed;
+  // Rows are locked in id order, as presence locks them (presence.ts): no deadlock between the two.
+  return plan.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+}
+
+/**
+ * Approve what `autoApprovers` cover, on the given nodes (all when omitted),
+ * inside the caller's transaction; returns the ids of nodes whose approvals
+ * changed, for the caller to record. A policy save calls it in its own
+ * transaction, so its nodes change (and are announced) with it.
+ */
+export async function autoApproveIn(
+  tx: Tx,
+  policy: Policy,
+  scope: { nodeIds?: string[]; topology?: Topology } = {},
+): Promise<string[]> {
+  const plan = await planApprovals(tx, policy, scope.nodeIds, scope.topology);
+  for (const c of plan) {
+    await tx.node.update({ where: { id: c.id }, data: { approvedRoutes: JSON.stringify(c.after) } });
+    await audit(tx, {
+      actor: "system",
+      action: "node.routes_auto_approved",
+      target: nodeRef(c.id),
+      detail: { before: c.before, after: c.after },
+    });
+  }
+  return plan.map((c) => c.id);
+}
+
+/**
+ * Approve what `autoApprovers` cover on the given nodes (a registration's)
+ * in one transaction; returns the change to publish, or null for none.
+ */
+export async function applyAutoApprovals(
+  db: Database,
+  policy: Policy,
+  nodeIds: string[],
+): Promise<Extract<ControlEvent, { type: "nodes" }> | null> {
+  // Most registrations advertise nothing the policy approves: no transaction for them.
+  if ((await planApprovals(db.prisma, policy, nodeIds)).length === 0) return null;
+  return db.prisma.$transaction(async (tx) => {
+    const ids = await autoApproveIn(tx, policy, { nodeIds });
+    return ids.length ? recordChange(db, tx, { type: "nodes", ids }) : null;
+  });
 }

@@ -17,7 +17,9 @@ import { ingestConnections } from "./connlog";
 import { updateEndpoints } from "./endpoints";
 import { ControlError } from "./errors";
 import { attrsOnlyIds, EventBus } from "./events";
-import { PgEventBridge } from "./pg-bridge";
+import { PgEventBridge, type BridgeOptions } from "./pg-bridge";
+import { recordChange } from "./outbox";
+import { publicDatabaseError } from "./db-errors";
 import { startMapStream, type MapSink, type MapStreamDeps, type MapStreamOptions } from "./map-stream";
 import { NetmapService, type MapConfig } from "./netmap-service";
 import { SharedReplayGuard } from "./replay";
@@ -47,6 +49,8 @@ export interface RuntimeOptions {
   controlKey?: KeyPair;
   /** Signals each node may send: 20/s, bursts of 40 by default. */
   signalRate?: RateLimit;
+  /** PostgreSQL: how often the outbox is checked whatever NOTIFY said (pg-bridge.ts). */
+  changes?: BridgeOptions;
 }
 
 /** What the control plane needs to know about the relay it reports on. */
@@ -137,9 +141,10 @@ export class ControlRuntime {
     const rt = new ControlRuntime(config, db, log, controlKey, opts);
     if (db.target.provider === "postgresql") {
       rt.bridge = await PgEventBridge.start(
-        db.target.url,
+        db,
         rt.events,
         log.child({ component: "event-bridge" }),
+        opts.changes,
       );
       rt.replayGuard = new SharedReplayGuard(db, log);
     }
@@ -223,6 +228,10 @@ export class ControlRuntime {
     return this.mapConfigCache.config;
   }
 
+  /**
+   * `GET /api/health`, answered to anyone: database errors are told without
+   * connection details (db-errors.ts); the log has them whole.
+   */
   async health(): Promise<HealthResponse> {
     let database: HealthResponse["database"];
     try {
@@ -234,18 +243,18 @@ export class ControlRuntime {
       };
     } catch (err) {
       this.log.error({ err }, "database health check failed");
-      database = {
-        provider: this.db.target.provider,
-        status: "error",
-        error: err instanceof Error ? err.message.split("\n")[0] : String(err),
-      };
+      database = { provider: this.db.target.provider, status: "error", error: publicDatabaseError(err) };
     }
+    // On PostgreSQL: is this replica hearing the others, and how far has it applied their changes?
+    const events = this.bridge?.health();
+    if (events) database.events = events;
+    const eventsOk = !events || (events.listening && events.error === undefined);
     const relay: HealthResponse["relay"] = this.relay
       ? this.relay.health()
       : { status: this.config.embeddedRelay ? "stopped" : "external", path: "/derp", clients: 0 };
     const relayOk = relay.status === "listening" || relay.status === "external";
     return {
-      status: database.status === "ok" && relayOk ? "ok" : "degraded",
+      status: database.status === "ok" && eventsOk && relayOk ? "ok" : "degraded",
       version: VERSION,
       uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
       database,
@@ -346,18 +355,20 @@ export class ControlRuntime {
       sessionUser = { userId: session.userId };
     }
     const settings = await this.settings();
-    const { node, response, rotatedFrom } = await registerNode(this.db, nodeKey, body, {
+    const { node, response, rotatedFrom, change } = await registerNode(this.db, nodeKey, body, {
       dnsDomain: settings.dns.domain,
       keyExpiryDays: settings.tailnet.keyExpiryDays,
       nodeApproval: settings.tailnet.nodeApproval,
       verifyRotation: (oldKey, signature, newKey) => this.auth.verifyRotation(oldKey, signature, newKey),
       sessionUser,
     });
+    this.events.publish(change);
     // Advertised routes the policy's autoApprovers cover are approved at once.
     // The registration itself is committed: a failure here is logged, not
     // reported to the node, and the next policy save or re-registration retries.
     try {
-      await applyAutoApprovals(this.db, (await this.policies.current()).policy, [node.id]);
+      const approved = await applyAutoApprovals(this.db, (await this.policies.current()).policy, [node.id]);
+      if (approved) this.events.publish(approved);
     } catch (err) {
       this.log.error({ err, node: node.id }, "auto-approval of advertised routes failed");
     }
@@ -371,7 +382,6 @@ export class ControlRuntime {
       },
       rotatedFrom ? "node key rotated" : "node registered",
     );
-    this.events.publish({ type: "nodes", ids: [node.id] });
     return response;
   }
 
@@ -391,7 +401,7 @@ export class ControlRuntime {
   async logout(req: SignedRequest): Promise<{ loggedOut: true; deleted: boolean }> {
     const node = await this.authenticate(req);
     const now = new Date();
-    await this.db.prisma.$transaction(async (tx) => {
+    const change = await this.db.prisma.$transaction(async (tx) => {
       if (node.ephemeral) await tx.node.deleteMany({ where: { id: node.id } });
       else await tx.node.update({ where: { id: node.id }, data: { expiresAt: now } });
       await audit(tx, {
@@ -400,9 +410,10 @@ export class ControlRuntime {
         target: `node:${node.id}`,
         detail: { name: node.name, deleted: node.ephemeral },
       });
+      return recordChange(this.db, tx, { type: "nodes", ids: [node.id] });
     });
     this.log.info({ node: node.id, name: node.name, deleted: node.ephemeral }, "node logged out");
-    this.events.publish({ type: "nodes", ids: [node.id] });
+    this.events.publish(change);
     return { loggedOut: true, deleted: node.ephemeral };
   }
 
@@ -446,7 +457,21 @@ export class ControlRuntime {
   }
 
   private mapDeps(): MapStreamDeps {
-    return { netmaps: this.netmaps, bus: this.events, presence: this.presence, log: this.mapLog };
+    return {
+      netmaps: this.netmaps,
+      bus: this.events,
+      presence: this.presence,
+      log: this.mapLog,
+      // On PostgreSQL, a first map is never older than the newest change committed before the stream asked.
+      ...(this.bridge ? { catchUp: this.catchUp } : {}),
+    };
+  }
+
+  private readonly catchUp = () => this.bridge!.catchUp();
+
+  /** On PostgreSQL, this replica's link to the others (health, stats; tests cut its connection). */
+  get replication(): PgEventBridge | null {
+    return this.bridge;
   }
 
   /** Only what a stream needs: it lives as long as the node is connected, and so does what it holds. */

@@ -17,6 +17,7 @@ import type { ServerConfig } from "./config";
 import { ControlError } from "./errors";
 import { parseOr400 } from "./errors-util";
 import { audit, actorRef, type AuditAction } from "./audit";
+import { recordChange } from "./outbox";
 
 export const TAILNET_SETTINGS_KEY = "tailnet";
 export const DNS_SETTINGS_KEY = "dns";
@@ -111,7 +112,7 @@ async function save(
   const result = await ctx.db.prisma.$transaction(async (tx) => {
     const before = await read(tx);
     const after = compute(before as never);
-    if (JSON.stringify(before) === JSON.stringify(after)) return { after, changed: false };
+    if (JSON.stringify(before) === JSON.stringify(after)) return { after, change: null };
     const value = JSON.stringify(after);
     await tx.setting.upsert({ where: { key }, create: { key, value }, update: { value } });
     await audit(tx, {
@@ -120,11 +121,11 @@ async function save(
       target: `settings:${key}`,
       detail: { before, after },
     });
-    return { after, changed: true };
+    return { after, change: await recordChange(ctx.db, tx, { type: "settings" }) };
   });
-  if (result.changed) {
+  if (result.change) {
     ctx.log.info({ actor: actor.userId, key }, "settings changed");
-    ctx.events.publish({ type: "settings" });
+    ctx.events.publish(result.change);
   }
   return result.after;
 }

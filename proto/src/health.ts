@@ -1,11 +1,29 @@
 import { z } from "zod";
 
-/** Health of the database as reported by `GET /api/health`. */
+/**
+ * On PostgreSQL, how this replica follows the others' changes: whether its
+ * LISTEN connection is up, the outbox number up to which it has applied
+ * every change, how long ago it last read the outbox, and why that read
+ * fails while it does.
+ */
+export const EventsHealth = z.object({
+  listening: z.boolean(),
+  seq: z.number().int().nonnegative(),
+  checked_s_ago: z.number().nonnegative(),
+  error: z.string().optional(),
+});
+
+/**
+ * Health of the database as reported by `GET /api/health`. `error` is the
+ * database's own message without connection details (hosts, ports, users,
+ * URLs), which the server's log keeps.
+ */
 export const DatabaseHealth = z.object({
   provider: z.enum(["sqlite", "postgresql"]),
   status: z.enum(["ok", "error"]),
   latency_ms: z.number().nonnegative().optional(),
   error: z.string().optional(),
+  events: EventsHealth.optional(),
 });
 
 /** Health of the relay that this process embeds (or `external` when it runs apart). */

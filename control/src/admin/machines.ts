@@ -17,6 +17,7 @@ import { ControlError } from "../errors";
 import { isUniqueViolation, jsonList, parseOr400 } from "../errors-util";
 import { parseHuJSON, parsePolicyDocument, parseSelector, type Policy } from "@trellis/policy";
 import { canonicalPrefixes } from "../routes";
+import { recordChange } from "../outbox";
 import { readTailnet } from "../settings";
 import type { AdminContext } from "./context";
 import { containsFilter, decodeCursor, pageOf } from "./paging";
@@ -246,9 +247,9 @@ export async function updateMachine(
   if (tags) await checkTags(ctx, actor, tags);
 
   const now = new Date();
-  let changed: boolean;
+  let change;
   try {
-    changed = await ctx.db.prisma.$transaction(async (tx) => {
+    change = await ctx.db.prisma.$transaction(async (tx) => {
       const node = await findVisible(tx, actor, id);
       const data: Models.Prisma.NodeUpdateInput = {};
       let any = false;
@@ -294,8 +295,9 @@ export async function updateMachine(
           any = true;
         }
       }
-      if (any) await tx.node.update({ where: { id }, data });
-      return any;
+      if (!any) return null;
+      await tx.node.update({ where: { id }, data });
+      return recordChange(ctx.db, tx, { type: "nodes", ids: [id] });
     });
   } catch (err) {
     if (isUniqueViolation(err)) {
@@ -303,7 +305,7 @@ export async function updateMachine(
     }
     throw err;
   }
-  if (changed) ctx.events.publish({ type: "nodes", ids: [id] });
+  if (change) ctx.events.publish(change);
   return infoOf(ctx, id);
 }
 
@@ -319,15 +321,15 @@ export async function setMachineRoutes(
   await findVisible(ctx.db.prisma, actor, id);
   requireAdmin(actor, "approve routes");
   const approved = canonicalPrefixes(req.routes, "routes");
-  const changed = await ctx.db.prisma.$transaction(async (tx) => {
+  const change = await ctx.db.prisma.$transaction(async (tx) => {
     const node = await findVisible(tx, actor, id);
     const before = jsonList(node.approvedRoutes);
-    if (JSON.stringify(before) === JSON.stringify(approved)) return false;
+    if (JSON.stringify(before) === JSON.stringify(approved)) return null;
     await tx.node.update({ where: { id }, data: { approvedRoutes: JSON.stringify(approved) } });
     await auditNode(tx, actor, "node.routes", id, { before, after: approved });
-    return true;
+    return recordChange(ctx.db, tx, { type: "nodes", ids: [id] });
   });
-  if (changed) ctx.events.publish({ type: "nodes", ids: [id] });
+  if (change) ctx.events.publish(change);
   return infoOf(ctx, id);
 }
 
@@ -336,17 +338,17 @@ export async function authorizeMachine(ctx: AdminContext, actor: Actor, id: stri
   requireScope(actor, "machines:write");
   await findVisible(ctx.db.prisma, actor, id);
   requireAdmin(actor, "approve machines");
-  const changed = await ctx.db.prisma.$transaction(async (tx) => {
+  const change = await ctx.db.prisma.$transaction(async (tx) => {
     const node = await findVisible(tx, actor, id);
-    if (node.authorized) return false;
+    if (node.authorized) return null;
     await tx.node.update({ where: { id }, data: { authorized: true } });
     await auditNode(tx, actor, "node.authorize", id, {
       before: { authorized: false },
       after: { authorized: true },
     });
-    return true;
+    return recordChange(ctx.db, tx, { type: "nodes", ids: [id] });
   });
-  if (changed) ctx.events.publish({ type: "nodes", ids: [id] });
+  if (change) ctx.events.publish(change);
   return infoOf(ctx, id);
 }
 
@@ -354,22 +356,23 @@ export async function authorizeMachine(ctx: AdminContext, actor: Actor, id: stri
 export async function expireMachineKey(ctx: AdminContext, actor: Actor, id: string): Promise<MachineInfo> {
   requireScope(actor, "machines:write");
   const now = new Date();
-  await ctx.db.prisma.$transaction(async (tx) => {
+  const change = await ctx.db.prisma.$transaction(async (tx) => {
     const node = await findVisible(tx, actor, id);
     await tx.node.update({ where: { id }, data: { expiresAt: now } });
     await auditNode(tx, actor, "node.expire", id, {
       before: { keyExpiry: node.expiresAt?.toISOString() ?? null },
       after: { keyExpiry: now.toISOString() },
     });
+    return recordChange(ctx.db, tx, { type: "nodes", ids: [id] });
   });
-  ctx.events.publish({ type: "nodes", ids: [id] });
+  ctx.events.publish(change);
   return infoOf(ctx, id);
 }
 
 /** Remove a machine. Its addresses are never handed out again (the IpAllocation high-water mark). */
 export async function removeMachine(ctx: AdminContext, actor: Actor, id: string): Promise<void> {
   requireScope(actor, "machines:write");
-  await ctx.db.prisma.$transaction(async (tx) => {
+  const change = await ctx.db.prisma.$transaction(async (tx) => {
     const node = await findVisible(tx, actor, id);
     await tx.node.delete({ where: { id } });
     await auditNode(tx, actor, "node.remove", id, {
@@ -383,6 +386,7 @@ export async function removeMachine(ctx: AdminContext, actor: Actor, id: string)
       },
       after: null,
     });
+    return recordChange(ctx.db, tx, { type: "nodes", ids: [id] });
   });
-  ctx.events.publish({ type: "nodes", ids: [id] });
+  ctx.events.publish(change);
 }

@@ -29,7 +29,7 @@ import {
 } from "@trellis/policy";
 import { parseAddr } from "@trellis/proto/ip";
 import { MAX_POLICY_BYTES, type ActivePolicy, type SaveOptions } from "../policy-store";
-import { applyAutoApprovals } from "../routes";
+import { autoApproveIn } from "../routes";
 import { actorNames } from "./audit";
 import type { AdminContext } from "./context";
 import { decodeCursor, pageOf } from "./paging";
@@ -81,15 +81,22 @@ export async function applyPolicy(
   opts: SaveOptions = {},
 ): Promise<ActivePolicy> {
   const topology = await ctx.topology();
-  const saved = await ctx.policies.save(text, actorRef(actor), topology, opts);
-  const approved = await applyAutoApprovals(ctx.db, saved.policy, undefined, topology);
+  // Approvals are written with the version: streams never see the one without the other.
+  const saved = await ctx.policies.save(text, actorRef(actor), topology, {
+    ...opts,
+    alongside: (tx, policy) => autoApproveIn(tx, policy, { topology }),
+  });
+  // Nodes first: a policy event alone tells map builders that no node changed.
+  for (const change of saved.changes) ctx.events.publish(change);
+  const approved = saved.changes.length > 1 ? saved.changes[0] : null;
   ctx.log.info(
-    { version: saved.version, actor: actorRef(actor), autoApproved: approved.length },
+    {
+      version: saved.version,
+      actor: actorRef(actor),
+      autoApproved: approved?.type === "nodes" ? approved.ids.length : 0,
+    },
     opts.restoredFrom === undefined ? "policy saved" : "policy restored",
   );
-  // Nodes first: a policy event alone tells map builders that no node changed.
-  if (approved.length) ctx.events.publish({ type: "nodes", ids: approved });
-  ctx.events.publish({ type: "policy" });
   return saved;
 }
 

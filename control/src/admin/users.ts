@@ -10,6 +10,7 @@ import { jsonList, parseOr400 } from "../errors-util";
 import type { AdminContext } from "./context";
 import { containsFilter, decodeCursor, pageOf } from "./paging";
 import { audit, actorRef } from "../audit";
+import { recordChange } from "../outbox";
 
 type UserWithCount = Models.User & { _count: { nodes: number } };
 type Tx = Parameters<Parameters<AdminContext["db"]["prisma"]["$transaction"]>[0]>[0];
@@ -115,10 +116,10 @@ export async function updateUser(
       target: `user:${id}`,
       detail: { before: { role: u.role }, after: { role: req.role } },
     });
-    return u.nodes.map((n) => n.id);
+    return recordChange(ctx.db, tx, { type: "nodes", ids: u.nodes.map((n) => n.id) });
   });
   // Roles are part of the tailnet the policy sees (autogroup:admin, autogroup:auditor).
-  if (result) ctx.events.publish({ type: "nodes", ids: result });
+  if (result) ctx.events.publish(result);
   return getUser(ctx, actor, id);
 }
 
@@ -129,7 +130,7 @@ export async function updateUser(
 export async function removeUser(ctx: AdminContext, actor: Actor, id: string): Promise<void> {
   requireScope(actor, "users:write");
   if (id === actor.userId) throw new ControlError("conflict", 409, "you cannot remove your own account");
-  const nodeIds = await guarded(ctx, async (tx) => {
+  const change = await guarded(ctx, async (tx) => {
     const u = await tx.user.findUnique({
       where: { id },
       include: { nodes: { select: { id: true, name: true } } },
@@ -153,7 +154,7 @@ export async function removeUser(ctx: AdminContext, actor: Actor, id: string): P
         after: null,
       },
     });
-    return u.nodes.map((n) => n.id);
+    return recordChange(ctx.db, tx, { type: "nodes", ids: u.nodes.map((n) => n.id) });
   });
-  ctx.events.publish({ type: "nodes", ids: nodeIds });
+  ctx.events.publish(change);
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Database } from "@trellis/db";
 import { ControlError } from "../errors";
+import type { ControlEvent } from "../events";
 import { hashPassword } from "../password";
 import { PROVIDERS, testDatabases } from "../testing/db";
 import { requireScope, scopesFor, type Actor } from "./actor";
@@ -202,10 +203,27 @@ for (const { provider, skip } of PROVIDERS) {
       let u = await db.prisma.user.findUniqueOrThrow({ where: { id } });
       expect(u.role).toBe("auditor");
       expect(JSON.parse(u.groups)).toEqual(["sec"]);
-      // Next login: same subject, new groups → role follows.
-      expect(await upsertOidcUser(db, s, { sub: "1", email: "dee@example.com", groups: ["ops"] })).toBe(id);
+      // Dee has a machine: what her groups grant it is part of every map.
+      const laptop = await db.prisma.node.create({
+        data: { nodeKey: `nodekey:${"d".repeat(64)}`, name: "dee-laptop", userId: id },
+      });
+      // Next login: same subject, new groups → role follows, and her machine's maps are told.
+      const published: ControlEvent[] = [];
+      const again = await upsertOidcUser(
+        db,
+        s,
+        { sub: "1", email: "dee@example.com", groups: ["ops"] },
+        (e) => published.push(e),
+      );
+      expect(again).toBe(id);
       u = await db.prisma.user.findUniqueOrThrow({ where: { id } });
       expect(u.role).toBe("admin");
+      expect(published).toMatchObject([{ type: "nodes", ids: [laptop.id] }]);
+      // The same groups again change nothing and tell nobody.
+      await upsertOidcUser(db, s, { sub: "1", email: "dee@example.com", groups: ["ops"] }, (e) =>
+        published.push(e),
+      );
+      expect(published).toHaveLength(1);
       // A local account is linked only on a verified email.
       await user(db, "eve@example.com", "member", "a long password!");
       await rejects(upsertOidcUser(db, s, { sub: "2", email: "eve@example.com", emailVerified: false }), 409);

@@ -7,6 +7,8 @@ import type { Database } from "@trellis/db";
 import type { Role } from "@trellis/proto";
 import { ControlError } from "../errors";
 import { audit, userRef } from "../audit";
+import type { ControlEvent } from "../events";
+import { recordChange } from "../outbox";
 
 export interface OidcSettings {
   issuer: string;
@@ -31,8 +33,17 @@ function roleFromGroups(groups: string[], s: OidcSettings): Role | null {
   return s.adminGroups.length || s.auditorGroups.length ? "member" : null;
 }
 
-/** Create or update the Trellis user of an OIDC login; returns its id. */
-export async function upsertOidcUser(db: Database, s: OidcSettings, p: OidcProfile): Promise<string> {
+/**
+ * Create or update the Trellis user of an OIDC login; returns its id. A
+ * role or groups that changed change what the policy grants the user's
+ * machines (group:…, autogroup:admin): that change goes to `publish`.
+ */
+export async function upsertOidcUser(
+  db: Database,
+  s: OidcSettings,
+  p: OidcProfile,
+  publish: (e: ControlEvent) => void = () => undefined,
+): Promise<string> {
   const groups = [...new Set((p.groups ?? []).filter((g) => typeof g === "string" && g.length <= 200))]
     .slice(0, 100)
     .sort();
@@ -43,7 +54,7 @@ export async function upsertOidcUser(db: Database, s: OidcSettings, p: OidcProfi
   if (!email) throw new ControlError("no_email", 403, "the identity provider did not return an email");
   const subject = `${s.issuer}#${p.sub}`;
   const mapped = roleFromGroups(groups, s);
-  return db.prisma.$transaction(async (tx) => {
+  const { id, change } = await db.prisma.$transaction(async (tx) => {
     let user = await tx.user.findUnique({ where: { oidcSubject: subject } });
     if (!user) {
       const byEmail = await tx.user.findUnique({ where: { email } });
@@ -78,7 +89,7 @@ export async function upsertOidcUser(db: Database, s: OidcSettings, p: OidcProfi
         target: `user:${user.id}`,
         detail: { after: { email, role, login: "oidc", groups } },
       });
-      return user.id;
+      return { id: user.id, change: null };
     }
     const data: { groups: string; role?: string; name?: string } = { groups: JSON.stringify(groups) };
     if (mapped && mapped !== user.role) data.role = mapped;
@@ -93,7 +104,14 @@ export async function upsertOidcUser(db: Database, s: OidcSettings, p: OidcProfi
           after: { role: updated.role, groups },
         },
       });
+      const nodes = await tx.node.findMany({ where: { userId: user.id }, select: { id: true } });
+      if (nodes.length) {
+        const change = await recordChange(db, tx, { type: "nodes", ids: nodes.map((n) => n.id) });
+        return { id: user.id, change };
+      }
     }
-    return user.id;
+    return { id: user.id, change: null };
   });
+  if (change) publish(change);
+  return id;
 }

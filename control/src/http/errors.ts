@@ -33,11 +33,16 @@ export function errorReplyOf(status: number, body: ApiError, extra: Record<strin
 export function errorReply(err: unknown, log: Logger, route: string): ErrorReply {
   const known = ControlError.of(err);
   if (known) {
-    return errorReplyOf(known.status, {
-      error: known.code,
-      message: known.message,
-      ...(known.issues ? { issues: known.issues } : {}),
-    });
+    return errorReplyOf(
+      known.status,
+      {
+        error: known.code,
+        message: known.message,
+        ...(known.issues ? { issues: known.issues } : {}),
+      },
+      // The database is usually back within seconds (a restart, a failover).
+      known.code === "database_unavailable" ? { "retry-after": "1" } : {},
+    );
   }
   log.error({ err, route }, "request failed");
   return errorReplyOf(500, { error: "internal", message: "internal server error" });

@@ -10,6 +10,14 @@ export interface TempPostgres {
   url: string;
   /** Create another empty database on the same server and return its URL. */
   createDatabase(name: string): string;
+  /**
+   * Take the server down as a crash would (immediate shutdown: open
+   * connections are cut, uncommitted transactions lost), keeping its data
+   * and port for `up()`. For outage and restart tests.
+   */
+  down(): void;
+  /** Start a server taken `down()` again, on the same port with the same data. */
+  up(): void;
   stop(): void;
 }
 
@@ -55,18 +63,20 @@ export async function startTempPostgres(): Promise<TempPostgres> {
   };
   run("initdb", ["-D", data, "-U", "trellis", "--auth=trust", "-E", "UTF8", "--no-sync"]);
   const port = await freePort();
-  run("pg_ctl", [
-    "-D",
-    data,
-    "-l",
-    join(dir, "server.log"),
-    "-w",
-    "-t",
-    "30",
-    "-o",
-    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
-    "start",
-  ]);
+  const start = () =>
+    run("pg_ctl", [
+      "-D",
+      data,
+      "-l",
+      join(dir, "server.log"),
+      "-w",
+      "-t",
+      "30",
+      "-o",
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
+      "start",
+    ]);
+  start();
   const psql = (sql: string) =>
     execFileSync(
       join(bin, "psql"),
@@ -82,14 +92,26 @@ export async function startTempPostgres(): Promise<TempPostgres> {
   };
   const url = createDatabase("trellis");
   let stopped = false;
+  let running = true;
+  const halt = () => {
+    if (!running) return;
+    running = false;
+    run("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
+  };
   return {
     url,
     createDatabase,
+    down: halt,
+    up() {
+      if (running || stopped) return;
+      start();
+      running = true;
+    },
     stop() {
       if (stopped) return;
       stopped = true;
       try {
-        run("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
+        halt();
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

@@ -91,13 +91,18 @@ export function authOptions(): NextAuthOptions {
     allowedGroups: oidc.allowedGroups,
   };
   const oidcUser = (profile: OidcClaims) =>
-    upsertOidcUser(rt.db, oidcSettings!, {
-      sub: String(profile.sub),
-      email: profile.email ?? null,
-      emailVerified: profile.email_verified === true,
-      name: profile.name ?? profile.preferred_username ?? null,
-      groups: groupsOf(profile, oidc!.groupsClaim),
-    });
+    upsertOidcUser(
+      rt.db,
+      oidcSettings!,
+      {
+        sub: String(profile.sub),
+        email: profile.email ?? null,
+        emailVerified: profile.email_verified === true,
+        name: profile.name ?? profile.preferred_username ?? null,
+        groups: groupsOf(profile, oidc!.groupsClaim),
+      },
+      (e) => rt.events.publish(e),
+    );
 
   return {
     secret: process.env.NEXTAUTH_SECRET,
