@@ -248,6 +248,18 @@ for (const { provider, skip } of PROVIDERS) {
       expect(await rt.db.prisma.node.count()).toBe(2);
       expect(await rt.db.prisma.auditEvent.count({ where: { action: "node.logout" } })).toBe(2);
 
+      // A node may ask to be removed rather than expired (a browser leaving the tailnet); nothing else goes in the body.
+      const c = new TestNode(rt);
+      await c.register(key, "gamma");
+      expect(await c.client.signedFetch("POST", "/api/v1/logout", '{"remove":1}')).toMatchObject({
+        status: 400,
+      });
+      expect(await c.client.signedFetch("POST", "/api/v1/logout", '{"wipe":true}')).toMatchObject({
+        status: 400,
+      });
+      expect(await c.client.logout({ remove: true })).toEqual({ loggedOut: true, deleted: true });
+      expect(await rt.db.prisma.node.count({ where: { name: "gamma" } })).toBe(0);
+
       // A logged-out node comes back with a pre-auth key, as the same node.
       const back = await a.register(key, "alpha");
       expect(back.node.name).toBe("alpha");
@@ -456,6 +468,7 @@ for (const { provider, skip } of PROVIDERS) {
         name: "My tailnet",
         nodeApproval: false,
         keyExpiryDays: 180,
+        persistentBrowserNodes: false,
         relayMap: null,
       });
       expect(await getDnsSettings(rt, actor("auditor"))).toEqual({
@@ -471,7 +484,13 @@ for (const { provider, skip } of PROVIDERS) {
       ).toMatchObject({ status: 403 });
 
       const after = await updateTailnetSettings(rt, admin, { name: "Acme", nodeApproval: true });
-      expect(after).toEqual({ name: "Acme", nodeApproval: true, keyExpiryDays: 180, relayMap: null });
+      expect(after).toEqual({
+        name: "Acme",
+        nodeApproval: true,
+        keyExpiryDays: 180,
+        persistentBrowserNodes: false,
+        relayMap: null,
+      });
       for (const bad of [{ keyExpiryDays: 0 }, { colour: "red" }, { relayMap: { regions: {} } }, [1], null]) {
         expect(await controlError(updateTailnetSettings(rt, admin, bad))).toMatchObject({ status: 400 });
       }

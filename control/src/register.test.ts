@@ -78,7 +78,8 @@ for (const { provider, skip } of PROVIDERS) {
         { ...opts, keyExpiryDays: 7, sessionUser: { userId: ada.id } },
       );
       expect(response.created).toBe(true);
-      expect(node).toMatchObject({ userId: ada.id, tags: "[]", ephemeral: false, preAuthKeyId: null });
+      // Ephemeral: the tab's machine goes when the browser does (unless the tailnet keeps browsers).
+      expect(node).toMatchObject({ userId: ada.id, tags: "[]", ephemeral: true, preAuthKeyId: null });
       expect(node.expiresAt!.getTime()).toBeGreaterThan(Date.now() + 7 * 24 * 3600_000 - 60_000);
       const ev = await db.prisma.auditEvent.findFirstOrThrow({ where: { action: "node.register" } });
       expect(ev.actor).toBe(`user:${ada.id}`);
@@ -86,6 +87,13 @@ for (const { provider, skip } of PROVIDERS) {
       // The same key again (a reload of the tab) is the same node.
       const again = await registerNode(db, nodeKey, { hostname: "tab", os: "browser" }, opts);
       expect(again.response).toMatchObject({ created: false, node: { addresses: response.node.addresses } });
+      const kept = await registerNode(
+        db,
+        newKey(),
+        { hostname: "tab", os: "browser" },
+        { ...opts, sessionUser: { userId: ada.id }, persistentBrowserNodes: true },
+      );
+      expect(kept.node).toMatchObject({ userId: ada.id, ephemeral: false });
     });
 
     it("registers a tagged node with addresses, a DNS name and no key expiry", async () => {

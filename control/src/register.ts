@@ -101,10 +101,13 @@ export interface RegisterOptions {
   verifyRotation?: (oldKey: string, signature: string, newKey: string) => void;
   /**
    * A logged-in person registering this key for themselves (a browser tab):
-   * without a pre-auth key, the node is theirs, untagged and not ephemeral.
+   * without a pre-auth key, the node is theirs and untagged, and ephemeral
+   * unless the tailnet keeps browser machines (`persistentBrowserNodes`).
    * The caller has checked the session and its right to add machines.
    */
   sessionUser?: { userId: string };
+  /** Tailnet settings: session-registered (browser) nodes are not ephemeral. */
+  persistentBrowserNodes?: boolean;
 }
 
 /** A node whose row remembers `nodeKey` as a rotated-away key, if any. */
@@ -194,10 +197,15 @@ export async function registerNode(
       }
       return await rotate(tx, nodeKey, rotateFrom.nodeKey, attrs, now, opts.dnsDomain);
     }
-    let grant: KeyGrant | { id: null; tags: string[]; userId: string; ephemeral: false };
+    let grant: KeyGrant | { id: null; tags: string[]; userId: string; ephemeral: boolean };
     if (req.preAuthKey !== undefined) grant = await consumePreAuthKey(tx, req.preAuthKey, now);
     else if (opts.sessionUser) {
-      grant = { id: null, tags: [], userId: opts.sessionUser.userId, ephemeral: false };
+      grant = {
+        id: null,
+        tags: [],
+        userId: opts.sessionUser.userId,
+        ephemeral: !opts.persistentBrowserNodes,
+      };
     } else throw preAuthRequired();
     const owner = {
       tags: JSON.stringify(grant.tags),

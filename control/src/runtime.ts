@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { migrate, openDatabase, type Database, type Models } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import {
+  LogoutRequest,
   RelayVerifyRequest,
   type ControlKeyResponse,
   type HealthResponse,
@@ -361,6 +362,7 @@ export class ControlRuntime {
       nodeApproval: settings.tailnet.nodeApproval,
       verifyRotation: (oldKey, signature, newKey) => this.auth.verifyRotation(oldKey, signature, newKey),
       sessionUser,
+      persistentBrowserNodes: settings.tailnet.persistentBrowserNodes,
     });
     this.events.publish(change);
     // Advertised routes the policy's autoApprovers cover are approved at once.
@@ -394,27 +396,34 @@ export class ControlRuntime {
   }
 
   /**
-   * `POST /api/v1/logout`: the signing node's key stops working now (an
-   * ephemeral node is deleted instead); its map streams end, on every
-   * replica. Registering again needs a pre-auth key.
+   * `POST /api/v1/logout`: the signing node's key stops working now; an
+   * ephemeral node, or one that asks (`remove`: a browser leaving the
+   * tailnet), is deleted instead. Its map streams end, on every replica.
+   * Registering again needs a pre-auth key (or, for a browser, a session).
    */
   async logout(req: SignedRequest): Promise<{ loggedOut: true; deleted: boolean }> {
     const node = await this.authenticate(req);
+    const body = parseOr400(
+      LogoutRequest,
+      req.body.length === 0 ? {} : parseJson(req.body),
+      "invalid logout",
+    );
+    const deleted = node.ephemeral || body.remove === true;
     const now = new Date();
     const change = await this.db.prisma.$transaction(async (tx) => {
-      if (node.ephemeral) await tx.node.deleteMany({ where: { id: node.id } });
+      if (deleted) await tx.node.deleteMany({ where: { id: node.id } });
       else await tx.node.update({ where: { id: node.id }, data: { expiresAt: now } });
       await audit(tx, {
         actor: nodeRef(node.id),
         action: "node.logout",
         target: `node:${node.id}`,
-        detail: { name: node.name, deleted: node.ephemeral },
+        detail: { name: node.name, deleted },
       });
       return recordChange(this.db, tx, { type: "nodes", ids: [node.id] });
     });
-    this.log.info({ node: node.id, name: node.name, deleted: node.ephemeral }, "node logged out");
+    this.log.info({ node: node.id, name: node.name, deleted }, "node logged out");
     this.events.publish(change);
-    return { loggedOut: true, deleted: node.ephemeral };
+    return { loggedOut: true, deleted };
   }
 
   /**

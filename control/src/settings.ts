@@ -1,4 +1,5 @@
-// Tailnet-wide settings (name, node approval, key expiry, relay map override)
+// Tailnet-wide settings (name, node approval, key expiry, browser machines
+// ephemeral or persistent, relay map override)
 // and DNS settings (MagicDNS, suffix, nameservers, search domains), stored as
 // JSON in the Setting table under "tailnet" and "dns". Absent or unreadable
 // rows mean the defaults, some of which come from the server's configuration
@@ -28,7 +29,13 @@ export interface Settings {
 }
 
 export function defaultTailnetSettings(): TailnetSettings {
-  return { name: "My tailnet", nodeApproval: false, keyExpiryDays: 180, relayMap: null };
+  return {
+    name: "My tailnet",
+    nodeApproval: false,
+    keyExpiryDays: 180,
+    persistentBrowserNodes: false,
+    relayMap: null,
+  };
 }
 
 export function defaultDnsSettings(dnsDomain: string): DnsSettings {

@@ -10,6 +10,7 @@ import {
   ConnectionReportResponse,
   ControlKeyResponse,
   EndpointsResponse,
+  LogoutRequest,
   LogoutResponse,
   RegisterResponse,
   RelayMap,
@@ -120,9 +121,13 @@ export class ControlClient {
     );
   }
 
-  /** `POST /api/v1/logout`: this node key stops working now (an ephemeral node is deleted). */
-  async logout(): Promise<LogoutResponse> {
-    return this.parse(await this.call("POST", "/api/v1/logout", { body: "" }), LogoutResponse);
+  /**
+   * `POST /api/v1/logout`: this node key stops working now; an ephemeral
+   * node, or one that asks to be removed (a browser leaving), is deleted.
+   */
+  async logout(opts: LogoutRequest = {}): Promise<LogoutResponse> {
+    const body = opts.remove === undefined ? "" : JSON.stringify(LogoutRequest.parse(opts));
+    return this.parse(await this.call("POST", "/api/v1/logout", { body }), LogoutResponse);
   }
 
   /** `POST /api/v1/signal`: hand a sealed WebRTC signal to a peer's map stream. */

@@ -169,6 +169,7 @@ describe.skipIf(sqlite.skip)("node API on node:http", () => {
     const res = await send("https://vpn.example.com");
     expect(res.status).toBe(201);
     expect(((await res.json()) as { node: { user: string } }).node.user).toBe(alice.id);
+    expect((await tab.row()).ephemeral).toBe(true);
     const page = await listAudit(rt, localOperator(), { action: "node.register" });
     expect(page.items).toEqual([
       expect.objectContaining({ actor: `user:${alice.id}`, actorName: "alice@example.com" }),

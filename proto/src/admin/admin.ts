@@ -348,6 +348,12 @@ export const TailnetSettings = z.strictObject({
   nodeApproval: z.boolean(),
   /** Lifetime of new untagged node keys. */
   keyExpiryDays: z.number().int().min(1).max(365),
+  /**
+   * Browser machines (a console session registering its tab's key) stay when
+   * their browser goes away; otherwise they are ephemeral: removed once
+   * offline for the grace period, as Tailscale removes ephemeral nodes.
+   */
+  persistentBrowserNodes: z.boolean(),
   /** Relay map published to nodes; null: the built-in one (or TRELLIS_RELAY_MAP). */
   relayMap: RelayMap.nullable(),
 });

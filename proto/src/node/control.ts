@@ -132,7 +132,14 @@ export type EndpointsRequest = z.input<typeof EndpointsRequest>;
 export const EndpointsResponse = z.object({ changed: z.boolean() });
 export type EndpointsResponse = z.infer<typeof EndpointsResponse>;
 
-/** Answer to `POST /api/v1/logout`: the key stopped working; an ephemeral node was deleted. */
+/**
+ * `POST /api/v1/logout` (an empty body is `{}`): `remove` asks for the machine
+ * to be deleted rather than its key expired — a browser leaving the tailnet.
+ */
+export const LogoutRequest = z.strictObject({ remove: z.boolean().optional() });
+export type LogoutRequest = z.infer<typeof LogoutRequest>;
+
+/** Answer to `POST /api/v1/logout`: the key stopped working; an ephemeral (or `remove`d) node was deleted. */
 export const LogoutResponse = z.object({ loggedOut: z.literal(true), deleted: z.boolean() });
 export type LogoutResponse = z.infer<typeof LogoutResponse>;
 

@@ -5,7 +5,7 @@ import { TailnetSettings } from "@trellis/proto/admin";
 import { FieldError, FormActions, FormErrors, hasFieldError } from "@/components/form";
 import { useMutation } from "@/components/use-mutation";
 
-/** The request's fields this form shows errors at (nodeApproval has no message of its own). */
+/** The request's fields this form shows errors at (the checkboxes have no message of their own). */
 const FIELDS = ["name", "keyExpiryDays", "relayMap"];
 
 export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; readOnly: boolean }) {
@@ -13,6 +13,7 @@ export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; 
   const [name, setName] = useState(initial.name);
   const [nodeApproval, setNodeApproval] = useState(initial.nodeApproval);
   const [keyExpiryDays, setKeyExpiryDays] = useState(String(initial.keyExpiryDays));
+  const [persistentBrowserNodes, setPersistentBrowserNodes] = useState(initial.persistentBrowserNodes);
   const [relayMap, setRelayMap] = useState(initial.relayMap ? JSON.stringify(initial.relayMap, null, 2) : "");
   const [relayError, setRelayError] = useState<string | null>(null);
 
@@ -37,6 +38,7 @@ export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; 
         name: name.trim(),
         nodeApproval,
         keyExpiryDays: Number(keyExpiryDays),
+        persistentBrowserNodes,
         relayMap: parsedRelay as TailnetSettings["relayMap"],
       },
       { success: "Settings saved." },
@@ -69,6 +71,23 @@ export function SettingsForm({ initial, readOnly }: { initial: TailnetSettings; 
           Require approval of new machines
           <span className="hint" style={{ display: "block" }}>
             New machines wait, unable to reach anyone, until an admin approves them on the Machines page.
+          </span>
+        </span>
+      </label>
+      <label className="check">
+        <input
+          type="checkbox"
+          checked={persistentBrowserNodes}
+          onChange={(e) => setPersistentBrowserNodes(e.target.checked)}
+          disabled={readOnly}
+          data-testid="persistent-browser-nodes"
+        />
+        <span>
+          Keep browser machines
+          <span className="hint" style={{ display: "block" }}>
+            Off: a browser that joins from the Connect page is ephemeral, removed a minute after its last
+            Trellis tab closes. On: it stays on the Machines page, offline, until its key expires or its owner
+            leaves the tailnet.
           </span>
         </span>
       </label>
