@@ -94,7 +94,8 @@ const STALL_AFTER_MS = 6500;
 /** A direct path not open this long after starting is given up. */
 const OPEN_WITHIN_MS = 15_000;
 const RETRY_MIN_MS = 5_000;
-const RETRY_MAX_MS = 300_000;
+// At least once a minute while traffic flows (a direct attempt starts only when a packet goes out).
+const RETRY_MAX_MS = 60_000;
 
 interface Direct {
   link: DirectLink;
@@ -291,6 +292,11 @@ export class NodeEngine {
 
   private fromDirect(st: PeerState, d: Direct, data: Uint8Array): void {
     const now = Date.now();
+    // A stalled path that answers again carries traffic again (status must say so).
+    if (d.verified && !this.usable(d, now)) {
+      this.log("direct path recovered", { peer: st.peer.name });
+      this.changed();
+    }
     d.lastRx = now;
     if (data[0] === PROBE && data.length === 5) {
       const reply = data.slice();

@@ -1,0 +1,346 @@
+// The browser node's engine host, run in a SharedWorker: one node for every
+// Trellis tab of this browser profile. It keeps the node key (IndexedDB,
+// per user, never posted to a page), registers with the console session,
+// runs the engine, answers pages' calls and broadcasts the node's state.
+// WebRTC exists only on pages, so the first page that offers hosts the data
+// channels; when it goes away, its channels close, the relay carries on,
+// and the next page takes over new ones. Browser-safe (worker globals).
+import { x25519 } from "@noble/curves/ed25519.js";
+import { decodeKey } from "@trellis/proto";
+import type { WireGuardEngine } from "@trellis/wasm";
+import { ControlClient, ControlRequestError } from "../control/client";
+import { keyHolder } from "../control/signer";
+import { NodeEngine } from "../engine/engine";
+import type { DirectLink, DirectLinkEvents, DirectLinkFactory } from "../paths/webrtc";
+import type { SocketFactory } from "../paths/derp/client";
+import type { KeyStore } from "./keystore";
+import {
+  PAGE_TIMEOUT_MS,
+  STATUS_EVERY_MS,
+  type Call,
+  type NodeState,
+  type ToPage,
+  type ToWorker,
+} from "./protocol";
+
+export interface HostPorts {
+  postMessage(msg: ToPage, transfer?: Transferable[]): void;
+}
+
+export interface EngineHostOptions {
+  /** Origin of the Trellis server (the worker's own). */
+  baseUrl: string;
+  keys: KeyStore;
+  /** Load the WASM module (once; the worker needs it only when the node joins). */
+  loadWasm(): Promise<unknown>;
+  /** The WASM engine (after `loadWasm`). */
+  createWasmEngine(privateKey: Uint8Array): WireGuardEngine;
+  socketFactory: SocketFactory;
+  fetch?: typeof fetch;
+}
+
+interface Page {
+  port: HostPorts;
+  rtc: boolean;
+  lastSeen: number;
+}
+
+export class EngineHost {
+  private readonly pages = new Set<Page>();
+  private user: string | null = null;
+  private hostname = "browser";
+  private legacyKey: string | null = null;
+  private engine: NodeEngine | null = null;
+  private state: NodeState = { phase: "idle" };
+  private readonly links = new Map<number, { page: Page; events: DirectLinkEvents }>();
+  private nextLink = 1;
+  private readonly sweep: ReturnType<typeof setInterval>;
+  private readonly statusTimer: ReturnType<typeof setInterval>;
+  /** The map pages last received in a "state" message (status messages leave it out). */
+  private mapSent: unknown = null;
+
+  constructor(private readonly opts: EngineHostOptions) {
+    this.sweep = setInterval(() => this.dropSilentPages(), 1000);
+    this.statusTimer = setInterval(() => {
+      if (this.engine && this.pages.size > 0) this.publishStatus(this.engine);
+    }, STATUS_EVERY_MS);
+  }
+
+  /** The connected engine's status to every page: with the map when it changed, else alone. */
+  private publishStatus(engine: NodeEngine): void {
+    if (this.engine !== engine || !engine.netmap || this.state.phase !== "connected") return;
+    const status = engine.status();
+    if (engine.netmap !== this.mapSent) {
+      this.setState({ phase: "connected", map: engine.netmap, status });
+      return;
+    }
+    this.state = { ...this.state, status };
+    for (const p of this.pages) p.port.postMessage({ t: "status", status });
+  }
+
+  /** A page connected: everything it sends goes here. */
+  connect(port: HostPorts): (msg: ToWorker) => void {
+    const page: Page = { port, rtc: false, lastSeen: Date.now() };
+    this.pages.add(page);
+    return (msg) => void this.onMessage(page, msg);
+  }
+
+  private async onMessage(page: Page, msg: ToWorker): Promise<void> {
+    page.lastSeen = Date.now();
+    switch (msg.t) {
+      case "attach": {
+        page.rtc = msg.rtc;
+        this.hostname = msg.hostname;
+        if (msg.legacyKey) this.legacyKey = msg.legacyKey;
+        if (this.user !== null && this.user !== msg.user) {
+          // Another user logged in on this browser: the node is theirs no more.
+          this.stopEngine({ phase: "idle" });
+        }
+        this.user = msg.user;
+        page.port.postMessage({ t: "state", state: this.state });
+        // A browser that joined (and was not disconnected) comes back as the same machine.
+        if (!this.engine && (await this.opts.keys.wantsRunning(msg.user))) {
+          // A failure is the node's state ("failed"), which every page shows.
+          void this.join().catch(() => undefined);
+        }
+        return;
+      }
+      case "heartbeat":
+        return;
+      case "detach":
+        this.dropPage(page);
+        return;
+      case "call":
+        try {
+          const [value, transfer] = await this.call(msg.call);
+          page.port.postMessage({ t: "result", id: msg.id, ok: true, value }, transfer);
+        } catch (err) {
+          page.port.postMessage({
+            t: "result",
+            id: msg.id,
+            ok: false,
+            error: {
+              message: err instanceof Error ? err.message : String(err),
+              ...(err && typeof err === "object" && "code" in err ? { code: String(err.code) } : {}),
+            },
+          });
+        }
+        return;
+      case "rtc": {
+        const l = this.links.get(msg.link);
+        if (!l || l.page !== page) return;
+        if (msg.ev === "signal") l.events.signal(msg.signal);
+        else if (msg.ev === "open") l.events.open();
+        else if (msg.ev === "message") for (const d of msg.data) l.events.message(new Uint8Array(d));
+        else {
+          this.links.delete(msg.link);
+          l.events.close(msg.reason);
+        }
+        return;
+      }
+    }
+  }
+
+  private async call(c: Call): Promise<[unknown, Transferable[]]> {
+    switch (c.op) {
+      case "join":
+        await this.join();
+        if (this.user) await this.opts.keys.setWantsRunning(this.user, true);
+        return [null, []];
+      case "stop":
+        this.stopEngine({ phase: "idle" });
+        if (this.user) await this.opts.keys.setWantsRunning(this.user, false);
+        return [null, []];
+      case "leave":
+        await this.leave();
+        return [null, []];
+      case "status":
+        return [this.engine?.status() ?? null, []];
+      case "ping":
+        return [await this.requireEngine().ping(c.host, { timeoutMs: c.timeoutMs }), []];
+      case "connectTcp": {
+        const conn = await this.requireEngine().connectTcp(c.host, c.port, { timeoutMs: c.timeoutMs });
+        return [
+          { readable: conn.readable, writable: conn.writable, remote: conn.remote },
+          [conn.readable, conn.writable] as unknown as Transferable[],
+        ];
+      }
+    }
+  }
+
+  private requireEngine(): NodeEngine {
+    if (!this.engine || this.state.phase !== "connected")
+      throw new Error("this browser is not connected to the tailnet");
+    return this.engine;
+  }
+
+  private setState(s: NodeState): void {
+    this.state = s;
+    this.mapSent = s.phase === "connected" ? s.map : null;
+    for (const p of this.pages) p.port.postMessage({ t: "state", state: s });
+  }
+
+  /** The user's key: stored, or moved from an older page's localStorage, or new. */
+  private async key(user: string): Promise<Uint8Array> {
+    const legacy = this.legacyKey;
+    this.legacyKey = null;
+    return (
+      await this.opts.keys.loadOrCreate(user, () => {
+        if (legacy) {
+          try {
+            return decodeKey("privkey", legacy);
+          } catch {
+            // damaged: a new key instead
+          }
+        }
+        return x25519.utils.randomSecretKey();
+      })
+    ).key;
+  }
+
+  private async join(): Promise<void> {
+    const user = this.user;
+    if (!user) throw new Error("no page told the worker who is logged in");
+    if (this.engine) return;
+    this.setState({ phase: "connecting", attempt: 1 });
+    await this.opts.loadWasm();
+    const privateKey = await this.key(user);
+    if (this.user !== user || this.engine) return;
+    const control = new ControlClient({
+      baseUrl: this.opts.baseUrl,
+      key: keyHolder(privateKey),
+      fetch: this.opts.fetch,
+      withSession: true,
+    });
+    const engine = new NodeEngine({
+      control,
+      privateKey,
+      prepare: async () => void (await control.register({ hostname: this.hostname, os: "browser" })),
+      maxAttempts: 8,
+      platform: {
+        createWasmEngine: this.opts.createWasmEngine,
+        socketFactory: this.opts.socketFactory,
+        directLinks: this.directLinks,
+      },
+    });
+    this.engine = engine;
+    engine.onStatus(() => this.publishStatus(engine));
+    try {
+      await engine.start();
+      if (this.engine === engine)
+        this.setState({ phase: "connected", map: engine.netmap!, status: engine.status() });
+    } catch (err) {
+      if (this.engine !== engine) return;
+      this.engine = null;
+      engine.close();
+      if (err instanceof ControlRequestError && err.code === "node_key_retired") {
+        // Rotated away elsewhere: start over as a new node.
+        await this.opts.keys.forget(user);
+        return this.join();
+      }
+      const ended = /ended this node: (\w+)/.exec(err instanceof Error ? err.message : "");
+      if (ended) this.setState({ phase: "ended", reason: ended[1] as "deleted" });
+      else this.setState({ phase: "failed", message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    }
+    void engine.done.then((last) => {
+      if (this.engine !== engine) return;
+      this.engine = null;
+      engine.close();
+      if (last.phase === "ended") this.setState({ phase: "ended", reason: last.reason });
+      else if (last.phase === "failed") this.setState({ phase: "failed", message: last.error.message });
+    });
+  }
+
+  /** Close the engine and its data channels; `next` is what pages show now (null: unchanged for the moment). */
+  private stopEngine(next: NodeState | null): void {
+    this.engine?.close();
+    this.engine = null;
+    for (const [id, l] of this.links) {
+      l.page.port.postMessage({ t: "rtc-close", link: id });
+      this.links.delete(id);
+    }
+    if (next) this.setState(next);
+  }
+
+  /** Remove this browser's machine from the tailnet and forget its key. */
+  private async leave(): Promise<void> {
+    const user = this.user;
+    if (!user) return;
+    const key = await this.opts.keys.load(user);
+    // Pages learn the outcome once the server has removed the machine (or refused to).
+    this.stopEngine(null);
+    if (key) {
+      const control = new ControlClient({
+        baseUrl: this.opts.baseUrl,
+        key: keyHolder(key),
+        fetch: this.opts.fetch,
+      });
+      try {
+        await control.logout({ remove: true });
+      } catch (err) {
+        // A node the server no longer knows has nothing to log out.
+        if (!(err instanceof ControlRequestError && err.status === 401)) {
+          this.setState({ phase: "failed", message: `could not leave the tailnet: ${String(err)}` });
+          throw err;
+        }
+      }
+    }
+    await this.opts.keys.forget(user);
+    this.setState({ phase: "ended", reason: "left" });
+  }
+
+  private dropSilentPages(): void {
+    const now = Date.now();
+    for (const p of this.pages) if (now - p.lastSeen > PAGE_TIMEOUT_MS) this.dropPage(p);
+  }
+
+  private dropPage(page: Page): void {
+    if (!this.pages.delete(page)) return;
+    for (const [id, l] of this.links) {
+      if (l.page !== page) continue;
+      this.links.delete(id);
+      l.events.close("the page that hosted the data channel went away");
+    }
+  }
+
+  /** Data channels, made on the page that hosts WebRTC. */
+  private readonly directLinks: DirectLinkFactory = (opts, events) => {
+    const page = [...this.pages].find((p) => p.rtc);
+    const id = this.nextLink++;
+    if (!page) {
+      queueMicrotask(() => events.close("no open page can make WebRTC connections"));
+      return { signal() {}, send: () => false, close() {} };
+    }
+    this.links.set(id, { page, events });
+    page.port.postMessage({ t: "rtc-open", link: id, opts });
+    let batch: ArrayBuffer[] = [];
+    const link: DirectLink = {
+      signal: (signal) => page.port.postMessage({ t: "rtc-signal", link: id, signal }),
+      send: (data) => {
+        if (!this.links.has(id)) return false;
+        if (batch.length === 0) {
+          queueMicrotask(() => {
+            const out = batch;
+            batch = [];
+            page.port.postMessage({ t: "rtc-send", link: id, data: out }, out);
+          });
+        }
+        batch.push(data.slice().buffer);
+        return true;
+      },
+      close: () => {
+        if (!this.links.delete(id)) return;
+        page.port.postMessage({ t: "rtc-close", link: id });
+        events.close("closed");
+      },
+    };
+    return link;
+  };
+
+  close(): void {
+    clearInterval(this.sweep);
+    clearInterval(this.statusTimer);
+    this.stopEngine({ phase: "idle" });
+  }
+}

@@ -1,0 +1,128 @@
+// A browser node's WireGuard key, kept by the engine's worker in IndexedDB:
+// one key per user of this browser (a shared browser never turns one user's
+// machine into another's), sealed with an AES-GCM key that is itself stored
+// as a non-extractable CryptoKey. The page never receives the key; what sits
+// in the database is ciphertext whose wrapping key cannot be exported.
+// Browser-safe (worker or page); `indexedDB` and `crypto.subtle` are injected
+// for tests.
+
+const DB = "trellis-node";
+const STORE = "keys";
+const WRAP = "wrapping-key";
+
+export interface KeyStoreDeps {
+  indexedDB: IDBFactory;
+  subtle: SubtleCrypto;
+  random: (n: number) => Uint8Array;
+}
+
+function req<T>(r: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error ?? new Error("IndexedDB request failed"));
+  });
+}
+
+export class KeyStore {
+  private dbLoad: Promise<IDBDatabase> | null = null;
+
+  constructor(private readonly deps: KeyStoreDeps) {}
+
+  static browser(): KeyStore {
+    return new KeyStore({
+      indexedDB: globalThis.indexedDB,
+      subtle: globalThis.crypto.subtle,
+      random: (n) => globalThis.crypto.getRandomValues(new Uint8Array(n)),
+    });
+  }
+
+  private db(): Promise<IDBDatabase> {
+    this.dbLoad ??= new Promise((resolve, reject) => {
+      const open = this.deps.indexedDB.open(DB, 1);
+      open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error ?? new Error("cannot open IndexedDB"));
+    });
+    return this.dbLoad;
+  }
+
+  private async get(key: string): Promise<unknown> {
+    const tx = (await this.db()).transaction(STORE, "readonly");
+    return req(tx.objectStore(STORE).get(key));
+  }
+
+  private async put(key: string, value: unknown): Promise<void> {
+    const tx = (await this.db()).transaction(STORE, "readwrite");
+    await req(tx.objectStore(STORE).put(value, key));
+  }
+
+  private async wrappingKey(): Promise<CryptoKey> {
+    const existing = (await this.get(WRAP)) as CryptoKey | undefined;
+    if (existing) return existing;
+    const k = await this.deps.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, [
+      "encrypt",
+      "decrypt",
+    ]);
+    await this.put(WRAP, k);
+    return k;
+  }
+
+  private slot(user: string): string {
+    return `node-key:${user}`;
+  }
+
+  /** This user's node key, or null when this browser has none for them (or a damaged one). */
+  async load(user: string): Promise<Uint8Array | null> {
+    const sealed = (await this.get(this.slot(user))) as { iv: Uint8Array; data: ArrayBuffer } | undefined;
+    if (!sealed) return null;
+    try {
+      const key = new Uint8Array(
+        await this.deps.subtle.decrypt(
+          { name: "AES-GCM", iv: sealed.iv as Uint8Array<ArrayBuffer> },
+          await this.wrappingKey(),
+          sealed.data,
+        ),
+      );
+      return key.length === 32 ? key : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Keep `privateKey` as this user's node key. */
+  async store(user: string, privateKey: Uint8Array): Promise<void> {
+    const iv = this.deps.random(12);
+    const data = await this.deps.subtle.encrypt(
+      { name: "AES-GCM", iv: iv as Uint8Array<ArrayBuffer> },
+      await this.wrappingKey(),
+      privateKey as Uint8Array<ArrayBuffer>,
+    );
+    await this.put(this.slot(user), { iv, data });
+  }
+
+  /** This user's key, made (from `fresh()`) and kept if there is none. */
+  async loadOrCreate(user: string, fresh: () => Uint8Array): Promise<{ key: Uint8Array; created: boolean }> {
+    const existing = await this.load(user);
+    if (existing) return { key: existing, created: false };
+    const key = fresh();
+    await this.store(user, key);
+    return { key, created: true };
+  }
+
+  /** Whether this user's node should join by itself when a Trellis page opens (it did, and was not disconnected). */
+  async wantsRunning(user: string): Promise<boolean> {
+    return (await this.get(`want-running:${user}`)) === true;
+  }
+
+  async setWantsRunning(user: string, want: boolean): Promise<void> {
+    await this.put(`want-running:${user}`, want);
+  }
+
+  /** Forget this user's key and preference (after leaving the tailnet). */
+  async forget(user: string): Promise<void> {
+    const tx = (await this.db()).transaction(STORE, "readwrite");
+    const store = tx.objectStore(STORE);
+    store.delete(`want-running:${user}`);
+    await req(store.delete(this.slot(user)));
+  }
+}
