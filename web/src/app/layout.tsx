@@ -10,6 +10,7 @@ import { SignOutButton } from "@/components/sign-out-button";
 import { ThemeSwitch } from "@/components/theme";
 import { ThemeScript } from "@/components/theme-script";
 import { getPageActor } from "@/lib/session";
+import { BrowserNodeBadge, BrowserNodeProvider } from "@/node/provider";
 import "./globals.css";
 
 export const metadata: Metadata = {
@@ -48,6 +49,15 @@ async function currentActor(): Promise<Actor | null> {
   }
 }
 
+/** Everyone who may add machines has this browser's node at hand on every page (Connect starts it). */
+function MaybeNode({ actor, children }: { actor: Actor; children: ReactNode }) {
+  return actor.scopes.has("machines:write") ? (
+    <BrowserNodeProvider userId={actor.userId}>{children}</BrowserNodeProvider>
+  ) : (
+    <>{children}</>
+  );
+}
+
 export default async function RootLayout({ children }: { children: ReactNode }) {
   const actor = await currentActor();
   return (
@@ -61,37 +71,40 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
           Skip to content
         </a>
         {actor ? (
-          <div className="shell">
-            <aside className="sidebar">
-              <div className="sidebar-head">
-                <Brand href="/machines" />
-              </div>
-              <SideNav
-                items={SECTIONS.filter((s) => actor.scopes.has(s.scope)).map(({ href, label }) => ({
-                  href,
-                  label,
-                }))}
-              />
-              <div className="sidebar-foot">
-                <div className="whoami">
-                  <span className="whoami-email" title={actor.email}>
-                    {actor.email}
-                  </span>
-                  <span className={`badge badge-role-${actor.role}`} data-testid="whoami-role">
-                    {actor.role}
-                  </span>
+          <MaybeNode actor={actor}>
+            <div className="shell">
+              <aside className="sidebar">
+                <div className="sidebar-head">
+                  <Brand href="/machines" />
                 </div>
-                <div className="sidebar-controls">
-                  <ThemeSwitch />
-                  <SignOutButton />
+                <SideNav
+                  items={SECTIONS.filter((s) => actor.scopes.has(s.scope)).map(({ href, label }) => ({
+                    href,
+                    label,
+                  }))}
+                />
+                <div className="sidebar-foot">
+                  <div className="whoami">
+                    <span className="whoami-email" title={actor.email}>
+                      {actor.email}
+                    </span>
+                    <span className={`badge badge-role-${actor.role}`} data-testid="whoami-role">
+                      {actor.role}
+                    </span>
+                  </div>
+                  {actor.scopes.has("machines:write") ? <BrowserNodeBadge /> : null}
+                  <div className="sidebar-controls">
+                    <ThemeSwitch />
+                    <SignOutButton />
+                  </div>
                 </div>
-              </div>
-            </aside>
-            <main id="main" className="console-main" tabIndex={-1}>
-              {children}
-            </main>
-            <LiveRefresh />
-          </div>
+              </aside>
+              <main id="main" className="console-main" tabIndex={-1}>
+                {children}
+              </main>
+              <LiveRefresh />
+            </div>
+          </MaybeNode>
         ) : (
           <>
             <header className="topbar">

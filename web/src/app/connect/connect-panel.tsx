@@ -1,111 +1,63 @@
 "use client";
 
-import { useCallback, useEffect, useRef, useState } from "react";
-import { BrowserNode, type NodePhase } from "@trellis/client/browser";
+import { useMemo, useState } from "react";
+import type { BrowserNodeClient } from "@trellis/client/browser";
+import type { EngineStatus, PeerStatus, PingResult } from "@trellis/client";
 import type { FullMap, Peer } from "@trellis/proto";
 import { Copyable } from "@/components/copy-button";
 import { DataTable, type Column } from "@/components/data-table";
-import { plural, relativeTime } from "@/components/format";
+import { formatBytes, plural, relativeTime } from "@/components/format";
+import { useBrowserNode } from "@/node/provider";
 
 const END_REASONS: Record<string, string> = {
   deleted: "This machine was removed from the tailnet.",
   key_expired: "This machine's key expired. Connect again to renew it.",
   key_rotated: "This machine's key was replaced.",
   unauthorized: "This machine is no longer authorised.",
-  left: "This tab left the tailnet; its key was deleted.",
+  left: "This browser left the tailnet; its key was deleted.",
 };
 
-function browserHostname(): string {
-  const nav = navigator as Navigator & { userAgentData?: { platform?: string } };
-  const platform = (nav.userAgentData?.platform || nav.platform || "").toLowerCase();
-  const os = platform.includes("mac")
-    ? "mac"
-    : platform.includes("win")
-      ? "windows"
-      : platform.includes("linux")
-        ? "linux"
-        : "";
-  return os ? `browser-${os}` : "browser";
-}
-
-export function ConnectPanel({ user }: { user: string }) {
-  const [state, setState] = useState<NodePhase>({ phase: "idle" });
-  const [known, setKnown] = useState(false);
-  const node = useRef<BrowserNode | null>(null);
-
-  const connect = useCallback(() => {
-    node.current?.stop();
-    const n = new BrowserNode({
-      baseUrl: window.location.origin,
-      storage: window.localStorage,
-      hostname: browserHostname(),
-      onChange: setState,
-    });
-    node.current = n;
-    void n.start();
-  }, []);
-
-  useEffect(() => {
-    // A browser that joined before reconnects as the same machine.
-    const had = BrowserNode.hasIdentity(window.localStorage);
-    setKnown(had);
-    if (had) connect();
-    // A page being unloaded (reload, navigation) must not start reconnecting as its stream drops.
-    const stop = () => node.current?.stop();
-    window.addEventListener("pagehide", stop);
-    return () => {
-      window.removeEventListener("pagehide", stop);
-      stop();
-    };
-  }, [connect]);
-
-  const disconnect = () => {
-    node.current?.stop();
-    setState({ phase: "idle" });
-    setKnown(BrowserNode.hasIdentity(window.localStorage));
-  };
-  const leave = async () => {
-    const n =
-      node.current ??
-      new BrowserNode({
-        baseUrl: window.location.origin,
-        storage: window.localStorage,
-        hostname: browserHostname(),
-        onChange: setState,
-      });
-    try {
-      await n.leave();
-    } catch (err) {
-      setState({ phase: "failed", message: err instanceof Error ? err.message : String(err) });
-    }
-    setKnown(false);
+export function ConnectPanel({ email }: { email: string }) {
+  const { state, client } = useBrowserNode();
+  const [error, setError] = useState<string | null>(null);
+  const run = (op: (c: BrowserNodeClient) => Promise<unknown>) => {
+    const c = client;
+    if (!c) return;
+    setError(null);
+    op(c).catch((err: unknown) => setError(err instanceof Error ? err.message : String(err)));
   };
 
   return (
     <div data-testid="connect" data-phase={state.phase}>
+      {error ? (
+        <p className="error" role="alert" data-testid="connect-error">
+          {error}
+        </p>
+      ) : null}
       {state.phase === "idle" || state.phase === "ended" || state.phase === "failed" ? (
         <section className="panel">
           {state.phase === "ended" ? (
             <p data-testid="connect-ended">{END_REASONS[state.reason] ?? "The connection ended."}</p>
           ) : null}
-          {state.phase === "failed" ? (
+          {state.phase === "failed" && !error ? (
             <p className="error" role="alert" data-testid="connect-error">
               Could not connect: {state.message}
             </p>
           ) : null}
           <p>
-            This tab joins as a machine owned by <strong>{user}</strong>. It appears on the Machines page and
-            follows the tailnet&apos;s access controls like any other machine.
+            This browser joins as a machine owned by <strong>{email}</strong>, with its own WireGuard key that
+            never leaves it. Every Trellis tab of this browser is the same machine. It appears on the Machines
+            page and follows the tailnet&apos;s access controls like any other machine.
           </p>
           <div className="form-actions">
-            <button type="button" className="btn btn-primary" onClick={connect} data-testid="connect-button">
-              {known ? "Reconnect this tab" : "Connect this tab"}
+            <button
+              type="button"
+              className="btn btn-primary"
+              onClick={() => run((c) => c.join())}
+              data-testid="connect-button"
+            >
+              Connect this browser
             </button>
-            {known ? (
-              <button type="button" className="btn btn-secondary" onClick={() => void leave()}>
-                Leave the tailnet
-              </button>
-            ) : null}
           </div>
         </section>
       ) : null}
@@ -117,27 +69,164 @@ export function ConnectPanel({ user }: { user: string }) {
         </section>
       ) : null}
       {state.phase === "connected" ? (
-        <Connected map={state.map} onDisconnect={disconnect} onLeave={() => void leave()} />
+        <Connected
+          map={state.map}
+          status={state.status}
+          client={client}
+          onDisconnect={() => run((c) => c.stop())}
+          onLeave={() => run((c) => c.leave())}
+        />
       ) : null}
     </div>
   );
 }
 
+interface Row {
+  peer: Peer;
+  status: PeerStatus | undefined;
+}
+
+/** Drop reasons people act on, in words; the rest keep the engine's name. */
+const DROP_LABEL: Record<string, string> = {
+  filter_no_rule: "not allowed by the access controls",
+  not_local: "not addressed to this machine",
+  stack_queue_full: "receive queue full",
+  decrypt_failed: "failed to decrypt",
+  replay: "replayed",
+  unknown_key: "from an unknown key",
+};
+
+const PATH_LABEL: Record<string, string> = { direct: "Direct", relay: "Relayed", none: "No path" };
+
 function Connected({
   map,
+  status,
+  client,
   onDisconnect,
   onLeave,
 }: {
   map: FullMap;
+  status: EngineStatus;
+  client: BrowserNodeClient | null;
   onDisconnect: () => void;
   onLeave: () => void;
 }) {
   const self = map.node;
   const ipv4 = self.addresses.find((a) => !a.includes(":"))?.replace(/\/\d+$/, "");
   const ipv6 = self.addresses.find((a) => a.includes(":"))?.replace(/\/\d+$/, "");
-  const peers = [...map.peers].sort(
-    (a, b) => Number(b.online) - Number(a.online) || a.name.localeCompare(b.name),
-  );
+  const rows = useMemo<Row[]>(() => {
+    const byId = new Map(status.peers.map((p) => [p.id, p]));
+    return [...map.peers]
+      .sort((a, b) => Number(b.online) - Number(a.online) || a.name.localeCompare(b.name))
+      .map((peer) => ({ peer, status: byId.get(peer.id) }));
+  }, [map.peers, status.peers]);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [pings, setPings] = useState<Record<string, PingResult | { error: string } | "pending">>({});
+  const ping = (name: string) => {
+    setPings((p) => ({ ...p, [name]: "pending" }));
+    client
+      ?.ping(name, 5000)
+      .then((r) => setPings((p) => ({ ...p, [name]: r })))
+      .catch((err: unknown) =>
+        setPings((p) => ({ ...p, [name]: { error: err instanceof Error ? err.message : String(err) } })),
+      );
+  };
+  const drops = Object.entries(status.drops);
+  const chosen = rows.find((r) => r.peer.id === selected);
+
+  const columns: Column<Row>[] = [
+    {
+      header: "Machine",
+      cell: ({ peer }) => (
+        <button
+          type="button"
+          className="link-button"
+          aria-expanded={selected === peer.id}
+          onClick={() => setSelected(selected === peer.id ? null : peer.id)}
+          data-testid="connect-peer"
+        >
+          <span className="cell-title">{peer.name}</span>
+          <span className="cell-sub mono">{peer.dnsName}</span>
+        </button>
+      ),
+    },
+    {
+      header: "Addresses",
+      className: "mono small",
+      cell: ({ peer }) => {
+        const routes = peer.allowedIPs.filter((a) => !peer.addresses.includes(a));
+        return (
+          <>
+            {peer.addresses.map((a) => a.replace(/\/\d+$/, "")).join(", ")}
+            {routes.length > 0 ? <div className="cell-sub">routes {routes.join(", ")}</div> : null}
+          </>
+        );
+      },
+    },
+    {
+      header: "Status",
+      cell: ({ peer }) =>
+        peer.online ? (
+          <span className="dot dot-online">Online</span>
+        ) : (
+          <span className="dot">
+            {peer.lastSeen ? `Last seen ${relativeTime(peer.lastSeen)}` : "Offline"}
+          </span>
+        ),
+    },
+    {
+      header: "Path",
+      cell: ({ peer, status: s }) => (
+        <span
+          title={s?.pathDetail}
+          data-testid="connect-path"
+          data-path={s?.path ?? "none"}
+          data-peer={peer.name}
+        >
+          {PATH_LABEL[s?.path ?? "none"]}
+          {s?.rttMs !== null && s?.rttMs !== undefined ? (
+            <span className="cell-sub">{s.rttMs} ms</span>
+          ) : null}
+        </span>
+      ),
+    },
+    {
+      header: "In / out",
+      num: true,
+      className: "nowrap small",
+      cell: ({ status: s }) => (s ? `${formatBytes(s.rxBytes)} / ${formatBytes(s.txBytes)}` : "—"),
+    },
+    {
+      header: "Ping",
+      hideHeader: true,
+      cell: ({ peer }) => {
+        const r = pings[peer.name];
+        return (
+          <span className="nowrap">
+            <button
+              type="button"
+              className="btn btn-secondary btn-sm"
+              onClick={() => ping(peer.name)}
+              disabled={r === "pending"}
+              data-testid="connect-ping"
+            >
+              Ping
+            </button>{" "}
+            <span className="small" data-testid="connect-ping-result" aria-live="polite">
+              {r === undefined
+                ? null
+                : r === "pending"
+                  ? "…"
+                  : "error" in r
+                    ? r.error
+                    : `${r.rttMs} ms via ${r.path === "direct" ? "direct path" : "relay"}`}
+            </span>
+          </span>
+        );
+      },
+    },
+  ];
+
   return (
     <>
       {!self.authorized ? (
@@ -161,76 +250,79 @@ function Connected({
           <dt>IPv6</dt>
           <dd>{ipv6 ? <Copyable value={ipv6} what="IPv6 address" /> : "—"}</dd>
           <dt>Node key</dt>
-          <dd className="mono small">{self.key}</dd>
+          <dd className="mono small break">{self.key}</dd>
+          <dt>Relay</dt>
+          <dd data-testid="connect-relay">
+            {status.relay.region === null
+              ? "none"
+              : `region ${status.relay.region}, ${status.relay.connected ? "connected" : "reconnecting"}${
+                  status.relay.latencyMs !== null ? `, ${Math.round(status.relay.latencyMs)} ms` : ""
+                }`}
+          </dd>
           <dt>Key expiry</dt>
           <dd>{self.keyExpiry ? relativeTime(self.keyExpiry) : "never"}</dd>
           <dt>Policy</dt>
           <dd>{map.policyVersion > 0 ? `version ${map.policyVersion}` : "default (allow all)"}</dd>
+          <dt>Dropped packets</dt>
+          <dd data-testid="connect-drops">
+            {drops.length === 0
+              ? "none"
+              : drops
+                  .map(([reason, n]) => `${DROP_LABEL[reason] ?? reason.replace(/_/g, " ")}: ${n}`)
+                  .join(", ")}
+          </dd>
         </dl>
         <div className="form-actions">
           <button type="button" className="btn btn-secondary" onClick={onDisconnect}>
             Disconnect
           </button>
-          <button type="button" className="btn btn-ghost" onClick={onLeave}>
+          <button type="button" className="btn btn-ghost" onClick={onLeave} data-testid="connect-leave">
             Leave the tailnet
           </button>
         </div>
-        <p className="hint">
-          This tab holds its place in the tailnet and receives the network map live. Traffic from the browser
-          to machines (SSH, internal web pages) runs over the in-browser WireGuard data plane, which this page
-          does not start yet.
-        </p>
       </section>
       <section className="panel">
         <h2 className="section-title">
-          Machines this tab may reach{" "}
+          Machines this browser may reach{" "}
           <span className="muted small" data-testid="connect-peer-count">
-            {plural(peers.length, "machine")}
+            {plural(rows.length, "machine")}
           </span>
         </h2>
         <DataTable
-          rows={peers}
-          rowKey={(p) => p.id}
+          rows={rows}
+          rowKey={(r) => r.peer.id}
           testId="connect-peers"
           empty={<p className="muted">No machine is reachable under the current access controls.</p>}
-          columns={PEER_COLUMNS}
+          columns={columns}
         />
+        {chosen ? <PeerDetail row={chosen} /> : null}
       </section>
     </>
   );
 }
 
-const PEER_COLUMNS: Column<Peer>[] = [
-  {
-    header: "Machine",
-    cell: (p) => (
-      <>
-        <div className="cell-title">{p.name}</div>
-        <div className="cell-sub mono">{p.dnsName}</div>
-      </>
-    ),
-  },
-  {
-    header: "Addresses",
-    className: "mono small",
-    cell: (p) => {
-      const routes = p.allowedIPs.filter((a) => !p.addresses.includes(a));
-      return (
-        <>
-          {p.addresses.map((a) => a.replace(/\/\d+$/, "")).join(", ")}
-          {routes.length > 0 ? <div className="cell-sub">routes {routes.join(", ")}</div> : null}
-        </>
-      );
-    },
-  },
-  { header: "OS", cell: (p) => p.os || "—" },
-  {
-    header: "Status",
-    cell: (p) =>
-      p.online ? (
-        <span className="dot dot-online">Online</span>
-      ) : (
-        <span className="dot">{p.lastSeen ? `Last seen ${relativeTime(p.lastSeen)}` : "Offline"}</span>
-      ),
-  },
-];
+function PeerDetail({ row: { peer, status: s } }: { row: Row }) {
+  return (
+    <div className="panel-inset" data-testid="connect-peer-detail">
+      <h3 className="section-title">{peer.name}</h3>
+      <dl className="props">
+        <dt>Path</dt>
+        <dd data-testid="connect-peer-path">{s ? `${PATH_LABEL[s.path]}: ${s.pathDetail}` : "—"}</dd>
+        <dt>Round trip</dt>
+        <dd>
+          {s?.rttMs !== null && s?.rttMs !== undefined ? `${s.rttMs} ms` : "not measured yet (ping it)"}
+        </dd>
+        <dt>Received</dt>
+        <dd>{s ? formatBytes(s.rxBytes) : "—"}</dd>
+        <dt>Sent</dt>
+        <dd>{s ? formatBytes(s.txBytes) : "—"}</dd>
+        <dt>Last handshake</dt>
+        <dd>{s?.lastHandshake ? relativeTime(new Date(s.lastHandshake).toISOString()) : "none yet"}</dd>
+        <dt>Operating system</dt>
+        <dd>{peer.os || "—"}</dd>
+        <dt>Node key</dt>
+        <dd className="mono small break">{peer.key}</dd>
+      </dl>
+    </div>
+  );
+}

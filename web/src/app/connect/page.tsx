@@ -13,12 +13,12 @@ export default async function ConnectPage() {
         <div>
           <h1>Connect</h1>
           <p className="lead">
-            Make this browser tab a machine of the tailnet. Its WireGuard key is created here and never leaves
-            this browser.
+            Make this browser a machine of the tailnet, reachable and reaching others over WireGuard. Its key
+            is created here and never leaves this browser.
           </p>
         </div>
       </div>
-      <ConnectPanel user={actor.email} />
+      <ConnectPanel email={actor.email} />
     </>
   );
 }
