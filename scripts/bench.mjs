@@ -12,6 +12,7 @@ const BENCHES = {
   policy: "policy/bench/policy.ts",
   relay: "relay/bench/relay.ts",
   control: "control/bench/control.ts",
+  browser: "e2e/bench/browser.ts",
 };
 
 const [name, ...rest] = process.argv.slice(2);

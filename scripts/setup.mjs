@@ -30,12 +30,14 @@ function run(cmd, args, env = {}) {
 /** Hash the contents of files and directories (recursively, skipping build output). */
 function hashInputs(paths) {
   const h = createHash("sha256");
-  const skip = new Set(["node_modules", ".next", "target", "generated", ".turbo"]);
+  // Tests, their data and benchmarks are no input of any build.
+  const skip = new Set(["node_modules", ".next", "target", "generated", ".turbo", "testdata", "bench"]);
+  const isTest = (name) => /\.test\.tsx?$/.test(name);
   const walk = (p) => {
     if (!existsSync(p)) return;
     const st = statSync(p);
     if (st.isDirectory()) {
-      for (const name of readdirSync(p).sort()) if (!skip.has(name)) walk(join(p, name));
+      for (const name of readdirSync(p).sort()) if (!skip.has(name) && !isTest(name)) walk(join(p, name));
     } else {
       h.update(relative(ROOT, p)).update("\0").update(readFileSync(p)).update("\0");
     }
@@ -148,11 +150,20 @@ export function ensureWasm() {
 }
 
 export function ensureWebBuild() {
+  // Everything the app bundles: its own code and the workspace packages it imports
+  // (the browser node's worker takes in client/ and the WASM module).
   const hash = hashInputs([
     "web",
     "proto/src",
-    "control/src/errors.ts",
-    "control/src/handle.ts",
+    "policy/src",
+    "control/src",
+    "client/src",
+    "relay/src",
+    "log/src",
+    "prisma/src",
+    "wasm/ts",
+    "wasm/pkg/web",
+    "wasm/pkg/web-simd",
     "package-lock.json",
   ]);
   const stampFile = join(ROOT, "web", ".next", "trellis-build");

@@ -43,6 +43,11 @@ export interface NatTopology {
   clientNs: string;
   /** An executable that runs its arguments inside the client namespace. */
   execInClient: string;
+  /**
+   * The router forwards no UDP either way (WebRTC's ICE, STUN and data
+   * channels), as a corporate firewall that allows only TCP; `remove()` opens it again.
+   */
+  blockUdp(): { remove(): void };
   remove(): void;
 }
 
@@ -94,7 +99,18 @@ export function createNatTopology(): NatTopology {
     const execInClient = join(dir, "in-client-ns");
     writeFileSync(execInClient, `#!/bin/sh\nexec ip netns exec ${clientNs} "$@"\n`);
     chmodSync(execInClient, 0o755);
-    return { hostIp, routerIp, clientIp, clientNs, execInClient, remove };
+    const blockUdp = () => {
+      run(
+        "ip",
+        ["netns", "exec", routerNs, "nft", "-f", "-"],
+        `table inet trlblock {\n  chain block_udp {\n    type filter hook forward priority 0;\n    meta l4proto udp drop\n  }\n}\n`,
+      );
+      return {
+        remove: () =>
+          void run("ip", ["netns", "exec", routerNs, "nft", "delete", "table", "inet", "trlblock"]),
+      };
+    };
+    return { hostIp, routerIp, clientIp, clientNs, execInClient, blockUdp, remove };
   } catch (err) {
     remove();
     throw err;

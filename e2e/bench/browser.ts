@@ -1,0 +1,316 @@
+// npm run bench -- browser [--json] [--mb N] [--runs R]
+// The browser node in Debian's Chromium behind a NAT (the e2e tailnet:
+// e2e/src/tailnet.ts; needs root for its network namespaces):
+//  - first_ping_ms: page load → Connect → the first ping reply from a Node
+//    peer (navigation start to reply, as the page's clock has it);
+//  - TCP throughput, page → Node peer, through the tunnel (the page's
+//    transferred stream → the engine's worker → WireGuard → the path → the
+//    peer's WireGuard and userspace stack) over a WebRTC data channel and over
+//    the relay, each next to the same two ends without Trellis: a raw
+//    reliable data channel, and a raw WebSocket from the page to the peer's
+//    process;
+//  - worker_call_ms: one page → worker → page call (the hop every app call takes).
+// MB = 10^6 bytes; each throughput is the best of R runs of N MB.
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { WebSocketServer } from "ws";
+import { RTCPeerConnection } from "node-datachannel/polyfill";
+import type { NodeEngine } from "@trellis/client";
+import type { BrowserNodeClient } from "@trellis/client/browser";
+import { report, type Figures } from "../../scripts/lib/bench";
+import { hasChromium } from "../src/browser";
+import { canUseNetns } from "../src/netns";
+import { startBrowserTailnet, until } from "../src/tailnet";
+import type { Page } from "playwright-core";
+
+const json = process.argv.includes("--json");
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const MB = arg("--mb", 24);
+const RUNS = arg("--runs", 2);
+const BYTES = MB * 1e6;
+const PORT = 5001;
+
+if (!canUseNetns || !hasChromium) {
+  console.error("bench browser needs root (network namespaces, nftables) and Chromium (/usr/bin/chromium)");
+  process.exit(2);
+}
+
+/** A sink on `e`'s stack: reads an 8-byte length, then that many bytes, then answers one byte. */
+function sink(e: NodeEngine): void {
+  e.listenTcp(PORT, (c) => {
+    void (async () => {
+      const reader = c.readable.getReader();
+      let expected = -1;
+      let got = 0;
+      let head = new Uint8Array(0);
+      while (expected < 0 || got < expected) {
+        const r = await reader.read();
+        if (r.done) return;
+        let chunk = r.value;
+        if (expected < 0) {
+          const joined = new Uint8Array(head.length + chunk.length);
+          joined.set(head);
+          joined.set(chunk, head.length);
+          if (joined.length < 8) {
+            head = joined;
+            continue;
+          }
+          expected = Number(new DataView(joined.buffer).getBigUint64(0));
+          chunk = joined.subarray(8);
+        }
+        got += chunk.length;
+      }
+      const w = c.writable.getWriter();
+      await w.write(Uint8Array.of(1));
+      await w.close();
+    })().catch((err: unknown) => console.error("sink:", err));
+  });
+}
+
+type Win = { trellisNode: BrowserNodeClient };
+
+/** MB/s of `bytes` written by the page through the tunnel to `host`'s sink. */
+async function tunnel(page: Page, host: string): Promise<number> {
+  return page.evaluate(
+    async ({ host, port, bytes }) => {
+      const node = (window as unknown as Win).trellisNode;
+      const c = await node.connectTcp(host, port, 10_000);
+      const w = c.writable.getWriter();
+      const r = c.readable.getReader();
+      const head = new Uint8Array(8);
+      new DataView(head.buffer).setBigUint64(0, BigInt(bytes));
+      const chunk = new Uint8Array(64 * 1024).fill(7);
+      const t0 = performance.now();
+      void w.write(head);
+      for (let sent = 0; sent < bytes;) {
+        const n = Math.min(chunk.length, bytes - sent);
+        await w.ready;
+        void w.write(n === chunk.length ? chunk : chunk.subarray(0, n));
+        sent += n;
+      }
+      const ack = await r.read();
+      const secs = (performance.now() - t0) / 1000;
+      if (ack.done) throw new Error("the sink closed without an answer");
+      await w.close().catch(() => undefined);
+      return bytes / secs / 1e6;
+    },
+    { host, port: PORT, bytes: BYTES },
+  );
+}
+
+/** Answers the page's offer for the raw data channel being measured (signalling through Playwright). */
+let answerer: ((offer: string) => Promise<string>) | null = null;
+
+/** MB/s of a raw reliable data channel, page → this process (node-datachannel), on the same network path. */
+async function rawDataChannel(page: Page): Promise<number> {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  let got = 0;
+  pc.ondatachannel = (e) => {
+    const dc = e.channel;
+    dc.binaryType = "arraybuffer";
+    dc.onmessage = (m: MessageEvent) => {
+      got += (m.data as ArrayBuffer).byteLength;
+      if (got >= BYTES) dc.send(new Uint8Array([1]));
+    };
+  };
+  const gathered = (p: RTCPeerConnection) =>
+    p.iceGatheringState === "complete"
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          p.onicegatheringstatechange = () => p.iceGatheringState === "complete" && resolve();
+        });
+  answerer = async (offer: string) => {
+    await pc.setRemoteDescription({ type: "offer", sdp: offer });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    return pc.localDescription!.sdp;
+  };
+  try {
+    return await page.evaluate(async (bytes) => {
+      const pc = new RTCPeerConnection();
+      const dc = pc.createDataChannel("raw");
+      dc.binaryType = "arraybuffer";
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise<void>((resolve) => {
+        if (pc.iceGatheringState === "complete") resolve();
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && resolve();
+      });
+      const answer = await (window as unknown as { benchAnswer(o: string): Promise<string> }).benchAnswer(
+        pc.localDescription!.sdp,
+      );
+      await pc.setRemoteDescription({ type: "answer", sdp: answer });
+      await new Promise<void>((resolve, reject) => {
+        dc.onopen = () => resolve();
+        setTimeout(() => reject(new Error("raw data channel did not open")), 15_000);
+      });
+      const chunk = new Uint8Array(16 * 1024).fill(7);
+      const done = new Promise<void>((resolve) => (dc.onmessage = () => resolve()));
+      dc.bufferedAmountLowThreshold = 1 << 20;
+      const t0 = performance.now();
+      for (let sent = 0; sent < bytes; sent += chunk.length) {
+        if (dc.bufferedAmount > 4 << 20) {
+          await new Promise<void>((resolve) => (dc.onbufferedamountlow = () => resolve()));
+        }
+        dc.send(chunk);
+      }
+      await done;
+      const secs = (performance.now() - t0) / 1000;
+      pc.close();
+      return bytes / secs / 1e6;
+    }, BYTES);
+  } finally {
+    pc.close();
+  }
+}
+
+/** MB/s of a raw WebSocket, page → this process, on the same network path. */
+async function rawWebSocket(page: Page, hostIp: string): Promise<number> {
+  const wss = new WebSocketServer({ host: hostIp, port: 0 });
+  await once(wss, "listening");
+  wss.on("connection", (ws) => {
+    let got = 0;
+    ws.on("message", (d: Buffer) => {
+      got += d.length;
+      if (got >= BYTES) ws.send(Uint8Array.of(1));
+    });
+  });
+  try {
+    const url = `ws://${hostIp}:${(wss.address() as AddressInfo).port}`;
+    return await page.evaluate(
+      async ({ url, bytes }) => {
+        const ws = new WebSocket(url);
+        ws.binaryType = "arraybuffer";
+        await new Promise((resolve, reject) => {
+          ws.onopen = resolve;
+          ws.onerror = () => reject(new Error("raw WebSocket failed"));
+        });
+        const chunk = new Uint8Array(64 * 1024).fill(7);
+        const done = new Promise<void>((resolve) => (ws.onmessage = () => resolve()));
+        const t0 = performance.now();
+        for (let sent = 0; sent < bytes; sent += chunk.length) {
+          while (ws.bufferedAmount > 4 << 20) await new Promise((r) => setTimeout(r, 1));
+          ws.send(chunk);
+        }
+        await done;
+        const secs = (performance.now() - t0) / 1000;
+        ws.close();
+        return bytes / secs / 1e6;
+      },
+      { url, bytes: BYTES },
+    );
+  } finally {
+    wss.close();
+  }
+}
+
+async function best(what: string, run: () => Promise<number>): Promise<number> {
+  let top = 0;
+  for (let i = 0; i < RUNS; i++) {
+    const v = await run();
+    if (!json) console.error(`  ${what} run ${i + 1}: ${v.toFixed(2)} MB/s`);
+    top = Math.max(top, v);
+  }
+  return top;
+}
+
+const net = await startBrowserTailnet();
+try {
+  const direct = await net.nodePeer("bench");
+  const relayed = await net.nodePeer("bench-relay", { webrtc: false });
+  sink(direct);
+  sink(relayed);
+  const page = await net.userPage("bench@example.com");
+  // tsx compiles this file keeping function names, through a helper the page does not have.
+  await page.context().addInitScript("globalThis.__name = (f) => f;");
+  await page.exposeFunction("benchAnswer", (offer: string) => {
+    if (!answerer) throw new Error("no raw data channel is being set up");
+    return answerer(offer);
+  });
+
+  // Page load → Connect → first ping reply, on the page's clock (ms since navigation start).
+  await page.goto(net.url + "/connect");
+  const first = await page.evaluate(async () => {
+    const until = async <T>(fn: () => T | undefined, ms: number): Promise<T> => {
+      const end = performance.now() + ms;
+      for (;;) {
+        const v = fn();
+        if (v) return v;
+        if (performance.now() > end) throw new Error("timed out");
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    const button = await until(
+      () => document.querySelector<HTMLButtonElement>("[data-testid=connect-button]") ?? undefined,
+      15_000,
+    );
+    const clickedAt = performance.now();
+    button.click();
+    const node = await until(() => {
+      const n = (window as unknown as Win).trellisNode;
+      return n?.current.phase === "connected" && n.current.map.peers.some((p) => p.name === "bench")
+        ? n
+        : undefined;
+    }, 15_000);
+    const connectedAt = performance.now();
+    for (;;) {
+      try {
+        const r = await node.ping("bench", 1000);
+        return { clickedAt, connectedAt, repliedAt: performance.now(), path: r.path };
+      } catch {
+        if (performance.now() - clickedAt > 15_000) throw new Error("no ping reply in 15 s");
+      }
+    }
+  });
+
+  // One call through the worker and back, median of 200.
+  const workerCallMs = await page.evaluate(async () => {
+    const node = (window as unknown as Win).trellisNode;
+    const times: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const t = performance.now();
+      await node.status();
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    return times[100]!;
+  });
+
+  // The direct path first (traffic starts it).
+  await until(
+    "the direct path to bench",
+    async () =>
+      (await page.evaluate(
+        async () => (await (window as unknown as Win).trellisNode.ping("bench", 1000)).path,
+      )) === "direct",
+    30_000,
+  );
+  const webrtcTunnel = await best("WebRTC tunnel", () => tunnel(page, "bench"));
+  const webrtcRaw = await best("raw data channel", () => rawDataChannel(page));
+  const relayTunnel = await best("relay tunnel", () => tunnel(page, "bench-relay"));
+  const relayRaw = await best("raw WebSocket", () => rawWebSocket(page, net.nat.hostIp));
+  const pathToRelayed = await page.evaluate(
+    async () => (await (window as unknown as Win).trellisNode.ping("bench-relay", 2000)).path,
+  );
+  if (pathToRelayed !== "relay")
+    throw new Error(`bench-relay was reached over ${pathToRelayed}, not the relay`);
+
+  const figures: Figures = {
+    first_ping_ms: first.repliedAt,
+    first_ping_after_click_ms: first.repliedAt - first.clickedAt,
+    connected_after_click_ms: first.connectedAt - first.clickedAt,
+    first_ping_direct: first.path === "direct" ? 1 : 0,
+    worker_call_ms: workerCallMs,
+    webrtc_tunnel_MBps: webrtcTunnel,
+    webrtc_raw_MBps: webrtcRaw,
+    webrtc_ratio: webrtcTunnel / webrtcRaw,
+    relay_tunnel_MBps: relayTunnel,
+    relay_raw_MBps: relayRaw,
+    relay_ratio: relayTunnel / relayRaw,
+  };
+  report("browser", figures, json);
+} finally {
+  await net.close();
+}

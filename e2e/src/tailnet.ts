@@ -1,0 +1,156 @@
+// A tailnet for browser journeys and the browser benchmark: the Trellis
+// server (control plane, embedded relay and STUN) on the host, Debian's
+// Chromium in a client namespace behind a masquerading NAT (the shape of a
+// laptop behind a home router), and nodes of the engine's Node flavour on
+// the host. Chromium reaches the server on the host's veth address, which it
+// is told to treat as a secure origin (WebCrypto and IndexedDB need one).
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { nodeEngine } from "@trellis/client/node";
+import type { NodeEngine } from "@trellis/client";
+import { generateKeyPair } from "@trellis/proto/keyfile";
+import { CHROMIUM, launchChromium } from "./browser";
+import { api, login, type Caller } from "./console";
+import { createNatTopology, type NatTopology } from "./netns";
+import { startTrellis, tempDataDir, type RunningTrellis } from "./server";
+
+export const PASSWORD = "correct horse battery staple";
+
+export interface BrowserTailnet {
+  url: string;
+  trellis: RunningTrellis;
+  nat: NatTopology;
+  browser: Browser;
+  admin: Caller;
+  /**
+   * A member (invited, with a password) in a fresh browser profile, logged
+   * in, on `/connect`; `prepare` runs on the profile before the page opens.
+   */
+  userPage(email: string, prepare?: (context: BrowserContext) => Promise<void>): Promise<Page>;
+  /** A node of the engine's Node flavour on the host, tagged (`tag:server` unless told), started. */
+  nodePeer(hostname: string, opts?: { webrtc?: boolean; tags?: string[] }): Promise<NodeEngine>;
+  savePolicy(policy: unknown): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function startBrowserTailnet(): Promise<BrowserTailnet> {
+  const cleanup: (() => Promise<void> | void)[] = [];
+  const close = async () => {
+    for (const f of cleanup.reverse()) await f();
+  };
+  try {
+    const nat = createNatTopology();
+    cleanup.push(() => nat.remove());
+    const data = tempDataDir();
+    cleanup.push(() => data.remove());
+    const trellis = await startTrellis({ dataDir: data.dir, env: { HOST: nat.hostIp } });
+    cleanup.push(async () => void (await trellis.stop()));
+    const url = trellis.url.replace("127.0.0.1", nat.hostIp);
+
+    const token = /token=([\w-]+)/.exec(trellis.setupLink() ?? "")?.[1];
+    if (!token) throw new Error("the server printed no setup link");
+    const setup = await api(url, null, "POST", "/api/setup", {
+      token,
+      email: "ada@example.com",
+      name: "Ada",
+      password: PASSWORD,
+    });
+    if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${JSON.stringify(setup.body)}`);
+    const admin: Caller = { cookie: await login(url, "ada@example.com", PASSWORD) };
+    const preAuthKey = async (tags: string[]) => {
+      const res = await api(url, admin, "POST", "/api/v1/keys", { tags });
+      if (res.status !== 201) throw new Error(`pre-auth key: ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body.key as string;
+    };
+
+    // Chromium runs inside the client namespace; Playwright drives it over a pipe.
+    const wrapperDir = mkdtempSync(join(tmpdir(), "trellis-chromium-ns-"));
+    cleanup.push(() => rmSync(wrapperDir, { recursive: true, force: true }));
+    const wrapper = join(wrapperDir, "chromium");
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${nat.execInClient} ${CHROMIUM} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const chromium = await launchChromium({
+      executablePath: wrapper,
+      extraArgs: [
+        `--unsafely-treat-insecure-origin-as-secure=${url}`,
+        // Raw IP host candidates: two browsers in one namespace find each other without mDNS.
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+      ],
+    });
+    cleanup.push(() => chromium.close());
+
+    const engines: NodeEngine[] = [];
+    cleanup.push(() => engines.forEach((e) => e.close()));
+    const contexts: BrowserContext[] = [];
+    cleanup.push(async () => {
+      for (const c of contexts) await c.close().catch(() => undefined);
+    });
+
+    return {
+      url,
+      trellis,
+      nat,
+      browser: chromium.browser,
+      admin,
+      async userPage(email, prepare) {
+        const invited = await api(url, admin, "POST", "/api/v1/invitations", { email, role: "member" });
+        if (invited.status !== 201) throw new Error(`invitation: ${invited.status}`);
+        const inviteToken = /#token=([\w-]+)$/.exec(invited.body.url as string)![1];
+        const accepted = await api(url, null, "POST", "/api/invitations/accept", {
+          token: inviteToken,
+          name: email.split("@")[0],
+          password: PASSWORD,
+        });
+        if (accepted.status !== 201) throw new Error(`accept invitation: ${accepted.status}`);
+        const cookie = await login(url, email, PASSWORD);
+        const [name, ...value] = cookie.split("=");
+        const context = await chromium.browser.newContext();
+        contexts.push(context);
+        await context.addCookies([{ name: name!, value: value.join("="), url }]);
+        await prepare?.(context);
+        const page = await context.newPage();
+        await page.goto(url + "/connect");
+        return page;
+      },
+      async nodePeer(hostname, opts = {}) {
+        const e = nodeEngine({
+          baseUrl: url,
+          privateKey: generateKeyPair().privateKey,
+          register: { preAuthKey: await preAuthKey(opts.tags ?? ["tag:server"]), hostname, os: "linux" },
+          webrtc: opts.webrtc ?? true,
+        });
+        engines.push(e);
+        await e.start();
+        return e;
+      },
+      async savePolicy(policy) {
+        const res = await api(url, admin, "PUT", "/api/v1/policy", { text: JSON.stringify(policy) });
+        if (res.status !== 200) throw new Error(`policy: ${res.status} ${JSON.stringify(res.body)}`);
+        return res.body.version as number;
+      },
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Click Connect and wait until the page shows the node connected. */
+export async function connect(page: Page, timeoutMs = 30_000): Promise<void> {
+  await page.getByTestId("connect-button").click();
+  await page.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: timeoutMs });
+}
+
+/** Poll `fn` (bounded) until it returns something truthy. */
+export async function until<T>(what: string, fn: () => T | Promise<T>, ms = 20_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
