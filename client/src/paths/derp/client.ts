@@ -1,6 +1,7 @@
 import { x25519 } from "@noble/curves/ed25519.js";
 import { openBox, sealBox } from "./box";
 import {
+  FRAME_HEADER_LEN,
   FrameError,
   FrameReader,
   FrameType,
@@ -77,11 +78,18 @@ function defaultFactory(url: string, protocols: string[]): WebSocketLike {
 }
 
 /** One authenticated connection to a relay. */
+/** Largest WebSocket message the client writes (unless one frame is larger). */
+const BATCH_BYTES = 32 * 1024;
+
 export class DerpClient {
   readonly publicKey: Uint8Array;
   private handlers: DerpHandlers = {};
   private closedReason: string | null = null;
   private pings = new Map<string, (rtt: number) => void>();
+  /** Frames of this turn, written together as one WebSocket message (see `frame`). */
+  private out: Uint8Array | null = null;
+  private outLen = 0;
+  private flushQueued = false;
 
   private constructor(
     private readonly ws: WebSocketLike,
@@ -239,7 +247,7 @@ export class DerpClient {
         return;
       }
       case FrameType.Ping:
-        if (p.length === 8) this.raw(encodeFrame(FrameType.Pong, p));
+        if (p.length === 8) this.frame(FrameType.Pong, p);
         return;
       case FrameType.Pong: {
         const key = Array.from(p).join(",");
@@ -260,10 +268,53 @@ export class DerpClient {
     }
   }
 
-  private raw(frame: Uint8Array): boolean {
+  /**
+   * Queue a frame. Frames queued in one turn of the event loop leave as one
+   * WebSocket message of at most BATCH_BYTES: DERP over WebSocket is a byte
+   * stream (Trellis's relay and Tailscale's derper both read it so), and a
+   * message per packet costs a browser an IPC to its network process each.
+   * 32 KiB keeps every message within what Go WebSocket readers accept.
+   */
+  private frame(type: number, ...parts: Uint8Array[]): boolean {
     if (this.closedReason !== null || this.ws.readyState !== OPEN) return false;
-    this.ws.send(frame);
+    let len = 0;
+    for (const p of parts) len += p.length;
+    const size = FRAME_HEADER_LEN + len;
+    if (this.outLen + size > BATCH_BYTES) this.flush();
+    if (size > BATCH_BYTES) {
+      this.ws.send(encodeFrame(type, ...parts));
+      return true;
+    }
+    this.out ??= new Uint8Array(BATCH_BYTES);
+    const out = this.out;
+    let off = this.outLen;
+    out[off] = type;
+    out[off + 1] = len >>> 24;
+    out[off + 2] = (len >>> 16) & 0xff;
+    out[off + 3] = (len >>> 8) & 0xff;
+    out[off + 4] = len & 0xff;
+    off += FRAME_HEADER_LEN;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    this.outLen = off;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => this.flush());
+    }
     return true;
+  }
+
+  /** Write the frames queued so far. */
+  private flush(): void {
+    this.flushQueued = false;
+    if (this.outLen === 0 || !this.out) return;
+    const message = this.out.subarray(0, this.outLen);
+    // The socket may hold on to what it is given: the next frames go into a new buffer.
+    this.out = null;
+    this.outLen = 0;
+    if (this.closedReason === null && this.ws.readyState === OPEN) this.ws.send(message);
   }
 
   /**
@@ -273,24 +324,24 @@ export class DerpClient {
    */
   send(dst: Uint8Array, packet: Uint8Array): boolean {
     if (dst.length !== KEY_LEN) throw new DerpClientError("destination must be a 32-byte key");
-    if (this.ws.bufferedAmount > this.maxBuffered) return false;
-    return this.raw(encodeFrame(FrameType.SendPacket, dst, packet));
+    if (this.ws.bufferedAmount + this.outLen > this.maxBuffered) return false;
+    return this.frame(FrameType.SendPacket, dst, packet);
   }
 
   /** Mesh only: hand a packet from `src` to `dst` on the relay this client is connected to. */
   forward(src: Uint8Array, dst: Uint8Array, packet: Uint8Array): boolean {
-    if (this.ws.bufferedAmount > this.maxBuffered) return false;
-    return this.raw(encodeFrame(FrameType.ForwardPacket, src, dst, packet));
+    if (this.ws.bufferedAmount + this.outLen > this.maxBuffered) return false;
+    return this.frame(FrameType.ForwardPacket, src, dst, packet);
   }
 
   /** Mesh only: subscribe to the relay's clients coming and going. */
   watchConnections(): void {
-    this.raw(encodeFrame(FrameType.WatchConns));
+    this.frame(FrameType.WatchConns);
   }
 
   /** Tell the relay whether it is this node's home relay. */
   notePreferred(preferred: boolean): void {
-    this.raw(encodeFrame(FrameType.NotePreferred, new Uint8Array([preferred ? 1 : 0])));
+    this.frame(FrameType.NotePreferred, new Uint8Array([preferred ? 1 : 0]));
   }
 
   /** Round-trip a ping through the relay; resolves to the time taken in ms. */
@@ -309,7 +360,7 @@ export class DerpClient {
         this.pings.delete(key);
         resolve(performance.now() - started);
       });
-      if (!this.raw(encodeFrame(FrameType.Ping, data))) {
+      if (!this.frame(FrameType.Ping, data)) {
         clearTimeout(timer);
         this.pings.delete(key);
         reject(new DerpClientError("connection closed"));
@@ -320,6 +371,8 @@ export class DerpClient {
   private shutdown(reason: string): void {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
+    this.out = null;
+    this.outLen = 0;
     this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
     try {
       this.ws.close();
@@ -342,13 +395,20 @@ export interface RelayLinkOptions extends DerpClientOptions {
   onConnect?(client: DerpClient): void;
 }
 
+/** Packets a link holds while it connects: at most this many, for at most this long. */
+const PENDING_MAX = 64;
+const PENDING_MS = 2000;
+
 /**
  * A relay connection that stays up: it reconnects with exponential backoff
- * and jitter after any failure, and follows the relay's restarting hint. While
- * down, `send` drops packets (returns false) rather than queueing them.
+ * and jitter after any failure, and follows the relay's restarting hint.
+ * While it connects, `send` holds a few packets for a short while (a node's
+ * first WireGuard handshake would otherwise be lost and wait out its 5 s
+ * retry); beyond that it drops them (returns false) rather than queueing.
  */
 export class RelayLink {
   private client: DerpClient | null = null;
+  private pending: { dst: Uint8Array; packet: Uint8Array; at: number }[] = [];
   private stopped = false;
   private failures = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -395,6 +455,8 @@ export class RelayLink {
           },
         });
         this.opts.onConnect?.(client);
+        const now = Date.now();
+        for (const p of this.pending.splice(0)) if (now - p.at <= PENDING_MS) client.send(p.dst, p.packet);
       },
       () => this.schedule(),
     );
@@ -415,11 +477,18 @@ export class RelayLink {
   }
 
   send(dst: Uint8Array, packet: Uint8Array): boolean {
-    return this.client?.send(dst, packet) ?? false;
+    if (this.client && !this.client.closed) return this.client.send(dst, packet);
+    if (this.stopped) return false;
+    const now = Date.now();
+    while (this.pending.length > 0 && now - this.pending[0]!.at > PENDING_MS) this.pending.shift();
+    if (this.pending.length >= PENDING_MAX) return false;
+    this.pending.push({ dst: dst.slice(), packet: packet.slice(), at: now });
+    return true;
   }
 
   close(): void {
     this.stopped = true;
+    this.pending = [];
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.client?.close();
     this.client = null;
