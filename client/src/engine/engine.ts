@@ -19,6 +19,7 @@ import type { ControlClient } from "../control/client";
 import type { MapWatcher, WatchState } from "../control/watch";
 import { resolveHost, type Resolved } from "../netmap/resolve";
 import type { SocketFactory } from "../paths/derp/client";
+import { BATCH, DatagramBatch, splitBatch } from "../paths/batch";
 import { EndpointTable } from "../paths/endpoints";
 import { RelayPaths } from "../paths/relay";
 import { openSignal, sealSignal, type RtcSignal } from "../paths/signalling";
@@ -108,6 +109,8 @@ interface Direct {
   probes: Map<number, number>;
   nextProbe: number;
   rttMs: number | null;
+  /** Datagrams of this turn for the channel, sent together when the turn ends. */
+  out: DatagramBatch;
 }
 
 interface PeerState {
@@ -144,6 +147,10 @@ export class NodeEngine {
   private phase: WatchState["phase"] = "connecting";
   private readonly ourKey: string;
   private inbound: { data: Uint8Array; endpoint: number }[] = [];
+  /** Peers with datagrams waiting for their direct path (see BATCH). */
+  private batched = new Set<PeerState>();
+  /** Packets dropped outside WASM, by reason. */
+  private localDrops: Record<string, number> = {};
   private scheduled = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private probeTimer: ReturnType<typeof setInterval> | null = null;
@@ -319,6 +326,12 @@ export class NodeEngine {
       }
       return;
     }
+    if (data[0] === BATCH) {
+      const ok = splitBatch(data, (d) => this.inbound.push({ data: d, endpoint: st.handle }));
+      if (!ok) this.localDrops.malformed_batch = (this.localDrops.malformed_batch ?? 0) + 1;
+      this.kick();
+      return;
+    }
     this.inbound.push({ data, endpoint: st.handle });
     this.kick();
   }
@@ -330,9 +343,28 @@ export class NodeEngine {
 
   private sendDatagram(st: PeerState, data: Uint8Array): void {
     const now = Date.now();
-    if (st.direct && this.usable(st.direct, now) && st.direct.link.send(data)) return;
+    const d = st.direct;
+    if (d && this.usable(d, now)) {
+      if (!d.out.fits(data)) this.flushDirect(st, d);
+      d.out.push(data);
+      this.batched.add(st);
+      return;
+    }
     this.relay.send(st.key, data, st.peer.homeRegion);
     if (!st.direct && now >= st.retryAt) this.startDirect(st, now);
+  }
+
+  /** Send the datagrams queued for `d` as one message; the relay takes them if the channel cannot. */
+  private flushDirect(st: PeerState, d: Direct): void {
+    const b = d.out.take();
+    if (!b) return;
+    if (st.direct === d && d.link.send(b.message)) return;
+    for (const p of b.datagrams) this.relay.send(st.key, p, st.peer.homeRegion);
+  }
+
+  private flushBatched(): void {
+    for (const st of this.batched) if (st.direct) this.flushDirect(st, st.direct);
+    this.batched.clear();
   }
 
   /** Run the WASM engine soon (once per turn, however many reasons). */
@@ -362,6 +394,7 @@ export class NodeEngine {
       out = this.wasm.poll(now);
       this.handle(out);
     }
+    this.flushBatched();
     if (this.timer) clearTimeout(this.timer);
     const at = this.wasm.nextPoll(now);
     this.timer = setTimeout(() => this.kick(), Math.max(1, Math.min(at - Date.now(), 1000)));
@@ -481,6 +514,7 @@ export class NodeEngine {
       probes: new Map(),
       nextProbe: now,
       rttMs: null,
+      out: new DatagramBatch(),
     };
     st.direct = d;
     st.whyNotDirect = "setting up a data channel";
@@ -730,6 +764,7 @@ export class NodeEngine {
     const byKey = new Map(stats.peers.map((p) => [p.public_key, p]));
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(stats.drops)) if (v > 0) drops[k] = v;
+    for (const [k, v] of Object.entries(this.localDrops)) drops[k] = (drops[k] ?? 0) + v;
     const home = this.relay.home;
     return {
       control: this.phase,

@@ -94,6 +94,7 @@ const DROP_LABEL: Record<string, string> = {
   decrypt_failed: "failed to decrypt",
   replay: "replayed",
   unknown_key: "from an unknown key",
+  malformed_batch: "malformed messages on a direct path",
 };
 
 const PATH_LABEL: Record<string, string> = { direct: "Direct", relay: "Relayed", none: "No path" };
