@@ -4,7 +4,7 @@
 // app. Every step is skipped when its inputs have not changed since it last
 // ran, so later runs start at once.
 // Plain Node only: this runs before any dependency is installed.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -16,23 +16,71 @@ function say(msg) {
   process.stderr.write(`trellis setup: ${msg}\n`);
 }
 
-function run(cmd, args, env = {}) {
-  const res = spawnSync(cmd, args, {
-    cwd: ROOT,
-    stdio: ["ignore", "inherit", "inherit"],
-    env: { ...process.env, ...env },
+/** How often a long step says it is still working. */
+const HEARTBEAT_MS = 20_000;
+
+/**
+ * Run one step's command with its output held back: a step that works says
+ * only what it is doing (and, every 20 s, that it still is); one that fails
+ * shows the last lines of its output.
+ */
+function run(what, cmd, args, env = {}) {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    });
+    // Enough to show why a step failed, bounded whatever a tool prints.
+    const tail = [];
+    let tailBytes = 0;
+    const keep = (chunk) => {
+      tail.push(chunk);
+      tailBytes += chunk.length;
+      while (tailBytes > 64 * 1024 && tail.length > 1) tailBytes -= tail.shift().length;
+    };
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
+    const beat = setInterval(
+      () => say(`still ${what} (${Math.round((Date.now() - started) / 1000)} s)`),
+      HEARTBEAT_MS,
+    );
+    child.on("error", (err) => {
+      clearInterval(beat);
+      reject(new Error(`${what}: could not run ${cmd}: ${err.message}`));
+    });
+    child.on("close", (code, signal) => {
+      clearInterval(beat);
+      if (code === 0) {
+        say(`done ${what} (${Math.round((Date.now() - started) / 1000)} s)`);
+        return resolve();
+      }
+      const output = Buffer.concat(tail).toString("utf8").trim().split("\n").slice(-40).join("\n");
+      process.stderr.write(`${output}\n`);
+      reject(
+        new Error(`${what} failed: ${cmd} ${args.join(" ")} exited with ${code ?? signal} (output above)`),
+      );
+    });
   });
-  if (res.status !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")} failed with ${res.status ?? res.signal}`);
-  }
 }
 
 /** Hash the contents of files and directories (recursively, skipping build output). */
 function hashInputs(paths) {
   const h = createHash("sha256");
   // Tests, their data and benchmarks are no input of any build.
-  const skip = new Set(["node_modules", ".next", "target", "generated", ".turbo", "testdata", "bench"]);
-  const isTest = (name) => /\.test\.tsx?$/.test(name);
+  // next-env.d.ts and tsbuildinfo files are written by the builds and type checks themselves.
+  const skip = new Set([
+    "node_modules",
+    ".next",
+    "target",
+    "generated",
+    ".turbo",
+    "testdata",
+    "bench",
+    "next-env.d.ts",
+  ]);
+  const isTest = (name) => /\.test\.tsx?$/.test(name) || name.endsWith(".tsbuildinfo");
   const walk = (p) => {
     if (!existsSync(p)) return;
     const st = statSync(p);
@@ -62,7 +110,7 @@ export function checkNode() {
   }
 }
 
-export function ensureInstall() {
+export async function ensureInstall() {
   const hash = hashInputs(["package-lock.json"]);
   const stampFile = join(ROOT, "node_modules", ".trellis-install");
   if (stamped(stampFile, hash)) return;
@@ -70,11 +118,11 @@ export function ensureInstall() {
   const env = { npm_config_fund: "false", npm_config_audit: "false", npm_config_update_notifier: "false" };
   // Build native addons against the local Node headers instead of downloading them.
   if (existsSync("/usr/include/node/node.h")) env.npm_config_nodedir = "/usr";
-  run("npm", ["ci", "--no-fund", "--no-audit", "--loglevel=error"], env);
+  await run("installing dependencies", "npm", ["ci", "--no-fund", "--no-audit", "--loglevel=error"], env);
   stamp(stampFile, hash);
 }
 
-export function ensureGenerate() {
+export async function ensureGenerate() {
   for (const provider of ["sqlite", "postgresql"]) {
     const hash = hashInputs(["prisma/schema", `prisma/${provider}`, "package-lock.json"]);
     const out = join(ROOT, "prisma", "generated", provider);
@@ -83,7 +131,8 @@ export function ensureGenerate() {
     say(`generating the Prisma client for ${provider}`);
     // Generation needs no schema engine; pointing Prisma at /bin/true stops it
     // from trying to download one, which fails offline.
-    run(
+    await run(
+      `generating the Prisma client for ${provider}`,
       process.execPath,
       [join(ROOT, "node_modules/prisma/build/index.js"), "generate", "--schema", `prisma/${provider}`],
       {
@@ -149,10 +198,11 @@ export function ensureWasm() {
   }
 }
 
-export function ensureWebBuild() {
+/** The web build's inputs, hashed. */
+export function webInputsHash() {
   // Everything the app bundles: its own code and the workspace packages it imports
   // (the browser node's worker takes in client/ and the WASM module).
-  const hash = hashInputs([
+  return hashInputs([
     "web",
     "proto/src",
     "policy/src",
@@ -166,30 +216,39 @@ export function ensureWebBuild() {
     "wasm/pkg/web-simd",
     "package-lock.json",
   ]);
+}
+
+export async function ensureWebBuild() {
+  const hash = webInputsHash();
   const stampFile = join(ROOT, "web", ".next", "trellis-build");
   if (stamped(stampFile, hash) && existsSync(join(ROOT, "web", ".next", "BUILD_ID"))) return;
   say("building the web app (next build)");
-  run(process.execPath, [join(ROOT, "node_modules/next/dist/bin/next"), "build", "web"], {
-    NEXT_TELEMETRY_DISABLED: "1",
-  });
+  await run(
+    "building the web app",
+    process.execPath,
+    [join(ROOT, "node_modules/next/dist/bin/next"), "build", "web"],
+    {
+      NEXT_TELEMETRY_DISABLED: "1",
+    },
+  );
   stamp(stampFile, hash);
 }
 
 /** Everything `npm start` and `npm test` need before they run. */
-export function setupAll() {
+export async function setupAll() {
   checkNode();
-  ensureInstall();
-  ensureGenerate();
+  await ensureInstall();
+  await ensureGenerate();
   ensureNative();
   ensureWasm();
-  ensureWebBuild();
+  await ensureWebBuild();
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const only = process.argv.indexOf("--only");
   try {
-    if (only > 0 && process.argv[only + 1] === "generate") ensureGenerate();
-    else setupAll();
+    if (only > 0 && process.argv[only + 1] === "generate") await ensureGenerate();
+    else await setupAll();
   } catch (err) {
     say(err instanceof Error ? err.message : String(err));
     process.exit(1);

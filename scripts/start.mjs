@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { ROOT, setupAll } from "./setup.mjs";
 
 try {
-  setupAll();
+  await setupAll();
 } catch (err) {
   process.stderr.write(`trellis: setup failed: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);

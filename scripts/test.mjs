@@ -15,7 +15,7 @@ function say(msg) {
 }
 
 try {
-  setupAll();
+  await setupAll();
 } catch (err) {
   say(`setup failed: ${err instanceof Error ? err.message : String(err)}`);
   console.log("0 passed, 1 failed");
