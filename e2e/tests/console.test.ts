@@ -117,21 +117,30 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     await admin.getByLabel("Email").fill("ada@example.com");
     await admin.getByLabel("Password").fill(PASSWORD);
     await admin.getByRole("button", { name: /create admin account/i }).click();
-    await admin.getByTestId("setup-success").waitFor({ timeout: 15_000 });
-    await admin.getByRole("link", { name: "Log in" }).click();
-    await admin.waitForURL(/\/login/);
-    await admin.getByLabel("Email").fill("ada@example.com");
-    await admin.getByLabel("Password").fill("wrong password, surely");
-    await admin.getByRole("button", { name: "Log in" }).click();
-    await admin.getByTestId("login-error").waitFor();
-    expect(await admin.getByTestId("login-error").innerText()).toMatch(/wrong email or password/);
-    await shot(admin, "login-error");
-    await admin.getByLabel("Password").fill(PASSWORD);
-    await admin.getByRole("button", { name: "Log in" }).click();
+    // Setup logs the new admin in: no second typing of what was just typed.
     await admin.waitForURL(/\/machines/, { timeout: 15_000 });
     expect(await admin.getByTestId("whoami-role").innerText()).toMatch(/admin/i);
     await admin.getByTestId("machines-empty").waitFor();
+    // The tab has an icon (browsers ask for /favicon.ico whatever the page says).
+    const icon = await fetch(url + "/favicon.ico");
+    expect([icon.status, icon.headers.get("content-type")]).toEqual([200, "image/x-icon"]);
+    // The narrow layout's Menu button has no business on a desktop.
+    expect(await admin.getByRole("button", { name: "Menu" }).isVisible()).toBe(false);
     await shot(admin, "machines-empty");
+
+    // A wrong password elsewhere is refused with a message; the right one gets in.
+    const other = await (await newContext()).newPage();
+    await other.goto(url + "/login");
+    await other.getByLabel("Email").fill("ada@example.com");
+    await other.getByLabel("Password").fill("wrong password, surely");
+    await other.getByRole("button", { name: "Log in" }).click();
+    await other.getByTestId("login-error").waitFor();
+    expect(await other.getByTestId("login-error").innerText()).toMatch(/wrong email or password/);
+    await shot(other, "login-error");
+    await other.getByLabel("Password").fill(PASSWORD);
+    await other.getByRole("button", { name: "Log in" }).click();
+    await other.waitForURL(/\/machines/, { timeout: 15_000 });
+    await other.context().close();
   });
 
   it("a key made in the console registers a machine, which appears without a reload", async () => {
@@ -142,6 +151,8 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     const key = await admin.getByTestId("new-key-value").innerText();
     expect(key).toMatch(/^trellis-auth-[0-9a-f]{12}-/);
     expect(await admin.getByTestId("new-key-command").innerText()).toContain(`--login-server ${url}`);
+    // The list under the form shows the new key at once.
+    await admin.getByTestId(`key-row-${key.split("-").slice(0, 3).join("-")}`).waitFor({ timeout: 5_000 });
     await shot(admin, "keys-created");
 
     await admin.goto(url + "/machines");
@@ -271,6 +282,7 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
         () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
       );
       expect(overflow, page).toBeLessThanOrEqual(1);
+      expect(await admin.getByRole("button", { name: "Menu" }).isVisible(), page).toBe(true);
       await shot(admin, `narrow-dark-${page}`);
     }
     await admin.emulateMedia({ colorScheme: "light" });

@@ -1,5 +1,6 @@
 "use client";
 
+import { signIn } from "next-auth/react";
 import { useEffect, useState, type FormEvent } from "react";
 import { NewAccount } from "@trellis/proto/admin";
 import { FieldError, FormErrors, SubmitButton } from "@/components/form";
@@ -21,21 +22,27 @@ export function SetupForm() {
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
+    const email = String(form.get("email") ?? "");
+    const password = String(form.get("password") ?? "");
     const res = await mut.run(
       "POST",
       "/api/setup",
       NewAccount,
       {
         token: String(form.get("token") ?? ""),
-        email: String(form.get("email") ?? ""),
+        email,
         name: String(form.get("name") ?? ""),
-        password: String(form.get("password") ?? ""),
+        password,
       },
       { refresh: false },
     );
     if (res.ok) {
       setDone(res.data.user.email);
       history.replaceState(null, "", "/setup");
+      // The admin just typed these: log in with them instead of asking again.
+      // If that fails (it should not), the Log in link below still works.
+      const login = await signIn("credentials", { email, password, redirect: false }).catch(() => null);
+      if (login?.ok && !login.error) window.location.assign("/machines");
     }
   }
 
@@ -43,7 +50,7 @@ export function SetupForm() {
     return (
       <>
         <p data-testid="setup-success">
-          Admin account <strong>{done}</strong> created.
+          Admin account <strong>{done}</strong> created. Logging you in…
         </p>
         <a className="button" href="/login">
           Log in
