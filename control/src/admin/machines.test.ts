@@ -336,6 +336,32 @@ for (const { provider, skip } of PROVIDERS) {
       });
     });
 
+    describe("setMachineRoutes: only what the machine advertises, written as a network", () => {
+      it("refuses a route the machine never advertised and one with host bits set, changing nothing", async () => {
+        const { db, ctx, admin, alice } = await world();
+        const gw = await createNode(db, "gw", { userId: alice.id, advertisedRoutes: ["10.20.0.0/24"] });
+        const unadvertised = await rejection(
+          setMachineRoutes(ctx, actorOf(admin), gw.id, { routes: ["10.20.0.0/24", "172.16.0.0/12"] }),
+        );
+        expect(unadvertised.status).toBe(400);
+        expect(unadvertised.issues).toEqual([
+          { path: "routes.1", message: "gw does not advertise 172.16.0.0/12" },
+        ]);
+        const hostBits = await rejection(
+          setMachineRoutes(ctx, actorOf(admin), gw.id, { routes: ["10.20.0.5/24"] }),
+        );
+        expect(hostBits.status).toBe(400);
+        expect(hostBits.issues).toEqual([
+          { path: "routes.0", message: "host bits are set; the network is 10.20.0.0/24" },
+        ]);
+        expect((await db.prisma.node.findUniqueOrThrow({ where: { id: gw.id } })).approvedRoutes).toBe("[]");
+        expect(ctx.published).toEqual([]);
+        // The advertised network itself is approved.
+        const ok = await setMachineRoutes(ctx, actorOf(admin), gw.id, { routes: ["10.20.0.0/24"] });
+        expect(ok.approvedRoutes).toEqual(["10.20.0.0/24"]);
+      });
+    });
+
     describe("authorizeMachine", () => {
       it("approves a pending machine for admins only", async () => {
         const { db, ctx, admin, alice } = await world();

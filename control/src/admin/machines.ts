@@ -10,6 +10,7 @@ import {
   type MachineInfo,
   type Page,
 } from "@trellis/proto";
+import { formatPrefix, parseAddr, parsePrefix } from "@trellis/proto/ip";
 import { z } from "zod";
 import { audit, actorRef, nodeRef, type AuditAction } from "../audit";
 import { requireScope, seesAllMachines, type Actor } from "../auth/actor";
@@ -309,6 +310,20 @@ export async function updateMachine(
   return infoOf(ctx, id);
 }
 
+/** The canonical text of a prefix, or null when it is not one. */
+function canonicalOrNull(r: string): string | null {
+  const p = parsePrefix(r);
+  return p ? formatPrefix(p) : null;
+}
+
+/** Whether a prefix's address has bits set beyond its length ("10.20.0.5/24"). */
+function hostBitsSet(r: string): boolean {
+  const slash = r.indexOf("/");
+  const addr = parseAddr(slash < 0 ? r : r.slice(0, slash));
+  const p = parsePrefix(r);
+  return addr !== null && p !== null && addr.n !== p.base;
+}
+
 /** Replace a machine's approved routes (admins only; other users' machines stay 404 to members). */
 export async function setMachineRoutes(
   ctx: AdminContext,
@@ -320,9 +335,31 @@ export async function setMachineRoutes(
   const req = parseOr400(SetRoutesRequest, body, "invalid route approval");
   await findVisible(ctx.db.prisma, actor, id);
   requireAdmin(actor, "approve routes");
+  // A prefix with host bits set is refused, not silently widened: 10.20.0.5/24 may be a typo for /32.
+  req.routes.forEach((r, i) => {
+    if (!hostBitsSet(r)) return;
+    const message = `host bits are set; the network is ${canonicalOrNull(r)}`;
+    throw new ControlError("invalid_request", 400, `routes.${i}: "${r}": ${message}`, [
+      { path: `routes.${i}`, message },
+    ]);
+  });
   const approved = canonicalPrefixes(req.routes, "routes");
   const change = await ctx.db.prisma.$transaction(async (tx) => {
     const node = await findVisible(tx, actor, id);
+    // As in Tailscale's console: only what the machine advertises can be approved.
+    const advertised = new Set(jsonList(node.advertisedRoutes));
+    const notAdvertised = approved.filter((r) => !advertised.has(r));
+    if (notAdvertised.length > 0) {
+      throw new ControlError(
+        "invalid_request",
+        400,
+        `${node.name} does not advertise ${notAdvertised.join(", ")}`,
+        notAdvertised.map((r) => ({
+          path: `routes.${req.routes.findIndex((x) => canonicalOrNull(x) === r)}`,
+          message: `${node.name} does not advertise ${r}`,
+        })),
+      );
+    }
     const before = jsonList(node.approvedRoutes);
     if (JSON.stringify(before) === JSON.stringify(approved)) return null;
     await tx.node.update({ where: { id }, data: { approvedRoutes: JSON.stringify(approved) } });
