@@ -1,6 +1,6 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
 import type { z } from "zod";
-import { AuditEventInfo, Page, PolicyValidation, UserInfo } from "./admin";
+import { AuditEventInfo, DnsSettings, Page, PolicyValidation, UserInfo } from "./admin";
 
 describe("admin answer schemas", () => {
   const user: UserInfo = {
@@ -47,5 +47,22 @@ describe("admin answer schemas", () => {
       detail: { before: [1] },
     };
     expect(AuditEventInfo.parse(e)).toEqual(e);
+  });
+});
+
+describe("DNS settings", () => {
+  const base = { magicDns: true, domain: "trellis.internal", searchDomains: [] };
+  it("takes IPv4 and IPv6 nameservers and refuses what is no address", () => {
+    expect(DnsSettings.safeParse({ ...base, nameservers: ["1.1.1.1", "2606:4700:4700::1111"] }).success).toBe(
+      true,
+    );
+    for (const bad of ["999.1.1.1", "1.1.1", "01.1.1.1", "1.1.1.1.1", "::g", "1:2:3:4:5:6:7:8:9", "."]) {
+      const r = DnsSettings.safeParse({ ...base, nameservers: [bad] });
+      expect(r.success, bad).toBe(false);
+      expect(
+        r.error?.issues.map((i) => [i.path.join("."), i.message]),
+        bad,
+      ).toEqual([["nameservers.0", "must be an IPv4 or IPv6 address"]]);
+    }
   });
 });

@@ -6,6 +6,7 @@
 // may add a field without breaking an older console.
 import { z } from "zod";
 import { ApiError } from "../errors";
+import { parseAddr } from "../ip";
 import { CidrText, RelayMap } from "../node/control";
 import { TagText } from "./keys";
 
@@ -325,7 +326,7 @@ export type ReachabilityResult = z.infer<typeof ReachabilityResult>;
 const IpText = z
   .string()
   .max(64)
-  .regex(/^[0-9a-fA-F:.]+$/, "must be an IP address");
+  .refine((s) => parseAddr(s) !== null, "must be an IPv4 or IPv6 address");
 
 export const DnsSettings = z.strictObject({
   magicDns: z.boolean(),
