@@ -178,6 +178,18 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     const list = await api(url, { cookie: await cookieOf(admin) }, "GET", "/api/v1/machines?q=edge");
     expect(list.body.items[0].approvedRoutes).toEqual(["10.20.0.0/24"]);
     await shot(admin, "machine-detail");
+    // Long keys and a rejected 200-character tag stay inside the page, on a desktop and a phone.
+    await admin.locator("#tag-add").fill("x".repeat(200));
+    await admin.getByRole("button", { name: "Add", exact: true }).click();
+    for (const width of [1440, 390]) {
+      await admin.setViewportSize({ width, height: 900 });
+      const overflow = await admin.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
+      await shot(admin, `machine-detail-${width}`);
+      expect(overflow, `machine page at ${width} px`).toBeLessThanOrEqual(1);
+    }
+    await admin.setViewportSize({ width: 1280, height: 860 });
   });
 
   it("the policy editor shows a syntax error at its line, refuses a failing test, and saves a valid policy that nodes receive", async () => {
