@@ -22,7 +22,39 @@ export type SaveChanges = [
   Extract<ControlEvent, { type: "policy" }>,
 ];
 
-export const DEFAULT_POLICY_TEXT = '{"acls":[{"action":"accept","src":["*"],"dst":["*:*"]}]}';
+/**
+ * The policy a new tailnet starts with (version 0): Tailscale's default
+ * meaning — every machine may reach every other — written out with the
+ * sections people fill in next, commented, as Tailscale's own default is.
+ */
+export const DEFAULT_POLICY_TEXT = `// The tailnet's access policy, in Tailscale's policy format (HuJSON: JSON
+// with comments and trailing commas). Nothing is allowed unless a rule here
+// allows it; this starting policy allows everything.
+{
+  // Groups of users, named in rules as group:<name>.
+  // "groups": {
+  //   "group:eng": ["alice@example.com", "bob@example.com"],
+  // },
+
+  // Tags for servers and gateways, and who may put each tag on a machine.
+  // "tagOwners": {
+  //   "tag:server": ["autogroup:admin"],
+  // },
+
+  "acls": [
+    // Every machine may reach every port of every other machine.
+    // To narrow it, replace this rule with rules like:
+    //   {"action": "accept", "src": ["group:eng"], "dst": ["tag:server:22,443"]},
+    //   {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:*"]},
+    {"action": "accept", "src": ["*"], "dst": ["*:*"]},
+  ],
+
+  // Checked at every save: a policy whose tests fail is not saved.
+  // "tests": [
+  //   {"src": "alice@example.com", "accept": ["tag:server:22"], "deny": ["tag:server:5432"]},
+  // ],
+}
+`;
 
 /** Largest policy file accepted (Tailscale's limit is about 1 MiB). */
 export const MAX_POLICY_BYTES = 1024 * 1024;

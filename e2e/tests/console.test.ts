@@ -258,6 +258,10 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     await admin.goto(url + "/acls/history?diff=1");
     await admin.getByTestId("policy-diff").waitFor();
     await shot(admin, "policy-history");
+    // The tailnet's starting policy is version 0, commented, comparable like any other.
+    await admin.getByTestId("policy-version-0").getByText("built-in default").waitFor();
+    await admin.goto(url + "/acls/history?diff=0");
+    expect(await admin.getByTestId("policy-diff").innerText()).toContain("// Groups of users");
   });
 
   it("the audit log shows each change", async () => {

@@ -131,8 +131,11 @@ for (const { provider, skip } of PROVIDERS) {
     });
 
     describe("versions", () => {
-      it("lists versions newest first in pages, marking the current one", async () => {
+      it("lists versions newest first in pages, marking the current one, the built-in default last as version 0", async () => {
         const { ctx, admin, auditor } = await world();
+        const before = await listPolicyVersions(ctx, actorOf(auditor), {});
+        expect(before.items).toMatchObject([{ id: 0, createdBy: "system", current: true }]);
+        expect(before.total).toBe(1);
         for (let i = 1; i <= 5; i++) await savePolicyText(ctx, actorOf(admin), { text: allowAll(`v${i}`) });
         const ids: number[] = [];
         let cursor: string | undefined;
@@ -142,8 +145,13 @@ for (const { provider, skip } of PROVIDERS) {
             limit: "2",
             ...(cursor ? { cursor } : {}),
           });
-          expect(page.total).toBe(5);
+          expect(page.total).toBe(6);
           for (const v of page.items) {
+            if (v.id === 0) {
+              expect(v).toMatchObject({ createdBy: "system", current: false });
+              expect(v.bytes).toBe(Buffer.byteLength(DEFAULT_POLICY_TEXT));
+              continue;
+            }
             expect(v).toMatchObject({
               createdBy: `user:${admin.id}`,
               createdByName: "root@example.com",
@@ -156,11 +164,15 @@ for (const { provider, skip } of PROVIDERS) {
           pages++;
         } while (cursor);
         expect(pages).toBe(3);
-        expect(ids).toEqual([5, 4, 3, 2, 1]);
+        expect(ids).toEqual([5, 4, 3, 2, 1, 0]);
         expect(await getPolicyVersion(ctx, actorOf(auditor), 2)).toMatchObject({
           id: 2,
           text: allowAll("v2"),
           current: false,
+        });
+        expect(await getPolicyVersion(ctx, actorOf(auditor), 0)).toMatchObject({
+          id: 0,
+          text: DEFAULT_POLICY_TEXT,
         });
         expect((await rejection(getPolicyVersion(ctx, actorOf(auditor), 99))).status).toBe(404);
       });

@@ -28,7 +28,7 @@ import {
   type Topology,
 } from "@trellis/policy";
 import { parseAddr } from "@trellis/proto/ip";
-import { MAX_POLICY_BYTES, type ActivePolicy, type SaveOptions } from "../policy-store";
+import { DEFAULT_POLICY_TEXT, MAX_POLICY_BYTES, type ActivePolicy, type SaveOptions } from "../policy-store";
 import { autoApproveIn } from "../routes";
 import { actorNames } from "./audit";
 import type { AdminContext } from "./context";
@@ -132,7 +132,7 @@ async function versionInfos(
     createdBy: r.createdBy,
     createdByName: names.get(r.createdBy) ?? r.createdBy,
     bytes: Buffer.byteLength(r.text),
-    current: r.id === latest?.id,
+    current: r.id === (latest?.id ?? 0),
   });
 }
 
@@ -153,11 +153,26 @@ export async function listPolicyVersions(
     }),
     ctx.db.prisma.policyVersion.count(),
   ]);
-  const info = await versionInfos(ctx, rows.slice(0, q.limit));
-  return pageOf(rows, q.limit, total, (r) => [r.id], info);
+  // The built-in default is the oldest version, 0: it was in force before the first save.
+  const list: VersionRow[] = rows;
+  if (rows.length <= q.limit && (!after || after[0] > 0)) list.push(await defaultVersion(ctx));
+  const info = await versionInfos(ctx, list.slice(0, q.limit));
+  return pageOf(list, q.limit, total + 1, (r) => [r.id], info);
 }
 
-async function findVersion(ctx: AdminContext, id: number) {
+type VersionRow = { id: number; createdAt: Date; createdBy: string; text: string };
+
+/** Version 0: the policy a new tailnet starts with, dated when its first user was made. */
+async function defaultVersion(ctx: AdminContext): Promise<VersionRow> {
+  const first = await ctx.db.prisma.user.findFirst({
+    orderBy: { createdAt: "asc" },
+    select: { createdAt: true },
+  });
+  return { id: 0, createdAt: first?.createdAt ?? new Date(), createdBy: "system", text: DEFAULT_POLICY_TEXT };
+}
+
+async function findVersion(ctx: AdminContext, id: number): Promise<VersionRow> {
+  if (id === 0) return defaultVersion(ctx);
   const row =
     Number.isSafeInteger(id) && id > 0
       ? await ctx.db.prisma.policyVersion.findUnique({ where: { id } })

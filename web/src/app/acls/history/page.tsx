@@ -20,7 +20,8 @@ export default async function PolicyHistoryPage({ searchParams }: { searchParams
   const actor = await requirePageActor("policy:read", "/acls/history");
   const params = await searchParams;
   const cursor = firstParam(params.cursor) || undefined;
-  const diffId = Number(firstParam(params.diff));
+  const diffParam = firstParam(params.diff);
+  const diffId = diffParam ? Number(diffParam) : NaN;
   const ctx = getRuntime();
   const canWrite = actor.scopes.has("policy:write");
 
@@ -30,7 +31,7 @@ export default async function PolicyHistoryPage({ searchParams }: { searchParams
   ]);
   let compared: { id: number; createdAt: string; createdByName: string; text: string } | null = null;
   let compareError: string | null = null;
-  if (Number.isSafeInteger(diffId) && diffId > 0) {
+  if (Number.isSafeInteger(diffId) && diffId >= 0) {
     try {
       compared = await getPolicyVersion(ctx, actor, diffId);
     } catch (err) {
@@ -98,6 +99,7 @@ export default async function PolicyHistoryPage({ searchParams }: { searchParams
             cell: (v) => (
               <>
                 <span className="cell-title">v{v.id}</span>{" "}
+                {v.id === 0 ? <span className="badge">built-in default</span> : null}{" "}
                 {v.current ? <span className="badge badge-ok">current</span> : null}
               </>
             ),
@@ -110,7 +112,7 @@ export default async function PolicyHistoryPage({ searchParams }: { searchParams
               </span>
             ),
           },
-          { header: "Author", cell: (v) => v.createdByName },
+          { header: "Author", cell: (v) => (v.id === 0 ? "Trellis" : v.createdByName) },
           { header: "Size", num: true, cell: (v) => `${v.bytes.toLocaleString("en-US")} B` },
           {
             header: "Actions",
