@@ -139,6 +139,11 @@ async function save(
 
 // --- Admin functions --------------------------------------------------------------
 
+/** The tailnet's name: shown to everyone logged in, whatever their scopes (it says where they are). */
+export async function tailnetName(ctx: AdminContext): Promise<string> {
+  return (await readTailnet(ctx.db.prisma)).name;
+}
+
 export async function getTailnetSettings(ctx: AdminContext, actor: Actor): Promise<TailnetSettings> {
   requireScope(actor, "settings:read");
   return readTailnet(ctx.db.prisma);

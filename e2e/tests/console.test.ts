@@ -120,6 +120,9 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     // Setup logs the new admin in: no second typing of what was just typed.
     await admin.waitForURL(/\/machines/, { timeout: 15_000 });
     expect(await admin.getByTestId("whoami-role").innerText()).toMatch(/admin/i);
+    // Which tailnet this is, on every page.
+    const settings = await api(url, { cookie: await cookieOf(admin) }, "GET", "/api/v1/settings");
+    expect(await admin.getByTestId("tailnet-name").innerText()).toBe(settings.body.name);
     await admin.getByTestId("machines-empty").waitFor();
     // The tab has an icon (browsers ask for /favicon.ico whatever the page says).
     const icon = await fetch(url + "/favicon.ico");

@@ -9,6 +9,8 @@ import { SideNav, type NavItem } from "@/components/nav";
 import { SignOutButton } from "@/components/sign-out-button";
 import { ThemeSwitch } from "@/components/theme";
 import { ThemeScript } from "@/components/theme-script";
+import { tailnetName } from "@trellis/control/settings";
+import { getRuntime } from "@/lib/api";
 import { getPageActor } from "@/lib/session";
 import { BrowserNodeBadge, BrowserNodeProvider } from "@/node/provider";
 import "./globals.css";
@@ -76,6 +78,9 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
               <aside className="sidebar">
                 <div className="sidebar-head">
                   <Brand href="/machines" />
+                  <p className="tailnet-name" data-testid="tailnet-name">
+                    {await tailnetName(getRuntime())}
+                  </p>
                 </div>
                 <SideNav
                   items={SECTIONS.filter((s) => actor.scopes.has(s.scope)).map(({ href, label }) => ({

@@ -89,15 +89,28 @@ export function PathSummary({ m }: { m: MachineInfo }) {
   if (!m.online) return <span className="muted">—</span>;
   const direct = m.endpoints.length > 0;
   const relay = m.homeRegion !== null;
-  if (!direct && !relay) return <span className="muted">unknown</span>;
+  if (!direct && !relay)
+    return (
+      <span
+        className="muted"
+        data-testid="machine-path"
+        title="The machine is online but has not reported a home relay or any address peers could reach it at yet (it reports them a few seconds after it connects)."
+      >
+        not reported yet
+      </span>
+    );
   return (
     <span className="chips" data-testid="machine-path">
       {direct ? (
-        <span className="chip" title={m.endpoints.join("\n")}>
+        <span className="chip" title={`Addresses peers may reach it at directly:\n${m.endpoints.join("\n")}`}>
           direct ({m.endpoints.length})
         </span>
       ) : null}
-      {relay ? <span className="chip">relay {m.homeRegion}</span> : null}
+      {relay ? (
+        <span className="chip" title="Peers that cannot reach it directly go through this relay region">
+          relay {m.homeRegion}
+        </span>
+      ) : null}
     </span>
   );
 }
