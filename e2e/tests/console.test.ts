@@ -285,7 +285,20 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     await admin.goto(url + "/logs?action=machine.routes");
     await admin.getByTestId("audit-row").first().waitFor();
     expect(await admin.getByTestId("audit-row").count()).toBe(1);
+    // The target by name, its id on hover.
+    const target = admin.getByTestId("audit-target").first();
+    expect(await target.innerText()).toBe("edge-router");
+    expect(await target.getAttribute("title")).toMatch(/^node:/);
     await shot(admin, "logs");
+    // The filtered log as a file, for a spreadsheet or another tool.
+    const href = await admin.getByTestId("audit-export-csv").getAttribute("href");
+    const csv = await fetch(url + href, { headers: { cookie: await cookieOf(admin) } });
+    expect(csv.headers.get("content-type")).toMatch(/^text\/csv/);
+    const rows = (await csv.text()).trimEnd().split("\r\n");
+    expect(rows[0]).toBe("at,actor,actor_name,action,target,target_name,detail");
+    expect(rows).toHaveLength(2);
+    expect(rows[1]).toContain(",node.routes,");
+    expect(rows[1]).toContain(",edge-router,");
     for (const page of ["users", "dns", "settings"]) {
       await admin.goto(`${url}/${page}`);
       await admin.locator("main h1").first().waitFor();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { PROVIDERS, testDatabases } from "../testing/db";
-import { listAudit } from "./audit";
-import { updateMachine } from "./machines";
+import { csvField, exportAudit, listAudit } from "./audit";
+import { removeMachine, updateMachine } from "./machines";
 import { actorOf, adminContext, createNode, createUser, rejection } from "./testing";
 
 for (const { provider, skip } of PROVIDERS) {
@@ -95,6 +95,52 @@ for (const { provider, skip } of PROVIDERS) {
       const bad = await rejection(listAudit(ctx, actorOf(auditor), { since: "yesterday" }));
       expect(bad.status).toBe(400);
       expect(bad.issues?.[0]?.path).toBe("since");
+    });
+
+    it("names targets: users and machines by name, a removed machine by the name its entry recorded", async () => {
+      const { db, ctx, admin, auditor } = await world();
+      const kept = await createNode(db, "kept", { userId: admin.id });
+      const gone = await createNode(db, "gone-box", { userId: admin.id });
+      await updateMachine(ctx, actorOf(admin), kept.id, { name: "kept-renamed" });
+      await removeMachine(ctx, actorOf(admin), gone.id);
+      await db.prisma.auditEvent.create({
+        data: { actor: "system", action: "user.role", target: `user:${auditor.id}` },
+      });
+      const names = new Map(
+        (await listAudit(ctx, actorOf(auditor), {})).items.map((e) => [e.action, [e.target, e.targetName]]),
+      );
+      expect(names.get("node.rename")).toEqual([`node:${kept.id}`, "kept-renamed"]);
+      expect(names.get("node.remove")).toEqual([`node:${gone.id}`, "gone-box"]);
+      expect(names.get("user.role")).toEqual([`user:${auditor.id}`, "audit@example.com"]);
+    });
+
+    it("exports every matching entry as CSV or JSON, past one page, spreadsheet formulas defused", async () => {
+      const { db, ctx, admin, auditor } = await world();
+      await db.prisma.auditEvent.createMany({
+        data: Array.from({ length: 450 }, (_, i) => ({
+          at: new Date(Date.parse("2030-01-01T00:00:00Z") + i * 1000),
+          actor: `user:${admin.id}`,
+          action: i % 2 ? "node.rename" : "user.role",
+          target: "node:x",
+          detail: JSON.stringify({ note: i === 449 ? '=HYPERLINK("http://evil")' : `n${i}` }),
+        })),
+      });
+      const json = await exportAudit(ctx, actorOf(auditor), { action: "node." }, "json");
+      const entries = JSON.parse(json.body) as { action: string; actorName: string }[];
+      expect([json.count, json.truncated, entries.length]).toEqual([225, false, 225]);
+      expect(new Set(entries.map((e) => e.action))).toEqual(new Set(["node.rename"]));
+      expect(entries[0]!.actorName).toBe("root@example.com");
+      const csv = await exportAudit(ctx, actorOf(auditor), {}, "csv");
+      const lines = csv.body.trimEnd().split("\r\n");
+      expect(lines[0]).toBe("at,actor,actor_name,action,target,target_name,detail");
+      expect(lines).toHaveLength(451);
+      expect(lines[1]).toContain('"{""note"":""=HYPERLINK(\\""http://evil\\"")""}"');
+      expect(csvField("=1+1")).toBe("'=1+1");
+      expect(csvField("a,b")).toBe('"a,b"');
+      expect(csvField('say "hi"')).toBe('"say ""hi"""');
+      expect((await rejection(exportAudit(ctx, actorOf(admin, ["machines:read"]), {}, "csv"))).status).toBe(
+        403,
+      );
     });
 
     it("is for holders of logs:read only", async () => {

@@ -14,7 +14,7 @@ export {
 } from "./machines";
 export { listUsers, getUser, updateUser, removeUser } from "./users";
 export { createKey, listKeys, revokeKey } from "./keys";
-export { listAudit } from "./audit";
+export { listAudit, exportAudit, MAX_AUDIT_EXPORT } from "./audit";
 export { listConnections } from "./connections";
 export {
   getPolicy,

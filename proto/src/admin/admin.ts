@@ -379,6 +379,8 @@ export const AuditEventInfo = z.object({
   actorName: z.string(),
   action: z.string(),
   target: z.string(),
+  /** The user's email or machine's name (as recorded, once removed); else the target as stored. */
+  targetName: z.string(),
   detail: z.record(z.string(), z.unknown()),
 });
 export type AuditEventInfo = z.infer<typeof AuditEventInfo>;

@@ -126,13 +126,42 @@ async function AuditTab({ actor, params }: { actor: Actor; params: Params }) {
               </>
             ),
           },
-          { header: "Who", cell: (e) => e.actorName },
+          {
+            header: "Who",
+            cell: (e) => <span title={e.actor}>{e.actorName}</span>,
+          },
           { header: "Action", cell: (e) => <code>{actionLabel(e.action)}</code> },
-          { header: "Target", cell: (e) => <span className="mono small">{e.target}</span> },
+          {
+            header: "Target",
+            cell: (e) => (
+              <span title={e.target} data-testid="audit-target">
+                {e.targetName}
+              </span>
+            ),
+          },
           { header: "Details", style: { minWidth: "16rem" }, cell: (e) => <AuditDetail e={e} /> },
         ]}
       />
-      <Pager path="/logs" params={filters} cursor={cursor} page={page} noun="event" />
+      <div className="row" style={{ marginTop: "0.75rem" }}>
+        <Pager path="/logs" params={filters} cursor={cursor} page={page} noun="event" />
+        <span className="spacer" />
+        {(["csv", "json"] as const).map((format) => (
+          <a
+            key={format}
+            className="btn btn-secondary btn-sm"
+            data-testid={`audit-export-${format}`}
+            href={`/api/v1/audit/export?${new URLSearchParams({
+              format,
+              ...(filters.action ? { action: actionQuery(filters.action) } : {}),
+              ...(filters.actor ? { actor: filters.actor } : {}),
+              ...(since ? { since } : {}),
+            }).toString()}`}
+            download
+          >
+            Export {format.toUpperCase()}
+          </a>
+        ))}
+      </div>
     </>
   );
 }
