@@ -44,6 +44,7 @@ describe("admin answer schemas", () => {
       actorName: "A",
       action: "x",
       target: "y",
+      targetName: "Y",
       detail: { before: [1] },
     };
     expect(AuditEventInfo.parse(e)).toEqual(e);
