@@ -1,10 +1,10 @@
 import type { z } from "zod";
-import { zodIssues } from "@trellis/proto";
+import { plainError, zodIssues } from "@trellis/proto";
 import { ControlError } from "./errors";
 
 /** Parse `value` with `schema`, or throw a 400 listing every field problem. */
 export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
-  const parsed = schema.safeParse(value);
+  const parsed = schema.safeParse(value, { error: plainError });
   if (!parsed.success) {
     throw new ControlError(
       "invalid_request",
