@@ -59,6 +59,14 @@ export async function startBrowserTailnet(): Promise<BrowserTailnet> {
     });
     if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${JSON.stringify(setup.body)}`);
     const admin: Caller = { cookie: await login(url, "ada@example.com", PASSWORD) };
+    // Tagged keys need their tags declared, as in Tailscale; the tests' peers use these.
+    const start = await api(url, admin, "PUT", "/api/v1/policy", {
+      text: JSON.stringify({
+        tagOwners: { "tag:server": [], "tag:locked": [] },
+        acls: [{ action: "accept", src: ["*"], dst: ["*:*"] }],
+      }),
+    });
+    if (start.status !== 200) throw new Error(`policy: ${start.status} ${JSON.stringify(start.body)}`);
     const preAuthKey = async (tags: string[]) => {
       const res = await api(url, admin, "POST", "/api/v1/keys", { tags });
       if (res.status !== 201) throw new Error(`pre-auth key: ${res.status} ${JSON.stringify(res.body)}`);

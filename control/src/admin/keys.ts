@@ -6,6 +6,7 @@ import { actorRef } from "../audit";
 import { requireScope, type Actor } from "../auth/actor";
 import { createPreAuthKey, listPreAuthKeys, revokePreAuthKey } from "../preauth";
 import type { AdminContext } from "./context";
+import { checkTags } from "./machines";
 
 export async function createKey(
   ctx: AdminContext,
@@ -17,6 +18,12 @@ export async function createKey(
     const b = body as { tags?: unknown; userId?: unknown };
     const untagged = b.tags === undefined || (Array.isArray(b.tags) && b.tags.length === 0);
     if (untagged && b.userId === undefined) body = { ...b, userId: actor.userId };
+  }
+  // The rule the machine page applies to tags applies to the keys that hand them out
+  // (as Tailscale's API refuses a key with tags the policy does not permit).
+  const tags = (body as { tags?: unknown } | null)?.tags;
+  if (Array.isArray(tags) && tags.length > 0 && tags.every((t) => typeof t === "string")) {
+    await checkTags(ctx, actor, tags as string[]);
   }
   return createPreAuthKey(ctx.db, body, actorRef(actor));
 }

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { Database, Models } from "@trellis/db";
 import type { MachineInfo } from "@trellis/proto";
+import { createKey } from "./keys";
 import { PolicyStore } from "../policy-store";
 import { createPreAuthKey } from "../preauth";
 import { NODE_KEY_TTL_MS, registerNode } from "../register";
@@ -217,6 +218,21 @@ for (const { provider, skip } of PROVIDERS) {
           404,
         );
         expect((await db.prisma.node.findUniqueOrThrow({ where: { id: bobs.id } })).name).toBe("bobs");
+      });
+
+      it("holds pre-auth keys to the same tag rule as machines: only tags the policy defines", async () => {
+        const { db, ctx, admin } = await world();
+        await new PolicyStore(db).save(TAG_POLICY, `user:${admin.id}`, await ctx.topology());
+        const bad = await rejection(
+          createKey(ctx, actorOf(admin), { tags: ["tag:web", "tag:undeclared"], expiresInSeconds: 3600 }),
+        );
+        expect(bad.status).toBe(400);
+        expect(bad.issues).toEqual([
+          { path: "tags.1", message: "tag:undeclared is not defined in the policy's tagOwners" },
+        ]);
+        expect(await db.prisma.preAuthKey.count()).toBe(0);
+        const ok = await createKey(ctx, actorOf(admin), { tags: ["tag:web"], expiresInSeconds: 3600 });
+        expect(ok.info.tags).toEqual(["tag:web"]);
       });
 
       it("applies tags per tagOwners: tagging removes the owner and key expiry", async () => {

@@ -194,7 +194,7 @@ function ownsTag(
 }
 
 /** 400 for tags the policy does not define; 403 for tags a non-admin does not own. */
-async function checkTags(ctx: AdminContext, actor: Actor, tags: readonly string[]): Promise<void> {
+export async function checkTags(ctx: AdminContext, actor: Actor, tags: readonly string[]): Promise<void> {
   const active = await ctx.policies.current();
   const undefinedTags = tags
     .map((tag, i) => ({ tag, i }))

@@ -14,7 +14,7 @@ import {
 import { generateKeyPair, type KeyPair } from "@trellis/proto/keyfile";
 import { expect } from "vitest";
 import { localOperator } from "../auth/actor";
-import { createKey } from "../admin/keys";
+import { createPreAuthKey } from "../preauth";
 import { applyPolicy } from "../admin/policy";
 import { ControlError } from "../errors";
 import { NodeApi, type NodeApiOptions } from "../http/node-api";
@@ -43,9 +43,13 @@ export async function serveNodeApi(
   };
 }
 
-/** A pre-auth key made by the local operator (admin/keys.ts). */
+/**
+ * A pre-auth key as stored by the local operator, its tags not checked
+ * against the policy (tests of registration and maps need tagged nodes
+ * without writing tagOwners first; admin/keys.test.ts tests that check).
+ */
 export async function preAuthKey(rt: ControlRuntime, body: object): Promise<string> {
-  return (await createKey(rt, localOperator(), body)).key;
+  return (await createPreAuthKey(rt.db, body, "local")).key;
 }
 
 /** Save and apply a policy as the local operator; returns its version. */
