@@ -186,6 +186,25 @@ for (const { provider, skip } of PROVIDERS) {
       );
     });
 
+    it("OIDC: the first login before setup is a member without an admin group, never the admin", async () => {
+      const db = await dbs.open();
+      const s = { issuer: "https://idp.test", adminGroups: [], auditorGroups: [], allowedGroups: [] };
+      expect(await db.prisma.user.count({ where: { role: "admin" } })).toBe(0);
+      const id = await upsertOidcUser(db, s, {
+        sub: "first",
+        email: "first@example.com",
+        emailVerified: true,
+        groups: [],
+      });
+      expect((await db.prisma.user.findUniqueOrThrow({ where: { id } })).role).toBe("member");
+      // A configured admin group still makes admins.
+      const ops = await upsertOidcUser(
+        db,
+        { ...s, adminGroups: ["ops"] },
+        { sub: "ops", email: "ops@example.com", emailVerified: true, groups: ["ops"] },
+      );
+      expect((await db.prisma.user.findUniqueOrThrow({ where: { id: ops } })).role).toBe("admin");
+    });
     it("OIDC: first login creates the user, groups map roles, links only verified emails", async () => {
       const db = await dbs.open();
       const s = {

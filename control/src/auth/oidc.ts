@@ -71,9 +71,10 @@ export async function upsertOidcUser(
       }
     }
     if (!user) {
-      const admins = await tx.user.count({ where: { role: "admin" } });
-      // With no admin yet and no role mapping, the first OIDC user becomes the admin.
-      const role: Role = mapped ?? (admins === 0 ? "admin" : "member");
+      // Admin only through a configured admin group, never by being first:
+      // the first admin comes from the setup token (setup.ts), so whoever the
+      // provider lets in before setup is finished is a member.
+      const role: Role = mapped ?? "member";
       user = await tx.user.create({
         data: {
           email,
