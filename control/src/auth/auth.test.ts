@@ -205,7 +205,7 @@ for (const { provider, skip } of PROVIDERS) {
       );
       expect((await db.prisma.user.findUniqueOrThrow({ where: { id: ops } })).role).toBe("admin");
     });
-    it("OIDC: first login creates the user, groups map roles, links only verified emails", async () => {
+    it("OIDC: first login creates the user from a verified email, groups map roles", async () => {
       const db = await dbs.open();
       const s = {
         issuer: "https://idp.test",
@@ -216,6 +216,7 @@ for (const { provider, skip } of PROVIDERS) {
       const id = await upsertOidcUser(db, s, {
         sub: "1",
         email: "dee@example.com",
+        emailVerified: true,
         name: "Dee",
         groups: ["sec"],
       });
@@ -243,18 +244,38 @@ for (const { provider, skip } of PROVIDERS) {
         published.push(e),
       );
       expect(published).toHaveLength(1);
-      // A local account is linked only on a verified email.
-      await user(db, "eve@example.com", "member", "a long password!");
-      await rejects(upsertOidcUser(db, s, { sub: "2", email: "eve@example.com", emailVerified: false }), 409);
-      const eve = await upsertOidcUser(db, s, { sub: "2", email: "eve@example.com", emailVerified: true });
-      expect((await db.prisma.user.findUniqueOrThrow({ where: { id: eve } })).oidcSubject).toBe(
-        "https://idp.test#2",
-      );
       await rejects(
-        upsertOidcUser(db, { ...s, allowedGroups: ["staff"] }, { sub: "3", email: "f@x.com" }),
+        upsertOidcUser(
+          db,
+          { ...s, allowedGroups: ["staff"] },
+          { sub: "3", email: "f@x.com", emailVerified: true },
+        ),
         403,
       );
       await rejects(upsertOidcUser(db, s, { sub: "4", email: null }), 403);
+    });
+    it("OIDC: no account from an unverified email, and no silent takeover of an existing account", async () => {
+      const db = await dbs.open();
+      const s = { issuer: "https://idp.test", adminGroups: [], auditorGroups: [], allowedGroups: [] };
+      // Unverified (false or absent): nothing is created.
+      await rejects(
+        upsertOidcUser(db, s, { sub: "u1", email: "gil@example.com", emailVerified: false }),
+        403,
+        "email_unverified",
+      );
+      await rejects(upsertOidcUser(db, s, { sub: "u2", email: "gil@example.com" }), 403, "email_unverified");
+      expect(await db.prisma.user.count()).toBe(0);
+      // A verified email matching the setup admin's (or any local account) does not log in as it.
+      const root = await user(db, "root@example.com", "admin", "a long password!");
+      await rejects(
+        upsertOidcUser(db, s, { sub: "r", email: "Root@Example.com", emailVerified: true, groups: [] }),
+        409,
+        "account_exists",
+      );
+      const after = await db.prisma.user.findUniqueOrThrow({ where: { id: root.id } });
+      expect(after.oidcSubject).toBeNull();
+      expect(after.role).toBe("admin");
+      expect(await db.prisma.user.count()).toBe(1);
     });
   });
 }
