@@ -81,6 +81,29 @@ describe("login rate limiter", () => {
   });
 });
 
+describe("login rate limiter under pressure", () => {
+  it("a flood of fresh names does not evict the counter of the account being guessed", () => {
+    const rl = new LoginRateLimiter({ windowMs: 60_000, maxPerAccount: 3, maxPerAddress: 1000, maxKeys: 50 });
+    for (let i = 0; i < 3; i++) rl.recordFailure("victim@x", "6.6.6.6", i);
+    expect(rl.retryAfterMs("victim@x", "7.7.7.7", 10)).toBeGreaterThan(0);
+    for (let i = 0; i < 500; i++) rl.recordFailure(`flood${i}@x`, `10.1.${i >> 8}.${i & 255}`, 20);
+    expect((rl as unknown as { failures: Map<string, unknown> }).failures.size).toBeLessThanOrEqual(50);
+    expect(rl.retryAfterMs("victim@x", "7.7.7.7", 30)).toBeGreaterThan(0);
+  });
+
+  it("begin counts the attempt at once, and a success gives the address its attempt back", () => {
+    const rl = new LoginRateLimiter({ windowMs: 60_000, maxPerAccount: 2, maxPerAddress: 2, maxKeys: 100 });
+    expect(rl.begin("a@x", "1.1.1.1", 1)).toBe(0);
+    expect(rl.begin("a@x", "1.1.1.1", 2)).toBe(0);
+    expect(rl.begin("a@x", "1.1.1.1", 3)).toBeGreaterThan(0);
+    const rl2 = new LoginRateLimiter({ windowMs: 60_000, maxPerAccount: 5, maxPerAddress: 2, maxKeys: 100 });
+    for (let t = 1; t <= 5; t++) {
+      expect(rl2.begin("ok@x", "2.2.2.2", t)).toBe(0);
+      rl2.recordSuccess("ok@x", "2.2.2.2", t);
+    }
+  });
+});
+
 for (const { provider, skip } of PROVIDERS) {
   describe.skipIf(skip)(`auth on ${provider}`, () => {
     const dbs = testDatabases(provider);
@@ -118,6 +141,26 @@ for (const { provider, skip } of PROVIDERS) {
       );
     });
 
+    it("parallel guesses are limited like sequential ones: only the allowance reaches the password check", async () => {
+      const db = await dbs.open();
+      await user(db, "par@example.com", "member", "correct horse battery");
+      const rl = new LoginRateLimiter({
+        windowMs: 60_000,
+        maxPerAccount: 3,
+        maxPerAddress: 100,
+        maxKeys: 100,
+      });
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) =>
+          verifyLogin(db, rl, "par@example.com", `guess number ${i}`, "3.3.3.3"),
+        ),
+      );
+      const statuses = results.map((r) =>
+        r.status === "rejected" && ControlError.is(r.reason) ? r.reason.status : 0,
+      );
+      expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(5);
+    });
     it("sessions: valid until deleted or expired, and always carry the user's current role", async () => {
       const db = await dbs.open();
       const u = await user(db, "cat@example.com", "member");
