@@ -7,6 +7,7 @@ import next from "next";
 import { parseCookie } from "cookie";
 import { ConfigError, ControlRuntime, installRuntime, loadConfig, NodeApi } from "@trellis/control";
 import { loadOrCreateAuthSecret, pruneSessions } from "@trellis/control/auth";
+import { clientAddress } from "@trellis/control/http";
 import { createLogger } from "@trellis/log";
 import { loadOrCreateKeyFile } from "@trellis/proto/keyfile";
 import { Relay } from "@trellis/relay";
@@ -62,8 +63,13 @@ async function main(): Promise<void> {
       void nodeApi.serve(req, res);
       return;
     }
-    // The login rate limiter keys on the client address; never trust a client-sent value.
-    req.headers["x-trellis-remote-addr"] = req.socket.remoteAddress ?? "unknown";
+    // The login rate limiter keys on the client address; never trust a
+    // client-sent value (X-Forwarded-For only from TRELLIS_TRUSTED_PROXIES).
+    req.headers["x-trellis-remote-addr"] = clientAddress(
+      req.socket.remoteAddress,
+      req.headers["x-forwarded-for"],
+      config.trustedProxies,
+    );
     handle(req, res).catch((err: unknown) => {
       log.error({ err, url: req.url }, "request handler failed");
       if (!res.headersSent) res.writeHead(500).end();

@@ -18,7 +18,16 @@ describe("loadConfig", () => {
       dnsDomain: "trellis.internal",
       authSecret: null,
       oidc: null,
+      trustedProxies: [],
     });
+  });
+
+  it("reads TRELLIS_TRUSTED_PROXIES as addresses and prefixes, and names a bad entry", () => {
+    const c = loadConfig({ TRELLIS_TRUSTED_PROXIES: "127.0.0.1, 10.0.0.0/8,fd00::/8" });
+    expect(c.trustedProxies.map((p) => p.bits)).toEqual([32, 8, 8]);
+    expect(() => loadConfig({ TRELLIS_TRUSTED_PROXIES: "10.0.0.0/8,proxy.lan" })).toThrow(
+      /TRELLIS_TRUSTED_PROXIES: "proxy.lan"/,
+    );
   });
 
   it("honours PORT, TRELLIS_DATA_DIR, DATABASE_URL and TRELLIS_PUBLIC_URL", () => {

@@ -1,6 +1,8 @@
 import { resolve } from "node:path";
 import { z } from "zod";
 import { RelayMap } from "@trellis/proto";
+import type { Prefix } from "@trellis/proto/ip";
+import { parseTrustedProxies } from "./http/client-address";
 
 /** Configuration that cannot be used as given; the message names the variable. */
 export class ConfigError extends Error {
@@ -36,6 +38,11 @@ export interface ServerConfig {
   /** Secret for session cookies; null: generated once into the data directory (auth.secret). Replicas must share it. */
   authSecret: string | null;
   oidc: OidcConfig | null;
+  /**
+   * Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR
+   * prefixes); empty: the client is the socket's peer.
+   */
+  trustedProxies: Prefix[];
 }
 
 const Env = z.object({
@@ -87,6 +94,7 @@ const Env = z.object({
   TRELLIS_OIDC_ADMIN_GROUPS: z.string().default(""),
   TRELLIS_OIDC_AUDITOR_GROUPS: z.string().default(""),
   TRELLIS_OIDC_ALLOWED_GROUPS: z.string().default(""),
+  TRELLIS_TRUSTED_PROXIES: z.string().default(""),
 });
 
 /** OpenID Connect login, configured when issuer, client id and secret are all set. */
@@ -143,6 +151,14 @@ function parseMeshWith(raw: string): string[] {
   return urls;
 }
 
+function trustedProxies(raw: string): Prefix[] {
+  const { prefixes, bad } = parseTrustedProxies(list(raw));
+  if (bad !== undefined) {
+    throw new ConfigError(`TRELLIS_TRUSTED_PROXIES: "${bad}" is not an IP address or CIDR prefix`);
+  }
+  return prefixes;
+}
+
 function parseOidc(e: z.infer<typeof Env>): OidcConfig | null {
   const set = [e.TRELLIS_OIDC_ISSUER, e.TRELLIS_OIDC_CLIENT_ID, e.TRELLIS_OIDC_CLIENT_SECRET];
   if (set.every((v) => v === undefined)) return null;
@@ -193,5 +209,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     dnsDomain: e.TRELLIS_DNS_DOMAIN,
     authSecret: e.TRELLIS_AUTH_SECRET ?? null,
     oidc: parseOidc(e),
+    trustedProxies: trustedProxies(e.TRELLIS_TRUSTED_PROXIES),
   };
 }
