@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Database } from "@trellis/db";
 import { ControlError } from "../errors";
 import type { ControlEvent } from "../events";
@@ -11,6 +11,19 @@ import { upsertOidcUser } from "./oidc";
 import { LoginRateLimiter } from "./ratelimit";
 import { createSession, deleteSession, sessionActor } from "./sessions";
 import { createApiToken, revokeApiToken, tokenActor } from "./tokens";
+
+// Counts scrypt runs, to prove refusals come before the KDF.
+const kdf = vi.hoisted(() => ({ runs: 0 }));
+vi.mock("../password", async (importOriginal) => {
+  const real = await importOriginal<typeof import("../password")>();
+  return {
+    ...real,
+    hashPassword: (password: string) => {
+      kdf.runs += 1;
+      return real.hashPassword(password);
+    },
+  };
+});
 
 async function user(db: Database, email: string, role: string, password?: string) {
   return db.prisma.user.create({
@@ -178,6 +191,20 @@ for (const { provider, skip } of PROVIDERS) {
       expect((await db.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).lastLoginAt).not.toBeNull();
     });
 
+    it("invitations: a wrong, expired or used link is refused without running scrypt", async () => {
+      const db = await dbs.open();
+      const admin = sessionOf(await user(db, "root@example.com", "admin"));
+      const { token } = await createInvitation({ db }, admin, { email: "inv@example.com" });
+      const form = (t: string) => ({ token: t, name: "Inv", password: "a long password 1" });
+      const before = kdf.runs;
+      await rejects(acceptInvitation(db, form("x".repeat(32))), 403, "bad_invitation");
+      await rejects(acceptInvitation(db, form(token), new Date(Date.now() + 73 * 3_600_000)), 403);
+      expect(kdf.runs).toBe(before);
+      await acceptInvitation(db, form(token));
+      const after = kdf.runs;
+      await rejects(acceptInvitation(db, form(token)), 403, "bad_invitation");
+      expect(kdf.runs).toBe(after);
+    });
     it("API tokens: shown once, hashed at rest, scoped, revocable, expiring", async () => {
       const db = await dbs.open();
       const admin = sessionOf(await user(db, "root@example.com", "admin"));
