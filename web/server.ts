@@ -48,7 +48,7 @@ async function main(): Promise<void> {
       const header = req.headers.cookie;
       if (!header) return Promise.resolve(null);
       const jar = parseCookie(header);
-      return actorFromSessionCookie((name) => jar[name], control.db);
+      return actorFromSessionCookie((name) => jar[name], control.db, config.publicUrl);
     },
   });
 
