@@ -24,7 +24,7 @@ import { publicDatabaseError } from "./db-errors";
 import { startMapStream, type MapSink, type MapStreamDeps, type MapStreamOptions } from "./map-stream";
 import { NetmapService, type MapConfig } from "./netmap-service";
 import { SharedReplayGuard } from "./replay";
-import { NodeAuthenticator, type SignedRequest } from "./node-auth";
+import { NodeAuthenticator, type ReplayPool, type SignedRequest, type VerifiedRequest } from "./node-auth";
 import { admittedNodeKeys } from "./nodes";
 import { PolicyStore } from "./policy-store";
 import { Presence, type PresenceOptions } from "./presence";
@@ -317,18 +317,22 @@ export class ControlRuntime {
     return this.defaultRelayMap;
   }
 
-  /** The node key a request's signature proves; 401 when it does not, or when any replica took it before. */
-  private async verify(req: SignedRequest): Promise<string> {
-    const checked = this.auth.check(req);
+  /** Refuse a replay of a checked request, in this process and (on PostgreSQL) on any replica. */
+  private async claim(checked: VerifiedRequest, pool: ReplayPool): Promise<void> {
+    this.auth.remember(checked, pool);
     await this.replayGuard?.claim(checked);
-    return checked.nodeKey;
   }
 
-  /** The node a signed request comes from; 401 unless it is registered and its key unexpired. */
+  /**
+   * The node a signed request comes from; 401 unless it is registered and its
+   * key unexpired. The node is looked up before the request's MAC is
+   * remembered: a key someone made up costs no replay-cache entry.
+   */
   private async authenticate(req: SignedRequest): Promise<Models.Node> {
-    const nodeKey = await this.verify(req);
-    const node = await this.db.prisma.node.findUnique({ where: { nodeKey } });
+    const checked = this.auth.checkSignature(req);
+    const node = await this.db.prisma.node.findUnique({ where: { nodeKey: checked.nodeKey } });
     if (!node) throw new ControlError("unknown_node", 401, "this node key is not registered; register first");
+    await this.claim(checked, "node");
     if (node.expiresAt !== null && node.expiresAt <= new Date()) {
       throw new ControlError(
         "node_key_expired",
@@ -346,8 +350,26 @@ export class ControlRuntime {
    * riding along (a browser tab joining) — make the key that user's machine.
    */
   async register(req: SignedRequest, session: Actor | null = null): Promise<RegisterResponse> {
-    const nodeKey = await this.verify(req);
+    const checked = this.auth.checkSignature(req);
+    const nodeKey = checked.nodeKey;
     const body = parseJson(req.body);
+    // A key not registered yet is remembered apart (node-auth.ts: it can
+    // crowd out only other new registrations), and only when the request
+    // carries something that could register it: a pre-auth key, a session or
+    // a rotation proof.
+    const known = await this.db.prisma.node.findUnique({ where: { nodeKey }, select: { id: true } });
+    if (
+      !known &&
+      !session &&
+      !(typeof body === "object" && body !== null && ("preAuthKey" in body || "rotateFrom" in body))
+    ) {
+      throw new ControlError(
+        "invalid_preauth_key",
+        401,
+        "a pre-auth key is needed to register a new or expired node key",
+      );
+    }
+    await this.claim(checked, known ? "node" : "new");
     // A pre-auth key decides on its own; only a session registration needs the right to add machines.
     const withKey = typeof body === "object" && body !== null && "preAuthKey" in body;
     let sessionUser: { userId: string } | undefined;
