@@ -10,7 +10,7 @@ import { verifyLogin } from "./login";
 import { upsertOidcUser } from "./oidc";
 import { LoginRateLimiter } from "./ratelimit";
 import { createSession, deleteSession, sessionActor } from "./sessions";
-import { createApiToken, revokeApiToken, tokenActor } from "./tokens";
+import { createApiToken, listApiTokens, revokeApiToken, tokenActor } from "./tokens";
 
 // Counts scrypt runs, to prove refusals come before the KDF.
 const kdf = vi.hoisted(() => ({ runs: 0 }));
@@ -221,7 +221,9 @@ for (const { provider, skip } of PROVIDERS) {
       await rejects(tokenActor(db, token.slice(0, -1) + (token.endsWith("A") ? "B" : "A")), 401, "bad_token");
       await rejects(tokenActor(db, "garbage"), 401, "bad_token");
       await rejects(tokenActor(db, token, new Date(Date.now() + 91 * 86_400_000)), 401);
-      // A token cannot mint tokens, and a role cannot grant beyond itself.
+      // A token cannot list or mint tokens, and a role cannot grant beyond itself.
+      await rejects(listApiTokens({ db }, actor), 403);
+      expect((await listApiTokens({ db }, admin)).map((t) => t.id)).toEqual([info.id]);
       await rejects(createApiToken({ db }, actor, { scopes: ["machines:read"] }), 403);
       const member = sessionOf(await user(db, "m@example.com", "member"));
       await rejects(createApiToken({ db }, member, { scopes: ["policy:write"] }), 403);
