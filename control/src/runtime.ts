@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { migrate, openDatabase, type Database, type Models } from "@trellis/db";
+import { migrate, openDatabase, parseDatabaseUrl, type Database, type Models } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import {
   LogoutRequest,
@@ -21,6 +21,7 @@ import { attrsOnlyIds, EventBus } from "./events";
 import { PgEventBridge, type BridgeOptions } from "./pg-bridge";
 import { recordChange } from "./outbox";
 import { publicDatabaseError } from "./db-errors";
+import { preparePrivateDir, restrictDatabaseFiles } from "./data-dir";
 import { startMapStream, type MapSink, type MapStreamDeps, type MapStreamOptions } from "./map-stream";
 import { NetmapService, type MapConfig } from "./netmap-service";
 import { SharedReplayGuard } from "./replay";
@@ -135,8 +136,12 @@ export class ControlRuntime {
 
   /** Apply pending migrations, then connect. */
   static async open(config: ServerConfig, log: Logger, opts: RuntimeOptions = {}): Promise<ControlRuntime> {
+    // Before anything is written into it: keys, auth.secret, the database.
+    preparePrivateDir(config.dataDir, log);
+    const target = parseDatabaseUrl(config.databaseUrl);
     const { applied } = await migrate(config.databaseUrl);
     if (applied.length) log.info({ applied }, "applied database migrations");
+    if (target.file) restrictDatabaseFiles(target.file);
     const controlKey = opts.controlKey ?? loadOrCreateKeyFile(join(config.dataDir, "control.key"));
     const db = await openDatabase(config.databaseUrl);
     const rt = new ControlRuntime(config, db, log, controlKey, opts);
