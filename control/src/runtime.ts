@@ -75,6 +75,9 @@ export const VERSION = "0.1.0";
  * built on it. The web server creates one at start and route handlers reach it
  * through {@link getRuntime}, so Next.js never bundles database drivers.
  */
+/** What an anonymous health check learns of a database error (the log has the error). */
+const UNAVAILABLE = "the database is unavailable; the server's log has the details";
+
 export class ControlRuntime {
   private readonly startedAt = Date.now();
   private relay: RelayStatusSource | null = null;
@@ -235,10 +238,13 @@ export class ControlRuntime {
   }
 
   /**
-   * `GET /api/health`, answered to anyone: database errors are told without
-   * connection details (db-errors.ts); the log has them whole.
+   * Health of this process. `GET /api/health` asks without `detail`, for
+   * anyone: a database error is then only "unavailable". With `detail` (the
+   * server's own callers and tests) it is the database's message without
+   * connection details (db-errors.ts). The log has the errors whole.
    */
-  async health(): Promise<HealthResponse> {
+  async health(opts: { detail?: boolean } = {}): Promise<HealthResponse> {
+    const detail = opts.detail ?? true;
     let database: HealthResponse["database"];
     try {
       const latency = await this.db.ping();
@@ -249,11 +255,17 @@ export class ControlRuntime {
       };
     } catch (err) {
       this.log.error({ err }, "database health check failed");
-      database = { provider: this.db.target.provider, status: "error", error: publicDatabaseError(err) };
+      database = {
+        provider: this.db.target.provider,
+        status: "error",
+        error: detail ? publicDatabaseError(err) : UNAVAILABLE,
+      };
     }
     // On PostgreSQL: is this replica hearing the others, and how far has it applied their changes?
     const events = this.bridge?.health();
-    if (events) database.events = events;
+    if (events) {
+      database.events = !detail && events.error !== undefined ? { ...events, error: UNAVAILABLE } : events;
+    }
     const eventsOk = !events || (events.listening && events.error === undefined);
     const relay: HealthResponse["relay"] = this.relay
       ? this.relay.health()
