@@ -36,6 +36,7 @@ async function main(): Promise<void> {
         stunPort: config.stunPort,
         meshKey: config.relayMeshKey,
         meshWith: config.relayMeshWith,
+        meshInsecure: config.relayMeshInsecure,
         verifyClient: config.relayVerifyClients ? (keys) => control.admitsNodeKeys(keys) : undefined,
         metricsPath: "/metrics",
         processMetrics: true,
