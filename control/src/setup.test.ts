@@ -5,12 +5,13 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { migrate, openDatabase, type Database } from "@trellis/db";
 import { ControlError } from "./errors";
 import { verifyPassword } from "./password";
+import type * as PasswordModule from "./password";
 import { completeSetup, isSetupComplete, issueSetupToken } from "./setup";
 
 // Counts scrypt runs, to prove refusals come before the KDF.
 const kdf = vi.hoisted(() => ({ runs: 0 }));
 vi.mock("./password", async (importOriginal) => {
-  const real = await importOriginal<typeof import("./password")>();
+  const real = await importOriginal<typeof PasswordModule>();
   return {
     ...real,
     hashPassword: (password: string) => {

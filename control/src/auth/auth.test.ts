@@ -3,6 +3,7 @@ import type { Database } from "@trellis/db";
 import { ControlError } from "../errors";
 import type { ControlEvent } from "../events";
 import { hashPassword } from "../password";
+import type * as PasswordModule from "../password";
 import { PROVIDERS, testDatabases } from "../testing/db";
 import { requireScope, scopesFor, type Actor } from "./actor";
 import { acceptInvitation, createInvitation, peekInvitation } from "./invitations";
@@ -15,7 +16,7 @@ import { createApiToken, listApiTokens, revokeApiToken, tokenActor } from "./tok
 // Counts scrypt runs, to prove refusals come before the KDF.
 const kdf = vi.hoisted(() => ({ runs: 0 }));
 vi.mock("../password", async (importOriginal) => {
-  const real = await importOriginal<typeof import("../password")>();
+  const real = await importOriginal<typeof PasswordModule>();
   return {
     ...real,
     hashPassword: (password: string) => {
