@@ -46,7 +46,7 @@ export async function readJson(req: Request, limit = 64 * 1024): Promise<unknown
 export async function withBoundedBody<R extends Request>(
   req: R,
   limit: number,
-  make: (input: string, init: RequestInit) => R,
+  make: (input: string, init: BoundedInit) => R,
 ): Promise<R> {
   if (req.method === "GET" || req.method === "HEAD") return req;
   const bytes = await readBody(req.body, limit, req.headers.get("content-length"));
@@ -54,6 +54,14 @@ export async function withBoundedBody<R extends Request>(
   headers.delete("content-length");
   headers.delete("transfer-encoding");
   return make(req.url, { method: req.method, headers, body: bytes as BodyInit, signal: req.signal });
+}
+
+/** What {@link withBoundedBody} builds its request from. */
+export interface BoundedInit {
+  method: string;
+  headers: Headers;
+  body: BodyInit;
+  signal: AbortSignal;
 }
 
 /** A JSON response that no cache keeps. */

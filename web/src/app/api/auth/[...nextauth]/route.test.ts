@@ -34,7 +34,7 @@ describe("POST /api/auth/* (unauthenticated)", () => {
       headers: { "content-type": "application/x-www-form-urlencoded" },
       body: body.stream,
       duplex: "half",
-    } as RequestInit & { duplex: "half" });
+    } as ConstructorParameters<typeof NextRequest>[1]);
     const res = await POST(req, { params: Promise.resolve({ nextauth: ["callback", "credentials"] }) }).catch(
       (err: unknown) => err,
     );
