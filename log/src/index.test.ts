@@ -44,5 +44,9 @@ describe("log redaction", () => {
     const dirty = { a: { token: "x" } };
     expect(redactSecrets(dirty)).toEqual({ a: { token: "[redacted]" } });
     expect(dirty.a.token).toBe("x");
+    // Nothing deeper than eight levels is written unchecked.
+    let deep: Record<string, unknown> = { password: "SECRET" };
+    for (let i = 0; i < 12; i++) deep = { inner: deep };
+    expect(JSON.stringify(redactSecrets(deep))).not.toContain("SECRET");
   });
 });

@@ -40,13 +40,15 @@ function isPlain(v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * `value` with every secret key's value replaced, at any depth (pino's own
+ * `value` with every secret key's value replaced at any depth (pino's own
  * redaction paths reach one level, and a secret nested in a request body or
  * a config object would otherwise be written out). Copies only what it
- * changes; Errors and other class instances are left to their serializers.
+ * changes; objects nested deeper than eight levels are cut off; Errors and
+ * other class instances are left to their serializers.
  */
 export function redactSecrets<T>(value: T, depth = 0): T {
-  if (depth > MAX_DEPTH) return value;
+  // Deeper than anything Trellis logs: cut off rather than written unchecked.
+  if (depth > MAX_DEPTH) return (typeof value === "object" && value !== null ? "[truncated]" : value) as T;
   if (Array.isArray(value)) {
     let out: unknown[] | null = null;
     value.forEach((item, i) => {
@@ -70,7 +72,7 @@ export function redactSecrets<T>(value: T, depth = 0): T {
 /**
  * The one logger of Trellis: structured JSON lines on stderr, quiet by default
  * (`warn`). `TRELLIS_LOG_LEVEL` raises or lowers it. Secrets are redacted by
- * key name wherever they appear in a logged object, at any depth.
+ * key name wherever they appear in a logged object, nested objects included.
  */
 export function createLogger(
   component: string,
