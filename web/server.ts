@@ -7,6 +7,7 @@ import next from "next";
 import { parseCookie } from "cookie";
 import { ConfigError, ControlRuntime, installRuntime, loadConfig, NodeApi } from "@trellis/control";
 import { loadOrCreateAuthSecret, pruneSessions } from "@trellis/control/auth";
+import { clientAddress } from "@trellis/control/http";
 import { createLogger } from "@trellis/log";
 import { loadOrCreateKeyFile } from "@trellis/proto/keyfile";
 import { Relay } from "@trellis/relay";
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
         stunPort: config.stunPort,
         meshKey: config.relayMeshKey,
         meshWith: config.relayMeshWith,
+        meshInsecure: config.relayMeshInsecure,
         verifyClient: config.relayVerifyClients ? (keys) => control.admitsNodeKeys(keys) : undefined,
         metricsPath: "/metrics",
         processMetrics: true,
@@ -47,7 +49,7 @@ async function main(): Promise<void> {
       const header = req.headers.cookie;
       if (!header) return Promise.resolve(null);
       const jar = parseCookie(header);
-      return actorFromSessionCookie((name) => jar[name], control.db);
+      return actorFromSessionCookie((name) => jar[name], control.db, config.publicUrl);
     },
   });
 
@@ -62,8 +64,13 @@ async function main(): Promise<void> {
       void nodeApi.serve(req, res);
       return;
     }
-    // The login rate limiter keys on the client address; never trust a client-sent value.
-    req.headers["x-trellis-remote-addr"] = req.socket.remoteAddress ?? "unknown";
+    // The login rate limiter keys on the client address; never trust a
+    // client-sent value (X-Forwarded-For only from TRELLIS_TRUSTED_PROXIES).
+    req.headers["x-trellis-remote-addr"] = clientAddress(
+      req.socket.remoteAddress,
+      req.headers["x-forwarded-for"],
+      config.trustedProxies,
+    );
     handle(req, res).catch((err: unknown) => {
       log.error({ err, url: req.url }, "request handler failed");
       if (!res.headersSent) res.writeHead(500).end();

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "./config";
 
+const pin = `relaykey:${"cd".repeat(32)}`;
+
 describe("loadConfig", () => {
   it("defaults to port 8080, ./data and SQLite inside it, relay embedded", () => {
     expect(loadConfig({}, "/srv/trellis")).toEqual({
@@ -14,11 +16,21 @@ describe("loadConfig", () => {
       relayVerifyClients: true,
       relayMeshKey: undefined,
       relayMeshWith: [],
+      relayMeshInsecure: false,
       relayMap: null,
       dnsDomain: "trellis.internal",
       authSecret: null,
       oidc: null,
+      trustedProxies: [],
     });
+  });
+
+  it("reads TRELLIS_TRUSTED_PROXIES as addresses and prefixes, and names a bad entry", () => {
+    const c = loadConfig({ TRELLIS_TRUSTED_PROXIES: "127.0.0.1, 10.0.0.0/8,fd00::/8" });
+    expect(c.trustedProxies.map((p) => p.bits)).toEqual([32, 8, 8]);
+    expect(() => loadConfig({ TRELLIS_TRUSTED_PROXIES: "10.0.0.0/8,proxy.lan" })).toThrow(
+      /TRELLIS_TRUSTED_PROXIES: "proxy.lan"/,
+    );
   });
 
   it("honours PORT, TRELLIS_DATA_DIR, DATABASE_URL and TRELLIS_PUBLIC_URL", () => {
@@ -44,11 +56,26 @@ describe("loadConfig", () => {
       TRELLIS_STUN_PORT: "off",
       TRELLIS_RELAY_VERIFY_CLIENTS: "false",
       TRELLIS_RELAY_MESH_KEY: "ab".repeat(32),
-      TRELLIS_RELAY_MESH_WITH: "wss://r2.example.com/derp, ws://10.0.0.3:8080/derp",
+      TRELLIS_RELAY_MESH_WITH: `wss://r2.example.com/derp#${pin}, ws://10.0.0.3:8080/derp#${pin}`,
+      TRELLIS_RELAY_MESH_INSECURE: "true",
     });
     expect(c.stunPort).toBeNull();
     expect(c.relayVerifyClients).toBe(false);
-    expect(c.relayMeshWith).toEqual(["wss://r2.example.com/derp", "ws://10.0.0.3:8080/derp"]);
+    expect(c.relayMeshWith).toEqual([`wss://r2.example.com/derp#${pin}`, `ws://10.0.0.3:8080/derp#${pin}`]);
+    expect(c.relayMeshInsecure).toBe(true);
+  });
+
+  it("requires each mesh peer's relay key pinned, and wss:// unless TRELLIS_RELAY_MESH_INSECURE", () => {
+    const env = { TRELLIS_RELAY_MESH_KEY: "ab".repeat(32) };
+    expect(() => loadConfig({ ...env, TRELLIS_RELAY_MESH_WITH: "wss://r2.example.com/derp" })).toThrow(
+      /relaykey:<64 hex digits>/,
+    );
+    expect(() => loadConfig({ ...env, TRELLIS_RELAY_MESH_WITH: `ws://10.0.0.3:8080/derp#${pin}` })).toThrow(
+      /must use wss:\/\//,
+    );
+    expect(
+      loadConfig({ ...env, TRELLIS_RELAY_MESH_WITH: `wss://r2.example.com/derp#${pin}` }).relayMeshWith,
+    ).toHaveLength(1);
   });
 
   it("reads a relay map from TRELLIS_RELAY_MAP", () => {

@@ -1,6 +1,8 @@
 import { resolve } from "node:path";
 import { z } from "zod";
 import { RelayMap } from "@trellis/proto";
+import type { Prefix } from "@trellis/proto/ip";
+import { parseTrustedProxies } from "./http/client-address";
 
 /** Configuration that cannot be used as given; the message names the variable. */
 export class ConfigError extends Error {
@@ -27,8 +29,10 @@ export interface ServerConfig {
   relayVerifyClients: boolean;
   /** Shared secret of this relay's mesh (64 hex digits), if it meshes. */
   relayMeshKey: string | undefined;
-  /** ws(s):// URLs of the other relays of the mesh. */
+  /** The other relays of the mesh: `wss://…/derp#relaykey:<hex>`, each pinned to its relay key. */
   relayMeshWith: string[];
+  /** Allow ws:// mesh peers (a private network); wss:// is required otherwise. */
+  relayMeshInsecure: boolean;
   /** Relay map published to nodes; null: one region built from publicUrl (see relay-map.ts). */
   relayMap: RelayMap | null;
   /** MagicDNS suffix of node names. */
@@ -36,6 +40,11 @@ export interface ServerConfig {
   /** Secret for session cookies; null: generated once into the data directory (auth.secret). Replicas must share it. */
   authSecret: string | null;
   oidc: OidcConfig | null;
+  /**
+   * Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR
+   * prefixes); empty: the client is the socket's peer.
+   */
+  trustedProxies: Prefix[];
 }
 
 const Env = z.object({
@@ -66,6 +75,7 @@ const Env = z.object({
     .regex(/^[0-9a-f]{64}$/, "TRELLIS_RELAY_MESH_KEY must be 64 lowercase hex digits")
     .optional(),
   TRELLIS_RELAY_MESH_WITH: z.string().default(""),
+  TRELLIS_RELAY_MESH_INSECURE: z.enum(["true", "false", "1", "0"]).default("false"),
   TRELLIS_RELAY_MAP: z
     .string()
     .max(256 * 1024)
@@ -87,6 +97,7 @@ const Env = z.object({
   TRELLIS_OIDC_ADMIN_GROUPS: z.string().default(""),
   TRELLIS_OIDC_AUDITOR_GROUPS: z.string().default(""),
   TRELLIS_OIDC_ALLOWED_GROUPS: z.string().default(""),
+  TRELLIS_TRUSTED_PROXIES: z.string().default(""),
 });
 
 /** OpenID Connect login, configured when issuer, client id and secret are all set. */
@@ -128,19 +139,38 @@ function parseRelayMap(raw: string | undefined): RelayMap | null {
   return parsed.data;
 }
 
-function parseMeshWith(raw: string): string[] {
+function parseMeshWith(raw: string, insecure: boolean): string[] {
   const urls = raw
     .split(",")
     .map((u) => u.trim())
     .filter(Boolean);
   for (const u of urls) {
-    if (!/^wss?:\/\/[^/]+\/\S*$/.test(u)) {
+    const m = /^(wss?):\/\/[^/#]+\/[^#\s]*(#relaykey:[0-9a-f]{64})?$/.exec(u);
+    if (!m) {
       throw new ConfigError(
         `TRELLIS_RELAY_MESH_WITH: "${u}" is not a ws:// or wss:// URL of a relay's /derp`,
       );
     }
+    if (!m[2]) {
+      throw new ConfigError(
+        `TRELLIS_RELAY_MESH_WITH: "${u}" needs the other relay's key pinned: ${u}#relaykey:<64 hex digits> (its /api/health shows server_key)`,
+      );
+    }
+    if (m[1] === "ws" && !insecure) {
+      throw new ConfigError(
+        `TRELLIS_RELAY_MESH_WITH: "${u}" must use wss:// (or set TRELLIS_RELAY_MESH_INSECURE=true on a private network)`,
+      );
+    }
   }
   return urls;
+}
+
+function trustedProxies(raw: string): Prefix[] {
+  const { prefixes, bad } = parseTrustedProxies(list(raw));
+  if (bad !== undefined) {
+    throw new ConfigError(`TRELLIS_TRUSTED_PROXIES: "${bad}" is not an IP address or CIDR prefix`);
+  }
+  return prefixes;
 }
 
 function parseOidc(e: z.infer<typeof Env>): OidcConfig | null {
@@ -177,6 +207,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     e.DATABASE_URL && e.DATABASE_URL.trim() !== ""
       ? e.DATABASE_URL
       : `file:${resolve(dataDir, "trellis.db")}`;
+  const meshInsecure = e.TRELLIS_RELAY_MESH_INSECURE === "true" || e.TRELLIS_RELAY_MESH_INSECURE === "1";
   const shownHost = e.HOST === "0.0.0.0" || e.HOST === "::" ? "localhost" : e.HOST;
   return {
     port: e.PORT,
@@ -188,10 +219,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     stunPort: e.TRELLIS_STUN_PORT === "off" ? null : e.TRELLIS_STUN_PORT,
     relayVerifyClients: e.TRELLIS_RELAY_VERIFY_CLIENTS === "true" || e.TRELLIS_RELAY_VERIFY_CLIENTS === "1",
     relayMeshKey: e.TRELLIS_RELAY_MESH_KEY,
-    relayMeshWith: parseMeshWith(e.TRELLIS_RELAY_MESH_WITH),
+    relayMeshWith: parseMeshWith(e.TRELLIS_RELAY_MESH_WITH, meshInsecure),
+    relayMeshInsecure: meshInsecure,
     relayMap: parseRelayMap(e.TRELLIS_RELAY_MAP),
     dnsDomain: e.TRELLIS_DNS_DOMAIN,
     authSecret: e.TRELLIS_AUTH_SECRET ?? null,
     oidc: parseOidc(e),
+    trustedProxies: trustedProxies(e.TRELLIS_TRUSTED_PROXIES),
   };
 }

@@ -82,8 +82,10 @@ describe("proof of possession of the node key", () => {
   });
 
   it("refuses timestamps more than 60 s away and replays within the window", () => {
-    let now = T0;
+    // Started two minutes ago: the whole window lies after the start.
+    let now = T0 - 120_000;
     const { auth } = setup(() => now);
+    now = T0;
     // A fresh signer per call: a signer never reuses a timestamp for an identical request.
     const fresh = () => new ControlSigner(node.privateKey, auth.publicKey);
     rejects(() => auth.verify(req(fresh(), {}, T0 - 61_000)), "stale_request");
@@ -95,6 +97,54 @@ describe("proof of possession of the node key", () => {
     rejects(() => auth.verify(r), "stale_request");
     // A fresh signature of the same request is fine.
     auth.verify(req(fresh(), {}, now));
+  });
+
+  it("refuses a request signed before the server started (a replay across a restart)", () => {
+    let now = T0;
+    const before = new NodeAuthenticator(server, { now: () => now });
+    const signer = new ControlSigner(node.privateKey, before.publicKey);
+    const captured = req(signer, {}, T0);
+    before.verify(captured);
+    // The process restarts 5 s later, well inside the captured request's window.
+    now = T0 + 5_000;
+    const after = new NodeAuthenticator(server, { now: () => now });
+    rejects(() => after.verify(captured), "stale_request");
+    after.verify(req(signer, {}, now));
+  });
+
+  it("caps the MACs remembered per key, and those of new keys' registrations apart", () => {
+    let t = T0;
+    const auth = new NodeAuthenticator(server, {
+      now: () => t,
+      maxReplayEntriesPerKey: 3,
+      maxNewKeyEntries: 5,
+    });
+    const signer = new ControlSigner(node.privateKey, auth.publicKey);
+    const busy = (fn: () => unknown) => {
+      let err: unknown;
+      try {
+        fn();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ status: 503, code: "busy" });
+    };
+    for (let i = 0; i < 3; i++) auth.verify(req(signer, {}, (t += 1000)));
+    busy(() => auth.verify(req(signer, {}, (t += 1000))));
+    // Another key is unaffected by the first one's flood.
+    const other = new ControlSigner(generateKeyPair().privateKey, auth.publicKey);
+    auth.verify(req(other, {}, t));
+    // Made-up keys registering: at most maxNewKeyEntries remembered, and a registered node still gets in.
+    for (let i = 0; i < 5; i++) {
+      const made = new ControlSigner(generateKeyPair().privateKey, auth.publicKey);
+      auth.remember(auth.checkSignature(req(made, {}, t)), "new");
+    }
+    const sixth = new ControlSigner(generateKeyPair().privateKey, auth.publicKey);
+    busy(() => auth.remember(auth.checkSignature(req(sixth, {}, t)), "new"));
+    auth.verify(req(other, {}, (t += 1000)));
+    // Once the window has passed, the first key's entries are gone.
+    t += 125_000;
+    auth.verify(req(signer, {}, t));
   });
 
   it("refuses low-order node keys", () => {

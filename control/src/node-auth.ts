@@ -47,7 +47,18 @@ export interface NodeAuthOptions {
   maxCachedKeys?: number;
   /** MACs remembered to refuse replays; beyond this, requests are refused rather than risk accepting one. */
   maxReplayEntries?: number;
+  /** MACs remembered per node key: one key (a registered node, or a key someone made) cannot fill the cache. */
+  maxReplayEntriesPerKey?: number;
+  /**
+   * Of maxReplayEntries, how many may be registrations of keys not yet
+   * registered: keys anyone can make, which can then only ever crowd out
+   * other new registrations, never requests of registered nodes.
+   */
+  maxNewKeyEntries?: number;
 }
+
+/** Whose request a remembered MAC is: a registered node's, or a registration of a key not yet known. */
+export type ReplayPool = "node" | "new";
 
 // DER wrappers turning raw 32-byte X25519 keys into KeyObjects (RFC 8410).
 const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
@@ -60,11 +71,24 @@ function unauthorized(code: string, message: string): ControlError {
 export class NodeAuthenticator {
   private readonly privateKey: KeyObject;
   private readonly keyCache = new Map<string, Buffer>();
-  /** mac → unix second after which it can no longer be replayed (outside the window). Insertion order ≈ time order. */
-  private readonly seen = new Map<string, number>();
+  /** mac → when it can no longer be replayed (unix second) and whose it is. Insertion order ≈ time order. */
+  private readonly seen = new Map<string, { until: number; nodeKey: string; pool: ReplayPool }>();
+  private readonly inPool: Record<ReplayPool, number> = { node: 0, new: 0 };
+  /** node key → how many of its MACs `seen` holds. */
+  private readonly seenPerKey = new Map<string, number>();
   private readonly now: () => number;
   private readonly maxCachedKeys: number;
   private readonly maxReplayEntries: number;
+  private readonly maxReplayEntriesPerKey: number;
+  private readonly maxNewKeyEntries: number;
+  /**
+   * The second this authenticator was made in. MACs are remembered in
+   * memory only (on SQLite nothing else does), so a request signed before a
+   * restart could be replayed to the new process inside its window:
+   * timestamps before this second are refused. (A node whose clock is d
+   * seconds behind is refused for the first d seconds after a restart.)
+   */
+  private readonly startS: number;
   readonly publicKey: string;
 
   constructor(keys: { privateKey: Uint8Array; publicKey: Uint8Array }, opts: NodeAuthOptions = {}) {
@@ -77,6 +101,9 @@ export class NodeAuthenticator {
     this.now = opts.now ?? Date.now;
     this.maxCachedKeys = opts.maxCachedKeys ?? 50_000;
     this.maxReplayEntries = opts.maxReplayEntries ?? 500_000;
+    this.maxReplayEntriesPerKey = opts.maxReplayEntriesPerKey ?? 2_000;
+    this.maxNewKeyEntries = opts.maxNewKeyEntries ?? 20_000;
+    this.startS = Math.floor(this.now() / 1000);
   }
 
   /** SHA-256(X25519(control_private, node_public)), cached per node key. */
@@ -112,26 +139,66 @@ export class NodeAuthenticator {
   }
 
   private pruneSeen(nowS: number): void {
-    for (const [mac, until] of this.seen) {
-      if (until > nowS) break;
+    for (const [mac, entry] of this.seen) {
+      if (entry.until > nowS) break;
       this.seen.delete(mac);
+      this.inPool[entry.pool] -= 1;
+      const n = (this.seenPerKey.get(entry.nodeKey) ?? 1) - 1;
+      if (n > 0) this.seenPerKey.set(entry.nodeKey, n);
+      else this.seenPerKey.delete(entry.nodeKey);
     }
   }
 
   /**
-   * Check a request's signature; returns the node key it proves possession
-   * of. Throws a 401 ControlError for a missing or malformed header, a
-   * timestamp outside ±60 s, a wrong MAC or a replay.
+   * Check a request's signature and that it was not used before; returns the
+   * node key it proves possession of. Throws a 401 ControlError for a missing
+   * or malformed header, a timestamp outside ±60 s (or before this process
+   * started), a wrong MAC or a replay.
    */
   verify(req: SignedRequest): string {
-    return this.check(req).nodeKey;
+    const checked = this.checkSignature(req);
+    this.remember(checked, "node");
+    return checked.nodeKey;
   }
 
   /**
-   * `verify`, also returning the request's MAC and until when it could be
-   * replayed, for a replay guard shared by replicas (replay.ts).
+   * Refuse a replay, then remember the request's MAC until it leaves the
+   * window. Callers check first that the key deserves the memory (a
+   * registered node, or a registration), so keys anyone can make cannot
+   * fill the cache; each key holds at most `maxReplayEntriesPerKey`, and
+   * registrations of new keys (`pool` "new") at most `maxNewKeyEntries`.
    */
-  check(req: SignedRequest): VerifiedRequest {
+  remember(checked: VerifiedRequest, pool: ReplayPool): void {
+    const nowS = Math.floor(this.now() / 1000);
+    this.pruneSeen(nowS);
+    if (this.seen.has(checked.mac)) {
+      throw unauthorized("replayed_request", "this signed request was already used");
+    }
+    const ofKey = this.seenPerKey.get(checked.nodeKey) ?? 0;
+    if (ofKey >= this.maxReplayEntriesPerKey) {
+      throw new ControlError(
+        "busy",
+        503,
+        "too many signed requests from this node key in the last minute; retry shortly",
+      );
+    }
+    if (
+      this.seen.size >= this.maxReplayEntries ||
+      (pool === "new" && this.inPool.new >= this.maxNewKeyEntries)
+    ) {
+      throw new ControlError("busy", 503, "too many signed requests in the last minute; retry shortly");
+    }
+    this.seen.set(checked.mac, { until: checked.until, nodeKey: checked.nodeKey, pool });
+    this.inPool[pool] += 1;
+    this.seenPerKey.set(checked.nodeKey, ofKey + 1);
+  }
+
+  /**
+   * The signature check alone: the node key a request proves, its MAC and
+   * until when it could be replayed. Remembers nothing: follow with
+   * {@link remember} (and, across replicas, replay.ts) before acting on it.
+   */
+  checkSignature(req: SignedRequest): VerifiedRequest {
     const auth = parseNodeAuth(req.authorization);
     if (!auth) {
       throw unauthorized(
@@ -146,6 +213,9 @@ export class NodeAuthenticator {
         `request timestamp differs from the server's clock by more than ${NODE_AUTH_MAX_SKEW_S} s`,
       );
     }
+    if (auth.ts < this.startS) {
+      throw unauthorized("stale_request", "request signed before the control server started; sign it again");
+    }
     const bodyHash = createHash("sha256").update(req.body).digest("hex");
     const expected = createHmac("sha256", this.macKey(auth.key))
       .update(nodeAuthMessage(req.method, req.path, auth.ts, bodyHash))
@@ -153,16 +223,8 @@ export class NodeAuthenticator {
     if (!timingSafeEqual(expected, Buffer.from(auth.mac, "hex"))) {
       throw unauthorized("bad_signature", "the request signature does not match the node key");
     }
-    this.pruneSeen(nowS);
-    if (this.seen.has(auth.mac)) {
-      throw unauthorized("replayed_request", "this signed request was already used");
-    }
-    if (this.seen.size >= this.maxReplayEntries) {
-      throw new ControlError("busy", 503, "too many signed requests in the last minute; retry shortly");
-    }
     // Remembered until the timestamp leaves the window; later it fails the skew check instead.
     const until = Math.max(auth.ts, nowS) + NODE_AUTH_MAX_SKEW_S + 1;
-    this.seen.set(auth.mac, until);
     return { nodeKey: auth.key, mac: auth.mac, until };
   }
 

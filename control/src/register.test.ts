@@ -96,6 +96,41 @@ for (const { provider, skip } of PROVIDERS) {
       expect(kept.node).toMatchObject({ userId: ada.id, ephemeral: false });
     });
 
+    it("refuses a session registration of another user's machine key, live or expired", async () => {
+      const db = await dbs.open();
+      const ada = await admin(db);
+      const bob = await db.prisma.user.create({
+        data: { email: "bob@example.com", name: "Bob", role: "member" },
+      });
+      const nodeKey = newKey();
+      const tab = { hostname: "tab", os: "browser" };
+      const now = new Date();
+      await registerNode(db, nodeKey, tab, {
+        ...opts,
+        now,
+        keyExpiryDays: 1,
+        sessionUser: { userId: ada.id },
+      });
+      const live = await controlError(
+        registerNode(db, nodeKey, tab, { ...opts, sessionUser: { userId: bob.id } }),
+      );
+      expect(live).toMatchObject({ status: 403, code: "node_key_owned" });
+      // Expired, it would otherwise be renewed for the new session's user, taking Ada's name and addresses.
+      const later = new Date(now.getTime() + 2 * 86_400_000);
+      const expired = await controlError(
+        registerNode(db, nodeKey, tab, { ...opts, now: later, sessionUser: { userId: bob.id } }),
+      );
+      expect(expired).toMatchObject({ status: 403, code: "node_key_owned" });
+      expect((await db.prisma.node.findUniqueOrThrow({ where: { nodeKey } })).userId).toBe(ada.id);
+      // Ada herself renews it.
+      const renewed = await registerNode(db, nodeKey, tab, {
+        ...opts,
+        now: later,
+        sessionUser: { userId: ada.id },
+      });
+      expect(renewed.node.userId).toBe(ada.id);
+    });
+
     it("registers a tagged node with addresses, a DNS name and no key expiry", async () => {
       const db = await dbs.open();
       const { key } = await createPreAuthKey(

@@ -174,6 +174,21 @@ export async function registerNode(
 
   async function registerIn(tx: Tx): Promise<Omit<Registered, "change">> {
     const existing = await tx.node.findUnique({ where: { nodeKey } });
+    // A session registers a key for its own user only: a key that is another
+    // user's machine (or a tagged one) is not handed over to whoever is
+    // logged in now (a shared browser, a copied key), live or expired.
+    if (
+      existing &&
+      opts.sessionUser &&
+      req.preAuthKey === undefined &&
+      existing.userId !== opts.sessionUser.userId
+    ) {
+      throw new ControlError(
+        "node_key_owned",
+        403,
+        "this node key belongs to another user's machine; it cannot join as yours (sign out, or use a new key)",
+      );
+    }
     if (existing && (existing.expiresAt === null || existing.expiresAt > now)) {
       // A restart, or the retry of a rotation that already went through.
       if (rotateFrom && !jsonList(existing.previousKeys).includes(rotateFrom.nodeKey)) {

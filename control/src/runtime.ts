@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { migrate, openDatabase, type Database, type Models } from "@trellis/db";
+import { migrate, openDatabase, parseDatabaseUrl, type Database, type Models } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import {
   LogoutRequest,
@@ -21,10 +21,11 @@ import { attrsOnlyIds, EventBus } from "./events";
 import { PgEventBridge, type BridgeOptions } from "./pg-bridge";
 import { recordChange } from "./outbox";
 import { publicDatabaseError } from "./db-errors";
+import { preparePrivateDir, restrictDatabaseFiles } from "./data-dir";
 import { startMapStream, type MapSink, type MapStreamDeps, type MapStreamOptions } from "./map-stream";
 import { NetmapService, type MapConfig } from "./netmap-service";
 import { SharedReplayGuard } from "./replay";
-import { NodeAuthenticator, type SignedRequest } from "./node-auth";
+import { NodeAuthenticator, type ReplayPool, type SignedRequest, type VerifiedRequest } from "./node-auth";
 import { admittedNodeKeys } from "./nodes";
 import { PolicyStore } from "./policy-store";
 import { Presence, type PresenceOptions } from "./presence";
@@ -74,6 +75,9 @@ export const VERSION = "0.1.0";
  * built on it. The web server creates one at start and route handlers reach it
  * through {@link getRuntime}, so Next.js never bundles database drivers.
  */
+/** What an anonymous health check learns of a database error (the log has the error). */
+const UNAVAILABLE = "the database is unavailable; the server's log has the details";
+
 export class ControlRuntime {
   private readonly startedAt = Date.now();
   private relay: RelayStatusSource | null = null;
@@ -135,8 +139,12 @@ export class ControlRuntime {
 
   /** Apply pending migrations, then connect. */
   static async open(config: ServerConfig, log: Logger, opts: RuntimeOptions = {}): Promise<ControlRuntime> {
+    // Before anything is written into it: keys, auth.secret, the database.
+    preparePrivateDir(config.dataDir, log);
+    const target = parseDatabaseUrl(config.databaseUrl);
     const { applied } = await migrate(config.databaseUrl);
     if (applied.length) log.info({ applied }, "applied database migrations");
+    if (target.file) restrictDatabaseFiles(target.file);
     const controlKey = opts.controlKey ?? loadOrCreateKeyFile(join(config.dataDir, "control.key"));
     const db = await openDatabase(config.databaseUrl);
     const rt = new ControlRuntime(config, db, log, controlKey, opts);
@@ -230,10 +238,13 @@ export class ControlRuntime {
   }
 
   /**
-   * `GET /api/health`, answered to anyone: database errors are told without
-   * connection details (db-errors.ts); the log has them whole.
+   * Health of this process. `GET /api/health` asks without `detail`, for
+   * anyone: a database error is then only "unavailable". With `detail` (the
+   * server's own callers and tests) it is the database's message without
+   * connection details (db-errors.ts). The log has the errors whole.
    */
-  async health(): Promise<HealthResponse> {
+  async health(opts: { detail?: boolean } = {}): Promise<HealthResponse> {
+    const detail = opts.detail ?? true;
     let database: HealthResponse["database"];
     try {
       const latency = await this.db.ping();
@@ -244,11 +255,17 @@ export class ControlRuntime {
       };
     } catch (err) {
       this.log.error({ err }, "database health check failed");
-      database = { provider: this.db.target.provider, status: "error", error: publicDatabaseError(err) };
+      database = {
+        provider: this.db.target.provider,
+        status: "error",
+        error: detail ? publicDatabaseError(err) : UNAVAILABLE,
+      };
     }
     // On PostgreSQL: is this replica hearing the others, and how far has it applied their changes?
     const events = this.bridge?.health();
-    if (events) database.events = events;
+    if (events) {
+      database.events = !detail && events.error !== undefined ? { ...events, error: UNAVAILABLE } : events;
+    }
     const eventsOk = !events || (events.listening && events.error === undefined);
     const relay: HealthResponse["relay"] = this.relay
       ? this.relay.health()
@@ -317,18 +334,22 @@ export class ControlRuntime {
     return this.defaultRelayMap;
   }
 
-  /** The node key a request's signature proves; 401 when it does not, or when any replica took it before. */
-  private async verify(req: SignedRequest): Promise<string> {
-    const checked = this.auth.check(req);
+  /** Refuse a replay of a checked request, in this process and (on PostgreSQL) on any replica. */
+  private async claim(checked: VerifiedRequest, pool: ReplayPool): Promise<void> {
+    this.auth.remember(checked, pool);
     await this.replayGuard?.claim(checked);
-    return checked.nodeKey;
   }
 
-  /** The node a signed request comes from; 401 unless it is registered and its key unexpired. */
+  /**
+   * The node a signed request comes from; 401 unless it is registered and its
+   * key unexpired. The node is looked up before the request's MAC is
+   * remembered: a key someone made up costs no replay-cache entry.
+   */
   private async authenticate(req: SignedRequest): Promise<Models.Node> {
-    const nodeKey = await this.verify(req);
-    const node = await this.db.prisma.node.findUnique({ where: { nodeKey } });
+    const checked = this.auth.checkSignature(req);
+    const node = await this.db.prisma.node.findUnique({ where: { nodeKey: checked.nodeKey } });
     if (!node) throw new ControlError("unknown_node", 401, "this node key is not registered; register first");
+    await this.claim(checked, "node");
     if (node.expiresAt !== null && node.expiresAt <= new Date()) {
       throw new ControlError(
         "node_key_expired",
@@ -346,8 +367,26 @@ export class ControlRuntime {
    * riding along (a browser tab joining) — make the key that user's machine.
    */
   async register(req: SignedRequest, session: Actor | null = null): Promise<RegisterResponse> {
-    const nodeKey = await this.verify(req);
+    const checked = this.auth.checkSignature(req);
+    const nodeKey = checked.nodeKey;
     const body = parseJson(req.body);
+    // A key not registered yet is remembered apart (node-auth.ts: it can
+    // crowd out only other new registrations), and only when the request
+    // carries something that could register it: a pre-auth key, a session or
+    // a rotation proof.
+    const known = await this.db.prisma.node.findUnique({ where: { nodeKey }, select: { id: true } });
+    if (
+      !known &&
+      !session &&
+      !(typeof body === "object" && body !== null && ("preAuthKey" in body || "rotateFrom" in body))
+    ) {
+      throw new ControlError(
+        "invalid_preauth_key",
+        401,
+        "a pre-auth key is needed to register a new or expired node key",
+      );
+    }
+    await this.claim(checked, known ? "node" : "new");
     // A pre-auth key decides on its own; only a session registration needs the right to add machines.
     const withKey = typeof body === "object" && body !== null && "preAuthKey" in body;
     let sessionUser: { userId: string } | undefined;

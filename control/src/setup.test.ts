@@ -1,11 +1,25 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { migrate, openDatabase, type Database } from "@trellis/db";
 import { ControlError } from "./errors";
 import { verifyPassword } from "./password";
+import type * as PasswordModule from "./password";
 import { completeSetup, isSetupComplete, issueSetupToken } from "./setup";
+
+// Counts scrypt runs, to prove refusals come before the KDF.
+const kdf = vi.hoisted(() => ({ runs: 0 }));
+vi.mock("./password", async (importOriginal) => {
+  const real = await importOriginal<typeof PasswordModule>();
+  return {
+    ...real,
+    hashPassword: (password: string) => {
+      kdf.runs += 1;
+      return real.hashPassword(password);
+    },
+  };
+});
 
 let dir: string;
 let db: Database;
@@ -38,6 +52,18 @@ async function expectControlError(p: Promise<unknown>, status: number, code: str
 }
 
 describe("first-run setup", () => {
+  it("refuses a wrong token, and any request once set up (409), without running scrypt", async () => {
+    const token = (await issueSetupToken(db))!;
+    const before = kdf.runs;
+    await expectControlError(completeSetup(db, form("w".repeat(32))), 403, "bad_setup_token");
+    expect(kdf.runs).toBe(before);
+    await completeSetup(db, form(token));
+    const after = kdf.runs;
+    await expectControlError(completeSetup(db, form(token)), 409, "setup_complete");
+    await expectControlError(completeSetup(db, form("w".repeat(32))), 409, "setup_complete");
+    expect(kdf.runs).toBe(after);
+  });
+
   it("creates the first admin with the printed token, then closes", async () => {
     expect(await isSetupComplete(db)).toBe(false);
     const token = (await issueSetupToken(db))!;

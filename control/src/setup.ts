@@ -34,10 +34,30 @@ export async function issueSetupToken(db: Database): Promise<string | null> {
   return token;
 }
 
+type Reader = Pick<Database["prisma"], "user" | "setting">;
+
+/** 409 once an admin exists; 403 unless `token` matches the stored hash (constant-time). */
+async function checkSetupToken(db: Reader, token: string): Promise<void> {
+  if ((await db.user.count({ where: { role: "admin" } })) > 0) {
+    throw new ControlError("setup_complete", 409, "setup is already complete; log in instead");
+  }
+  const stored = await db.setting.findUnique({ where: { key: TOKEN_KEY } });
+  const expected = Buffer.from(stored?.value ?? "", "hex");
+  const given = sha256(token);
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+    throw new ControlError(
+      "bad_setup_token",
+      403,
+      "the setup token is wrong or expired; use the link printed by the server at its last start",
+    );
+  }
+}
+
 /**
  * Create the first admin. The token must match the stored hash (compared in
- * constant time); it is consumed in the same transaction that creates the
- * user, so two racing requests cannot both succeed.
+ * constant time), checked before the password is hashed; it is consumed in
+ * the same transaction that creates the user, so two racing requests cannot
+ * both succeed.
  */
 export async function completeSetup(
   db: Database,
@@ -48,20 +68,13 @@ export async function completeSetup(
     throw new ControlError("invalid_request", 400, "the setup form has errors", zodIssues(parsed.error));
   }
   const req = parsed.data;
+  // Refuse before the KDF: ~100 ms of scrypt and 32 MiB per request is not
+  // spent on anyone without the token, nor on anyone once setup is over.
+  await checkSetupToken(db.prisma, req.token);
   const passwordHash = await hashPassword(req.password);
   return db.prisma.$transaction(async (tx) => {
-    if ((await tx.user.count({ where: { role: "admin" } })) > 0) {
-      throw new ControlError("setup_complete", 409, "setup is already complete; log in instead");
-    }
-    const stored = await tx.setting.findUnique({ where: { key: TOKEN_KEY } });
-    const given = sha256(req.token);
-    if (!stored || !timingSafeEqual(Buffer.from(stored.value, "hex"), given)) {
-      throw new ControlError(
-        "bad_setup_token",
-        403,
-        "the setup token is wrong or expired; use the link printed by the server at its last start",
-      );
-    }
+    // Again inside the transaction: a racing request may have finished setup meanwhile.
+    await checkSetupToken(tx, req.token);
     // Consume the token first: a concurrent request that read the same token
     // fails on this delete instead of creating a second admin.
     await tx.setting.delete({ where: { key: TOKEN_KEY } });

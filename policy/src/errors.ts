@@ -21,6 +21,13 @@ const CODES: Record<PolicyErrorKind, string> = {
 
 const BRAND = Symbol.for("trellis.PolicyError");
 
+/**
+ * Issues a PolicyError lists; more are counted, not listed. A person fixes
+ * the first few anyway, and an API answer (and the work of locating each at
+ * a line) stays bounded whatever the text.
+ */
+export const MAX_ISSUES = 100;
+
 /** Render an issue as `file:line:col: path: message`, leaving out the parts that are unknown. */
 export function formatIssue(issue: PolicyIssue, source?: string): string {
   const where = [source, issue.line, issue.line !== undefined ? issue.column : undefined]
@@ -41,12 +48,22 @@ export class PolicyError extends Error {
   readonly [BRAND] = true;
   /** `policy_syntax`, `policy_invalid`, `policy_test_failed` or `topology_invalid`. */
   readonly code: string;
+  /** The first {@link MAX_ISSUES} issues, then one that counts the rest. */
+  readonly problems: PolicyIssue[];
   constructor(
     readonly kind: PolicyErrorKind,
-    readonly problems: PolicyIssue[],
+    problems: PolicyIssue[],
     readonly source?: string,
   ) {
-    super(problems.map((i) => formatIssue(i, source)).join("\n"));
+    const kept =
+      problems.length <= MAX_ISSUES
+        ? problems
+        : [
+            ...problems.slice(0, MAX_ISSUES),
+            { path: "", message: `and ${problems.length - MAX_ISSUES} more problems not listed` },
+          ];
+    super(kept.map((i) => formatIssue(i, source)).join("\n"));
+    this.problems = kept;
     this.code = CODES[kind];
   }
 

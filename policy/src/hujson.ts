@@ -10,19 +10,32 @@ import {
   type Node,
   type ParseError,
 } from "jsonc-parser";
-import { formatPath, PolicyError, type PolicyIssue } from "./errors";
+import { formatPath, MAX_ISSUES, PolicyError, type PolicyIssue } from "./errors";
 
-/** 1-based line and column of a character offset in `text`. */
-export function lineCol(text: string, offset: number): { line: number; column: number } {
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      lineStart = i + 1;
+/**
+ * Line and column of offsets in one text, from an index of line starts built
+ * once (O(n)); each lookup is a binary search. Locating every issue of a
+ * large policy by rescanning the text from the start was quadratic.
+ */
+export function lineIndex(text: string): (offset: number) => { line: number; column: number } {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+  return (offset) => {
+    const at = Math.max(0, Math.min(offset, text.length));
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= at) lo = mid;
+      else hi = mid - 1;
     }
-  }
-  return { line, column: offset - lineStart + 1 };
+    return { line: lo + 1, column: offset - starts[lo]! + 1 };
+  };
+}
+
+/** 1-based line and column of a character offset in `text` (for one lookup; use {@link lineIndex} for many). */
+export function lineCol(text: string, offset: number): { line: number; column: number } {
+  return lineIndex(text)(offset);
 }
 
 const SYNTAX_HINTS: Record<string, string> = {
@@ -56,6 +69,7 @@ export function parseHuJSON(text: string, source?: string): unknown {
   });
   // Only the first syntax error is reported: the parser recovers and goes on,
   // but what it finds after the first mistake is mostly that mistake's echo.
+  const at = lineIndex(text);
   const issues: PolicyIssue[] = errors.slice(0, 1).map((e) => {
     const code = printParseErrorCode(e.error);
     const path = getLocation(text, e.offset).path;
@@ -64,18 +78,25 @@ export function parseHuJSON(text: string, source?: string): unknown {
     return {
       path: formatPath(path),
       message: `syntax error: ${SYNTAX_HINTS[code] ?? code}`,
-      ...lineCol(text, e.offset),
+      ...at(e.offset),
     };
   });
   if (issues.length === 0) {
     const tree = parseTree(text, [], { allowTrailingComma: true });
-    if (tree) findDuplicateKeys(text, tree, [], issues);
+    if (tree) findDuplicateKeys(at, tree, [], issues);
   }
   if (issues.length > 0) throw new PolicyError("syntax", issues, source);
   return value;
 }
 
-function findDuplicateKeys(text: string, node: Node, path: (string | number)[], issues: PolicyIssue[]): void {
+function findDuplicateKeys(
+  at: (offset: number) => { line: number; column: number },
+  node: Node,
+  path: (string | number)[],
+  issues: PolicyIssue[],
+): void {
+  // Issues past the cap are dropped by PolicyError: stop looking for them.
+  if (issues.length > MAX_ISSUES) return;
   if (node.type === "object") {
     const seen = new Set<string>();
     for (const prop of node.children ?? []) {
@@ -86,14 +107,14 @@ function findDuplicateKeys(text: string, node: Node, path: (string | number)[], 
         issues.push({
           path: formatPath([...path, key]),
           message: `duplicate key "${key}"`,
-          ...lineCol(text, keyNode.offset),
+          ...at(keyNode.offset),
         });
       }
       seen.add(key);
-      if (valueNode) findDuplicateKeys(text, valueNode, [...path, key], issues);
+      if (valueNode) findDuplicateKeys(at, valueNode, [...path, key], issues);
     }
   } else if (node.type === "array") {
-    (node.children ?? []).forEach((child, i) => findDuplicateKeys(text, child, [...path, i], issues));
+    (node.children ?? []).forEach((child, i) => findDuplicateKeys(at, child, [...path, i], issues));
   }
 }
 
@@ -107,14 +128,19 @@ export function makeLocator(
   text: string,
 ): (path: readonly (string | number)[]) => { line: number; column: number } | undefined {
   const tree = parseTree(text, [], { allowTrailingComma: true });
+  let index: ReturnType<typeof lineIndex> | undefined;
+  let located = 0;
   return (path) => {
-    if (!tree) return undefined;
+    // Past the cap PolicyError keeps no issue, so none is worth locating
+    // (finding a key among many siblings is itself a scan).
+    if (!tree || ++located > MAX_ISSUES) return undefined;
+    index ??= lineIndex(text);
     for (let n = path.length; n >= 0; n--) {
       const node = findNodeAtLocation(tree, path.slice(0, n) as (string | number)[]);
       if (!node) continue;
       // For an object member, point at its key: that is what a reader looks for.
       const keyNode = node.parent?.type === "property" ? node.parent.children?.[0] : undefined;
-      return lineCol(text, (keyNode ?? node).offset);
+      return index((keyNode ?? node).offset);
     }
     return undefined;
   };

@@ -14,9 +14,10 @@ export const EventsHealth = z.object({
 });
 
 /**
- * Health of the database as reported by `GET /api/health`. `error` is the
- * database's own message without connection details (hosts, ports, users,
- * URLs), which the server's log keeps.
+ * Health of the database as reported by `GET /api/health`. Over HTTP (which
+ * answers anyone) `error` only says the database is unavailable; the
+ * server's own callers get the database's message without connection
+ * details (hosts, ports, users, URLs). The server's log keeps it whole.
  */
 export const DatabaseHealth = z.object({
   provider: z.enum(["sqlite", "postgresql"]),

@@ -1,6 +1,6 @@
 export { Relay, type RelayConfig, type RelayHealth } from "./relay";
 export { RelayServer, DEFAULT_LIMITS, type RelayLimits, type ClientVerifier, type RelayConn } from "./server";
 export { RelayHttpTransport, DERP_SUBPROTOCOL } from "./http";
-export { MeshPeer } from "./mesh";
+export { MeshConfigError, MeshPeer, parseMeshPeer, type MeshPeerAddress } from "./mesh";
 export { StunServer, bindingResponse, parseBindingResponse, parseStunHeader } from "./stun";
 export { RelayMetrics } from "./metrics";

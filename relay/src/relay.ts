@@ -4,7 +4,7 @@ import type { Logger } from "@trellis/log";
 import { encodeKey } from "@trellis/proto";
 import type { KeyPair } from "@trellis/proto/keyfile";
 import { RelayHttpTransport } from "./http";
-import { MeshPeer } from "./mesh";
+import { MeshConfigError, MeshPeer, parseMeshPeer } from "./mesh";
 import { RelayMetrics } from "./metrics";
 import { RelayServer, type ClientVerifier, type RelayLimits } from "./server";
 import { StunServer } from "./stun";
@@ -16,8 +16,10 @@ export interface RelayConfig {
   path?: string;
   /** Shared mesh secret (64 hex digits); required to mesh. */
   meshKey?: string;
-  /** ws(s):// URLs of the other relays of this region's mesh. */
+  /** The other relays of this region's mesh: `wss://…/derp#relaykey:<hex>` (mesh.ts, parseMeshPeer). */
   meshWith?: string[];
+  /** Allow ws:// mesh peers (a private network, tests); wss:// is required otherwise. */
+  meshInsecure?: boolean;
   /** Admit only node keys this accepts (verify-clients). */
   verifyClient?: ClientVerifier;
   limits?: Partial<RelayLimits>;
@@ -72,16 +74,16 @@ export class Relay {
   }
 
   static async start(cfg: RelayConfig): Promise<Relay> {
+    // Mesh peers are checked before anything starts: one bad entry starts nothing.
+    if (cfg.meshWith?.length && !cfg.meshKey) throw new MeshConfigError("meshing needs a mesh key");
+    const peers = (cfg.meshWith ?? []).map((entry) => parseMeshPeer(entry, cfg.meshInsecure));
     const relay = new Relay(cfg);
     if (cfg.stunPort !== undefined && cfg.stunPort !== null) {
       relay.stun = new StunServer();
       relay.stunPort = await relay.stun.listen(cfg.stunPort, cfg.stunHost);
     }
-    if (cfg.meshWith?.length) {
-      if (!cfg.meshKey) throw new Error("meshing needs a mesh key");
-      for (const url of cfg.meshWith) {
-        relay.mesh.push(new MeshPeer(relay.server, url, cfg.key, cfg.meshKey, cfg.log));
-      }
+    for (const peer of peers) {
+      relay.mesh.push(new MeshPeer(relay.server, peer, cfg.key, cfg.meshKey!, cfg.log));
     }
     return relay;
   }

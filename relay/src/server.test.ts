@@ -399,9 +399,11 @@ describe("relay mesh", () => {
     const p1 = await freePort();
     let p2 = await freePort();
     for (let i = 0; p2 === p1 && i < 10; i++) p2 = await freePort();
-    const url = (p: number) => `ws://127.0.0.1:${p}/derp`;
-    const r1 = await relay({ meshKey, meshWith: [url(p2)] }, p1);
-    const r2 = await relay({ meshKey, meshWith: [url(p1)] }, p2);
+    const [k1, k2] = [generateKeyPair(), generateKeyPair()];
+    // Each pins the other's relay key; ws:// on loopback only with meshInsecure.
+    const url = (p: number, k: KeyPair) => `ws://127.0.0.1:${p}/derp#relaykey:${hex(k)}`;
+    const r1 = await relay({ key: k1, meshKey, meshWith: [url(p2, k2)], meshInsecure: true }, p1);
+    const r2 = await relay({ key: k2, meshKey, meshWith: [url(p1, k1)], meshInsecure: true }, p2);
     await waitFor(
       () => r1.relay.health().mesh?.connected === 1 && r2.relay.health().mesh?.connected === 1,
       "mesh links up",

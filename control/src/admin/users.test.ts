@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { acceptInvitation, createInvitation, peekInvitation } from "../auth/invitations";
 import { createPreAuthKey } from "../preauth";
 import { PROVIDERS, testDatabases } from "../testing/db";
 import { actorOf, adminContext, auditEvents, createNode, createUser, rejection } from "./testing";
@@ -146,6 +147,27 @@ for (const { provider, skip } of PROVIDERS) {
         expect(ctx.published).toHaveLength(1);
         const published = ctx.published[0]!;
         expect(published.type === "nodes" && [...published.ids].sort()).toEqual([n1.id, n2.id].sort());
+      });
+
+      it("revokes the tagged pre-auth keys and open invitations a removed admin created", async () => {
+        const { db, ctx, admin } = await world();
+        const ops = await createUser(db, "admin", "ops@example.com");
+        const { key } = await createPreAuthKey(db, { tags: ["tag:ci"], reusable: true }, `user:${ops.id}`);
+        const own = await createPreAuthKey(db, { tags: ["tag:web"] }, `user:${admin.id}`);
+        const { token } = await createInvitation(ctx, actorOf(ops), {
+          email: "new@example.com",
+          role: "admin",
+        });
+        await removeUser(ctx, actorOf(admin), ops.id);
+        const rows = await db.prisma.preAuthKey.findMany({ orderBy: { createdAt: "asc" } });
+        expect(rows.find((r) => key.startsWith(`trellis-auth-${r.prefix}-`))?.revokedAt).not.toBeNull();
+        expect(rows.find((r) => r.id === own.info.id)?.revokedAt).toBeNull();
+        expect(await peekInvitation(db, token)).toBeNull();
+        expect(
+          (await rejection(acceptInvitation(db, { token, name: "N", password: "a long password 1" }))).status,
+        ).toBe(403);
+        expect(await auditEvents(db, "preauthkey.revoke")).toHaveLength(1);
+        expect(await auditEvents(db, "invitation.revoke")).toHaveLength(1);
       });
 
       it("refuses removing yourself, the last admin, or without users:write", async () => {

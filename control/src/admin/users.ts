@@ -124,8 +124,52 @@ export async function updateUser(
 }
 
 /**
+ * Revoke what a departing user handed out that would otherwise outlive them:
+ * pre-auth keys they created (tagged keys belong to no user, so the cascade
+ * misses them; an untagged one for someone else too) and invitations they
+ * sent that are still open. Each is audited, with the removal as its cause.
+ */
+async function revokeGrantsOf(tx: Tx, actor: Actor, userId: string, now: Date): Promise<void> {
+  const keys = await tx.preAuthKey.findMany({
+    where: { createdBy: `user:${userId}`, revokedAt: null, expiresAt: { gt: now } },
+    select: { id: true, prefix: true, tags: true },
+  });
+  if (keys.length) {
+    await tx.preAuthKey.updateMany({
+      where: { id: { in: keys.map((k) => k.id) } },
+      data: { revokedAt: now },
+    });
+  }
+  for (const k of keys) {
+    await audit(tx, {
+      actor: actorRef(actor),
+      action: "preauthkey.revoke",
+      target: `preauthkey:${k.id}`,
+      detail: { prefix: k.prefix, tags: jsonList(k.tags), reason: `its creator user:${userId} was removed` },
+    });
+  }
+  const invitations = await tx.invitation.findMany({
+    where: { createdBy: userId, acceptedAt: null, expiresAt: { gt: now } },
+    select: { id: true, email: true, role: true },
+  });
+  if (invitations.length) {
+    await tx.invitation.deleteMany({ where: { id: { in: invitations.map((i) => i.id) } } });
+  }
+  for (const i of invitations) {
+    await audit(tx, {
+      actor: actorRef(actor),
+      action: "invitation.revoke",
+      target: `invitation:${i.id}`,
+      detail: { before: { email: i.email, role: i.role }, reason: `its creator user:${userId} was removed` },
+    });
+  }
+}
+
+/**
  * Remove a user and, by cascade, their machines, sessions, API tokens and
- * pre-auth keys. You cannot remove yourself or the last admin (409).
+ * pre-auth keys; the pre-auth keys and open invitations they created are
+ * revoked too (revokeGrantsOf). You cannot remove yourself or the last
+ * admin (409).
  */
 export async function removeUser(ctx: AdminContext, actor: Actor, id: string): Promise<void> {
   requireScope(actor, "users:write");
@@ -139,6 +183,7 @@ export async function removeUser(ctx: AdminContext, actor: Actor, id: string): P
     if (u.role === "admin" && (await tx.user.count({ where: { role: "admin" } })) <= 1) {
       throw new ControlError("conflict", 409, `${u.email} is the last admin and cannot be removed`);
     }
+    await revokeGrantsOf(tx, actor, id, new Date());
     await tx.user.delete({ where: { id } });
     await audit(tx, {
       actor: actorRef(actor),

@@ -1,8 +1,9 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Database } from "@trellis/db";
 import { ControlError } from "../errors";
 import type { ControlEvent } from "../events";
 import { hashPassword } from "../password";
+import type * as PasswordModule from "../password";
 import { PROVIDERS, testDatabases } from "../testing/db";
 import { requireScope, scopesFor, type Actor } from "./actor";
 import { acceptInvitation, createInvitation, peekInvitation } from "./invitations";
@@ -10,7 +11,20 @@ import { verifyLogin } from "./login";
 import { upsertOidcUser } from "./oidc";
 import { LoginRateLimiter } from "./ratelimit";
 import { createSession, deleteSession, sessionActor } from "./sessions";
-import { createApiToken, revokeApiToken, tokenActor } from "./tokens";
+import { createApiToken, listApiTokens, revokeApiToken, tokenActor } from "./tokens";
+
+// Counts scrypt runs, to prove refusals come before the KDF.
+const kdf = vi.hoisted(() => ({ runs: 0 }));
+vi.mock("../password", async (importOriginal) => {
+  const real = await importOriginal<typeof PasswordModule>();
+  return {
+    ...real,
+    hashPassword: (password: string) => {
+      kdf.runs += 1;
+      return real.hashPassword(password);
+    },
+  };
+});
 
 async function user(db: Database, email: string, role: string, password?: string) {
   return db.prisma.user.create({
@@ -81,6 +95,29 @@ describe("login rate limiter", () => {
   });
 });
 
+describe("login rate limiter under pressure", () => {
+  it("a flood of fresh names does not evict the counter of the account being guessed", () => {
+    const rl = new LoginRateLimiter({ windowMs: 60_000, maxPerAccount: 3, maxPerAddress: 1000, maxKeys: 50 });
+    for (let i = 0; i < 3; i++) rl.recordFailure("victim@x", "6.6.6.6", i);
+    expect(rl.retryAfterMs("victim@x", "7.7.7.7", 10)).toBeGreaterThan(0);
+    for (let i = 0; i < 500; i++) rl.recordFailure(`flood${i}@x`, `10.1.${i >> 8}.${i & 255}`, 20);
+    expect((rl as unknown as { failures: Map<string, unknown> }).failures.size).toBeLessThanOrEqual(50);
+    expect(rl.retryAfterMs("victim@x", "7.7.7.7", 30)).toBeGreaterThan(0);
+  });
+
+  it("begin counts the attempt at once, and a success gives the address its attempt back", () => {
+    const rl = new LoginRateLimiter({ windowMs: 60_000, maxPerAccount: 2, maxPerAddress: 2, maxKeys: 100 });
+    expect(rl.begin("a@x", "1.1.1.1", 1)).toBe(0);
+    expect(rl.begin("a@x", "1.1.1.1", 2)).toBe(0);
+    expect(rl.begin("a@x", "1.1.1.1", 3)).toBeGreaterThan(0);
+    const rl2 = new LoginRateLimiter({ windowMs: 60_000, maxPerAccount: 5, maxPerAddress: 2, maxKeys: 100 });
+    for (let t = 1; t <= 5; t++) {
+      expect(rl2.begin("ok@x", "2.2.2.2", t)).toBe(0);
+      rl2.recordSuccess("ok@x", "2.2.2.2", t);
+    }
+  });
+});
+
 for (const { provider, skip } of PROVIDERS) {
   describe.skipIf(skip)(`auth on ${provider}`, () => {
     const dbs = testDatabases(provider);
@@ -118,6 +155,26 @@ for (const { provider, skip } of PROVIDERS) {
       );
     });
 
+    it("parallel guesses are limited like sequential ones: only the allowance reaches the password check", async () => {
+      const db = await dbs.open();
+      await user(db, "par@example.com", "member", "correct horse battery");
+      const rl = new LoginRateLimiter({
+        windowMs: 60_000,
+        maxPerAccount: 3,
+        maxPerAddress: 100,
+        maxKeys: 100,
+      });
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) =>
+          verifyLogin(db, rl, "par@example.com", `guess number ${i}`, "3.3.3.3"),
+        ),
+      );
+      const statuses = results.map((r) =>
+        r.status === "rejected" && ControlError.is(r.reason) ? r.reason.status : 0,
+      );
+      expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(5);
+    });
     it("sessions: valid until deleted or expired, and always carry the user's current role", async () => {
       const db = await dbs.open();
       const u = await user(db, "cat@example.com", "member");
@@ -135,6 +192,20 @@ for (const { provider, skip } of PROVIDERS) {
       expect((await db.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).lastLoginAt).not.toBeNull();
     });
 
+    it("invitations: a wrong, expired or used link is refused without running scrypt", async () => {
+      const db = await dbs.open();
+      const admin = sessionOf(await user(db, "root@example.com", "admin"));
+      const { token } = await createInvitation({ db }, admin, { email: "inv@example.com" });
+      const form = (t: string) => ({ token: t, name: "Inv", password: "a long password 1" });
+      const before = kdf.runs;
+      await rejects(acceptInvitation(db, form("x".repeat(32))), 403, "bad_invitation");
+      await rejects(acceptInvitation(db, form(token), new Date(Date.now() + 73 * 3_600_000)), 403);
+      expect(kdf.runs).toBe(before);
+      await acceptInvitation(db, form(token));
+      const after = kdf.runs;
+      await rejects(acceptInvitation(db, form(token)), 403, "bad_invitation");
+      expect(kdf.runs).toBe(after);
+    });
     it("API tokens: shown once, hashed at rest, scoped, revocable, expiring", async () => {
       const db = await dbs.open();
       const admin = sessionOf(await user(db, "root@example.com", "admin"));
@@ -151,7 +222,9 @@ for (const { provider, skip } of PROVIDERS) {
       await rejects(tokenActor(db, token.slice(0, -1) + (token.endsWith("A") ? "B" : "A")), 401, "bad_token");
       await rejects(tokenActor(db, "garbage"), 401, "bad_token");
       await rejects(tokenActor(db, token, new Date(Date.now() + 91 * 86_400_000)), 401);
-      // A token cannot mint tokens, and a role cannot grant beyond itself.
+      // A token cannot list or mint tokens, and a role cannot grant beyond itself.
+      await rejects(listApiTokens({ db }, actor), 403);
+      expect((await listApiTokens({ db }, admin)).map((t) => t.id)).toEqual([info.id]);
       await rejects(createApiToken({ db }, actor, { scopes: ["machines:read"] }), 403);
       const member = sessionOf(await user(db, "m@example.com", "member"));
       await rejects(createApiToken({ db }, member, { scopes: ["policy:write"] }), 403);
@@ -186,7 +259,26 @@ for (const { provider, skip } of PROVIDERS) {
       );
     });
 
-    it("OIDC: first login creates the user, groups map roles, links only verified emails", async () => {
+    it("OIDC: the first login before setup is a member without an admin group, never the admin", async () => {
+      const db = await dbs.open();
+      const s = { issuer: "https://idp.test", adminGroups: [], auditorGroups: [], allowedGroups: [] };
+      expect(await db.prisma.user.count({ where: { role: "admin" } })).toBe(0);
+      const id = await upsertOidcUser(db, s, {
+        sub: "first",
+        email: "first@example.com",
+        emailVerified: true,
+        groups: [],
+      });
+      expect((await db.prisma.user.findUniqueOrThrow({ where: { id } })).role).toBe("member");
+      // A configured admin group still makes admins.
+      const ops = await upsertOidcUser(
+        db,
+        { ...s, adminGroups: ["ops"] },
+        { sub: "ops", email: "ops@example.com", emailVerified: true, groups: ["ops"] },
+      );
+      expect((await db.prisma.user.findUniqueOrThrow({ where: { id: ops } })).role).toBe("admin");
+    });
+    it("OIDC: first login creates the user from a verified email, groups map roles", async () => {
       const db = await dbs.open();
       const s = {
         issuer: "https://idp.test",
@@ -197,6 +289,7 @@ for (const { provider, skip } of PROVIDERS) {
       const id = await upsertOidcUser(db, s, {
         sub: "1",
         email: "dee@example.com",
+        emailVerified: true,
         name: "Dee",
         groups: ["sec"],
       });
@@ -224,18 +317,38 @@ for (const { provider, skip } of PROVIDERS) {
         published.push(e),
       );
       expect(published).toHaveLength(1);
-      // A local account is linked only on a verified email.
-      await user(db, "eve@example.com", "member", "a long password!");
-      await rejects(upsertOidcUser(db, s, { sub: "2", email: "eve@example.com", emailVerified: false }), 409);
-      const eve = await upsertOidcUser(db, s, { sub: "2", email: "eve@example.com", emailVerified: true });
-      expect((await db.prisma.user.findUniqueOrThrow({ where: { id: eve } })).oidcSubject).toBe(
-        "https://idp.test#2",
-      );
       await rejects(
-        upsertOidcUser(db, { ...s, allowedGroups: ["staff"] }, { sub: "3", email: "f@x.com" }),
+        upsertOidcUser(
+          db,
+          { ...s, allowedGroups: ["staff"] },
+          { sub: "3", email: "f@x.com", emailVerified: true },
+        ),
         403,
       );
       await rejects(upsertOidcUser(db, s, { sub: "4", email: null }), 403);
+    });
+    it("OIDC: no account from an unverified email, and no silent takeover of an existing account", async () => {
+      const db = await dbs.open();
+      const s = { issuer: "https://idp.test", adminGroups: [], auditorGroups: [], allowedGroups: [] };
+      // Unverified (false or absent): nothing is created.
+      await rejects(
+        upsertOidcUser(db, s, { sub: "u1", email: "gil@example.com", emailVerified: false }),
+        403,
+        "email_unverified",
+      );
+      await rejects(upsertOidcUser(db, s, { sub: "u2", email: "gil@example.com" }), 403, "email_unverified");
+      expect(await db.prisma.user.count()).toBe(0);
+      // A verified email matching the setup admin's (or any local account) does not log in as it.
+      const root = await user(db, "root@example.com", "admin", "a long password!");
+      await rejects(
+        upsertOidcUser(db, s, { sub: "r", email: "Root@Example.com", emailVerified: true, groups: [] }),
+        409,
+        "account_exists",
+      );
+      const after = await db.prisma.user.findUniqueOrThrow({ where: { id: root.id } });
+      expect(after.oidcSubject).toBeNull();
+      expect(after.role).toBe("admin");
+      expect(await db.prisma.user.count()).toBe(1);
     });
   });
 }

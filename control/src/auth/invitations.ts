@@ -93,18 +93,29 @@ export async function peekInvitation(db: Database, token: string, now = new Date
   return { email: row.email, role: row.role };
 }
 
+/** The invitation when it can still be accepted; else 403 `bad_invitation`. */
+function openInvitation(row: Models.Invitation | null, now: Date): Models.Invitation {
+  if (!row || row.expiresAt <= now) {
+    throw new ControlError("bad_invitation", 403, "this invitation link is not valid or has expired");
+  }
+  if (row.acceptedAt) throw new ControlError("bad_invitation", 403, "this invitation was already used");
+  return row;
+}
+
 /**
  * Create the invited account. The invitation is consumed by a conditional
  * update in the same transaction, so one link creates one account.
  */
 export async function acceptInvitation(db: Database, body: unknown, now = new Date()) {
   const req = parseOr400(AcceptInvitationRequest, body, "invalid form");
+  // The link is checked before the KDF: no scrypt for a wrong or used link.
+  openInvitation(await db.prisma.invitation.findUnique({ where: { hash: sha256Hex(req.token) } }), now);
   const passwordHash = await hashPassword(req.password);
   return db.prisma.$transaction(async (tx) => {
-    const row = await tx.invitation.findUnique({ where: { hash: sha256Hex(req.token) } });
-    if (!row || row.expiresAt <= now) {
-      throw new ControlError("bad_invitation", 403, "this invitation link is not valid or has expired");
-    }
+    const row = openInvitation(
+      await tx.invitation.findUnique({ where: { hash: sha256Hex(req.token) } }),
+      now,
+    );
     const { count } = await tx.invitation.updateMany({
       where: { id: row.id, acceptedAt: null },
       data: { acceptedAt: now },

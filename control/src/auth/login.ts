@@ -1,6 +1,7 @@
 // Local-account login: email and password checked against the scrypt hash,
-// throttled by LoginRateLimiter. Unknown accounts cost the same KDF work as
-// known ones, so timing does not reveal which emails exist.
+// throttled by LoginRateLimiter (each attempt counted before the hash).
+// Unknown accounts cost the same KDF work as known ones, so timing does not
+// reveal which emails exist.
 import type { Database } from "@trellis/db";
 import { ControlError } from "../errors";
 import { hashPassword, verifyPassword } from "../password";
@@ -36,7 +37,10 @@ export async function verifyLogin(
     throw new ControlError("bad_credentials", 401, "wrong email or password");
   }
   const account = email.trim().toLowerCase();
-  const wait = limiter.retryAfterMs(account, address);
+  // Counted before the KDF, in the same synchronous step as the check: a
+  // burst of parallel guesses is limited like the same guesses in a row.
+  const startedAt = Date.now();
+  const wait = limiter.begin(account, address, startedAt);
   if (wait > 0) {
     throw new ControlError(
       "rate_limited",
@@ -48,9 +52,8 @@ export async function verifyLogin(
   dummyHash ??= hashPassword("trellis-dummy-password-for-timing");
   const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash));
   if (!user || !user.passwordHash || !ok) {
-    limiter.recordFailure(account, address);
     throw new ControlError("bad_credentials", 401, "wrong email or password");
   }
-  limiter.recordSuccess(account);
+  limiter.recordSuccess(account, address, startedAt);
   return { id: user.id, email: user.email, name: user.name, role: user.role };
 }

@@ -1,8 +1,12 @@
 // Users who log in through an OpenID Connect provider. The first login creates
-// the account; later logins find it by issuer and subject (never by email
-// alone, which the provider may let users change). An existing local account
-// with the same email is linked only when the provider says the email is
-// verified. Roles follow the groups claim when role groups are configured.
+// the account, and only from an email the provider says it verified
+// (email_verified: true); later logins find it by issuer and subject (never
+// by email alone, which the provider may let users change). An email that
+// already has an account — a local one, the setup admin's included — is
+// never taken over by a login: it is refused with `account_exists`, since
+// whoever controls that address at the provider is not thereby the
+// account's owner. Roles follow the groups claim when role groups are
+// configured.
 import type { Database } from "@trellis/db";
 import type { Role } from "@trellis/proto";
 import { ControlError } from "../errors";
@@ -57,23 +61,24 @@ export async function upsertOidcUser(
   const { id, change } = await db.prisma.$transaction(async (tx) => {
     let user = await tx.user.findUnique({ where: { oidcSubject: subject } });
     if (!user) {
-      const byEmail = await tx.user.findUnique({ where: { email } });
-      if (byEmail) {
-        if (!p.emailVerified || byEmail.oidcSubject) {
-          throw new ControlError(
-            "account_exists",
-            409,
-            `an account for ${email} already exists; ask an admin to link it`,
-          );
-        }
-        user = await tx.user.update({ where: { id: byEmail.id }, data: { oidcSubject: subject } });
-        await audit(tx, { actor: userRef(user.id), action: "user.link_oidc", target: `user:${user.id}` });
+      if (p.emailVerified !== true) {
+        throw new ControlError(
+          "email_unverified",
+          403,
+          `the identity provider has not verified ${email}; verify it there, then log in again`,
+        );
       }
-    }
-    if (!user) {
-      const admins = await tx.user.count({ where: { role: "admin" } });
-      // With no admin yet and no role mapping, the first OIDC user becomes the admin.
-      const role: Role = mapped ?? (admins === 0 ? "admin" : "member");
+      if (await tx.user.findUnique({ where: { email }, select: { id: true } })) {
+        throw new ControlError(
+          "account_exists",
+          409,
+          `an account for ${email} already exists; log in with its password (single sign-on is not linked to existing accounts)`,
+        );
+      }
+      // Admin only through a configured admin group, never by being first:
+      // the first admin comes from the setup token (setup.ts), so whoever the
+      // provider lets in before setup is finished is a member.
+      const role: Role = mapped ?? "member";
       user = await tx.user.create({
         data: {
           email,

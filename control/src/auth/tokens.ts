@@ -33,7 +33,7 @@ function info(t: Models.ApiToken): ApiTokenInfo {
   };
 }
 
-/** Only a session may manage tokens: a token cannot mint or revoke tokens. */
+/** Only a session may manage tokens: a token cannot list, mint or revoke tokens. */
 function requireSession(actor: Actor): void {
   if (actor.via !== "session") {
     throw new ControlError("forbidden", 403, "API tokens are managed from a logged-in session only");
@@ -76,8 +76,9 @@ export async function createApiToken(
   return { token, info: info(row) };
 }
 
-/** The caller's own tokens, newest first. */
+/** The caller's own tokens, newest first (from a session only, as documented: a token does not list tokens). */
 export async function listApiTokens(ctx: AdminDb, actor: Actor): Promise<ApiTokenInfo[]> {
+  requireSession(actor);
   const rows = await ctx.db.prisma.apiToken.findMany({
     where: { userId: actor.userId },
     orderBy: { createdAt: "desc" },

@@ -180,6 +180,25 @@ describe.skipIf(sqlite.skip)("node API on node:http", () => {
     expect((await other.client.signedFetch("POST", "/api/v1/register", body)).status).toBe(401);
   });
 
+  it("remembers no MAC of a key that is not a node: made-up keys cannot fill the replay cache", async () => {
+    const { rt, url } = await serve();
+    const seen = () => (rt as unknown as { auth: { seen: Map<string, unknown> } }).auth.seen.size;
+    const before = seen();
+    for (let i = 0; i < 20; i++) {
+      const stranger = new TestNode(rt);
+      expect(
+        await refusal(await stranger.client.signedFetch("POST", "/api/v1/endpoints", "{}")),
+      ).toMatchObject({
+        status: 401,
+        code: "unknown_node",
+      });
+      const body = JSON.stringify({ hostname: "x", os: "linux" });
+      expect((await stranger.client.signedFetch("POST", "/api/v1/register", body)).status).toBe(401);
+    }
+    void url;
+    expect(seen()).toBe(before);
+  });
+
   it("tells a relay which node keys it may admit", async () => {
     const { url, node } = await serve();
     const a = await node("alpha");

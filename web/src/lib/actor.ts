@@ -11,7 +11,8 @@ import { actorFromSessionCookie } from "./session-cookie";
 /** The session cookie's actor, or null. */
 export async function sessionActor(): Promise<Actor | null> {
   const jar = await cookies();
-  return actorFromSessionCookie((name) => jar.get(name)?.value, getRuntime().db);
+  const rt = getRuntime();
+  return actorFromSessionCookie((name) => jar.get(name)?.value, rt.db, rt.config.publicUrl);
 }
 
 function checkOrigin(req: Request): void {

@@ -29,9 +29,39 @@ export async function handle(route: string, fn: () => Promise<Response>): Promis
   }
 }
 
-/** Parse a JSON request body of at most `limit` bytes; malformed JSON is a 400. */
+/**
+ * Parse a JSON request body of at most `limit` bytes; malformed JSON is a 400.
+ * The bytes are counted as they arrive (a chunked body declares no length):
+ * reading stops at the first byte over the limit.
+ */
 export async function readJson(req: Request, limit = 64 * 1024): Promise<unknown> {
   return parseJson(await readBody(req.body, limit, req.headers.get("content-length")));
+}
+
+/**
+ * The request with its body read (at most `limit` bytes, counted as they
+ * arrive) and held, for handlers that would otherwise read a whole body
+ * themselves (next-auth's req.text() and req.json()); 413 when larger.
+ */
+export async function withBoundedBody<R extends Request>(
+  req: R,
+  limit: number,
+  make: (input: string, init: BoundedInit) => R,
+): Promise<R> {
+  if (req.method === "GET" || req.method === "HEAD") return req;
+  const bytes = await readBody(req.body, limit, req.headers.get("content-length"));
+  const headers = new Headers(req.headers);
+  headers.delete("content-length");
+  headers.delete("transfer-encoding");
+  return make(req.url, { method: req.method, headers, body: bytes as BodyInit, signal: req.signal });
+}
+
+/** What {@link withBoundedBody} builds its request from. */
+export interface BoundedInit {
+  method: string;
+  headers: Headers;
+  body: BodyInit;
+  signal: AbortSignal;
 }
 
 /** A JSON response that no cache keeps. */

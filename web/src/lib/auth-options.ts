@@ -122,7 +122,8 @@ export function authOptions(): NextAuthOptions {
           await oidcUser(profile as OidcClaims);
           return true;
         } catch (err) {
-          if (ControlError.is(err)) return `/login?error=${encodeURIComponent(err.message)}`;
+          // A code, not text: the login page shows only the codes it knows (lib/login-params.ts).
+          if (ControlError.is(err)) return `/login?error=${encodeURIComponent(err.code)}`;
           throw err;
         }
       },

@@ -37,8 +37,16 @@ export interface DerpClientOptions {
   url: string;
   /** This node's private key; it never leaves the client (only a box sealed with it does). */
   privateKey: Uint8Array;
-  /** Mesh key (64 hex digits) when this client is a relay joining a mesh. */
+  /**
+   * Mesh key (64 hex digits) when this client is a relay joining a mesh. It
+   * is sealed only to a pinned `serverKey`: a mesh key without one is refused.
+   */
   meshKey?: string;
+  /**
+   * The relay's server key (32 bytes), pinned: a relay presenting another
+   * key is refused before anything is sealed to it.
+   */
+  serverKey?: Uint8Array;
   socketFactory?: SocketFactory;
   /** Give up on the handshake after this long. */
   timeoutMs?: number;
@@ -69,6 +77,11 @@ function toBytes(data: unknown): Uint8Array {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   throw new DerpClientError("relay sent a non-binary message");
+}
+
+/** Equal length and bytes (keys are public: no constant-time need). */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function defaultFactory(url: string, protocols: string[]): WebSocketLike {
@@ -106,6 +119,12 @@ export class DerpClient {
   static connect(opts: DerpClientOptions): Promise<DerpClient> {
     const factory = opts.socketFactory ?? defaultFactory;
     const publicKey = x25519.getPublicKey(opts.privateKey);
+    if (opts.meshKey !== undefined && opts.serverKey?.length !== KEY_LEN) {
+      // Whoever answers at the URL would otherwise get the mesh key sealed to a key of its choosing.
+      return Promise.reject(
+        new DerpClientError(`a mesh key is sent only to a pinned relay key (${opts.url})`),
+      );
+    }
     return new Promise((resolve, reject) => {
       let ws: WebSocketLike;
       try {
@@ -154,6 +173,10 @@ export class DerpClient {
               return;
             }
             serverKey = f.payload.slice(MAGIC.length, MAGIC.length + KEY_LEN);
+            if (opts.serverKey && !sameBytes(serverKey, opts.serverKey)) {
+              fail(`relay ${opts.url} presented a server key other than the pinned one`);
+              return;
+            }
             const info = JSON.stringify({
               version: PROTOCOL_VERSION,
               canAckPings: true,

@@ -2,25 +2,19 @@
 
 import { signIn } from "next-auth/react";
 import { useState, type FormEvent } from "react";
+import { knownLoginError } from "@/lib/login-params";
 
-/** next-auth's generic error codes, in words a user can act on. */
-const MESSAGES: Record<string, string> = {
-  OAuthSignin: "could not start single sign-on; try again",
-  OAuthCallback: "single sign-on did not complete; try again",
-  OAuthAccountNotLinked: "this email is already used by another login method",
-  Callback: "login did not complete; try again",
-  AccessDenied: "access denied",
-  CredentialsSignin: "wrong email or password",
-  Configuration: "login is misconfigured on the server; see its log",
-};
-
+/**
+ * A failed signIn's error, from the server's answer to this very request (not
+ * from a URL someone sent): a known code in words, else the server's message.
+ */
 function describe(error: string): string {
-  return MESSAGES[error] ?? error;
+  return knownLoginError(error) ?? error;
 }
 
 export function LoginForm(props: { next: string; oidcName: string | null; initialError: string | null }) {
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(props.initialError ? describe(props.initialError) : null);
+  const [error, setError] = useState<string | null>(props.initialError);
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();

@@ -1,16 +1,12 @@
 import type { Metadata } from "next";
 import { redirect } from "next/navigation";
 import { getRuntime } from "@/lib/api";
+import { loginErrorMessage, safeNext } from "@/lib/login-params";
 import { getPageActor } from "@/lib/session";
 import { LoginForm } from "./login-form";
 
 export const metadata: Metadata = { title: "Log in" };
 export const dynamic = "force-dynamic";
-
-/** Only same-site paths are followed after login (no open redirect). */
-function safeNext(next: string | undefined): string {
-  return next && next.startsWith("/") && !next.startsWith("//") ? next : "/machines";
-}
 
 export default async function LoginPage({
   searchParams,
@@ -18,6 +14,7 @@ export default async function LoginPage({
   searchParams: Promise<{ next?: string; error?: string }>;
 }) {
   const { next, error } = await searchParams;
+  // Both come from a URL anyone can send: only a path of this origin, only a known error code.
   const target = safeNext(next);
   if (await getPageActor()) redirect(target);
   const rt = getRuntime();
@@ -31,7 +28,7 @@ export default async function LoginPage({
           No admin account exists yet: open the setup link the server printed when it started.
         </p>
       )}
-      <LoginForm next={target} oidcName={oidc ? oidc.name : null} initialError={error ?? null} />
+      <LoginForm next={target} oidcName={oidc ? oidc.name : null} initialError={loginErrorMessage(error)} />
     </section>
   );
 }

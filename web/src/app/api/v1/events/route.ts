@@ -1,5 +1,7 @@
 import { SSE_HEADERS, SSE_HEARTBEAT, sseText } from "@trellis/control/http";
+import { ControlError } from "@trellis/control/errors";
 import { adminRoute, getRuntime } from "@/lib/api";
+import { eventStreamSlots, MAX_STREAMS_PER_USER } from "@/lib/stream-slots";
 
 export const dynamic = "force-dynamic";
 
@@ -12,8 +14,16 @@ const COALESCE_MS = 250;
  * Carries no data — pages re-read what they show, with the viewer's rights.
  */
 export function GET(req: Request): Promise<Response> {
-  return adminRoute("GET /api/v1/events", req, async () => {
+  return adminRoute("GET /api/v1/events", req, async (actor) => {
     const rt = getRuntime();
+    const release = eventStreamSlots().acquire(actor.userId);
+    if (!release) {
+      throw new ControlError(
+        "too_many_streams",
+        429,
+        `at most ${MAX_STREAMS_PER_USER} console event streams per user; close some tabs`,
+      );
+    }
     const enc = new TextEncoder();
     let cleanup = () => {};
     const stream = new ReadableStream<Uint8Array>({
@@ -39,6 +49,7 @@ export function GET(req: Request): Promise<Response> {
         });
         const heartbeat = setInterval(() => send(SSE_HEARTBEAT), HEARTBEAT_MS);
         cleanup = () => {
+          release();
           unsubscribe();
           clearInterval(heartbeat);
           if (timer) clearTimeout(timer);
@@ -49,6 +60,7 @@ export function GET(req: Request): Promise<Response> {
           }
         };
         req.signal.addEventListener("abort", () => cleanup(), { once: true });
+        if (req.signal.aborted) cleanup(); // gone before we listened: give the slot back now
         send(": connected\n\n");
       },
       cancel() {
