@@ -52,10 +52,10 @@ function cli(args: string[], netns?: string, timeoutMs = 60_000): Promise<CliRes
       full,
       { timeout: timeoutMs, killSignal: "SIGKILL", encoding: "utf8" },
       (err, stdout, stderr) => {
-        const e = err as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
+        const e = err as { killed?: boolean; code?: unknown } | null;
         if (e?.killed) return reject(new Error(`trellis ${args.join(" ")} timed out:\n${stdout}\n${stderr}`));
-        if (e && typeof e.code !== "number") return reject(e);
-        resolve({ code: e ? (e.code as number) : 0, stdout, stderr });
+        if (e && typeof e.code !== "number") return reject(err);
+        resolve({ code: typeof e?.code === "number" ? e.code : 0, stdout, stderr });
       },
     );
   });

@@ -271,7 +271,8 @@ export class Daemon {
     if (this.stopping) throw new DaemonError("stopping", "the daemon is shutting down");
     if (this.session) {
       const same = JSON.stringify(this.session.prefs) === JSON.stringify(prefs);
-      if (same && this.session.ready && !this.session.error && !authKey) return this.status();
+      // The same `up` again (with or without the key) changes nothing: keep the connections.
+      if (same && this.session.ready && !this.session.error) return this.status();
       await this.down(true);
     }
     const identity = NodeIdentity.loadOrCreate(this.opts.stateDir);
