@@ -14,6 +14,7 @@ import { nodeEngine } from "@trellis/client/node";
 import type { NodeEngine } from "@trellis/client";
 import { openDatabase, type Database } from "@trellis/db";
 import { generateKeyPair } from "@trellis/proto/keyfile";
+import { api, login } from "../src/console";
 import { canUseNetns } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 
@@ -35,7 +36,16 @@ let db: Database;
 const engines: NodeEngine[] = [];
 const stateDirs: string[] = [];
 let echo: Server | undefined;
-let ns: { name: string; hostIp: string; remove(): void } | undefined;
+interface GatewayNs {
+  name: string;
+  hostIp: string;
+  /** A LAN behind the gateway: lanNs at lanHostIp in lanPrefix, with no route to the tailnet. */
+  lanNs: string;
+  lanPrefix: string;
+  lanHostIp: string;
+  remove(): void;
+}
+let ns: GatewayNs | undefined;
 
 interface CliResult {
   code: number;
@@ -77,36 +87,52 @@ async function until<T>(what: string, fn: () => T | Promise<T>, ms = 30_000): Pr
   }
 }
 
-/** A namespace joined to this one by a veth pair: hostIp here, gwIp there (10.77.N.0/24). */
-function gatewayNamespace(): { name: string; hostIp: string; remove(): void } {
+/**
+ *   root ns hostIp (10.77.N.1) ──veth── gateway ns 10.77.N.2 │ 10.77.N+1.1 ──veth── lan ns lanHostIp (10.77.N+1.2)
+ *
+ * The LAN host has no route to the tailnet: only masquerade at the gateway gets its answers back.
+ */
+function gatewayNamespace(): GatewayNs {
   const id = `${process.pid % 1000}${Math.floor(Math.random() * 1000)}`;
-  const n = 10 + Math.floor(Math.random() * 240);
+  const n = 10 + 2 * Math.floor(Math.random() * 120);
   const name = `trl-gw-${id}`;
-  const [hv, gv] = [`trgh${id}`, `trgg${id}`];
+  const lanNs = `trl-lan-${id}`;
+  const [hv, gv, gl, lv] = [`trgh${id}`, `trgg${id}`, `trgl${id}`, `trll${id}`];
   const hostIp = `10.77.${n}.1`;
   const ip = (...args: string[]) => execFileSync("ip", args, { stdio: "pipe", timeout: 10_000 });
-  const remove = () => {
+  const removeOne = (ns: string) => {
     // Whatever still runs in it (a daemon a failed test left) is ours: end it first.
     let pids: string[] = [];
     try {
-      pids = execFileSync("ip", ["netns", "pids", name], { encoding: "utf8", timeout: 10_000 })
+      pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 })
         .split(/\s+/)
         .filter(Boolean);
     } catch {
       return; // gone already
     }
     for (const pid of pids) process.kill(Number(pid), "SIGKILL");
-    ip("netns", "del", name); // takes the veth pair with it
+    ip("netns", "del", ns); // takes its veth pairs with it
+  };
+  const remove = () => {
+    removeOne(lanNs);
+    removeOne(name);
   };
   try {
     ip("netns", "add", name);
+    ip("netns", "add", lanNs);
     ip("-n", name, "link", "set", "lo", "up");
+    ip("-n", lanNs, "link", "set", "lo", "up");
     ip("link", "add", hv, "type", "veth", "peer", "name", gv, "netns", name);
     ip("addr", "add", `${hostIp}/24`, "dev", hv);
     ip("link", "set", hv, "up");
     ip("-n", name, "addr", "add", `10.77.${n}.2/24`, "dev", gv);
     ip("-n", name, "link", "set", gv, "up");
-    return { name, hostIp, remove };
+    ip("-n", name, "link", "add", gl, "type", "veth", "peer", "name", lv, "netns", lanNs);
+    ip("-n", name, "addr", "add", `10.77.${n + 1}.1/24`, "dev", gl);
+    ip("-n", name, "link", "set", gl, "up");
+    ip("-n", lanNs, "addr", "add", `10.77.${n + 1}.2/24`, "dev", lv);
+    ip("-n", lanNs, "link", "set", lv, "up");
+    return { name, hostIp, lanNs, lanPrefix: `10.77.${n + 1}.0/24`, lanHostIp: `10.77.${n + 1}.2`, remove };
   } catch (err) {
     remove();
     throw err;
@@ -357,5 +383,88 @@ describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespac
     expect(await stopDaemon(dir)).toBe("exited");
     expect(existsSync(join(dir, "trellisd.sock"))).toBe(false);
     expect(existsSync(join(dir, "trellisd.pid"))).toBe(false);
+  });
+
+  it("forwards an approved advertised route with masquerade, and removes its table on down", async () => {
+    const { name: nsName, lanNs, lanPrefix, lanHostIp } = ns!;
+    const dir = stateDir();
+    // The gateway namespace's own forwarding switch (each namespace has one).
+    const forwarding = () =>
+      execFileSync("ip", ["netns", "exec", nsName, "cat", "/proc/sys/net/ipv4/ip_forward"], {
+        encoding: "utf8",
+      }).trim();
+    expect(forwarding()).toBe("0");
+    const up = await cli(
+      [
+        "up",
+        "--login-server",
+        url,
+        "--auth-key",
+        `file:${keyFile}`,
+        "--hostname",
+        "gw-router",
+        "--advertise-routes",
+        lanPrefix,
+        "--state-dir",
+        dir,
+      ],
+      nsName,
+    );
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout).toContain(`awaiting approval in the console: ${lanPrefix}`);
+
+    // An admin approves the route in the console's API.
+    const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
+    const setup = await api(url, null, "POST", "/api/setup", {
+      token,
+      email: "ada@example.com",
+      name: "Ada",
+      password: "correct horse battery staple",
+    });
+    expect(setup.status).toBe(201);
+    const admin = { cookie: await login(url, "ada@example.com", "correct horse battery staple") };
+    const machines = await api(url, admin, "GET", "/api/v1/machines?q=gw-router");
+    const machine = (machines.body.items as { id: string; name: string }[]).find(
+      (m) => m.name === "gw-router",
+    )!;
+    const approved = await api(url, admin, "POST", `/api/v1/machines/${machine.id}/routes`, {
+      routes: [lanPrefix],
+    });
+    expect(approved.status).toBe(200);
+
+    await until("the route forwarded at the gateway", async () => {
+      const r = await cli(["status", "--json", "--state-dir", dir], nsName);
+      const s = JSON.parse(r.stdout) as { forwarding: { routes: string[]; error: string | null } | null };
+      expect(s.forwarding?.error ?? null).toBeNull();
+      return s.forwarding?.routes.includes(lanPrefix);
+    });
+    expect(forwarding()).toBe("1");
+    const table = execFileSync("ip", ["netns", "exec", nsName, "nft", "list", "table", "inet", "trellis"], {
+      encoding: "utf8",
+    });
+    expect(table).toMatch(/masquerade/);
+
+    // A peer reaches the LAN host, which has no route to the tailnet: the answer comes back masqueraded.
+    const p = await peer("peer-lan");
+    await until("the route in the peer's map", () =>
+      p.netmap?.peers.find((x) => x.name === "gw-router")?.allowedIPs.includes(lanPrefix),
+    );
+    const pong = await until("a ping reply from the LAN host", () =>
+      p.ping(lanHostIp, { timeoutMs: 3000 }).catch(() => null),
+    );
+    expect(pong.address).toBe(lanHostIp);
+    expect(() => execFileSync("ip", ["-n", lanNs, "route", "get", "100.64.0.1"], { stdio: "pipe" })).toThrow(
+      /unreachable/,
+    );
+
+    const down = await cli(["down", "--state-dir", dir], nsName);
+    expect(down.code).toBe(0);
+    expect(() =>
+      execFileSync("ip", ["netns", "exec", nsName, "nft", "list", "table", "inet", "trellis"], {
+        stdio: "pipe",
+      }),
+    ).toThrow();
+    expect(forwarding()).toBe("0");
+    expect(await stopDaemon(dir)).toBe("exited");
   });
 });

@@ -234,6 +234,13 @@ export function formatStatus(s: Status): string {
       `peer   ${p.name.padEnd(16)} ${bare(p.addresses).padEnd(40)} ${p.online ? p.path : "offline"}${p.rttMs !== null ? ` ${p.rttMs} ms` : ""}  rx ${p.rxBytes} tx ${p.txBytes}  handshake ${ago(p.lastHandshake)}`,
     );
   }
+  if (s.forwarding?.routes.length || s.forwarding?.error) {
+    lines.push(
+      `routes ${s.forwarding.routes.join(", ") || "none"} forwarded${s.forwarding.error ? ` (error: ${s.forwarding.error})` : ""}`,
+    );
+  }
+  const waiting = s.advertisedRoutes.filter((r) => !s.approvedRoutes.includes(r));
+  if (waiting.length) lines.push(`routes ${waiting.join(", ")} await approval in the console`);
   const drops = Object.entries(s.drops);
   if (drops.length) lines.push(`drops  ${drops.map(([k, v]) => `${k}=${v}`).join(" ")}`);
   return `${lines.join("\n")}\n`;

@@ -12,6 +12,7 @@ import { z } from "zod";
 import { ControlClient, ControlRequestError, type NodeEngine, type TcpConnection } from "@trellis/client";
 import { NodeIdentity, nodeEngine } from "@trellis/client/node";
 import type { Logger } from "@trellis/log";
+import { SubnetRouter, subnetRoutes } from "./forwarding";
 import { HostError, TunPacketDevice } from "./host";
 import {
   type ErrorBody,
@@ -88,6 +89,8 @@ interface Session {
   prefs: UpPrefs;
   engine: NodeEngine;
   device: TunPacketDevice | null;
+  /** TUN mode: IP forwarding and masquerade for the approved advertised routes. */
+  router: SubnetRouter | null;
   stopForwards: (() => void)[];
   /** The first map arrived (and, in TUN mode, the device is configured). */
   ready: boolean;
@@ -310,7 +313,8 @@ export class Daemon {
       packets: device ?? undefined,
       log: (msg, detail) => this.log.info(detail ?? {}, msg),
     });
-    const session: Session = { prefs, engine, device, stopForwards: [], ready: false, error: null };
+    const router = device ? new SubnetRouter(device.name, this.log) : null;
+    const session: Session = { prefs, engine, device, router, stopForwards: [], ready: false, error: null };
     this.session = session;
     this.writePrefs({ version: 1, prefs, wantRunning: true });
     device?.onPackets((p) => engine.sendPackets(p));
@@ -321,6 +325,17 @@ export class Daemon {
       const self = engine.netmap!.node;
       if (device) await device.configure(self.addresses);
       session.ready = true;
+      if (router) {
+        // Serve what the map approves, now and whenever it changes (errors land in status).
+        const sync = () => {
+          const node = engine.netmap?.node;
+          if (node && this.session === session) {
+            router.update(subnetRoutes(node.advertisedRoutes, node.approvedRoutes)).catch(() => undefined);
+          }
+        };
+        engine.onStatus(sync);
+        sync();
+      }
       this.log.info({ name: self.name, addresses: self.addresses }, "up");
     });
     started.catch((err: unknown) => {
@@ -368,7 +383,11 @@ export class Daemon {
     if (!s) return;
     for (const stop of s.stopForwards) stop();
     s.engine.close();
-    if (s.device) await s.device.close();
+    try {
+      await s.router?.close();
+    } finally {
+      await s.device?.close();
+    }
     this.log.info({ restarting }, "down");
   }
 
@@ -423,6 +442,7 @@ export class Daemon {
       self: null,
       advertisedRoutes: [],
       approvedRoutes: [],
+      forwarding: null,
       relay: { region: null, connected: false, latencyMs: null },
       peers: [],
       drops: {},
@@ -440,6 +460,7 @@ export class Daemon {
       self: st.self ? { name: st.self.name, dnsName: st.self.dnsName, addresses: st.self.addresses } : null,
       advertisedRoutes: node?.advertisedRoutes ?? [],
       approvedRoutes: node?.approvedRoutes ?? [],
+      forwarding: s.router ? { routes: [...s.router.routes], error: s.router.error } : null,
       relay: st.relay,
       peers: st.peers.map((p) => ({
         name: p.name,
@@ -468,6 +489,7 @@ export class Daemon {
         for (const stop of s.stopForwards) stop();
         s.engine.close();
         // The prefs keep wantRunning: a restarted daemon brings the node up again.
+        if (s.router) await s.router.close().catch((err: unknown) => errors.push(err));
         if (s.device) await s.device.close().catch((err: unknown) => errors.push(err));
       }
       await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

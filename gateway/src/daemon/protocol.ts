@@ -83,6 +83,8 @@ export const Status = z.object({
   self: SelfInfo.nullable(),
   advertisedRoutes: z.array(z.string()),
   approvedRoutes: z.array(z.string()),
+  /** TUN mode: the approved routes this node forwards (and masquerades), or why it cannot. */
+  forwarding: z.object({ routes: z.array(z.string()), error: z.string().nullable() }).nullable(),
   relay: z.object({
     region: z.number().nullable(),
     connected: z.boolean(),
