@@ -331,6 +331,10 @@ describe("trellis up in userspace mode", () => {
     expect(logout.code).toBe(0);
     expect(existsSync(join(dir, "node.key"))).toBe(false);
     expect((await cli(["status", "--state-dir", dir])).stdout).toBe("Stopped (not logged in)\n");
+    // A new key without an auth key: told what to give.
+    const again = await cli(["up", "--login-server", url, "--userspace", "--state-dir", dir]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/this node is not registered at .*: give --auth-key/);
   });
 });
 
