@@ -13,6 +13,8 @@ export {
   NodeEngine,
   EngineError,
   type EnginePlatform,
+  type HostPackets,
+  MAX_HOST_PACKETS,
   type EngineStatus,
   type NodeEngineOptions,
   type PathKind,
@@ -20,5 +22,6 @@ export {
   type PingResult,
 } from "./engine/engine";
 export { TcpConnection, ConnectionError } from "./engine/sockets";
+export { echoRequest, parseEchoReply } from "./engine/icmp";
 export { rtcLinks, type DirectLink, type DirectLinkFactory, type PeerConnectionClass } from "./paths/webrtc";
 export { RtcSignal, openSignal, sealSignal, SignalError } from "./paths/signalling";

@@ -28,6 +28,14 @@ describe("trellis CLI", () => {
     }
   });
 
+  it("lists the daemon's commands in its help", () => {
+    const { code, out } = capture(["--help"]);
+    expect(code).toBe(0);
+    for (const cmd of ["up --login-server URL", "down", "status [--json]", "ping PEER", "logout", "daemon"]) {
+      expect(out).toContain(`  ${cmd}`);
+    }
+  });
+
   it("rejects unknown options", () => {
     expect(() => capture(["key", "--bogus"])).toThrow(/bogus/);
   });

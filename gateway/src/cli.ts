@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { NodeIdentity } from "@trellis/client/node";
+import { DAEMON_COMMANDS, runDaemonCommand } from "./commands";
 import {
   compileFilters,
   compileSsh,
@@ -17,6 +18,15 @@ const DEFAULT_STATE_DIR = process.env.TRELLIS_STATE_DIR ?? "/var/lib/trellis";
 const USAGE = `usage: trellis <command> [options]
 
 commands:
+  up --login-server URL [--auth-key KEY|file:PATH] [--hostname H]
+     [--advertise-routes CIDR,…] [--userspace [--forward-tcp PORT,…]] [--tun NAME]
+                              join the tailnet: starts the daemon if none runs, registers
+                              (the auth key also from TRELLIS_AUTH_KEY), waits for the map
+  down                        stop the node (the daemon keeps running)
+  status [--json]             this node, its peers (path, RTT, bytes, handshake) and drops
+  ping PEER [--timeout S]     ICMP echo to a peer by name or address, with the path taken
+  logout                      log out at the control server and forget this node's key
+  daemon                      run the node daemon in the foreground (up starts it for you)
   version                     print the version
   key [--state-dir DIR]       print this node's public key (creating the key on first use)
   policy check FILE           check a policy file (HuJSON) and run its tests
@@ -25,9 +35,24 @@ commands:
   policy ssh --policy FILE --topology TOPO.json
                               print each node's SSH rules: {"<node>": [SSHRule…]}
 
-The state directory (default ${DEFAULT_STATE_DIR}, or TRELLIS_STATE_DIR) holds the
-node's private key, mode 0600; the key never leaves this machine.
+Every command but policy takes --state-dir DIR. The state directory (default
+${DEFAULT_STATE_DIR}, or TRELLIS_STATE_DIR) holds the node's private key (node.key,
+mode 0600; it never leaves this machine), prefs.json, the daemon's socket
+trellisd.sock (0600) and, when up started it, its log trellisd.log. TUN mode
+(the default) needs root; --userspace needs none.
 `;
+
+/** Like run, for every command: the daemon's commands are asynchronous. */
+export async function main(
+  argv: string[],
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const daemonCmd = DAEMON_COMMANDS.find((c) => c === cmd);
+  if (daemonCmd) return runDaemonCommand(daemonCmd, rest, DEFAULT_STATE_DIR, out, err);
+  return run(argv, out, err);
+}
 
 /**
  * Run one command. `out` and `err` receive standard output and error (tests

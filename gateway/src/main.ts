@@ -1,7 +1,7 @@
-import { run } from "./cli";
+import { main } from "./cli";
 
 try {
-  process.exitCode = run(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
   process.stderr.write(`trellis: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;

@@ -12,7 +12,7 @@
 // stop returning — the WireGuard session, and every TCP connection inside it,
 // carries on either way. Browser-safe: platform parts are injected.
 import { decodeKey } from "@trellis/proto";
-import { addrFromBytes, formatAddr } from "@trellis/proto/ip";
+import { addrBytes, addrFromBytes, formatAddr, parseAddr } from "@trellis/proto/ip";
 import type { FullMap, Peer, SignalMessage } from "@trellis/proto/node";
 import type { EngineOutput, EngineStats, WireGuardEngine } from "@trellis/wasm";
 import type { ControlClient } from "../control/client";
@@ -24,11 +24,28 @@ import { EndpointTable } from "../paths/endpoints";
 import { RelayPaths } from "../paths/relay";
 import { openSignal, sealSignal, type RtcSignal } from "../paths/signalling";
 import type { DirectLink, DirectLinkFactory } from "../paths/webrtc";
+import { echoRequest, parseEchoReply } from "./icmp";
 import { ConnectionError, TcpConnection } from "./sockets";
 
+/**
+ * Where an engine without a userspace stack delivers: the host's IP stack,
+ * through a TUN device (gateways). The engine hands it the admitted packets
+ * of one turn at once; they are views into the WASM engine's output buffer,
+ * valid only during the call, so `write` must copy or consume them before it
+ * returns. Packets from the host come back through `NodeEngine.sendPackets`.
+ */
+export interface HostPackets {
+  write(packets: Uint8Array[]): void;
+}
+
 export interface EnginePlatform {
-  /** The WASM engine for this private key, delivering to its userspace stack. */
+  /**
+   * The WASM engine for this private key: delivering to its userspace stack,
+   * or, when `packets` is given, built without one (`{ stack: false }`).
+   */
   createWasmEngine(privateKey: Uint8Array): WireGuardEngine;
+  /** The host's IP stack (a TUN device); absent: the userspace stack is the host. */
+  packets?: HostPackets;
   /** WebSockets for the relay. */
   socketFactory: SocketFactory;
   /** WebRTC data channels; absent: the relay carries everything. */
@@ -97,6 +114,8 @@ const OPEN_WITHIN_MS = 15_000;
 const RETRY_MIN_MS = 5_000;
 // At least once a minute while traffic flows (a direct attempt starts only when a packet goes out).
 const RETRY_MAX_MS = 60_000;
+/** Packets from the host waiting for the next turn beyond this many are dropped (`host_queue_full`). */
+export const MAX_HOST_PACKETS = 4096;
 
 interface Direct {
   link: DirectLink;
@@ -166,6 +185,10 @@ export class NodeEngine {
   private readonly tcpListeners = new Map<number, (handle: number, from: string, port: number) => void>();
   private readonly udp = new Map<number, (from: string, port: number, data: Uint8Array) => void>();
   private pingSeq = 0;
+  /** Packets from the host (sendPackets) for the next turn. */
+  private fromHost: Uint8Array[] = [];
+  /** ICMP identifier of this engine's own echo requests when it has no stack. */
+  private readonly hostPingIdent = (Math.random() * 0x10000) & 0xffff;
   private closed = false;
   private readonly listeners = new Set<(s: EngineStatus) => void>();
   private statusQueued = false;
@@ -382,6 +405,11 @@ export class NodeEngine {
     this.inbound = [];
     let out = batch.length ? this.wasm.receive(batch, now) : this.wasm.poll(now);
     this.handle(out);
+    if (this.fromHost.length) {
+      const packets = this.fromHost;
+      this.fromHost = [];
+      this.handle(this.wasm.send(packets, now));
+    }
     // Writers may have room now; what they queue goes out in the same turn.
     let again = false;
     for (const c of this.conns.values()) {
@@ -401,6 +429,7 @@ export class NodeEngine {
   }
 
   private handle(out: EngineOutput[]): void {
+    let toHost: Uint8Array[] | null = null;
     for (const o of out) {
       switch (o.kind) {
         case "datagram": {
@@ -408,6 +437,10 @@ export class NodeEngine {
           if (st) this.sendDatagram(st, o.data);
           break;
         }
+        case "packet":
+          if (this.pings.size > 0 && this.ownEchoReply(o.data)) break;
+          (toHost ??= []).push(o.data);
+          break;
         case "tcp-connected": {
           const p = this.connecting.get(o.handle);
           if (p) {
@@ -442,23 +475,9 @@ export class NodeEngine {
           this.conns.delete(o.handle);
           break;
         }
-        case "ping-reply": {
-          const key = `${o.ident}/${o.seq}`;
-          const p = this.pings.get(key);
-          if (p) {
-            this.pings.delete(key);
-            const rttMs = Date.now() - p.sentAt;
-            const st = p.res.peer ? this.peers.get(p.res.peer.key) : undefined;
-            if (st) st.rttMs = rttMs;
-            p.resolve({
-              rttMs,
-              path: st ? this.pathOf(st) : "relay",
-              peer: p.res.peer?.name ?? null,
-              address: p.res.text,
-            });
-          }
+        case "ping-reply":
+          this.pingAnswered(o.ident, o.seq);
           break;
-        }
         case "udp":
           this.udp.get(o.handle)?.(formatAddr(addrFromBytes(o.from)!), o.port, o.data.slice());
           break;
@@ -466,6 +485,46 @@ export class NodeEngine {
           break;
       }
     }
+    if (toHost) this.opts.platform.packets?.write(toHost);
+  }
+
+  private pingAnswered(ident: number, seq: number): boolean {
+    const key = `${ident}/${seq}`;
+    const p = this.pings.get(key);
+    if (!p) return false;
+    this.pings.delete(key);
+    const rttMs = Date.now() - p.sentAt;
+    const st = p.res.peer ? this.peers.get(p.res.peer.key) : undefined;
+    if (st) st.rttMs = rttMs;
+    p.resolve({
+      rttMs,
+      path: st ? this.pathOf(st) : "relay",
+      peer: p.res.peer?.name ?? null,
+      address: p.res.text,
+    });
+    return true;
+  }
+
+  /** Whether `pkt` answers one of this engine's own echo requests (then the host never sees it). */
+  private ownEchoReply(pkt: Uint8Array): boolean {
+    const r = parseEchoReply(pkt);
+    return r !== null && r.ident === this.hostPingIdent && this.pingAnswered(r.ident, r.seq);
+  }
+
+  /**
+   * IP packets from the host (a TUN device) for peers, sent on the next turn.
+   * Only for an engine whose platform has `packets`; beyond MAX_HOST_PACKETS
+   * waiting, packets are dropped and counted (`host_queue_full`).
+   */
+  sendPackets(packets: readonly Uint8Array[]): void {
+    if (!this.opts.platform.packets) throw new EngineError("this engine has no host packet path");
+    if (this.closed) return;
+    const room = MAX_HOST_PACKETS - this.fromHost.length;
+    for (let i = 0; i < packets.length; i++) {
+      if (i < room) this.fromHost.push(packets[i]!);
+      else this.localDrops.host_queue_full = (this.localDrops.host_queue_full ?? 0) + 1;
+    }
+    this.kick();
   }
 
   // ---- direct paths -------------------------------------------------------------
@@ -634,11 +693,24 @@ export class NodeEngine {
     return resolveHost(this.requireMap(), host);
   }
 
-  /** ICMP echo through the tunnel; rejects after `timeoutMs` without a reply. */
+  /**
+   * ICMP echo through the tunnel; rejects after `timeoutMs` without a reply.
+   * With a userspace stack the stack pings; without one (the host owns the
+   * addresses) the engine sends an echo request from this node's own address
+   * and takes the reply out of the packets bound for the host.
+   */
   ping(host: string, opts: { timeoutMs?: number } = {}): Promise<PingResult> {
     const res = this.resolve(host);
     const seq = (this.pingSeq = (this.pingSeq + 1) & 0xffff);
-    const ident = this.wasm.ping(res.bytes, seq, new TextEncoder().encode("trellis ping"));
+    const payload = new TextEncoder().encode("trellis ping");
+    let ident: number;
+    if (this.opts.platform.packets) {
+      const src = this.ownAddress(res.bytes.length === 16);
+      ident = this.hostPingIdent;
+      this.fromHost.push(echoRequest(src, res.bytes, ident, seq, payload));
+    } else {
+      ident = this.wasm.ping(res.bytes, seq, payload);
+    }
     const key = `${ident}/${seq}`;
     this.kick();
     return new Promise<PingResult>((resolve, reject) => {
@@ -657,6 +729,15 @@ export class NodeEngine {
         },
       });
     });
+  }
+
+  /** This node's own address of one family, as bytes. */
+  private ownAddress(v6: boolean): Uint8Array {
+    for (const a of this.requireMap().node.addresses) {
+      const addr = parseAddr(a.split("/")[0]!);
+      if (addr && (addr.v === 6) === v6) return addrBytes(addr);
+    }
+    throw new EngineError(`this node has no IPv${v6 ? 6 : 4} address`);
   }
 
   /** A TCP connection through the tailnet; resolves once established. */
@@ -834,6 +915,7 @@ export class NodeEngine {
     for (const st of this.peers.values()) st.direct?.link.close();
     for (const c of this.conns.values()) c.closedBy(true, true);
     for (const p of this.connecting.values()) p.reject(new ConnectionError("the engine stopped", "aborted"));
+    this.fromHost = [];
     this.relay.close();
     this.wasm.close();
   }

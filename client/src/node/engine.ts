@@ -7,7 +7,7 @@ import { WireGuardEngine } from "@trellis/wasm/node";
 import type { RegisterRequest } from "@trellis/proto/node";
 import { ControlClient } from "../control/client";
 import { keyHolder } from "../control/signer";
-import { NodeEngine, type NodeEngineOptions } from "../engine/engine";
+import { NodeEngine, type HostPackets, type NodeEngineOptions } from "../engine/engine";
 import { rtcLinks, type PeerConnectionClass } from "../paths/webrtc";
 import { openWebSocket } from "./platform";
 
@@ -21,6 +21,13 @@ export interface NodeFlavourOptions {
   webrtc?: boolean;
   log?: NodeEngineOptions["log"];
   maxAttempts?: number;
+  /**
+   * The host's IP stack (a TUN device): the WASM engine then runs without its
+   * userspace stack and admitted packets go here; feed the host's packets to
+   * `engine.sendPackets`. Absent: the userspace stack (ping, TCP and UDP
+   * through the engine's own calls).
+   */
+  packets?: HostPackets;
 }
 
 /** A node engine running in Node; call `start()`. */
@@ -34,7 +41,8 @@ export function nodeEngine(opts: NodeFlavourOptions): NodeEngine {
     maxAttempts: opts.maxAttempts,
     log: opts.log,
     platform: {
-      createWasmEngine: (key) => new WireGuardEngine(key, { stack: true }),
+      createWasmEngine: (key) => new WireGuardEngine(key, { stack: opts.packets === undefined }),
+      packets: opts.packets,
       socketFactory: openWebSocket,
       directLinks:
         opts.webrtc === false ? undefined : rtcLinks(RTCPeerConnection as unknown as PeerConnectionClass),

@@ -1,0 +1,476 @@
+// The gateway as a user runs it: `trellis up --login-server URL --auth-key
+// KEY` against the real server, the daemon started in the background, and a
+// Node-engine peer in this process reaching it. Userspace mode runs anywhere;
+// TUN mode runs as root inside a network namespace this test creates (the
+// kernel there answers the peer's pings through the TUN device).
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPreAuthKey } from "@trellis/control";
+import { nodeEngine } from "@trellis/client/node";
+import type { NodeEngine } from "@trellis/client";
+import { openDatabase, type Database } from "@trellis/db";
+import { generateKeyPair } from "@trellis/proto/keyfile";
+import { api, login } from "../src/console";
+import { canUseNetns } from "../src/netns";
+import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
+
+const TRELLIS = join(ROOT, "gateway/bin/trellis");
+const canUseTun =
+  canUseNetns &&
+  existsSync("/dev/net/tun") &&
+  existsSync(join(ROOT, "gateway/build/Release/trellis_tun.node"));
+if (!canUseTun)
+  console.warn("skipping the gateway's TUN journey: needs root, ip netns, nft and the TUN addon");
+
+const data = tempDataDir();
+const work = mkdtempSync(join(tmpdir(), "trellis-gw-"));
+const keyFile = join(work, "auth.key");
+const badKeyFile = join(work, "bad.key");
+let trellis: RunningTrellis;
+let url: string;
+let db: Database;
+const engines: NodeEngine[] = [];
+const stateDirs: string[] = [];
+let echo: Server | undefined;
+interface GatewayNs {
+  name: string;
+  hostIp: string;
+  /** A LAN behind the gateway: lanNs at lanHostIp in lanPrefix, with no route to the tailnet. */
+  lanNs: string;
+  lanPrefix: string;
+  lanHostIp: string;
+  remove(): void;
+}
+let ns: GatewayNs | undefined;
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the CLI (inside `netns` when given), bounded; never rejects on a non-zero exit. */
+function cli(args: string[], netns?: string, timeoutMs = 60_000): Promise<CliResult> {
+  const [cmd, full] = netns ? ["ip", ["netns", "exec", netns, TRELLIS, ...args]] : [TRELLIS, args];
+  return new Promise((resolve, reject) => {
+    execFile(
+      cmd,
+      full,
+      { timeout: timeoutMs, killSignal: "SIGKILL", encoding: "utf8" },
+      (err, stdout, stderr) => {
+        const e = err as { killed?: boolean; code?: unknown } | null;
+        if (e?.killed) return reject(new Error(`trellis ${args.join(" ")} timed out:\n${stdout}\n${stderr}`));
+        if (e && typeof e.code !== "number") return reject(err);
+        resolve({ code: typeof e?.code === "number" ? e.code : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+function stateDir(): string {
+  const dir = mkdtempSync(join(work, "state-"));
+  stateDirs.push(dir);
+  return dir;
+}
+
+async function until<T>(what: string, fn: () => T | Promise<T>, ms = 30_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ *   root ns hostIp (10.77.N.1) ──veth── gateway ns 10.77.N.2 │ 10.77.N+1.1 ──veth── lan ns lanHostIp (10.77.N+1.2)
+ *
+ * The LAN host has no route to the tailnet: only masquerade at the gateway gets its answers back.
+ */
+function gatewayNamespace(): GatewayNs {
+  const id = `${process.pid % 1000}${Math.floor(Math.random() * 1000)}`;
+  const n = 10 + 2 * Math.floor(Math.random() * 120);
+  const name = `trl-gw-${id}`;
+  const lanNs = `trl-lan-${id}`;
+  const [hv, gv, gl, lv] = [`trgh${id}`, `trgg${id}`, `trgl${id}`, `trll${id}`];
+  const hostIp = `10.77.${n}.1`;
+  const ip = (...args: string[]) => execFileSync("ip", args, { stdio: "pipe", timeout: 10_000 });
+  const removeOne = (ns: string) => {
+    // Whatever still runs in it (a daemon a failed test left) is ours: end it first.
+    let pids: string[] = [];
+    try {
+      pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 })
+        .split(/\s+/)
+        .filter(Boolean);
+    } catch {
+      return; // gone already
+    }
+    for (const pid of pids) process.kill(Number(pid), "SIGKILL");
+    ip("netns", "del", ns); // takes its veth pairs with it
+  };
+  const remove = () => {
+    removeOne(lanNs);
+    removeOne(name);
+  };
+  try {
+    ip("netns", "add", name);
+    ip("netns", "add", lanNs);
+    ip("-n", name, "link", "set", "lo", "up");
+    ip("-n", lanNs, "link", "set", "lo", "up");
+    ip("link", "add", hv, "type", "veth", "peer", "name", gv, "netns", name);
+    ip("addr", "add", `${hostIp}/24`, "dev", hv);
+    ip("link", "set", hv, "up");
+    ip("-n", name, "addr", "add", `10.77.${n}.2/24`, "dev", gv);
+    ip("-n", name, "link", "set", gv, "up");
+    ip("-n", name, "link", "add", gl, "type", "veth", "peer", "name", lv, "netns", lanNs);
+    ip("-n", name, "addr", "add", `10.77.${n + 1}.1/24`, "dev", gl);
+    ip("-n", name, "link", "set", gl, "up");
+    ip("-n", lanNs, "addr", "add", `10.77.${n + 1}.2/24`, "dev", lv);
+    ip("-n", lanNs, "link", "set", lv, "up");
+    return { name, hostIp, lanNs, lanPrefix: `10.77.${n + 1}.0/24`, lanHostIp: `10.77.${n + 1}.2`, remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
+}
+
+/**
+ * End the daemon of `dir` (by its pid file: only daemons these tests started):
+ * SIGTERM, then SIGKILL if it is still there after 10 s. Says which it took.
+ */
+async function stopDaemon(dir: string): Promise<"none" | "exited" | "killed"> {
+  const pidFile = join(dir, "trellisd.pid");
+  if (!existsSync(pidFile)) return "none";
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ESRCH") return "none";
+    throw err;
+  }
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return "exited";
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.kill(pid, "SIGKILL");
+  return "killed";
+}
+
+beforeAll(async () => {
+  if (canUseTun) ns = gatewayNamespace();
+  trellis = await startTrellis({ dataDir: data.dir, env: ns ? { HOST: ns.hostIp } : {} });
+  url = ns ? trellis.url.replace("127.0.0.1", ns.hostIp) : trellis.url;
+  db = await openDatabase(`file:${join(data.dir, "trellis.db")}`);
+  const key = (await createPreAuthKey(db, { tags: ["tag:node"], reusable: true }, "local")).key;
+  writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
+  writeFileSync(badKeyFile, `tskey-auth-${"x".repeat(40)}\n`, { mode: 0o600 });
+}, 180_000);
+
+afterAll(async () => {
+  const errors: unknown[] = [];
+  for (const e of engines) e.close();
+  for (const dir of stateDirs) await stopDaemon(dir).catch((err: unknown) => errors.push(err));
+  try {
+    ns?.remove();
+  } catch (err) {
+    errors.push(err);
+  }
+  echo?.close();
+  await db?.close();
+  await trellis?.stop();
+  data.remove();
+  rmSync(work, { recursive: true, force: true });
+  if (errors.length) throw new AggregateError(errors, "cleanup failed");
+}, 60_000);
+
+async function peer(hostname: string): Promise<NodeEngine> {
+  const e = nodeEngine({
+    baseUrl: url,
+    privateKey: generateKeyPair().privateKey,
+    register: { preAuthKey: readFileSync(keyFile, "utf8").trim(), hostname, os: "linux" },
+    webrtc: false,
+  });
+  engines.push(e);
+  await e.start();
+  return e;
+}
+
+describe("trellis up in userspace mode", () => {
+  let dir: string;
+  let p: NodeEngine;
+
+  it("registers, prints the machine and its addresses, and says advertised routes await approval", async () => {
+    echo = createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo!.listen(0, "127.0.0.1", r));
+    const port = (echo.address() as { port: number }).port;
+    dir = stateDir();
+    const up = await cli([
+      "up",
+      "--login-server",
+      url,
+      "--auth-key",
+      `file:${keyFile}`,
+      "--hostname",
+      "gw-user",
+      "--userspace",
+      "--forward-tcp",
+      String(port),
+      "--advertise-routes",
+      "10.77.250.0/24",
+      "--state-dir",
+      dir,
+    ]);
+    expect(up.stderr).toMatch(/started the daemon/);
+    expect(up.code).toBe(0);
+    expect(up.stdout).toMatch(/this machine is gw-user/);
+    expect(up.stdout).toMatch(/addresses: 100\.64\.\d+\.\d+, fd7a:115c:a1e0:/);
+    expect(up.stdout).toMatch(/awaiting approval in the console: 10\.77\.250\.0\/24/);
+    expect(up.stdout).toContain(`${url}/machines`);
+    // The auth key is in no file of the state directory and never in the daemon's log.
+    const key = readFileSync(keyFile, "utf8").trim();
+    expect(readFileSync(join(dir, "prefs.json"), "utf8")).not.toContain(key);
+    expect(readFileSync(join(dir, "trellisd.log"), "utf8")).not.toContain(key);
+
+    p = await peer("peer-one");
+    const status = await until("the peer in trellis status --json", async () => {
+      const r = await cli(["status", "--json", "--state-dir", dir]);
+      expect(r.code).toBe(0);
+      const s = JSON.parse(r.stdout) as { state: string; peers: { name: string }[] };
+      return s.peers.some((x) => x.name === "peer-one") ? s : null;
+    });
+    expect(status.state).toBe("running");
+
+    // The peer reaches the gateway's stack: ping, and TCP to a forwarded port.
+    const pong = await until("a ping reply from the gateway", () =>
+      p.ping("gw-user", { timeoutMs: 3000 }).catch(() => null),
+    );
+    expect(pong.path).toBe("relay");
+    const conn = await p.connectTcp("gw-user", port);
+    const writer = conn.writable.getWriter();
+    const reader = conn.readable.getReader();
+    const payload = new TextEncoder().encode("hello through the tailnet");
+    await writer.write(payload);
+    let got = "";
+    while (got.length < payload.length) {
+      const r = await reader.read();
+      if (r.done) break;
+      got += new TextDecoder().decode(r.value);
+    }
+    expect(got).toBe("hello through the tailnet");
+    reader.releaseLock();
+    writer.releaseLock();
+    await conn.close();
+
+    const ping = await cli(["ping", "peer-one", "--state-dir", dir]);
+    expect(ping.code).toBe(0);
+    expect(ping.stdout).toMatch(/^pong from peer-one \(100\.64\.\d+\.\d+\) via (relay|direct) in \d+ ms/);
+
+    const human = await cli(["status", "--state-dir", dir]);
+    expect(human.stdout).toMatch(/peer {3}peer-one .* (relay|direct)/);
+    const after = JSON.parse((await cli(["status", "--json", "--state-dir", dir])).stdout) as {
+      peers: { name: string; rxBytes: number; lastHandshake: number | null }[];
+    };
+    const entry = after.peers.find((x) => x.name === "peer-one")!;
+    expect(entry.rxBytes).toBeGreaterThan(0);
+    expect(entry.lastHandshake).not.toBeNull();
+  });
+
+  it("refuses a bad auth key with a clear message, and the daemon stays healthy", async () => {
+    const other = stateDir();
+    const bad = await cli([
+      "up",
+      "--login-server",
+      url,
+      "--auth-key",
+      `file:${badKeyFile}`,
+      "--userspace",
+      "--state-dir",
+      other,
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(
+      /trellis up: the control server refused the registration: .*\(invalid_preauth_key\)/,
+    );
+    const status = await cli(["status", "--state-dir", other]);
+    expect(status).toMatchObject({ code: 0, stdout: "Stopped (not logged in)\n" });
+  });
+
+  it("says so when the control server cannot be reached", async () => {
+    const other = stateDir();
+    const r = await cli([
+      "up",
+      "--login-server",
+      "http://127.0.0.1:9",
+      "--auth-key",
+      `file:${keyFile}`,
+      "--userspace",
+      "--state-dir",
+      other,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/trellis up: could not reach the control server at http:\/\/127\.0\.0\.1:9/);
+  });
+
+  it("down stops the node and keeps the daemon; logout forgets the key", async () => {
+    const down = await cli(["down", "--state-dir", dir]);
+    expect(down.code).toBe(0);
+    const s = JSON.parse((await cli(["status", "--json", "--state-dir", dir])).stdout) as { state: string };
+    expect(s.state).toBe("stopped");
+    expect((await cli(["ping", "peer-one", "--state-dir", dir])).stderr).toMatch(/not up/);
+    const logout = await cli(["logout", "--state-dir", dir]);
+    expect(logout.code).toBe(0);
+    expect(existsSync(join(dir, "node.key"))).toBe(false);
+    expect((await cli(["status", "--state-dir", dir])).stdout).toBe("Stopped (not logged in)\n");
+    // A new key without an auth key: told what to give.
+    const again = await cli(["up", "--login-server", url, "--userspace", "--state-dir", dir]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/this node is not registered at .*: give --auth-key/);
+  });
+});
+
+describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespace)", () => {
+  it("routes the tailnet through trellis0: the kernel answers a peer's pings; down removes the device", async () => {
+    const dir = stateDir();
+    const nsName = ns!.name;
+    const up = await cli(
+      [
+        "up",
+        "--login-server",
+        url,
+        "--auth-key",
+        `file:${keyFile}`,
+        "--hostname",
+        "gw-tun",
+        "--state-dir",
+        dir,
+      ],
+      nsName,
+    );
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout).toMatch(/TUN device trellis0/);
+    const addrs = /addresses: (\S+), (\S+)/.exec(up.stdout)!;
+    const [v4, v6] = [addrs[1]!, addrs[2]!];
+    const link = execFileSync("ip", ["-n", nsName, "addr", "show", "dev", "trellis0"], { encoding: "utf8" });
+    expect(link).toContain(`${v4}/32`);
+    expect(link).toContain(`${v6}/128`);
+
+    const p = await peer("peer-tun");
+    await until("the gateway in the peer's map", () => p.netmap?.peers.some((x) => x.name === "gw-tun"));
+    const pong = await until("the kernel's ping reply over IPv4", () =>
+      p.ping(v4, { timeoutMs: 3000 }).catch(() => null),
+    );
+    expect(pong).toMatchObject({ peer: "gw-tun", address: v4 });
+    const pong6 = await p.ping(v6, { timeoutMs: 5000 });
+    expect(pong6).toMatchObject({ peer: "gw-tun", address: v6 });
+
+    // The gateway pings the peer itself: its engine builds the echo (no stack in TUN mode).
+    const ping = await cli(["ping", "peer-tun", "--state-dir", dir], nsName);
+    expect(ping.code, ping.stderr).toBe(0);
+    expect(ping.stdout).toMatch(/^pong from peer-tun \(100\.64\.\d+\.\d+\) via relay in \d+ ms/);
+
+    const down = await cli(["down", "--state-dir", dir], nsName);
+    expect(down.code).toBe(0);
+    const links = execFileSync("ip", ["-n", nsName, "-o", "link", "show"], { encoding: "utf8" });
+    expect(links).not.toContain("trellis0");
+
+    // A clean shutdown removes the socket and the pid file.
+    expect(await stopDaemon(dir)).toBe("exited");
+    expect(existsSync(join(dir, "trellisd.sock"))).toBe(false);
+    expect(existsSync(join(dir, "trellisd.pid"))).toBe(false);
+  });
+
+  it("forwards an approved advertised route with masquerade; SIGTERM removes everything it added", async () => {
+    const { name: nsName, lanNs, lanPrefix, lanHostIp } = ns!;
+    const dir = stateDir();
+    // The gateway namespace's own forwarding switch (each namespace has one).
+    const forwarding = () =>
+      execFileSync("ip", ["netns", "exec", nsName, "cat", "/proc/sys/net/ipv4/ip_forward"], {
+        encoding: "utf8",
+      }).trim();
+    expect(forwarding()).toBe("0");
+    const up = await cli(
+      [
+        "up",
+        "--login-server",
+        url,
+        "--auth-key",
+        `file:${keyFile}`,
+        "--hostname",
+        "gw-router",
+        "--advertise-routes",
+        lanPrefix,
+        "--state-dir",
+        dir,
+      ],
+      nsName,
+    );
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout).toContain(`awaiting approval in the console: ${lanPrefix}`);
+
+    // An admin approves the route in the console's API.
+    const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
+    const setup = await api(url, null, "POST", "/api/setup", {
+      token,
+      email: "ada@example.com",
+      name: "Ada",
+      password: "correct horse battery staple",
+    });
+    expect(setup.status).toBe(201);
+    const admin = { cookie: await login(url, "ada@example.com", "correct horse battery staple") };
+    const machines = await api(url, admin, "GET", "/api/v1/machines?q=gw-router");
+    const machine = (machines.body.items as { id: string; name: string }[]).find(
+      (m) => m.name === "gw-router",
+    )!;
+    const approved = await api(url, admin, "POST", `/api/v1/machines/${machine.id}/routes`, {
+      routes: [lanPrefix],
+    });
+    expect(approved.status).toBe(200);
+
+    await until("the route forwarded at the gateway", async () => {
+      const r = await cli(["status", "--json", "--state-dir", dir], nsName);
+      const s = JSON.parse(r.stdout) as { forwarding: { routes: string[]; error: string | null } | null };
+      expect(s.forwarding?.error ?? null).toBeNull();
+      return s.forwarding?.routes.includes(lanPrefix);
+    });
+    expect(forwarding()).toBe("1");
+    const table = execFileSync("ip", ["netns", "exec", nsName, "nft", "list", "table", "inet", "trellis"], {
+      encoding: "utf8",
+    });
+    expect(table).toMatch(/masquerade/);
+
+    // A peer reaches the LAN host, which has no route to the tailnet: the answer comes back masqueraded.
+    const p = await peer("peer-lan");
+    await until("the route in the peer's map", () =>
+      p.netmap?.peers.find((x) => x.name === "gw-router")?.allowedIPs.includes(lanPrefix),
+    );
+    const pong = await until("a ping reply from the LAN host", () =>
+      p.ping(lanHostIp, { timeoutMs: 3000 }).catch(() => null),
+    );
+    expect(pong.address).toBe(lanHostIp);
+    expect(() => execFileSync("ip", ["-n", lanNs, "route", "get", "100.64.0.1"], { stdio: "pipe" })).toThrow(
+      /unreachable/,
+    );
+
+    // SIGTERM while up: the daemon removes the table, the device and its routes, and puts forwarding back.
+    expect(await stopDaemon(dir)).toBe("exited");
+    expect(() =>
+      execFileSync("ip", ["netns", "exec", nsName, "nft", "list", "table", "inet", "trellis"], {
+        stdio: "pipe",
+      }),
+    ).toThrow();
+    expect(execFileSync("ip", ["-n", nsName, "-o", "link", "show"], { encoding: "utf8" })).not.toContain(
+      "trellis0",
+    );
+    expect(forwarding()).toBe("0");
+  });
+});

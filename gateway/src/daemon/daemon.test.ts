@@ -1,0 +1,80 @@
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@trellis/log";
+import { request } from "./client";
+import { Daemon } from "./daemon";
+
+// The daemon's socket and protocol, without a control server: what any local
+// client may send, and what it gets back.
+
+const dir = mkdtempSync(join(tmpdir(), "trellisd-"));
+let daemon: Daemon;
+
+beforeAll(async () => {
+  daemon = await Daemon.start({ stateDir: dir, log: createLogger("trellisd-test", "silent") });
+});
+afterAll(async () => {
+  await daemon?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Send raw bytes, read the answer line. */
+function raw(text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(daemon.socketPath);
+    let buf = "";
+    sock.setEncoding("utf8");
+    sock.on("data", (d: string) => (buf += d));
+    sock.on("end", () => resolve(buf));
+    sock.on("error", reject);
+    sock.write(text);
+  });
+}
+
+describe("trellis daemon socket", () => {
+  it("is a socket only its owner may use", () => {
+    const st = statSync(daemon.socketPath);
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o600);
+  });
+
+  it("answers status while down", async () => {
+    const res = await request(dir, { op: "status" }, 5000);
+    expect(res).toMatchObject({ ok: true, status: { state: "stopped", loginServer: null, peers: [] } });
+  });
+
+  it("refuses what is not a valid request, saying why", async () => {
+    expect(JSON.parse(await raw("not json\n"))).toMatchObject({ ok: false, error: { code: "bad_request" } });
+    const bad = JSON.parse(
+      await raw(`${JSON.stringify({ op: "up", prefs: { loginServer: "ftp://x", hostname: "a" } })}\n`),
+    );
+    expect(bad).toMatchObject({ ok: false, error: { code: "bad_request" } });
+    expect(bad.error.message).toMatch(/http\(s\) URL/);
+    expect(JSON.parse(await raw(`${JSON.stringify({ op: "reboot" })}\n`))).toMatchObject({ ok: false });
+  });
+
+  it("refuses a request line longer than its bound without waiting for the end", async () => {
+    const answer = JSON.parse(await raw("x".repeat(64 * 1024)));
+    expect(answer).toMatchObject({ ok: false, error: { code: "too_large" } });
+  });
+
+  it("says the node is not up to ping and not logged in to logout", async () => {
+    expect(await request(dir, { op: "ping", peer: "x" }, 5000)).toMatchObject({
+      ok: false,
+      error: { code: "not_running" },
+    });
+    expect(await request(dir, { op: "logout" }, 5000)).toMatchObject({
+      ok: false,
+      error: { code: "not_logged_in" },
+    });
+  });
+
+  it("refuses to start a second daemon on the same state directory", async () => {
+    await expect(
+      Daemon.start({ stateDir: dir, log: createLogger("trellisd-test", "silent") }),
+    ).rejects.toThrow(/already listens/);
+  });
+});

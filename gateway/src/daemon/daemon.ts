@@ -1,0 +1,516 @@
+// trellisd: the gateway's node daemon. It holds the node's key (node.key,
+// 0600) and prefs (prefs.json) in the state directory, answers the CLI on a
+// Unix socket (protocol.ts), and while up runs one NodeEngine: in TUN mode
+// the engine has no userspace stack and a TUN device carries its packets to
+// and from the kernel; in userspace mode (--userspace) its own stack is the
+// node's host, reachable by ping and by TCP to forwarded ports.
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { Duplex } from "node:stream";
+import { join } from "node:path";
+import { z } from "zod";
+import { ControlClient, ControlRequestError, type NodeEngine, type TcpConnection } from "@trellis/client";
+import { NodeIdentity, nodeEngine } from "@trellis/client/node";
+import type { Logger } from "@trellis/log";
+import { SubnetRouter, subnetRoutes } from "./forwarding";
+import { HostError, TunPacketDevice } from "./host";
+import {
+  type ErrorBody,
+  MAX_REQUEST_BYTES,
+  PID_NAME,
+  Request,
+  type Response,
+  SOCKET_NAME,
+  type Status,
+  UpPrefs,
+} from "./protocol";
+
+const PREFS_NAME = "prefs.json";
+/** A client has this long to send its request line. */
+const REQUEST_READ_MS = 10_000;
+/** Bound on the control server's answer to a registration or logout. */
+const CONTROL_CALL_MS = 15_000;
+const MAX_CLIENTS = 32;
+
+const PrefsFile = z.object({
+  version: z.literal(1),
+  prefs: UpPrefs.nullable(),
+  /** Bring the node up again when the daemon starts (set by up, cleared by down and logout). */
+  wantRunning: z.boolean(),
+});
+type PrefsFile = z.infer<typeof PrefsFile>;
+
+/** A request the daemon refuses or cannot carry out; `code` goes to the CLI. */
+export class DaemonError extends Error {
+  override readonly name = "DaemonError";
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+function errorBody(err: unknown): ErrorBody {
+  if (err instanceof DaemonError) return { code: err.code, message: err.message };
+  if (err instanceof HostError) return { code: "host", message: err.message };
+  if (err instanceof Error) return { code: "internal", message: err.message.slice(0, 4000) };
+  return { code: "internal", message: String(err).slice(0, 4000) };
+}
+
+/** A control call's failure, for people: what failed, where, and the server's own words. */
+function controlFailure(what: string, server: string, err: unknown): DaemonError {
+  if (err instanceof ControlRequestError) {
+    if (err.code === "network" || err.status === 0) {
+      // The client's message names the server and the cause ("could not reach … : fetch failed").
+      return new DaemonError(err.code, err.message, { cause: err });
+    }
+    return new DaemonError(err.code, `the control server refused ${what}: ${err.message} (${err.code})`, {
+      cause: err,
+    });
+  }
+  if (err instanceof DaemonError) return err;
+  return new DaemonError("network", `${what} at ${server} failed: ${(err as Error).message}`, { cause: err });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DaemonError("timeout", `${what}: no answer within ${ms / 1000} s`)),
+      ms,
+    );
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+interface Session {
+  prefs: UpPrefs;
+  engine: NodeEngine;
+  device: TunPacketDevice | null;
+  /** TUN mode: IP forwarding and masquerade for the approved advertised routes. */
+  router: SubnetRouter | null;
+  stopForwards: (() => void)[];
+  /** The first map arrived (and, in TUN mode, the device is configured). */
+  ready: boolean;
+  error: string | null;
+}
+
+export interface DaemonOptions {
+  stateDir: string;
+  log: Logger;
+}
+
+export class Daemon {
+  readonly socketPath: string;
+  private readonly pidPath: string;
+  private readonly prefsPath: string;
+  private server: Server | null = null;
+  private session: Session | null = null;
+  /** up, down and logout run one at a time. */
+  private serial: Promise<unknown> = Promise.resolve();
+  private stopping: Promise<void> | null = null;
+  private readonly log: Logger;
+
+  private constructor(private readonly opts: DaemonOptions) {
+    this.socketPath = join(opts.stateDir, SOCKET_NAME);
+    this.pidPath = join(opts.stateDir, PID_NAME);
+    this.prefsPath = join(opts.stateDir, PREFS_NAME);
+    this.log = opts.log;
+  }
+
+  /** Listen on the state directory's socket; bring the node up again if it was up when the last daemon stopped. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
+    const d = new Daemon(opts);
+    await d.listen();
+    writeFileSync(d.pidPath, `${process.pid}\n`, { mode: 0o600 });
+    const saved = d.readPrefs();
+    if (saved.wantRunning && saved.prefs) {
+      const prefs = saved.prefs;
+      d.log.info({ loginServer: prefs.loginServer }, "bringing the node up again (it was up)");
+      d.exclusive(() => d.up(prefs, undefined, 30_000)).catch((err: unknown) =>
+        d.log.error({ err: errorBody(err) }, "could not bring the node up again"),
+      );
+    }
+    return d;
+  }
+
+  // ---- the socket ----------------------------------------------------------------
+
+  private async listen(): Promise<void> {
+    if (existsSync(this.socketPath)) {
+      if (await answers(this.socketPath)) {
+        throw new DaemonError("already_running", `a daemon already listens on ${this.socketPath}`);
+      }
+      rmSync(this.socketPath, { force: true }); // left by a daemon that died
+    }
+    const server = createServer((sock) => this.serve(sock));
+    server.maxConnections = MAX_CLIENTS;
+    // The socket is created 0600 (no window in which others could connect), then checked.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(this.socketPath, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(umask);
+    }
+    chmodSync(this.socketPath, 0o600);
+    server.on("error", (err) => this.log.error({ err: err.message }, "socket server error"));
+    this.server = server;
+  }
+
+  private serve(sock: Socket): void {
+    let buf = "";
+    let answered = false;
+    const timer = setTimeout(
+      () => reply({ ok: false, error: { code: "timeout", message: "no request line" } }),
+      REQUEST_READ_MS,
+    );
+    const reply = (r: Response) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      sock.end(`${JSON.stringify(r)}\n`);
+    };
+    sock.setEncoding("utf8");
+    sock.on("error", (err) => this.log.debug({ err: err.message }, "client connection error"));
+    sock.on("data", (chunk: string) => {
+      if (answered) return;
+      buf += chunk;
+      const nl = buf.indexOf("\n");
+      if (nl < 0) {
+        if (buf.length > MAX_REQUEST_BYTES)
+          reply({ ok: false, error: { code: "too_large", message: "request too large" } });
+        return;
+      }
+      clearTimeout(timer);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(buf.slice(0, nl));
+      } catch {
+        reply({ ok: false, error: { code: "bad_request", message: "the request is not JSON" } });
+        return;
+      }
+      const req = Request.safeParse(parsed);
+      if (!req.success) {
+        reply({
+          ok: false,
+          error: {
+            code: "bad_request",
+            message: req.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+          },
+        });
+        return;
+      }
+      this.handle(req.data).then(reply, (err: unknown) => {
+        const body = errorBody(err);
+        if (body.code === "internal") this.log.error({ err }, "request failed");
+        reply({ ok: false, error: body });
+      });
+    });
+  }
+
+  private async handle(req: z.output<typeof Request>): Promise<Response> {
+    switch (req.op) {
+      case "status":
+        return { ok: true, status: this.status() };
+      case "ping":
+        return this.ping(req.peer, req.timeoutMs);
+      case "up":
+        return this.exclusive(async () => ({
+          ok: true,
+          status: await this.up(req.prefs, req.authKey, req.waitMs),
+        }));
+      case "down":
+        return this.exclusive(async () => {
+          await this.down(false);
+          return { ok: true, status: this.status() };
+        });
+      case "logout":
+        return this.exclusive(async () => ({ ok: true, loggedOut: await this.logout() }));
+    }
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(fn, fn);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---- prefs ---------------------------------------------------------------------
+
+  private readPrefs(): PrefsFile {
+    if (!existsSync(this.prefsPath)) return { version: 1, prefs: null, wantRunning: false };
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(this.prefsPath, "utf8"));
+    } catch (err) {
+      throw new DaemonError("bad_state", `cannot read ${this.prefsPath}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const parsed = PrefsFile.safeParse(raw);
+    if (!parsed.success)
+      throw new DaemonError("bad_state", `${this.prefsPath} is not valid: ${parsed.error.message}`);
+    return parsed.data;
+  }
+
+  private writePrefs(p: PrefsFile): void {
+    const tmp = `${this.prefsPath}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(p, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, this.prefsPath);
+  }
+
+  // ---- up, down, logout ------------------------------------------------------------
+
+  private async up(prefs: UpPrefs, authKey: string | undefined, waitMs: number): Promise<Status> {
+    if (this.stopping) throw new DaemonError("stopping", "the daemon is shutting down");
+    if (this.session) {
+      const same = JSON.stringify(this.session.prefs) === JSON.stringify(prefs);
+      // The same `up` again (with or without the key) changes nothing: keep the connections.
+      if (same && this.session.ready && !this.session.error) return this.status();
+      await this.down(true);
+    }
+    const identity = NodeIdentity.loadOrCreate(this.opts.stateDir);
+    const control = new ControlClient({ baseUrl: prefs.loginServer, key: identity });
+    const register = { hostname: prefs.hostname, os: "linux", routableIPs: prefs.advertiseRoutes };
+    // Register once here, so that a bad key or an unreachable server is the answer
+    // to this `up`; the engine then re-registers the known key on each connection.
+    try {
+      await withTimeout(
+        control.register({ ...register, ...(authKey ? { preAuthKey: authKey } : {}) }),
+        CONTROL_CALL_MS,
+        `registering at ${prefs.loginServer}`,
+      );
+    } catch (err) {
+      const e = controlFailure("the registration", prefs.loginServer, err);
+      if (!authKey && e.code === "invalid_preauth_key") {
+        throw new DaemonError(
+          "needs_auth_key",
+          `this node is not registered at ${prefs.loginServer}: give --auth-key`,
+          { cause: err },
+        );
+      }
+      throw e;
+    }
+    let device: TunPacketDevice | null = null;
+    if (!prefs.userspace) {
+      device = TunPacketDevice.open(prefs.tun, (err) =>
+        this.log.warn({ err: err.message }, "TUN device error"),
+      );
+    }
+    const engine = nodeEngine({
+      baseUrl: prefs.loginServer,
+      privateKey: identity.privateKeyBytes(),
+      register,
+      packets: device ?? undefined,
+      log: (msg, detail) => this.log.info(detail ?? {}, msg),
+    });
+    const router = device ? new SubnetRouter(device.name, this.log) : null;
+    const session: Session = { prefs, engine, device, router, stopForwards: [], ready: false, error: null };
+    this.session = session;
+    this.writePrefs({ version: 1, prefs, wantRunning: true });
+    device?.onPackets((p) => engine.sendPackets(p));
+    for (const port of prefs.userspace ? prefs.forwardTcp : []) {
+      session.stopForwards.push(engine.listenTcp(port, (c) => this.forward(c, port)));
+    }
+    const started = engine.start().then(async () => {
+      const self = engine.netmap!.node;
+      if (device) await device.configure(self.addresses);
+      session.ready = true;
+      if (router) {
+        // Serve what the map approves, now and whenever it changes (errors land in status).
+        const sync = () => {
+          const node = engine.netmap?.node;
+          if (node && this.session === session) {
+            router.update(subnetRoutes(node.advertisedRoutes, node.approvedRoutes)).catch(() => undefined);
+          }
+        };
+        engine.onStatus(sync);
+        sync();
+      }
+      this.log.info({ name: self.name, addresses: self.addresses }, "up");
+    });
+    started.catch((err: unknown) => {
+      session.error = err instanceof Error ? err.message : String(err);
+      this.log.error({ err: session.error }, "the node engine stopped");
+    });
+    void engine.done.then((s) => {
+      if (s.phase === "failed") session.error = s.error.message;
+      if (s.phase === "ended") session.error = `the control server ended this node: ${s.reason}`;
+    });
+    try {
+      await withTimeout(started, waitMs, `waiting for the first map from ${prefs.loginServer}`);
+    } catch (err) {
+      if (err instanceof DaemonError) throw err; // timed out: the engine keeps trying
+      throw new DaemonError("engine", (err as Error).message, { cause: err });
+    }
+    return this.status();
+  }
+
+  /** Userspace mode: carry a tailnet TCP connection to the same port on 127.0.0.1. */
+  private forward(c: TcpConnection, port: number): void {
+    const sock = connect({ host: "127.0.0.1", port });
+    const local = Duplex.toWeb(sock) as {
+      readable: ReadableStream<Uint8Array>;
+      writable: WritableStream<Uint8Array>;
+    };
+    const fail = (err: unknown) => {
+      this.log.debug({ port, err: String(err) }, "forwarded connection ended");
+      c.abort();
+      sock.destroy();
+    };
+    sock.on("error", fail);
+    c.readable.pipeTo(local.writable).catch(fail);
+    local.readable.pipeTo(c.writable).catch(fail);
+  }
+
+  /** Stop the engine and remove the TUN device (its addresses and routes go with it). */
+  private async down(restarting: boolean): Promise<void> {
+    const s = this.session;
+    this.session = null;
+    if (!restarting) {
+      const saved = this.readPrefs();
+      if (saved.wantRunning) this.writePrefs({ ...saved, wantRunning: false });
+    }
+    if (!s) return;
+    for (const stop of s.stopForwards) stop();
+    s.engine.close();
+    try {
+      await s.router?.close();
+    } finally {
+      await s.device?.close();
+    }
+    this.log.info({ restarting }, "down");
+  }
+
+  private async logout(): Promise<boolean> {
+    const saved = this.readPrefs();
+    const server = saved.prefs?.loginServer ?? this.session?.prefs.loginServer;
+    if (!server) throw new DaemonError("not_logged_in", "this node is not logged in (run trellis up first)");
+    await this.down(false);
+    const identity = NodeIdentity.loadOrCreate(this.opts.stateDir);
+    const control = new ControlClient({ baseUrl: server, key: identity });
+    try {
+      await withTimeout(control.logout(), CONTROL_CALL_MS, `logging out at ${server}`);
+    } catch (err) {
+      // A key the server no longer knows is logged out already; anything else is retried by the user.
+      if (!(err instanceof ControlRequestError && err.status === 401))
+        throw controlFailure("the logout", server, err);
+      this.log.info({ code: err.code }, "the control server no longer knew this node");
+    }
+    // Forget the registration: the next `up` makes a new key and needs an auth key.
+    rmSync(identity.keyPath, { force: true });
+    this.writePrefs({ version: 1, prefs: null, wantRunning: false });
+    return true;
+  }
+
+  private async ping(peer: string, timeoutMs: number): Promise<Response> {
+    const s = this.session;
+    if (!s?.ready) throw new DaemonError("not_running", "the node is not up (run trellis up)");
+    try {
+      const r = await s.engine.ping(peer, { timeoutMs });
+      return { ok: true, ping: { ...r, via: s.device ? "engine" : "stack" } };
+    } catch (err) {
+      throw new DaemonError(
+        err instanceof Error && err.name === "ResolveError" ? "unknown_peer" : "ping",
+        (err as Error).message,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
+  status(): Status {
+    const s = this.session;
+    const saved = this.readPrefs();
+    const base: Status = {
+      state: "stopped",
+      loginServer: s?.prefs.loginServer ?? saved.prefs?.loginServer ?? null,
+      mode: null,
+      tun: null,
+      control: null,
+      error: null,
+      self: null,
+      advertisedRoutes: [],
+      approvedRoutes: [],
+      forwarding: null,
+      relay: { region: null, connected: false, latencyMs: null },
+      peers: [],
+      drops: {},
+    };
+    if (!s) return base;
+    const st = s.engine.status();
+    const node = s.engine.netmap?.node;
+    return {
+      ...base,
+      state: s.error ? "failed" : s.ready ? "running" : "starting",
+      mode: s.device ? "tun" : "userspace",
+      tun: s.device?.name ?? null,
+      control: st.control,
+      error: s.error,
+      self: st.self ? { name: st.self.name, dnsName: st.self.dnsName, addresses: st.self.addresses } : null,
+      advertisedRoutes: node?.advertisedRoutes ?? [],
+      approvedRoutes: node?.approvedRoutes ?? [],
+      forwarding: s.router ? { routes: [...s.router.routes], error: s.router.error } : null,
+      relay: st.relay,
+      peers: st.peers.map((p) => ({
+        name: p.name,
+        dnsName: p.dnsName,
+        addresses: p.addresses,
+        online: p.online,
+        path: p.path,
+        pathDetail: p.pathDetail,
+        rttMs: p.rttMs,
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+        lastHandshake: p.lastHandshake,
+      })),
+      drops: st.drops,
+    };
+  }
+
+  /** Take the node down, stop listening and remove the socket and pid file. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const errors: unknown[] = [];
+      await this.serial.catch(() => undefined);
+      const s = this.session;
+      this.session = null;
+      if (s) {
+        for (const stop of s.stopForwards) stop();
+        s.engine.close();
+        // The prefs keep wantRunning: a restarted daemon brings the node up again.
+        if (s.router) await s.router.close().catch((err: unknown) => errors.push(err));
+        if (s.device) await s.device.close().catch((err: unknown) => errors.push(err));
+      }
+      await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+      rmSync(this.socketPath, { force: true });
+      rmSync(this.pidPath, { force: true });
+      if (errors.length) throw new AggregateError(errors, "the daemon did not stop cleanly");
+    })();
+    return this.stopping;
+  }
+}
+
+/** Whether something accepts connections on the socket at `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
+}

@@ -1,0 +1,140 @@
+// Subnet routing for a gateway in TUN mode: packets from the tailnet to an
+// approved advertised route leave through the kernel's forwarding, and are
+// masqueraded to the gateway's own address on the way out, so the subnet's
+// hosts need no route back to 100.64.0.0/10. Everything lives in one
+// nftables table of Trellis's own (`inet trellis`), replaced whole on each
+// change and deleted on down; IP forwarding is switched on only while routes
+// are served, and put back as it was.
+import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { parsePrefix, TAILNET_V4, TAILNET_V6, formatPrefix } from "@trellis/proto/ip";
+import type { Logger } from "@trellis/log";
+import { HostError } from "./host";
+
+export const NFT_TABLE = "trellis";
+const NFT_TIMEOUT_MS = 10_000;
+const SYSCTL = { 4: "/proc/sys/net/ipv4/ip_forward", 6: "/proc/sys/net/ipv6/conf/all/forwarding" } as const;
+
+function nft(args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      "nft",
+      args,
+      { timeout: NFT_TIMEOUT_MS, killSignal: "SIGKILL" },
+      (err, out, stderr) => {
+        if (!err) return resolve(String(out));
+        reject(
+          new HostError(`nft ${args.join(" ")} failed: ${String(stderr).trim() || err.message}`, {
+            cause: err,
+          }),
+        );
+      },
+    );
+    child.stdin?.end(input ?? "");
+  });
+}
+
+/** The ruleset for `routes` (canonical prefixes, no default routes) leaving through anything but `tun`. */
+export function rulesetFor(tun: string, routes: readonly string[]): string {
+  const v4 = routes.filter((r) => !r.includes(":"));
+  const v6 = routes.filter((r) => r.includes(":"));
+  const lines = [
+    // Declaring the table first makes the delete safe when it does not exist yet.
+    `table inet ${NFT_TABLE} {}`,
+    `delete table inet ${NFT_TABLE}`,
+    `table inet ${NFT_TABLE} {`,
+    `  chain postrouting {`,
+    `    type nat hook postrouting priority srcnat; policy accept;`,
+  ];
+  if (v4.length) {
+    lines.push(
+      `    ip saddr ${formatPrefix(TAILNET_V4)} ip daddr { ${v4.join(", ")} } oifname != "${tun}" masquerade`,
+    );
+  }
+  if (v6.length) {
+    lines.push(
+      `    ip6 saddr ${formatPrefix(TAILNET_V6)} ip6 daddr { ${v6.join(", ")} } oifname != "${tun}" masquerade`,
+    );
+  }
+  lines.push("  }", "}", "");
+  return lines.join("\n");
+}
+
+/** Which approved routes this node serves as a subnet router: its own, not exit routes. */
+export function subnetRoutes(advertised: readonly string[], approved: readonly string[]): string[] {
+  const mine = new Set(advertised);
+  return approved
+    .filter((r) => mine.has(r))
+    .filter((r) => {
+      const p = parsePrefix(r);
+      return p !== null && p.bits > 0; // 0.0.0.0/0 and ::/0 make an exit node: not this slice
+    })
+    .sort();
+}
+
+export class SubnetRouter {
+  private applied: string[] = [];
+  /** Forwarding sysctls as they were before this router switched them on. */
+  private readonly saved = new Map<4 | 6, string>();
+  private chain: Promise<void> = Promise.resolve();
+  /** The last failure to apply, for status; null when the rules match the routes. */
+  error: string | null = null;
+
+  constructor(
+    private readonly tun: string,
+    private readonly log: Logger,
+  ) {}
+
+  get routes(): readonly string[] {
+    return this.applied;
+  }
+
+  /** Serve exactly `routes` (applied in order; a call made while one runs waits for it). */
+  update(routes: string[]): Promise<void> {
+    const run = this.chain.then(() => this.apply(routes));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async apply(routes: string[]): Promise<void> {
+    if (JSON.stringify(routes) === JSON.stringify(this.applied) && this.error === null) return;
+    try {
+      if (routes.length === 0) {
+        await this.removeRules();
+      } else {
+        for (const v of [4, 6] as const) {
+          if (routes.some((r) => r.includes(":") === (v === 6))) this.enableForwarding(v);
+        }
+        await nft(["-f", "-"], rulesetFor(this.tun, routes));
+      }
+      this.applied = routes;
+      this.error = null;
+      this.log.info({ routes }, "subnet routes served");
+    } catch (err) {
+      this.error = err instanceof Error ? err.message : String(err);
+      this.log.error({ err: this.error, routes }, "could not serve the subnet routes");
+      throw err;
+    }
+  }
+
+  private enableForwarding(v: 4 | 6): void {
+    const path = SYSCTL[v];
+    const before = readFileSync(path, "utf8").trim();
+    if (before === "1") return;
+    if (!this.saved.has(v)) this.saved.set(v, before);
+    writeFileSync(path, "1\n");
+  }
+
+  private async removeRules(): Promise<void> {
+    if (this.applied.length > 0 || this.error !== null) {
+      await nft(["-f", "-"], `table inet ${NFT_TABLE} {}\ndelete table inet ${NFT_TABLE}\n`);
+    }
+    for (const [v, before] of this.saved) writeFileSync(SYSCTL[v], `${before}\n`);
+    this.saved.clear();
+  }
+
+  /** Remove the table and put IP forwarding back; waits for an update in progress. */
+  close(): Promise<void> {
+    return this.update([]);
+  }
+}

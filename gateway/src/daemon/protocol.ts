@@ -1,0 +1,118 @@
+// The local protocol between the `trellis` CLI and `trellis daemon`: JSON
+// lines over a Unix socket (`<state-dir>/trellisd.sock`, mode 0600, so only
+// the daemon's user — root on a gateway — may talk to it). A client sends one
+// request line and reads one response line; both are validated here, both are
+// bounded. Secrets (the pre-auth key) travel only this way, never in argv.
+import { z } from "zod";
+import { CidrText, LIMITS } from "@trellis/proto/node";
+
+/** The longest line either side accepts (a status with many peers fits easily). */
+export const MAX_LINE_BYTES = 1024 * 1024;
+/** Requests are small: anything longer is refused before parsing. */
+export const MAX_REQUEST_BYTES = 16 * 1024;
+export const SOCKET_NAME = "trellisd.sock";
+export const LOG_NAME = "trellisd.log";
+export const PID_NAME = "trellisd.pid";
+
+const TunName = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, "a TUN name is 1-15 characters of [A-Za-z0-9_.-]");
+
+/** What `trellis up` asks for; kept in the state directory without the auth key. */
+export const UpPrefs = z.strictObject({
+  loginServer: z
+    .url("--login-server must be an http(s) URL")
+    .max(2048)
+    .refine((u) => /^https?:\/\//.test(u), "--login-server must be an http(s) URL"),
+  hostname: z.string().trim().min(1).max(LIMITS.hostname),
+  advertiseRoutes: z.array(CidrText).max(LIMITS.routes).default([]),
+  /** true: the userspace stack (no root); false: a TUN device. */
+  userspace: z.boolean().default(false),
+  tun: TunName.default("trellis0"),
+  /** Userspace mode: TCP to these ports of the node is forwarded to 127.0.0.1 on the same port. */
+  forwardTcp: z.array(z.number().int().min(1).max(65535)).max(64).default([]),
+});
+export type UpPrefs = z.infer<typeof UpPrefs>;
+
+export const Request = z.discriminatedUnion("op", [
+  z.strictObject({
+    op: z.literal("up"),
+    prefs: UpPrefs,
+    authKey: z.string().min(16).max(LIMITS.preAuthKey).optional(),
+    /** How long to wait for registration and the first map. */
+    waitMs: z.number().int().min(1).max(300_000).default(30_000),
+  }),
+  z.strictObject({ op: z.literal("down") }),
+  z.strictObject({ op: z.literal("logout") }),
+  z.strictObject({ op: z.literal("status") }),
+  z.strictObject({
+    op: z.literal("ping"),
+    peer: z.string().min(1).max(255),
+    timeoutMs: z.number().int().min(1).max(60_000).default(5000),
+  }),
+]);
+export type Request = z.input<typeof Request>;
+
+export const SelfInfo = z.object({
+  name: z.string(),
+  dnsName: z.string(),
+  addresses: z.array(z.string()),
+});
+
+export const PeerInfo = z.object({
+  name: z.string(),
+  dnsName: z.string(),
+  addresses: z.array(z.string()),
+  online: z.boolean(),
+  path: z.enum(["direct", "relay", "none"]),
+  pathDetail: z.string(),
+  rttMs: z.number().nullable(),
+  rxBytes: z.number(),
+  txBytes: z.number(),
+  lastHandshake: z.number().nullable(),
+});
+
+export const Status = z.object({
+  /** stopped: no engine (down, or never up); starting: no map yet; running: a map arrived. */
+  state: z.enum(["stopped", "starting", "running", "failed"]),
+  loginServer: z.string().nullable(),
+  mode: z.enum(["tun", "userspace"]).nullable(),
+  tun: z.string().nullable(),
+  /** The control connection's phase (connecting, connected, retrying, …). */
+  control: z.string().nullable(),
+  /** Why the engine stopped, when it failed or the server ended it. */
+  error: z.string().nullable(),
+  self: SelfInfo.nullable(),
+  advertisedRoutes: z.array(z.string()),
+  approvedRoutes: z.array(z.string()),
+  /** TUN mode: the approved routes this node forwards (and masquerades), or why it cannot. */
+  forwarding: z.object({ routes: z.array(z.string()), error: z.string().nullable() }).nullable(),
+  relay: z.object({
+    region: z.number().nullable(),
+    connected: z.boolean(),
+    latencyMs: z.number().nullable(),
+  }),
+  peers: z.array(PeerInfo),
+  drops: z.record(z.string(), z.number()),
+});
+export type Status = z.infer<typeof Status>;
+
+export const PingAnswer = z.object({
+  rttMs: z.number(),
+  path: z.enum(["direct", "relay", "none"]),
+  peer: z.string().nullable(),
+  address: z.string(),
+  /** Who built the echo request: the userspace stack, or the engine for the host (TUN mode). */
+  via: z.enum(["stack", "engine"]),
+});
+export type PingAnswer = z.infer<typeof PingAnswer>;
+
+/** Error codes: the control server's (`invalid_auth_key`, …), `network`, or the daemon's own. */
+export const ErrorBody = z.object({ code: z.string().max(64), message: z.string().max(4096) });
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export const Response = z.union([
+  z.object({ ok: z.literal(false), error: ErrorBody }),
+  z.object({ ok: z.literal(true), status: Status }),
+  z.object({ ok: z.literal(true), ping: PingAnswer }),
+  z.object({ ok: z.literal(true), loggedOut: z.boolean() }),
+]);
+export type Response = z.infer<typeof Response>;
