@@ -86,7 +86,11 @@ export function adminRoute(route: string, req: Request, fn: (actor: Actor) => Pr
 export function versionId(raw: string): number {
   const id = Number(raw);
   if (!/^\d{1,9}$/.test(raw) || !Number.isSafeInteger(id)) {
-    throw new ControlError("invalid_request", 400, "a policy version id is a whole number (0 is the built-in default)");
+    throw new ControlError(
+      "invalid_request",
+      400,
+      "a policy version id is a whole number (0 is the built-in default)",
+    );
   }
   return id;
 }
