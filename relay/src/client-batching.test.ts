@@ -37,7 +37,11 @@ describe("DERP client batching", () => {
     relay = await startTestRelay();
     const rec = recording();
     const key = generateKeyPair();
-    const a = await DerpClient.connect({ url: relay.url, privateKey: key.privateKey, socketFactory: rec.factory });
+    const a = await DerpClient.connect({
+      url: relay.url,
+      privateKey: key.privateKey,
+      socketFactory: rec.factory,
+    });
     const b = await connectClient(relay.url);
     const got: Uint8Array[] = [];
     b.client.on({ packet: (_src, data) => got.push(data.slice()) });

@@ -117,6 +117,10 @@ export class RelayHttpTransport {
     const handle = this.relay.accept(conn);
     if (head.length) handle.data(head);
     socket.on("data", (d: Buffer) => handle.data(d));
+    // Node's HTTP server sockets are allowHalfOpen: a client's FIN arrives as
+    // `end` and nothing more, so without this the client would stay
+    // registered (and the socket in CLOSE_WAIT) until the idle timeout.
+    socket.on("end", () => handle.closed());
     socket.on("close", () => handle.closed());
     socket.on("error", () => handle.closed());
   }

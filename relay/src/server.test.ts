@@ -1,23 +1,19 @@
-import { connect as tcpConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { generateKeyPair, type KeyPair } from "@trellis/proto/keyfile";
 import {
   DerpClient,
   DerpClientError,
-  FrameReader,
   FrameType,
   KEY_LEN,
   MAGIC,
   PeerGoneReason,
   RelayLink,
   encodeFrame,
-  openBox,
   sealBox,
-  type Frame,
 } from "@trellis/client/derp";
 import { openWebSocket as nodeSocketFactory } from "@trellis/client/node";
-import { connectClient, startTestRelay, waitFor, type TestRelay } from "./testing/harness";
+import { connectClient, rawDerpClient, startTestRelay, waitFor, type TestRelay } from "./testing/harness";
 
 const relays: TestRelay[] = [];
 const cleanups: (() => void)[] = [];
@@ -63,42 +59,11 @@ async function freePort(): Promise<number> {
 const hex = (k: KeyPair) => Buffer.from(k.publicKey).toString("hex");
 const text = (s: string) => new TextEncoder().encode(s);
 
-/** A native DERP client over `Upgrade: DERP` on a raw TCP connection. */
+/** A native DERP client over `Upgrade: DERP`, closed after each test. */
 async function rawClient(port: number, key: KeyPair, opts: { read?: boolean } = {}) {
-  const sock: Socket = tcpConnect(port, "127.0.0.1");
-  await new Promise<void>((r) => sock.once("connect", () => r()));
-  sock.write("GET /derp HTTP/1.1\r\nHost: relay\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n\r\n");
-  const reader = new FrameReader(1 << 20);
-  const frames: Frame[] = [];
-  let headerDone = false;
-  let pending = Buffer.alloc(0);
-  sock.on("data", (d: Buffer) => {
-    if (!headerDone) {
-      pending = Buffer.concat([pending, d]);
-      const end = pending.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      expect(pending.subarray(0, 12).toString()).toBe("HTTP/1.1 101");
-      headerDone = true;
-      d = pending.subarray(end + 4);
-    }
-    frames.push(...reader.push(d));
-  });
-  await waitFor(() => frames.length >= 1, "server key frame");
-  const serverKey = frames[0]!.payload.subarray(MAGIC.length);
-  sock.write(
-    encodeFrame(
-      FrameType.ClientInfo,
-      key.publicKey,
-      sealBox(text('{"version":2}'), key.privateKey, serverKey),
-    ),
-  );
-  await waitFor(() => frames.length >= 2, "server info frame");
-  expect(frames[1]!.type).toBe(FrameType.ServerInfo);
-  expect(openBox(frames[1]!.payload, key.privateKey, serverKey)).not.toBeNull();
-  frames.splice(0, 2);
-  if (opts.read === false) sock.pause();
-  cleanups.push(() => sock.destroy());
-  return { sock, frames };
+  const raw = await rawDerpClient(port, key, opts);
+  cleanups.push(() => raw.sock.destroy());
+  return raw;
 }
 
 describe("DERP relay", () => {
