@@ -158,6 +158,11 @@ function boundedAdd(set: Set<string>, v: string): void {
   set.add(v);
 }
 
+/** A key as the hex string clients are filed under, read in place (no copy: this runs per packet). */
+function keyHex(k: Uint8Array): string {
+  return Buffer.from(k.buffer, k.byteOffset, k.length).toString("hex");
+}
+
 /** A socket's remote address as DERP's 16 bytes (IPv4 mapped); zeros when it is not an address. */
 function ipBytes(ip: string): Uint8Array {
   const a = parseSocketAddr(ip);
@@ -491,7 +496,7 @@ export class RelayServer {
         if (!c.isMesh) return this.protocolError(c, "forward-packet needs the mesh key");
         if (p.length < 2 * KEY_LEN) return this.protocolError(c, "short forward-packet frame");
         // One hop only: a forwarded packet is delivered here or dropped.
-        const dst = this.clients.get(Buffer.from(p.subarray(KEY_LEN, 2 * KEY_LEN)).toString("hex"));
+        const dst = this.clients.get(keyHex(p.subarray(KEY_LEN, 2 * KEY_LEN)));
         const packet = p.subarray(2 * KEY_LEN);
         if (!dst || dst.isMesh) {
           this.metrics.drop("unknown_dest");
@@ -560,7 +565,7 @@ export class RelayServer {
       this.metrics.drop("rate_limited");
       return;
     }
-    const hex = Buffer.from(dstKey).toString("hex");
+    const hex = keyHex(dstKey);
     const dst = this.clients.get(hex);
     if (dst && !dst.isMesh) {
       boundedAdd(src.sentTo, hex);
