@@ -1,4 +1,4 @@
-// npm run bench -- relay [--json] [--seconds S] [--only upgrade]
+// npm run bench -- relay [--json] [--seconds S] [--rounds N] [--only upgrade]
 // Packets/s and MB/s of 1,200-byte packets through the DERP relay for 2, 100
 // and 1,000 concurrent client pairs over WebSocket, with every relay limit
 // enforced; the same load against a plain `ws` echo server as the baseline,
@@ -6,7 +6,7 @@
 // clients. Then, over the plain `Upgrade: DERP` transport with one load
 // generator for both, Trellis's relay against Tailscale's derper (built from
 // the Go module proxy; skipped, and said so, without Go) at 1, 10 and 100
-// pairs, 16 packets in flight per pair, taking turns.
+// pairs, 16 packets in flight per pair, taking turns (best of --rounds, 2).
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
@@ -24,6 +24,9 @@ const PACKET = 1200;
 const WINDOW = 32; // packets in flight per pair (closed loop)
 /** Packets in flight per pair in the comparison with derper, as Tailscale's client allows. */
 const UPGRADE_WINDOW = 16;
+/** Rounds of the comparison with derper, taking turns (--rounds). */
+const roundsArg = process.argv.indexOf("--rounds");
+const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 2;
 const onlyArg = process.argv.indexOf("--only");
 const ONLY = onlyArg > 0 ? process.argv[onlyArg + 1] : null;
 
@@ -200,7 +203,11 @@ async function idleRss(child: Child, clients = 1000): Promise<number> {
   return (after - before) / 1e6;
 }
 
-/** Trellis over Upgrade: DERP and derper, taking turns on the same generator. */
+/**
+ * Trellis over Upgrade: DERP and derper on the same generator, taking turns
+ * for ROUNDS rounds; each keeps its best round, the least disturbed by other
+ * load on a shared machine.
+ */
 async function compareWithDerper(relayPort: number, figures: Figures): Promise<void> {
   const derper = ensureDerper();
   if ("skipped" in derper) console.log(`# ${derper.skipped}`);
@@ -209,17 +216,24 @@ async function compareWithDerper(relayPort: number, figures: Figures): Promise<v
   try {
     for (const pairs of [1, 10, 100]) {
       const opts = { pairs, window: UPGRADE_WINDOW, size: PACKET, seconds: SECONDS };
-      const t = await closedLoop(relayPort, opts);
-      figures[`upgrade_pps_${pairs}_pairs`] = t.pps;
-      if (t.stalls) console.log(`# trellis ${pairs} pairs: ${t.stalls} windows lost`);
-      if (d) {
+      let best = 0;
+      let bestDerper = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        const t = await closedLoop(relayPort, opts);
+        if (t.stalls) console.log(`# trellis ${pairs} pairs: ${t.stalls} windows lost`);
+        best = Math.max(best, t.pps);
         await sleep(300);
+        if (!d) continue;
         const b = await closedLoop(d.port, opts);
         if (b.stalls) console.log(`# derper ${pairs} pairs: ${b.stalls} windows lost`);
-        figures[`derper_pps_${pairs}_pairs`] = b.pps;
-        figures[`ratio_derper_${pairs}_pairs`] = t.pps / b.pps;
+        bestDerper = Math.max(bestDerper, b.pps);
+        await sleep(300);
       }
-      await sleep(300);
+      figures[`upgrade_pps_${pairs}_pairs`] = best;
+      if (d) {
+        figures[`derper_pps_${pairs}_pairs`] = bestDerper;
+        figures[`ratio_derper_${pairs}_pairs`] = best / bestDerper;
+      }
     }
   } finally {
     d?.stop();
