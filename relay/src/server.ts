@@ -26,7 +26,7 @@ import { addr16, parseSocketAddr } from "@trellis/proto/ip";
 /**
  * A byte-stream connection to one client, whatever carries it (a WebSocket or
  * an upgraded HTTP connection). `write` is given whole frames, often many at
- * once (what one turn of the event loop produced for this client), and calls
+ * once (what handling one read produced for this client), and calls
  * `done` once the bytes have left for the socket, which is how the relay
  * measures what is in flight.
  */
@@ -109,9 +109,9 @@ interface ClientInfo {
 class Client {
   readonly hex: string;
   readonly queue: Uint8Array[] = [];
-  /** Bytes counted in flight: in `out` (to be written at the end of this turn) or handed to the socket. */
+  /** Bytes counted in flight: in `out` (written once the current read is handled) or handed to the socket. */
   inFlight = 0;
-  /** Frames gathered this turn, written as one buffer when the turn ends. */
+  /** Frames gathered while handling the current read, written as one buffer at its end. */
   out: Buffer | null = null;
   outLen = 0;
   dirty = false;
@@ -190,10 +190,10 @@ export class RelayServer {
   private readonly meshRoutes = new Map<string, MeshRoute>();
   private connections = 0;
   private stopped = false;
-  /** Clients with frames gathered this turn, and whether their write is scheduled. */
+  /** Clients with frames gathered and not yet written, and whether a write is scheduled. */
   private readonly dirty: Client[] = [];
   private flushScheduled = false;
-  /** Packets and bytes delivered this turn, added to the counters once per turn. */
+  /** Packets and bytes delivered since the last write, added to the counters then. */
   private readonly counted = { local: 0, localBytes: 0, mesh_in: 0, mesh_inBytes: 0 };
   private readonly timer: NodeJS.Timeout;
 
@@ -358,6 +358,7 @@ export class RelayServer {
         if (client) client.lastHeard = Date.now();
         try {
           parser.push(chunk, onFrame);
+          this.flushPending();
         } catch (err) {
           if (err instanceof FrameError) {
             this.metrics.connections.inc({ outcome: "bad_frame" });
@@ -601,7 +602,7 @@ export class RelayServer {
     }
     const size = FRAME_HEADER_LEN + KEY_LEN + packet.length;
     if (dst.inFlight < this.limits.maxInFlightBytes && dst.queue.length === 0) {
-      // The common case: straight into this turn's buffer, no frame of its own.
+      // The common case: straight into the client's gathered bytes, no frame of its own.
       const out = this.reserve(dst, size);
       const len = KEY_LEN + packet.length;
       let off = dst.outLen;
@@ -627,7 +628,7 @@ export class RelayServer {
 
   /**
    * Queue a frame for a client. While little is in flight it joins the
-   * frames this turn has gathered for the client, written together when the
+   * frames gathered for the client, written together when the current read
    * turn ends; beyond that it waits in a short queue whose oldest frame is
    * dropped when full, so a slow reader costs bounded memory and never slows
    * anyone else. Returns false if the frame was not accepted.
@@ -656,7 +657,7 @@ export class RelayServer {
     this.metrics.queued.inc();
   }
 
-  /** Room for `size` more bytes in the client's buffer for this turn. */
+  /** Room for `size` more bytes in the client's gathered bytes. */
   private reserve(c: Client, size: number): Buffer {
     const need = c.outLen + size;
     if (c.out && c.out.length >= need) return c.out;
@@ -678,21 +679,30 @@ export class RelayServer {
     this.dirty.push(c);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flushTurn);
+      setImmediate(this.flushPending);
     }
   }
 
   /**
-   * End of a turn: each client with frames gathered gets them in one write
-   * (one syscall, or one WebSocket message per 32 KiB), not one per frame.
+   * Write what was gathered: each client gets its frames in one write (one
+   * syscall, or one WebSocket message per 32 KiB), not one per frame. Runs
+   * at the end of handling every read, so the in-flight count sees each
+   * write complete before the next read is handled (a read can hold dozens
+   * of packets, and one turn of the event loop dozens of reads per socket:
+   * gathering a whole turn overran the queues and dropped under overload
+   * instead of back-pressuring), and at the end of any turn in which frames
+   * were sent outside a read (timers, revalidation).
    */
-  private readonly flushTurn = (): void => {
+  private readonly flushPending = (): void => {
     this.flushScheduled = false;
-    const dirty = this.dirty.splice(0);
-    for (const c of dirty) {
+    if (this.dirty.length === 0) return;
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) {
+      const c = dirty[i]!;
       c.dirty = false;
       this.writeOut(c);
     }
+    dirty.length = 0;
     const n = this.counted;
     if (n.local) {
       this.metrics.packets.inc({ path: "local" }, n.local);
@@ -724,7 +734,7 @@ export class RelayServer {
     });
   }
 
-  /** Room again: move queued frames into this turn's buffer while the in-flight limit allows. */
+  /** Room again: move queued frames into the gathered bytes while the in-flight limit allows. */
   private refill(c: Client): void {
     let moved = false;
     while (!c.closed && c.queue.length > 0 && c.inFlight < this.limits.maxInFlightBytes) {
