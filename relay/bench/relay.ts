@@ -15,7 +15,7 @@ import { DerpClient } from "@trellis/client/derp";
 import { openWebSocket as nodeSocketFactory } from "@trellis/client/node";
 import { report, type Figures } from "../../scripts/lib/bench";
 import { DERPER_VERSION, ensureDerper, startDerper } from "./derper";
-import { closedLoop } from "./upgrade-load";
+import { closedLoop, openLoop } from "./upgrade-load";
 
 const json = process.argv.includes("--json");
 const secondsArg = process.argv.indexOf("--seconds");
@@ -208,7 +208,7 @@ async function idleRss(child: Child, clients = 1000): Promise<number> {
  * for ROUNDS rounds; each keeps its best round, the least disturbed by other
  * load on a shared machine.
  */
-async function compareWithDerper(relayPort: number, figures: Figures): Promise<void> {
+async function compareWithDerper(relay: Child, figures: Figures): Promise<void> {
   const derper = ensureDerper();
   if ("skipped" in derper) console.log(`# ${derper.skipped}`);
   else console.log(`# baseline: Tailscale's derper ${DERPER_VERSION}`);
@@ -218,22 +218,42 @@ async function compareWithDerper(relayPort: number, figures: Figures): Promise<v
       const opts = { pairs, window: UPGRADE_WINDOW, size: PACKET, seconds: SECONDS };
       let best = 0;
       let bestDerper = 0;
+      let cpu: number | null = null;
+      let cpuDerper: number | null = null;
+      const least = (a: number | null, b: number | null) =>
+        a === null ? b : b === null ? a : Math.min(a, b);
       for (let round = 0; round < ROUNDS; round++) {
-        const t = await closedLoop(relayPort, opts);
+        const t = await closedLoop(relay.port, { ...opts, pid: relay.proc.pid });
         if (t.stalls) console.log(`# trellis ${pairs} pairs: ${t.stalls} windows lost`);
         best = Math.max(best, t.pps);
+        cpu = least(cpu, t.cpuUsPerPacket);
         await sleep(300);
         if (!d) continue;
-        const b = await closedLoop(d.port, opts);
+        const b = await closedLoop(d.port, { ...opts, pid: d.proc.pid });
         if (b.stalls) console.log(`# derper ${pairs} pairs: ${b.stalls} windows lost`);
         bestDerper = Math.max(bestDerper, b.pps);
+        cpuDerper = least(cpuDerper, b.cpuUsPerPacket);
         await sleep(300);
       }
       figures[`upgrade_pps_${pairs}_pairs`] = best;
+      if (cpu !== null) figures[`upgrade_cpu_us_per_packet_${pairs}_pairs`] = cpu;
       if (d) {
         figures[`derper_pps_${pairs}_pairs`] = bestDerper;
         figures[`ratio_derper_${pairs}_pairs`] = best / bestDerper;
+        if (cpuDerper !== null) figures[`derper_cpu_us_per_packet_${pairs}_pairs`] = cpuDerper;
       }
+    }
+    // Overload: senders push as fast as their sockets take bytes. Trellis
+    // back-pressures (delivers what was sent, slows the senders); keep it so.
+    const over = { pairs: 10, size: PACKET, seconds: SECONDS };
+    const t = await openLoop(relay.port, over);
+    figures.overload_delivered_pps_10_pairs = t.deliveredPps;
+    figures.overload_loss_10_pairs = t.loss;
+    if (d) {
+      await sleep(300);
+      const b = await openLoop(d.port, over);
+      figures.derper_overload_delivered_pps_10_pairs = b.deliveredPps;
+      figures.derper_overload_loss_10_pairs = b.loss;
     }
   } finally {
     d?.stop();
@@ -265,7 +285,7 @@ try {
     figures.p99_latency_us = lat.p99;
     figures.rss_mb_per_1000_idle = await idleRss(relay);
   }
-  if (!ONLY || ONLY === "upgrade") await compareWithDerper(relay.port, figures);
+  if (!ONLY || ONLY === "upgrade") await compareWithDerper(relay, figures);
 } finally {
   relay.stop();
   baseline?.stop();

@@ -4,6 +4,7 @@
 // equal terms. It is lean on purpose (one socket write per pair per turn,
 // received frames counted without being copied) so that the servers, not the
 // generator, set the pace on a shared 2-core machine.
+import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { generateKeyPair, type KeyPair } from "@trellis/proto/keyfile";
 import { FRAME_HEADER_LEN, FrameType, KEY_LEN, MAGIC, encodeFrame, sealBox } from "@trellis/client/derp";
@@ -122,9 +123,24 @@ async function inBatches<T>(n: number, make: (i: number) => Promise<T>, batch = 
   return out;
 }
 
+/** CPU seconds (user + system) a process has used so far; null where /proc is not there. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const CLOCK_TICKS = 100; // USER_HZ on Linux
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
 export interface ClosedLoopResult {
   pps: number;
   mbps: number;
+  /** The server's CPU time per delivered packet, when its pid was given: what it costs, however busy the machine. */
+  cpuUsPerPacket: number | null;
   /** Windows given up as lost (the server dropped packets) during the measurement. */
   stalls: number;
 }
@@ -138,7 +154,16 @@ export interface ClosedLoopResult {
  */
 export async function closedLoop(
   port: number,
-  opts: { pairs: number; window: number; size: number; seconds: number; warmupMs?: number; stallMs?: number },
+  opts: {
+    pairs: number;
+    window: number;
+    size: number;
+    seconds: number;
+    warmupMs?: number;
+    stallMs?: number;
+    /** The server's process, to measure its CPU time. */
+    pid?: number;
+  },
 ): Promise<ClosedLoopResult> {
   const { pairs, window, size } = opts;
   const senders = await inBatches(pairs, () => login(port, generateKeyPair()));
@@ -197,12 +222,69 @@ export async function closedLoop(
   await new Promise((r) => setTimeout(r, opts.warmupMs ?? 500));
   const start = total();
   const stallsAtStart = stalls;
+  const cpu0 = opts.pid !== undefined ? cpuSeconds(opts.pid) : null;
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, opts.seconds * 1000));
   const n = total() - start;
+  const cpu1 = opts.pid !== undefined ? cpuSeconds(opts.pid) : null;
   const secs = (performance.now() - t0) / 1000;
   running = false;
   clearInterval(watchdog);
   for (const c of [...senders, ...receivers]) c.sock.destroy();
-  return { pps: n / secs, mbps: (n * size) / secs / 1e6, stalls: stalls - stallsAtStart };
+  return {
+    pps: n / secs,
+    mbps: (n * size) / secs / 1e6,
+    cpuUsPerPacket: cpu0 !== null && cpu1 !== null && n > 0 ? ((cpu1 - cpu0) * 1e6) / n : null,
+    stalls: stalls - stallsAtStart,
+  };
+}
+
+export interface OpenLoopResult {
+  /** Packets delivered per second while the senders pushed. */
+  deliveredPps: number;
+  /** Share of the packets written that never arrived. */
+  loss: number;
+}
+
+/**
+ * Open loop: every sender writes as fast as its own socket takes bytes (it
+ * waits only for `drain`, at most `buffered` bytes held), with no regard to
+ * delivery. A relay that back-pressures slows its senders and delivers what
+ * they wrote; one that drops delivers less of it.
+ */
+export async function openLoop(
+  port: number,
+  opts: { pairs: number; size: number; seconds: number; buffered?: number },
+): Promise<OpenLoopResult> {
+  const { pairs, size } = opts;
+  const limit = opts.buffered ?? 256 * 1024;
+  const senders = await inBatches(pairs, () => login(port, generateKeyPair()));
+  const receivers = await inBatches(pairs, () => login(port, generateKeyPair()));
+  const BATCH = 16;
+  let running = true;
+  let sent = 0;
+  senders.forEach((s, i) => {
+    const one = encodeFrame(FrameType.SendPacket, receivers[i]!.key.publicKey, new Uint8Array(size));
+    const batch = Buffer.alloc(one.length * BATCH);
+    for (let k = 0; k < BATCH; k++) batch.set(one, k * one.length);
+    const pump = () => {
+      while (running && s.sock.writableLength < limit) {
+        s.sock.write(batch);
+        sent += BATCH;
+      }
+      if (running) s.sock.once("drain", pump);
+    };
+    setImmediate(pump);
+  });
+  const total = () => receivers.reduce((a, r) => a + r.received, 0);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, opts.seconds * 1000));
+  const delivered = total();
+  const secs = (performance.now() - t0) / 1000;
+  running = false;
+  // What was written but not yet delivered gets a second to arrive.
+  await new Promise((r) => setTimeout(r, 1000));
+  const loss = sent > 0 ? Math.max(0, 1 - total() / sent) : 0;
+  for (const c of [...senders, ...receivers]) c.sock.destroy();
+  return { deliveredPps: delivered / secs, loss };
 }
