@@ -114,6 +114,8 @@ class Client {
   /** Frames gathered while handling the current read, written as one buffer at its end. */
   out: Buffer | null = null;
   outLen = 0;
+  /** Size of the last write: the next buffer starts this big, so a busy client rarely grows one. */
+  outHint = 0;
   dirty = false;
   lastHeard = Date.now();
   tokens: number;
@@ -150,8 +152,8 @@ const SET_BOUND = 4096;
 const EMPTY = new Uint8Array(0);
 /** Frames a connection may send while its login is still being verified; more are dropped. */
 export const HANDSHAKE_HOLD_FRAMES = 64;
-/** Smallest buffer a client's turn of frames starts in. */
-const OUT_MIN = 16 * 1024;
+/** Smallest buffer a client's gathered frames start in. */
+const OUT_MIN = 2 * 1024;
 
 function boundedAdd(set: Set<string>, v: string): void {
   if (set.size >= SET_BOUND && !set.has(v)) {
@@ -661,7 +663,7 @@ export class RelayServer {
   private reserve(c: Client, size: number): Buffer {
     const need = c.outLen + size;
     if (c.out && c.out.length >= need) return c.out;
-    const grown = Buffer.allocUnsafeSlow(Math.max(need, OUT_MIN, (c.out?.length ?? 0) * 2));
+    const grown = Buffer.allocUnsafe(Math.max(need, OUT_MIN, c.outHint, (c.out?.length ?? 0) * 2));
     if (c.out && c.outLen) c.out.copy(grown, 0, 0, c.outLen);
     c.out = grown;
     return grown;
@@ -723,8 +725,9 @@ export class RelayServer {
   private writeOut(c: Client, closing = false): void {
     if (c.outLen === 0 || !c.out) return;
     const bytes = c.out.subarray(0, c.outLen);
-    // The socket keeps what it is given until written: the next turn starts a new buffer.
+    // The socket keeps what it is given until written: what comes next starts a new buffer.
     c.out = null;
+    c.outHint = Math.min(c.outLen, this.limits.maxInFlightBytes);
     c.outLen = 0;
     if (c.closed && !closing) return;
     const n = bytes.length;
