@@ -10,9 +10,9 @@ export const DERP_SUBPROTOCOL = "derp";
 
 /**
  * Largest WebSocket message the relay sends. DERP over WebSocket is a byte
- * stream, so a turn's frames are cut into messages of at most this size
- * wherever the cut falls (a 64 KiB packet's frame spans three): Go WebSocket
- * readers, Tailscale's included, refuse messages over 32 KiB.
+ * stream, so what the relay writes at once is cut into messages of at most
+ * this size wherever the cut falls (a 64 KiB packet's frame spans three): Go
+ * WebSocket readers, Tailscale's included, refuse messages over 32 KiB.
  */
 export const WS_MAX_MESSAGE = 32 * 1024;
 

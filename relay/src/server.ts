@@ -631,8 +631,8 @@ export class RelayServer {
 
   /**
    * Queue a frame for a client. While little is in flight it joins the
-   * frames gathered for the client, written together when the current read
-   * turn ends; beyond that it waits in a short queue whose oldest frame is
+   * frames gathered for the client, written together once the current read
+   * is handled (or the turn ends); beyond that it waits in a short queue whose oldest frame is
    * dropped when full, so a slow reader costs bounded memory and never slows
    * anyone else. Returns false if the frame was not accepted.
    */
