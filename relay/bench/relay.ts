@@ -1,8 +1,12 @@
-// npm run bench -- relay [--json] [--seconds S]
+// npm run bench -- relay [--json] [--seconds S] [--rounds N] [--only upgrade]
 // Packets/s and MB/s of 1,200-byte packets through the DERP relay for 2, 100
-// and 1,000 concurrent client pairs, with every relay limit enforced; the same
-// load against a plain `ws` echo server as the baseline, in the same run;
-// one-way latency through the relay; RSS per 1,000 idle clients.
+// and 1,000 concurrent client pairs over WebSocket, with every relay limit
+// enforced; the same load against a plain `ws` echo server as the baseline,
+// in the same run; one-way latency through the relay; RSS per 1,000 idle
+// clients. Then, over the plain `Upgrade: DERP` transport with one load
+// generator for both, Trellis's relay against Tailscale's derper (built from
+// the Go module proxy; skipped, and said so, without Go) at 1, 10 and 100
+// pairs, 16 packets in flight per pair, taking turns (best of --rounds, 2).
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
@@ -10,12 +14,21 @@ import { generateKeyPair } from "@trellis/proto/keyfile";
 import { DerpClient } from "@trellis/client/derp";
 import { openWebSocket as nodeSocketFactory } from "@trellis/client/node";
 import { report, type Figures } from "../../scripts/lib/bench";
+import { DERPER_VERSION, ensureDerper, startDerper } from "./derper";
+import { closedLoop, openLoop } from "./upgrade-load";
 
 const json = process.argv.includes("--json");
 const secondsArg = process.argv.indexOf("--seconds");
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 2;
 const PACKET = 1200;
 const WINDOW = 32; // packets in flight per pair (closed loop)
+/** Packets in flight per pair in the comparison with derper, as Tailscale's client allows. */
+const UPGRADE_WINDOW = 16;
+/** Rounds of the comparison with derper, taking turns (--rounds). */
+const roundsArg = process.argv.indexOf("--rounds");
+const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 2;
+const onlyArg = process.argv.indexOf("--only");
+const ONLY = onlyArg > 0 ? process.argv[onlyArg + 1] : null;
 
 interface Child {
   proc: ChildProcess;
@@ -190,32 +203,92 @@ async function idleRss(child: Child, clients = 1000): Promise<number> {
   return (after - before) / 1e6;
 }
 
+/**
+ * Trellis over Upgrade: DERP and derper on the same generator, taking turns
+ * for ROUNDS rounds; each keeps its best round, the least disturbed by other
+ * load on a shared machine.
+ */
+async function compareWithDerper(relay: Child, figures: Figures): Promise<void> {
+  const derper = ensureDerper();
+  if ("skipped" in derper) console.log(`# ${derper.skipped}`);
+  else console.log(`# baseline: Tailscale's derper ${DERPER_VERSION}`);
+  const d = "bin" in derper ? await startDerper(derper.bin) : null;
+  try {
+    for (const pairs of [1, 10, 100]) {
+      const opts = { pairs, window: UPGRADE_WINDOW, size: PACKET, seconds: SECONDS };
+      let best = 0;
+      let bestDerper = 0;
+      let cpu: number | null = null;
+      let cpuDerper: number | null = null;
+      const least = (a: number | null, b: number | null) =>
+        a === null ? b : b === null ? a : Math.min(a, b);
+      for (let round = 0; round < ROUNDS; round++) {
+        const t = await closedLoop(relay.port, { ...opts, pid: relay.proc.pid });
+        if (t.stalls) console.log(`# trellis ${pairs} pairs: ${t.stalls} windows lost`);
+        best = Math.max(best, t.pps);
+        cpu = least(cpu, t.cpuUsPerPacket);
+        await sleep(300);
+        if (!d) continue;
+        const b = await closedLoop(d.port, { ...opts, pid: d.proc.pid });
+        if (b.stalls) console.log(`# derper ${pairs} pairs: ${b.stalls} windows lost`);
+        bestDerper = Math.max(bestDerper, b.pps);
+        cpuDerper = least(cpuDerper, b.cpuUsPerPacket);
+        await sleep(300);
+      }
+      figures[`upgrade_pps_${pairs}_pairs`] = best;
+      if (cpu !== null) figures[`upgrade_cpu_us_per_packet_${pairs}_pairs`] = cpu;
+      if (d) {
+        figures[`derper_pps_${pairs}_pairs`] = bestDerper;
+        figures[`ratio_derper_${pairs}_pairs`] = best / bestDerper;
+        if (cpuDerper !== null) figures[`derper_cpu_us_per_packet_${pairs}_pairs`] = cpuDerper;
+      }
+    }
+    // Overload: senders push as fast as their sockets take bytes. Trellis
+    // back-pressures (delivers what was sent, slows the senders); keep it so.
+    const over = { pairs: 10, size: PACKET, seconds: SECONDS };
+    const t = await openLoop(relay.port, over);
+    figures.overload_delivered_pps_10_pairs = t.deliveredPps;
+    figures.overload_loss_10_pairs = t.loss;
+    if (d) {
+      await sleep(300);
+      const b = await openLoop(d.port, over);
+      figures.derper_overload_delivered_pps_10_pairs = b.deliveredPps;
+      figures.derper_overload_loss_10_pairs = b.loss;
+    }
+  } finally {
+    d?.stop();
+  }
+}
+
 const figures: Figures = {};
 const relay = await spawnServer("relay");
-const baseline = await spawnServer("baseline");
+const baseline = ONLY ? null : await spawnServer("baseline");
 try {
-  for (const pairs of [2, 100, 1000]) {
-    const load = await relayLoad(relay.port, pairs);
-    const r = await throughput(load);
-    load.close();
-    figures[`pps_${pairs}_pairs`] = r.pps;
-    figures[`mbps_${pairs}_pairs`] = r.mbps;
-    if (pairs === 100) {
-      const bl = await baselineLoad(baseline.port, pairs);
-      const b = await throughput(bl);
-      bl.close();
-      figures.baseline_pps_100_pairs = b.pps;
-      figures.ratio_100_pairs = r.pps / b.pps;
+  if (!ONLY) {
+    for (const pairs of [2, 100, 1000]) {
+      const load = await relayLoad(relay.port, pairs);
+      const r = await throughput(load);
+      load.close();
+      figures[`pps_${pairs}_pairs`] = r.pps;
+      figures[`mbps_${pairs}_pairs`] = r.mbps;
+      if (pairs === 100 && baseline) {
+        const bl = await baselineLoad(baseline.port, pairs);
+        const b = await throughput(bl);
+        bl.close();
+        figures.baseline_pps_100_pairs = b.pps;
+        figures.ratio_100_pairs = r.pps / b.pps;
+      }
+      await sleep(300);
     }
-    await sleep(300);
+    const lat = await latency(relay.port);
+    figures.p50_latency_us = lat.p50;
+    figures.p99_latency_us = lat.p99;
+    figures.rss_mb_per_1000_idle = await idleRss(relay);
   }
-  const lat = await latency(relay.port);
-  figures.p50_latency_us = lat.p50;
-  figures.p99_latency_us = lat.p99;
-  figures.rss_mb_per_1000_idle = await idleRss(relay);
+  if (!ONLY || ONLY === "upgrade") await compareWithDerper(relay, figures);
 } finally {
   relay.stop();
-  baseline.stop();
+  baseline?.stop();
 }
 report("relay", figures, json);
 process.exit(0);

@@ -8,6 +8,14 @@ import type { RelayServer, RelayConn } from "./server";
 /** The WebSocket subprotocol DERP clients offer. */
 export const DERP_SUBPROTOCOL = "derp";
 
+/**
+ * Largest WebSocket message the relay sends. DERP over WebSocket is a byte
+ * stream, so what the relay writes at once is cut into messages of at most
+ * this size wherever the cut falls (a 64 KiB packet's frame spans three): Go
+ * WebSocket readers, Tailscale's included, refuse messages over 32 KiB.
+ */
+export const WS_MAX_MESSAGE = 32 * 1024;
+
 function remoteOf(socket: Duplex): { ip: string; port: number } {
   const s = socket as Socket;
   return { ip: s.remoteAddress ?? "0.0.0.0", port: s.remotePort ?? 0 };
@@ -47,7 +55,7 @@ export class RelayHttpTransport {
     }
     const upgrade = (req.headers.upgrade ?? "").toLowerCase();
     if (upgrade === "websocket") {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.acceptWebSocket(ws, remoteOf(socket)));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.acceptWebSocket(ws, socket));
     } else if (upgrade === "derp") {
       this.acceptRaw(req, socket as Socket, head);
     } else {
@@ -70,11 +78,23 @@ export class RelayHttpTransport {
     return false;
   }
 
-  private acceptWebSocket(ws: WebSocket, remote: { ip: string; port: number }): void {
+  private acceptWebSocket(ws: WebSocket, socket: Duplex): void {
     ws.binaryType = "nodebuffer";
     const conn: RelayConn = {
-      remote,
-      write: (data, done) => ws.send(data, { binary: true }, () => done()),
+      remote: remoteOf(socket),
+      write: (data, done) => {
+        if (data.length <= WS_MAX_MESSAGE) {
+          ws.send(data, { binary: true }, () => done());
+          return;
+        }
+        // Several messages, written to the socket together.
+        socket.cork();
+        for (let off = 0; off < data.length; off += WS_MAX_MESSAGE) {
+          const end = Math.min(off + WS_MAX_MESSAGE, data.length);
+          ws.send(data.subarray(off, end), { binary: true }, end === data.length ? () => done() : undefined);
+        }
+        socket.uncork();
+      },
       close: () => {
         if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(1000);
         setTimeout(() => ws.terminate(), 2000).unref();
@@ -117,6 +137,10 @@ export class RelayHttpTransport {
     const handle = this.relay.accept(conn);
     if (head.length) handle.data(head);
     socket.on("data", (d: Buffer) => handle.data(d));
+    // Node's HTTP server sockets are allowHalfOpen: a client's FIN arrives as
+    // `end` and nothing more, so without this the client would stay
+    // registered (and the socket in CLOSE_WAIT) until the idle timeout.
+    socket.on("end", () => handle.closed());
     socket.on("close", () => handle.closed());
     socket.on("error", () => handle.closed());
   }

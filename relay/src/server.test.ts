@@ -1,23 +1,20 @@
-import { connect as tcpConnect, type Socket } from "node:net";
+import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { generateKeyPair, type KeyPair } from "@trellis/proto/keyfile";
 import {
   DerpClient,
   DerpClientError,
-  FrameReader,
   FrameType,
   KEY_LEN,
   MAGIC,
   PeerGoneReason,
   RelayLink,
   encodeFrame,
-  openBox,
   sealBox,
-  type Frame,
 } from "@trellis/client/derp";
 import { openWebSocket as nodeSocketFactory } from "@trellis/client/node";
-import { connectClient, startTestRelay, waitFor, type TestRelay } from "./testing/harness";
+import { connectClient, rawDerpClient, startTestRelay, waitFor, type TestRelay } from "./testing/harness";
 
 const relays: TestRelay[] = [];
 const cleanups: (() => void)[] = [];
@@ -63,42 +60,11 @@ async function freePort(): Promise<number> {
 const hex = (k: KeyPair) => Buffer.from(k.publicKey).toString("hex");
 const text = (s: string) => new TextEncoder().encode(s);
 
-/** A native DERP client over `Upgrade: DERP` on a raw TCP connection. */
+/** A native DERP client over `Upgrade: DERP`, closed after each test. */
 async function rawClient(port: number, key: KeyPair, opts: { read?: boolean } = {}) {
-  const sock: Socket = tcpConnect(port, "127.0.0.1");
-  await new Promise<void>((r) => sock.once("connect", () => r()));
-  sock.write("GET /derp HTTP/1.1\r\nHost: relay\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n\r\n");
-  const reader = new FrameReader(1 << 20);
-  const frames: Frame[] = [];
-  let headerDone = false;
-  let pending = Buffer.alloc(0);
-  sock.on("data", (d: Buffer) => {
-    if (!headerDone) {
-      pending = Buffer.concat([pending, d]);
-      const end = pending.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      expect(pending.subarray(0, 12).toString()).toBe("HTTP/1.1 101");
-      headerDone = true;
-      d = pending.subarray(end + 4);
-    }
-    frames.push(...reader.push(d));
-  });
-  await waitFor(() => frames.length >= 1, "server key frame");
-  const serverKey = frames[0]!.payload.subarray(MAGIC.length);
-  sock.write(
-    encodeFrame(
-      FrameType.ClientInfo,
-      key.publicKey,
-      sealBox(text('{"version":2}'), key.privateKey, serverKey),
-    ),
-  );
-  await waitFor(() => frames.length >= 2, "server info frame");
-  expect(frames[1]!.type).toBe(FrameType.ServerInfo);
-  expect(openBox(frames[1]!.payload, key.privateKey, serverKey)).not.toBeNull();
-  frames.splice(0, 2);
-  if (opts.read === false) sock.pause();
-  cleanups.push(() => sock.destroy());
-  return { sock, frames };
+  const raw = await rawDerpClient(port, key, opts);
+  cleanups.push(() => raw.sock.destroy());
+  return raw;
 }
 
 describe("DERP relay", () => {
@@ -194,6 +160,58 @@ describe("DERP relay", () => {
     expect(await r.relay.metrics.render()).toMatch(
       /trellis_relay_connections_total\{outcome="unknown_key"\} 1/,
     );
+  });
+
+  it("holds what a client sends while its login is verified, in order, up to 64 frames", async () => {
+    const aKey = generateKeyPair();
+    let admitA: (() => void) | null = null;
+    const r = await relay({
+      verifyClient: async (keys) => {
+        if (Buffer.from(keys[0]!).equals(Buffer.from(aKey.publicKey))) {
+          await new Promise<void>((res) => (admitA = res));
+        }
+        return keys.map(() => true);
+      },
+    });
+    const b = await connectClient(r.url);
+    const atB = collect(b.client);
+    // A native client that starts at once (fast start) and sends before it is admitted.
+    const sock = connect(r.port, "127.0.0.1");
+    cleanups.push(() => sock.destroy());
+    let got = Buffer.alloc(0);
+    sock.on("data", (d: Buffer) => (got = Buffer.concat([got, d])));
+    await new Promise<void>((res) => sock.once("connect", () => res()));
+    sock.write(
+      "GET /derp HTTP/1.1\r\nHost: relay\r\nUpgrade: DERP\r\nConnection: Upgrade\r\nDerp-Fast-Start: 1\r\n\r\n",
+    );
+    await waitFor(() => got.length >= 5 + 40, "the server key");
+    const serverKey = got.subarray(5 + 8, 5 + 40);
+    const frames = [
+      encodeFrame(
+        FrameType.ClientInfo,
+        aKey.publicKey,
+        sealBox(text('{"version":2}'), aKey.privateKey, serverKey),
+      ),
+      ...Array.from({ length: 70 }, (_, i) =>
+        encodeFrame(FrameType.SendPacket, b.key.publicKey, text(`p${i}`)),
+      ),
+    ];
+    sock.write(Buffer.concat(frames));
+    await waitFor(() => admitA !== null, "a's verification");
+    const queueFull = async () =>
+      Number(
+        /dropped_packets_total\{reason="queue_full"\} (\d+)/.exec(await r.relay.metrics.render())?.[1] ?? 0,
+      );
+    // Every frame read: 64 held, the rest dropped.
+    for (const deadline = Date.now() + 10_000; (await queueFull()) < 6;) {
+      if (Date.now() > deadline) throw new Error("the frames beyond 64 were not dropped");
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    expect(atB.got).toEqual([]);
+    admitA!();
+    await waitFor(() => atB.got.length === 64, "the held packets at b");
+    expect(atB.got.map((g) => g.data)).toEqual(Array.from({ length: 64 }, (_, i) => `p${i}`));
+    expect(await queueFull()).toBe(6);
   });
 
   it("drops a connected node the verifier no longer admits, and tells its peers", async () => {

@@ -4,6 +4,7 @@
 // browser's registration, relay admission.
 import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -60,7 +61,7 @@ describe.skipIf(sqlite.skip)("node API on node:http", () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     };
-    return { rt, url: server.url, node, until, key };
+    return { rt, url: server.url, server: server.server, node, until, key };
   }
 
   it("streams the full map, then deltas; closing the connection ends the stream and the node goes offline", async () => {
@@ -84,6 +85,35 @@ describe.skipIf(sqlite.skip)("node API on node:http", () => {
     expect(reader.map.peers[0]!.endpoints).toEqual(["192.0.2.7:41641"]);
     reader.close();
     await until("alpha is offline", async () => !(await a.row()).online);
+  });
+
+  it("ends a map stream whose client half-closes: the node goes offline and the socket is released", async () => {
+    // node:http sockets are allowHalfOpen; a client that sends its FIN and
+    // nothing more (a process exiting mid-stream) must not hold the stream.
+    const { server, url, node, until } = await serve();
+    const a = await node("alpha");
+    await node("beta");
+    const sock = connect(Number(new URL(url).port), "127.0.0.1");
+    cleanups.push(async () => {
+      sock.destroy();
+    });
+    await new Promise<void>((r) => sock.once("connect", () => r()));
+    const auth = a.signer().sign("GET", "/api/v1/map");
+    sock.write(`GET /api/v1/map HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\n\r\n`);
+    let received = "";
+    let ended = false;
+    sock.on("data", (d: Buffer) => (received += d.toString()));
+    sock.on("end", () => (ended = true));
+    await until("the full map", async () => received.includes("event: full"));
+    expect(received.startsWith("HTTP/1.1 200")).toBe(true);
+    expect((await a.row()).online).toBe(true);
+    sock.end();
+    await until("alpha is offline", async () => !(await a.row()).online);
+    await until("the server ends its side", async () => ended);
+    await until(
+      "no connection left",
+      () => new Promise((r) => server.getConnections((err, n) => r(!err && n === 0))),
+    );
   });
 
   it("answers bad requests with the API's JSON errors, naming the signature scheme on 401", async () => {
