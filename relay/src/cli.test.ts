@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { RelayCliError, USAGE, parseRelayCli, type RelayCliConfig } from "./cli";
 import type { ClientVerifier } from "./server";
@@ -66,7 +69,9 @@ describe("trellis-relay's command line", () => {
       "--key-file",
       "--control-url",
       "--mesh-key",
+      "--mesh-key-file",
       "--mesh-with",
+      "--mesh-insecure",
       "--recheck",
       "HOST",
       "PORT",
@@ -74,8 +79,39 @@ describe("trellis-relay's command line", () => {
       "TRELLIS_RELAY_VERIFY_CLIENTS",
       "TRELLIS_CONTROL_URL",
       "TRELLIS_RELAY_MESH_KEY",
+      "TRELLIS_RELAY_MESH_INSECURE",
     ]) {
       expect(USAGE).toContain(word);
+    }
+  });
+
+  it("takes mesh peers only pinned and over wss:// (ws:// when allowed), and the mesh key from a file", () => {
+    const env = { TRELLIS_RELAY_VERIFY_CLIENTS: "false" };
+    const pin = "#relaykey:" + "ab".repeat(32);
+    const cfg = (argv: string[], e: Record<string, string> = env) => {
+      const c = parseRelayCli(argv, e);
+      if (c === "help") throw new Error("help");
+      return c;
+    };
+    expect(cfg(["--mesh-with", `wss://r2.example/derp${pin}`]).meshWith).toEqual([
+      `wss://r2.example/derp${pin}`,
+    ]);
+    expect(() => cfg(["--mesh-with", "wss://r2.example/derp"])).toThrow(/pinned/);
+    expect(() => cfg(["--mesh-with", `ws://r2.example/derp${pin}`])).toThrow(/wss:\/\//);
+    expect(cfg(["--mesh-insecure", "--mesh-with", `ws://r2.example/derp${pin}`]).meshInsecure).toBe(true);
+    expect(
+      cfg(["--mesh-with", `ws://r2.example/derp${pin}`], { ...env, TRELLIS_RELAY_MESH_INSECURE: "true" })
+        .meshWith,
+    ).toHaveLength(1);
+    const dir = mkdtempSync(join(tmpdir(), "relay-cli-"));
+    try {
+      const file = join(dir, "mesh.key");
+      writeFileSync(file, "cd".repeat(32) + "\n", { mode: 0o600 });
+      expect(cfg(["--mesh-key-file", file]).meshKey).toBe("cd".repeat(32));
+      expect(() => cfg(["--mesh-key-file", join(dir, "missing")])).toThrow(RelayCliError);
+      expect(() => cfg(["--mesh-key", "short"])).toThrow(/64 hex digits/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -22,6 +22,7 @@ async function main(): Promise<void> {
     stunHost: cfg.host,
     meshKey: cfg.meshKey,
     meshWith: cfg.meshWith,
+    meshInsecure: cfg.meshInsecure,
     verifyClient,
     metricsPath: "/metrics",
     processMetrics: true,
