@@ -233,27 +233,39 @@ try {
   // Page load → Connect → first ping reply, on the page's clock (ms since navigation start).
   await page.goto(net.url + "/connect");
   const first = await page.evaluate(async () => {
-    const until = async <T>(fn: () => T | undefined, ms: number): Promise<T> => {
+    const until = async <T>(fn: () => T | undefined, ms: number, what: string): Promise<T> => {
       const end = performance.now() + ms;
       for (;;) {
         const v = fn();
         if (v) return v;
-        if (performance.now() > end) throw new Error("timed out");
+        if (performance.now() > end) {
+          const n = (window as unknown as Win).trellisNode;
+          throw new Error(
+            `timed out waiting for ${what} (node: ${JSON.stringify(n?.current ?? null).slice(0, 600)})`,
+          );
+        }
         await new Promise((r) => setTimeout(r, 5));
       }
     };
     const button = await until(
-      () => document.querySelector<HTMLButtonElement>("[data-testid=connect-button]") ?? undefined,
+      () =>
+        document.querySelector<HTMLButtonElement>("[data-testid=connect-button]:not([disabled])") ??
+        undefined,
       15_000,
+      "the Connect button",
     );
     const clickedAt = performance.now();
     button.click();
-    const node = await until(() => {
-      const n = (window as unknown as Win).trellisNode;
-      return n?.current.phase === "connected" && n.current.map.peers.some((p) => p.name === "bench")
-        ? n
-        : undefined;
-    }, 15_000);
+    const node = await until(
+      () => {
+        const n = (window as unknown as Win).trellisNode;
+        return n?.current.phase === "connected" && n.current.map.peers.some((p) => p.name === "bench")
+          ? n
+          : undefined;
+      },
+      15_000,
+      "the node to connect with the bench peer in its map",
+    );
     const connectedAt = performance.now();
     for (;;) {
       try {

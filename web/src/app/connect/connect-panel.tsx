@@ -54,6 +54,9 @@ export function ConnectPanel({ email }: { email: string }) {
               type="button"
               className="btn btn-primary"
               onClick={() => run((c) => c.join())}
+              // Until this page is attached to the browser's node a click would do nothing: say so.
+              disabled={!client}
+              title={client ? undefined : "Starting this browser's node…"}
               data-testid="connect-button"
             >
               Connect this browser
