@@ -51,9 +51,21 @@ export interface NatTopology {
   remove(): void;
 }
 
+/**
+ * Names and addresses for one test topology: `id` for its namespaces and
+ * interfaces (short enough for interface names, distinct across processes),
+ * and `n`, an even third octet so that 10.77.n.0/24 and 10.77.(n+1).0/24 are
+ * its own.
+ */
+export function topologyIds(): { id: string; n: number } {
+  return {
+    id: `${process.pid % 1000}${Math.floor(Math.random() * 1000)}`,
+    n: 10 + 2 * Math.floor(Math.random() * 120),
+  };
+}
+
 export function createNatTopology(): NatTopology {
-  const id = `${process.pid % 1000}${Math.floor(Math.random() * 1000)}`;
-  const n = 10 + 2 * Math.floor(Math.random() * 120);
+  const { id, n } = topologyIds();
   const routerNs = `trl-nat-${id}`;
   const clientNs = `trl-cli-${id}`;
   const [hv, rv1, rv2, cv] = [`trh${id}`, `trr${id}`, `trs${id}`, `trc${id}`];

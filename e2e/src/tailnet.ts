@@ -15,6 +15,7 @@ import { CHROMIUM, launchChromium } from "./browser";
 import { api, login, type Caller } from "./console";
 import { createNatTopology, type NatTopology } from "./netns";
 import { startTrellis, tempDataDir, type RunningTrellis } from "./server";
+import { until } from "./wait";
 
 export const PASSWORD = "correct horse battery staple";
 
@@ -152,13 +153,4 @@ export async function connect(page: Page, timeoutMs = 30_000): Promise<void> {
   await page.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: timeoutMs });
 }
 
-/** Poll `fn` (bounded) until it returns something truthy. */
-export async function until<T>(what: string, fn: () => T | Promise<T>, ms = 20_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export { until };

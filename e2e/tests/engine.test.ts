@@ -12,6 +12,7 @@ import { openDatabase, type Database } from "@trellis/db";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { api, login } from "../src/console";
 import { startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
+import { until } from "../src/wait";
 
 const PASSWORD = "correct horse battery staple";
 
@@ -43,16 +44,6 @@ async function node(hostname: string, webrtc: boolean): Promise<NodeEngine> {
   engines.push(e);
   await e.start();
   return e;
-}
-
-async function until<T>(what: string, fn: () => T | Promise<T>, ms = 20_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Serve an echo on `port` of `e`'s own stack. */

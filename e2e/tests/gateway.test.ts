@@ -15,8 +15,12 @@ import type { NodeEngine } from "@trellis/client";
 import { openDatabase, type Database } from "@trellis/db";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { api, login } from "../src/console";
-import { canUseNetns } from "../src/netns";
+import { canUseNetns, topologyIds } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
+import { until as untilWithin } from "../src/wait";
+
+/** Waits here cross a daemon start and network namespaces: 30 s. */
+const until = <T>(what: string, fn: () => T | Promise<T>) => untilWithin(what, fn, 30_000);
 
 const TRELLIS = join(ROOT, "gateway/bin/trellis");
 const canUseTun =
@@ -77,24 +81,13 @@ function stateDir(): string {
   return dir;
 }
 
-async function until<T>(what: string, fn: () => T | Promise<T>, ms = 30_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /**
  *   root ns hostIp (10.77.N.1) ──veth── gateway ns 10.77.N.2 │ 10.77.N+1.1 ──veth── lan ns lanHostIp (10.77.N+1.2)
  *
  * The LAN host has no route to the tailnet: only masquerade at the gateway gets its answers back.
  */
 function gatewayNamespace(): GatewayNs {
-  const id = `${process.pid % 1000}${Math.floor(Math.random() * 1000)}`;
-  const n = 10 + 2 * Math.floor(Math.random() * 120);
+  const { id, n } = topologyIds();
   const name = `trl-gw-${id}`;
   const lanNs = `trl-lan-${id}`;
   const [hv, gv, gl, lv] = [`trgh${id}`, `trgg${id}`, `trgl${id}`, `trll${id}`];
