@@ -45,19 +45,10 @@ export async function actorNames(ctx: AdminContext, actors: Iterable<string>): P
   return out;
 }
 
-/**
- * Audit events, newest first. Filters: `actor` (the stored actor string, or
- * a user's email), `action` (exact, or a prefix when it ends with "." such as
- * "machine."), `target` (exact), `since` (inclusive) and `until` (exclusive).
- */
-export async function listAudit(
-  ctx: AdminContext,
-  actor: Actor,
-  query: unknown,
-): Promise<Page<AuditEventInfo>> {
-  requireScope(actor, "logs:read");
-  const q = parseOr400(AuditQuery, query, "invalid audit query");
-  const after = decodeCursor(q.cursor, TimeIdCursor);
+type AuditRow = Models.AuditEvent;
+
+/** The filters of an audit query as database conditions (a user's email becomes their actor string). */
+async function auditFilters(ctx: AdminContext, q: AuditQuery): Promise<Models.Prisma.AuditEventWhereInput[]> {
   const and: Models.Prisma.AuditEventWhereInput[] = [];
   if (q.actor !== undefined) {
     const byEmail = q.actor.includes("@")
@@ -71,37 +62,70 @@ export async function listAudit(
   if (q.target !== undefined) and.push({ target: q.target });
   if (q.since !== undefined) and.push({ at: { gte: new Date(q.since) } });
   if (q.until !== undefined) and.push({ at: { lt: new Date(q.until) } });
-  const where: Models.Prisma.AuditEventWhereInput = { AND: and };
+  return and;
+}
+
+/** Entries after a (time, id) position, newest first. */
+function rowsAfter(
+  ctx: AdminContext,
+  and: Models.Prisma.AuditEventWhereInput[],
+  after: readonly [string, string] | null,
+  take: number,
+): Promise<AuditRow[]> {
   const cursorWhere: Models.Prisma.AuditEventWhereInput[] = after
     ? [{ OR: [{ at: { lt: new Date(after[0]) } }, { at: new Date(after[0]), id: { lt: after[1] } }] }]
     : [];
-  const [rows, total] = await Promise.all([
-    ctx.db.prisma.auditEvent.findMany({
-      where: { AND: [...and, ...cursorWhere] },
-      orderBy: [{ at: "desc" }, { id: "desc" }],
-      take: q.limit + 1,
-    }),
-    ctx.db.prisma.auditEvent.count({ where }),
-  ]);
+  return ctx.db.prisma.auditEvent.findMany({
+    where: { AND: [...and, ...cursorWhere] },
+    orderBy: [{ at: "desc" }, { id: "desc" }],
+    take,
+  });
+}
+
+/** Rows as the API shows them, actors and targets named. */
+async function auditInfos(
+  ctx: AdminContext,
+  rows: readonly AuditRow[],
+): Promise<(r: AuditRow) => AuditEventInfo> {
   const names = await actorNames(
     ctx,
-    rows.slice(0, q.limit).flatMap((r) => [r.actor, r.target]),
+    rows.flatMap((r) => [r.actor, r.target]),
   );
-  return pageOf(
-    rows,
-    q.limit,
-    total,
-    (r) => [r.at.toISOString(), r.id],
-    (r) => ({
+  return (r) => {
+    const detail = parseDetail(r.detail);
+    return {
       id: r.id,
       at: r.at.toISOString(),
       actor: r.actor,
       actorName: names.get(r.actor) ?? r.actor,
       action: r.action,
       target: r.target,
-      ...withTargetName(r.target, names, parseDetail(r.detail)),
-    }),
-  );
+      targetName: targetNameOf(r.target, names, detail),
+      detail,
+    };
+  };
+}
+
+/**
+ * Audit events, newest first. Filters: `actor` (the stored actor string, or
+ * a user's email), `action` (exact, or a prefix when it ends with "." such as
+ * "machine."), `target` (exact), `since` (inclusive) and `until` (exclusive).
+ */
+export async function listAudit(
+  ctx: AdminContext,
+  actor: Actor,
+  query: unknown,
+): Promise<Page<AuditEventInfo>> {
+  requireScope(actor, "logs:read");
+  const q = parseOr400(AuditQuery, query, "invalid audit query");
+  const after = decodeCursor(q.cursor, TimeIdCursor);
+  const and = await auditFilters(ctx, q);
+  const [rows, total] = await Promise.all([
+    rowsAfter(ctx, and, after, q.limit + 1),
+    ctx.db.prisma.auditEvent.count({ where: { AND: and } }),
+  ]);
+  const info = await auditInfos(ctx, rows.slice(0, q.limit));
+  return pageOf(rows, q.limit, total, (r) => [r.at.toISOString(), r.id], info);
 }
 
 /**
@@ -109,24 +133,23 @@ export async function listAudit(
  * for one removed since, the name its entry recorded; otherwise the target
  * as stored.
  */
-function withTargetName(
-  target: string,
-  names: Map<string, string>,
-  detail: Record<string, unknown>,
-): { targetName: string; detail: Record<string, unknown> } {
+function targetNameOf(target: string, names: Map<string, string>, detail: Record<string, unknown>): string {
   const known = names.get(target);
-  if (known !== undefined && known !== target) return { targetName: known, detail };
+  if (known !== undefined && known !== target) return known;
   const before = (detail.before ?? {}) as Record<string, unknown>;
   const recorded = [detail.name, detail.email, before.name, before.email].find((v) => typeof v === "string");
-  return { targetName: typeof recorded === "string" ? recorded : target, detail };
+  return typeof recorded === "string" ? recorded : target;
 }
 
 /** Most entries one export carries (its answer says when there were more). */
 export const MAX_AUDIT_EXPORT = 50_000;
+/** Entries read from the database at a time while exporting. */
+const EXPORT_BATCH = 1000;
 
 /**
  * Every audit entry matching the filters of `listAudit` (not its paging),
- * newest first, at most MAX_AUDIT_EXPORT, as JSON or CSV for a file.
+ * newest first, at most MAX_AUDIT_EXPORT, as JSON or CSV for a file. The
+ * filters are read once; no page counts the total.
  */
 export async function exportAudit(
   ctx: AdminContext,
@@ -134,27 +157,37 @@ export async function exportAudit(
   query: Record<string, string>,
   format: "json" | "csv",
 ): Promise<{ body: string; truncated: boolean; count: number }> {
+  requireScope(actor, "logs:read");
   const { cursor: _ignored, limit: _alsoIgnored, ...filters } = query;
+  const and = await auditFilters(ctx, parseOr400(AuditQuery, filters, "invalid audit query"));
   const items: AuditEventInfo[] = [];
-  let cursor: string | null = null;
-  do {
-    const page = await listAudit(ctx, actor, { ...filters, limit: "200", ...(cursor ? { cursor } : {}) });
-    items.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor && items.length < MAX_AUDIT_EXPORT);
-  const truncated = items.length > MAX_AUDIT_EXPORT || cursor !== null;
-  const rows = items.slice(0, MAX_AUDIT_EXPORT);
-  if (format === "json") return { body: JSON.stringify(rows, null, 1) + "\n", truncated, count: rows.length };
+  let after: [string, string] | null = null;
+  let truncated = false;
+  for (;;) {
+    const rows = await rowsAfter(ctx, and, after, EXPORT_BATCH);
+    if (rows.length === 0) break;
+    if (items.length + rows.length > MAX_AUDIT_EXPORT) {
+      truncated = true;
+      rows.length = MAX_AUDIT_EXPORT - items.length;
+    }
+    const info = await auditInfos(ctx, rows);
+    items.push(...rows.map(info));
+    if (truncated || rows.length < EXPORT_BATCH) break;
+    const last = rows[rows.length - 1]!;
+    after = [last.at.toISOString(), last.id];
+  }
+  if (format === "json")
+    return { body: JSON.stringify(items, null, 1) + "\n", truncated, count: items.length };
   const header = ["at", "actor", "actor_name", "action", "target", "target_name", "detail"];
   const lines = [header.join(",")];
-  for (const e of rows) {
+  for (const e of items) {
     lines.push(
       [e.at, e.actor, e.actorName, e.action, e.target, e.targetName, JSON.stringify(e.detail)]
         .map(csvField)
         .join(","),
     );
   }
-  return { body: lines.join("\r\n") + "\r\n", truncated, count: rows.length };
+  return { body: lines.join("\r\n") + "\r\n", truncated, count: items.length };
 }
 
 /**
