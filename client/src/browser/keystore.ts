@@ -73,31 +73,57 @@ export class KeyStore {
 
   /** This user's node key, or null when this browser has none for them (or a damaged one). */
   async load(user: string): Promise<Uint8Array | null> {
-    const sealed = (await this.get(this.slot(user))) as { iv: Uint8Array; data: ArrayBuffer } | undefined;
+    const key = await this.loadSealed(this.slot(user));
+    return key?.length === 32 ? key : null;
+  }
+
+  /** Keep `privateKey` as this user's node key. */
+  async store(user: string, privateKey: Uint8Array): Promise<void> {
+    await this.storeSealed(this.slot(user), privateKey);
+  }
+
+  /**
+   * A secret kept sealed under this browser's wrapping key (node keys, SSH
+   * keys): null when there is none or it does not open.
+   */
+  async loadSealed(slot: string): Promise<Uint8Array | null> {
+    const sealed = (await this.get(slot)) as { iv: Uint8Array; data: ArrayBuffer } | undefined;
     if (!sealed) return null;
     try {
-      const key = new Uint8Array(
+      return new Uint8Array(
         await this.deps.subtle.decrypt(
           { name: "AES-GCM", iv: sealed.iv as Uint8Array<ArrayBuffer> },
           await this.wrappingKey(),
           sealed.data,
         ),
       );
-      return key.length === 32 ? key : null;
     } catch {
       return null;
     }
   }
 
-  /** Keep `privateKey` as this user's node key. */
-  async store(user: string, privateKey: Uint8Array): Promise<void> {
+  async storeSealed(slot: string, secret: Uint8Array): Promise<void> {
     const iv = this.deps.random(12);
     const data = await this.deps.subtle.encrypt(
       { name: "AES-GCM", iv: iv as Uint8Array<ArrayBuffer> },
       await this.wrappingKey(),
-      privateKey as Uint8Array<ArrayBuffer>,
+      secret as Uint8Array<ArrayBuffer>,
     );
-    await this.put(this.slot(user), { iv, data });
+    await this.put(slot, { iv, data });
+  }
+
+  /** A value that needs no sealing (public keys, pinned host keys), or undefined. */
+  getItem(slot: string): Promise<unknown> {
+    return this.get(slot);
+  }
+
+  setItem(slot: string, value: unknown): Promise<void> {
+    return this.put(slot, value);
+  }
+
+  async deleteItem(slot: string): Promise<void> {
+    const tx = (await this.db()).transaction(STORE, "readwrite");
+    await req(tx.objectStore(STORE).delete(slot));
   }
 
   /** This user's key, made (from `fresh()`) and kept if there is none. */

@@ -26,3 +26,4 @@ export {
   restorePolicyVersion,
   checkReachability,
 } from "./policy";
+export { machineAccess } from "./access";

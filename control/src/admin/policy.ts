@@ -211,7 +211,7 @@ function badQuery(path: string, message: string): ControlError {
 }
 
 /** The machine a name refers to: a MagicDNS name, with or without the tailnet's suffix. */
-function byName(topology: Topology, text: string, domain: string): NodeInfo | undefined {
+export function byName(topology: Topology, text: string, domain: string): NodeInfo | undefined {
   let name = text.toLowerCase().replace(/\.$/, "");
   if (name.endsWith(`.${domain}`)) name = name.slice(0, -domain.length - 1);
   return topology.nodes.find((n) => n.hostname === name);
@@ -256,7 +256,14 @@ export async function checkReachability(
   body: unknown,
 ): Promise<ReachabilityResult> {
   requireScope(actor, "policy:read");
-  const req = parseOr400(ReachabilityRequest, body, "invalid reachability query");
+  return explainReach(ctx, parseOr400(ReachabilityRequest, body, "invalid reachability query"));
+}
+
+/** The reachability answer for a valid query, with no scope check (callers decide who may ask what). */
+export async function explainReach(
+  ctx: AdminContext,
+  req: z.output<typeof ReachabilityRequest>,
+): Promise<ReachabilityResult> {
   const [topology, active, domain] = await Promise.all([
     ctx.topology(),
     ctx.policies.current(),

@@ -321,6 +321,31 @@ export const ReachabilityResult = z.object({
 });
 export type ReachabilityResult = z.infer<typeof ReachabilityResult>;
 
+/**
+ * What the caller's own machine may open on another (`POST /api/v1/me/access`):
+ * the browser apps offer SSH, web and VNC from it, and explain a refusal.
+ */
+export const AccessRequest = z.strictObject({
+  /** The caller's own machine (the browser's node) the connection would come from. */
+  from: z.string().min(1).max(254),
+  /** The machine to reach: name, MagicDNS name or tailnet address. */
+  machine: z.string().min(1).max(254),
+  /** A port to explain (allowed or not, and by which rule). */
+  port: z.number().int().min(1).max(65535).optional(),
+});
+export type AccessRequest = z.input<typeof AccessRequest>;
+
+const AccessPorts = z.object({ first: z.number().int(), last: z.number().int() });
+
+export const AccessResult = z.object({
+  machine: z.object({ id: z.string(), name: z.string() }),
+  /** TCP ports the machine's packet filter accepts from `from`, merged and sorted. */
+  tcp: z.array(AccessPorts),
+  /** The answer for `port`, when asked. */
+  port: ReachabilityResult.optional(),
+});
+export type AccessResult = z.infer<typeof AccessResult>;
+
 // --- DNS and settings ----------------------------------------------------------
 
 const IpText = z

@@ -1,0 +1,17 @@
+// @trellis/client/apps: what the browser apps speak over the tailnet's TCP
+// streams (SSH now; HTTP, WebSocket and VNC beside it). Browser-safe; the
+// same code runs in Node for the tests and benchmarks.
+export type { Duplex } from "./duplex";
+export { SshShell, SshError, type HostKey, type SshAuth, type SshExit, type SshShellOptions } from "./ssh";
+export {
+  SshKeyring,
+  KnownHosts,
+  SshKeyError,
+  generateSshKey,
+  importPrivateKey,
+  publicKeyLine,
+  type HostKeyCheck,
+  type SecretStore,
+  type SshKeyInfo,
+  type SshKeyKind,
+} from "./ssh-keys";

@@ -1,0 +1,84 @@
+// What a member's own machine may open on another, from the destination's
+// compiled filter: the ports a policy allows (merged), nothing where it
+// allows nothing, the rule for one port, and only from the caller's own
+// machine.
+import { describe, expect, it } from "vitest";
+import { PROVIDERS, testDatabases } from "../testing/db";
+import { machineAccess } from "./access";
+import { savePolicyText } from "./policy";
+import { actorOf, adminContext, createNode, createUser, rejection } from "./testing";
+
+const POLICY = `{
+  "groups": { "group:eng": ["alice@example.com"] },
+  "tagOwners": { "tag:office": ["autogroup:admin"] },
+  "acls": [
+    { "action": "accept", "src": ["group:eng"], "dst": ["tag:office:22,80"] },
+    { "action": "accept", "src": ["alice@example.com"], "dst": ["tag:office:81-90,5900"] },
+    { "action": "accept", "src": ["bob@example.com"], "dst": ["tag:office:80"], "proto": "udp" },
+  ],
+}`;
+
+for (const { provider, skip } of PROVIDERS) {
+  describe.skipIf(skip)(`machineAccess on ${provider}`, () => {
+    const dbs = testDatabases(provider);
+
+    async function tailnet() {
+      const db = await dbs.open();
+      const ctx = adminContext(db);
+      const admin = await createUser(db, "admin", "root@example.com");
+      const alice = await createUser(db, "member", "alice@example.com");
+      const bob = await createUser(db, "member", "bob@example.com");
+      await createNode(db, "alice-browser", { userId: alice.id });
+      await createNode(db, "bob-browser", { userId: bob.id });
+      await createNode(db, "office", { tags: ["tag:office"] });
+      await savePolicyText(ctx, actorOf(admin), { text: POLICY });
+      return { ctx, alice, bob };
+    }
+
+    it("lists the TCP ports the destination accepts from the caller's machine, merged", async () => {
+      const { ctx, alice, bob } = await tailnet();
+      const a = await machineAccess(ctx, actorOf(alice), { from: "alice-browser", machine: "office" });
+      expect(a.machine.name).toBe("office");
+      expect(a.tcp).toEqual([
+        { first: 22, last: 22 },
+        { first: 80, last: 90 },
+        { first: 5900, last: 5900 },
+      ]);
+      // A UDP-only rule opens no TCP port.
+      const b = await machineAccess(ctx, actorOf(bob), {
+        from: "bob-browser",
+        machine: "office.trellis.test",
+      });
+      expect(b.tcp).toEqual([]);
+    });
+
+    it("explains one port: the rule that allows it, or that none does", async () => {
+      const { ctx, alice, bob } = await tailnet();
+      const yes = await machineAccess(ctx, actorOf(alice), {
+        from: "alice-browser",
+        machine: "office",
+        port: 22,
+      });
+      expect(yes.port).toMatchObject({ allowed: true, rule: { kind: "acls", index: 0 } });
+      const no = await machineAccess(ctx, actorOf(bob), { from: "bob-browser", machine: "office", port: 22 });
+      expect(no.port).toMatchObject({ allowed: false, rule: null });
+      expect(no.port!.explanation).toMatch(/bob-browser → office port 22\/tcp: denied/);
+    });
+
+    it("answers only from the caller's own machine, and refuses bad queries", async () => {
+      const { ctx, alice, bob } = await tailnet();
+      const other = await rejection(
+        machineAccess(ctx, actorOf(bob), { from: "alice-browser", machine: "office" }),
+      );
+      expect(other.status).toBe(404);
+      expect(
+        (await rejection(machineAccess(ctx, actorOf(alice), { from: "alice-browser", machine: "nope" })))
+          .status,
+      ).toBe(404);
+      const bad = await rejection(
+        machineAccess(ctx, actorOf(alice), { from: "alice-browser", machine: "office", port: 0 }),
+      );
+      expect(bad.status).toBe(400);
+    });
+  });
+}
