@@ -10,7 +10,7 @@ import {
   BaseStream,
   ChannelRequestMessage,
   SshAuthenticationType,
-  SshChannel,
+  type SshChannel,
   SshClientSession,
   SshDisconnectReason,
   SshSessionConfiguration,
