@@ -15,6 +15,17 @@ const config: NextConfig = {
   poweredByHeader: false,
   reactStrictMode: true,
   devIndicators: false,
+  // dev-tunnels-ssh (SSH in the page) and vscode-jsonrpc name Node built-ins on
+  // code paths a browser never takes (key files, Node's RSA, socket transports);
+  // the browser bundle gets an empty module for them. buffer, crypto and stream
+  // get Next's own browser polyfills.
+  turbopack: {
+    resolveAlias: {
+      ...Object.fromEntries(["fs", "net"].map((m) => [m, { browser: "./src/apps/empty.ts" }])),
+      // Only for Node versions without RSA key generation in node:crypto (before 15).
+      "node-rsa": "./src/apps/empty.ts",
+    },
+  },
 };
 
 export default config;

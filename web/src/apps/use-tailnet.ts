@@ -1,0 +1,86 @@
+"use client";
+
+// An app page's way into the tailnet: the browser's node (shared by every
+// Trellis tab through its SharedWorker), joined on arrival when it is not
+// yet (opening an app link joins first), and what the policy lets this
+// machine open on the target.
+import { useEffect, useState } from "react";
+import type { BrowserNodeClient } from "@trellis/client/browser";
+import { AccessResult } from "@trellis/proto/admin";
+import { api } from "@/components/api";
+import { useBrowserNode } from "@/node/provider";
+
+export type TailnetReady =
+  | { phase: "joining"; detail: string }
+  | { phase: "failed"; message: string }
+  | { phase: "ready"; client: BrowserNodeClient; self: string };
+
+/** The node, joined (joining it if needed). */
+export function useJoinedNode(): TailnetReady {
+  const { state, client } = useBrowserNode();
+  const [joinError, setJoinError] = useState<string | null>(null);
+  const idle = state.phase === "idle" || state.phase === "ended";
+  useEffect(() => {
+    if (!client || !idle) return;
+    client.join().catch((e: unknown) => setJoinError(e instanceof Error ? e.message : String(e)));
+  }, [client, idle]);
+  if (joinError) return { phase: "failed", message: `Could not join the tailnet: ${joinError}` };
+  if (state.phase === "failed")
+    return { phase: "failed", message: `Could not join the tailnet: ${state.message}` };
+  if (state.phase === "connected" && client) {
+    if (!state.map.node.authorized)
+      return { phase: "joining", detail: "This browser is waiting for an admin to approve it." };
+    return { phase: "ready", client, self: state.map.node.name };
+  }
+  return {
+    phase: "joining",
+    detail:
+      state.phase === "connecting" && state.attempt > 1
+        ? "Reconnecting to the tailnet…"
+        : "Joining the tailnet…",
+  };
+}
+
+export type Access =
+  { phase: "checking" } | { phase: "error"; message: string } | { phase: "done"; result: AccessResult };
+
+/** What `self` may open on `machine` (and the verdict for `port`, when given). */
+export function useAccess(self: string | null, machine: string, port?: number): Access {
+  const [access, setAccess] = useState<Access>({ phase: "checking" });
+  useEffect(() => {
+    if (!self) return;
+    const ctl = new AbortController();
+    setAccess({ phase: "checking" });
+    api(
+      "POST",
+      "/api/v1/me/access",
+      AccessResult,
+      { from: self, machine, ...(port ? { port } : {}) },
+      { signal: ctl.signal },
+    )
+      .then((r) =>
+        setAccess(r.ok ? { phase: "done", result: r.data } : { phase: "error", message: r.message }),
+      )
+      .catch(() => undefined);
+    return () => ctl.abort();
+  }, [self, machine, port]);
+  return access;
+}
+
+export function portAllowed(result: AccessResult, port: number): boolean {
+  return result.tcp.some((r) => port >= r.first && port <= r.last);
+}
+
+/** A connection failure in words: unreachable (which path), refused, timed out. */
+export function connectionProblem(err: unknown, machine: string, port: number): string {
+  const e = err as { message?: string; code?: string };
+  const message = e?.message ?? String(err);
+  switch (e?.code) {
+    case "refused":
+      return `${machine} refused the connection on port ${port}: nothing listens there.`;
+    case "timeout":
+      return `${machine} did not answer on port ${port} in time (is it online, and does its firewall allow it?).`;
+    default:
+      return `Could not connect to ${machine}:${port}: ${message}`;
+  }
+}
