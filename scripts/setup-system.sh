@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the test suites use, installed idempotently (root only):
 # Chromium for browser journeys, PostgreSQL for the scale-out database tests,
-# and the network tools the data-plane suites drive.
+# the network tools the data-plane suites drive, and the office services the
+# browser apps reach (OpenSSH; TigerVNC's Xvnc and xsetroot for a VNC screen).
 set -euo pipefail
-PKGS=(chromium postgresql wireguard-go wireguard-tools iproute2 nftables openssh-server iperf3 iputils-ping)
+PKGS=(chromium postgresql wireguard-go wireguard-tools iproute2 nftables openssh-server iperf3 iputils-ping tigervnc-standalone-server x11-xserver-utils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,3 +15,4 @@ export {
   type SshKeyInfo,
   type SshKeyKind,
 } from "./ssh-keys";
+export { VncChannel, vncChannel } from "./vnc-socket";

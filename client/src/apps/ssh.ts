@@ -71,6 +71,9 @@ export interface SshExit {
   reason?: string;
 }
 
+/** Output kept for a listener that has not arrived yet. */
+const MAX_EARLY_BYTES = 256 * 1024;
+
 /** A web stream pair as the library's byte stream. */
 class WebStream extends BaseStream {
   private readonly writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -159,6 +162,9 @@ export class SshShell {
   private exitInfo: SshExit | null = null;
   private readonly exitListeners = new Set<(e: SshExit) => void>();
   private pendingExit: SshExit = {};
+  /** Output held until the first listener arrives (null once one has). */
+  private early: Uint8Array[] | null = [];
+  private earlyBytes = 0;
 
   private constructor(
     private readonly session: SshClientSession,
@@ -167,14 +173,12 @@ export class SshShell {
     readonly hostKey: HostKey,
   ) {
     channel.onDataReceived((data) => {
-      const copy = Uint8Array.from(data);
+      this.deliver(Uint8Array.from(data));
       channel.adjustWindow(data.length);
-      for (const fn of this.dataListeners) fn(copy);
     });
     channel.onExtendedDataReceived((e) => {
-      const copy = Uint8Array.from(e.data);
+      this.deliver(Uint8Array.from(e.data));
       channel.adjustWindow(e.data.length);
-      for (const fn of this.dataListeners) fn(copy);
     });
     // The library keeps the exit-status/exit-signal requests for the close event.
     channel.onClosed((e) => {
@@ -265,10 +269,29 @@ export class SshShell {
     }
   }
 
-  /** Output of the shell (stdout and stderr as the terminal shows them). */
+  /**
+   * Output of the shell (stdout and stderr as the terminal shows them). What
+   * arrived before the first listener (the prompt, while the terminal loads)
+   * is handed to it first.
+   */
   onData(fn: (data: Uint8Array) => void): () => void {
     this.dataListeners.add(fn);
+    const early = this.early;
+    this.early = null;
+    for (const d of early ?? []) fn(d);
     return () => this.dataListeners.delete(fn);
+  }
+
+  private deliver(d: Uint8Array): void {
+    if (this.early) {
+      // Bounded: a shell that floods before anyone looks keeps its latest output only.
+      this.earlyBytes += d.length;
+      this.early.push(d);
+      while (this.earlyBytes > MAX_EARLY_BYTES && this.early.length > 1)
+        this.earlyBytes -= this.early.shift()!.length;
+      return;
+    }
+    for (const fn of this.dataListeners) fn(d);
   }
 
   /** Called once, when the shell exits or the session ends. */

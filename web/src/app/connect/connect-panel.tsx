@@ -1,5 +1,6 @@
 "use client";
 
+import Link from "next/link";
 import { useMemo, useState } from "react";
 import type { BrowserNodeClient } from "@trellis/client/browser";
 import type { EngineStatus, PeerStatus, PingResult } from "@trellis/client";
@@ -7,6 +8,7 @@ import type { FullMap, Peer } from "@trellis/proto";
 import { Copyable } from "@/components/copy-button";
 import { DataTable, type Column } from "@/components/data-table";
 import { formatBytes, plural, relativeTime } from "@/components/format";
+import { portAllowed, useAccess } from "@/apps/use-tailnet";
 import { useBrowserNode } from "@/node/provider";
 
 const END_REASONS: Record<string, string> = {
@@ -201,6 +203,11 @@ function Connected({
       cell: ({ status: s }) => (s ? `${formatBytes(s.rxBytes)} / ${formatBytes(s.txBytes)}` : "—"),
     },
     {
+      header: "Open",
+      hideHeader: true,
+      cell: ({ peer }) => <AppLinks self={self.name} machine={peer.name} online={peer.online} />,
+    },
+    {
       header: "Ping",
       hideHeader: true,
       cell: ({ peer }) => {
@@ -302,6 +309,45 @@ function Connected({
         {chosen ? <PeerDetail row={chosen} /> : null}
       </section>
     </>
+  );
+}
+
+/** SSH and VNC for a machine, offered when the access controls allow them from this browser. */
+function AppLinks({ self, machine, online }: { self: string; machine: string; online: boolean }) {
+  const access = useAccess(online ? self : null, machine);
+  if (access.phase !== "done") return null;
+  const ssh = portAllowed(access.result, 22);
+  const vnc = access.result.tcp.some((r) => r.first <= 5999 && r.last >= 5900);
+  const at = encodeURIComponent(machine);
+  return (
+    <span
+      className="nowrap"
+      data-testid="connect-apps"
+      data-machine={machine}
+      data-ssh={ssh ? "yes" : "no"}
+      data-vnc={vnc ? "yes" : "no"}
+    >
+      {ssh ? (
+        <Link
+          className="btn btn-secondary btn-sm"
+          href={`/ssh/${at}`}
+          target="_blank"
+          data-testid="connect-ssh"
+        >
+          SSH
+        </Link>
+      ) : null}{" "}
+      {vnc ? (
+        <Link
+          className="btn btn-secondary btn-sm"
+          href={`/vnc/${at}`}
+          target="_blank"
+          data-testid="connect-vnc"
+        >
+          VNC
+        </Link>
+      ) : null}
+    </span>
   );
 }
 

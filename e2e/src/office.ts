@@ -1,0 +1,222 @@
+// An office LAN for the browser-app journeys: a network namespace linked to
+// the host by a veth pair, running real services — Debian's OpenSSH (its
+// own config, fresh ECDSA and RSA host keys, a throw-away user with a
+// password and an authorized_keys file) and TigerVNC's Xvnc (its own X
+// server and framebuffer, no password, a solid-colour root window). The
+// tailnet reaches it through a node that forwards its TCP ports here (the
+// gateway journeys use the real gateway instead). Removed on close: the
+// namespace, the user, the processes and the files.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { topologyIds } from "./netns";
+import { until } from "./wait";
+
+export const canRunOffice =
+  process.getuid?.() === 0 && existsSync("/usr/sbin/sshd") && existsSync("/usr/bin/Xvnc");
+
+export interface Office {
+  ns: string;
+  ip: string;
+  sshUser: string;
+  sshPassword: string;
+  /** The VNC server's desktop size. */
+  vnc: { port: number; width: number; height: number };
+  /** Let `line` (an OpenSSH public key line) sign in as the SSH user. */
+  authorizeKey(line: string): void;
+  /** New host keys and a restarted sshd (what a reinstalled or impersonated server looks like). */
+  rotateHostKeys(): Promise<void>;
+  /** `SHA256:…` of the current host keys, as ssh-keygen prints them. */
+  hostKeyFingerprints(): string[];
+  /** A TCP connection from the host to a service of the office. */
+  dial(port: number): Promise<Socket>;
+  close(): void;
+}
+
+function run(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, {
+    encoding: "utf8",
+    input,
+    stdio: ["pipe", "pipe", "pipe"],
+    timeout: 15_000,
+  });
+}
+
+export async function startOffice(): Promise<Office> {
+  const { id, n } = topologyIds();
+  const ns = `trl-off-${id}`;
+  const hv = `tro${id}`;
+  const hostIp = `10.77.${n}.1`;
+  const ip = `10.77.${n}.2`;
+  const dir = mkdtempSync(join(tmpdir(), "trellis-office-"));
+  chmodSync(dir, 0o755);
+  const sshUser = `trl${id}`.slice(0, 31);
+  const sshPassword = `pw-${Math.random().toString(36).slice(2)}-Office`;
+  const home = join(dir, "home");
+  const procs: ChildProcess[] = [];
+  let sshd: ChildProcess | null = null;
+  let userAdded = false;
+
+  const close = () => {
+    for (const p of procs) p.kill("SIGKILL");
+    sshd?.kill("SIGKILL");
+    if (userAdded) {
+      try {
+        run("userdel", ["-f", sshUser]);
+      } catch {
+        // already gone
+      }
+      userAdded = false;
+    }
+    for (const args of [
+      ["netns", "del", ns],
+      ["link", "del", hv],
+    ]) {
+      try {
+        run("ip", args);
+      } catch {
+        // already gone (deleting the namespace removes its veth end too)
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  const inNs = (cmd: string, args: string[]) =>
+    spawn("ip", ["netns", "exec", ns, cmd, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const listening = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = connect(port, ip);
+      s.once("connect", () => (s.destroy(), resolve(true)));
+      s.once("error", () => resolve(false));
+    });
+  const keygen = () => {
+    for (const t of ["ecdsa", "rsa"]) {
+      rmSync(join(dir, `host_${t}`), { force: true });
+      rmSync(join(dir, `host_${t}.pub`), { force: true });
+      run("ssh-keygen", ["-q", "-t", t, "-N", "", "-f", join(dir, `host_${t}`)]);
+    }
+  };
+  const startSshd = async () => {
+    sshd?.kill("SIGKILL");
+    // The old sshd's socket closes asynchronously: wait until the port is free.
+    await until("the old sshd gone", async () => !(await listening(22)), 10_000);
+    sshd = inNs("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")]);
+    let err = "";
+    sshd.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    await until(`sshd listening (${err})`, () => listening(22), 10_000);
+  };
+
+  try {
+    run("ip", ["netns", "add", ns]);
+    run("ip", ["link", "add", hv, "type", "veth", "peer", "name", `trp${id}`, "netns", ns]);
+    run("ip", ["addr", "add", `${hostIp}/30`, "dev", hv]);
+    run("ip", ["link", "set", hv, "up"]);
+    run("ip", ["-n", ns, "addr", "add", `${ip}/30`, "dev", `trp${id}`]);
+    for (const l of ["lo", `trp${id}`]) run("ip", ["-n", ns, "link", "set", l, "up"]);
+
+    // The SSH user: a password and an authorized_keys file of its own.
+    mkdirSync(join(home, ".ssh"), { recursive: true });
+    run("useradd", ["-M", "-d", home, "-s", "/bin/sh", sshUser]);
+    userAdded = true;
+    run("chpasswd", [], `${sshUser}:${sshPassword}\n`);
+    writeFileSync(join(home, ".ssh", "authorized_keys"), "");
+    const uid = Number(run("id", ["-u", sshUser]).trim());
+    const gid = Number(run("id", ["-g", sshUser]).trim());
+    for (const p of [home, join(home, ".ssh"), join(home, ".ssh", "authorized_keys")]) chownSync(p, uid, gid);
+    chmodSync(join(home, ".ssh"), 0o700);
+
+    keygen();
+    writeFileSync(
+      join(dir, "sshd_config"),
+      [
+        `ListenAddress ${ip}:22`,
+        `HostKey ${join(dir, "host_ecdsa")}`,
+        `HostKey ${join(dir, "host_rsa")}`,
+        `AllowUsers ${sshUser}`,
+        "PasswordAuthentication yes",
+        "KbdInteractiveAuthentication no",
+        // Without PAM sshd checks the password against /etc/shadow itself.
+        "UsePAM no",
+        "PidFile none",
+        "LogLevel ERROR",
+      ].join("\n") + "\n",
+    );
+    mkdirSync("/run/sshd", { recursive: true });
+    await startSshd();
+
+    // VNC: Xvnc is its own X server; a solid root window makes the screen non-blank.
+    const vnc = { port: 5900, width: 800, height: 600 };
+    const display = `:${50 + (n % 40)}`;
+    const xvnc = inNs("Xvnc", [
+      display,
+      "-geometry",
+      `${vnc.width}x${vnc.height}`,
+      "-depth",
+      "24",
+      "-rfbport",
+      String(vnc.port),
+      "-SecurityTypes",
+      "None",
+      "-nolisten",
+      "tcp",
+      "-desktop",
+      "office",
+    ]);
+    procs.push(xvnc);
+    await until("Xvnc listening", () => listening(vnc.port), 15_000);
+    await until(
+      "the root window painted",
+      () => {
+        try {
+          run("ip", ["netns", "exec", ns, "env", `DISPLAY=${display}`, "xsetroot", "-solid", "#2a7ab0"]);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+    );
+
+    return {
+      ns,
+      ip,
+      sshUser,
+      sshPassword,
+      vnc,
+      authorizeKey(line) {
+        appendFileSync(join(home, ".ssh", "authorized_keys"), line.trim() + "\n");
+      },
+      async rotateHostKeys() {
+        keygen();
+        await startSshd();
+      },
+      hostKeyFingerprints() {
+        return ["ecdsa", "rsa"].map(
+          (t) => run("ssh-keygen", ["-lf", join(dir, `host_${t}.pub`)]).split(" ")[1]!,
+        );
+      },
+      dial(port) {
+        return new Promise((resolve, reject) => {
+          const s = connect(port, ip);
+          s.once("connect", () => resolve(s));
+          s.once("error", reject);
+        });
+      },
+      close,
+    };
+  } catch (err) {
+    close();
+    throw err;
+  }
+}

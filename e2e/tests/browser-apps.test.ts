@@ -1,0 +1,231 @@
+// The browser apps as a member uses them, in Debian's Chromium behind a NAT,
+// against real servers in an office namespace (OpenSSH, TigerVNC) that the
+// tailnet reaches through a node of the engine's Node flavour forwarding
+// its ports: SSH from the page with a password and with a key made in the
+// browser, `uname -a` seen in the terminal, a resize the shell notices, a
+// changed host key refused with the warning; the VNC screen drawn on the
+// viewer's canvas; and with a policy that allows only port 80, SSH is not
+// offered and a forced attempt names the rule.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import type { NodeEngine } from "@trellis/client";
+import { ARTIFACTS, hasChromium } from "../src/browser";
+import { canUseNetns } from "../src/netns";
+import { canRunOffice, startOffice, type Office } from "../src/office";
+import { startBrowserTailnet, until, type BrowserTailnet } from "../src/tailnet";
+
+let net: BrowserTailnet;
+let office: Office;
+let gateway: NodeEngine;
+const can = canUseNetns && hasChromium && canRunOffice;
+if (!can) console.warn("skipping the browser apps: they need root, Chromium, sshd and Xvnc");
+
+/** The office's ports, served on the forwarding node's tailnet address. */
+const FORWARDED = [22, 5900];
+
+beforeAll(async () => {
+  if (!can) return;
+  office = await startOffice();
+  net = await startBrowserTailnet();
+  gateway = await net.nodePeer("office");
+  for (const port of FORWARDED) {
+    gateway.listenTcp(port, (c) => {
+      void office.dial(port).then(
+        (socket) => {
+          const writer = c.writable.getWriter();
+          socket.on(
+            "data",
+            (d: Buffer) => void writer.write(new Uint8Array(d)).catch(() => socket.destroy()),
+          );
+          socket.on("close", () => void writer.close().catch(() => undefined));
+          void (async () => {
+            const reader = c.readable.getReader();
+            try {
+              for (;;) {
+                const r = await reader.read();
+                if (r.done) break;
+                socket.write(r.value);
+              }
+            } catch {
+              // the tailnet side reset: close the office side too
+            }
+            socket.end();
+          })();
+        },
+        () => void c.writable.abort().catch(() => undefined),
+      );
+    });
+  }
+}, 240_000);
+afterAll(async () => {
+  await net?.close();
+  office?.close();
+});
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/** What the visible terminal shows, line by line (xterm's buffer, not pixels). */
+function terminalText(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const terms =
+      (window as unknown as { trellisTerminals?: Record<string, unknown> }).trellisTerminals ?? {};
+    const ids = Object.keys(terms);
+    const term = terms[ids[ids.length - 1]!] as {
+      buffer: { active: { length: number; getLine(i: number): { translateToString(t: boolean): string } } };
+    };
+    if (!term) return "";
+    const lines: string[] = [];
+    for (let i = 0; i < term.buffer.active.length; i++)
+      lines.push(term.buffer.active.getLine(i)!.translateToString(true));
+    return lines.join("\n");
+  });
+}
+
+async function terminalSize(page: Page): Promise<{ cols: number; rows: number }> {
+  return page.evaluate(() => {
+    const terms = (window as unknown as { trellisTerminals: Record<string, { cols: number; rows: number }> })
+      .trellisTerminals;
+    const ids = Object.keys(terms);
+    const t = terms[ids[ids.length - 1]!]!;
+    return { cols: t.cols, rows: t.rows };
+  });
+}
+
+async function typeInTerminal(page: Page, text: string): Promise<void> {
+  await page.locator("[data-testid=ssh-session]:visible [data-testid=ssh-terminal]").click();
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+}
+
+describe.skipIf(!can)("browser apps", () => {
+  let alice: Page;
+
+  it("opens SSH from the page with a password, after the user trusts the host key, and runs a command", async () => {
+    alice = await net.userPage("alice@example.com");
+    // The Connect page offers SSH and VNC for the office (the policy allows everything).
+    await alice.getByTestId("connect-button").click();
+    const apps = alice.locator('[data-testid=connect-apps][data-machine="office"]');
+    await apps.getByTestId("connect-ssh").waitFor({ timeout: 30_000 });
+    expect(await apps.getByTestId("connect-vnc").count()).toBe(1);
+
+    const t0 = Date.now();
+    await alice.goto(`${net.url}/ssh/office?user=${office.sshUser}`);
+    await alice.getByTestId("ssh-signin").waitFor({ timeout: 30_000 });
+    expect(await alice.getByTestId("ssh-user").inputValue()).toBe(office.sshUser);
+    await alice.getByTestId("ssh-password").fill(office.sshPassword);
+    await alice.getByTestId("ssh-connect").click();
+    // First use: the page shows the host key and waits for the user.
+    const shown = await alice.getByTestId("ssh-hostkey-fingerprint").innerText({ timeout: 15_000 });
+    expect(office.hostKeyFingerprints().some((f) => shown.includes(f))).toBe(true);
+    await alice.getByTestId("ssh-hostkey-trust").click();
+    await alice.getByTestId("ssh-terminal").waitFor({ timeout: 15_000 });
+    await until("the shell prompt", async () => /\$\s*$/m.test(await terminalText(alice)), 15_000);
+    process.stderr.write(`ssh prompt ${Date.now() - t0} ms after opening /ssh/office\n`);
+
+    await typeInTerminal(alice, "uname -a");
+    await until(
+      "uname's output",
+      async () => /Linux \S+ .*GNU\/Linux/.test(await terminalText(alice)),
+      10_000,
+    );
+
+    // A smaller window: the terminal refits and the shell learns its new size.
+    const before = await terminalSize(alice);
+    await alice.setViewportSize({ width: 900, height: 600 });
+    await until("the terminal refitted", async () => (await terminalSize(alice)).cols < before.cols, 10_000);
+    const after = await terminalSize(alice);
+    await typeInTerminal(alice, "stty size");
+    await until(
+      "stty reporting the new size",
+      async () => (await terminalText(alice)).includes(`${after.rows} ${after.cols}`),
+      10_000,
+    );
+    await shot(alice, "browser-apps-ssh");
+  });
+
+  it("signs in with a key made in the browser, and refuses a changed host key with a warning", async () => {
+    await alice.getByTestId("ssh-new-tab").click();
+    await alice.getByTestId("ssh-method-key").check();
+    await alice.getByTestId("ssh-generate").click();
+    const line = await alice.getByTestId("ssh-public-key").innerText({ timeout: 10_000 });
+    expect(line).toMatch(/^ecdsa-sha2-nistp256 AAAA/);
+    office.authorizeKey(line);
+    await alice.getByTestId("ssh-connect").click();
+    // The host key is pinned now: no question, straight to the shell.
+    await until(
+      "a second terminal",
+      async () => (await alice.getByTestId("ssh-session").count()) === 2,
+      15_000,
+    );
+    await until("the shell prompt", async () => /\$\s*$/m.test(await terminalText(alice)), 15_000);
+    await typeInTerminal(alice, "echo key-login-$((20+22)) $(whoami)");
+    await until(
+      "the command's output",
+      async () => (await terminalText(alice)).includes(`key-login-42 ${office.sshUser}`),
+      10_000,
+    );
+
+    // The server's host keys change: the next connection stops before signing in.
+    await office.rotateHostKeys();
+    await alice.getByTestId("ssh-new-tab").click();
+    await alice.getByTestId("ssh-connect").click();
+    const warning = alice.getByTestId("ssh-hostkey-changed");
+    await warning.waitFor({ timeout: 15_000 });
+    expect(await warning.innerText()).toMatch(/host key of office has changed/);
+    expect(await alice.getByTestId("ssh-session").count()).toBe(2);
+    await shot(alice, "browser-apps-ssh-hostkey-changed");
+  });
+
+  it("shows the office's VNC screen on the viewer's canvas", async () => {
+    await alice.goto(`${net.url}/vnc/office`);
+    await alice.locator("[data-testid=vnc][data-phase=connected]").waitFor({ timeout: 30_000 });
+    expect(await alice.getByTestId("vnc-status").innerText()).toMatch(/Connected: office/);
+    // The root window is solid #2a7ab0: the canvas shows it (not blank, not black).
+    await until(
+      "the screen drawn",
+      async () =>
+        alice.evaluate(() => {
+          const canvas = document.querySelector<HTMLCanvasElement>("[data-testid=vnc-screen] canvas");
+          if (!canvas || canvas.width < 100) return false;
+          const px = canvas.getContext("2d")!.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data;
+          return Math.abs(px[0]! - 0x2a) < 8 && Math.abs(px[1]! - 0x7a) < 8 && Math.abs(px[2]! - 0xb0) < 8;
+        }),
+      15_000,
+    );
+    const size = await alice.evaluate(() => {
+      const c = document.querySelector<HTMLCanvasElement>("[data-testid=vnc-screen] canvas")!;
+      return { w: c.width, h: c.height };
+    });
+    expect(size).toEqual({ w: office.vnc.width, h: office.vnc.height });
+    await shot(alice, "browser-apps-vnc");
+  });
+
+  it("with a policy that allows only port 80, offers no SSH and refuses a forced attempt with the rule named", async () => {
+    await net.savePolicy({
+      tagOwners: { "tag:server": [], "tag:locked": [] },
+      acls: [{ action: "accept", src: ["*"], dst: ["*:80"] }],
+    });
+    await alice.goto(`${net.url}/connect`);
+    await alice
+      .getByTestId("connect-peers")
+      .getByText("office", { exact: true })
+      .waitFor({ timeout: 30_000 });
+    // The row's access check answers: no SSH, no VNC offered.
+    const apps = alice.locator('[data-testid=connect-apps][data-machine="office"]');
+    await until("the access check", async () => (await apps.getAttribute("data-ssh")) === "no", 30_000);
+    expect(await apps.getAttribute("data-vnc")).toBe("no");
+    expect(await apps.locator("a").count()).toBe(0);
+
+    await alice.goto(`${net.url}/ssh/office`);
+    const denied = alice.getByTestId("ssh-denied");
+    await denied.waitFor({ timeout: 30_000 });
+    const text = await denied.innerText();
+    expect(text).toMatch(/do not allow SSH from this browser to office/);
+    expect(text).toMatch(/→ office port 22\/tcp: denied/);
+    expect(text).toContain('"dst": ["office:22"]');
+    await shot(alice, "browser-apps-ssh-denied");
+  });
+});
