@@ -1,8 +1,10 @@
 // An office LAN for the browser-app journeys: a network namespace linked to
 // the host by a veth pair, running real services — Debian's OpenSSH (its
 // own config, fresh ECDSA and RSA host keys, a throw-away user with a
-// password and an authorized_keys file) and TigerVNC's Xvnc (its own X
-// server and framebuffer, no password, a solid-colour root window). The
+// password and an authorized_keys file), TigerVNC's Xvnc (its own X
+// server and framebuffer, no password, a solid-colour root window) and a
+// small web app on port 80 (Node's HTTP server: a page, JSON, a form that
+// answers 303, a large download). The
 // tailnet reaches it through a node that forwards its TCP ports here (the
 // gateway journeys use the real gateway instead). Removed on close: the
 // namespace, the user, the processes and the files.
@@ -43,6 +45,48 @@ export interface Office {
   dial(port: number): Promise<Socket>;
   close(): void;
 }
+
+/** The office's web app (an internal tool someone wrote): plain node:http. */
+const WEB_APP = `
+import { createServer } from "node:http";
+createServer((req, res) => {
+  const url = new URL(req.url, "http://office");
+  if (url.pathname === "/") {
+    res.setHeader("content-type", "text/html; charset=utf-8");
+    return res.end('<!doctype html><title>Office wiki</title><link rel="stylesheet" href="/static/app.css"><h1>Office wiki</h1><form method="post" action="/submit"><input name="name"><button>Send</button></form>');
+  }
+  if (url.pathname === "/api/data.json") {
+    res.setHeader("content-type", "application/json");
+    return res.end(JSON.stringify({ answer: 42, from: "office" }));
+  }
+  if (url.pathname === "/submit" && req.method === "POST") {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      const name = new URLSearchParams(body).get("name") ?? "";
+      res.writeHead(303, { location: "/thanks?name=" + encodeURIComponent(name), "set-cookie": "app_session=s1; Path=/; HttpOnly" });
+      res.end();
+    });
+    return;
+  }
+  if (url.pathname === "/big") {
+    const total = Math.min(Number(url.searchParams.get("mb") ?? "1"), 200) * 1024 * 1024;
+    res.setHeader("content-length", String(total));
+    const chunk = Buffer.alloc(64 * 1024, 120);
+    let sent = 0;
+    const more = () => {
+      while (sent < total) {
+        const n = Math.min(chunk.length, total - sent);
+        sent += n;
+        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return res.once("drain", more);
+      }
+      res.end();
+    };
+    return more();
+  }
+  res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+}).listen(80, process.argv[2]);
+`;
 
 function run(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, {
@@ -187,6 +231,11 @@ export async function startOffice(): Promise<Office> {
       },
       10_000,
     );
+
+    // The web app, run by this Node binary inside the namespace.
+    writeFileSync(join(dir, "web-app.mjs"), WEB_APP);
+    procs.push(inNs(process.execPath, [join(dir, "web-app.mjs"), ip]));
+    await until("the web app listening", () => listening(80), 10_000);
 
     return {
       ns,

@@ -22,7 +22,7 @@ const can = canUseNetns && hasChromium && canRunOffice;
 if (!can) console.warn("skipping the browser apps: they need root, Chromium, sshd and Xvnc");
 
 /** The office's ports, served on the forwarding node's tailnet address. */
-const FORWARDED = [22, 5900];
+const FORWARDED = [22, 80, 5900];
 
 beforeAll(async () => {
   if (!can) return;
@@ -203,6 +203,32 @@ describe.skipIf(!can)("browser apps", () => {
     await shot(alice, "browser-apps-vnc");
   });
 
+  it("sends HTTP requests from the request panel: a page, a form POST answered 303, and a download", async () => {
+    await alice.goto(`${net.url}/http/office?port=80&path=/`);
+    await alice.getByTestId("http-send").click();
+    await expect.poll(() => alice.getByTestId("http-status").innerText(), { timeout: 15_000 }).toBe("200 OK");
+    expect(await alice.getByTestId("http-response-body").innerText()).toContain("<h1>Office wiki</h1>");
+
+    await alice.getByTestId("http-method").selectOption("POST");
+    await alice.getByTestId("http-path").fill("/submit");
+    await alice.getByTestId("http-body").fill("name=Ada");
+    await alice.getByTestId("http-send").click();
+    await expect
+      .poll(() => alice.getByTestId("http-status").innerText(), { timeout: 15_000 })
+      .toBe("303 See Other");
+    const result = await alice.getByTestId("http-result").innerText();
+    expect(result).toContain("/thanks?name=Ada");
+    expect(result).toContain("app_session=s1");
+
+    await alice.getByTestId("http-method").selectOption("GET");
+    await alice.getByTestId("http-path").fill("/big?mb=2");
+    await alice.getByTestId("http-send").click();
+    await expect
+      .poll(() => alice.getByTestId("http-result").innerText(), { timeout: 30_000 })
+      .toMatch(/2(\.0)? MiB[\s\S]*more not shown/);
+    await shot(alice, "browser-apps-http");
+  });
+
   it("with a policy that allows only port 80, offers no SSH and refuses a forced attempt with the rule named", async () => {
     await net.savePolicy({
       tagOwners: { "tag:server": [], "tag:locked": [] },
@@ -213,11 +239,12 @@ describe.skipIf(!can)("browser apps", () => {
       .getByTestId("connect-peers")
       .getByText("office", { exact: true })
       .waitFor({ timeout: 30_000 });
-    // The row's access check answers: no SSH, no VNC offered.
+    // The row's access check answers: the web port is offered, SSH and VNC are not.
     const apps = alice.locator('[data-testid=connect-apps][data-machine="office"]');
     await until("the access check", async () => (await apps.getAttribute("data-ssh")) === "no", 30_000);
     expect(await apps.getAttribute("data-vnc")).toBe("no");
-    expect(await apps.locator("a").count()).toBe(0);
+    expect(await apps.getAttribute("data-web")).toBe("80");
+    expect(await apps.locator("a").allInnerTexts()).toEqual(["Web"]);
 
     await alice.goto(`${net.url}/ssh/office`);
     const denied = alice.getByTestId("ssh-denied");
@@ -227,5 +254,12 @@ describe.skipIf(!can)("browser apps", () => {
     expect(text).toMatch(/→ office port 22\/tcp: denied/);
     expect(text).toContain('"dst": ["office:22"]');
     await shot(alice, "browser-apps-ssh-denied");
+
+    // Port 80 still works.
+    await alice.goto(`${net.url}/http/office?port=80&path=/api/data.json`);
+    await alice.getByTestId("http-send").click();
+    await expect
+      .poll(() => alice.getByTestId("http-response-body").innerText(), { timeout: 15_000 })
+      .toBe('{"answer":42,"from":"office"}');
   });
 });

@@ -16,3 +16,11 @@ export {
   type SshKeyKind,
 } from "./ssh-keys";
 export { VncChannel, vncChannel } from "./vnc-socket";
+export {
+  HttpClient,
+  HttpError,
+  type HttpErrorCode,
+  type HttpRequest,
+  type HttpResponse,
+  type Dial,
+} from "./http";

@@ -318,6 +318,12 @@ function AppLinks({ self, machine, online }: { self: string; machine: string; on
   if (access.phase !== "done") return null;
   const ssh = portAllowed(access.result, 22);
   const vnc = access.result.tcp.some((r) => r.first <= 5999 && r.last >= 5900);
+  // The web port offered first: a usual one if allowed, else the first allowed that is not SSH or VNC.
+  const web =
+    [80, 8080, 8000, 3000, 443].find((p) => portAllowed(access.result, p)) ??
+    access.result.tcp
+      .map((r) => (r.first === 22 ? (r.last > 22 ? 23 : null) : r.first))
+      .find((p) => p !== null && (p < 5900 || p > 5999));
   const at = encodeURIComponent(machine);
   return (
     <span
@@ -326,7 +332,18 @@ function AppLinks({ self, machine, online }: { self: string; machine: string; on
       data-machine={machine}
       data-ssh={ssh ? "yes" : "no"}
       data-vnc={vnc ? "yes" : "no"}
+      data-web={web ?? "no"}
     >
+      {web ? (
+        <Link
+          className="btn btn-secondary btn-sm"
+          href={`/http/${at}?port=${web}`}
+          target="_blank"
+          data-testid="connect-web"
+        >
+          Web
+        </Link>
+      ) : null}{" "}
       {ssh ? (
         <Link
           className="btn btn-secondary btn-sm"
