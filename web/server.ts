@@ -1,5 +1,5 @@
 // The Trellis server process: the Next.js app (login, admin UI, control API) and,
-// by default, the DERP relay, on one HTTP port.
+// by default, the DERP relay, on one HTTP port; the web-apps origin on a second.
 import { createServer } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,6 +11,7 @@ import { clientAddress } from "@trellis/control/http";
 import { createLogger } from "@trellis/log";
 import { loadOrCreateKeyFile } from "@trellis/proto/keyfile";
 import { Relay } from "@trellis/relay";
+import { startAppsOrigin } from "./apps-origin";
 import { actorFromSessionCookie } from "./src/lib/session-cookie";
 
 const dev = process.argv.includes("--dev");
@@ -90,12 +91,17 @@ async function main(): Promise<void> {
     server.listen(config.port, config.host, () => resolve());
   });
 
+  const apps = config.apps
+    ? await startAppsOrigin({ port: config.apps.port, host: config.host, consoleUrl: config.publicUrl })
+    : null;
+
   const lines = [`Trellis is running at ${config.publicUrl}`];
   lines.push(
     `  database: ${control.db.target.provider}${control.db.target.file ? ` (${control.db.target.file})` : ""}`,
   );
   lines.push(`  relay:    ${relay ? `${config.publicUrl.replace(/^http/, "ws")}/derp` : "external"}`);
   if (relay?.stunListenPort !== undefined) lines.push(`  stun:     udp port ${relay.stunListenPort}`);
+  lines.push(`  web apps: ${config.apps ? config.apps.url : "off"}`);
   const token = await control.issueSetupToken();
   if (token) {
     lines.push("");
@@ -114,7 +120,9 @@ async function main(): Promise<void> {
     void (async () => {
       await relay?.close();
       server.closeAllConnections();
+      apps?.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => (apps ? apps.close(() => resolve()) : resolve()));
       await app.close?.();
       await control.close();
       process.exit(0);

@@ -12,6 +12,7 @@ describe("loadConfig", () => {
       databaseUrl: "file:/srv/trellis/data/trellis.db",
       embeddedRelay: true,
       publicUrl: "http://localhost:8080",
+      apps: { port: 8081, url: "http://localhost:8081" },
       stunPort: 3478,
       relayVerifyClients: true,
       relayMeshKey: undefined,
@@ -23,6 +24,32 @@ describe("loadConfig", () => {
       oidc: null,
       trustedProxies: [],
     });
+  });
+
+  it("puts web apps on an origin of their own: the next port, another given one, a URL of its own, or off", () => {
+    expect(loadConfig({ PORT: "3000", TRELLIS_PUBLIC_URL: "https://vpn.example.com" }).apps).toEqual({
+      port: 3001,
+      url: "https://vpn.example.com:3001",
+    });
+    expect(
+      loadConfig({ TRELLIS_APPS_PORT: "9443", TRELLIS_APPS_URL: "https://apps.example.com/" }).apps,
+    ).toEqual({
+      port: 9443,
+      url: "https://apps.example.com",
+    });
+    expect(loadConfig({ TRELLIS_APPS_PORT: "off" }).apps).toBeNull();
+    expect(() => loadConfig({ PORT: "8080", TRELLIS_APPS_PORT: "8080" })).toThrow(
+      /TRELLIS_APPS_PORT: must differ/,
+    );
+    expect(() =>
+      loadConfig({
+        TRELLIS_PUBLIC_URL: "https://a.example.com",
+        TRELLIS_APPS_URL: "https://a.example.com/apps",
+      }),
+    ).toThrow(/TRELLIS_APPS_URL: must be another origin/);
+    expect(() => loadConfig({ TRELLIS_APPS_PORT: "nope" })).toThrow(
+      /TRELLIS_APPS_PORT must be a port number or off/,
+    );
   });
 
   it("reads TRELLIS_TRUSTED_PROXIES as addresses and prefixes, and names a bad entry", () => {

@@ -23,6 +23,12 @@ export interface ServerConfig {
   embeddedRelay: boolean;
   /** Externally visible base URL, e.g. https://trellis.example.com (printed and used in links). */
   publicUrl: string;
+  /**
+   * The web-apps origin: tailnet web apps render there, apart from the
+   * console's origin (their scripts must not reach the console, its cookies
+   * or the browser node's keys). null: web apps are off.
+   */
+  apps: { port: number; url: string } | null;
   /** UDP port of the relay's STUN server (null: no STUN). */
   stunPort: number | null;
   /** Admit to the relay only node keys the control plane knows. */
@@ -59,6 +65,20 @@ const Env = z.object({
   DATABASE_URL: z.string().optional(),
   TRELLIS_EMBEDDED_RELAY: z.enum(["true", "false", "1", "0"]).default("true"),
   TRELLIS_PUBLIC_URL: z.url("TRELLIS_PUBLIC_URL must be an absolute URL").optional(),
+  TRELLIS_APPS_PORT: z
+    .union(
+      [
+        z.literal("off"),
+        z.coerce
+          .number({ error: "TRELLIS_APPS_PORT must be a port number or off" })
+          .int("TRELLIS_APPS_PORT must be an integer")
+          .min(1, "TRELLIS_APPS_PORT must be between 1 and 65535")
+          .max(65535, "TRELLIS_APPS_PORT must be between 1 and 65535"),
+      ],
+      { error: "TRELLIS_APPS_PORT must be a port number or off" },
+    )
+    .optional(),
+  TRELLIS_APPS_URL: z.url("TRELLIS_APPS_URL must be an absolute URL").optional(),
   TRELLIS_STUN_PORT: z
     .union([
       z.literal("off"),
@@ -194,6 +214,35 @@ function parseOidc(e: z.infer<typeof Env>): OidcConfig | null {
   };
 }
 
+/**
+ * The web-apps origin: its own port (default: the next one), at the public
+ * URL's scheme and host unless TRELLIS_APPS_URL says otherwise (behind a
+ * proxy). It must differ from the console's origin and be same-site with it
+ * (the console frames it and hands it connections of the browser's node).
+ */
+function appsOrigin(
+  portSetting: "off" | number | undefined,
+  urlSetting: string | undefined,
+  port: number,
+  publicUrl: string,
+): ServerConfig["apps"] {
+  if (portSetting === "off") return null;
+  const appsPort = portSetting ?? port + 1;
+  if (appsPort === port) throw new ConfigError("TRELLIS_APPS_PORT: must differ from PORT");
+  let url: string;
+  if (urlSetting) url = new URL(urlSetting).origin;
+  else {
+    const u = new URL(publicUrl);
+    u.port = String(appsPort);
+    url = u.origin;
+  }
+  if (url === new URL(publicUrl).origin)
+    throw new ConfigError(
+      "TRELLIS_APPS_URL: must be another origin than TRELLIS_PUBLIC_URL (another port or host)",
+    );
+  return { port: appsPort, url };
+}
+
 /** Parse the environment; bad values raise a {@link ConfigError} naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): ServerConfig {
   const parsed = Env.safeParse(env);
@@ -209,13 +258,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       : `file:${resolve(dataDir, "trellis.db")}`;
   const meshInsecure = e.TRELLIS_RELAY_MESH_INSECURE === "true" || e.TRELLIS_RELAY_MESH_INSECURE === "1";
   const shownHost = e.HOST === "0.0.0.0" || e.HOST === "::" ? "localhost" : e.HOST;
+  const publicUrl = (e.TRELLIS_PUBLIC_URL ?? `http://${shownHost}:${e.PORT}`).replace(/\/+$/, "");
   return {
     port: e.PORT,
     host: e.HOST,
+    apps: appsOrigin(e.TRELLIS_APPS_PORT, e.TRELLIS_APPS_URL, e.PORT, publicUrl),
     dataDir,
     databaseUrl,
     embeddedRelay: e.TRELLIS_EMBEDDED_RELAY === "true" || e.TRELLIS_EMBEDDED_RELAY === "1",
-    publicUrl: (e.TRELLIS_PUBLIC_URL ?? `http://${shownHost}:${e.PORT}`).replace(/\/+$/, ""),
+    publicUrl,
     stunPort: e.TRELLIS_STUN_PORT === "off" ? null : e.TRELLIS_STUN_PORT,
     relayVerifyClients: e.TRELLIS_RELAY_VERIFY_CLIENTS === "true" || e.TRELLIS_RELAY_VERIFY_CLIENTS === "1",
     relayMeshKey: e.TRELLIS_RELAY_MESH_KEY,

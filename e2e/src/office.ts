@@ -3,8 +3,9 @@
 // own config, fresh ECDSA and RSA host keys, a throw-away user with a
 // password and an authorized_keys file), TigerVNC's Xvnc (its own X
 // server and framebuffer, no password, a solid-colour root window) and a
-// small web app on port 80 (Node's HTTP server: a page, JSON, a form that
-// answers 303, a large download). The
+// small web app on port 80 (Node's HTTP server: a page with a stylesheet,
+// an image and a script that fetches JSON and talks over a WebSocket, a
+// form answered 303, a cookie, a large download). The
 // tailnet reaches it through a node that forwards its TCP ports here (the
 // gateway journeys use the real gateway instead). Removed on close: the
 // namespace, the user, the processes and the files.
@@ -23,6 +24,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { topologyIds } from "./netns";
+import { ROOT } from "./server";
 import { until } from "./wait";
 
 export const canRunOffice =
@@ -49,11 +51,28 @@ export interface Office {
 /** The office's web app (an internal tool someone wrote): plain node:http. */
 const WEB_APP = `
 import { createServer } from "node:http";
-createServer((req, res) => {
+import { createRequire } from "node:module";
+const { WebSocketServer } = createRequire(process.argv[3])("ws");
+const PNG = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==", "base64");
+const page = (title, body) =>
+  '<!doctype html><html><head><meta charset="utf-8"><title>' + title + '</title><link rel="stylesheet" href="/static/app.css"></head><body>' + body + "</body></html>";
+const server = createServer((req, res) => {
   const url = new URL(req.url, "http://office");
+  const html = (status, body) => res.writeHead(status, { "content-type": "text/html; charset=utf-8" }).end(body);
   if (url.pathname === "/") {
-    res.setHeader("content-type", "text/html; charset=utf-8");
-    return res.end('<!doctype html><title>Office wiki</title><link rel="stylesheet" href="/static/app.css"><h1>Office wiki</h1><form method="post" action="/submit"><input name="name"><button>Send</button></form>');
+    return html(200, page("Office wiki",
+      '<h1>Office wiki</h1><img id="logo" src="/static/logo.png" width="16" height="16" alt="logo"><p id="data">loading</p><p id="ws">no echo</p>' +
+      '<form method="post" action="/submit"><input name="name" id="name"><button id="send">Send</button></form><a id="who" href="/whoami">who am I</a>' +
+      '<script src="/static/app.js"></script>'));
+  }
+  if (url.pathname === "/static/app.css") return res.writeHead(200, { "content-type": "text/css" }).end("h1 { color: rgb(10, 120, 60); }");
+  if (url.pathname === "/static/logo.png") return res.writeHead(200, { "content-type": "image/png" }).end(PNG);
+  if (url.pathname === "/static/app.js") {
+    return res.writeHead(200, { "content-type": "text/javascript" }).end(
+      'fetch("/api/data.json").then((r) => r.json()).then((d) => { document.getElementById("data").textContent = "answer " + d.answer; });' +
+      'const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");' +
+      'ws.onopen = () => ws.send("ping over the tailnet");' +
+      'ws.onmessage = (e) => { document.getElementById("ws").textContent = "echo: " + e.data; };');
   }
   if (url.pathname === "/api/data.json") {
     res.setHeader("content-type", "application/json");
@@ -69,6 +88,8 @@ createServer((req, res) => {
     });
     return;
   }
+  if (url.pathname === "/thanks") return html(200, page("Thanks", '<p id="thanks">Thanks, ' + (url.searchParams.get("name") ?? "").replace(/[<&>"]/g, "") + "</p>"));
+  if (url.pathname === "/whoami") return html(200, page("Who", '<p id="cookie">cookie: ' + (req.headers.cookie ?? "none").replace(/[<&>"]/g, "") + "</p>"));
   if (url.pathname === "/big") {
     const total = Math.min(Number(url.searchParams.get("mb") ?? "1"), 200) * 1024 * 1024;
     res.setHeader("content-length", String(total));
@@ -85,7 +106,9 @@ createServer((req, res) => {
     return more();
   }
   res.writeHead(404, { "content-type": "text/plain" }).end("not found");
-}).listen(80, process.argv[2]);
+});
+new WebSocketServer({ server, path: "/ws" }).on("connection", (ws) => ws.on("message", (m, binary) => ws.send(m, { binary })));
+server.listen(80, process.argv[2]);
 `;
 
 function run(cmd: string, args: string[], input?: string): string {
@@ -234,7 +257,7 @@ export async function startOffice(): Promise<Office> {
 
     // The web app, run by this Node binary inside the namespace.
     writeFileSync(join(dir, "web-app.mjs"), WEB_APP);
-    procs.push(inNs(process.execPath, [join(dir, "web-app.mjs"), ip]));
+    procs.push(inNs(process.execPath, [join(dir, "web-app.mjs"), ip, join(ROOT, "package.json")]));
     await until("the web app listening", () => listening(80), 10_000);
 
     return {

@@ -22,6 +22,8 @@ export async function freePort(): Promise<number> {
 export interface RunningTrellis {
   url: string;
   port: number;
+  /** The web-apps origin's port ("off" when turned off). */
+  appsPort: string;
   dataDir: string;
   /** Everything the process printed on stdout so far. */
   stdout(): string;
@@ -49,6 +51,8 @@ export async function startTrellis(opts: {
   timeoutMs?: number;
 }): Promise<RunningTrellis> {
   const port = opts.port ?? (await freePort());
+  // The web-apps origin listens on a port of its own: a free one, not PORT+1 (which may be taken).
+  const appsPort = opts.env?.TRELLIS_APPS_PORT ?? String(await freePort());
   const child: ChildProcess = spawn(process.execPath, [join(ROOT, "scripts/start.mjs")], {
     cwd: ROOT,
     env: {
@@ -58,6 +62,7 @@ export async function startTrellis(opts: {
       TRELLIS_DATA_DIR: opts.dataDir,
       DATABASE_URL: "",
       TRELLIS_STUN_PORT: "0",
+      TRELLIS_APPS_PORT: appsPort,
       ...opts.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -81,6 +86,7 @@ export async function startTrellis(opts: {
   await new Promise((r) => setTimeout(r, 200));
   return {
     url: `http://127.0.0.1:${port}`,
+    appsPort,
     port,
     dataDir: opts.dataDir,
     stdout: () => out,

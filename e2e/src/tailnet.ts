@@ -21,6 +21,8 @@ export const PASSWORD = "correct horse battery staple";
 
 export interface BrowserTailnet {
   url: string;
+  /** The web-apps origin (tailnet web apps render there, framed by the console). */
+  appsUrl: string;
   trellis: RunningTrellis;
   nat: NatTopology;
   browser: Browser;
@@ -49,6 +51,7 @@ export async function startBrowserTailnet(): Promise<BrowserTailnet> {
     const trellis = await startTrellis({ dataDir: data.dir, env: { HOST: nat.hostIp } });
     cleanup.push(async () => void (await trellis.stop()));
     const url = trellis.url.replace("127.0.0.1", nat.hostIp);
+    const appsUrl = `http://${nat.hostIp}:${trellis.appsPort}`;
 
     const token = /token=([\w-]+)/.exec(trellis.setupLink() ?? "")?.[1];
     if (!token) throw new Error("the server printed no setup link");
@@ -83,7 +86,8 @@ export async function startBrowserTailnet(): Promise<BrowserTailnet> {
     const chromium = await launchChromium({
       executablePath: wrapper,
       extraArgs: [
-        `--unsafely-treat-insecure-origin-as-secure=${url}`,
+        // Both origins: WebCrypto and IndexedDB on the console's, service workers on the apps'.
+        `--unsafely-treat-insecure-origin-as-secure=${url},${appsUrl}`,
         // Raw IP host candidates: two browsers in one namespace find each other without mDNS.
         "--disable-features=WebRtcHideLocalIpsWithMdns",
       ],
@@ -99,6 +103,7 @@ export async function startBrowserTailnet(): Promise<BrowserTailnet> {
 
     return {
       url,
+      appsUrl,
       trellis,
       nat,
       browser: chromium.browser,

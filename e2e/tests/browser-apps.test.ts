@@ -229,6 +229,58 @@ describe.skipIf(!can)("browser apps", () => {
     await shot(alice, "browser-apps-http");
   });
 
+  it("renders the office web app on its own origin: styles, image, script with JSON and a WebSocket, a form's redirect, its own cookies", async () => {
+    const t0 = Date.now();
+    await alice.goto(`${net.url}/web/office:80/`);
+    const frame = alice.frameLocator("[data-testid=web-frame]");
+    await frame.locator("h1").waitFor({ timeout: 30_000 });
+    process.stderr.write(`web app first paint ${Date.now() - t0} ms after opening /web/office:80/\n`);
+    expect(await frame.locator("h1").innerText()).toBe("Office wiki");
+    // The stylesheet applied, the image decoded, the script fetched JSON and echoed over a WebSocket.
+    expect(await frame.locator("h1").evaluate((e) => getComputedStyle(e).color)).toBe("rgb(10, 120, 60)");
+    await expect
+      .poll(() => frame.locator("#logo").evaluate((e) => (e as HTMLImageElement).naturalWidth), {
+        timeout: 10_000,
+      })
+      .toBe(1);
+    await expect.poll(() => frame.locator("#data").innerText(), { timeout: 10_000 }).toBe("answer 42");
+    await expect
+      .poll(() => frame.locator("#ws").innerText(), { timeout: 15_000 })
+      .toBe("echo: ping over the tailnet");
+
+    // The form posts, the app answers 303, the frame follows it inside the app, and the address follows.
+    await frame.locator("#name").fill("Ada");
+    await frame.locator("#send").click();
+    await expect.poll(() => frame.locator("#thanks").innerText(), { timeout: 15_000 }).toBe("Thanks, Ada");
+    await expect.poll(() => alice.url(), { timeout: 5000 }).toBe(`${net.url}/web/office:80/thanks?name=Ada`);
+
+    // The app's cookie went to its own jar and comes back to it, never to the browser's jars.
+    await alice.goto(`${net.url}/web/office:80/whoami`);
+    await expect
+      .poll(() => alice.frameLocator("[data-testid=web-frame]").locator("#cookie").innerText(), {
+        timeout: 15_000,
+      })
+      .toBe("cookie: app_session=s1");
+    const browserCookies = await alice.context().cookies([net.url, net.appsUrl]);
+    expect(browserCookies.map((c) => c.name)).not.toContain("app_session");
+
+    // The app runs on the apps origin and cannot reach into the console's page.
+    const appFrame = alice.frames().find((f) => f.url().startsWith(net.appsUrl))!;
+    expect(await appFrame.evaluate(() => location.origin)).toBe(net.appsUrl);
+    expect(
+      await appFrame.evaluate(() => {
+        try {
+          return window.parent.document.title;
+        } catch {
+          return "blocked";
+        }
+      }),
+    ).toBe("blocked");
+    await alice.goto(`${net.url}/web/office:80/`);
+    await alice.frameLocator("[data-testid=web-frame]").locator("#data").getByText("answer 42").waitFor();
+    await shot(alice, "browser-apps-web");
+  });
+
   it("with a policy that allows only port 80, offers no SSH and refuses a forced attempt with the rule named", async () => {
     await net.savePolicy({
       tagOwners: { "tag:server": [], "tag:locked": [] },

@@ -19,8 +19,21 @@ export { VncChannel, vncChannel } from "./vnc-socket";
 export {
   HttpClient,
   HttpError,
+  type Dial,
+  type HttpClientOptions,
   type HttpErrorCode,
   type HttpRequest,
   type HttpResponse,
-  type Dial,
+  type UpgradeResult,
 } from "./http";
+export {
+  connectWebSocket,
+  WebSocketSession,
+  TailnetWebSocket,
+  WebSocketError,
+  type WebSocketConnectOptions,
+  type WebSocketClose,
+  type WebSocketErrorCode,
+  type TailnetWebSocketOptions,
+} from "./websocket";
+export { AppCookieJars, CookieJarError, type AppCookieJarsOptions } from "./cookies";

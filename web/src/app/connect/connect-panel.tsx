@@ -337,7 +337,7 @@ function AppLinks({ self, machine, online }: { self: string; machine: string; on
       {web ? (
         <Link
           className="btn btn-secondary btn-sm"
-          href={`/http/${at}?port=${web}`}
+          href={`/web/${at}:${web}/`}
           target="_blank"
           data-testid="connect-web"
         >

@@ -1,0 +1,172 @@
+"use client";
+
+import Link from "next/link";
+import { useEffect, useRef, useState } from "react";
+import type { BrowserNodeClient } from "@trellis/client/browser";
+import { BRIDGE, NEED_BRIDGE, type BridgeReply, type BridgeRequest } from "@/apps/origin/protocol";
+import { portAllowed, useAccess, useJoinedNode } from "@/apps/use-tailnet";
+
+export function WebApp({
+  machine,
+  port,
+  appsUrl,
+  path,
+}: {
+  machine: string;
+  port: number;
+  appsUrl: string;
+  path: string;
+}) {
+  const node = useJoinedNode();
+  const self = node.phase === "ready" ? node.self : null;
+  const access = useAccess(self, machine, port);
+  const key = `${machine}:${port}`;
+  if (node.phase === "failed")
+    return (
+      <p className="error" role="alert" data-testid="web-error">
+        {node.message}
+      </p>
+    );
+  if (node.phase === "joining")
+    return (
+      <section className="panel" aria-live="polite">
+        <p>{node.detail}</p>
+      </section>
+    );
+  if (access.phase !== "done")
+    return access.phase === "error" ? (
+      <p className="error" role="alert" data-testid="web-error">
+        {access.message}
+      </p>
+    ) : (
+      <section className="panel" aria-live="polite">
+        <p>Checking what the access controls allow…</p>
+      </section>
+    );
+  if (!portAllowed(access.result, port))
+    return (
+      <section className="panel alert-warn" role="alert" data-testid="web-denied">
+        <p>
+          <strong>
+            The access controls do not allow port {port} on {machine} from this browser.
+          </strong>
+        </p>
+        <p className="small">{access.result.port?.explanation}</p>
+      </section>
+    );
+  return (
+    <Frame client={node.client} machine={machine} port={port} appsUrl={appsUrl} path={path} appKey={key} />
+  );
+}
+
+/**
+ * The app in a frame of the apps origin; this page answers its service
+ * worker's requests for connections — to this app's machine and port only.
+ */
+function Frame({
+  client,
+  machine,
+  port,
+  appsUrl,
+  path,
+  appKey,
+}: {
+  client: BrowserNodeClient;
+  machine: string;
+  port: number;
+  appsUrl: string;
+  path: string;
+  appKey: string;
+}) {
+  const frame = useRef<HTMLIFrameElement>(null);
+  const [shown, setShown] = useState(path);
+  const [src] = useState(`${appsUrl}/${appKey}${path}`);
+  const appsOrigin = new URL(appsUrl).origin;
+
+  useEffect(() => {
+    const ports: MessagePort[] = [];
+    const onMessage = (e: MessageEvent) => {
+      if (e.origin !== appsOrigin) return;
+      const m = e.data as { t?: string; target?: string; path?: string } | null;
+      if (
+        m?.t === "trellis-location" &&
+        typeof m.path === "string" &&
+        e.source === frame.current?.contentWindow
+      ) {
+        // The address of this page follows the app, so it can be shared or reloaded.
+        const inApp = m.path.startsWith(`/${appKey}`) ? m.path.slice(appKey.length + 1) || "/" : m.path;
+        setShown(inApp);
+        window.history.replaceState(null, "", `/web/${appKey}${inApp}`);
+        return;
+      }
+      if (m?.t !== NEED_BRIDGE || m.target !== appKey || !e.source) return;
+      const channel = new MessageChannel();
+      channel.port1.onmessage = (r: MessageEvent<BridgeRequest>) => {
+        if (typeof r.data?.id !== "number") return;
+        const id = r.data.id;
+        if (r.data.op === "ping") {
+          const pong: BridgeReply = { id, ok: true, pong: true };
+          return channel.port1.postMessage(pong);
+        }
+        if (r.data.op !== "connect") return;
+        client.connectTcp(machine, port, 10_000).then(
+          (c) => {
+            const reply: BridgeReply = { id, ok: true, readable: c.readable, writable: c.writable };
+            channel.port1.postMessage(reply, [c.readable, c.writable] as unknown as Transferable[]);
+          },
+          (err: unknown) => {
+            const reply: BridgeReply = {
+              id,
+              ok: false,
+              message: err instanceof Error ? err.message : String(err),
+              code: (err as { code?: string }).code,
+            };
+            channel.port1.postMessage(reply);
+          },
+        );
+      };
+      ports.push(channel.port1);
+      (e.source as Window).postMessage({ t: BRIDGE, target: appKey }, appsOrigin, [channel.port2]);
+    };
+    window.addEventListener("message", onMessage);
+    return () => {
+      window.removeEventListener("message", onMessage);
+      for (const p of ports) p.close();
+    };
+  }, [client, machine, port, appKey, appsOrigin]);
+
+  return (
+    <section className="web-app" data-testid="web-app">
+      <div className="web-bar">
+        <span className="mono small break" data-testid="web-address">
+          http://{appKey}
+          {shown}
+        </span>
+        <span className="nowrap">
+          <button
+            type="button"
+            className="btn btn-ghost btn-sm"
+            onClick={() => {
+              if (frame.current) frame.current.src = `${appsUrl}/${appKey}${shown}`;
+            }}
+          >
+            Reload
+          </button>
+          <Link
+            className="btn btn-ghost btn-sm"
+            href={`/http/${encodeURIComponent(machine)}?port=${port}&path=${encodeURIComponent(shown)}`}
+          >
+            Request panel
+          </Link>
+        </span>
+      </div>
+      <iframe
+        ref={frame}
+        src={src}
+        title={`${appKey} (tailnet web app)`}
+        className="web-frame"
+        data-testid="web-frame"
+      />
+    </section>
+  );
+}
