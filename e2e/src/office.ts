@@ -23,12 +23,12 @@ import {
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { hasXvnc, startXvnc } from "@trellis/client/testing";
 import { topologyIds } from "./netns";
 import { ROOT } from "./server";
 import { until } from "./wait";
 
-export const canRunOffice =
-  process.getuid?.() === 0 && existsSync("/usr/sbin/sshd") && existsSync("/usr/bin/Xvnc");
+export const canRunOffice = process.getuid?.() === 0 && existsSync("/usr/sbin/sshd") && hasXvnc;
 
 export interface Office {
   ns: string;
@@ -45,7 +45,7 @@ export interface Office {
   hostKeyFingerprints(): string[];
   /** A TCP connection from the host to a service of the office. */
   dial(port: number): Promise<Socket>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** The office's web app (an internal tool someone wrote): plain node:http. */
@@ -134,8 +134,10 @@ export async function startOffice(): Promise<Office> {
   const procs: ChildProcess[] = [];
   let sshd: ChildProcess | null = null;
   let userAdded = false;
+  const stops: (() => Promise<void>)[] = [];
 
-  const close = () => {
+  const close = async () => {
+    await Promise.all(stops.splice(0).map((stop) => stop().catch(() => undefined)));
     for (const p of procs) p.kill("SIGKILL");
     sshd?.kill("SIGKILL");
     if (userAdded) {
@@ -222,38 +224,18 @@ export async function startOffice(): Promise<Office> {
     mkdirSync("/run/sshd", { recursive: true });
     await startSshd();
 
-    // VNC: Xvnc is its own X server; a solid root window makes the screen non-blank.
-    const vnc = { port: 5900, width: 800, height: 600 };
-    const display = `:${50 + (n % 40)}`;
-    const xvnc = inNs("Xvnc", [
-      display,
-      "-geometry",
-      `${vnc.width}x${vnc.height}`,
-      "-depth",
-      "24",
-      "-rfbport",
-      String(vnc.port),
-      "-SecurityTypes",
-      "None",
-      "-nolisten",
-      "tcp",
-      "-desktop",
-      "office",
-    ]);
-    procs.push(xvnc);
-    await until("Xvnc listening", () => listening(vnc.port), 15_000);
-    await until(
-      "the root window painted",
-      () => {
-        try {
-          run("ip", ["netns", "exec", ns, "env", `DISPLAY=${display}`, "xsetroot", "-solid", "#2a7ab0"]);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-    );
+    // VNC: TigerVNC's Xvnc (its own X server) with a painted root window, inside the namespace.
+    const xvnc = await startXvnc({
+      port: 5900,
+      iface: ip,
+      width: 800,
+      height: 600,
+      desktop: "office",
+      color: "#2a7ab0",
+      wrap: ["ip", "netns", "exec", ns],
+    });
+    stops.push(() => xvnc.stop());
+    const vnc = { port: xvnc.port, width: xvnc.width, height: xvnc.height };
 
     // The web app, run by this Node binary inside the namespace.
     writeFileSync(join(dir, "web-app.mjs"), WEB_APP);
@@ -288,7 +270,7 @@ export async function startOffice(): Promise<Office> {
       close,
     };
   } catch (err) {
-    close();
+    await close();
     throw err;
   }
 }

@@ -60,7 +60,7 @@ beforeAll(async () => {
 }, 240_000);
 afterAll(async () => {
   await net?.close();
-  office?.close();
+  await office?.close();
 });
 
 async function shot(page: Page, name: string): Promise<void> {
