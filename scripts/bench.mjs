@@ -13,6 +13,7 @@ const BENCHES = {
   relay: "relay/bench/relay.ts",
   control: "control/bench/control.ts",
   browser: "e2e/bench/browser.ts",
+  "browser-apps": "e2e/bench/browser-apps.ts",
 };
 
 const [name, ...rest] = process.argv.slice(2);

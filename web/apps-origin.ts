@@ -27,6 +27,9 @@ async function bundle(entry: string): Promise<string> {
   return out.outputFiles[0]!.text;
 }
 
+/** A hidden page of the console's, on this origin: it hands the service worker bridges from the console page. */
+const BRIDGE_HTML = `<!doctype html><html lang="en" data-trellis-bridge><meta charset="utf-8"><title>Trellis bridge</title><script src="/__trellis/page.js"></script></html>`;
+
 const BOOT_HTML = `<!doctype html><html lang="en" data-trellis-boot><meta charset="utf-8"><meta name="color-scheme" content="light dark"><title>Opening…</title><body style="font:15px system-ui;margin:2rem"><p id="status">Opening the app through this browser's node…</p><script src="/__trellis/page.js"></script></body></html>`;
 
 /** Start the apps origin's listener for the console at `consoleUrl`. */
@@ -58,6 +61,14 @@ export async function startAppsOrigin(opts: {
         .end(sw);
     } else if (path === "/__trellis/page.js") {
       res.writeHead(200, { ...common, "content-type": "text/javascript" }).end(pageJs);
+    } else if (path === "/__trellis/bridge.html") {
+      res
+        .writeHead(200, {
+          ...common,
+          "content-type": "text/html; charset=utf-8",
+          "content-security-policy": `frame-ancestors ${consoleOrigin}`,
+        })
+        .end(BRIDGE_HTML);
     } else {
       res
         .writeHead(200, {

@@ -12,7 +12,7 @@ import type { Page } from "playwright-core";
 import type { NodeEngine } from "@trellis/client";
 import { ARTIFACTS, hasChromium } from "../src/browser";
 import { canUseNetns } from "../src/netns";
-import { canRunOffice, startOffice, type Office } from "../src/office";
+import { canRunOffice, forwardOffice, startOffice, type Office } from "../src/office";
 import { startBrowserTailnet, until, type BrowserTailnet } from "../src/tailnet";
 
 let net: BrowserTailnet;
@@ -29,34 +29,7 @@ beforeAll(async () => {
   office = await startOffice();
   net = await startBrowserTailnet();
   gateway = await net.nodePeer("office");
-  for (const port of FORWARDED) {
-    gateway.listenTcp(port, (c) => {
-      void office.dial(port).then(
-        (socket) => {
-          const writer = c.writable.getWriter();
-          socket.on(
-            "data",
-            (d: Buffer) => void writer.write(new Uint8Array(d)).catch(() => socket.destroy()),
-          );
-          socket.on("close", () => void writer.close().catch(() => undefined));
-          void (async () => {
-            const reader = c.readable.getReader();
-            try {
-              for (;;) {
-                const r = await reader.read();
-                if (r.done) break;
-                socket.write(r.value);
-              }
-            } catch {
-              // the tailnet side reset: close the office side too
-            }
-            socket.end();
-          })();
-        },
-        () => void c.writable.abort().catch(() => undefined),
-      );
-    });
-  }
+  forwardOffice(gateway, office, FORWARDED);
 }, 240_000);
 afterAll(async () => {
   await net?.close();
@@ -265,7 +238,7 @@ describe.skipIf(!can)("browser apps", () => {
     expect(browserCookies.map((c) => c.name)).not.toContain("app_session");
 
     // The app runs on the apps origin and cannot reach into the console's page.
-    const appFrame = alice.frames().find((f) => f.url().startsWith(net.appsUrl))!;
+    const appFrame = alice.frames().find((f) => f.url().startsWith(`${net.appsUrl}/office:80/`))!;
     expect(await appFrame.evaluate(() => location.origin)).toBe(net.appsUrl);
     expect(
       await appFrame.evaluate(() => {

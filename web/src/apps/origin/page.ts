@@ -48,7 +48,32 @@ async function boot(): Promise<void> {
   location.reload();
 }
 
-if (window.top === window) {
+/**
+ * The console page's hidden bridge frame: it installs the service worker,
+ * hands it a bridge before the app's frame loads, and answers the worker's
+ * requests for more while the console page is open.
+ */
+async function bridgePage(): Promise<void> {
+  const key = decodeURIComponent(location.hash.slice(1));
+  if (!parseTarget(`/${key}/`)) throw new Error(`not an app: ${key}`);
+  await navigator.serviceWorker.register("/__trellis/sw.js", { scope: "/" });
+  await navigator.serviceWorker.ready;
+  await giveBridge(key);
+  navigator.serviceWorker.addEventListener("message", (e) => {
+    const m = e.data as { t?: string; target?: string } | null;
+    if (m?.t === NEED_BRIDGE && m.target === key) void giveBridge(key).catch(() => undefined);
+  });
+  window.parent.postMessage({ t: "trellis-bridge-ready", target: key }, CONSOLE);
+}
+
+if (document.documentElement.hasAttribute("data-trellis-bridge")) {
+  bridgePage().catch((e: unknown) =>
+    window.parent.postMessage(
+      { t: "trellis-bridge-failed", message: e instanceof Error ? e.message : String(e) },
+      CONSOLE,
+    ),
+  );
+} else if (window.top === window) {
   // Opened on its own: apps show inside the console, which joins the tailnet and checks the policy.
   location.replace(`${CONSOLE}/web${location.pathname}${location.search}`);
 } else if (document.documentElement.hasAttribute("data-trellis-boot")) {

@@ -31,20 +31,26 @@ function addBridge(target: Target, port: MessagePort): void {
   // closed leaves at once.
   const b: BridgeClient = new BridgeClient(port, () => dropBridge(target, b));
   bridges.set(target.key, [b, ...list].slice(0, 4));
+  // A new bridge comes from a console page that just opened: the older ones' console pages may be
+  // gone, and kept connections through them with it (silently: the streams cross that page).
+  resetClient(target);
   for (const fn of bridgeWaiters.get(target.key) ?? []) fn();
   bridgeWaiters.delete(target.key);
 }
 
 function dropBridge(target: Target, b: BridgeClient): void {
-  // The app's kept connections may run through that console page (its streams cross it): they die
-  // with it without a word, so none is reused.
-  clientsByTarget.get(target.key)?.close();
-  clientsByTarget.delete(target.key);
+  resetClient(target);
   bridges.set(
     target.key,
     (bridges.get(target.key) ?? []).filter((x) => x !== b),
   );
   b.port.close();
+}
+
+/** Forget the app's kept connections (they may run through a console page that is gone). */
+function resetClient(target: Target): void {
+  clientsByTarget.get(target.key)?.close();
+  clientsByTarget.delete(target.key);
 }
 
 /** The first bridge of the app whose console page still answers; the silent ones are dropped. */

@@ -80,6 +80,8 @@ function Frame({
 }) {
   const frame = useRef<HTMLIFrameElement>(null);
   const [shown, setShown] = useState(path);
+  // The app's frame loads once the hidden bridge frame has given the service worker a bridge.
+  const [bridged, setBridged] = useState<"waiting" | "ready" | string>("waiting");
   const [src] = useState(`${appsUrl}/${appKey}${path}`);
   const appsOrigin = new URL(appsUrl).origin;
 
@@ -87,7 +89,9 @@ function Frame({
     const ports: MessagePort[] = [];
     const onMessage = (e: MessageEvent) => {
       if (e.origin !== appsOrigin) return;
-      const m = e.data as { t?: string; target?: string; path?: string } | null;
+      const m = e.data as { t?: string; target?: string; path?: string; message?: string } | null;
+      if (m?.t === "trellis-bridge-ready" && m.target === appKey) return setBridged("ready");
+      if (m?.t === "trellis-bridge-failed") return setBridged(m.message ?? "the web-apps origin failed");
       if (
         m?.t === "trellis-location" &&
         typeof m.path === "string" &&
@@ -160,9 +164,16 @@ function Frame({
           </Link>
         </span>
       </div>
+      {/* Hidden: hands the apps origin's service worker connections of this browser's node. */}
+      <iframe src={`${appsUrl}/__trellis/bridge.html#${encodeURIComponent(appKey)}`} hidden title="bridge" />
+      {bridged !== "waiting" && bridged !== "ready" ? (
+        <p className="error" role="alert" data-testid="web-error">
+          Cannot open web apps: {bridged}
+        </p>
+      ) : null}
       <iframe
         ref={frame}
-        src={src}
+        src={bridged === "ready" ? src : "about:blank"}
         title={`${appKey} (tailnet web app)`}
         className="web-frame"
         data-testid="web-frame"
