@@ -4,8 +4,10 @@
 // its ports: SSH from the page with a password and with a key made in the
 // browser, `uname -a` seen in the terminal, a resize the shell notices, a
 // changed host key refused with the warning; the VNC screen drawn on the
-// viewer's canvas; and with a policy that allows only port 80, SSH is not
-// offered and a forced attempt names the rule.
+// viewer's canvas; the office web app rendered whole from its own origin
+// (styles, image, script, WebSocket, form, cookies); the request panel; and
+// with a policy that allows only port 80, the open SSH session ends, SSH is
+// not offered and a forced attempt names the rule.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
@@ -254,7 +256,16 @@ describe.skipIf(!can)("browser apps", () => {
     await shot(alice, "browser-apps-web");
   });
 
-  it("with a policy that allows only port 80, offers no SSH and refuses a forced attempt with the rule named", async () => {
+  it("with a policy that allows only port 80, ends the open SSH session, offers no SSH and refuses a forced attempt with the rule named", async () => {
+    // An open session first, with the browser's key (the page picks it when it holds one); the
+    // server's keys changed earlier: forget the pinned one and trust the new.
+    await alice.goto(`${net.url}/ssh/office?user=${office.sshUser}`);
+    await alice.getByTestId("ssh-connect").click();
+    await alice.getByTestId("ssh-hostkey-forget").click({ timeout: 15_000 });
+    await alice.getByTestId("ssh-connect").click();
+    await alice.getByTestId("ssh-hostkey-trust").click({ timeout: 15_000 });
+    await until("the shell prompt", async () => /\$\s*$/m.test(await terminalText(alice)), 15_000);
+
     await net.savePolicy({
       tagOwners: { "tag:server": [], "tag:locked": [] },
       acls: [{ action: "accept", src: ["*"], dst: ["*:80"] }],

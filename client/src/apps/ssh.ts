@@ -325,9 +325,10 @@ export class SshShell {
     await this.channel.request(new WindowChange(cols, rows));
   }
 
-  async close(): Promise<void> {
+  /** End the session (`reason` is what the user is told, e.g. that the policy no longer allows it). */
+  async close(reason = "closed"): Promise<void> {
     if (this.exitInfo) return;
+    this.finish({ reason });
     await this.session.close(SshDisconnectReason.byApplication).catch(() => undefined);
-    this.finish({ reason: "closed" });
   }
 }

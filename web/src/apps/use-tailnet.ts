@@ -4,7 +4,7 @@
 // Trellis tab through its SharedWorker), joined on arrival when it is not
 // yet (opening an app link joins first), and what the policy lets this
 // machine open on the target.
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import type { BrowserNodeClient } from "@trellis/client/browser";
 import { AccessResult } from "@trellis/proto/admin";
 import { api } from "@/components/api";
@@ -44,13 +44,21 @@ export function useJoinedNode(): TailnetReady {
 export type Access =
   { phase: "checking" } | { phase: "error"; message: string } | { phase: "done"; result: AccessResult };
 
-/** What `self` may open on `machine` (and the verdict for `port`, when given). */
+/**
+ * What `self` may open on `machine` (and the verdict for `port`, when given),
+ * asked again whenever the tailnet's policy changes (the node's map says so).
+ */
 export function useAccess(self: string | null, machine: string, port?: number): Access {
   const [access, setAccess] = useState<Access>({ phase: "checking" });
+  const { state } = useBrowserNode();
+  const policyVersion = state.phase === "connected" ? state.map.policyVersion : null;
+  const checked = useRef(false);
   useEffect(() => {
     if (!self) return;
     const ctl = new AbortController();
-    setAccess({ phase: "checking" });
+    // A re-check after a policy change keeps showing the last answer until the new one arrives.
+    if (!checked.current) setAccess({ phase: "checking" });
+    checked.current = true;
     api(
       "POST",
       "/api/v1/me/access",
@@ -63,7 +71,7 @@ export function useAccess(self: string | null, machine: string, port?: number): 
       )
       .catch(() => undefined);
     return () => ctl.abort();
-  }, [self, machine, port]);
+  }, [self, machine, port, policyVersion]);
   return access;
 }
 

@@ -42,6 +42,19 @@ export function SshApp({
   const [sessions, setSessions] = useState<Session[]>([]);
   const [active, setActive] = useState<number | null>(null);
   const [adding, setAdding] = useState(true);
+  const hadSessions = useRef(false);
+  if (sessions.length > 0) hadSessions.current = true;
+
+  const verdict = access.phase === "done" ? access.result.port : undefined;
+  const denied =
+    access.phase === "done" &&
+    (!portAllowed(access.result, SSH_PORT) || (verdict !== undefined && !verdict.allowed));
+  // The policy changed and no longer allows SSH here: the open sessions end, saying why.
+  useEffect(() => {
+    if (!denied || sessions.length === 0) return;
+    for (const s of sessions) void s.shell.close("the access controls no longer allow SSH to this machine");
+    setSessions([]);
+  }, [denied, sessions]);
 
   if (node.phase === "failed")
     return (
@@ -67,12 +80,12 @@ export function SshApp({
         {access.message}
       </p>
     );
-  const verdict = access.result.port;
-  if (!portAllowed(access.result, SSH_PORT) || (verdict && !verdict.allowed))
+  if (denied)
     return (
       <section className="panel alert-warn" role="alert" data-testid="ssh-denied">
         <p>
           <strong>The access controls do not allow SSH from this browser to {machine}.</strong>
+          {hadSessions.current ? " Its open sessions were closed." : null}
         </p>
         <p className="small">{verdict?.explanation}</p>
         <p className="small">
@@ -293,6 +306,7 @@ function SignIn({
             type="button"
             className="btn btn-secondary btn-sm"
             onClick={() => void known.forget(machine).then(() => setChanged(null))}
+            data-testid="ssh-hostkey-forget"
           >
             Forget the pinned key
           </button>
