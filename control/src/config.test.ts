@@ -12,7 +12,7 @@ describe("loadConfig", () => {
       databaseUrl: "file:/srv/trellis/data/trellis.db",
       embeddedRelay: true,
       publicUrl: "http://localhost:8080",
-      apps: { port: 8081, url: "http://localhost:8081" },
+      apps: { port: 8082, url: "http://localhost:8082" },
       stunPort: 3478,
       relayVerifyClients: true,
       relayMeshKey: undefined,
@@ -26,10 +26,10 @@ describe("loadConfig", () => {
     });
   });
 
-  it("puts web apps on an origin of their own: the next port, another given one, a URL of its own, or off", () => {
+  it("puts web apps on an origin of their own: PORT+2, another given one, a URL of its own, or off", () => {
     expect(loadConfig({ PORT: "3000", TRELLIS_PUBLIC_URL: "https://vpn.example.com" }).apps).toEqual({
-      port: 3001,
-      url: "https://vpn.example.com:3001",
+      port: 3002,
+      url: "https://vpn.example.com:3002",
     });
     expect(
       loadConfig({ TRELLIS_APPS_PORT: "9443", TRELLIS_APPS_URL: "https://apps.example.com/" }).apps,

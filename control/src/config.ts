@@ -215,7 +215,7 @@ function parseOidc(e: z.infer<typeof Env>): OidcConfig | null {
 }
 
 /**
- * The web-apps origin: its own port (default: the next one), at the public
+ * The web-apps origin: its own port (default: PORT+2), at the public
  * URL's scheme and host unless TRELLIS_APPS_URL says otherwise (behind a
  * proxy). It must differ from the console's origin and be same-site with it
  * (the console frames it and hands it connections of the browser's node).
@@ -227,7 +227,8 @@ function appsOrigin(
   publicUrl: string,
 ): ServerConfig["apps"] {
   if (portSetting === "off") return null;
-  const appsPort = portSetting ?? port + 1;
+  // PORT+2: PORT+1 (8081) is the standalone relay's default port.
+  const appsPort = portSetting ?? port + 2;
   if (appsPort === port) throw new ConfigError("TRELLIS_APPS_PORT: must differ from PORT");
   let url: string;
   if (urlSetting) url = new URL(urlSetting).origin;

@@ -1,6 +1,5 @@
 "use client";
 
-import Link from "next/link";
 import { useMemo, useState } from "react";
 import type { BrowserNodeClient } from "@trellis/client/browser";
 import type { EngineStatus, PeerStatus, PingResult } from "@trellis/client";
@@ -8,7 +7,7 @@ import type { FullMap, Peer } from "@trellis/proto";
 import { Copyable } from "@/components/copy-button";
 import { DataTable, type Column } from "@/components/data-table";
 import { formatBytes, plural, relativeTime } from "@/components/format";
-import { portAllowed, useAccess } from "@/apps/use-tailnet";
+import { AppLinks } from "@/apps/app-links";
 import { useBrowserNode } from "@/node/provider";
 
 const END_REASONS: Record<string, string> = {
@@ -205,7 +204,7 @@ function Connected({
     {
       header: "Open",
       hideHeader: true,
-      cell: ({ peer }) => <AppLinks self={self.name} machine={peer.name} online={peer.online} />,
+      cell: ({ peer }) => (peer.online ? <AppLinks machine={peer.name} testIdPrefix="connect" /> : null),
     },
     {
       header: "Ping",
@@ -309,62 +308,6 @@ function Connected({
         {chosen ? <PeerDetail row={chosen} /> : null}
       </section>
     </>
-  );
-}
-
-/** SSH and VNC for a machine, offered when the access controls allow them from this browser. */
-function AppLinks({ self, machine, online }: { self: string; machine: string; online: boolean }) {
-  const access = useAccess(online ? self : null, machine);
-  if (access.phase !== "done") return null;
-  const ssh = portAllowed(access.result, 22);
-  const vnc = access.result.tcp.some((r) => r.first <= 5999 && r.last >= 5900);
-  // The web port offered first: a usual one if allowed, else the first allowed that is not SSH or VNC.
-  const web =
-    [80, 8080, 8000, 3000, 443].find((p) => portAllowed(access.result, p)) ??
-    access.result.tcp
-      .map((r) => (r.first === 22 ? (r.last > 22 ? 23 : null) : r.first))
-      .find((p) => p !== null && (p < 5900 || p > 5999));
-  const at = encodeURIComponent(machine);
-  return (
-    <span
-      className="nowrap"
-      data-testid="connect-apps"
-      data-machine={machine}
-      data-ssh={ssh ? "yes" : "no"}
-      data-vnc={vnc ? "yes" : "no"}
-      data-web={web ?? "no"}
-    >
-      {web ? (
-        <Link
-          className="btn btn-secondary btn-sm"
-          href={`/web/${at}:${web}/`}
-          target="_blank"
-          data-testid="connect-web"
-        >
-          Web
-        </Link>
-      ) : null}{" "}
-      {ssh ? (
-        <Link
-          className="btn btn-secondary btn-sm"
-          href={`/ssh/${at}`}
-          target="_blank"
-          data-testid="connect-ssh"
-        >
-          SSH
-        </Link>
-      ) : null}{" "}
-      {vnc ? (
-        <Link
-          className="btn btn-secondary btn-sm"
-          href={`/vnc/${at}`}
-          target="_blank"
-          data-testid="connect-vnc"
-        >
-          VNC
-        </Link>
-      ) : null}
-    </span>
   );
 }
 

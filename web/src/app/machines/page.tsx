@@ -1,5 +1,6 @@
 import type { Metadata } from "next";
 import Link from "next/link";
+import { AppLinks } from "@/apps/app-links";
 import { listMachines } from "@trellis/control/admin";
 import type { MachineInfo } from "@trellis/proto";
 import { ActionButton } from "@/components/action-button";
@@ -211,6 +212,11 @@ function MachineTable({ machines }: { machines: MachineInfo[] }) {
         { header: "Path", cell: (m) => <PathSummary m={m} /> },
         { header: "Key expiry", cell: (m) => <KeyExpiry m={m} /> },
         { header: "Routes", cell: (m) => <RoutesSummary m={m} /> },
+        {
+          header: "Open",
+          hideHeader: true,
+          cell: (m) => (m.online && m.os !== "browser" ? <AppLinks machine={m.name} /> : null),
+        },
       ]}
     />
   );

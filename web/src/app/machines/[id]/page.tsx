@@ -4,6 +4,7 @@ import { notFound } from "next/navigation";
 import { getMachine } from "@trellis/control/admin";
 import { ControlError } from "@trellis/control/errors";
 import type { MachineInfo } from "@trellis/proto";
+import { AppLinks } from "@/apps/app-links";
 import { Copyable } from "@/components/copy-button";
 import { formatDate } from "@/components/format";
 import { KeyExpiry, MachineStatus, Owner } from "@/components/machine-bits";
@@ -46,6 +47,7 @@ export default async function MachinePage({ params }: { params: Promise<{ id: st
             <MachineStatus m={m} />
           </p>
         </div>
+        {m.online ? <AppLinks machine={m.name} /> : null}
       </div>
 
       <div className="cols">
