@@ -53,6 +53,7 @@ export interface Office {
 const WEB_APP = `
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
+import { gzipSync } from "node:zlib";
 const { WebSocketServer } = createRequire(process.argv[3])("ws");
 const PNG = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==", "base64");
 const page = (title, body) =>
@@ -66,7 +67,12 @@ const server = createServer((req, res) => {
       '<form method="post" action="/submit"><input name="name" id="name"><button id="send">Send</button></form><a id="who" href="/whoami">who am I</a>' +
       '<script src="/static/app.js"></script>'));
   }
-  if (url.pathname === "/static/app.css") return res.writeHead(200, { "content-type": "text/css" }).end("h1 { color: rgb(10, 120, 60); }");
+  if (url.pathname === "/static/app.css") {
+    // Compressed when the client allows it, as most web servers do.
+    const css = "h1 { color: rgb(10, 120, 60); }";
+    if (!/gzip/.test(req.headers["accept-encoding"] ?? "")) return res.writeHead(200, { "content-type": "text/css" }).end(css);
+    return res.writeHead(200, { "content-type": "text/css", "content-encoding": "gzip" }).end(gzipSync(css));
+  }
   if (url.pathname === "/static/logo.png") return res.writeHead(200, { "content-type": "image/png" }).end(PNG);
   if (url.pathname === "/static/app.js") {
     return res.writeHead(200, { "content-type": "text/javascript" }).end(

@@ -176,6 +176,12 @@ describe.skipIf(!can)("browser apps", () => {
     });
     expect(size).toEqual({ w: office.vnc.width, h: office.vnc.height });
     await shot(alice, "browser-apps-vnc");
+
+    // Nothing listens on 5901: the viewer says so in words.
+    await alice.goto(`${net.url}/vnc/office?port=5901`);
+    await expect
+      .poll(() => alice.getByTestId("vnc-status").innerText(), { timeout: 15_000 })
+      .toBe("office refused the connection on port 5901: nothing listens there.");
   });
 
   it("sends HTTP requests from the request panel: a page, a form POST answered 303, and a download", async () => {

@@ -1,6 +1,7 @@
 "use client";
 
 import Link from "next/link";
+import { useState } from "react";
 import { portAllowed, useAccess } from "@/apps/use-tailnet";
 import { useBrowserNode } from "@/node/provider";
 
@@ -9,8 +10,18 @@ import { useBrowserNode } from "@/node/provider";
  * them from this browser's machine (nothing while the browser is not
  * connected: what it may reach depends on its own machine).
  */
-export function AppLinks({ machine, testIdPrefix = "apps" }: { machine: string; testIdPrefix?: string }) {
-  const { state } = useBrowserNode();
+export function AppLinks({
+  machine,
+  testIdPrefix = "apps",
+  ping = false,
+}: {
+  machine: string;
+  testIdPrefix?: string;
+  /** Offer a Ping button too (Connect has its own). */
+  ping?: boolean;
+}) {
+  const { state, client } = useBrowserNode();
+  const [pinged, setPinged] = useState<string | null>(null);
   const self = state.phase === "connected" ? state.map.node.name : null;
   const access = useAccess(self, machine);
   if (access.phase !== "done") return null;
@@ -61,6 +72,31 @@ export function AppLinks({ machine, testIdPrefix = "apps" }: { machine: string; 
         >
           VNC
         </Link>
+      ) : null}
+      {ping && client ? (
+        <>
+          {" "}
+          <button
+            type="button"
+            className="btn btn-ghost btn-sm"
+            onClick={() => {
+              setPinged("…");
+              client.ping(machine, 5000).then(
+                (r) => setPinged(`${r.rttMs} ms via ${r.path === "direct" ? "direct path" : "relay"}`),
+                (e: unknown) => setPinged(e instanceof Error ? e.message : String(e)),
+              );
+            }}
+            data-testid={`${testIdPrefix}-ping`}
+          >
+            Ping
+          </button>
+          {pinged ? (
+            <span className="small" aria-live="polite" data-testid={`${testIdPrefix}-ping-result`}>
+              {" "}
+              {pinged}
+            </span>
+          ) : null}
+        </>
       ) : null}
     </span>
   );

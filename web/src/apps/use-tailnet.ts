@@ -5,7 +5,7 @@
 // yet (opening an app link joins first), and what the policy lets this
 // machine open on the target.
 import { useEffect, useRef, useState } from "react";
-import type { BrowserNodeClient } from "@trellis/client/browser";
+import type { BrowserNodeClient, NodeState } from "@trellis/client/browser";
 import { AccessResult } from "@trellis/proto/admin";
 import { api } from "@/components/api";
 import { useBrowserNode } from "@/node/provider";
@@ -79,16 +79,29 @@ export function portAllowed(result: AccessResult, port: number): boolean {
   return result.tcp.some((r) => port >= r.first && port <= r.last);
 }
 
-/** A connection failure in words: unreachable (which path), refused, timed out. */
-export function connectionProblem(err: unknown, machine: string, port: number): string {
+/** How this browser's node reaches `machine` now, in words (for errors): "over the relay (…)". */
+export function pathTo(state: NodeState, machine: string): string | null {
+  if (state.phase !== "connected") return null;
+  const peer = state.map.peers.find((p) => p.name === machine || p.dnsName.replace(/\.$/, "") === machine);
+  if (!peer) return `${machine} is not among the machines this browser may reach`;
+  if (!peer.online) return `${machine} is offline`;
+  const s = state.status.peers.find((p) => p.id === peer.id);
+  if (!s || s.path === "none") return "no path to it yet";
+  return `${s.path === "direct" ? "direct path" : "relay"}: ${s.pathDetail}`;
+}
+
+/** A connection failure in words: unreachable (and by which path), refused, timed out. */
+export function connectionProblem(err: unknown, machine: string, port: number, state?: NodeState): string {
   const e = err as { message?: string; code?: string };
   const message = e?.message ?? String(err);
+  const path = state ? pathTo(state, machine) : null;
+  const via = path ? ` (${path})` : "";
   switch (e?.code) {
     case "refused":
       return `${machine} refused the connection on port ${port}: nothing listens there.`;
     case "timeout":
-      return `${machine} did not answer on port ${port} in time (is it online, and does its firewall allow it?).`;
+      return `${machine} did not answer on port ${port} in time${via}. Is it online, and does its own firewall allow the port?`;
     default:
-      return `Could not connect to ${machine}:${port}: ${message}`;
+      return `Could not connect to ${machine}:${port}${via}: ${message}`;
   }
 }

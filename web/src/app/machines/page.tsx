@@ -215,7 +215,7 @@ function MachineTable({ machines }: { machines: MachineInfo[] }) {
         {
           header: "Open",
           hideHeader: true,
-          cell: (m) => (m.online && m.os !== "browser" ? <AppLinks machine={m.name} /> : null),
+          cell: (m) => (m.online && m.os !== "browser" ? <AppLinks machine={m.name} ping /> : null),
         },
       ]}
     />

@@ -200,7 +200,7 @@ async function handle(event: FetchEvent): Promise<Response> {
   const headers: [string, string][] = [];
   req.headers.forEach((v, n) => {
     // The browser's cookies for this origin are not the app's; the jar has those.
-    if (n === "cookie" || n === "host" || HOP.has(n)) return;
+    if (n === "cookie" || n === "host" || n === "accept-encoding" || HOP.has(n)) return;
     if (n === "origin") return headers.push([n, target.origin]);
     if (n === "referer") {
       const r = parseTarget(new URL(v).pathname);
@@ -208,6 +208,8 @@ async function handle(event: FetchEvent): Promise<Response> {
     }
     headers.push([n, v]);
   });
+  // A response built here is not decoded by the browser: ask only for codings this worker decodes.
+  headers.push(["accept-encoding", "gzip, deflate"]);
   const cookie = await (await jars).cookieHeader(appUrl);
   if (cookie) headers.push(["cookie", cookie]);
   let body: Uint8Array | null = null;
@@ -262,18 +264,30 @@ async function handle(event: FetchEvent): Promise<Response> {
     await saveJars();
   }
   const noBody = res.body === null || [101, 204, 205, 304].includes(res.status);
+  let resBody = res.body;
+  const coding = (out.get("content-encoding") ?? "").trim().toLowerCase();
+  if (!noBody && resBody && (coding === "gzip" || coding === "x-gzip" || coding === "deflate")) {
+    resBody = resBody.pipeThrough(
+      new DecompressionStream(coding === "deflate" ? "deflate" : "gzip") as unknown as ReadableWritablePair<
+        Uint8Array,
+        Uint8Array
+      >,
+    );
+    out.delete("content-encoding");
+    out.delete("content-length");
+  }
   const type = out.get("content-type") ?? "";
   const length = Number(out.get("content-length") ?? "0");
   if (!noBody && /^text\/html/i.test(type) && length <= MAX_INJECT_HTML && !out.get("content-encoding")) {
     // The page script: it asks the console page for connections when this worker has none.
-    const html = await new Response(res.body).text();
+    const html = await new Response(resBody).text();
     const script = `<script src="/__trellis/page.js"></script>`;
     const at = html.search(/<head[^>]*>/i);
     const injected = at >= 0 ? html.replace(/<head[^>]*>/i, (m) => m + script) : script + html;
     out.delete("content-length");
     return new Response(injected, { status: res.status, statusText: res.statusText, headers: out });
   }
-  return new Response(noBody ? null : res.body, {
+  return new Response(noBody ? null : resBody, {
     status: res.status,
     statusText: res.statusText,
     headers: out,

@@ -130,7 +130,7 @@ function Panel({
             `${machine}:${portNum} did not answer in HTTP. If it speaks TLS (HTTPS), that is not supported here: the tunnel already encrypts, use the service's plain-HTTP port.`,
           );
         if (err instanceof HttpError) throw err;
-        throw new Error(connectionProblem(err, machine, portNum));
+        throw new Error(connectionProblem(err, machine, portNum, client.current));
       }
       const headMs = performance.now() - t0;
       let bytes = 0;

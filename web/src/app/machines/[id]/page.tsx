@@ -47,7 +47,7 @@ export default async function MachinePage({ params }: { params: Promise<{ id: st
             <MachineStatus m={m} />
           </p>
         </div>
-        {m.online ? <AppLinks machine={m.name} /> : null}
+        {m.online ? <AppLinks machine={m.name} ping /> : null}
       </div>
 
       <div className="cols">

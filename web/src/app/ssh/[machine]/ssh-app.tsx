@@ -237,7 +237,7 @@ function SignIn({
       try {
         conn = await client.connectTcp(machine, SSH_PORT, 10_000);
       } catch (err) {
-        throw new Error(connectionProblem(err, machine, SSH_PORT));
+        throw new Error(connectionProblem(err, machine, SSH_PORT, client.current));
       }
       const shell = await SshShell.open({
         duplex: conn,

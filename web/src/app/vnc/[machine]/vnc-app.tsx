@@ -77,7 +77,11 @@ function Viewer({ client, machine, port }: { client: BrowserNodeClient; machine:
         conn = await client.connectTcp(machine, port, 10_000);
       } catch (err) {
         if (!cancelled)
-          setPhase({ s: "ended", message: connectionProblem(err, machine, port), failed: true });
+          setPhase({
+            s: "ended",
+            message: connectionProblem(err, machine, port, client.current),
+            failed: true,
+          });
         return;
       }
       // noVNC is loaded on demand: it is large and only this page needs it.
