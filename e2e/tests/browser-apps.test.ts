@@ -69,6 +69,22 @@ async function terminalSize(page: Page): Promise<{ cols: number; rows: number }>
   });
 }
 
+/** Wait for `testId` to show; on a timeout, fail with what the page shows instead (and a screenshot). */
+async function shown(page: Page, testId: string, timeout = 30_000): Promise<void> {
+  try {
+    await page.getByTestId(testId).waitFor({ timeout });
+  } catch (e) {
+    await shot(page, `browser-apps-missing-${testId}`).catch(() => undefined);
+    const main = await page
+      .locator("main")
+      .innerText()
+      .catch(() => "?");
+    throw new Error(`${testId} did not show at ${page.url()}; the page shows:\n${main.slice(0, 1500)}`, {
+      cause: e,
+    });
+  }
+}
+
 async function typeInTerminal(page: Page, text: string): Promise<void> {
   await page.locator("[data-testid=ssh-session]:visible [data-testid=ssh-terminal]").click();
   await page.keyboard.type(text);
@@ -290,15 +306,16 @@ describe.skipIf(!can)("browser apps", () => {
 
     await alice.goto(`${net.url}/ssh/office`);
     const denied = alice.getByTestId("ssh-denied");
-    await denied.waitFor({ timeout: 30_000 });
+    await shown(alice, "ssh-denied");
     const text = await denied.innerText();
     expect(text).toMatch(/do not allow SSH from this browser to office/);
     expect(text).toMatch(/→ office port 22\/tcp: denied/);
-    expect(text).toContain('"dst": ["office:22"]');
+    expect(text).toContain('{"action": "accept", "src": ["alice@example.com"], "dst": ["office:22"]}');
     await shot(alice, "browser-apps-ssh-denied");
 
     // Port 80 still works.
     await alice.goto(`${net.url}/http/office?port=80&path=/api/data.json`);
+    await shown(alice, "http-send");
     await alice.getByTestId("http-send").click();
     await expect
       .poll(() => alice.getByTestId("http-response-body").innerText(), { timeout: 15_000 })

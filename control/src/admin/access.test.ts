@@ -30,13 +30,14 @@ for (const { provider, skip } of PROVIDERS) {
       const bob = await createUser(db, "member", "bob@example.com");
       await createNode(db, "alice-browser", { userId: alice.id });
       await createNode(db, "bob-browser", { userId: bob.id });
+      await createNode(db, "root-browser", { userId: admin.id });
       await createNode(db, "office", { tags: ["tag:office"] });
       await savePolicyText(ctx, actorOf(admin), { text: POLICY });
-      return { ctx, alice, bob };
+      return { ctx, admin, alice, bob };
     }
 
     it("lists the TCP ports the destination accepts from the caller's machine, merged", async () => {
-      const { ctx, alice, bob } = await tailnet();
+      const { ctx, admin, alice, bob } = await tailnet();
       const a = await machineAccess(ctx, actorOf(alice), { from: "alice-browser", machine: "office" });
       expect(a.machine.name).toBe("office");
       expect(a.tcp).toEqual([
@@ -44,25 +45,32 @@ for (const { provider, skip } of PROVIDERS) {
         { first: 80, last: 90 },
         { first: 5900, last: 5900 },
       ]);
-      // A UDP-only rule opens no TCP port.
-      const b = await machineAccess(ctx, actorOf(bob), {
-        from: "bob-browser",
-        machine: "office.trellis.test",
-      });
-      expect(b.tcp).toEqual([]);
+      // A UDP-only rule opens no TCP port: to a member that machine might as well not exist.
+      const b = await rejection(
+        machineAccess(ctx, actorOf(bob), { from: "bob-browser", machine: "office.trellis.test" }),
+      );
+      expect(b).toMatchObject({ status: 404, message: "no machine called office.trellis.test" });
+      // Whoever may read the policy learns that nothing is open.
+      expect(
+        (await machineAccess(ctx, actorOf(admin), { from: "root-browser", machine: "office" })).tcp,
+      ).toEqual([]);
     });
 
     it("explains one port: the rule that allows it, or that none does", async () => {
-      const { ctx, alice, bob } = await tailnet();
+      const { ctx, alice } = await tailnet();
       const yes = await machineAccess(ctx, actorOf(alice), {
         from: "alice-browser",
         machine: "office",
         port: 22,
       });
       expect(yes.port).toMatchObject({ allowed: true, rule: { kind: "acls", index: 0 } });
-      const no = await machineAccess(ctx, actorOf(bob), { from: "bob-browser", machine: "office", port: 22 });
+      const no = await machineAccess(ctx, actorOf(alice), {
+        from: "alice-browser",
+        machine: "office",
+        port: 23,
+      });
       expect(no.port).toMatchObject({ allowed: false, rule: null });
-      expect(no.port!.explanation).toMatch(/bob-browser → office port 22\/tcp: denied/);
+      expect(no.port!.explanation).toMatch(/alice-browser → office port 23\/tcp: denied/);
     });
 
     it("answers only from the caller's own machine, and refuses bad queries", async () => {

@@ -43,11 +43,11 @@ export async function machineAccess(ctx: AdminContext, actor: Actor, body: unkno
     ]);
   }
   const dst = find(req.machine);
-  if (!dst) {
-    throw new ControlError("not_found", 404, `no machine called ${req.machine}`, [
+  const unknown = () =>
+    new ControlError("not_found", 404, `no machine called ${req.machine}`, [
       { path: "machine", message: "no such machine" },
     ]);
-  }
+  if (!dst) throw unknown();
   const ranges: { first: number; last: number }[] = [];
   const dstAddrs = dst.addrs;
   for (const rule of new FilterCompiler(active.policy, topology).filterFor(dst)) {
@@ -58,6 +58,9 @@ export async function machineAccess(ctx: AdminContext, actor: Actor, body: unkno
       if (dstAddrs.some(addrSet(d.IP))) ranges.push({ first: d.Ports.First, last: d.Ports.Last });
     }
   }
+  // A machine the caller's machine may not reach at all stays unknown to whoever may not read the
+  // policy (as it is absent from their map): no probing for names.
+  if (ranges.length === 0 && !actor.scopes.has("policy:read")) throw unknown();
   const result: AccessResult = {
     machine: { id: dst.name, name: dst.hostname },
     tcp: merge(ranges),

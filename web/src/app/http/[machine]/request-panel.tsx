@@ -4,7 +4,8 @@ import { useMemo, useState, type FormEvent } from "react";
 import { HttpClient, HttpError, type HttpResponse } from "@trellis/client/apps";
 import type { BrowserNodeClient } from "@trellis/client/browser";
 import { formatBytes } from "@/components/format";
-import { connectionProblem, portAllowed, useAccess, useJoinedNode } from "@/apps/use-tailnet";
+import { useAppGate } from "@/apps/gate";
+import { connectionProblem, portAllowed } from "@/apps/use-tailnet";
 
 /** Shown of a response body; the rest is counted, not kept. */
 const SHOW_BYTES = 256 * 1024;
@@ -30,38 +31,15 @@ export function RequestPanel({
   initialPort: number;
   initialPath: string;
 }) {
-  const node = useJoinedNode();
-  const self = node.phase === "ready" ? node.self : null;
-  const access = useAccess(self, machine);
-  if (node.phase === "failed")
-    return (
-      <p className="error" role="alert">
-        {node.message}
-      </p>
-    );
-  if (node.phase === "joining")
-    return (
-      <section className="panel" aria-live="polite">
-        <p>{node.detail}</p>
-      </section>
-    );
-  if (access.phase !== "done")
-    return access.phase === "error" ? (
-      <p className="error" role="alert">
-        {access.message}
-      </p>
-    ) : (
-      <section className="panel" aria-live="polite">
-        <p>Checking what the access controls allow…</p>
-      </section>
-    );
+  const gate = useAppGate(machine, undefined, "http");
+  if (!gate.ready) return gate.view;
   return (
     <Panel
-      client={node.client}
+      client={gate.client}
       machine={machine}
       initialPort={initialPort}
       initialPath={initialPath}
-      ports={access.result.tcp}
+      ports={gate.result.tcp}
     />
   );
 }

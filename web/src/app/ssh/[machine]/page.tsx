@@ -36,7 +36,12 @@ export default async function SshPage({
           </p>
         </div>
       </div>
-      <SshApp machine={machine} userId={actor.userId} defaultUser={typeof user === "string" ? user : ""} />
+      <SshApp
+        machine={machine}
+        userId={actor.userId}
+        email={actor.email}
+        defaultUser={typeof user === "string" ? user : ""}
+      />
     </>
   );
 }

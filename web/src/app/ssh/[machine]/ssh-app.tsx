@@ -15,7 +15,8 @@ import {
 } from "@trellis/client/apps";
 import { KeyStore, type BrowserNodeClient } from "@trellis/client/browser";
 import { CopyButton } from "@/components/copy-button";
-import { connectionProblem, portAllowed, useAccess, useJoinedNode } from "@/apps/use-tailnet";
+import { Denied, useAppGate } from "@/apps/gate";
+import { connectionProblem, portAllowed } from "@/apps/use-tailnet";
 
 const SSH_PORT = 22;
 
@@ -29,15 +30,16 @@ interface Session {
 export function SshApp({
   machine,
   userId,
+  email,
   defaultUser,
 }: {
   machine: string;
   userId: string;
+  /** The signed-in user, as a policy names them (for the rule an admin could add). */
+  email: string;
   defaultUser: string;
 }) {
-  const node = useJoinedNode();
-  const self = node.phase === "ready" ? node.self : null;
-  const access = useAccess(self, machine, SSH_PORT);
+  const gate = useAppGate(machine, SSH_PORT, "ssh");
   const store = useMemo(() => (typeof window === "undefined" ? null : KeyStore.browser()), []);
   const [sessions, setSessions] = useState<Session[]>([]);
   const [active, setActive] = useState<number | null>(null);
@@ -45,10 +47,7 @@ export function SshApp({
   const hadSessions = useRef(false);
   if (sessions.length > 0) hadSessions.current = true;
 
-  const verdict = access.phase === "done" ? access.result.port : undefined;
-  const denied =
-    access.phase === "done" &&
-    (!portAllowed(access.result, SSH_PORT) || (verdict !== undefined && !verdict.allowed));
+  const denied = gate.ready && (!portAllowed(gate.result, SSH_PORT) || gate.result.port?.allowed === false);
   // The policy changed and no longer allows SSH here: the open sessions end, saying why.
   useEffect(() => {
     if (!denied || sessions.length === 0) return;
@@ -56,43 +55,24 @@ export function SshApp({
     setSessions([]);
   }, [denied, sessions]);
 
-  if (node.phase === "failed")
-    return (
-      <p className="error" role="alert" data-testid="ssh-error">
-        {node.message}
-      </p>
-    );
-  if (node.phase === "joining")
-    return (
-      <section className="panel" aria-live="polite" data-testid="ssh-joining">
-        <p>{node.detail}</p>
-      </section>
-    );
-  if (access.phase === "checking")
-    return (
-      <section className="panel" aria-live="polite">
-        <p>Checking what the access controls allow…</p>
-      </section>
-    );
-  if (access.phase === "error")
-    return (
-      <p className="error" role="alert" data-testid="ssh-error">
-        {access.message}
-      </p>
-    );
+  if (!gate.ready) return gate.view;
   if (denied)
     return (
-      <section className="panel alert-warn" role="alert" data-testid="ssh-denied">
-        <p>
-          <strong>The access controls do not allow SSH from this browser to {machine}.</strong>
-          {hadSessions.current ? " Its open sessions were closed." : null}
-        </p>
-        <p className="small">{verdict?.explanation}</p>
+      <Denied
+        testId="ssh"
+        title={
+          <>
+            The access controls do not allow SSH from this browser to {machine}.
+            {hadSessions.current ? " Its open sessions were closed." : null}
+          </>
+        }
+        result={gate.result}
+      >
         <p className="small">
           An admin could allow it with a rule such as{" "}
-          <code className="mono">{`{"action": "accept", "src": ["<you>"], "dst": ["${machine}:22"]}`}</code>
+          <code className="mono">{`{"action": "accept", "src": ["${email}"], "dst": ["${machine}:22"]}`}</code>
         </p>
-      </section>
+      </Denied>
     );
 
   const opened = (shell: SshShell, title: string) => {
@@ -151,7 +131,7 @@ export function SshApp({
       {adding && store ? (
         <SignIn
           machine={machine}
-          client={node.client}
+          client={gate.client}
           store={store}
           userId={userId}
           defaultUser={defaultUser}

@@ -3,7 +3,8 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { vncChannel } from "@trellis/client/apps";
 import type { BrowserNodeClient } from "@trellis/client/browser";
-import { connectionProblem, portAllowed, useAccess, useJoinedNode } from "@/apps/use-tailnet";
+import { Denied, useAppGate } from "@/apps/gate";
+import { connectionProblem, portAllowed } from "@/apps/use-tailnet";
 
 /** What noVNC's RFB is to this page (its module has no types). */
 interface Rfb extends EventTarget {
@@ -20,44 +21,17 @@ type Phase =
   | { s: "ended"; message: string; failed: boolean };
 
 export function VncApp({ machine, port }: { machine: string; port: number }) {
-  const node = useJoinedNode();
-  const self = node.phase === "ready" ? node.self : null;
-  const access = useAccess(self, machine, port);
-
-  if (node.phase === "failed")
+  const gate = useAppGate(machine, port, "vnc");
+  if (!gate.ready) return gate.view;
+  if (!portAllowed(gate.result, port))
     return (
-      <p className="error" role="alert" data-testid="vnc-error">
-        {node.message}
-      </p>
+      <Denied
+        testId="vnc"
+        title={`The access controls do not allow VNC (port ${port}) from this browser to ${machine}.`}
+        result={gate.result}
+      />
     );
-  if (node.phase === "joining")
-    return (
-      <section className="panel" aria-live="polite">
-        <p>{node.detail}</p>
-      </section>
-    );
-  if (access.phase !== "done")
-    return access.phase === "error" ? (
-      <p className="error" role="alert" data-testid="vnc-error">
-        {access.message}
-      </p>
-    ) : (
-      <section className="panel" aria-live="polite">
-        <p>Checking what the access controls allow…</p>
-      </section>
-    );
-  if (!portAllowed(access.result, port))
-    return (
-      <section className="panel alert-warn" role="alert" data-testid="vnc-denied">
-        <p>
-          <strong>
-            The access controls do not allow VNC (port {port}) from this browser to {machine}.
-          </strong>
-        </p>
-        <p className="small">{access.result.port?.explanation}</p>
-      </section>
-    );
-  return <Viewer client={node.client} machine={machine} port={port} />;
+  return <Viewer client={gate.client} machine={machine} port={port} />;
 }
 
 function Viewer({ client, machine, port }: { client: BrowserNodeClient; machine: string; port: number }) {

@@ -4,7 +4,8 @@ import Link from "next/link";
 import { useEffect, useRef, useState } from "react";
 import type { BrowserNodeClient } from "@trellis/client/browser";
 import { BRIDGE, NEED_BRIDGE, type BridgeReply, type BridgeRequest } from "@/apps/origin/protocol";
-import { portAllowed, useAccess, useJoinedNode } from "@/apps/use-tailnet";
+import { Denied, useAppGate } from "@/apps/gate";
+import { portAllowed } from "@/apps/use-tailnet";
 
 export function WebApp({
   machine,
@@ -17,45 +18,19 @@ export function WebApp({
   appsUrl: string;
   path: string;
 }) {
-  const node = useJoinedNode();
-  const self = node.phase === "ready" ? node.self : null;
-  const access = useAccess(self, machine, port);
+  const gate = useAppGate(machine, port, "web");
   const key = `${machine}:${port}`;
-  if (node.phase === "failed")
+  if (!gate.ready) return gate.view;
+  if (!portAllowed(gate.result, port))
     return (
-      <p className="error" role="alert" data-testid="web-error">
-        {node.message}
-      </p>
-    );
-  if (node.phase === "joining")
-    return (
-      <section className="panel" aria-live="polite">
-        <p>{node.detail}</p>
-      </section>
-    );
-  if (access.phase !== "done")
-    return access.phase === "error" ? (
-      <p className="error" role="alert" data-testid="web-error">
-        {access.message}
-      </p>
-    ) : (
-      <section className="panel" aria-live="polite">
-        <p>Checking what the access controls allow…</p>
-      </section>
-    );
-  if (!portAllowed(access.result, port))
-    return (
-      <section className="panel alert-warn" role="alert" data-testid="web-denied">
-        <p>
-          <strong>
-            The access controls do not allow port {port} on {machine} from this browser.
-          </strong>
-        </p>
-        <p className="small">{access.result.port?.explanation}</p>
-      </section>
+      <Denied
+        testId="web"
+        title={`The access controls do not allow port ${port} on ${machine} from this browser.`}
+        result={gate.result}
+      />
     );
   return (
-    <Frame client={node.client} machine={machine} port={port} appsUrl={appsUrl} path={path} appKey={key} />
+    <Frame client={gate.client} machine={machine} port={port} appsUrl={appsUrl} path={path} appKey={key} />
   );
 }
 
