@@ -11,6 +11,7 @@ export {
   authorizeMachine,
   expireMachineKey,
   removeMachine,
+  tagChoices,
 } from "./machines";
 export { listUsers, getUser, updateUser, removeUser } from "./users";
 export { createKey, listKeys, revokeKey } from "./keys";

@@ -14,6 +14,7 @@ import {
   getMachine,
   listMachines,
   removeMachine,
+  tagChoices,
   setMachineRoutes,
   updateMachine,
 } from "./machines";
@@ -283,6 +284,20 @@ for (const { provider, skip } of PROVIDERS) {
         const untagged = await updateMachine(ctx, actorOf(admin), a.id, { tags: [] });
         expect(untagged.user?.id).toBe(admin.id);
         expect(Date.parse(untagged.keyExpiry!)).toBeGreaterThan(Date.now() + NODE_KEY_TTL_MS - 60_000);
+      });
+
+      it("offers each caller the tags they may set: all defined ones to admins, the owned ones to others", async () => {
+        const { db, ctx, admin, alice, bob } = await world();
+        expect(await tagChoices(ctx, actorOf(alice))).toEqual([]);
+        await new PolicyStore(db).save(TAG_POLICY, `user:${admin.id}`, await ctx.topology());
+        expect(await tagChoices(ctx, actorOf(admin))).toEqual(["tag:ci", "tag:db", "tag:web"]);
+        expect(await tagChoices(ctx, actorOf(alice))).toEqual(["tag:ci", "tag:web"]);
+        expect(await tagChoices(ctx, actorOf(bob))).toEqual(["tag:ci"]);
+        // What is offered is exactly what is accepted.
+        const n = await createNode(db, "bob-n", { userId: bob.id });
+        expect(
+          (await updateMachine(ctx, actorOf(bob), n.id, { tags: await tagChoices(ctx, actorOf(bob)) })).tags,
+        ).toEqual(["tag:ci"]);
       });
 
       it("refuses every tag while the policy defines none", async () => {

@@ -193,6 +193,32 @@ function ownsTag(
   });
 }
 
+/** Whether `actor` owns a tag under the active policy's tagOwners. */
+async function tagOwnership(
+  ctx: AdminContext,
+  actor: Actor,
+  active: { policy: Policy; text: string },
+): Promise<(tag: string) => boolean> {
+  const doc = parsePolicyDocument(parseHuJSON(active.text));
+  const user = await ctx.db.prisma.user.findUnique({ where: { id: actor.userId } });
+  const idpGroups = user ? jsonList(user.groups) : [];
+  const ownerLists = new Map(Object.entries(doc.tagOwners ?? {}));
+  return (tag) => ownsTag(ownerLists.get(tag) ?? [], active.policy, actor, idpGroups);
+}
+
+/**
+ * The tags `actor` may give machines and keys: those the policy's
+ * tagOwners define, and of those the ones they own (admins: all), sorted.
+ * The console offers these instead of free text.
+ */
+export async function tagChoices(ctx: AdminContext, actor: Actor): Promise<string[]> {
+  const active = await ctx.policies.current();
+  const defined = [...active.policy.names.tags].sort();
+  if (actor.role === "admin") return defined;
+  const owns = await tagOwnership(ctx, actor, active);
+  return defined.filter(owns);
+}
+
 /** 400 for tags the policy does not define; 403 for tags a non-admin does not own. */
 export async function checkTags(ctx: AdminContext, actor: Actor, tags: readonly string[]): Promise<void> {
   const active = await ctx.policies.current();
@@ -211,11 +237,8 @@ export async function checkTags(ctx: AdminContext, actor: Actor, tags: readonly 
     );
   }
   if (actor.role === "admin") return;
-  const doc = parsePolicyDocument(parseHuJSON(active.text));
-  const user = await ctx.db.prisma.user.findUnique({ where: { id: actor.userId } });
-  const idpGroups = user ? jsonList(user.groups) : [];
-  const ownerLists = new Map(Object.entries(doc.tagOwners ?? {}));
-  const notOwned = tags.filter((t) => !ownsTag(ownerLists.get(t) ?? [], active.policy, actor, idpGroups));
+  const owns = await tagOwnership(ctx, actor, active);
+  const notOwned = tags.filter((t) => !owns(t));
   if (notOwned.length > 0) {
     throw new ControlError(
       "forbidden",

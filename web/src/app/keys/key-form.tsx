@@ -3,7 +3,7 @@
 import { useState, type FormEvent } from "react";
 import { CreatedPreAuthKey, type CreatePreAuthKeyRequest } from "@trellis/proto/admin";
 import { CopyButton } from "@/components/copy-button";
-import { FieldError, FormActions, FormErrors, hasFieldError } from "@/components/form";
+import { FieldError, FormActions, FormErrors } from "@/components/form";
 import { useMutation } from "@/components/use-mutation";
 
 /** The request's fields this form shows errors at (the owner is not a field: it is the caller or the tags). */
@@ -17,18 +17,6 @@ const EXPIRIES = [
   { seconds: 90 * 24 * 3600, label: "90 days" },
 ];
 
-function parseTags(text: string): string[] {
-  return [
-    ...new Set(
-      text
-        .split(/[\s,]+/)
-        .map((t) => t.trim())
-        .filter(Boolean)
-        .map((t) => (t.startsWith("tag:") ? t : `tag:${t}`)),
-    ),
-  ];
-}
-
 /**
  * "Generate key": an untagged key registers machines owned by the caller; a
  * tagged key registers tagged machines. The key is shown once.
@@ -37,10 +25,13 @@ export function KeyForm({
   loginServer,
   userId,
   email,
+  tagChoices,
 }: {
   loginServer: string;
   userId: string;
   email: string;
+  /** Tags the caller may put on a key (the policy's tagOwners they own; all for admins). */
+  tagChoices: string[];
 }) {
   const mut = useMutation();
   const [open, setOpen] = useState(false);
@@ -50,7 +41,7 @@ export function KeyForm({
     e.preventDefault();
     const form = e.currentTarget;
     const data = new FormData(form);
-    const tags = parseTags(String(data.get("tags") ?? ""));
+    const tags = data.getAll("tags").map(String);
     const body: CreatePreAuthKeyRequest = {
       reusable: data.get("reusable") === "on",
       ephemeral: data.get("ephemeral") === "on",
@@ -135,21 +126,26 @@ export function KeyForm({
               </span>
             </label>
           </fieldset>
-          <label>
-            Tags
-            <input
-              name="tags"
-              placeholder="tag:server, tag:ci"
-              autoComplete="off"
-              spellCheck={false}
-              aria-invalid={hasFieldError(mut.issues, "tags")}
-              aria-describedby="key-tags-hint"
-            />
-            <span id="key-tags-hint" className="hint">
+          <fieldset aria-describedby="key-tags-hint">
+            <legend>Tags</legend>
+            {tagChoices.length === 0 ? (
+              <span className="hint">
+                The policy defines no tag you may set (tagOwners under Access controls).
+              </span>
+            ) : (
+              <span className="chips">
+                {tagChoices.map((t) => (
+                  <label className="check" key={t}>
+                    <input type="checkbox" name="tags" value={t} /> {t}
+                  </label>
+                ))}
+              </span>
+            )}
+            <span id="key-tags-hint" className="hint" style={{ display: "block" }}>
               Optional. Without tags the machines belong to you ({email}); with tags, to the tags.
             </span>
             <FieldError issues={mut.issues} path="tags" />
-          </label>
+          </fieldset>
           <label>
             Expires after
             <select name="expiresInSeconds" defaultValue={String(24 * 3600)}>

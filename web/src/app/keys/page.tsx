@@ -1,5 +1,5 @@
 import type { Metadata } from "next";
-import { listKeys, listUsers } from "@trellis/control/admin";
+import { listKeys, listUsers, tagChoices } from "@trellis/control/admin";
 import type { PreAuthKeyInfo } from "@trellis/proto";
 import { ActionButton } from "@/components/action-button";
 import { DataTable, Empty } from "@/components/data-table";
@@ -39,7 +39,12 @@ export default async function KeysPage() {
       </div>
 
       {canWrite ? (
-        <KeyForm loginServer={rt.config.publicUrl} userId={actor.userId} email={actor.email} />
+        <KeyForm
+          loginServer={rt.config.publicUrl}
+          userId={actor.userId}
+          email={actor.email}
+          tagChoices={await tagChoices(rt, actor)}
+        />
       ) : null}
 
       <section className="section" aria-labelledby="keys-title">

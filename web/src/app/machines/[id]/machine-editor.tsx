@@ -30,10 +30,13 @@ export function MachineEditor({
   machine: m,
   canWrite,
   isAdmin,
+  tagChoices,
 }: {
   machine: EditableMachine;
   canWrite: boolean;
   isAdmin: boolean;
+  /** Tags the viewer may set (the policy's tagOwners they own; all of them for admins). */
+  tagChoices: string[];
 }) {
   const base = `/api/v1/machines/${encodeURIComponent(m.id)}`;
   const hasRoutes = m.advertisedRoutes.length > 0;
@@ -42,7 +45,7 @@ export function MachineEditor({
     <div>
       {isAdmin && !m.authorized ? <Authorize base={base} /> : null}
       {canWrite ? <Rename base={base} name={m.name} /> : null}
-      {canWrite ? <Tags base={base} tags={m.tags} /> : null}
+      {canWrite ? <Tags base={base} tags={m.tags} choices={tagChoices} /> : null}
       {hasRoutes ? <Routes base={base} m={m} isAdmin={isAdmin} /> : null}
       {canWrite ? <Expiry base={base} m={m} /> : null}
       {canWrite ? <Remove base={base} name={m.name} /> : null}
@@ -118,32 +121,19 @@ function Rename({ base, name }: { base: string; name: string }) {
   );
 }
 
-function Tags({ base, tags }: { base: string; tags: string[] }) {
+function Tags({ base, tags, choices }: { base: string; tags: string[]; choices: string[] }) {
   const mut = useMutation();
   const [list, setList] = useState(tags);
-  const [draft, setDraft] = useState("");
-  const [draftError, setDraftError] = useState<string | null>(null);
   const changed = list.join("\n") !== tags.join("\n");
-
-  function add() {
-    const t = draft.trim();
-    if (!t) return;
-    const tag = t.startsWith("tag:") ? t : `tag:${t}`;
-    if (!/^tag:[A-Za-z][A-Za-z0-9-]*$/.test(tag)) {
-      setDraftError('A tag is "tag:" followed by a letter, then letters, digits or hyphens.');
-      return;
-    }
-    setDraftError(null);
-    if (!list.includes(tag)) setList([...list, tag]);
-    setDraft("");
-  }
+  const offered = choices.filter((t) => !list.includes(t));
+  const [pick, setPick] = useState("");
 
   return (
     <section className="panel" aria-labelledby="tags-title">
       <h3 id="tags-title">Tags</h3>
       <p className="hint">
-        A tagged machine belongs to its tags instead of a user; the policy’s tagOwners say who may set each
-        tag.
+        A tagged machine belongs to its tags instead of a user. The tags offered are the policy’s tagOwners
+        that you may set.
       </p>
       <ul
         className="chips"
@@ -164,27 +154,39 @@ function Tags({ base, tags }: { base: string; tags: string[] }) {
           </li>
         ))}
       </ul>
+      {choices.length === 0 ? (
+        <p className="hint" data-testid="tags-none">
+          The policy defines no tag you may set: an admin declares tags and their owners in tagOwners under
+          Access controls.
+        </p>
+      ) : null}
       <div className="inline-form">
-        <label className="visually-hidden" htmlFor="tag-add">
-          Add a tag
-        </label>
-        <input
-          id="tag-add"
-          placeholder="tag:server"
-          value={draft}
-          onChange={(e) => setDraft(e.target.value)}
-          onKeyDown={(e) => {
-            if (e.key === "Enter") {
-              e.preventDefault();
-              add();
-            }
-          }}
-          autoComplete="off"
-          spellCheck={false}
-        />
-        <button type="button" className="btn btn-secondary" onClick={add}>
-          Add
-        </button>
+        {offered.length > 0 ? (
+          <>
+            <label className="visually-hidden" htmlFor="tag-add">
+              Add a tag
+            </label>
+            <select id="tag-add" value={pick} onChange={(e) => setPick(e.target.value)}>
+              <option value="">Add a tag…</option>
+              {offered.map((t) => (
+                <option key={t} value={t}>
+                  {t}
+                </option>
+              ))}
+            </select>
+            <button
+              type="button"
+              className="btn btn-secondary"
+              disabled={!pick}
+              onClick={() => {
+                if (pick && !list.includes(pick)) setList([...list, pick]);
+                setPick("");
+              }}
+            >
+              Add
+            </button>
+          </>
+        ) : null}
         <button
           type="button"
           className="btn btn-primary"
@@ -194,7 +196,6 @@ function Tags({ base, tags }: { base: string; tags: string[] }) {
           Save tags
         </button>
       </div>
-      {draftError ? <p className="field-error">{draftError}</p> : null}
       <Outcome m={mut} />
     </section>
   );

@@ -1,7 +1,7 @@
 import type { Metadata } from "next";
 import Link from "next/link";
 import { notFound } from "next/navigation";
-import { getMachine } from "@trellis/control/admin";
+import { getMachine, tagChoices } from "@trellis/control/admin";
 import { ControlError } from "@trellis/control/errors";
 import type { MachineInfo } from "@trellis/proto";
 import { AppLinks } from "@/apps/app-links";
@@ -122,6 +122,7 @@ export default async function MachinePage({ params }: { params: Promise<{ id: st
           }}
           canWrite={canWrite}
           isAdmin={isAdmin}
+          tagChoices={canWrite ? await tagChoices(getRuntime(), actor) : []}
         />
       </div>
     </>
