@@ -17,6 +17,7 @@ import type { BrowserNodeClient } from "@trellis/client/browser";
 import { report, type Figures } from "../../scripts/lib/bench";
 import { hasChromium } from "../src/browser";
 import { canUseNetns } from "../src/netns";
+import { terminalText } from "../src/apps";
 import { canRunOffice, forwardOffice, startOffice } from "../src/office";
 import { startBrowserTailnet, until } from "../src/tailnet";
 
@@ -27,27 +28,6 @@ const MB = i > 0 ? Number(process.argv[i + 1]) : 20;
 if (!canUseNetns || !hasChromium || !canRunOffice) {
   console.error("bench browser-apps needs root, Chromium (/usr/bin/chromium), sshd and Xvnc");
   process.exit(2);
-}
-
-/** What the newest terminal shows. */
-function terminalText(page: Page): Promise<string> {
-  return page.evaluate(() => {
-    const terms =
-      (window as unknown as { trellisTerminals?: Record<string, unknown> }).trellisTerminals ?? {};
-    const ids = Object.keys(terms);
-    const term = terms[ids[ids.length - 1]!] as
-      | {
-          buffer: {
-            active: { length: number; getLine(i: number): { translateToString(t: boolean): string } };
-          };
-        }
-      | undefined;
-    if (!term) return "";
-    const out: string[] = [];
-    for (let n = 0; n < term.buffer.active.length; n++)
-      out.push(term.buffer.active.getLine(n)!.translateToString(true));
-    return out.join("\n");
-  });
 }
 
 async function sshPrompt(

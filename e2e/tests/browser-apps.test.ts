@@ -14,6 +14,7 @@ import type { Page } from "playwright-core";
 import type { NodeEngine } from "@trellis/client";
 import { ARTIFACTS, hasChromium } from "../src/browser";
 import { canUseNetns } from "../src/netns";
+import { terminalText } from "../src/apps";
 import { canRunOffice, forwardOffice, startOffice, type Office } from "../src/office";
 import { startBrowserTailnet, until, type BrowserTailnet } from "../src/tailnet";
 
@@ -40,23 +41,6 @@ afterAll(async () => {
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-}
-
-/** What the visible terminal shows, line by line (xterm's buffer, not pixels). */
-function terminalText(page: Page): Promise<string> {
-  return page.evaluate(() => {
-    const terms =
-      (window as unknown as { trellisTerminals?: Record<string, unknown> }).trellisTerminals ?? {};
-    const ids = Object.keys(terms);
-    const term = terms[ids[ids.length - 1]!] as {
-      buffer: { active: { length: number; getLine(i: number): { translateToString(t: boolean): string } } };
-    };
-    if (!term) return "";
-    const lines: string[] = [];
-    for (let i = 0; i < term.buffer.active.length; i++)
-      lines.push(term.buffer.active.getLine(i)!.translateToString(true));
-    return lines.join("\n");
-  });
 }
 
 async function terminalSize(page: Page): Promise<{ cols: number; rows: number }> {
