@@ -24,6 +24,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NodeEngine } from "@trellis/client";
+import { forwardToSocket } from "@trellis/client/node";
 import { hasXvnc, startXvnc } from "@trellis/client/testing";
 import { topologyIds } from "./netns";
 import { ROOT } from "./server";
@@ -291,29 +292,8 @@ export function forwardOffice(node: NodeEngine, office: Office, ports: number[])
   for (const port of ports) {
     node.listenTcp(port, (c) => {
       void office.dial(port).then(
-        (socket) => {
-          const writer = c.writable.getWriter();
-          socket.on(
-            "data",
-            (d: Buffer) => void writer.write(new Uint8Array(d)).catch(() => socket.destroy()),
-          );
-          socket.on("close", () => void writer.close().catch(() => undefined));
-          socket.on("error", () => undefined);
-          void (async () => {
-            const reader = c.readable.getReader();
-            try {
-              for (;;) {
-                const r = await reader.read();
-                if (r.done) break;
-                socket.write(r.value);
-              }
-            } catch {
-              // the tailnet side reset: close the office side too
-            }
-            socket.end();
-          })();
-        },
-        () => void c.writable.abort().catch(() => undefined),
+        (socket) => forwardToSocket(c, socket),
+        () => c.abort(),
       );
     });
   }

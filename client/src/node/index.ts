@@ -5,3 +5,4 @@
 export { NodeIdentity } from "./identity";
 export { openWebSocket } from "./platform";
 export { nodeEngine, type NodeFlavourOptions } from "./engine";
+export { forwardToSocket, type ForwardedConnection } from "./forward";

@@ -6,11 +6,10 @@
 // node's host, reachable by ping and by TCP to forwarded ports.
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { Duplex } from "node:stream";
 import { join } from "node:path";
 import { z } from "zod";
 import { ControlClient, ControlRequestError, type NodeEngine, type TcpConnection } from "@trellis/client";
-import { NodeIdentity, nodeEngine } from "@trellis/client/node";
+import { forwardToSocket, NodeIdentity, nodeEngine } from "@trellis/client/node";
 import type { Logger } from "@trellis/log";
 import { SubnetRouter, subnetRoutes } from "./forwarding";
 import { HostError, TunPacketDevice } from "./host";
@@ -357,19 +356,9 @@ export class Daemon {
 
   /** Userspace mode: carry a tailnet TCP connection to the same port on 127.0.0.1. */
   private forward(c: TcpConnection, port: number): void {
-    const sock = connect({ host: "127.0.0.1", port });
-    const local = Duplex.toWeb(sock) as {
-      readable: ReadableStream<Uint8Array>;
-      writable: WritableStream<Uint8Array>;
-    };
-    const fail = (err: unknown) => {
-      this.log.debug({ port, err: String(err) }, "forwarded connection ended");
-      c.abort();
-      sock.destroy();
-    };
-    sock.on("error", fail);
-    c.readable.pipeTo(local.writable).catch(fail);
-    local.readable.pipeTo(c.writable).catch(fail);
+    forwardToSocket(c, connect({ host: "127.0.0.1", port }), (err) =>
+      this.log.debug({ port, err: String(err) }, "forwarded connection ended"),
+    );
   }
 
   /** Stop the engine and remove the TUN device (its addresses and routes go with it). */
