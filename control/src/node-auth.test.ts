@@ -52,9 +52,16 @@ describe("proof of possession of the node key", () => {
     const key = createHash("sha256").update(shared).digest();
     const ts = T0 / 1000;
     const body = "hello";
-    const msg = nodeAuthMessage("GET", "/api/v1/map", ts, createHash("sha256").update(body).digest("hex"));
+    const nonce = "5a".repeat(16);
+    const msg = nodeAuthMessage(
+      "GET",
+      "/api/v1/map",
+      ts,
+      nonce,
+      createHash("sha256").update(body).digest("hex"),
+    );
     const mac = createHmac("sha256", key).update(msg).digest("hex");
-    const authorization = formatNodeAuth({ key: encodeKey("nodekey", node.publicKey), ts, mac });
+    const authorization = formatNodeAuth({ key: encodeKey("nodekey", node.publicKey), ts, nonce, mac });
     expect(auth.verify({ method: "GET", path: "/api/v1/map", body, authorization })).toMatch(/^nodekey:/);
   });
 
@@ -86,7 +93,6 @@ describe("proof of possession of the node key", () => {
     let now = T0 - 120_000;
     const { auth } = setup(() => now);
     now = T0;
-    // A fresh signer per call: a signer never reuses a timestamp for an identical request.
     const fresh = () => new ControlSigner(node.privateKey, auth.publicKey);
     rejects(() => auth.verify(req(fresh(), {}, T0 - 61_000)), "stale_request");
     rejects(() => auth.verify(req(fresh(), {}, T0 + 61_000)), "stale_request");
@@ -97,6 +103,16 @@ describe("proof of possession of the node key", () => {
     rejects(() => auth.verify(r), "stale_request");
     // A fresh signature of the same request is fine.
     auth.verify(req(fresh(), {}, now));
+  });
+
+  it("accepts the identical request signed in the same second by two holders of the key", () => {
+    // A browser's page and its worker, or its old and new worker, both sign
+    // the same registration: each carries its own nonce, so neither is a replay.
+    const { auth, signer } = setup();
+    const other = new ControlSigner(node.privateKey, auth.publicKey);
+    auth.verify(req(signer));
+    auth.verify(req(other));
+    auth.verify(req(signer));
   });
 
   it("refuses a request signed before the server started (a replay across a restart)", () => {
@@ -150,7 +166,12 @@ describe("proof of possession of the node key", () => {
   it("refuses low-order node keys", () => {
     const { auth } = setup();
     const zero = encodeKey("nodekey", new Uint8Array(32));
-    const authorization = formatNodeAuth({ key: zero, ts: T0 / 1000, mac: "00".repeat(32) });
+    const authorization = formatNodeAuth({
+      key: zero,
+      ts: T0 / 1000,
+      nonce: "00".repeat(16),
+      mac: "00".repeat(32),
+    });
     rejects(() => auth.verify({ method: "GET", path: "/", body: "", authorization }), "bad_node_key");
   });
 });

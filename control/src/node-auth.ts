@@ -203,7 +203,7 @@ export class NodeAuthenticator {
     if (!auth) {
       throw unauthorized(
         "unauthorized",
-        "missing or malformed Authorization header; expected: Trellis-Node key=nodekey:<hex>, ts=<unix>, mac=<hex>",
+        "missing or malformed Authorization header; expected: Trellis-Node key=nodekey:<hex>, ts=<unix>, nonce=<32 hex>, mac=<hex>",
       );
     }
     const nowS = Math.floor(this.now() / 1000);
@@ -218,7 +218,7 @@ export class NodeAuthenticator {
     }
     const bodyHash = createHash("sha256").update(req.body).digest("hex");
     const expected = createHmac("sha256", this.macKey(auth.key))
-      .update(nodeAuthMessage(req.method, req.path, auth.ts, bodyHash))
+      .update(nodeAuthMessage(req.method, req.path, auth.ts, auth.nonce, bodyHash))
       .digest();
     if (!timingSafeEqual(expected, Buffer.from(auth.mac, "hex"))) {
       throw unauthorized("bad_signature", "the request signature does not match the node key");

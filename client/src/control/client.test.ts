@@ -162,25 +162,3 @@ describe("ControlClient", () => {
     expect(last.phase === "failed" && last.error).toMatchObject({ code: "unknown_node" });
   });
 });
-
-describe("ControlClient and replays", () => {
-  it("signs a request again, once, when the server took it for a replay", async () => {
-    // Another signer of this node's key (its previous page, another tab) sent
-    // the identical request in the same second: the server refuses the first try.
-    const macs: string[] = [];
-    const { client } = clientWith((req) => {
-      macs.push(parseNodeAuth(req.headers.get("authorization"))!.mac);
-      return macs.length === 1
-        ? Response.json({ error: "replayed_request", message: "already used" }, { status: 401 })
-        : Response.json({ changed: false });
-    });
-    expect(await client.updateEndpoints({ endpoints: [] })).toEqual({ changed: false });
-    expect(macs).toHaveLength(2);
-    expect(macs[0]).not.toBe(macs[1]);
-    // Only once: a request refused as a replay twice is an error.
-    const stubborn = clientWith(() =>
-      Response.json({ error: "replayed_request", message: "already used" }, { status: 401 }),
-    );
-    await expect(stubborn.client.logout()).rejects.toMatchObject({ code: "replayed_request" });
-  });
-});

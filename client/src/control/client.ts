@@ -87,7 +87,7 @@ export class ControlClient {
   /** `GET /api/v1/key`: the control server's public key, fetched once. */
   controlKey(): Promise<string> {
     if (!this.controlKeyLoad) {
-      const load = this.call("GET", "/api/v1/key", { signed: false }).then(
+      const load = this.send("GET", "/api/v1/key", { signed: false }).then(
         async (res) => (await this.parse(res, ControlKeyResponse)).publicKey,
       );
       this.controlKeyLoad = load;
@@ -101,12 +101,12 @@ export class ControlClient {
 
   /** `GET /api/v1/relay-map` (also in every netmap). */
   async relayMap(): Promise<RelayMap> {
-    return this.parse(await this.call("GET", "/api/v1/relay-map", { signed: false }), RelayMap);
+    return this.parse(await this.send("GET", "/api/v1/relay-map", { signed: false }), RelayMap);
   }
 
   /** `POST /api/v1/register`: register this node's key (or re-register it after a restart). */
   async register(req: RegisterRequest): Promise<RegisterResponse> {
-    const res = await this.call("POST", "/api/v1/register", {
+    const res = await this.send("POST", "/api/v1/register", {
       body: JSON.stringify(req),
       session: this.opts.withSession === true,
     });
@@ -116,7 +116,7 @@ export class ControlClient {
   /** `POST /api/v1/endpoints`: where this node can be reached, and its home relay. */
   async updateEndpoints(req: EndpointsRequest): Promise<EndpointsResponse> {
     return this.parse(
-      await this.call("POST", "/api/v1/endpoints", { body: JSON.stringify(req) }),
+      await this.send("POST", "/api/v1/endpoints", { body: JSON.stringify(req) }),
       EndpointsResponse,
     );
   }
@@ -127,13 +127,13 @@ export class ControlClient {
    */
   async logout(opts: LogoutRequest = {}): Promise<LogoutResponse> {
     const body = opts.remove === undefined ? "" : JSON.stringify(LogoutRequest.parse(opts));
-    return this.parse(await this.call("POST", "/api/v1/logout", { body }), LogoutResponse);
+    return this.parse(await this.send("POST", "/api/v1/logout", { body }), LogoutResponse);
   }
 
   /** `POST /api/v1/signal`: hand a sealed WebRTC signal to a peer's map stream. */
   async signal(req: SignalRequest): Promise<SignalResponse> {
     return this.parse(
-      await this.call("POST", "/api/v1/signal", { body: JSON.stringify(req) }),
+      await this.send("POST", "/api/v1/signal", { body: JSON.stringify(req) }),
       SignalResponse,
     );
   }
@@ -141,7 +141,7 @@ export class ControlClient {
   /** `POST /api/v1/connections`: report connections this node opened or accepted. */
   async reportConnections(report: ConnectionReport): Promise<ConnectionReportResponse> {
     return this.parse(
-      await this.call("POST", "/api/v1/connections", { body: JSON.stringify(report) }),
+      await this.send("POST", "/api/v1/connections", { body: JSON.stringify(report) }),
       ConnectionReportResponse,
     );
   }
@@ -154,7 +154,7 @@ export class ControlClient {
     if (opts.signal?.aborted) abort.abort();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const res = await this.call("GET", "/api/v1/map", { signal: abort.signal, stream: true });
+      const res = await this.send("GET", "/api/v1/map", { signal: abort.signal, stream: true });
       return new MapStream(res, abort, opts);
     } catch (err) {
       opts.signal?.removeEventListener("abort", onAbort);
@@ -191,25 +191,6 @@ export class ControlClient {
       this.signerFor = { controlKey, signer: this.opts.key.signer(controlKey) };
     }
     return this.signerFor.signer;
-  }
-
-  private async call(
-    method: "GET" | "POST",
-    path: string,
-    o: { body?: string; signed?: boolean; session?: boolean; signal?: AbortSignal; stream?: boolean },
-  ): Promise<Response> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.send(method, path, o);
-      } catch (err) {
-        // Signatures carry no nonce: the same request signed with the same key
-        // in the same second by another signer (this node's previous page, a
-        // second tab) has the same MAC, and the server refuses it as a replay
-        // before doing anything. Signed again it carries the next second.
-        if (attempt === 1 && err instanceof ControlRequestError && err.code === "replayed_request") continue;
-        throw err;
-      }
-    }
   }
 
   private async send(

@@ -5,13 +5,11 @@
 import { x25519 } from "@noble/curves/ed25519.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
+import { bytesToHex, randomBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 import { decodeKey, encodeKey, formatNodeAuth, nodeAuthMessage } from "@trellis/proto";
 
 export class ControlSigner {
   private readonly macKey: Uint8Array;
-  /** Last timestamp used per (method, path, body hash), to keep identical requests distinct. */
-  private readonly lastTs = new Map<string, number>();
   /** This node's key in wire form, `nodekey:<hex>`. */
   readonly nodeKey: string;
 
@@ -33,21 +31,14 @@ export class ControlSigner {
   sign(method: string, path: string, body: string | Uint8Array = "", nowMs = Date.now()): string {
     const bytes = typeof body === "string" ? utf8ToBytes(body) : body;
     const bodyHash = bytesToHex(sha256(bytes));
-    // The server refuses a MAC it has seen within the last minute (replay),
-    // and two identical requests in one second would have the same MAC. Such
-    // a repeat is signed one second later instead: still within the
-    // server's ±60 s window unless a node repeats itself 60 times a second.
-    const id = `${method.toUpperCase()}\n${path}\n${bodyHash}`;
-    let ts = Math.floor(nowMs / 1000);
-    const last = this.lastTs.get(id);
-    if (last !== undefined && ts <= last) ts = last + 1;
-    this.lastTs.set(id, ts);
-    if (this.lastTs.size > 1024) {
-      for (const [k, t] of this.lastTs) if (t < ts - 120) this.lastTs.delete(k);
-    }
-    const message = nodeAuthMessage(method, path, ts, bodyHash);
+    const ts = Math.floor(nowMs / 1000);
+    // A fresh nonce per request: the server refuses a MAC it has seen, and
+    // identical requests signed in one second (by this signer or another
+    // holder of the key) must not look like replays of each other.
+    const nonce = bytesToHex(randomBytes(16));
+    const message = nodeAuthMessage(method, path, ts, nonce, bodyHash);
     const mac = bytesToHex(hmac(sha256, this.macKey, utf8ToBytes(message)));
-    return formatNodeAuth({ key: this.nodeKey, ts, mac });
+    return formatNodeAuth({ key: this.nodeKey, ts, nonce, mac });
   }
 }
 

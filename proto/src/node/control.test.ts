@@ -129,17 +129,20 @@ describe("control wire types", () => {
 
 describe("Trellis-Node authorization header", () => {
   it("round-trips and refuses anything else", () => {
-    const f = { key: key(7), ts: 1_800_000_000, mac: "ab".repeat(32) };
+    const f = { key: key(7), ts: 1_800_000_000, nonce: "0f".repeat(16), mac: "ab".repeat(32) };
     expect(parseNodeAuth(formatNodeAuth(f))).toEqual(f);
+    expect(parseNodeAuth(formatNodeAuth({ ...f, nonce: "0f".repeat(8) }))).toBeNull();
+    // The form before nonces: refused, not read as unsigned-for-replay.
+    expect(parseNodeAuth(`Trellis-Node key=${f.key}, ts=${f.ts}, mac=${f.mac}`)).toBeNull();
     expect(parseNodeAuth(`Bearer ${"a".repeat(40)}`)).toBeNull();
     expect(parseNodeAuth(formatNodeAuth({ ...f, mac: "AB".repeat(32) }))).toBeNull();
     expect(parseNodeAuth(formatNodeAuth(f) + ", extra=1")).toBeNull();
     expect(parseNodeAuth(null)).toBeNull();
   });
 
-  it("signs method, path, time and body hash", () => {
-    expect(nodeAuthMessage("post", "/api/v1/register?x=1", 5, "00")).toBe(
-      "POST\n/api/v1/register?x=1\n5\n00",
+  it("signs method, path, time, nonce and body hash", () => {
+    expect(nodeAuthMessage("post", "/api/v1/register?x=1", 5, "ff", "00")).toBe(
+      "POST\n/api/v1/register?x=1\n5\nff\n00",
     );
   });
 });
