@@ -20,7 +20,11 @@ export {
   type PathKind,
   type PeerStatus,
   type PingResult,
+  type NetcheckReport,
 } from "./engine/engine";
+export type { UdpSocket, UdpSocketFactory } from "./paths/udp";
+export { UdpPaths, type StunResult } from "./paths/udp-paths";
+export { formatUdpAddr, parseUdpAddr, type UdpAddr } from "./paths/disco";
 export { TcpConnection, ConnectionError } from "./engine/sockets";
 export { echoRequest, parseEchoReply } from "./engine/icmp";
 export { rtcLinks, type DirectLink, type DirectLinkFactory, type PeerConnectionClass } from "./paths/webrtc";

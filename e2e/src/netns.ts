@@ -128,3 +128,137 @@ export function createNatTopology(): NatTopology {
     throw err;
   }
 }
+
+/** One host behind its own masquerading NAT router (see {@link createDoubleNatTopology}). */
+export interface NattedHost {
+  /** The host's namespace, and its (private) address there. */
+  ns: string;
+  ip: string;
+  /** The router's public address: the host's traffic leaves with it. */
+  publicIp: string;
+  /** The router drops all forwarded UDP until `remove()` (TCP, and with it the relay, still works). */
+  blockUdp(): { remove(): void };
+}
+
+export interface DoubleNatTopology {
+  hostIp: string;
+  a: NattedHost;
+  b: NattedHost;
+  remove(): void;
+}
+
+/**
+ * Two hosts, each behind a masquerading NAT router of its own, whose public
+ * sides share one segment (a bridge in an "internet" namespace) with the
+ * root namespace, where the server, relay and STUN run:
+ *
+ *   root ns hostIp 10.77.N.1 ─┐
+ *   router A 10.77.N.2 ───────┼─ bridge (internet ns)      router A │ 10.77.N+1.1 ── host A 10.77.N+1.2
+ *   router B 10.77.N.3 ───────┘                            router B │ 10.77.N+1.1 ── host B 10.77.N+1.2
+ *
+ * Both LANs use the same private prefix, as home and office LANs often do,
+ * so only a path through both NATs joins the hosts. Masquerade keeps a
+ * host's source port and lets in only answers to what went out (Linux
+ * conntrack): the hosts reach each other directly only by opening both
+ * NATs at once.
+ */
+export function createDoubleNatTopology(): DoubleNatTopology {
+  const { id, n } = topologyIds();
+  const inet = `trl-inet-${id}`;
+  const hostIp = `10.77.${n}.1`;
+  const rootVeth = `trh${id}`;
+  const made: string[] = [];
+  const remove = () => {
+    for (const ns of made.reverse()) {
+      try {
+        // Whatever still runs in it (a daemon a failed test left) is the test's own: end it.
+        const pids = run("ip", ["netns", "pids", ns]).split(/\s+/).filter(Boolean);
+        for (const pid of pids) process.kill(Number(pid), "SIGKILL");
+        run("ip", ["netns", "del", ns]);
+      } catch {
+        // already gone
+      }
+    }
+    try {
+      run("ip", ["link", "del", rootVeth]);
+    } catch {
+      // went with the internet namespace
+    }
+  };
+  const ns = (name: string) => {
+    run("ip", ["netns", "add", name]);
+    made.push(name);
+    run("ip", ["-n", name, "link", "set", "lo", "up"]);
+  };
+  try {
+    ns(inet);
+    run("ip", ["-n", inet, "link", "add", "br0", "type", "bridge"]);
+    run("ip", ["-n", inet, "link", "set", "br0", "up"]);
+    run("ip", ["link", "add", rootVeth, "type", "veth", "peer", "name", "root", "netns", inet]);
+    run("ip", ["-n", inet, "link", "set", "root", "master", "br0", "up"]);
+    run("ip", ["addr", "add", `${hostIp}/24`, "dev", rootVeth]);
+    run("ip", ["link", "set", rootVeth, "up"]);
+    const natted = (side: "a" | "b", publicIp: string): NattedHost => {
+      const router = `trl-nat${side}-${id}`;
+      const host = `trl-host${side}-${id}`;
+      ns(router);
+      ns(host);
+      run("ip", [
+        "-n",
+        router,
+        "link",
+        "add",
+        "wan",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        `wan${side}`,
+        "netns",
+        inet,
+      ]);
+      run("ip", ["-n", inet, "link", "set", `wan${side}`, "master", "br0", "up"]);
+      run("ip", ["-n", router, "addr", "add", `${publicIp}/24`, "dev", "wan"]);
+      run("ip", ["-n", router, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", host]);
+      run("ip", ["-n", router, "addr", "add", `10.77.${n + 1}.1/24`, "dev", "lan"]);
+      for (const l of ["wan", "lan"]) run("ip", ["-n", router, "link", "set", l, "up"]);
+      run("ip", ["-n", host, "addr", "add", `10.77.${n + 1}.2/24`, "dev", "eth0"]);
+      run("ip", ["-n", host, "link", "set", "eth0", "up"]);
+      run("ip", ["-n", host, "route", "add", "default", "via", `10.77.${n + 1}.1`]);
+      run("ip", ["netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+      run(
+        "ip",
+        ["netns", "exec", router, "nft", "-f", "-"],
+        // As a home router's firewall, nothing new comes in from outside to
+        // the router itself. That also keeps an unsolicited datagram from
+        // leaving a conntrack entry which would make masquerade change the
+        // source port of the host's own datagram to that sender (and no
+        // NAT traversal would ever succeed).
+        `table ip nat {\n  chain post {\n    type nat hook postrouting priority 100;\n    oifname "wan" masquerade\n  }\n}\n` +
+          `table inet fw {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    iifname "wan" ct state new drop\n  }\n}\n`,
+      );
+      return {
+        ns: host,
+        ip: `10.77.${n + 1}.2`,
+        publicIp,
+        blockUdp: () => {
+          run(
+            "ip",
+            ["netns", "exec", router, "nft", "-f", "-"],
+            `table inet trlblock {\n  chain block_udp {\n    type filter hook forward priority 0;\n    meta l4proto udp drop\n  }\n}\n`,
+          );
+          return {
+            remove: () =>
+              void run("ip", ["netns", "exec", router, "nft", "delete", "table", "inet", "trlblock"]),
+          };
+        },
+      };
+    };
+    const a = natted("a", `10.77.${n}.2`);
+    const b = natted("b", `10.77.${n}.3`);
+    return { hostIp, a, b, remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
+}

@@ -1,12 +1,13 @@
-// The node engine against the real server (its control plane and embedded
-// relay), with nodes of the engine's Node flavour: they register, ping each
-// other and carry TCP through WireGuard and their userspace stacks — over
-// the relay, then over a WebRTC data channel (node-datachannel) — and the
+// The node engine against the real server (its control plane, embedded
+// relay and STUN server), with nodes of the engine's Node flavour: they
+// register, ping each other and carry TCP through WireGuard and their
+// userspace stacks — over the relay, then over a WebRTC data channel
+// (node-datachannel) or a UDP path found by STUN and disco pings — and the
 // packet filter stops what the policy does not allow.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPreAuthKey } from "@trellis/control";
-import { nodeEngine } from "@trellis/client/node";
+import { nodeEngine, openUdpSocket } from "@trellis/client/node";
 import type { NodeEngine, TcpConnection } from "@trellis/client";
 import { openDatabase, type Database } from "@trellis/db";
 import { generateKeyPair } from "@trellis/proto/keyfile";
@@ -34,12 +35,13 @@ afterAll(async () => {
   data.remove();
 });
 
-async function node(hostname: string, webrtc: boolean): Promise<NodeEngine> {
+async function node(hostname: string, webrtc: boolean, udp = false): Promise<NodeEngine> {
   const e = nodeEngine({
     baseUrl: trellis.url,
     privateKey: generateKeyPair().privateKey,
     register: { preAuthKey: key, hostname, os: "linux" },
     webrtc,
+    udp: udp ? await openUdpSocket(0) : undefined,
   });
   engines.push(e);
   await e.start();
@@ -108,6 +110,33 @@ describe("node engine against the server", () => {
     expect(ping.path).toBe("direct");
     await roundTrip(conn, 500_000);
     expect(c1.status().peers.find((p) => p.name === "delta")!.pathDetail).toMatch(/WebRTC data channel/);
+    await conn.close();
+  });
+
+  it("moves to a UDP path between two nodes with UDP sockets, keeping open connections", async () => {
+    // WebRTC is on too: two nodes that both publish UDP endpoints use UDP.
+    const u1 = await node("epsilon", true, true);
+    const u2 = await node("zeta", true, true);
+    await until("endpoints published", () =>
+      u1.netmap?.peers.some((p) => p.name === "zeta" && p.endpoints.length > 0),
+    );
+    echo(u2, 9);
+    const conn = await until("a connection", () => u1.connectTcp("zeta", 9).catch(() => null));
+    await roundTrip(conn, 10_000);
+    await until(
+      "a verified UDP path",
+      () => u1.status().peers.find((p) => p.name === "zeta")?.path === "direct",
+      30_000,
+    );
+    expect(u1.status().peers.find((p) => p.name === "zeta")!.pathDetail).toMatch(/^UDP \S+:\d+/);
+    await roundTrip(conn, 500_000);
+    expect((await u2.ping("epsilon")).path).toBe("direct");
+    // Netcheck: the embedded STUN server answered with an endpoint the node publishes.
+    const report = await u1.netcheck();
+    expect(report.udp).toBe(true);
+    expect(report.stun[0]!.mapped).toMatch(/:\d+$/);
+    expect(report.endpoints).toContain(report.stun[0]!.mapped);
+    expect(Object.values(report.relayLatencyMs)[0]).toBeGreaterThanOrEqual(0);
     await conn.close();
   });
 

@@ -3,7 +3,7 @@
 // Node-engine peer in this process reaching it. Userspace mode runs anywhere;
 // TUN mode runs as root inside a network namespace this test creates (the
 // kernel there answers the peer's pings through the TUN device).
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -15,6 +15,7 @@ import type { NodeEngine } from "@trellis/client";
 import { openDatabase, type Database } from "@trellis/db";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { api, login } from "../src/console";
+import { cli, stopDaemon } from "../src/gateway";
 import { canUseNetns, topologyIds } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until as untilWithin } from "../src/wait";
@@ -22,7 +23,6 @@ import { until as untilWithin } from "../src/wait";
 /** Waits here cross a daemon start and network namespaces: 30 s. */
 const until = <T>(what: string, fn: () => T | Promise<T>) => untilWithin(what, fn, 30_000);
 
-const TRELLIS = join(ROOT, "gateway/bin/trellis");
 const canUseTun =
   canUseNetns &&
   existsSync("/dev/net/tun") &&
@@ -50,30 +50,6 @@ interface GatewayNs {
   remove(): void;
 }
 let ns: GatewayNs | undefined;
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run the CLI (inside `netns` when given), bounded; never rejects on a non-zero exit. */
-function cli(args: string[], netns?: string, timeoutMs = 60_000): Promise<CliResult> {
-  const [cmd, full] = netns ? ["ip", ["netns", "exec", netns, TRELLIS, ...args]] : [TRELLIS, args];
-  return new Promise((resolve, reject) => {
-    execFile(
-      cmd,
-      full,
-      { timeout: timeoutMs, killSignal: "SIGKILL", encoding: "utf8" },
-      (err, stdout, stderr) => {
-        const e = err as { killed?: boolean; code?: unknown } | null;
-        if (e?.killed) return reject(new Error(`trellis ${args.join(" ")} timed out:\n${stdout}\n${stderr}`));
-        if (e && typeof e.code !== "number") return reject(err);
-        resolve({ code: typeof e?.code === "number" ? e.code : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 function stateDir(): string {
   const dir = mkdtempSync(join(work, "state-"));
@@ -130,33 +106,6 @@ function gatewayNamespace(): GatewayNs {
     remove();
     throw err;
   }
-}
-
-/**
- * End the daemon of `dir` (by its pid file: only daemons these tests started):
- * SIGTERM, then SIGKILL if it is still there after 10 s. Says which it took.
- */
-async function stopDaemon(dir: string): Promise<"none" | "exited" | "killed"> {
-  const pidFile = join(dir, "trellisd.pid");
-  if (!existsSync(pidFile)) return "none";
-  const pid = Number(readFileSync(pidFile, "utf8").trim());
-  try {
-    process.kill(pid, "SIGTERM");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ESRCH") return "none";
-    throw err;
-  }
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return "exited";
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  process.kill(pid, "SIGKILL");
-  return "killed";
 }
 
 beforeAll(async () => {

@@ -20,11 +20,13 @@ const USAGE = `usage: trellis <command> [options]
 commands:
   up --login-server URL [--auth-key KEY|file:PATH] [--hostname H]
      [--advertise-routes CIDR,…] [--userspace [--forward-tcp PORT,…]] [--tun NAME]
+     [--port UDP]
                               join the tailnet: starts the daemon if none runs, registers
                               (the auth key also from TRELLIS_AUTH_KEY), waits for the map
   down                        stop the node (the daemon keeps running)
   status [--json]             this node, its peers (path, RTT, bytes, handshake) and drops
   ping PEER [--timeout S]     ICMP echo to a peer by name or address, with the path taken
+  netcheck [--json]           UDP reachability, STUN-mapped endpoints, NAT behaviour, relay latencies
   logout                      log out at the control server and forget this node's key
   daemon                      run the node daemon in the foreground (up starts it for you)
   version                     print the version
@@ -39,7 +41,9 @@ Every command but policy takes --state-dir DIR. The state directory (default
 ${DEFAULT_STATE_DIR}, or TRELLIS_STATE_DIR) holds the node's private key (node.key,
 mode 0600; it never leaves this machine), prefs.json, the daemon's socket
 trellisd.sock (0600) and, when up started it, its log trellisd.log. TUN mode
-(the default) needs root; --userspace needs none.
+(the default) needs root; --userspace needs none. Direct paths to other
+gateways go over UDP port 41641 (--port; 0 or a taken port: any free port),
+found by STUN at the relays and opened through NATs by simultaneous pings.
 `;
 
 /** Like run, for every command: the daemon's commands are asynchronous. */

@@ -5,11 +5,11 @@ import { parseArgs } from "node:util";
 import { createLogger } from "@trellis/log";
 import { ensureDaemon, DaemonConnectionError, request } from "./daemon/client";
 import { Daemon } from "./daemon/daemon";
-import type { Request, Response, Status } from "./daemon/protocol";
+import type { Netcheck, Request, Response, Status } from "./daemon/protocol";
 
 type Out = (s: string) => void;
 
-export const DAEMON_COMMANDS = ["daemon", "up", "down", "status", "ping", "logout"] as const;
+export const DAEMON_COMMANDS = ["daemon", "up", "down", "status", "ping", "netcheck", "logout"] as const;
 
 /** How long `up` waits for registration and the first map (the daemon's own bound). */
 const UP_WAIT_MS = 30_000;
@@ -58,6 +58,7 @@ export async function runDaemonCommand(
           userspace: { type: "boolean", default: false },
           tun: { type: "string" },
           "forward-tcp": { type: "string" },
+          port: { type: "string" },
         });
         const server = values["login-server"] as string | undefined;
         if (!server) throw new UsageError("trellis up: --login-server URL is required");
@@ -70,6 +71,7 @@ export async function runDaemonCommand(
             advertiseRoutes: list(values["advertise-routes"] as string | undefined),
             userspace: values.userspace as boolean,
             ...(values.tun ? { tun: values.tun as string } : {}),
+            ...(values.port !== undefined ? { port: udpPort(values.port as string) } : {}),
             forwardTcp: list(values["forward-tcp"] as string | undefined).map((p) => {
               const n = Number(p);
               if (!Number.isInteger(n) || n < 1 || n > 65535)
@@ -112,6 +114,14 @@ export async function runDaemonCommand(
         if (!res.ok) return failed(cmd, res, err);
         if (!("status" in res)) return unexpected(cmd, err);
         out(values.json ? `${JSON.stringify(res.status, null, 2)}\n` : formatStatus(res.status));
+        return 0;
+      }
+      case "netcheck": {
+        const { values } = parse(cmd, args, { ...stateDir, json: { type: "boolean", default: false } });
+        const res = await request(values["state-dir"] as string, { op: "netcheck" }, 20_000);
+        if (!res.ok) return failed(cmd, res, err);
+        if (!("netcheck" in res)) return unexpected(cmd, err);
+        out(values.json ? `${JSON.stringify(res.netcheck, null, 2)}\n` : formatNetcheck(res.netcheck));
         return 0;
       }
       case "ping": {
@@ -165,6 +175,13 @@ function list(s: string | undefined): string[] {
     .split(",")
     .map((x) => x.trim())
     .filter(Boolean);
+}
+
+function udpPort(text: string): number {
+  const n = Number(text);
+  if (!/^\d{1,5}$/.test(text) || n > 65535)
+    throw new UsageError(`trellis up: --port must be 0-65535, not ${text}`);
+  return n;
 }
 
 function osHostname(): string {
@@ -229,10 +246,12 @@ export function formatStatus(s: Status): string {
   lines.push(
     `relay  ${s.relay.connected ? `region ${s.relay.region}${s.relay.latencyMs !== null ? `, ${s.relay.latencyMs} ms` : ""}` : "not connected"}`,
   );
+  if (s.udp) lines.push(`udp    port ${s.udp.port}, endpoints ${s.udp.endpoints.join(", ") || "none yet"}`);
   for (const p of s.peers) {
     lines.push(
       `peer   ${p.name.padEnd(16)} ${bare(p.addresses).padEnd(40)} ${p.online ? p.path : "offline"}${p.rttMs !== null ? ` ${p.rttMs} ms` : ""}  rx ${p.rxBytes} tx ${p.txBytes}  handshake ${ago(p.lastHandshake)}`,
     );
+    if (p.online) lines.push(`         ${p.pathDetail}`);
   }
   if (s.forwarding?.routes.length || s.forwarding?.error) {
     lines.push(
@@ -243,6 +262,30 @@ export function formatStatus(s: Status): string {
   if (waiting.length) lines.push(`routes ${waiting.join(", ")} await approval in the console`);
   const drops = Object.entries(s.drops);
   if (drops.length) lines.push(`drops  ${drops.map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  return `${lines.join("\n")}\n`;
+}
+
+export function formatNetcheck(n: Netcheck): string {
+  const lines: string[] = ["Report:"];
+  lines.push(
+    n.udp === null
+      ? "  * UDP: no UDP socket on this node"
+      : `  * UDP: ${n.udp ? "true" : "false (no STUN server answered; direct paths need UDP)"}${n.port !== null ? ` (local port ${n.port})` : ""}`,
+  );
+  for (const r of n.stun) {
+    lines.push(
+      `  * STUN ${r.server}: ${r.mapped ? `mapped to ${r.mapped} in ${r.latencyMs} ms` : "no answer"}`,
+    );
+  }
+  lines.push(
+    `  * MappingVariesByDestIP: ${n.mappingVariesByDestIP === null ? "unknown (needs two STUN servers at different addresses)" : String(n.mappingVariesByDestIP)}`,
+  );
+  lines.push(`  * Endpoints published: ${n.endpoints.join(", ") || "none"}`);
+  lines.push(`  * Nearest relay: ${n.homeRegion === null ? "none" : `region ${n.homeRegion}`}`);
+  lines.push("  * Relay latencies:");
+  for (const [region, ms] of Object.entries(n.relayLatencyMs)) {
+    lines.push(`    - region ${region}: ${ms === null ? "unreachable" : `${ms} ms`}`);
+  }
   return `${lines.join("\n")}\n`;
 }
 

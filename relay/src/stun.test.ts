@@ -1,38 +1,13 @@
 import { createSocket } from "node:dgram";
-import { crc32 } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
-import { StunServer, bindingResponse, parseBindingResponse, parseStunHeader } from "./stun";
+import { crc32 } from "node:zlib";
+import { bindingRequest, parseBindingResponse, parseStunHeader } from "@trellis/proto/stun";
+import { StunServer, bindingResponse } from "./stun";
 
 const servers: StunServer[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
-
-// RFC 5769 §2.2, "Sample IPv4 Response": transaction id b7e7a701bc34d686fa87dfae,
-// XOR-MAPPED-ADDRESS 192.0.2.1:32853. The attribute walk and XOR decoding are
-// what is checked; MESSAGE-INTEGRITY is not verified here, so its 20 bytes are zero.
-const RFC5769_RESPONSE = Buffer.from(
-  "0101003c2112a442b7e7a701bc34d686fa87dfae" +
-    "8022000b" +
-    "7465737420766563746f7220" +
-    "00200008" +
-    "0001a147e112a643" +
-    "00080014" +
-    "0000000000000000000000000000000000000000" +
-    "80280004" +
-    "c07d4c96",
-  "hex",
-);
-
-function request(txid: Uint8Array): Uint8Array {
-  const b = new Uint8Array(20);
-  const dv = new DataView(b.buffer);
-  dv.setUint16(0, 0x0001);
-  dv.setUint16(2, 0);
-  dv.setUint32(4, 0x2112a442);
-  b.set(txid, 8);
-  return b;
-}
 
 /**
  * Send each message in turn from one socket; resolve with the first reply
@@ -57,11 +32,7 @@ async function ask(port: number, host: string, ...msgs: Uint8Array[]): Promise<B
   }
 }
 
-describe("STUN", () => {
-  it("decodes XOR-MAPPED-ADDRESS from RFC 5769's sample response", () => {
-    expect(parseBindingResponse(RFC5769_RESPONSE)).toEqual({ address: "192.0.2.1", port: 32853 });
-  });
-
+describe("STUN server", () => {
   it("encodes a response that decodes back, with a valid FINGERPRINT", () => {
     const txid = new Uint8Array(12).map((_, i) => i + 1);
     for (const [addr, port, back] of [
@@ -79,21 +50,12 @@ describe("STUN", () => {
     }
   });
 
-  it.each([
-    ["too short", new Uint8Array(10)],
-    ["bad cookie", Buffer.from("000100002112a443" + "00".repeat(12), "hex")],
-    ["length mismatch", Buffer.from("000100042112a442" + "00".repeat(12), "hex")],
-    ["top bits set", Buffer.from("c00100002112a442" + "00".repeat(12), "hex")],
-  ])("rejects a %s message", (_, msg) => {
-    expect(parseStunHeader(msg)).toBeNull();
-  });
-
   it("answers a Binding request over UDP with the sender's address, and ignores junk", async () => {
     const server = new StunServer();
     servers.push(server);
     const port = await server.listen(0, "127.0.0.1");
     const txid = new Uint8Array(12).fill(7);
-    const res = await ask(port, "127.0.0.1", request(txid));
+    const res = await ask(port, "127.0.0.1", bindingRequest(txid));
     expect(res).not.toBeNull();
     const mapped = parseBindingResponse(res!);
     expect(mapped?.address).toBe("127.0.0.1");
@@ -103,7 +65,7 @@ describe("STUN", () => {
       port,
       "127.0.0.1",
       new TextEncoder().encode("not stun at all, just noise"),
-      request(next),
+      bindingRequest(next),
     );
     expect(after?.subarray(8, 20)).toEqual(Buffer.from(next));
     expect(server.stats).toMatchObject({ requests: 2, responses: 2, ignored: 1 });
@@ -113,7 +75,7 @@ describe("STUN", () => {
     const server = new StunServer();
     servers.push(server);
     const port = await server.listen(0, "::1");
-    const res = await ask(port, "::1", request(new Uint8Array(12).fill(9)));
+    const res = await ask(port, "::1", bindingRequest(new Uint8Array(12).fill(9)));
     expect(parseBindingResponse(res!)?.address).toBe("::1");
   });
 });

@@ -7,10 +7,13 @@
 //
 // Paths work as Tailscale's magicsock: WireGuard sees one endpoint handle
 // per peer and never chooses; the engine sends each datagram on the peer's
-// best working path. A data channel carries traffic once it is open and a
-// probe has come back over it, and gives it back to the relay when probes
-// stop returning — the WireGuard session, and every TCP connection inside it,
-// carries on either way. Browser-safe: platform parts are injected.
+// best working path. Between two nodes with UDP sockets (gateways) that is
+// a UDP path found by STUN and simultaneous pings (paths/udp-paths.ts);
+// with a browser on either end, a WebRTC data channel, which carries traffic
+// once it is open and a probe has come back over it. Either gives traffic
+// back to the relay when its probes stop returning — the WireGuard session,
+// and every TCP connection inside it, carries on either way. Browser-safe:
+// platform parts are injected.
 import { decodeKey } from "@trellis/proto";
 import { addrBytes, addrFromBytes, formatAddr, parseAddr } from "@trellis/proto/ip";
 import type { FullMap, Peer, SignalMessage } from "@trellis/proto/node";
@@ -22,7 +25,10 @@ import type { SocketFactory } from "../paths/derp/client";
 import { BATCH, DatagramBatch, splitBatch } from "../paths/batch";
 import { EndpointTable } from "../paths/endpoints";
 import { RelayPaths } from "../paths/relay";
+import { isDisco, parseUdpAddr, type UdpAddr } from "../paths/disco";
 import { openSignal, sealSignal, type RtcSignal } from "../paths/signalling";
+import type { UdpSocket } from "../paths/udp";
+import { UdpPaths, type StunResult } from "../paths/udp-paths";
 import type { DirectLink, DirectLinkFactory } from "../paths/webrtc";
 import { echoRequest, parseEchoReply } from "./icmp";
 import { ConnectionError, TcpConnection } from "./sockets";
@@ -48,8 +54,13 @@ export interface EnginePlatform {
   packets?: HostPackets;
   /** WebSockets for the relay. */
   socketFactory: SocketFactory;
-  /** WebRTC data channels; absent: the relay carries everything. */
+  /** WebRTC data channels; absent: no WebRTC paths. */
   directLinks?: DirectLinkFactory;
+  /**
+   * The node's UDP socket, bound (gateways); direct paths to peers that
+   * publish UDP endpoints go over it. The engine closes it.
+   */
+  udp?: UdpSocket;
 }
 
 export interface NodeEngineOptions {
@@ -90,9 +101,32 @@ export interface EngineStatus {
   control: WatchState["phase"];
   self: { name: string; dnsName: string; addresses: string[]; key: string } | null;
   relay: { region: number | null; connected: boolean; latencyMs: number | null };
+  /** The UDP socket for direct paths (null: none on this node) and the endpoints published. */
+  udp: { port: number; endpoints: string[] } | null;
   peers: PeerStatus[];
   /** Packets dropped, by reason (only reasons that occurred). */
   drops: Record<string, number>;
+}
+
+/** What `netcheck` found: how this node reaches the internet and the relays. */
+export interface NetcheckReport {
+  /** Whether any STUN server answered over UDP (null: this node has no UDP socket). */
+  udp: boolean | null;
+  /** The local UDP port. */
+  port: number | null;
+  /** Our address and port as each STUN server saw them. */
+  stun: StunResult[];
+  /**
+   * Whether the NAT maps our socket to different public ports for different
+   * destinations (hard NAT: direct UDP then mostly fails); null when fewer
+   * than two STUN servers at different addresses answered.
+   */
+  mappingVariesByDestIP: boolean | null;
+  /** The endpoints this node publishes. */
+  endpoints: string[];
+  /** Round trip to each relay region's DERP server, in ms (null: unreachable). */
+  relayLatencyMs: Record<string, number | null>;
+  homeRegion: number | null;
 }
 
 export interface PingResult {
@@ -156,6 +190,7 @@ export class EngineError extends Error {
 export class NodeEngine {
   private readonly wasm: WireGuardEngine;
   private readonly relay: RelayPaths;
+  private readonly udp: UdpPaths | null;
   private readonly handles = new EndpointTable<string>(65536);
   private readonly peers = new Map<string, PeerState>();
   private readonly byHandle = new Map<number, PeerState>();
@@ -183,7 +218,7 @@ export class NodeEngine {
     { resolve: (r: PingResult) => void; sentAt: number; res: Resolved }
   >();
   private readonly tcpListeners = new Map<number, (handle: number, from: string, port: number) => void>();
-  private readonly udp = new Map<number, (from: string, port: number, data: Uint8Array) => void>();
+  private readonly udpSockets = new Map<number, (from: string, port: number, data: Uint8Array) => void>();
   private pingSeq = 0;
   /** Packets from the host (sendPackets) for the next turn. */
   private fromHost: Uint8Array[] = [];
@@ -204,6 +239,27 @@ export class NodeEngine {
       onPacket: (src, data) => this.fromRelay(src, data),
       onHomeChange: (region) => this.homeChanged(region),
     });
+    const socket = opts.platform.udp;
+    this.udp = socket
+      ? new UdpPaths({
+          socket,
+          privateKey: opts.privateKey,
+          publicKey: this.wasm.publicKey,
+          sendRelay: (peer, data) => {
+            const st = this.peers.get(`nodekey:${hex(peer)}`);
+            this.relay.send(peer, data, st?.peer.homeRegion ?? null);
+          },
+          onDatagram: (keyHex, data) => {
+            const st = this.peers.get(`nodekey:${keyHex}`);
+            if (!st) return;
+            this.inbound.push({ data, endpoint: st.handle });
+            this.kick();
+          },
+          onEndpoints: () => this.reportEndpoints(),
+          onChange: () => this.changed(),
+          log: this.log,
+        })
+      : null;
   }
 
   /** Connect to the control server and keep the map; resolves once the first map is applied. */
@@ -261,6 +317,7 @@ export class NodeEngine {
       this.wasm.setFilter(filter);
     }
     this.relay.setRelayMap(map.relayMap);
+    this.udp?.setStunServers(this.stunServers());
     const seen = new Set<string>();
     for (const p of map.peers) {
       seen.add(p.key);
@@ -285,6 +342,7 @@ export class NodeEngine {
         this.byHandle.set(handle, st);
       }
       st.peer = p;
+      this.udp?.setPeer(st.key, p.name, p.endpoints);
       if (st.allowed !== allowed) {
         st.allowed = allowed;
         this.wasm.upsertPeer({ publicKey: st.key, allowedIps: p.allowedIPs, endpoint: st.handle });
@@ -293,6 +351,7 @@ export class NodeEngine {
     for (const [key, st] of this.peers) {
       if (seen.has(key)) continue;
       this.wasm.removePeer(st.key);
+      this.udp?.removePeer(st.key);
       st.direct?.link.close();
       this.peers.delete(key);
       this.byHandle.delete(st.handle);
@@ -303,12 +362,27 @@ export class NodeEngine {
 
   private homeChanged(region: number | null): void {
     this.log("relay home", { region, connected: this.relay.connected });
-    if (region !== null && this.relay.connected) {
-      this.opts.control
-        .updateEndpoints({ endpoints: [], homeRegion: region })
-        .catch((err: unknown) => this.log("could not report the home relay", { err: String(err) }));
-    }
+    if (region !== null && this.relay.connected) this.reportEndpoints();
     this.changed();
+  }
+
+  /** Tell the control server where peers reach us: our UDP endpoints and home relay. */
+  private reportEndpoints(): void {
+    const home = this.relay.connected ? this.relay.home : null;
+    const endpoints = this.udp?.endpoints() ?? [];
+    if (home === null && endpoints.length === 0) return;
+    this.opts.control
+      .updateEndpoints({ endpoints, ...(home !== null ? { homeRegion: home } : {}) })
+      .catch((err: unknown) => this.log("could not report endpoints", { err: String(err) }));
+  }
+
+  /** The relays' STUN servers, as UDP addresses (host names are resolved when sent to). */
+  private stunServers(): UdpAddr[] {
+    const out: UdpAddr[] = [];
+    for (const r of Object.values(this.map?.relayMap.regions ?? {})) {
+      for (const n of r.nodes) if (n.stunPort > 0) out.push({ address: n.hostName, port: n.stunPort });
+    }
+    return out;
   }
 
   // ---- packets in and out ---------------------------------------------------------
@@ -316,6 +390,10 @@ export class NodeEngine {
   private fromRelay(src: Uint8Array, data: Uint8Array): void {
     const st = this.peers.get(`nodekey:${hex(src)}`);
     if (!st) return; // not a peer of ours (the relay vouches for the key, the map does not)
+    if (isDisco(data)) {
+      this.udp?.fromRelay(src, data);
+      return;
+    }
     this.inbound.push({ data, endpoint: st.handle });
     this.kick();
   }
@@ -366,6 +444,13 @@ export class NodeEngine {
 
   private sendDatagram(st: PeerState, data: Uint8Array): void {
     const now = Date.now();
+    const udp = this.udp;
+    if (udp?.capable(st.key)) {
+      if (udp.send(st.key, data)) return;
+      this.relay.send(st.key, data, st.peer.homeRegion);
+      if (st.peer.online) udp.wantDirect(st.key);
+      return;
+    }
     const d = st.direct;
     if (d && this.usable(d, now)) {
       if (!d.out.fits(data)) this.flushDirect(st, d);
@@ -479,7 +564,7 @@ export class NodeEngine {
           this.pingAnswered(o.ident, o.seq);
           break;
         case "udp":
-          this.udp.get(o.handle)?.(formatAddr(addrFromBytes(o.from)!), o.port, o.data.slice());
+          this.udpSockets.get(o.handle)?.(formatAddr(addrFromBytes(o.from)!), o.port, o.data.slice());
           break;
         default:
           break;
@@ -618,6 +703,7 @@ export class NodeEngine {
 
   /** Probes, stalls, and attempts that never opened. */
   private probeTick(): void {
+    this.udp?.tick();
     const now = Date.now();
     for (const st of this.peers.values()) {
       const d = st.direct;
@@ -793,7 +879,7 @@ export class NodeEngine {
     onMessage: (from: string, port: number, data: Uint8Array) => void,
   ): { port: number; send(host: string, port: number, data: Uint8Array): void; close(): void } {
     const handle = this.wasm.udpBind(port);
-    this.udp.set(handle, onMessage);
+    this.udpSockets.set(handle, onMessage);
     return {
       port,
       send: (host, p, data) => {
@@ -801,7 +887,7 @@ export class NodeEngine {
         this.kick();
       },
       close: () => {
-        this.udp.delete(handle);
+        this.udpSockets.delete(handle);
         this.wasm.udpClose(handle);
       },
     };
@@ -821,7 +907,7 @@ export class NodeEngine {
   // ---- status ----------------------------------------------------------------------
 
   private pathOf(st: PeerState): PathKind {
-    if (this.usable(st.direct)) return "direct";
+    if (this.usable(st.direct) || this.udp?.usable(st.key)) return "direct";
     return this.relay.connected ? "relay" : "none";
   }
 
@@ -832,6 +918,11 @@ export class NodeEngine {
     const relay = this.relay.connected
       ? `relay region ${st.peer.homeRegion ?? this.relay.home}`
       : "relay not connected";
+    if (this.udp?.capable(st.key)) {
+      const u = this.udp.describe(st.key);
+      if ("addr" in u) return `UDP ${u.addr}${u.rttMs !== null ? `, ${u.rttMs} ms` : ""}`;
+      return `${relay}: ${u.why}`;
+    }
     if (d?.open && d.verified)
       return `${relay}: direct path stalled (no answer for ${Math.round((now - d.lastRx) / 1000)} s)`;
     if (d) return `${relay}: ${st.whyNotDirect}`;
@@ -846,6 +937,7 @@ export class NodeEngine {
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(stats.drops)) if (v > 0) drops[k] = v;
     for (const [k, v] of Object.entries(this.localDrops)) drops[k] = (drops[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(this.udp?.drops ?? {})) drops[k] = (drops[k] ?? 0) + v;
     const home = this.relay.home;
     return {
       control: this.phase,
@@ -862,6 +954,7 @@ export class NodeEngine {
         connected: this.relay.connected,
         latencyMs: home === null ? null : (this.relay.latency.get(home) ?? null),
       },
+      udp: this.udp ? { port: this.udp.port, endpoints: this.udp.endpoints() } : null,
       peers: [...this.peers.values()].map((st) => {
         const s = byKey.get(hex(st.key));
         return {
@@ -873,7 +966,7 @@ export class NodeEngine {
           online: st.peer.online,
           path: this.pathOf(st),
           pathDetail: this.pathDetail(st, s),
-          rttMs: st.direct?.rttMs ?? st.rttMs,
+          rttMs: this.udpRtt(st) ?? st.direct?.rttMs ?? st.rttMs,
           rxBytes: s?.rx_bytes ?? 0,
           txBytes: s?.tx_bytes ?? 0,
           lastHandshake: s && s.last_handshake_ms > 0 ? s.last_handshake_ms : null,
@@ -900,6 +993,35 @@ export class NodeEngine {
     }, 100);
   }
 
+  private udpRtt(st: PeerState): number | null {
+    const u = this.udp?.describe(st.key);
+    return u && "addr" in u ? u.rttMs : null;
+  }
+
+  /**
+   * How this node reaches the internet and the relays: STUN from its UDP
+   * socket to every relay's STUN server, and a round trip to each region.
+   */
+  async netcheck(): Promise<NetcheckReport> {
+    this.requireMap();
+    const [stun, latencies] = await Promise.all([
+      this.udp ? this.udp.stun() : Promise.resolve([]),
+      this.relay.measureAll(),
+    ]);
+    const answered = stun.filter((r) => r.mapped !== null);
+    const servers = new Set(answered.map((r) => parseUdpAddr(r.server)?.address ?? r.server));
+    const mapped = new Set(answered.map((r) => r.mapped));
+    return {
+      udp: this.udp ? answered.length > 0 : null,
+      port: this.udp?.port ?? null,
+      stun,
+      mappingVariesByDestIP: servers.size >= 2 ? mapped.size > 1 : null,
+      endpoints: this.udp?.endpoints() ?? [],
+      relayLatencyMs: Object.fromEntries([...latencies].map(([r, ms]) => [String(r), ms])),
+      homeRegion: this.relay.home,
+    };
+  }
+
   /** Measure the home relay's round trip (for status). */
   measureRelay(): Promise<number | null> {
     return this.relay.measure();
@@ -916,6 +1038,7 @@ export class NodeEngine {
     for (const c of this.conns.values()) c.closedBy(true, true);
     for (const p of this.connecting.values()) p.reject(new ConnectionError("the engine stopped", "aborted"));
     this.fromHost = [];
+    this.udp?.close();
     this.relay.close();
     this.wasm.close();
   }

@@ -8,6 +8,7 @@ import type { RegisterRequest } from "@trellis/proto/node";
 import { ControlClient } from "../control/client";
 import { keyHolder } from "../control/signer";
 import { NodeEngine, type HostPackets, type NodeEngineOptions } from "../engine/engine";
+import type { UdpSocket } from "../paths/udp";
 import { rtcLinks, type PeerConnectionClass } from "../paths/webrtc";
 import { openWebSocket } from "./platform";
 
@@ -28,6 +29,8 @@ export interface NodeFlavourOptions {
    * through the engine's own calls).
    */
   packets?: HostPackets;
+  /** The node's UDP socket (openUdpSocket): direct UDP paths to peers that have one too. */
+  udp?: UdpSocket;
 }
 
 /** A node engine running in Node; call `start()`. */
@@ -44,6 +47,7 @@ export function nodeEngine(opts: NodeFlavourOptions): NodeEngine {
       createWasmEngine: (key) => new WireGuardEngine(key, { stack: opts.packets === undefined }),
       packets: opts.packets,
       socketFactory: openWebSocket,
+      udp: opts.udp,
       directLinks:
         opts.webrtc === false ? undefined : rtcLinks(RTCPeerConnection as unknown as PeerConnectionClass),
     },

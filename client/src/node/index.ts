@@ -6,3 +6,4 @@ export { NodeIdentity } from "./identity";
 export { openWebSocket } from "./platform";
 export { nodeEngine, type NodeFlavourOptions } from "./engine";
 export { forwardToSocket, type ForwardedConnection } from "./forward";
+export { openUdpSocket, reachableAddresses, UdpBindError, UDP_BUFFER_BYTES } from "./udp";

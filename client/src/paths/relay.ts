@@ -142,6 +142,25 @@ export class RelayPaths {
     return ms;
   }
 
+  /** Time every region's probe now (netcheck); null for a region that did not answer. */
+  async measureAll(): Promise<Map<number, number | null>> {
+    const probe = this.opts.probe ?? fetchProbe;
+    const ids = Object.keys(this.map.regions).map(Number);
+    const out = new Map<number, number | null>();
+    await Promise.all(
+      ids.map(async (id) => {
+        try {
+          const ms = Math.round(await probe(this.node(id)!));
+          this.latency.set(id, ms);
+          out.set(id, ms);
+        } catch {
+          out.set(id, null);
+        }
+      }),
+    );
+    return out;
+  }
+
   close(): void {
     this.closed = true;
     for (const l of this.links.values()) l.close();

@@ -9,7 +9,8 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
 import { ControlClient, ControlRequestError, type NodeEngine, type TcpConnection } from "@trellis/client";
-import { forwardToSocket, NodeIdentity, nodeEngine } from "@trellis/client/node";
+import { forwardToSocket, NodeIdentity, nodeEngine, openUdpSocket, UdpBindError } from "@trellis/client/node";
+import type { UdpSocket } from "@trellis/client";
 import type { Logger } from "@trellis/log";
 import { SubnetRouter, subnetRoutes } from "./forwarding";
 import { HostError, TunPacketDevice } from "./host";
@@ -222,6 +223,8 @@ export class Daemon {
         return { ok: true, status: this.status() };
       case "ping":
         return this.ping(req.peer, req.timeoutMs);
+      case "netcheck":
+        return this.netcheck();
       case "up":
         return this.exclusive(async () => ({
           ok: true,
@@ -299,13 +302,20 @@ export class Daemon {
       }
       throw e;
     }
+    const udp = await this.openUdp(prefs.port);
     let device: TunPacketDevice | null = null;
     if (!prefs.userspace) {
-      device = TunPacketDevice.open(prefs.tun, (err) =>
-        this.log.warn({ err: err.message }, "TUN device error"),
-      );
+      try {
+        device = TunPacketDevice.open(prefs.tun, (err) =>
+          this.log.warn({ err: err.message }, "TUN device error"),
+        );
+      } catch (err) {
+        udp.close();
+        throw err;
+      }
     }
     const engine = nodeEngine({
+      udp,
       baseUrl: prefs.loginServer,
       privateKey: identity.privateKeyBytes(),
       register,
@@ -352,6 +362,17 @@ export class Daemon {
       throw new DaemonError("engine", (err as Error).message, { cause: err });
     }
     return this.status();
+  }
+
+  /** The UDP socket for direct paths: on `port`, or any free port when that one is taken. */
+  private async openUdp(port: number): Promise<UdpSocket> {
+    try {
+      return await openUdpSocket(port);
+    } catch (err) {
+      if (port === 0 || !(err instanceof UdpBindError)) throw err;
+      this.log.warn({ port, err: err.message }, "UDP port taken; using any free port");
+      return openUdpSocket(0);
+    }
   }
 
   /** Userspace mode: carry a tailnet TCP connection to the same port on 127.0.0.1. */
@@ -418,6 +439,12 @@ export class Daemon {
     }
   }
 
+  private async netcheck(): Promise<Response> {
+    const s = this.session;
+    if (!s?.ready) throw new DaemonError("not_running", "the node is not up (run trellis up)");
+    return { ok: true, netcheck: await s.engine.netcheck() };
+  }
+
   status(): Status {
     const s = this.session;
     const saved = this.readPrefs();
@@ -433,6 +460,7 @@ export class Daemon {
       approvedRoutes: [],
       forwarding: null,
       relay: { region: null, connected: false, latencyMs: null },
+      udp: null,
       peers: [],
       drops: {},
     };
@@ -451,6 +479,7 @@ export class Daemon {
       approvedRoutes: node?.approvedRoutes ?? [],
       forwarding: s.router ? { routes: [...s.router.routes], error: s.router.error } : null,
       relay: st.relay,
+      udp: st.udp,
       peers: st.peers.map((p) => ({
         name: p.name,
         dnsName: p.dnsName,

@@ -29,6 +29,8 @@ export const UpPrefs = z.strictObject({
   tun: TunName.default("trellis0"),
   /** Userspace mode: TCP to these ports of the node is forwarded to 127.0.0.1 on the same port. */
   forwardTcp: z.array(z.number().int().min(1).max(65535)).max(64).default([]),
+  /** UDP port for direct paths (0: any free port; a taken port falls back to any). */
+  port: z.number().int().min(0).max(65535).default(41641),
 });
 export type UpPrefs = z.infer<typeof UpPrefs>;
 
@@ -43,6 +45,7 @@ export const Request = z.discriminatedUnion("op", [
   z.strictObject({ op: z.literal("down") }),
   z.strictObject({ op: z.literal("logout") }),
   z.strictObject({ op: z.literal("status") }),
+  z.strictObject({ op: z.literal("netcheck") }),
   z.strictObject({
     op: z.literal("ping"),
     peer: z.string().min(1).max(255),
@@ -90,10 +93,26 @@ export const Status = z.object({
     connected: z.boolean(),
     latencyMs: z.number().nullable(),
   }),
+  /** The UDP socket for direct paths: its port and the endpoints published for it. */
+  udp: z.object({ port: z.number(), endpoints: z.array(z.string()) }).nullable(),
   peers: z.array(PeerInfo),
   drops: z.record(z.string(), z.number()),
 });
 export type Status = z.infer<typeof Status>;
+
+/** What `trellis netcheck` reports (the engine's NetcheckReport). */
+export const Netcheck = z.object({
+  udp: z.boolean().nullable(),
+  port: z.number().nullable(),
+  stun: z.array(
+    z.object({ server: z.string(), mapped: z.string().nullable(), latencyMs: z.number().nullable() }),
+  ),
+  mappingVariesByDestIP: z.boolean().nullable(),
+  endpoints: z.array(z.string()),
+  relayLatencyMs: z.record(z.string(), z.number().nullable()),
+  homeRegion: z.number().nullable(),
+});
+export type Netcheck = z.infer<typeof Netcheck>;
 
 export const PingAnswer = z.object({
   rttMs: z.number(),
@@ -113,6 +132,7 @@ export const Response = z.union([
   z.object({ ok: z.literal(false), error: ErrorBody }),
   z.object({ ok: z.literal(true), status: Status }),
   z.object({ ok: z.literal(true), ping: PingAnswer }),
+  z.object({ ok: z.literal(true), netcheck: Netcheck }),
   z.object({ ok: z.literal(true), loggedOut: z.boolean() }),
 ]);
 export type Response = z.infer<typeof Response>;

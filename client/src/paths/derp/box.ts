@@ -23,21 +23,29 @@ export function boxSharedKey(secretKey: Uint8Array, publicKey: Uint8Array): Uint
 
 /** Seal `msg` to `publicKey` from `secretKey`; returns nonce (24) followed by the box. */
 export function sealBox(msg: Uint8Array, secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  return sealBoxWith(boxSharedKey(secretKey, publicKey), msg);
+}
+
+/** Open nonce-prefixed `data` from `publicKey` to `secretKey`; null when it does not authenticate. */
+export function openBox(data: Uint8Array, secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null {
+  return openBoxWith(boxSharedKey(secretKey, publicKey), data);
+}
+
+/** {@link sealBox} with the pair's shared key computed once ({@link boxSharedKey}). */
+export function sealBoxWith(sharedKey: Uint8Array, msg: Uint8Array): Uint8Array {
   const nonce = randomBytes(NONCE_LEN);
-  const sealed = xsalsa20poly1305(boxSharedKey(secretKey, publicKey), nonce).encrypt(msg);
+  const sealed = xsalsa20poly1305(sharedKey, nonce).encrypt(msg);
   const out = new Uint8Array(NONCE_LEN + sealed.length);
   out.set(nonce);
   out.set(sealed, NONCE_LEN);
   return out;
 }
 
-/** Open nonce-prefixed `data` from `publicKey` to `secretKey`; null when it does not authenticate. */
-export function openBox(data: Uint8Array, secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null {
+/** {@link openBox} with the pair's shared key computed once. */
+export function openBoxWith(sharedKey: Uint8Array, data: Uint8Array): Uint8Array | null {
   if (data.length < NONCE_LEN + 16) return null;
   try {
-    return xsalsa20poly1305(boxSharedKey(secretKey, publicKey), data.subarray(0, NONCE_LEN)).decrypt(
-      data.subarray(NONCE_LEN),
-    );
+    return xsalsa20poly1305(sharedKey, data.subarray(0, NONCE_LEN)).decrypt(data.subarray(NONCE_LEN));
   } catch {
     return null;
   }
