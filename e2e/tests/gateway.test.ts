@@ -14,7 +14,7 @@ import { nodeEngine } from "@trellis/client/node";
 import type { NodeEngine } from "@trellis/client";
 import { openDatabase, type Database } from "@trellis/db";
 import { generateKeyPair } from "@trellis/proto/keyfile";
-import { api, login } from "../src/console";
+import { api, login, type Caller } from "../src/console";
 import { canUseNetns, topologyIds } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until as untilWithin } from "../src/wait";
@@ -186,11 +186,42 @@ afterAll(async () => {
   if (errors.length) throw new AggregateError(errors, "cleanup failed");
 }, 60_000);
 
-async function peer(hostname: string): Promise<NodeEngine> {
+let adminCaller: Promise<Caller> | undefined;
+/** The server's first admin, made once through the setup link (the link works once). */
+function admin(): Promise<Caller> {
+  adminCaller ??= (async () => {
+    const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
+    const setup = await api(url, null, "POST", "/api/setup", {
+      token,
+      email: "ada@example.com",
+      name: "Ada",
+      password: "correct horse battery staple",
+    });
+    expect(setup.status).toBe(201);
+    return { cookie: await login(url, "ada@example.com", "correct horse battery staple") };
+  })();
+  return adminCaller;
+}
+
+interface Machine {
+  id: string;
+  name: string;
+  hostname: string;
+  advertisedRoutes: string[];
+  exitNodeAdvertised: boolean;
+}
+/** The console's machines whose name starts with `name`. */
+async function machines(name: string): Promise<Machine[]> {
+  const r = await api(url, await admin(), "GET", `/api/v1/machines?q=${name}`);
+  expect(r.status).toBe(200);
+  return (r.body.items as Machine[]).filter((m) => m.name.startsWith(name));
+}
+
+async function peer(hostname: string, routableIPs: string[] = []): Promise<NodeEngine> {
   const e = nodeEngine({
     baseUrl: url,
     privateKey: generateKeyPair().privateKey,
-    register: { preAuthKey: readFileSync(keyFile, "utf8").trim(), hostname, os: "linux" },
+    register: { preAuthKey: readFileSync(keyFile, "utf8").trim(), hostname, os: "linux", routableIPs },
     webrtc: false,
   });
   engines.push(e);
@@ -278,6 +309,81 @@ describe("trellis up in userspace mode", () => {
     expect(entry.lastHandshake).not.toBeNull();
   });
 
+  it("set changes the running node's routes, exit node and hostname: the same machine, re-registered", async () => {
+    const [before] = await machines("gw-user");
+    expect(before).toMatchObject({ advertisedRoutes: ["10.77.250.0/24"], exitNodeAdvertised: false });
+    const set = await cli([
+      "set",
+      "--advertise-routes",
+      "10.77.250.0/24,10.77.251.0/24",
+      "--advertise-exit-node",
+      "--state-dir",
+      dir,
+    ]);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain("advertised routes: 10.77.250.0/24, 10.77.251.0/24");
+    expect(set.stdout).toContain("exit node:         advertised");
+    expect(set.stdout).toMatch(
+      /awaiting approval in the console: 0\.0\.0\.0\/0, 10\.77\.250\.0\/24, 10\.77\.251\.0\/24, ::\/0/,
+    );
+    // The console shows the new routes on the same machine; no other machine appeared.
+    const after = await machines("gw-user");
+    expect(after).toHaveLength(1);
+    expect(after[0]).toMatchObject({
+      id: before!.id,
+      name: "gw-user",
+      advertisedRoutes: ["0.0.0.0/0", "10.77.250.0/24", "10.77.251.0/24", "::/0"],
+      exitNodeAdvertised: true,
+    });
+    // The node's own map and its prefs (kept for the next daemon) say the same.
+    const s = JSON.parse((await cli(["status", "--json", "--state-dir", dir])).stdout) as {
+      state: string;
+      advertisedRoutes: string[];
+      prefs: { advertiseRoutes: string[]; advertiseExitNode: boolean; forwardTcp: number[] };
+    };
+    expect(s.state).toBe("running");
+    expect(s.advertisedRoutes).toEqual(after[0]!.advertisedRoutes);
+    expect(s.prefs).toMatchObject({
+      advertiseRoutes: ["10.77.250.0/24", "10.77.251.0/24"],
+      advertiseExitNode: true,
+    });
+    expect(s.prefs.forwardTcp).toHaveLength(1); // what set was not given stays
+    expect(JSON.parse(readFileSync(join(dir, "prefs.json"), "utf8")).prefs.advertiseExitNode).toBe(true);
+
+    // A route the server refuses changes nothing, and says why.
+    const refused = await cli(["set", "--advertise-routes", "100.64.0.0/24", "--state-dir", dir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/trellis set: the control server refused the new settings: .*tailnet/);
+    expect(JSON.parse(readFileSync(join(dir, "prefs.json"), "utf8")).prefs.advertiseRoutes).toEqual([
+      "10.77.250.0/24",
+      "10.77.251.0/24",
+    ]);
+
+    // Withdraw everything and rename: still the same machine (its DNS name stays).
+    const back = await cli([
+      "set",
+      "--advertise-routes=",
+      "--advertise-exit-node=false",
+      "--hostname",
+      "gw-user-renamed",
+      "--state-dir",
+      dir,
+    ]);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toContain("advertised routes: none");
+    expect(await machines("gw-user")).toMatchObject([
+      {
+        id: before!.id,
+        name: "gw-user",
+        hostname: "gw-user-renamed",
+        advertisedRoutes: [],
+        exitNodeAdvertised: false,
+      },
+    ]);
+    // The node still carries traffic: its engine kept running.
+    expect(await p.ping("gw-user", { timeoutMs: 5000 })).toMatchObject({ peer: "gw-user" });
+  });
+
   it("refuses a bad auth key with a clear message, and the daemon stays healthy", async () => {
     const other = stateDir();
     const bad = await cli([
@@ -320,6 +426,9 @@ describe("trellis up in userspace mode", () => {
     const s = JSON.parse((await cli(["status", "--json", "--state-dir", dir])).stdout) as { state: string };
     expect(s.state).toBe("stopped");
     expect((await cli(["ping", "peer-one", "--state-dir", dir])).stderr).toMatch(/not up/);
+    expect((await cli(["set", "--accept-routes", "--state-dir", dir])).stderr).toMatch(
+      /trellis set: the node is down: trellis up brings it up/,
+    );
     const logout = await cli(["logout", "--state-dir", dir]);
     expect(logout.code).toBe(0);
     expect(existsSync(join(dir, "node.key"))).toBe(false);
@@ -371,6 +480,29 @@ describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespac
     expect(ping.code, ping.stderr).toBe(0);
     expect(ping.stdout).toMatch(/^pong from peer-tun \(100\.64\.\d+\.\d+\) via relay in \d+ ms/);
 
+    // --accept-routes: a peer's approved subnet route is routed into trellis0, and taken out again.
+    const subnet = "10.77.252.0/24";
+    await peer("peer-subnet", [subnet]);
+    const [router] = await machines("peer-subnet");
+    const approve = await api(url, await admin(), "POST", `/api/v1/machines/${router!.id}/routes`, {
+      routes: [subnet],
+    });
+    expect(approve.status).toBe(200);
+    const route = () =>
+      execFileSync("ip", ["-n", nsName, "route", "show", subnet], { encoding: "utf8" }).trim();
+    expect(route()).toBe("");
+    const accept = await cli(["set", "--accept-routes", "--state-dir", dir], nsName);
+    expect(accept.code, accept.stderr).toBe(0);
+    expect(accept.stdout).toContain("accept routes:     yes");
+    await until("the peer's route on trellis0", () => route().includes("dev trellis0"));
+    const st = JSON.parse((await cli(["status", "--json", "--state-dir", dir], nsName)).stdout) as {
+      acceptedRoutes: { routes: string[]; error: string | null };
+    };
+    expect(st.acceptedRoutes).toEqual({ routes: [subnet], error: null });
+    const off = await cli(["set", "--accept-routes=false", "--state-dir", dir], nsName);
+    expect(off.code, off.stderr).toBe(0);
+    expect(route()).toBe("");
+
     const down = await cli(["down", "--state-dir", dir], nsName);
     expect(down.code).toBe(0);
     const links = execFileSync("ip", ["-n", nsName, "-o", "link", "show"], { encoding: "utf8" });
@@ -411,20 +543,8 @@ describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespac
     expect(up.stdout).toContain(`awaiting approval in the console: ${lanPrefix}`);
 
     // An admin approves the route in the console's API.
-    const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
-    const setup = await api(url, null, "POST", "/api/setup", {
-      token,
-      email: "ada@example.com",
-      name: "Ada",
-      password: "correct horse battery staple",
-    });
-    expect(setup.status).toBe(201);
-    const admin = { cookie: await login(url, "ada@example.com", "correct horse battery staple") };
-    const machines = await api(url, admin, "GET", "/api/v1/machines?q=gw-router");
-    const machine = (machines.body.items as { id: string; name: string }[]).find(
-      (m) => m.name === "gw-router",
-    )!;
-    const approved = await api(url, admin, "POST", `/api/v1/machines/${machine.id}/routes`, {
+    const [machine] = await machines("gw-router");
+    const approved = await api(url, await admin(), "POST", `/api/v1/machines/${machine!.id}/routes`, {
       routes: [lanPrefix],
     });
     expect(approved.status).toBe(200);

@@ -19,9 +19,15 @@ const USAGE = `usage: trellis <command> [options]
 
 commands:
   up --login-server URL [--auth-key KEY|file:PATH] [--hostname H]
-     [--advertise-routes CIDR,…] [--userspace [--forward-tcp PORT,…]] [--tun NAME]
+     [--advertise-routes CIDR,…] [--advertise-exit-node] [--accept-routes]
+     [--userspace [--forward-tcp PORT,…]] [--tun NAME]
                               join the tailnet: starts the daemon if none runs, registers
-                              (the auth key also from TRELLIS_AUTH_KEY), waits for the map
+                              (the auth key also from TRELLIS_AUTH_KEY), waits for the map;
+                              every setting not given goes back to its default
+  set [--hostname H] [--advertise-routes CIDR,…] [--advertise-exit-node[=false]]
+      [--accept-routes[=false]]
+                              change only the settings given on the running node (no new
+                              machine; an empty --advertise-routes= withdraws them all)
   down                        stop the node (the daemon keeps running)
   status [--json]             this node, its peers (path, RTT, bytes, handshake) and drops
   ping PEER [--timeout S]     ICMP echo to a peer by name or address, with the path taken

@@ -5,14 +5,17 @@ import { parseArgs } from "node:util";
 import { createLogger } from "@trellis/log";
 import { ensureDaemon, DaemonConnectionError, request } from "./daemon/client";
 import { Daemon } from "./daemon/daemon";
-import type { Request, Response, Status } from "./daemon/protocol";
+import type { Request, Response, SetPrefs, Status } from "./daemon/protocol";
+import { parseRouteList, RouteListError } from "./daemon/routes";
 
 type Out = (s: string) => void;
 
-export const DAEMON_COMMANDS = ["daemon", "up", "down", "status", "ping", "logout"] as const;
+export const DAEMON_COMMANDS = ["daemon", "up", "set", "down", "status", "ping", "logout"] as const;
 
 /** How long `up` waits for registration and the first map (the daemon's own bound). */
 const UP_WAIT_MS = 30_000;
+/** How long the daemon waits for the map to show what `set` changed (its default). */
+const SET_WAIT_MS = 10_000;
 
 class UsageError extends Error {}
 
@@ -33,6 +36,51 @@ function parse(
   }
 }
 
+/** The settings up and set share: what the node registers and which routes it takes. */
+const PREF_OPTIONS = {
+  hostname: { type: "string" },
+  "advertise-routes": { type: "string" },
+} as const satisfies Options;
+/** Boolean settings, which also take =true and =false (`--accept-routes=false` turns it off), as Tailscale's. */
+const PREF_SWITCHES = ["accept-routes", "advertise-exit-node"] as const;
+type Switch = (typeof PREF_SWITCHES)[number];
+
+/**
+ * Take `--NAME`, `--NAME=true` and `--NAME=false` of the boolean settings
+ * out of `args` (node:util's parseArgs has no --flag=false); the rest is
+ * parsed as usual.
+ */
+function takeSwitches(
+  cmd: string,
+  args: string[],
+): { rest: string[]; switches: Partial<Record<Switch, boolean>> } {
+  const switches: Partial<Record<Switch, boolean>> = {};
+  const rest: string[] = [];
+  for (const arg of args) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    const name = PREF_SWITCHES.find((n) => n === m?.[1]);
+    if (!m || !name) {
+      rest.push(arg);
+      continue;
+    }
+    const v = m[2] ?? "true";
+    if (v !== "true" && v !== "false")
+      throw new UsageError(`trellis ${cmd}: --${name} is true or false, not "${v}"`);
+    switches[name] = v === "true";
+  }
+  return { rest, switches };
+}
+
+/** `--advertise-routes` through the one route parser (routes.ts), as a usage error when bad. */
+function routesFlag(cmd: string, value: string | undefined): string[] {
+  try {
+    return parseRouteList(value ?? "");
+  } catch (e) {
+    if (e instanceof RouteListError) throw new UsageError(`trellis ${cmd}: --advertise-routes: ${e.message}`);
+    throw e;
+  }
+}
+
 /** Run a daemon command; the exit code: 0 done, 1 failed, 2 usage error. */
 export async function runDaemonCommand(
   cmd: (typeof DAEMON_COMMANDS)[number],
@@ -49,12 +97,12 @@ export async function runDaemonCommand(
         return await daemon(values["state-dir"] as string, err);
       }
       case "up": {
-        const { values } = parse(cmd, args, {
+        const { rest, switches } = takeSwitches(cmd, args);
+        const { values } = parse(cmd, rest, {
           ...stateDir,
+          ...PREF_OPTIONS,
           "login-server": { type: "string" },
           "auth-key": { type: "string" },
-          hostname: { type: "string" },
-          "advertise-routes": { type: "string" },
           userspace: { type: "boolean", default: false },
           tun: { type: "string" },
           "forward-tcp": { type: "string" },
@@ -67,7 +115,9 @@ export async function runDaemonCommand(
           prefs: {
             loginServer: server.replace(/\/+$/, ""),
             hostname: (values.hostname as string | undefined) ?? osHostname(),
-            advertiseRoutes: list(values["advertise-routes"] as string | undefined),
+            advertiseRoutes: routesFlag(cmd, values["advertise-routes"] as string | undefined),
+            advertiseExitNode: switches["advertise-exit-node"] ?? false,
+            acceptRoutes: switches["accept-routes"] ?? false,
             userspace: values.userspace as boolean,
             ...(values.tun ? { tun: values.tun as string } : {}),
             forwardTcp: list(values["forward-tcp"] as string | undefined).map((p) => {
@@ -92,6 +142,30 @@ export async function runDaemonCommand(
         if (!res.ok) return failed(cmd, res, err);
         if (!("status" in res)) return unexpected(cmd, err);
         printUp(res.status, out);
+        return 0;
+      }
+      case "set": {
+        const { rest, switches } = takeSwitches(cmd, args);
+        const { values } = parse(cmd, rest, { ...stateDir, ...PREF_OPTIONS });
+        const hostname = values.hostname as string | undefined;
+        const routes = values["advertise-routes"] as string | undefined;
+        const prefs: SetPrefs = {
+          ...(hostname !== undefined ? { hostname } : {}),
+          ...(routes !== undefined ? { advertiseRoutes: routesFlag(cmd, routes) } : {}),
+          ...(switches["advertise-exit-node"] !== undefined
+            ? { advertiseExitNode: switches["advertise-exit-node"] }
+            : {}),
+          ...(switches["accept-routes"] !== undefined ? { acceptRoutes: switches["accept-routes"] } : {}),
+        };
+        if (Object.keys(prefs).length === 0) {
+          throw new UsageError(
+            "trellis set: give a setting to change: --hostname, --advertise-routes, --accept-routes, --advertise-exit-node",
+          );
+        }
+        const res = await request(values["state-dir"] as string, { op: "set", prefs }, SET_WAIT_MS + 20_000);
+        if (!res.ok) return failed(cmd, res, err);
+        if (!("status" in res)) return unexpected(cmd, err);
+        printSet(res.status, out);
         return 0;
       }
       case "down":
@@ -210,6 +284,23 @@ function printUp(s: Status, out: Out): void {
   }
 }
 
+/** What `set` left in force, and what still waits for an admin. */
+function printSet(s: Status, out: Out): void {
+  const p = s.prefs;
+  if (!p) return;
+  out(`Settings of ${s.self?.name ?? p.hostname} (hostname ${p.hostname}):\n`);
+  out(`  advertised routes: ${p.advertiseRoutes.join(", ") || "none"}\n`);
+  out(`  exit node:         ${p.advertiseExitNode ? "advertised" : "not advertised"}\n`);
+  out(
+    `  accept routes:     ${p.acceptRoutes ? (s.mode === "tun" ? "yes" : "yes (takes effect in TUN mode only)") : "no"}\n`,
+  );
+  const waiting = s.advertisedRoutes.filter((r) => !s.approvedRoutes.includes(r));
+  if (waiting.length) {
+    out(`  awaiting approval in the console: ${waiting.join(", ")}\n`);
+    out(`    approve them at ${s.loginServer}/machines\n`);
+  }
+}
+
 function ago(ms: number | null): string {
   if (ms === null) return "never";
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
@@ -241,6 +332,11 @@ export function formatStatus(s: Status): string {
   }
   const waiting = s.advertisedRoutes.filter((r) => !s.approvedRoutes.includes(r));
   if (waiting.length) lines.push(`routes ${waiting.join(", ")} await approval in the console`);
+  if (s.acceptedRoutes?.routes.length || s.acceptedRoutes?.error) {
+    lines.push(
+      `routes ${s.acceptedRoutes.routes.join(", ") || "none"} of peers accepted${s.acceptedRoutes.error ? ` (error: ${s.acceptedRoutes.error})` : ""}`,
+    );
+  }
   const drops = Object.entries(s.drops);
   if (drops.length) lines.push(`drops  ${drops.map(([k, v]) => `${k}=${v}`).join(" ")}`);
   return `${lines.join("\n")}\n`;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -70,6 +70,35 @@ describe("trellis daemon socket", () => {
       ok: false,
       error: { code: "not_logged_in" },
     });
+  });
+
+  it("refuses set when the node is not logged in, or down, and set requests that are not valid", async () => {
+    expect(await request(dir, { op: "set", prefs: { acceptRoutes: true } }, 5000)).toMatchObject({
+      ok: false,
+      error: { code: "not_logged_in", message: "this node is not logged in (run trellis up first)" },
+    });
+    const prefs = { loginServer: "http://127.0.0.1:9", hostname: "gw" };
+    writeFileSync(join(dir, "prefs.json"), JSON.stringify({ version: 1, prefs, wantRunning: false }));
+    try {
+      const down = await request(dir, { op: "set", prefs: { hostname: "other" } }, 5000);
+      expect(down).toMatchObject({ ok: false, error: { code: "not_running" } });
+      expect(!down.ok && down.error.message).toMatch(/the node is down: trellis up brings it up/);
+      // A prefs file of an older daemon (no acceptRoutes, advertiseExitNode) still reads, with defaults.
+      expect(await request(dir, { op: "status" }, 5000)).toMatchObject({
+        ok: true,
+        status: { prefs: { ...prefs, acceptRoutes: false, advertiseExitNode: false, advertiseRoutes: [] } },
+      });
+    } finally {
+      rmSync(join(dir, "prefs.json"));
+    }
+    const bad = JSON.parse(
+      await raw(
+        `${JSON.stringify({ op: "set", prefs: { advertiseRoutes: ["nope"], loginServer: "http://x" } })}\n`,
+      ),
+    );
+    expect(bad).toMatchObject({ ok: false, error: { code: "bad_request" } });
+    expect(bad.error.message).toMatch(/prefs\.advertiseRoutes\.0: must be a CIDR prefix/);
+    expect(bad.error.message).toMatch(/loginServer/);
   });
 
   it("refuses to start a second daemon on the same state directory", async () => {

@@ -11,14 +11,17 @@ import { z } from "zod";
 import { ControlClient, ControlRequestError, type NodeEngine, type TcpConnection } from "@trellis/client";
 import { forwardToSocket, NodeIdentity, nodeEngine } from "@trellis/client/node";
 import type { Logger } from "@trellis/log";
+import type { RegisterRequest } from "@trellis/proto/node";
 import { SubnetRouter, subnetRoutes } from "./forwarding";
 import { HostError, TunPacketDevice } from "./host";
+import { acceptedRoutes, PeerRoutes, routableIPs } from "./routes";
 import {
   type ErrorBody,
   MAX_REQUEST_BYTES,
   PID_NAME,
   Request,
   type Response,
+  type SetPrefs,
   SOCKET_NAME,
   type Status,
   UpPrefs,
@@ -38,6 +41,11 @@ const PrefsFile = z.object({
   wantRunning: z.boolean(),
 });
 type PrefsFile = z.infer<typeof PrefsFile>;
+
+/** What a node with these prefs registers (os is always linux: the daemon runs on Linux). */
+function registration(prefs: UpPrefs): RegisterRequest {
+  return { hostname: prefs.hostname, os: "linux", routableIPs: routableIPs(prefs) };
+}
 
 /** A request the daemon refuses or cannot carry out; `code` goes to the CLI. */
 export class DaemonError extends Error {
@@ -86,10 +94,14 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 interface Session {
   prefs: UpPrefs;
+  /** What the engine registers on each connection (set changes it). */
+  register: RegisterRequest;
   engine: NodeEngine;
   device: TunPacketDevice | null;
   /** TUN mode: IP forwarding and masquerade for the approved advertised routes. */
   router: SubnetRouter | null;
+  /** TUN mode: peers' subnet routes routed into the device (--accept-routes). */
+  peerRoutes: PeerRoutes | null;
   stopForwards: (() => void)[];
   /** The first map arrived (and, in TUN mode, the device is configured). */
   ready: boolean;
@@ -227,6 +239,8 @@ export class Daemon {
           ok: true,
           status: await this.up(req.prefs, req.authKey, req.waitMs),
         }));
+      case "set":
+        return this.exclusive(async () => ({ ok: true, status: await this.set(req.prefs, req.waitMs) }));
       case "down":
         return this.exclusive(async () => {
           await this.down(false);
@@ -279,7 +293,7 @@ export class Daemon {
     }
     const identity = NodeIdentity.loadOrCreate(this.opts.stateDir);
     const control = new ControlClient({ baseUrl: prefs.loginServer, key: identity });
-    const register = { hostname: prefs.hostname, os: "linux", routableIPs: prefs.advertiseRoutes };
+    const register = registration(prefs);
     // Register once here, so that a bad key or an unreachable server is the answer
     // to this `up`; the engine then re-registers the known key on each connection.
     try {
@@ -305,45 +319,50 @@ export class Daemon {
         this.log.warn({ err: err.message }, "TUN device error"),
       );
     }
+    let session: Session | null = null;
     const engine = nodeEngine({
       baseUrl: prefs.loginServer,
       privateKey: identity.privateKeyBytes(),
-      register,
+      register: () => session?.register ?? register,
       packets: device ?? undefined,
       log: (msg, detail) => this.log.info(detail ?? {}, msg),
     });
-    const router = device ? new SubnetRouter(device.name, this.log) : null;
-    const session: Session = { prefs, engine, device, router, stopForwards: [], ready: false, error: null };
+    session = {
+      prefs,
+      register,
+      engine,
+      device,
+      router: device ? new SubnetRouter(device.name, this.log) : null,
+      peerRoutes: device ? new PeerRoutes(device.name, this.log) : null,
+      stopForwards: [],
+      ready: false,
+      error: null,
+    };
     this.session = session;
     this.writePrefs({ version: 1, prefs, wantRunning: true });
     device?.onPackets((p) => engine.sendPackets(p));
     for (const port of prefs.userspace ? prefs.forwardTcp : []) {
       session.stopForwards.push(engine.listenTcp(port, (c) => this.forward(c, port)));
     }
+    const current = session;
     const started = engine.start().then(async () => {
       const self = engine.netmap!.node;
       if (device) await device.configure(self.addresses);
-      session.ready = true;
-      if (router) {
-        // Serve what the map approves, now and whenever it changes (errors land in status).
-        const sync = () => {
-          const node = engine.netmap?.node;
-          if (node && this.session === session) {
-            router.update(subnetRoutes(node.advertisedRoutes, node.approvedRoutes)).catch(() => undefined);
-          }
-        };
-        engine.onStatus(sync);
-        sync();
+      current.ready = true;
+      if (device) {
+        // Serve what the map approves and route what peers serve, now and whenever it changes.
+        engine.onStatus(() => void this.syncRoutes(current));
+        await this.syncRoutes(current);
       }
       this.log.info({ name: self.name, addresses: self.addresses }, "up");
     });
     started.catch((err: unknown) => {
-      session.error = err instanceof Error ? err.message : String(err);
-      this.log.error({ err: session.error }, "the node engine stopped");
+      current.error = err instanceof Error ? err.message : String(err);
+      this.log.error({ err: current.error }, "the node engine stopped");
     });
     void engine.done.then((s) => {
-      if (s.phase === "failed") session.error = s.error.message;
-      if (s.phase === "ended") session.error = `the control server ended this node: ${s.reason}`;
+      if (s.phase === "failed") current.error = s.error.message;
+      if (s.phase === "ended") current.error = `the control server ended this node: ${s.reason}`;
     });
     try {
       await withTimeout(started, waitMs, `waiting for the first map from ${prefs.loginServer}`);
@@ -352,6 +371,82 @@ export class Daemon {
       throw new DaemonError("engine", (err as Error).message, { cause: err });
     }
     return this.status();
+  }
+
+  /**
+   * TUN mode: the subnet routes this node serves and the peers' routes it
+   * accepts, as the map and the prefs say now. Failures land in status (the
+   * router and the route table keep the error), so they are not thrown.
+   */
+  private async syncRoutes(s: Session): Promise<void> {
+    const map = s.engine.netmap;
+    if (!map || !s.ready || this.session !== s) return;
+    await Promise.all([
+      s.router?.update(subnetRoutes(map.node.advertisedRoutes, map.node.approvedRoutes)),
+      s.peerRoutes?.update(s.prefs.acceptRoutes ? acceptedRoutes(map) : []),
+    ]).catch(() => undefined);
+  }
+
+  /**
+   * Change some prefs of the running node: what the control server keeps
+   * (hostname, advertised routes) by registering the known key again, which
+   * creates no machine; the rest here. Persisted only once the server took
+   * them. Answers when the map shows them, or after `waitMs` with whatever
+   * it shows.
+   */
+  private async set(changes: SetPrefs, waitMs: number): Promise<Status> {
+    if (this.stopping) throw new DaemonError("stopping", "the daemon is shutting down");
+    const s = this.session;
+    if (!s) {
+      throw this.readPrefs().prefs
+        ? new DaemonError(
+            "not_running",
+            "the node is down: trellis up brings it up, with the settings it is given",
+          )
+        : new DaemonError("not_logged_in", "this node is not logged in (run trellis up first)");
+    }
+    const given = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+    const prefs = UpPrefs.parse({ ...s.prefs, ...given });
+    const register = registration(prefs);
+    if (JSON.stringify(register) !== JSON.stringify(s.register)) {
+      const control = new ControlClient({
+        baseUrl: prefs.loginServer,
+        key: NodeIdentity.loadOrCreate(this.opts.stateDir),
+      });
+      try {
+        await withTimeout(control.register(register), CONTROL_CALL_MS, `registering at ${prefs.loginServer}`);
+      } catch (err) {
+        throw controlFailure("the new settings", prefs.loginServer, err);
+      }
+      s.register = register;
+    }
+    s.prefs = prefs;
+    this.writePrefs({ version: 1, prefs, wantRunning: true });
+    this.log.info({ changes: given }, "settings changed");
+    await this.syncRoutes(s);
+    if (s.ready) await this.mapShows(s, register, waitMs);
+    return this.status();
+  }
+
+  /** Wait up to `ms` for the map to carry what the node registered (the server sends it on every change). */
+  private mapShows(s: Session, reg: RegisterRequest, ms: number): Promise<void> {
+    const shows = () => {
+      const node = s.engine.netmap?.node;
+      return (
+        node?.hostname === reg.hostname &&
+        JSON.stringify(node.advertisedRoutes) === JSON.stringify(reg.routableIPs)
+      );
+    };
+    return new Promise((resolve) => {
+      if (shows()) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        off();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      const off = s.engine.onStatus(() => shows() && done());
+    });
   }
 
   /** Userspace mode: carry a tailnet TCP connection to the same port on 127.0.0.1. */
@@ -431,6 +526,8 @@ export class Daemon {
       self: null,
       advertisedRoutes: [],
       approvedRoutes: [],
+      prefs: s?.prefs ?? saved.prefs,
+      acceptedRoutes: null,
       forwarding: null,
       relay: { region: null, connected: false, latencyMs: null },
       peers: [],
@@ -449,6 +546,7 @@ export class Daemon {
       self: st.self ? { name: st.self.name, dnsName: st.self.dnsName, addresses: st.self.addresses } : null,
       advertisedRoutes: node?.advertisedRoutes ?? [],
       approvedRoutes: node?.approvedRoutes ?? [],
+      acceptedRoutes: s.peerRoutes ? { routes: [...s.peerRoutes.routes], error: s.peerRoutes.error } : null,
       forwarding: s.router ? { routes: [...s.router.routes], error: s.router.error } : null,
       relay: st.relay,
       peers: st.peers.map((p) => ({
