@@ -3,9 +3,9 @@
 // Node-engine peer in this process reaching it. Userspace mode runs anywhere;
 // TUN mode runs as root inside a network namespace this test creates (the
 // kernel there answers the peer's pings through the TUN device).
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -585,5 +585,72 @@ describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespac
       "trellis0",
     );
     expect(forwarding()).toBe("0");
+  });
+});
+
+/** A free TCP port on 127.0.0.1 (free when asked; the daemon takes it right after). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe("trellis daemon as its systemd unit runs it: --metrics", () => {
+  it("serves Prometheus metrics of the running node at /metrics, and nothing else", async () => {
+    const dir = stateDir();
+    const port = await freePort();
+    const log = openSync(join(dir, "daemon.out"), "a");
+    // As gateway/packaging/trellis.service does, but unprivileged: the daemon first, then up.
+    const child = spawn(TRELLIS, ["daemon", "--state-dir", dir, "--metrics", `127.0.0.1:${port}`], {
+      stdio: ["ignore", log, log],
+    });
+    closeSync(log);
+    try {
+      await until("the daemon's socket", async () => (await cli(["status", "--state-dir", dir])).code === 0);
+      const up = await cli([
+        "up",
+        "--login-server",
+        url,
+        "--auth-key",
+        `file:${keyFile}`,
+        "--hostname",
+        "gw-metrics",
+        "--userspace",
+        "--state-dir",
+        dir,
+      ]);
+      expect(up.code, up.stderr).toBe(0);
+      expect(up.stderr).not.toMatch(/started the daemon/);
+      const p = await peer("peer-metrics");
+      await until("a ping reply from the gateway", () =>
+        p.ping("gw-metrics", { timeoutMs: 3000 }).catch(() => null),
+      );
+
+      const base = `http://127.0.0.1:${port}`;
+      const text = await until("the peer's bytes in /metrics", async () => {
+        const res = await fetch(`${base}/metrics`);
+        expect(res.status).toBe(200);
+        expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+        const t = await res.text();
+        return /^trellis_peer_rx_bytes_total\{peer="peer-metrics"\} [1-9]/m.test(t) ? t : null;
+      });
+      expect(text).toContain('trellis_node_state{state="running"} 1');
+      expect(text).toContain('trellis_control_state{state="connected"} 1');
+      expect(text).toContain("trellis_relay_connected 1");
+      expect(text).toMatch(/^trellis_peer_path\{peer="peer-metrics",path="(relay|direct)"\} 1$/m);
+      expect(text).toMatch(/^trellis_peer_tx_bytes_total\{peer="peer-metrics"\} [1-9]/m);
+      const hs = Number(
+        /^trellis_peer_last_handshake_seconds\{peer="peer-metrics"\} (\S+)$/m.exec(text)?.[1],
+      );
+      expect(Math.abs(hs - Date.now() / 1000)).toBeLessThan(120);
+      expect(text).toContain("# TYPE trellis_drops_total counter");
+      expect(text).toContain("# TYPE trellis_process_cpu_seconds_total counter");
+      expect((await fetch(`${base}/`)).status).toBe(404);
+      expect((await fetch(`${base}/debug/pprof`)).status).toBe(404);
+    } finally {
+      child.kill("SIGTERM");
+    }
   });
 });

@@ -32,7 +32,10 @@ commands:
   status [--json]             this node, its peers (path, RTT, bytes, handshake) and drops
   ping PEER [--timeout S]     ICMP echo to a peer by name or address, with the path taken
   logout                      log out at the control server and forget this node's key
-  daemon                      run the node daemon in the foreground (up starts it for you)
+  daemon [--socket-group G] [--metrics HOST:PORT]
+                              run the node daemon in the foreground (up starts it for you);
+                              --socket-group lets group G use its socket (0660),
+                              --metrics serves Prometheus metrics at http://HOST:PORT/metrics
   version                     print the version
   key [--state-dir DIR]       print this node's public key (creating the key on first use)
   policy check FILE           check a policy file (HuJSON) and run its tests
@@ -44,8 +47,8 @@ commands:
 Every command but policy takes --state-dir DIR. The state directory (default
 ${DEFAULT_STATE_DIR}, or TRELLIS_STATE_DIR) holds the node's private key (node.key,
 mode 0600; it never leaves this machine), prefs.json, the daemon's socket
-trellisd.sock (0600) and, when up started it, its log trellisd.log. TUN mode
-(the default) needs root; --userspace needs none.
+trellisd.sock (0600, or 0660 with --socket-group) and, when up started it, its
+log trellisd.log. TUN mode (the default) needs root; --userspace needs none.
 `;
 
 /** Like run, for every command: the daemon's commands are asynchronous. */

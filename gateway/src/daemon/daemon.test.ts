@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -105,5 +106,56 @@ describe("trellis daemon socket", () => {
     await expect(
       Daemon.start({ stateDir: dir, log: createLogger("trellisd-test", "silent") }),
     ).rejects.toThrow(/already listens/);
+  });
+});
+
+/** The gid of a group other than ours, to hand the socket to (only root may). */
+function otherGroup(): { name: string; gid: number } | null {
+  if (process.getuid?.() !== 0) return null;
+  try {
+    const [name, , gid] = execFileSync("getent", ["group", "nogroup"], { encoding: "utf8" }).split(":");
+    return { name: name!, gid: Number(gid) };
+  } catch {
+    return null;
+  }
+}
+const group = otherGroup();
+
+describe("trellis daemon --socket-group", () => {
+  const start = async (socketGroup: string) => {
+    const d = mkdtempSync(join(tmpdir(), "trellisd-group-"));
+    const daemon = await Daemon.start({
+      stateDir: d,
+      log: createLogger("trellisd-test", "silent"),
+      socketGroup,
+    });
+    return { d, daemon };
+  };
+
+  it.skipIf(!group)("lets the group use the socket (0660) and reach it (state directory 0710)", async () => {
+    const { d, daemon } = await start(group!.name);
+    try {
+      const sock = statSync(daemon.socketPath);
+      expect(sock.mode & 0o777).toBe(0o660);
+      expect(sock.gid).toBe(group!.gid);
+      const dir = statSync(d);
+      expect(dir.mode & 0o777).toBe(0o710);
+      expect(dir.gid).toBe(group!.gid);
+      expect(await request(d, { op: "status" }, 5000)).toMatchObject({ ok: true });
+    } finally {
+      await daemon.stop();
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps the socket 0600 when there is no such group", async () => {
+    const { d, daemon } = await start("trellis-no-such-group");
+    try {
+      expect(statSync(daemon.socketPath).mode & 0o777).toBe(0o600);
+      expect(statSync(d).mode & 0o777).toBe(0o700);
+    } finally {
+      await daemon.stop();
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });

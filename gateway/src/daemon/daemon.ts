@@ -4,7 +4,17 @@
 // the engine has no userspace stack and a TUN device carries its packets to
 // and from the kernel; in userspace mode (--userspace) its own stack is the
 // node's host, reachable by ping and by TCP to forwarded ports.
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
@@ -111,6 +121,28 @@ interface Session {
 export interface DaemonOptions {
   stateDir: string;
   log: Logger;
+  /**
+   * A group whose members may use the socket as its owner does (mode 0660,
+   * and the state directory 0710 so they can reach it). Without it, or when
+   * no such group exists, the socket is 0600: the daemon's user only.
+   */
+  socketGroup?: string;
+}
+
+/** The gid of a group name (NSS, through getent) or number; null when there is no such group. */
+function groupId(group: string): number | null {
+  if (/^\d+$/.test(group)) return Number(group);
+  try {
+    const line = execFileSync("getent", ["group", group], { encoding: "utf8", timeout: 5000 });
+    const gid = Number(line.split(":")[2]);
+    return Number.isInteger(gid) ? gid : null;
+  } catch (err) {
+    // getent exits 2 for an unknown name; anything else (no getent) is an error worth seeing.
+    if ((err as { status?: number }).status === 2) return null;
+    throw new DaemonError("bad_group", `cannot look up the group ${group}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
 }
 
 export class Daemon {
@@ -159,8 +191,19 @@ export class Daemon {
     }
     const server = createServer((sock) => this.serve(sock));
     server.maxConnections = MAX_CLIENTS;
-    // The socket is created 0600 (no window in which others could connect), then checked.
-    const umask = process.umask(0o177);
+    const group = this.opts.socketGroup;
+    const gid = group === undefined ? null : groupId(group);
+    if (group !== undefined && gid === null)
+      this.log.warn({ group }, "no such group: the socket stays 0600 (the daemon's user only)");
+    if (gid !== null) {
+      // Members reach the socket through the state directory, and list nothing in it.
+      chownSync(this.opts.stateDir, -1, gid);
+      chmodSync(this.opts.stateDir, 0o710);
+    }
+    const mode = gid === null ? 0o600 : 0o660;
+    // The socket is created with its final mode (no window in which others could connect),
+    // owned by the daemon's group until the chown below, then checked.
+    const umask = process.umask(0o777 & ~mode);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -172,7 +215,8 @@ export class Daemon {
     } finally {
       process.umask(umask);
     }
-    chmodSync(this.socketPath, 0o600);
+    if (gid !== null) chownSync(this.socketPath, -1, gid);
+    chmodSync(this.socketPath, mode);
     server.on("error", (err) => this.log.error({ err: err.message }, "socket server error"));
     this.server = server;
   }

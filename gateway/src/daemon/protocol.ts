@@ -1,6 +1,7 @@
 // The local protocol between the `trellis` CLI and `trellis daemon`: JSON
 // lines over a Unix socket (`<state-dir>/trellisd.sock`, mode 0600, so only
-// the daemon's user — root on a gateway — may talk to it). A client sends one
+// the daemon's user — root on a gateway — may talk to it; 0660 for the group
+// of --socket-group, as the systemd unit runs it). A client sends one
 // request line and reads one response line; both are validated here, both are
 // bounded. Secrets (the pre-auth key) travel only this way, never in argv.
 import { z } from "zod";
