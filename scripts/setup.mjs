@@ -234,6 +234,18 @@ export async function ensureWebBuild() {
   stamp(stampFile, hash);
 }
 
+/**
+ * What the gateway's daemon needs (gateway/packaging/install.sh): the
+ * dependencies, the TUN addon and the committed WASM; no database client and
+ * no web build.
+ */
+export async function setupGateway() {
+  checkNode();
+  await ensureInstall();
+  ensureNative();
+  ensureWasm();
+}
+
 /** Everything `npm start` and `npm test` need before they run. */
 export async function setupAll() {
   checkNode();
@@ -247,8 +259,11 @@ export async function setupAll() {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const only = process.argv.indexOf("--only");
   try {
-    if (only > 0 && process.argv[only + 1] === "generate") await ensureGenerate();
-    else await setupAll();
+    const what = only > 0 ? process.argv[only + 1] : undefined;
+    if (what === "generate") await ensureGenerate();
+    else if (what === "gateway") await setupGateway();
+    else if (what === undefined) await setupAll();
+    else throw new Error(`--only takes generate or gateway, not ${what}`);
   } catch (err) {
     say(err instanceof Error ? err.message : String(err));
     process.exit(1);

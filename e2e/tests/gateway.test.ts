@@ -3,9 +3,9 @@
 // Node-engine peer in this process reaching it. Userspace mode runs anywhere;
 // TUN mode runs as root inside a network namespace this test creates (the
 // kernel there answers the peer's pings through the TUN device).
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { execFileSync, spawn } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,8 +14,8 @@ import { nodeEngine } from "@trellis/client/node";
 import type { NodeEngine } from "@trellis/client";
 import { openDatabase, type Database } from "@trellis/db";
 import { generateKeyPair } from "@trellis/proto/keyfile";
-import { api, login } from "../src/console";
-import { cli, stopDaemon } from "../src/gateway";
+import { api, login, type Caller } from "../src/console";
+import { cli, stopDaemon, TRELLIS } from "../src/gateway";
 import { canUseNetns, topologyIds } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until as untilWithin } from "../src/wait";
@@ -135,11 +135,42 @@ afterAll(async () => {
   if (errors.length) throw new AggregateError(errors, "cleanup failed");
 }, 60_000);
 
-async function peer(hostname: string): Promise<NodeEngine> {
+let adminCaller: Promise<Caller> | undefined;
+/** The server's first admin, made once through the setup link (the link works once). */
+function admin(): Promise<Caller> {
+  adminCaller ??= (async () => {
+    const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
+    const setup = await api(url, null, "POST", "/api/setup", {
+      token,
+      email: "ada@example.com",
+      name: "Ada",
+      password: "correct horse battery staple",
+    });
+    expect(setup.status).toBe(201);
+    return { cookie: await login(url, "ada@example.com", "correct horse battery staple") };
+  })();
+  return adminCaller;
+}
+
+interface Machine {
+  id: string;
+  name: string;
+  hostname: string;
+  advertisedRoutes: string[];
+  exitNodeAdvertised: boolean;
+}
+/** The console's machines whose name starts with `name`. */
+async function machines(name: string): Promise<Machine[]> {
+  const r = await api(url, await admin(), "GET", `/api/v1/machines?q=${name}`);
+  expect(r.status).toBe(200);
+  return (r.body.items as Machine[]).filter((m) => m.name.startsWith(name));
+}
+
+async function peer(hostname: string, routableIPs: string[] = []): Promise<NodeEngine> {
   const e = nodeEngine({
     baseUrl: url,
     privateKey: generateKeyPair().privateKey,
-    register: { preAuthKey: readFileSync(keyFile, "utf8").trim(), hostname, os: "linux" },
+    register: { preAuthKey: readFileSync(keyFile, "utf8").trim(), hostname, os: "linux", routableIPs },
     webrtc: false,
   });
   engines.push(e);
@@ -227,6 +258,81 @@ describe("trellis up in userspace mode", () => {
     expect(entry.lastHandshake).not.toBeNull();
   });
 
+  it("set changes the running node's routes, exit node and hostname: the same machine, re-registered", async () => {
+    const [before] = await machines("gw-user");
+    expect(before).toMatchObject({ advertisedRoutes: ["10.77.250.0/24"], exitNodeAdvertised: false });
+    const set = await cli([
+      "set",
+      "--advertise-routes",
+      "10.77.250.0/24,10.77.251.0/24",
+      "--advertise-exit-node",
+      "--state-dir",
+      dir,
+    ]);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain("advertised routes: 10.77.250.0/24, 10.77.251.0/24");
+    expect(set.stdout).toContain("exit node:         advertised");
+    expect(set.stdout).toMatch(
+      /awaiting approval in the console: 0\.0\.0\.0\/0, 10\.77\.250\.0\/24, 10\.77\.251\.0\/24, ::\/0/,
+    );
+    // The console shows the new routes on the same machine; no other machine appeared.
+    const after = await machines("gw-user");
+    expect(after).toHaveLength(1);
+    expect(after[0]).toMatchObject({
+      id: before!.id,
+      name: "gw-user",
+      advertisedRoutes: ["0.0.0.0/0", "10.77.250.0/24", "10.77.251.0/24", "::/0"],
+      exitNodeAdvertised: true,
+    });
+    // The node's own map and its prefs (kept for the next daemon) say the same.
+    const s = JSON.parse((await cli(["status", "--json", "--state-dir", dir])).stdout) as {
+      state: string;
+      advertisedRoutes: string[];
+      prefs: { advertiseRoutes: string[]; advertiseExitNode: boolean; forwardTcp: number[] };
+    };
+    expect(s.state).toBe("running");
+    expect(s.advertisedRoutes).toEqual(after[0]!.advertisedRoutes);
+    expect(s.prefs).toMatchObject({
+      advertiseRoutes: ["10.77.250.0/24", "10.77.251.0/24"],
+      advertiseExitNode: true,
+    });
+    expect(s.prefs.forwardTcp).toHaveLength(1); // what set was not given stays
+    expect(JSON.parse(readFileSync(join(dir, "prefs.json"), "utf8")).prefs.advertiseExitNode).toBe(true);
+
+    // A route the server refuses changes nothing, and says why.
+    const refused = await cli(["set", "--advertise-routes", "100.64.0.0/24", "--state-dir", dir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/trellis set: the control server refused the new settings: .*tailnet/);
+    expect(JSON.parse(readFileSync(join(dir, "prefs.json"), "utf8")).prefs.advertiseRoutes).toEqual([
+      "10.77.250.0/24",
+      "10.77.251.0/24",
+    ]);
+
+    // Withdraw everything and rename: still the same machine (its DNS name stays).
+    const back = await cli([
+      "set",
+      "--advertise-routes=",
+      "--advertise-exit-node=false",
+      "--hostname",
+      "gw-user-renamed",
+      "--state-dir",
+      dir,
+    ]);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toContain("advertised routes: none");
+    expect(await machines("gw-user")).toMatchObject([
+      {
+        id: before!.id,
+        name: "gw-user",
+        hostname: "gw-user-renamed",
+        advertisedRoutes: [],
+        exitNodeAdvertised: false,
+      },
+    ]);
+    // The node still carries traffic: its engine kept running.
+    expect(await p.ping("gw-user", { timeoutMs: 5000 })).toMatchObject({ peer: "gw-user" });
+  });
+
   it("refuses a bad auth key with a clear message, and the daemon stays healthy", async () => {
     const other = stateDir();
     const bad = await cli([
@@ -269,6 +375,9 @@ describe("trellis up in userspace mode", () => {
     const s = JSON.parse((await cli(["status", "--json", "--state-dir", dir])).stdout) as { state: string };
     expect(s.state).toBe("stopped");
     expect((await cli(["ping", "peer-one", "--state-dir", dir])).stderr).toMatch(/not up/);
+    expect((await cli(["set", "--accept-routes", "--state-dir", dir])).stderr).toMatch(
+      /trellis set: the node is down: trellis up brings it up/,
+    );
     const logout = await cli(["logout", "--state-dir", dir]);
     expect(logout.code).toBe(0);
     expect(existsSync(join(dir, "node.key"))).toBe(false);
@@ -320,6 +429,29 @@ describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespac
     expect(ping.code, ping.stderr).toBe(0);
     expect(ping.stdout).toMatch(/^pong from peer-tun \(100\.64\.\d+\.\d+\) via relay in \d+ ms/);
 
+    // --accept-routes: a peer's approved subnet route is routed into trellis0, and taken out again.
+    const subnet = "10.77.252.0/24";
+    await peer("peer-subnet", [subnet]);
+    const [router] = await machines("peer-subnet");
+    const approve = await api(url, await admin(), "POST", `/api/v1/machines/${router!.id}/routes`, {
+      routes: [subnet],
+    });
+    expect(approve.status).toBe(200);
+    const route = () =>
+      execFileSync("ip", ["-n", nsName, "route", "show", subnet], { encoding: "utf8" }).trim();
+    expect(route()).toBe("");
+    const accept = await cli(["set", "--accept-routes", "--state-dir", dir], nsName);
+    expect(accept.code, accept.stderr).toBe(0);
+    expect(accept.stdout).toContain("accept routes:     yes");
+    await until("the peer's route on trellis0", () => route().includes("dev trellis0"));
+    const st = JSON.parse((await cli(["status", "--json", "--state-dir", dir], nsName)).stdout) as {
+      acceptedRoutes: { routes: string[]; error: string | null };
+    };
+    expect(st.acceptedRoutes).toEqual({ routes: [subnet], error: null });
+    const off = await cli(["set", "--accept-routes=false", "--state-dir", dir], nsName);
+    expect(off.code, off.stderr).toBe(0);
+    expect(route()).toBe("");
+
     const down = await cli(["down", "--state-dir", dir], nsName);
     expect(down.code).toBe(0);
     const links = execFileSync("ip", ["-n", nsName, "-o", "link", "show"], { encoding: "utf8" });
@@ -360,20 +492,8 @@ describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespac
     expect(up.stdout).toContain(`awaiting approval in the console: ${lanPrefix}`);
 
     // An admin approves the route in the console's API.
-    const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
-    const setup = await api(url, null, "POST", "/api/setup", {
-      token,
-      email: "ada@example.com",
-      name: "Ada",
-      password: "correct horse battery staple",
-    });
-    expect(setup.status).toBe(201);
-    const admin = { cookie: await login(url, "ada@example.com", "correct horse battery staple") };
-    const machines = await api(url, admin, "GET", "/api/v1/machines?q=gw-router");
-    const machine = (machines.body.items as { id: string; name: string }[]).find(
-      (m) => m.name === "gw-router",
-    )!;
-    const approved = await api(url, admin, "POST", `/api/v1/machines/${machine.id}/routes`, {
+    const [machine] = await machines("gw-router");
+    const approved = await api(url, await admin(), "POST", `/api/v1/machines/${machine!.id}/routes`, {
       routes: [lanPrefix],
     });
     expect(approved.status).toBe(200);
@@ -414,5 +534,72 @@ describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespac
       "trellis0",
     );
     expect(forwarding()).toBe("0");
+  });
+});
+
+/** A free TCP port on 127.0.0.1 (free when asked; the daemon takes it right after). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe("trellis daemon as its systemd unit runs it: --metrics", () => {
+  it("serves Prometheus metrics of the running node at /metrics, and nothing else", async () => {
+    const dir = stateDir();
+    const port = await freePort();
+    const log = openSync(join(dir, "daemon.out"), "a");
+    // As gateway/packaging/trellis.service does, but unprivileged: the daemon first, then up.
+    const child = spawn(TRELLIS, ["daemon", "--state-dir", dir, "--metrics", `127.0.0.1:${port}`], {
+      stdio: ["ignore", log, log],
+    });
+    closeSync(log);
+    try {
+      await until("the daemon's socket", async () => (await cli(["status", "--state-dir", dir])).code === 0);
+      const up = await cli([
+        "up",
+        "--login-server",
+        url,
+        "--auth-key",
+        `file:${keyFile}`,
+        "--hostname",
+        "gw-metrics",
+        "--userspace",
+        "--state-dir",
+        dir,
+      ]);
+      expect(up.code, up.stderr).toBe(0);
+      expect(up.stderr).not.toMatch(/started the daemon/);
+      const p = await peer("peer-metrics");
+      await until("a ping reply from the gateway", () =>
+        p.ping("gw-metrics", { timeoutMs: 3000 }).catch(() => null),
+      );
+
+      const base = `http://127.0.0.1:${port}`;
+      const text = await until("the peer's bytes in /metrics", async () => {
+        const res = await fetch(`${base}/metrics`);
+        expect(res.status).toBe(200);
+        expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+        const t = await res.text();
+        return /^trellis_peer_rx_bytes_total\{peer="peer-metrics"\} [1-9]/m.test(t) ? t : null;
+      });
+      expect(text).toContain('trellis_node_state{state="running"} 1');
+      expect(text).toContain('trellis_control_state{state="connected"} 1');
+      expect(text).toContain("trellis_relay_connected 1");
+      expect(text).toMatch(/^trellis_peer_path\{peer="peer-metrics",path="(relay|direct)"\} 1$/m);
+      expect(text).toMatch(/^trellis_peer_tx_bytes_total\{peer="peer-metrics"\} [1-9]/m);
+      const hs = Number(
+        /^trellis_peer_last_handshake_seconds\{peer="peer-metrics"\} (\S+)$/m.exec(text)?.[1],
+      );
+      expect(Math.abs(hs - Date.now() / 1000)).toBeLessThan(120);
+      expect(text).toContain("# TYPE trellis_drops_total counter");
+      expect(text).toContain("# TYPE trellis_process_cpu_seconds_total counter");
+      expect((await fetch(`${base}/`)).status).toBe(404);
+      expect((await fetch(`${base}/debug/pprof`)).status).toBe(404);
+    } finally {
+      child.kill("SIGTERM");
+    }
   });
 });

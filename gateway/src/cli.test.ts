@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { run } from "./cli";
+import { main, run } from "./cli";
 
 function capture(argv: string[]) {
   let out = "";
@@ -38,6 +38,58 @@ describe("trellis CLI", () => {
 
   it("rejects unknown options", () => {
     expect(() => capture(["key", "--bogus"])).toThrow(/bogus/);
+  });
+});
+
+describe("trellis set", () => {
+  const dir = mkdtempSync(join(tmpdir(), "trellis-set-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  async function cli(argv: string[]) {
+    let out = "";
+    let err = "";
+    const code = await main(
+      argv,
+      (s) => (out += s),
+      (s) => (err += s),
+    );
+    return { code, out, err };
+  }
+
+  it("is listed in the help with its settings", () => {
+    const { out } = capture(["--help"]);
+    expect(out).toContain("  set [--hostname H] [--advertise-routes CIDR,…] [--advertise-exit-node[=false]]");
+    expect(out).toContain("[--accept-routes[=false]]");
+  });
+
+  it("wants at least one setting", async () => {
+    const r = await cli(["set", "--state-dir", dir]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/trellis set: give a setting to change: --hostname, --advertise-routes/);
+  });
+
+  it("checks routes with the same parser as up, before asking the daemon", async () => {
+    for (const cmd of [["set"], ["up", "--login-server", "http://127.0.0.1:9"]]) {
+      const r = await cli([...cmd, "--advertise-routes", "10.1.2.3/16", "--state-dir", dir]);
+      expect(r).toMatchObject({ code: 2, out: "" });
+      expect(r.err).toBe(
+        `trellis ${cmd[0]}: --advertise-routes: "10.1.2.3/16" has host bits set: did you mean 10.1.0.0/16?\n`,
+      );
+    }
+    expect((await cli(["set", "--advertise-routes", "nope", "--state-dir", dir])).err).toMatch(
+      /"nope" is not a CIDR prefix such as 10\.0\.0\.0\/24/,
+    );
+  });
+
+  it("takes --accept-routes and --advertise-exit-node as switches, =true and =false, and nothing else", async () => {
+    const r = await cli(["set", "--accept-routes=maybe", "--state-dir", dir]);
+    expect(r).toMatchObject({ code: 2, err: 'trellis set: --accept-routes is true or false, not "maybe"\n' });
+    expect((await cli(["set", "--accept-routes", "yes", "--state-dir", dir])).code).toBe(2);
+  });
+
+  it("says when no daemon runs (nothing was up)", async () => {
+    const r = await cli(["set", "--accept-routes=false", "--advertise-exit-node", "--state-dir", dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^trellis set: no daemon is running .* \(trellis up starts it\)\n$/);
   });
 });
 

@@ -19,16 +19,24 @@ const USAGE = `usage: trellis <command> [options]
 
 commands:
   up --login-server URL [--auth-key KEY|file:PATH] [--hostname H]
-     [--advertise-routes CIDR,…] [--userspace [--forward-tcp PORT,…]] [--tun NAME]
-     [--port UDP]
+     [--advertise-routes CIDR,…] [--advertise-exit-node] [--accept-routes]
+     [--userspace [--forward-tcp PORT,…]] [--tun NAME] [--port UDP]
                               join the tailnet: starts the daemon if none runs, registers
-                              (the auth key also from TRELLIS_AUTH_KEY), waits for the map
+                              (the auth key also from TRELLIS_AUTH_KEY), waits for the map;
+                              every setting not given goes back to its default
+  set [--hostname H] [--advertise-routes CIDR,…] [--advertise-exit-node[=false]]
+      [--accept-routes[=false]]
+                              change only the settings given on the running node (no new
+                              machine; an empty --advertise-routes= withdraws them all)
   down                        stop the node (the daemon keeps running)
   status [--json]             this node, its peers (path, RTT, bytes, handshake) and drops
   ping PEER [--timeout S]     ICMP echo to a peer by name or address, with the path taken
   netcheck [--json]           UDP reachability, STUN-mapped endpoints, NAT behaviour, relay latencies
   logout                      log out at the control server and forget this node's key
-  daemon                      run the node daemon in the foreground (up starts it for you)
+  daemon [--socket-group G] [--metrics HOST:PORT]
+                              run the node daemon in the foreground (up starts it for you);
+                              --socket-group lets group G use its socket (0660),
+                              --metrics serves Prometheus metrics at http://HOST:PORT/metrics
   version                     print the version
   key [--state-dir DIR]       print this node's public key (creating the key on first use)
   policy check FILE           check a policy file (HuJSON) and run its tests
@@ -40,10 +48,11 @@ commands:
 Every command but policy takes --state-dir DIR. The state directory (default
 ${DEFAULT_STATE_DIR}, or TRELLIS_STATE_DIR) holds the node's private key (node.key,
 mode 0600; it never leaves this machine), prefs.json, the daemon's socket
-trellisd.sock (0600) and, when up started it, its log trellisd.log. TUN mode
-(the default) needs root; --userspace needs none. Direct paths to other
-gateways go over UDP port 41641 (--port; 0 or a taken port: any free port),
-found by STUN at the relays and opened through NATs by simultaneous pings.
+trellisd.sock (0600, or 0660 with --socket-group) and, when up started it, its
+log trellisd.log. TUN mode (the default) needs root; --userspace needs none.
+Direct paths to other gateways go over UDP port 41641 (--port; 0 or a taken
+port: any free port), found by STUN at the relays and opened through NATs by
+simultaneous pings.
 `;
 
 /** Like run, for every command: the daemon's commands are asynchronous. */

@@ -5,14 +5,27 @@ import { parseArgs } from "node:util";
 import { createLogger } from "@trellis/log";
 import { ensureDaemon, DaemonConnectionError, request } from "./daemon/client";
 import { Daemon } from "./daemon/daemon";
-import type { Netcheck, Request, Response, Status } from "./daemon/protocol";
+import { DaemonMetrics, type MetricsServer, parseListenAddress, serveMetrics } from "./daemon/metrics";
+import type { Netcheck, Request, Response, SetPrefs, Status } from "./daemon/protocol";
+import { parseRouteList, RouteListError } from "./daemon/routes";
 
 type Out = (s: string) => void;
 
-export const DAEMON_COMMANDS = ["daemon", "up", "down", "status", "ping", "netcheck", "logout"] as const;
+export const DAEMON_COMMANDS = [
+  "daemon",
+  "up",
+  "set",
+  "down",
+  "status",
+  "ping",
+  "netcheck",
+  "logout",
+] as const;
 
 /** How long `up` waits for registration and the first map (the daemon's own bound). */
 const UP_WAIT_MS = 30_000;
+/** How long the daemon waits for the map to show what `set` changed (its default). */
+const SET_WAIT_MS = 10_000;
 
 class UsageError extends Error {}
 
@@ -33,6 +46,51 @@ function parse(
   }
 }
 
+/** The settings up and set share: what the node registers and which routes it takes. */
+const PREF_OPTIONS = {
+  hostname: { type: "string" },
+  "advertise-routes": { type: "string" },
+} as const satisfies Options;
+/** Boolean settings, which also take =true and =false (`--accept-routes=false` turns it off), as Tailscale's. */
+const PREF_SWITCHES = ["accept-routes", "advertise-exit-node"] as const;
+type Switch = (typeof PREF_SWITCHES)[number];
+
+/**
+ * Take `--NAME`, `--NAME=true` and `--NAME=false` of the boolean settings
+ * out of `args` (node:util's parseArgs has no --flag=false); the rest is
+ * parsed as usual.
+ */
+function takeSwitches(
+  cmd: string,
+  args: string[],
+): { rest: string[]; switches: Partial<Record<Switch, boolean>> } {
+  const switches: Partial<Record<Switch, boolean>> = {};
+  const rest: string[] = [];
+  for (const arg of args) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    const name = PREF_SWITCHES.find((n) => n === m?.[1]);
+    if (!m || !name) {
+      rest.push(arg);
+      continue;
+    }
+    const v = m[2] ?? "true";
+    if (v !== "true" && v !== "false")
+      throw new UsageError(`trellis ${cmd}: --${name} is true or false, not "${v}"`);
+    switches[name] = v === "true";
+  }
+  return { rest, switches };
+}
+
+/** `--advertise-routes` through the one route parser (routes.ts), as a usage error when bad. */
+function routesFlag(cmd: string, value: string | undefined): string[] {
+  try {
+    return parseRouteList(value ?? "");
+  } catch (e) {
+    if (e instanceof RouteListError) throw new UsageError(`trellis ${cmd}: --advertise-routes: ${e.message}`);
+    throw e;
+  }
+}
+
 /** Run a daemon command; the exit code: 0 done, 1 failed, 2 usage error. */
 export async function runDaemonCommand(
   cmd: (typeof DAEMON_COMMANDS)[number],
@@ -45,16 +103,28 @@ export async function runDaemonCommand(
   try {
     switch (cmd) {
       case "daemon": {
-        const { values } = parse(cmd, args, stateDir);
-        return await daemon(values["state-dir"] as string, err);
-      }
-      case "up": {
         const { values } = parse(cmd, args, {
           ...stateDir,
+          "socket-group": { type: "string" },
+          metrics: { type: "string" },
+        });
+        const metrics = values.metrics as string | undefined;
+        let listen: { host: string; port: number } | undefined;
+        try {
+          listen = metrics === undefined ? undefined : parseListenAddress(metrics);
+        } catch (e) {
+          throw new UsageError(`trellis daemon: --metrics: ${(e as Error).message}`);
+        }
+        const socketGroup = values["socket-group"] as string | undefined;
+        return await daemon({ stateDir: values["state-dir"] as string, socketGroup, metrics: listen }, err);
+      }
+      case "up": {
+        const { rest, switches } = takeSwitches(cmd, args);
+        const { values } = parse(cmd, rest, {
+          ...stateDir,
+          ...PREF_OPTIONS,
           "login-server": { type: "string" },
           "auth-key": { type: "string" },
-          hostname: { type: "string" },
-          "advertise-routes": { type: "string" },
           userspace: { type: "boolean", default: false },
           tun: { type: "string" },
           "forward-tcp": { type: "string" },
@@ -68,7 +138,9 @@ export async function runDaemonCommand(
           prefs: {
             loginServer: server.replace(/\/+$/, ""),
             hostname: (values.hostname as string | undefined) ?? osHostname(),
-            advertiseRoutes: list(values["advertise-routes"] as string | undefined),
+            advertiseRoutes: routesFlag(cmd, values["advertise-routes"] as string | undefined),
+            advertiseExitNode: switches["advertise-exit-node"] ?? false,
+            acceptRoutes: switches["accept-routes"] ?? false,
             userspace: values.userspace as boolean,
             ...(values.tun ? { tun: values.tun as string } : {}),
             ...(values.port !== undefined ? { port: udpPort(values.port as string) } : {}),
@@ -94,6 +166,30 @@ export async function runDaemonCommand(
         if (!res.ok) return failed(cmd, res, err);
         if (!("status" in res)) return unexpected(cmd, err);
         printUp(res.status, out);
+        return 0;
+      }
+      case "set": {
+        const { rest, switches } = takeSwitches(cmd, args);
+        const { values } = parse(cmd, rest, { ...stateDir, ...PREF_OPTIONS });
+        const hostname = values.hostname as string | undefined;
+        const routes = values["advertise-routes"] as string | undefined;
+        const prefs: SetPrefs = {
+          ...(hostname !== undefined ? { hostname } : {}),
+          ...(routes !== undefined ? { advertiseRoutes: routesFlag(cmd, routes) } : {}),
+          ...(switches["advertise-exit-node"] !== undefined
+            ? { advertiseExitNode: switches["advertise-exit-node"] }
+            : {}),
+          ...(switches["accept-routes"] !== undefined ? { acceptRoutes: switches["accept-routes"] } : {}),
+        };
+        if (Object.keys(prefs).length === 0) {
+          throw new UsageError(
+            "trellis set: give a setting to change: --hostname, --advertise-routes, --accept-routes, --advertise-exit-node",
+          );
+        }
+        const res = await request(values["state-dir"] as string, { op: "set", prefs }, SET_WAIT_MS + 20_000);
+        if (!res.ok) return failed(cmd, res, err);
+        if (!("status" in res)) return unexpected(cmd, err);
+        printSet(res.status, out);
         return 0;
       }
       case "down":
@@ -227,6 +323,23 @@ function printUp(s: Status, out: Out): void {
   }
 }
 
+/** What `set` left in force, and what still waits for an admin. */
+function printSet(s: Status, out: Out): void {
+  const p = s.prefs;
+  if (!p) return;
+  out(`Settings of ${s.self?.name ?? p.hostname} (hostname ${p.hostname}):\n`);
+  out(`  advertised routes: ${p.advertiseRoutes.join(", ") || "none"}\n`);
+  out(`  exit node:         ${p.advertiseExitNode ? "advertised" : "not advertised"}\n`);
+  out(
+    `  accept routes:     ${p.acceptRoutes ? (s.mode === "tun" ? "yes" : "yes (takes effect in TUN mode only)") : "no"}\n`,
+  );
+  const waiting = s.advertisedRoutes.filter((r) => !s.approvedRoutes.includes(r));
+  if (waiting.length) {
+    out(`  awaiting approval in the console: ${waiting.join(", ")}\n`);
+    out(`    approve them at ${s.loginServer}/machines\n`);
+  }
+}
+
 function ago(ms: number | null): string {
   if (ms === null) return "never";
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
@@ -260,6 +373,11 @@ export function formatStatus(s: Status): string {
   }
   const waiting = s.advertisedRoutes.filter((r) => !s.approvedRoutes.includes(r));
   if (waiting.length) lines.push(`routes ${waiting.join(", ")} await approval in the console`);
+  if (s.acceptedRoutes?.routes.length || s.acceptedRoutes?.error) {
+    lines.push(
+      `routes ${s.acceptedRoutes.routes.join(", ") || "none"} of peers accepted${s.acceptedRoutes.error ? ` (error: ${s.acceptedRoutes.error})` : ""}`,
+    );
+  }
   const drops = Object.entries(s.drops);
   if (drops.length) lines.push(`drops  ${drops.map(([k, v]) => `${k}=${v}`).join(" ")}`);
   return `${lines.join("\n")}\n`;
@@ -290,22 +408,44 @@ export function formatNetcheck(n: Netcheck): string {
 }
 
 /** `trellis daemon`: run until SIGTERM or SIGINT, then take everything down. */
-async function daemon(stateDir: string, err: Out): Promise<number> {
+async function daemon(
+  opts: { stateDir: string; socketGroup?: string; metrics?: { host: string; port: number } },
+  err: Out,
+): Promise<number> {
   const log = createLogger("trellisd");
   let d: Daemon;
   try {
-    d = await Daemon.start({ stateDir, log });
+    d = await Daemon.start({ stateDir: opts.stateDir, log, socketGroup: opts.socketGroup });
   } catch (e) {
     err(`trellis daemon: ${(e as Error).message}\n`);
     return 1;
   }
   log.info({ socket: d.socketPath, pid: process.pid }, "listening");
+  let metrics: MetricsServer | undefined;
+  if (opts.metrics) {
+    try {
+      metrics = await serveMetrics(
+        opts.metrics,
+        new DaemonMetrics(() => d.status(), { processMetrics: true }),
+        log,
+      );
+    } catch (e) {
+      // Asked for and not served is a failed start: a monitoring gap nobody would notice.
+      err(
+        `trellis daemon: cannot serve metrics on ${opts.metrics.host}:${opts.metrics.port}: ${(e as Error).message}\n`,
+      );
+      await d.stop();
+      return 1;
+    }
+    log.info({ metrics: metrics.address }, "serving metrics at /metrics");
+  }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
   });
   log.info({ signal }, "shutting down");
   try {
+    await metrics?.close();
     await d.stop();
   } catch (e) {
     log.error({ err: e }, "shutdown was not clean");

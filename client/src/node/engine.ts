@@ -16,8 +16,12 @@ export interface NodeFlavourOptions {
   /** The control server, e.g. `https://vpn.example.com`. */
   baseUrl: string;
   privateKey: Uint8Array;
-  /** Registered before each connection (a known key re-registers; a new one needs `preAuthKey`). */
-  register?: RegisterRequest;
+  /**
+   * Registered before each connection (a known key re-registers; a new one
+   * needs `preAuthKey`). A function is asked each time, so a daemon whose
+   * settings change (`trellis set`) re-registers what is current.
+   */
+  register?: RegisterRequest | (() => RegisterRequest);
   /** false: no WebRTC (the relay carries everything). */
   webrtc?: boolean;
   log?: NodeEngineOptions["log"];
@@ -40,7 +44,9 @@ export function nodeEngine(opts: NodeFlavourOptions): NodeEngine {
   return new NodeEngine({
     control,
     privateKey: opts.privateKey,
-    prepare: register ? async () => void (await control.register(register)) : undefined,
+    prepare: register
+      ? async () => void (await control.register(typeof register === "function" ? register() : register))
+      : undefined,
     maxAttempts: opts.maxAttempts,
     log: opts.log,
     platform: {

@@ -4,7 +4,17 @@
 // the engine has no userspace stack and a TUN device carries its packets to
 // and from the kernel; in userspace mode (--userspace) its own stack is the
 // node's host, reachable by ping and by TCP to forwarded ports.
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
@@ -12,14 +22,17 @@ import { ControlClient, ControlRequestError, type NodeEngine, type TcpConnection
 import { forwardToSocket, NodeIdentity, nodeEngine, openUdpSocket, UdpBindError } from "@trellis/client/node";
 import type { UdpSocket } from "@trellis/client";
 import type { Logger } from "@trellis/log";
+import type { RegisterRequest } from "@trellis/proto/node";
 import { SubnetRouter, subnetRoutes } from "./forwarding";
 import { HostError, TunPacketDevice } from "./host";
+import { acceptedRoutes, PeerRoutes, routableIPs } from "./routes";
 import {
   type ErrorBody,
   MAX_REQUEST_BYTES,
   PID_NAME,
   Request,
   type Response,
+  type SetPrefs,
   SOCKET_NAME,
   type Status,
   UpPrefs,
@@ -39,6 +52,11 @@ const PrefsFile = z.object({
   wantRunning: z.boolean(),
 });
 type PrefsFile = z.infer<typeof PrefsFile>;
+
+/** What a node with these prefs registers (os is always linux: the daemon runs on Linux). */
+function registration(prefs: UpPrefs): RegisterRequest {
+  return { hostname: prefs.hostname, os: "linux", routableIPs: routableIPs(prefs) };
+}
 
 /** A request the daemon refuses or cannot carry out; `code` goes to the CLI. */
 export class DaemonError extends Error {
@@ -87,10 +105,14 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 interface Session {
   prefs: UpPrefs;
+  /** What the engine registers on each connection (set changes it). */
+  register: RegisterRequest;
   engine: NodeEngine;
   device: TunPacketDevice | null;
   /** TUN mode: IP forwarding and masquerade for the approved advertised routes. */
   router: SubnetRouter | null;
+  /** TUN mode: peers' subnet routes routed into the device (--accept-routes). */
+  peerRoutes: PeerRoutes | null;
   stopForwards: (() => void)[];
   /** The first map arrived (and, in TUN mode, the device is configured). */
   ready: boolean;
@@ -100,6 +122,28 @@ interface Session {
 export interface DaemonOptions {
   stateDir: string;
   log: Logger;
+  /**
+   * A group whose members may use the socket as its owner does (mode 0660,
+   * and the state directory 0710 so they can reach it). Without it, or when
+   * no such group exists, the socket is 0600: the daemon's user only.
+   */
+  socketGroup?: string;
+}
+
+/** The gid of a group name (NSS, through getent) or number; null when there is no such group. */
+function groupId(group: string): number | null {
+  if (/^\d+$/.test(group)) return Number(group);
+  try {
+    const line = execFileSync("getent", ["group", group], { encoding: "utf8", timeout: 5000 });
+    const gid = Number(line.split(":")[2]);
+    return Number.isInteger(gid) ? gid : null;
+  } catch (err) {
+    // getent exits 2 for an unknown name; anything else (no getent) is an error worth seeing.
+    if ((err as { status?: number }).status === 2) return null;
+    throw new DaemonError("bad_group", `cannot look up the group ${group}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
 }
 
 export class Daemon {
@@ -148,8 +192,19 @@ export class Daemon {
     }
     const server = createServer((sock) => this.serve(sock));
     server.maxConnections = MAX_CLIENTS;
-    // The socket is created 0600 (no window in which others could connect), then checked.
-    const umask = process.umask(0o177);
+    const group = this.opts.socketGroup;
+    const gid = group === undefined ? null : groupId(group);
+    if (group !== undefined && gid === null)
+      this.log.warn({ group }, "no such group: the socket stays 0600 (the daemon's user only)");
+    if (gid !== null) {
+      // Members reach the socket through the state directory, and list nothing in it.
+      chownSync(this.opts.stateDir, -1, gid);
+      chmodSync(this.opts.stateDir, 0o710);
+    }
+    const mode = gid === null ? 0o600 : 0o660;
+    // The socket is created with its final mode (no window in which others could connect),
+    // owned by the daemon's group until the chown below, then checked.
+    const umask = process.umask(0o777 & ~mode);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -161,7 +216,8 @@ export class Daemon {
     } finally {
       process.umask(umask);
     }
-    chmodSync(this.socketPath, 0o600);
+    if (gid !== null) chownSync(this.socketPath, -1, gid);
+    chmodSync(this.socketPath, mode);
     server.on("error", (err) => this.log.error({ err: err.message }, "socket server error"));
     this.server = server;
   }
@@ -230,6 +286,8 @@ export class Daemon {
           ok: true,
           status: await this.up(req.prefs, req.authKey, req.waitMs),
         }));
+      case "set":
+        return this.exclusive(async () => ({ ok: true, status: await this.set(req.prefs, req.waitMs) }));
       case "down":
         return this.exclusive(async () => {
           await this.down(false);
@@ -282,7 +340,7 @@ export class Daemon {
     }
     const identity = NodeIdentity.loadOrCreate(this.opts.stateDir);
     const control = new ControlClient({ baseUrl: prefs.loginServer, key: identity });
-    const register = { hostname: prefs.hostname, os: "linux", routableIPs: prefs.advertiseRoutes };
+    const register = registration(prefs);
     // Register once here, so that a bad key or an unreachable server is the answer
     // to this `up`; the engine then re-registers the known key on each connection.
     try {
@@ -314,46 +372,51 @@ export class Daemon {
         throw err;
       }
     }
+    let session: Session | null = null;
     const engine = nodeEngine({
       udp,
       baseUrl: prefs.loginServer,
       privateKey: identity.privateKeyBytes(),
-      register,
+      register: () => session?.register ?? register,
       packets: device ?? undefined,
       log: (msg, detail) => this.log.info(detail ?? {}, msg),
     });
-    const router = device ? new SubnetRouter(device.name, this.log) : null;
-    const session: Session = { prefs, engine, device, router, stopForwards: [], ready: false, error: null };
+    session = {
+      prefs,
+      register,
+      engine,
+      device,
+      router: device ? new SubnetRouter(device.name, this.log) : null,
+      peerRoutes: device ? new PeerRoutes(device.name, this.log) : null,
+      stopForwards: [],
+      ready: false,
+      error: null,
+    };
     this.session = session;
     this.writePrefs({ version: 1, prefs, wantRunning: true });
     device?.onPackets((p) => engine.sendPackets(p));
     for (const port of prefs.userspace ? prefs.forwardTcp : []) {
       session.stopForwards.push(engine.listenTcp(port, (c) => this.forward(c, port)));
     }
+    const current = session;
     const started = engine.start().then(async () => {
       const self = engine.netmap!.node;
       if (device) await device.configure(self.addresses);
-      session.ready = true;
-      if (router) {
-        // Serve what the map approves, now and whenever it changes (errors land in status).
-        const sync = () => {
-          const node = engine.netmap?.node;
-          if (node && this.session === session) {
-            router.update(subnetRoutes(node.advertisedRoutes, node.approvedRoutes)).catch(() => undefined);
-          }
-        };
-        engine.onStatus(sync);
-        sync();
+      current.ready = true;
+      if (device) {
+        // Serve what the map approves and route what peers serve, now and whenever it changes.
+        engine.onStatus(() => void this.syncRoutes(current));
+        await this.syncRoutes(current);
       }
       this.log.info({ name: self.name, addresses: self.addresses }, "up");
     });
     started.catch((err: unknown) => {
-      session.error = err instanceof Error ? err.message : String(err);
-      this.log.error({ err: session.error }, "the node engine stopped");
+      current.error = err instanceof Error ? err.message : String(err);
+      this.log.error({ err: current.error }, "the node engine stopped");
     });
     void engine.done.then((s) => {
-      if (s.phase === "failed") session.error = s.error.message;
-      if (s.phase === "ended") session.error = `the control server ended this node: ${s.reason}`;
+      if (s.phase === "failed") current.error = s.error.message;
+      if (s.phase === "ended") current.error = `the control server ended this node: ${s.reason}`;
     });
     try {
       await withTimeout(started, waitMs, `waiting for the first map from ${prefs.loginServer}`);
@@ -373,6 +436,82 @@ export class Daemon {
       this.log.warn({ port, err: err.message }, "UDP port taken; using any free port");
       return openUdpSocket(0);
     }
+  }
+
+  /**
+   * TUN mode: the subnet routes this node serves and the peers' routes it
+   * accepts, as the map and the prefs say now. Failures land in status (the
+   * router and the route table keep the error), so they are not thrown.
+   */
+  private async syncRoutes(s: Session): Promise<void> {
+    const map = s.engine.netmap;
+    if (!map || !s.ready || this.session !== s) return;
+    await Promise.all([
+      s.router?.update(subnetRoutes(map.node.advertisedRoutes, map.node.approvedRoutes)),
+      s.peerRoutes?.update(s.prefs.acceptRoutes ? acceptedRoutes(map) : []),
+    ]).catch(() => undefined);
+  }
+
+  /**
+   * Change some prefs of the running node: what the control server keeps
+   * (hostname, advertised routes) by registering the known key again, which
+   * creates no machine; the rest here. Persisted only once the server took
+   * them. Answers when the map shows them, or after `waitMs` with whatever
+   * it shows.
+   */
+  private async set(changes: SetPrefs, waitMs: number): Promise<Status> {
+    if (this.stopping) throw new DaemonError("stopping", "the daemon is shutting down");
+    const s = this.session;
+    if (!s) {
+      throw this.readPrefs().prefs
+        ? new DaemonError(
+            "not_running",
+            "the node is down: trellis up brings it up, with the settings it is given",
+          )
+        : new DaemonError("not_logged_in", "this node is not logged in (run trellis up first)");
+    }
+    const given = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+    const prefs = UpPrefs.parse({ ...s.prefs, ...given });
+    const register = registration(prefs);
+    if (JSON.stringify(register) !== JSON.stringify(s.register)) {
+      const control = new ControlClient({
+        baseUrl: prefs.loginServer,
+        key: NodeIdentity.loadOrCreate(this.opts.stateDir),
+      });
+      try {
+        await withTimeout(control.register(register), CONTROL_CALL_MS, `registering at ${prefs.loginServer}`);
+      } catch (err) {
+        throw controlFailure("the new settings", prefs.loginServer, err);
+      }
+      s.register = register;
+    }
+    s.prefs = prefs;
+    this.writePrefs({ version: 1, prefs, wantRunning: true });
+    this.log.info({ changes: given }, "settings changed");
+    await this.syncRoutes(s);
+    if (s.ready) await this.mapShows(s, register, waitMs);
+    return this.status();
+  }
+
+  /** Wait up to `ms` for the map to carry what the node registered (the server sends it on every change). */
+  private mapShows(s: Session, reg: RegisterRequest, ms: number): Promise<void> {
+    const shows = () => {
+      const node = s.engine.netmap?.node;
+      return (
+        node?.hostname === reg.hostname &&
+        JSON.stringify(node.advertisedRoutes) === JSON.stringify(reg.routableIPs)
+      );
+    };
+    return new Promise((resolve) => {
+      if (shows()) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        off();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      const off = s.engine.onStatus(() => shows() && done());
+    });
   }
 
   /** Userspace mode: carry a tailnet TCP connection to the same port on 127.0.0.1. */
@@ -458,6 +597,8 @@ export class Daemon {
       self: null,
       advertisedRoutes: [],
       approvedRoutes: [],
+      prefs: s?.prefs ?? saved.prefs,
+      acceptedRoutes: null,
       forwarding: null,
       relay: { region: null, connected: false, latencyMs: null },
       udp: null,
@@ -477,6 +618,7 @@ export class Daemon {
       self: st.self ? { name: st.self.name, dnsName: st.self.dnsName, addresses: st.self.addresses } : null,
       advertisedRoutes: node?.advertisedRoutes ?? [],
       approvedRoutes: node?.approvedRoutes ?? [],
+      acceptedRoutes: s.peerRoutes ? { routes: [...s.peerRoutes.routes], error: s.peerRoutes.error } : null,
       forwarding: s.router ? { routes: [...s.router.routes], error: s.router.error } : null,
       relay: st.relay,
       udp: st.udp,

@@ -26,7 +26,8 @@ export class HostError extends Error {
   override readonly name = "HostError";
 }
 
-function ip(args: string[]): Promise<void> {
+/** Run `ip` (iproute2), bounded; a failure is a HostError with its stderr. */
+export function ip(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile("ip", args, { timeout: IP_TIMEOUT_MS, killSignal: "SIGKILL" }, (err, _out, stderr) => {
       if (!err) return resolve();

@@ -1,6 +1,7 @@
 // The local protocol between the `trellis` CLI and `trellis daemon`: JSON
 // lines over a Unix socket (`<state-dir>/trellisd.sock`, mode 0600, so only
-// the daemon's user — root on a gateway — may talk to it). A client sends one
+// the daemon's user — root on a gateway — may talk to it; 0660 for the group
+// of --socket-group, as the systemd unit runs it). A client sends one
 // request line and reads one response line; both are validated here, both are
 // bounded. Secrets (the pre-auth key) travel only this way, never in argv.
 import { z } from "zod";
@@ -15,6 +16,8 @@ export const LOG_NAME = "trellisd.log";
 export const PID_NAME = "trellisd.pid";
 
 const TunName = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, "a TUN name is 1-15 characters of [A-Za-z0-9_.-]");
+const Hostname = z.string().trim().min(1).max(LIMITS.hostname);
+const Routes = z.array(CidrText).max(LIMITS.routes);
 
 /** What `trellis up` asks for; kept in the state directory without the auth key. */
 export const UpPrefs = z.strictObject({
@@ -22,8 +25,12 @@ export const UpPrefs = z.strictObject({
     .url("--login-server must be an http(s) URL")
     .max(2048)
     .refine((u) => /^https?:\/\//.test(u), "--login-server must be an http(s) URL"),
-  hostname: z.string().trim().min(1).max(LIMITS.hostname),
-  advertiseRoutes: z.array(CidrText).max(LIMITS.routes).default([]),
+  hostname: Hostname,
+  advertiseRoutes: Routes.default([]),
+  /** Offer this node as an exit node: 0.0.0.0/0 and ::/0 are advertised besides advertiseRoutes. */
+  advertiseExitNode: z.boolean().default(false),
+  /** TUN mode: route the subnet routes peers serve into the TUN device (Tailscale's --accept-routes). */
+  acceptRoutes: z.boolean().default(false),
   /** true: the userspace stack (no root); false: a TUN device. */
   userspace: z.boolean().default(false),
   tun: TunName.default("trellis0"),
@@ -34,6 +41,15 @@ export const UpPrefs = z.strictObject({
 });
 export type UpPrefs = z.infer<typeof UpPrefs>;
 
+/** What `trellis set` changes on a running node: only the fields given. */
+export const SetPrefs = z.strictObject({
+  hostname: Hostname.optional(),
+  advertiseRoutes: Routes.optional(),
+  advertiseExitNode: z.boolean().optional(),
+  acceptRoutes: z.boolean().optional(),
+});
+export type SetPrefs = z.infer<typeof SetPrefs>;
+
 export const Request = z.discriminatedUnion("op", [
   z.strictObject({
     op: z.literal("up"),
@@ -41,6 +57,12 @@ export const Request = z.discriminatedUnion("op", [
     authKey: z.string().min(16).max(LIMITS.preAuthKey).optional(),
     /** How long to wait for registration and the first map. */
     waitMs: z.number().int().min(1).max(300_000).default(30_000),
+  }),
+  z.strictObject({
+    op: z.literal("set"),
+    prefs: SetPrefs,
+    /** How long to wait for the control server's map to show the new settings. */
+    waitMs: z.number().int().min(1).max(60_000).default(10_000),
   }),
   z.strictObject({ op: z.literal("down") }),
   z.strictObject({ op: z.literal("logout") }),
@@ -86,6 +108,10 @@ export const Status = z.object({
   self: SelfInfo.nullable(),
   advertisedRoutes: z.array(z.string()),
   approvedRoutes: z.array(z.string()),
+  /** What up and set asked for (null when not logged in). */
+  prefs: UpPrefs.nullable(),
+  /** TUN mode: the subnet routes of peers routed into the device (--accept-routes), or why not. */
+  acceptedRoutes: z.object({ routes: z.array(z.string()), error: z.string().nullable() }).nullable(),
   /** TUN mode: the approved routes this node forwards (and masquerades), or why it cannot. */
   forwarding: z.object({ routes: z.array(z.string()), error: z.string().nullable() }).nullable(),
   relay: z.object({
