@@ -8,6 +8,7 @@ import type { Database } from "@trellis/db";
 import type { Actor } from "./auth/actor";
 
 export const AUDIT_ACTIONS = [
+  "setup.link",
   "setup.complete",
   "user.create",
   "user.role",

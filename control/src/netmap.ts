@@ -2,7 +2,7 @@
 // from which every node's map is cut. Built once per change (NetmapService)
 // and shared by all open streams: the topology is parsed and filters
 // compiled once, each node's filter and peer list computed on first use.
-import type { Models } from "@trellis/db";
+import type { Database, Models } from "@trellis/db";
 import type { DnsConfig, FilterRule, FullMap, Peer, RelayMap, SelfNode, SSHRule } from "@trellis/proto";
 import { jsonList } from "./errors-util";
 import { peerOf, selfOf } from "./node-view";
@@ -239,6 +239,16 @@ export function topologyInput(
     ),
   };
   return { input, active };
+}
+
+/**
+ * The tailnet as the policy engine sees it, read from the database now: the
+ * topology a snapshot holds, without building one. For callers with no
+ * NetmapService (the admin CLI's policy checks, tests).
+ */
+export async function readTopology(db: Database, now = new Date()): Promise<Topology> {
+  const [rows, users] = await Promise.all([db.prisma.node.findMany(), db.prisma.user.findMany()]);
+  return parseTopology(topologyInput(rows, users, now).input, "tailnet");
 }
 
 /**

@@ -25,6 +25,7 @@ import { preparePrivateDir, restrictDatabaseFiles } from "./data-dir";
 import { startMapStream, type MapSink, type MapStreamDeps, type MapStreamOptions } from "./map-stream";
 import { NetmapService, type MapConfig } from "./netmap-service";
 import { SharedReplayGuard } from "./replay";
+import { SqliteWriteWatch, type SqliteWatchOptions } from "./sqlite-watch";
 import { NodeAuthenticator, type ReplayPool, type SignedRequest, type VerifiedRequest } from "./node-auth";
 import { admittedNodeKeys } from "./nodes";
 import { PolicyStore } from "./policy-store";
@@ -53,6 +54,8 @@ export interface RuntimeOptions {
   signalRate?: RateLimit;
   /** PostgreSQL: how often the outbox is checked whatever NOTIFY said (pg-bridge.ts). */
   changes?: BridgeOptions;
+  /** SQLite: how often the file is checked for commits by other processes (sqlite-watch.ts). */
+  externalWrites?: SqliteWatchOptions;
 }
 
 /** What the control plane needs to know about the relay it reports on. */
@@ -93,6 +96,8 @@ export class ControlRuntime {
   private bridge: PgEventBridge | null = null;
   /** On PostgreSQL: refuses a request replayed to another replica (replay.ts). */
   private replayGuard: SharedReplayGuard | null = null;
+  /** On SQLite: notices what trellis-server (the admin CLI) wrote into the file (sqlite-watch.ts). */
+  private writeWatch: SqliteWriteWatch | null = null;
   /** The settings in force, loaded once and dropped on every `settings` event (any replica's). */
   private settingsLoad: Promise<Settings> | null = null;
   /** The last settings loaded, for the synchronous relay map endpoint. */
@@ -156,6 +161,8 @@ export class ControlRuntime {
         opts.changes,
       );
       rt.replayGuard = new SharedReplayGuard(db, log);
+    } else {
+      rt.writeWatch = await SqliteWriteWatch.start(db, rt.events, log, opts.externalWrites);
     }
     await rt.settings();
     // Clear what a previous process left behind (presence.ts), and give
@@ -540,6 +547,7 @@ export class ControlRuntime {
   }
 
   async close(): Promise<void> {
+    this.writeWatch?.close();
     this.detachRelay?.();
     await this.presence.close();
     this.netmaps.close();

@@ -84,6 +84,19 @@ describe("first-run setup", () => {
     await expectControlError(completeSetup(db, form(token)), 409, "setup_complete");
   });
 
+  it("audits a link a person asks for (trellis-server setup-link), not the one minted at each start", async () => {
+    await issueSetupToken(db);
+    expect(await db.prisma.auditEvent.count()).toBe(0);
+    const token = (await issueSetupToken(db, "local"))!;
+    expect(await db.prisma.auditEvent.findMany()).toMatchObject([
+      { actor: "local", action: "setup.link", target: "setup:token" },
+    ]);
+    expect(JSON.stringify(await db.prisma.auditEvent.findMany())).not.toContain(token);
+    await completeSetup(db, form(token));
+    expect(await issueSetupToken(db, "local")).toBeNull();
+    expect(await db.prisma.auditEvent.count({ where: { action: "setup.link" } })).toBe(1);
+  });
+
   it("stores only a hash of the token", async () => {
     const token = (await issueSetupToken(db))!;
     const settings = await db.prisma.setting.findMany();

@@ -3,7 +3,7 @@ import type { Database } from "@trellis/db";
 import { SetupRequest, zodIssues } from "@trellis/proto";
 import { ControlError } from "./errors";
 import { hashPassword } from "./password";
-import { audit, userRef } from "./audit";
+import { audit, userRef, type AuditRef } from "./audit";
 
 const TOKEN_KEY = "setup.token_sha256";
 
@@ -20,18 +20,24 @@ export async function isSetupComplete(db: Database): Promise<boolean> {
  * On a tailnet with no admin yet, mint a fresh one-time setup token and store
  * only its hash (replacing any earlier one). Returns the token to print, or
  * null when setup is already complete. There is no default password: whoever
- * can read the server's console creates the first admin.
+ * can read the server's console creates the first admin. The server mints
+ * one at each start; `actor` is given when a person asks for a new one
+ * (trellis-server setup-link), which is audited as `setup.link`.
  */
-export async function issueSetupToken(db: Database): Promise<string | null> {
-  if (await isSetupComplete(db)) return null;
+export async function issueSetupToken(db: Database, actor?: AuditRef): Promise<string | null> {
   const token = randomBytes(24).toString("base64url");
   const value = sha256(token).toString("hex");
-  await db.prisma.setting.upsert({
-    where: { key: TOKEN_KEY },
-    create: { key: TOKEN_KEY, value },
-    update: { value },
+  const issued = await db.prisma.$transaction(async (tx) => {
+    if ((await tx.user.count({ where: { role: "admin" } })) > 0) return false;
+    await tx.setting.upsert({
+      where: { key: TOKEN_KEY },
+      create: { key: TOKEN_KEY, value },
+      update: { value },
+    });
+    if (actor) await audit(tx, { actor, action: "setup.link", target: "setup:token" });
+    return true;
   });
-  return token;
+  return issued ? token : null;
 }
 
 type Reader = Pick<Database["prisma"], "user" | "setting">;

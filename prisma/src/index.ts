@@ -4,7 +4,7 @@ import { parseDatabaseUrl, type DatabaseTarget } from "./url";
 export type { PrismaClient } from "../generated/sqlite/client";
 export type * as Models from "../generated/sqlite/client";
 export { DatabaseConfigError, MigrationError } from "./errors";
-export { migrate, drift, createMigration } from "./migrate";
+export { migrate, drift, createMigration, pendingMigrations } from "./migrate";
 export { parseDatabaseUrl, type DatabaseTarget } from "./url";
 export { PROVIDERS, type Provider } from "./schema";
 

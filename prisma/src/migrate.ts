@@ -11,6 +11,7 @@ import {
   type SchemaFile,
 } from "./schema";
 import { parseDatabaseUrl, type DatabaseTarget } from "./url";
+import type { Database } from "./index";
 import { startTempPostgres } from "./testing/postgres";
 
 const LOCKFILE = "migration_lock.toml";
@@ -73,6 +74,31 @@ export async function migrate(url: string | DatabaseTarget): Promise<{ applied: 
   } finally {
     await close();
   }
+}
+
+/**
+ * The migrations of the database's provider not yet applied to it, by name,
+ * read from `_prisma_migrations` without the schema engine. Applying takes
+ * the database for itself (on SQLite it waits for every other connection to
+ * close), so a process that shares the database with a running server —
+ * trellis-server, the admin CLI — asks this instead, and leaves migrating to
+ * the server.
+ */
+export async function pendingMigrations(db: Database): Promise<string[]> {
+  let applied: { migration_name: string }[];
+  try {
+    applied = await db.prisma.$queryRawUnsafe<{ migration_name: string }[]>(
+      `SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
+    );
+  } catch (err) {
+    // A database never migrated has no such table: everything is pending.
+    if (/_prisma_migrations/.test(err instanceof Error ? err.message : String(err))) applied = [];
+    else throw err;
+  }
+  const done = new Set(applied.map((r) => r.migration_name));
+  return migrationList(db.target.provider)
+    .migrationDirectories.map((d) => d.path)
+    .filter((name) => !done.has(name));
 }
 
 /**

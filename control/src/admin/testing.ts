@@ -8,8 +8,7 @@ import type { Role, Scope } from "@trellis/proto";
 import { scopesFor, type Actor } from "../auth/actor";
 import { ControlError } from "../errors";
 import { EventBus, type ControlEvent } from "../events";
-import { topologyInput } from "../netmap";
-import { parseTopology } from "@trellis/policy";
+import { readTopology } from "../netmap";
 import type { AdminContext } from "./context";
 import { PolicyStore } from "../policy-store";
 
@@ -40,10 +39,7 @@ export function adminContext(db: Database): TestAdminContext {
     log: createLogger("test", "silent"),
     published,
     policies: new PolicyStore(db),
-    async topology() {
-      const [rows, users] = await Promise.all([db.prisma.node.findMany(), db.prisma.user.findMany()]);
-      return parseTopology(topologyInput(rows, users, new Date()).input, "tailnet");
-    },
+    topology: () => readTopology(db),
     dnsDomain: () => Promise.resolve(TEST_DOMAIN),
   };
 }

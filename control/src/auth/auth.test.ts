@@ -5,13 +5,13 @@ import type { ControlEvent } from "../events";
 import { hashPassword } from "../password";
 import type * as PasswordModule from "../password";
 import { PROVIDERS, testDatabases } from "../testing/db";
-import { requireScope, scopesFor, type Actor } from "./actor";
+import { localOperator, requireScope, scopesFor, type Actor } from "./actor";
 import { acceptInvitation, createInvitation, peekInvitation } from "./invitations";
 import { verifyLogin } from "./login";
 import { upsertOidcUser } from "./oidc";
 import { LoginRateLimiter } from "./ratelimit";
 import { createSession, deleteSession, sessionActor } from "./sessions";
-import { createApiToken, listApiTokens, revokeApiToken, tokenActor } from "./tokens";
+import { createApiToken, createApiTokenFor, listApiTokens, revokeApiToken, tokenActor } from "./tokens";
 
 // Counts scrypt runs, to prove refusals come before the KDF.
 const kdf = vi.hoisted(() => ({ runs: 0 }));
@@ -234,6 +234,24 @@ for (const { provider, skip } of PROVIDERS) {
       await rejects(tokenActor(db, token), 401);
       const audit = await db.prisma.auditEvent.findMany({ where: { target: `apitoken:${info.id}` } });
       expect(audit.map((a) => a.action).sort()).toEqual(["apitoken.create", "apitoken.revoke"]);
+    });
+
+    it("API tokens for another user: only the local operator, within that user's role, audited as local", async () => {
+      const db = await dbs.open();
+      const admin = sessionOf(await user(db, "root@example.com", "admin"));
+      const m = await user(db, "m@example.com", "member");
+      // A console session (or a token) cannot mint tokens that act as someone else.
+      await rejects(createApiTokenFor({ db }, admin, m.id, { scopes: ["machines:read"] }), 403);
+      await rejects(createApiTokenFor({ db }, localOperator(), m.id, { scopes: ["users:read"] }), 403);
+      await rejects(createApiTokenFor({ db }, localOperator(), "nobody", { scopes: ["machines:read"] }), 404);
+      const { token, info } = await createApiTokenFor({ db }, localOperator(), m.id, {
+        scopes: ["machines:write"],
+      });
+      expect(await tokenActor(db, token)).toMatchObject({ userId: m.id, role: "member", via: "token" });
+      expect((await listApiTokens({ db }, sessionOf(m))).map((t) => t.id)).toEqual([info.id]);
+      const audit = await db.prisma.auditEvent.findMany({ where: { action: "apitoken.create" } });
+      expect(audit).toMatchObject([{ actor: "local", target: `apitoken:${info.id}` }]);
+      expect(JSON.parse(audit[0]!.detail)).toMatchObject({ userId: m.id, after: { id: info.id } });
     });
 
     it("invitations: one link makes one account with the invited role", async () => {

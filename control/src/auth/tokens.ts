@@ -47,10 +47,47 @@ export async function createApiToken(
   now = new Date(),
 ): Promise<{ token: string; info: ApiTokenInfo }> {
   requireSession(actor);
+  return mint(ctx, actor, { id: actor.userId, role: actor.role, whose: "your" }, body, now);
+}
+
+/**
+ * The local operator (trellis-server tokens create) mints a token for a user
+ * they name: it acts as that user, within that user's role, exactly as one
+ * the user made in the console; the audit log names the operator.
+ */
+export async function createApiTokenFor(
+  ctx: AdminDb,
+  actor: Actor,
+  userId: string,
+  body: unknown,
+  now = new Date(),
+): Promise<{ token: string; info: ApiTokenInfo }> {
+  if (actor.via !== "local") {
+    throw new ControlError("forbidden", 403, "only the local operator mints API tokens for another user");
+  }
+  const user = await ctx.db.prisma.user.findUnique({ where: { id: userId } });
+  if (!user) throw new ControlError("not_found", 404, `no user with id ${userId}`);
+  const role = Role.safeParse(user.role);
+  if (!role.success) throw new ControlError("conflict", 409, `${user.email} has no valid role`);
+  return mint(ctx, actor, { id: user.id, role: role.data, whose: `${user.email}'s` }, body, now);
+}
+
+/** Create a token owned by `owner`, with scopes within the owner's role; audited as `actor`'s doing. */
+async function mint(
+  ctx: AdminDb,
+  actor: Actor,
+  owner: { id: string; role: Role; whose: string },
+  body: unknown,
+  now: Date,
+): Promise<{ token: string; info: ApiTokenInfo }> {
   const req = parseOr400(CreateApiTokenRequest, body, "invalid API token request");
-  const beyond = req.scopes.filter((s) => !ROLE_SCOPES[actor.role].includes(s));
+  const beyond = req.scopes.filter((s) => !ROLE_SCOPES[owner.role].includes(s));
   if (beyond.length) {
-    throw new ControlError("forbidden", 403, `your role (${actor.role}) cannot grant ${beyond.join(", ")}`);
+    throw new ControlError(
+      "forbidden",
+      403,
+      `${owner.whose} role (${owner.role}) cannot grant ${beyond.join(", ")}`,
+    );
   }
   const prefix = randomBytes(6).toString("hex");
   const token = `trellis-api-${prefix}-${randomBytes(32).toString("base64url")}`;
@@ -59,7 +96,7 @@ export async function createApiToken(
       data: {
         prefix,
         hash: sha256(token).toString("hex"),
-        userId: actor.userId,
+        userId: owner.id,
         description: req.description,
         scopes: JSON.stringify([...new Set(req.scopes)].sort()),
         expiresAt: new Date(now.getTime() + req.expiresInDays * 86_400_000),
@@ -69,7 +106,7 @@ export async function createApiToken(
       actor: actorRef(actor),
       action: "apitoken.create",
       target: `apitoken:${created.id}`,
-      detail: { after: info(created) },
+      detail: { after: info(created), ...(owner.id !== actor.userId ? { userId: owner.id } : {}) },
     });
     return created;
   });
