@@ -162,12 +162,26 @@ export interface DoubleNatTopology {
  * conntrack): the hosts reach each other directly only by opening both
  * NATs at once.
  */
-export function createDoubleNatTopology(): DoubleNatTopology {
+/**
+ * A segment shared with the root namespace: a bridge in an "internet"
+ * namespace, the root namespace on it at 10.77.N.1/24. `ns` makes a
+ * namespace that `remove` deletes (ending whatever runs in it); `attach`
+ * puts a namespace on the segment as `dev` with `address`/24.
+ */
+function segment(): {
+  id: string;
+  n: number;
+  hostIp: string;
+  ns(name: string): void;
+  attach(name: string, dev: string, address: string): void;
+  remove(): void;
+} {
   const { id, n } = topologyIds();
   const inet = `trl-inet-${id}`;
   const hostIp = `10.77.${n}.1`;
   const rootVeth = `trh${id}`;
   const made: string[] = [];
+  let ports = 0;
   const remove = () => {
     for (const ns of made.reverse()) {
       try {
@@ -198,30 +212,32 @@ export function createDoubleNatTopology(): DoubleNatTopology {
     run("ip", ["-n", inet, "link", "set", "root", "master", "br0", "up"]);
     run("ip", ["addr", "add", `${hostIp}/24`, "dev", rootVeth]);
     run("ip", ["link", "set", rootVeth, "up"]);
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  const attach = (name: string, dev: string, address: string) => {
+    const port = `port${ports++}`;
+    run("ip", ["-n", name, "link", "add", dev, "type", "veth", "peer", "name", port, "netns", inet]);
+    run("ip", ["-n", inet, "link", "set", port, "master", "br0", "up"]);
+    run("ip", ["-n", name, "addr", "add", `${address}/24`, "dev", dev]);
+    run("ip", ["-n", name, "link", "set", dev, "up"]);
+  };
+  return { id, n, hostIp, ns, attach, remove };
+}
+
+export function createDoubleNatTopology(): DoubleNatTopology {
+  const { id, n, hostIp, ns, attach, remove } = segment();
+  try {
     const natted = (side: "a" | "b", publicIp: string): NattedHost => {
       const router = `trl-nat${side}-${id}`;
       const host = `trl-host${side}-${id}`;
       ns(router);
       ns(host);
-      run("ip", [
-        "-n",
-        router,
-        "link",
-        "add",
-        "wan",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        `wan${side}`,
-        "netns",
-        inet,
-      ]);
-      run("ip", ["-n", inet, "link", "set", `wan${side}`, "master", "br0", "up"]);
-      run("ip", ["-n", router, "addr", "add", `${publicIp}/24`, "dev", "wan"]);
+      attach(router, "wan", publicIp);
       run("ip", ["-n", router, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", host]);
       run("ip", ["-n", router, "addr", "add", `10.77.${n + 1}.1/24`, "dev", "lan"]);
-      for (const l of ["wan", "lan"]) run("ip", ["-n", router, "link", "set", l, "up"]);
+      run("ip", ["-n", router, "link", "set", "lan", "up"]);
       run("ip", ["-n", host, "addr", "add", `10.77.${n + 1}.2/24`, "dev", "eth0"]);
       run("ip", ["-n", host, "link", "set", "eth0", "up"]);
       run("ip", ["-n", host, "route", "add", "default", "via", `10.77.${n + 1}.1`]);
@@ -257,6 +273,43 @@ export function createDoubleNatTopology(): DoubleNatTopology {
     const a = natted("a", `10.77.${n}.2`);
     const b = natted("b", `10.77.${n}.3`);
     return { hostIp, a, b, remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
+}
+
+export interface ExitTopology {
+  hostIp: string;
+  /** The exit node's namespace (10.77.N.2 on the segment), with the "internet" behind it. */
+  exitNs: string;
+  /** A host only the exit node reaches (the internet, as far as the client is concerned). */
+  webNs: string;
+  webIp: string;
+  /** The client's namespace (10.77.N.3 on the segment): no default route, so no way to webIp but the exit node. */
+  clientNs: string;
+  remove(): void;
+}
+
+/**
+ *   root ns 10.77.N.1 ─┬─ exit ns 10.77.N.2 │ 10.77.N+1.1 ── web ns 10.77.N+1.2
+ *                      └─ client ns 10.77.N.3
+ */
+export function createExitTopology(): ExitTopology {
+  const { id, n, hostIp, ns, attach, remove } = segment();
+  try {
+    const exitNs = `trl-exit-${id}`;
+    const webNs = `trl-web-${id}`;
+    const clientNs = `trl-client-${id}`;
+    for (const name of [exitNs, webNs, clientNs]) ns(name);
+    attach(exitNs, "wan", `10.77.${n}.2`);
+    attach(clientNs, "eth0", `10.77.${n}.3`);
+    run("ip", ["-n", exitNs, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", webNs]);
+    run("ip", ["-n", exitNs, "addr", "add", `10.77.${n + 1}.1/24`, "dev", "lan"]);
+    run("ip", ["-n", exitNs, "link", "set", "lan", "up"]);
+    run("ip", ["-n", webNs, "addr", "add", `10.77.${n + 1}.2/24`, "dev", "eth0"]);
+    run("ip", ["-n", webNs, "link", "set", "eth0", "up"]);
+    return { hostIp, exitNs, webNs, webIp: `10.77.${n + 1}.2`, clientNs, remove };
   } catch (err) {
     remove();
     throw err;

@@ -20,12 +20,12 @@ const USAGE = `usage: trellis <command> [options]
 commands:
   up --login-server URL [--auth-key KEY|file:PATH] [--hostname H]
      [--advertise-routes CIDR,…] [--advertise-exit-node] [--accept-routes]
-     [--userspace [--forward-tcp PORT,…]] [--tun NAME] [--port UDP]
+     [--exit-node PEER] [--userspace [--forward-tcp PORT,…]] [--tun NAME] [--port UDP]
                               join the tailnet: starts the daemon if none runs, registers
                               (the auth key also from TRELLIS_AUTH_KEY), waits for the map;
                               every setting not given goes back to its default
   set [--hostname H] [--advertise-routes CIDR,…] [--advertise-exit-node[=false]]
-      [--accept-routes[=false]]
+      [--accept-routes[=false]] [--exit-node PEER|--exit-node=]
                               change only the settings given on the running node (no new
                               machine; an empty --advertise-routes= withdraws them all)
   down                        stop the node (the daemon keeps running)

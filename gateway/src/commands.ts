@@ -50,6 +50,7 @@ function parse(
 const PREF_OPTIONS = {
   hostname: { type: "string" },
   "advertise-routes": { type: "string" },
+  "exit-node": { type: "string" },
 } as const satisfies Options;
 /** Boolean settings, which also take =true and =false (`--accept-routes=false` turns it off), as Tailscale's. */
 const PREF_SWITCHES = ["accept-routes", "advertise-exit-node"] as const;
@@ -141,6 +142,7 @@ export async function runDaemonCommand(
             advertiseRoutes: routesFlag(cmd, values["advertise-routes"] as string | undefined),
             advertiseExitNode: switches["advertise-exit-node"] ?? false,
             acceptRoutes: switches["accept-routes"] ?? false,
+            exitNode: exitNodeFlag(values["exit-node"] as string | undefined) ?? null,
             userspace: values.userspace as boolean,
             ...(values.tun ? { tun: values.tun as string } : {}),
             ...(values.port !== undefined ? { port: udpPort(values.port as string) } : {}),
@@ -154,6 +156,9 @@ export async function runDaemonCommand(
           ...(authKey ? { authKey } : {}),
           waitMs: UP_WAIT_MS,
         };
+        if (req.prefs.exitNode && req.prefs.userspace) {
+          throw new UsageError("trellis up: --exit-node needs TUN mode (the host's traffic goes through it)");
+        }
         if (req.prefs.forwardTcp?.length && !req.prefs.userspace) {
           throw new UsageError(
             "trellis up: --forward-tcp is for --userspace (in TUN mode the kernel answers)",
@@ -180,10 +185,13 @@ export async function runDaemonCommand(
             ? { advertiseExitNode: switches["advertise-exit-node"] }
             : {}),
           ...(switches["accept-routes"] !== undefined ? { acceptRoutes: switches["accept-routes"] } : {}),
+          ...(values["exit-node"] !== undefined
+            ? { exitNode: exitNodeFlag(values["exit-node"] as string) ?? null }
+            : {}),
         };
         if (Object.keys(prefs).length === 0) {
           throw new UsageError(
-            "trellis set: give a setting to change: --hostname, --advertise-routes, --accept-routes, --advertise-exit-node",
+            "trellis set: give a setting to change: --hostname, --advertise-routes, --accept-routes, --advertise-exit-node, --exit-node",
           );
         }
         const res = await request(values["state-dir"] as string, { op: "set", prefs }, SET_WAIT_MS + 20_000);
@@ -271,6 +279,13 @@ function list(s: string | undefined): string[] {
     .split(",")
     .map((x) => x.trim())
     .filter(Boolean);
+}
+
+/** `--exit-node PEER`; an empty value (`--exit-node=`) means none. */
+function exitNodeFlag(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const t = text.trim();
+  return t === "" ? undefined : t;
 }
 
 function udpPort(text: string): number {
@@ -365,6 +380,11 @@ export function formatStatus(s: Status): string {
       `peer   ${p.name.padEnd(16)} ${bare(p.addresses).padEnd(40)} ${p.online ? p.path : "offline"}${p.rttMs !== null ? ` ${p.rttMs} ms` : ""}  rx ${p.rxBytes} tx ${p.txBytes}  handshake ${ago(p.lastHandshake)}`,
     );
     if (p.online) lines.push(`         ${p.pathDetail}`);
+  }
+  if (s.exitNode) {
+    lines.push(
+      `exit   ${s.exitNode.name}: ${s.exitNode.routing ? "internet traffic goes through it" : `not in use (${s.exitNode.error ?? "waiting for the map"})`}`,
+    );
   }
   if (s.forwarding?.routes.length || s.forwarding?.error) {
     lines.push(

@@ -191,6 +191,8 @@ export class NodeEngine {
   private readonly wasm: WireGuardEngine;
   private readonly relay: RelayPaths;
   private readonly udp: UdpPaths | null;
+  /** The exit node in use (its node key), or how it was named until the map has it. */
+  private exit: { want: string; key: string | null } | null = null;
   private readonly handles = new EndpointTable<string>(65536);
   private readonly peers = new Map<string, PeerState>();
   private readonly byHandle = new Map<number, PeerState>();
@@ -322,7 +324,6 @@ export class NodeEngine {
     for (const p of map.peers) {
       seen.add(p.key);
       let st = this.peers.get(p.key);
-      const allowed = p.allowedIPs.join(",");
       if (!st) {
         const key = decodeKey("nodekey", p.key);
         const handle = this.handles.handle(p.key, p.key);
@@ -343,10 +344,7 @@ export class NodeEngine {
       }
       st.peer = p;
       this.udp?.setPeer(st.key, p.name, p.endpoints);
-      if (st.allowed !== allowed) {
-        st.allowed = allowed;
-        this.wasm.upsertPeer({ publicKey: st.key, allowedIps: p.allowedIPs, endpoint: st.handle });
-      }
+      this.setAllowed(st);
     }
     for (const [key, st] of this.peers) {
       if (seen.has(key)) continue;
@@ -358,6 +356,55 @@ export class NodeEngine {
     }
     this.kick();
     this.changed();
+  }
+
+  /**
+   * A peer's allowed IPs for WireGuard: its addresses and subnet routes, and
+   * its exit routes (0.0.0.0/0, ::/0) only when it is the exit node in use,
+   * so that at most one peer owns the default routes (as Tailscale does).
+   */
+  private setAllowed(st: PeerState): void {
+    const exit = this.exit?.key === st.peer.key;
+    const ips = exit
+      ? st.peer.allowedIPs
+      : st.peer.allowedIPs.filter((r) => r !== "0.0.0.0/0" && r !== "::/0");
+    const allowed = ips.join(",");
+    if (st.allowed === allowed) return;
+    st.allowed = allowed;
+    this.wasm.upsertPeer({ publicKey: st.key, allowedIps: ips, endpoint: st.handle });
+  }
+
+  /**
+   * Send traffic for addresses outside the tailnet through `host` (a peer's
+   * name or address that offers itself as an exit node and is approved), or
+   * through none (null). Throws when the map has no such exit node.
+   */
+  setExitNode(host: string | null): void {
+    if (host === null) {
+      this.exit = null;
+    } else {
+      const peer = this.resolve(host).peer;
+      if (!peer) throw new EngineError(`${host} is not a machine of this tailnet`);
+      if (!peer.allowedIPs.includes("0.0.0.0/0") && !peer.allowedIPs.includes("::/0")) {
+        throw new EngineError(
+          `${peer.name} is not an exit node (it does not offer one, or it is not approved)`,
+        );
+      }
+      this.exit = { want: host, key: peer.key };
+    }
+    for (const st of this.peers.values()) this.setAllowed(st);
+    this.changed();
+  }
+
+  /** The exit node in use: the peer's name and whether it still offers the exit routes. */
+  get exitNode(): { name: string; offered: boolean } | null {
+    if (!this.exit?.key) return null;
+    const st = this.peers.get(this.exit.key);
+    if (!st) return { name: this.exit.want, offered: false };
+    return {
+      name: st.peer.name,
+      offered: st.peer.allowedIPs.includes("0.0.0.0/0") || st.peer.allowedIPs.includes("::/0"),
+    };
   }
 
   private homeChanged(region: number | null): void {

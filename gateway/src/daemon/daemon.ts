@@ -20,12 +20,13 @@ import { join } from "node:path";
 import { z } from "zod";
 import { ControlClient, ControlRequestError, type NodeEngine, type TcpConnection } from "@trellis/client";
 import { forwardToSocket, NodeIdentity, nodeEngine, openUdpSocket, UdpBindError } from "@trellis/client/node";
-import type { UdpSocket } from "@trellis/client";
+import { parseUdpAddr, type UdpSocket } from "@trellis/client";
 import type { Logger } from "@trellis/log";
-import type { RegisterRequest } from "@trellis/proto/node";
+import type { FullMap, RegisterRequest } from "@trellis/proto/node";
 import { SubnetRouter, subnetRoutes } from "./forwarding";
 import { HostError, TunPacketDevice } from "./host";
 import { acceptedRoutes, PeerRoutes, routableIPs } from "./routes";
+import { addressesOf, ExitRoutes } from "./exit";
 import {
   type ErrorBody,
   MAX_REQUEST_BYTES,
@@ -113,6 +114,12 @@ interface Session {
   router: SubnetRouter | null;
   /** TUN mode: peers' subnet routes routed into the device (--accept-routes). */
   peerRoutes: PeerRoutes | null;
+  /** TUN mode: the default route through the exit node (--exit-node). */
+  exit: ExitRoutes | null;
+  /** Why the exit node asked for is not in use (not in the map, not approved, …). */
+  exitError: string | null;
+  /** The daemon's own destinations, resolved (kept out of the exit node's tunnel). */
+  bypass: { hosts: string; addresses: string[]; at: number } | null;
   stopForwards: (() => void)[];
   /** The first map arrived (and, in TUN mode, the device is configured). */
   ready: boolean;
@@ -331,6 +338,9 @@ export class Daemon {
   // ---- up, down, logout ------------------------------------------------------------
 
   private async up(prefs: UpPrefs, authKey: string | undefined, waitMs: number): Promise<Status> {
+    if (prefs.exitNode && prefs.userspace) {
+      throw new DaemonError("bad_request", "--exit-node needs TUN mode (the host's traffic goes through it)");
+    }
     if (this.stopping) throw new DaemonError("stopping", "the daemon is shutting down");
     if (this.session) {
       const same = JSON.stringify(this.session.prefs) === JSON.stringify(prefs);
@@ -388,6 +398,9 @@ export class Daemon {
       device,
       router: device ? new SubnetRouter(device.name, this.log) : null,
       peerRoutes: device ? new PeerRoutes(device.name, this.log) : null,
+      exit: device ? new ExitRoutes(device.name, this.log) : null,
+      exitError: null,
+      bypass: null,
       stopForwards: [],
       ready: false,
       error: null,
@@ -449,7 +462,55 @@ export class Daemon {
     await Promise.all([
       s.router?.update(subnetRoutes(map.node.advertisedRoutes, map.node.approvedRoutes)),
       s.peerRoutes?.update(s.prefs.acceptRoutes ? acceptedRoutes(map) : []),
+      this.syncExit(s),
     ]).catch(() => undefined);
+  }
+
+  /**
+   * TUN mode with --exit-node: the engine gives the exit node the default
+   * routes, and the host routes the internet into the device, except the
+   * daemon's own destinations (control server, relays, peers' endpoints).
+   */
+  private async syncExit(s: Session): Promise<void> {
+    const map = s.engine.netmap;
+    if (!map || !s.exit) return;
+    const want = s.prefs.exitNode;
+    let families: { v4: boolean; v6: boolean } | null = null;
+    try {
+      s.engine.setExitNode(want);
+      const name = s.engine.exitNode?.name;
+      const exit = want ? map.peers.find((p) => p.name === name) : undefined;
+      if (exit) {
+        families = { v4: exit.allowedIPs.includes("0.0.0.0/0"), v6: exit.allowedIPs.includes("::/0") };
+        if (!exit.online) throw new DaemonError("exit_node", `the exit node ${exit.name} is offline`);
+      }
+      s.exitError = null;
+    } catch (err) {
+      s.exitError = err instanceof Error ? err.message : String(err);
+      families = null;
+      s.engine.setExitNode(null);
+    }
+    await s.exit.update(families, families ? await this.bypass(s, map) : []);
+  }
+
+  /** The control server's, relays' and peers' endpoint addresses (names looked up at most once a minute). */
+  private async bypass(s: Session, map: FullMap): Promise<string[]> {
+    const hosts = [new URL(s.prefs.loginServer).hostname];
+    for (const r of Object.values(map.relayMap.regions)) {
+      for (const n of r.nodes) hosts.push(n.hostName, new URL(n.url).hostname);
+    }
+    const key = [...new Set(hosts)].sort().join(",");
+    if (!s.bypass || s.bypass.hosts !== key || Date.now() - s.bypass.at > 60_000) {
+      s.bypass = { hosts: key, addresses: await addressesOf(key.split(",")), at: Date.now() };
+    }
+    const endpoints: string[] = [];
+    for (const p of map.peers) {
+      for (const e of p.endpoints) {
+        const a = parseUdpAddr(e);
+        if (a) endpoints.push(a.address);
+      }
+    }
+    return [...new Set([...s.bypass.addresses, ...endpoints])];
   }
 
   /**
@@ -472,6 +533,9 @@ export class Daemon {
     }
     const given = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
     const prefs = UpPrefs.parse({ ...s.prefs, ...given });
+    if (prefs.exitNode && prefs.userspace) {
+      throw new DaemonError("bad_request", "--exit-node needs TUN mode (the host's traffic goes through it)");
+    }
     const register = registration(prefs);
     if (JSON.stringify(register) !== JSON.stringify(s.register)) {
       const control = new ControlClient({
@@ -533,6 +597,7 @@ export class Daemon {
     for (const stop of s.stopForwards) stop();
     s.engine.close();
     try {
+      await s.exit?.close();
       await s.router?.close();
     } finally {
       await s.device?.close();
@@ -599,6 +664,7 @@ export class Daemon {
       approvedRoutes: [],
       prefs: s?.prefs ?? saved.prefs,
       acceptedRoutes: null,
+      exitNode: null,
       forwarding: null,
       relay: { region: null, connected: false, latencyMs: null },
       udp: null,
@@ -619,6 +685,13 @@ export class Daemon {
       advertisedRoutes: node?.advertisedRoutes ?? [],
       approvedRoutes: node?.approvedRoutes ?? [],
       acceptedRoutes: s.peerRoutes ? { routes: [...s.peerRoutes.routes], error: s.peerRoutes.error } : null,
+      exitNode: s.prefs.exitNode
+        ? {
+            name: s.engine.exitNode?.name ?? s.prefs.exitNode,
+            routing: s.exit?.routing ?? false,
+            error: s.exitError ?? s.exit?.error ?? (s.exit ? null : "an exit node needs TUN mode"),
+          }
+        : null,
       forwarding: s.router ? { routes: [...s.router.routes], error: s.router.error } : null,
       relay: st.relay,
       udp: st.udp,
@@ -649,6 +722,7 @@ export class Daemon {
         for (const stop of s.stopForwards) stop();
         s.engine.close();
         // The prefs keep wantRunning: a restarted daemon brings the node up again.
+        if (s.exit) await s.exit.close().catch((err: unknown) => errors.push(err));
         if (s.router) await s.router.close().catch((err: unknown) => errors.push(err));
         if (s.device) await s.device.close().catch((err: unknown) => errors.push(err));
       }

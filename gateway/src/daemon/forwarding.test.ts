@@ -4,13 +4,20 @@ import { hasCommand } from "../testing/netns";
 import { rulesetFor, subnetRoutes } from "./forwarding";
 
 describe("subnet routes a gateway serves", () => {
-  it("are its own approved routes, without exit routes", () => {
+  it("are its own approved routes, exit routes included once approved", () => {
     expect(
       subnetRoutes(
         ["10.1.0.0/16", "0.0.0.0/0", "::/0", "fd00:1::/64", "192.168.9.0/24"],
-        ["fd00:1::/64", "10.1.0.0/16", "0.0.0.0/0", "::/0", "172.16.0.0/12"],
+        ["fd00:1::/64", "10.1.0.0/16", "0.0.0.0/0", "172.16.0.0/12"],
       ),
-    ).toEqual(["10.1.0.0/16", "fd00:1::/64"]);
+    ).toEqual(["0.0.0.0/0", "10.1.0.0/16", "fd00:1::/64"]);
+  });
+
+  it("as an exit node, masquerade everything of the family that leaves", () => {
+    const rules = rulesetFor("trellis0", ["0.0.0.0/0", "10.1.0.0/16", "::/0"]);
+    expect(rules).toContain('ip saddr 100.64.0.0/10 oifname != "trellis0" masquerade');
+    expect(rules).toContain('ip6 saddr fd7a:115c:a1e0::/48 oifname != "trellis0" masquerade');
+    expect(rules).not.toContain("daddr");
   });
 
   it("are masqueraded from the tailnet in a table of Trellis's own", () => {
@@ -30,6 +37,10 @@ describe("subnet routes a gateway serves", () => {
     () => {
       execFileSync("nft", ["-c", "-f", "-"], {
         input: rulesetFor("trellis0", ["10.1.0.0/16", "fd00:1::/64"]),
+        timeout: 10_000,
+      });
+      execFileSync("nft", ["-c", "-f", "-"], {
+        input: rulesetFor("trellis0", ["0.0.0.0/0", "::/0"]),
         timeout: 10_000,
       });
     },

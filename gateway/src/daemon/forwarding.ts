@@ -34,10 +34,16 @@ function nft(args: string[], input?: string): Promise<string> {
   });
 }
 
-/** The ruleset for `routes` (canonical prefixes, no default routes) leaving through anything but `tun`. */
+/**
+ * The ruleset for `routes` (canonical prefixes) leaving through anything but
+ * `tun`; a default route (an approved exit node) masquerades all of its
+ * family that leaves.
+ */
 export function rulesetFor(tun: string, routes: readonly string[]): string {
   const v4 = routes.filter((r) => !r.includes(":"));
   const v6 = routes.filter((r) => r.includes(":"));
+  const dst = (family: "ip" | "ip6", list: string[]) =>
+    list.some((r) => r.endsWith("/0")) ? "" : ` ${family} daddr { ${list.join(", ")} }`;
   const lines = [
     // Declaring the table first makes the delete safe when it does not exist yet.
     `table inet ${NFT_TABLE} {}`,
@@ -47,29 +53,22 @@ export function rulesetFor(tun: string, routes: readonly string[]): string {
     `    type nat hook postrouting priority srcnat; policy accept;`,
   ];
   if (v4.length) {
-    lines.push(
-      `    ip saddr ${formatPrefix(TAILNET_V4)} ip daddr { ${v4.join(", ")} } oifname != "${tun}" masquerade`,
-    );
+    lines.push(`    ip saddr ${formatPrefix(TAILNET_V4)}${dst("ip", v4)} oifname != "${tun}" masquerade`);
   }
   if (v6.length) {
-    lines.push(
-      `    ip6 saddr ${formatPrefix(TAILNET_V6)} ip6 daddr { ${v6.join(", ")} } oifname != "${tun}" masquerade`,
-    );
+    lines.push(`    ip6 saddr ${formatPrefix(TAILNET_V6)}${dst("ip6", v6)} oifname != "${tun}" masquerade`);
   }
   lines.push("  }", "}", "");
   return lines.join("\n");
 }
 
-/** Which approved routes this node serves as a subnet router: its own, not exit routes. */
+/**
+ * Which approved routes this node serves: its own subnet routes and, as an
+ * approved exit node, 0.0.0.0/0 and ::/0.
+ */
 export function subnetRoutes(advertised: readonly string[], approved: readonly string[]): string[] {
   const mine = new Set(advertised);
-  return approved
-    .filter((r) => mine.has(r))
-    .filter((r) => {
-      const p = parsePrefix(r);
-      return p !== null && p.bits > 0; // 0.0.0.0/0 and ::/0 make an exit node: not this slice
-    })
-    .sort();
+  return approved.filter((r) => mine.has(r) && parsePrefix(r) !== null).sort();
 }
 
 export class SubnetRouter {

@@ -28,6 +28,7 @@ const running: Status = {
   advertisedRoutes: [],
   approvedRoutes: [],
   udp: { port: 41641, endpoints: ["198.51.100.7:41641"] },
+  exitNode: null,
   prefs: null,
   acceptedRoutes: null,
   forwarding: null,

@@ -19,6 +19,8 @@ const TunName = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, "a TUN name is 1-15 c
 const Hostname = z.string().trim().min(1).max(LIMITS.hostname);
 const Routes = z.array(CidrText).max(LIMITS.routes);
 
+const ExitNodeName = z.string().trim().min(1).max(255);
+
 /** What `trellis up` asks for; kept in the state directory without the auth key. */
 export const UpPrefs = z.strictObject({
   loginServer: z
@@ -31,6 +33,8 @@ export const UpPrefs = z.strictObject({
   advertiseExitNode: z.boolean().default(false),
   /** TUN mode: route the subnet routes peers serve into the TUN device (Tailscale's --accept-routes). */
   acceptRoutes: z.boolean().default(false),
+  /** TUN mode: send internet traffic through this peer (name or address), an approved exit node. */
+  exitNode: ExitNodeName.nullable().default(null),
   /** true: the userspace stack (no root); false: a TUN device. */
   userspace: z.boolean().default(false),
   tun: TunName.default("trellis0"),
@@ -47,6 +51,8 @@ export const SetPrefs = z.strictObject({
   advertiseRoutes: Routes.optional(),
   advertiseExitNode: z.boolean().optional(),
   acceptRoutes: z.boolean().optional(),
+  /** null: stop using an exit node. */
+  exitNode: ExitNodeName.nullable().optional(),
 });
 export type SetPrefs = z.infer<typeof SetPrefs>;
 
@@ -112,6 +118,8 @@ export const Status = z.object({
   prefs: UpPrefs.nullable(),
   /** TUN mode: the subnet routes of peers routed into the device (--accept-routes), or why not. */
   acceptedRoutes: z.object({ routes: z.array(z.string()), error: z.string().nullable() }).nullable(),
+  /** The exit node in use (--exit-node): whether internet traffic goes through it now, or why not. */
+  exitNode: z.object({ name: z.string(), routing: z.boolean(), error: z.string().nullable() }).nullable(),
   /** TUN mode: the approved routes this node forwards (and masquerades), or why it cannot. */
   forwarding: z.object({ routes: z.array(z.string()), error: z.string().nullable() }).nullable(),
   relay: z.object({
