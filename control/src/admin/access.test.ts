@@ -32,6 +32,11 @@ for (const { provider, skip } of PROVIDERS) {
       await createNode(db, "bob-browser", { userId: bob.id });
       await createNode(db, "root-browser", { userId: admin.id });
       await createNode(db, "office", { tags: ["tag:office"] });
+      await createNode(db, "lan-router", {
+        tags: ["tag:office"],
+        advertisedRoutes: ["192.168.40.0/24", "192.168.41.0/24"],
+        approvedRoutes: ["192.168.40.0/24"],
+      });
       await savePolicyText(ctx, actorOf(admin), { text: POLICY });
       return { ctx, admin, alice, bob };
     }
@@ -71,6 +76,34 @@ for (const { provider, skip } of PROVIDERS) {
       });
       expect(no.port).toMatchObject({ allowed: false, rule: null });
       expect(no.port!.explanation).toMatch(/alice-browser → office port 23\/tcp: denied/);
+    });
+
+    it("answers for an address behind a subnet router from the router's filter, approved routes only", async () => {
+      const { ctx, alice, bob } = await tailnet();
+      // The policy grants the LAN to group:eng; Bob is not in it.
+      const grant = POLICY.replace(
+        '"acls": [',
+        '"acls": [\n    { "action": "accept", "src": ["group:eng"], "dst": ["192.168.40.0/24:22"] },',
+      );
+      const admin = actorOf({ id: "x", email: "root@example.com", name: "root", role: "admin" });
+      await savePolicyText(ctx, admin, { text: grant });
+      const a = await machineAccess(ctx, actorOf(alice), {
+        from: "alice-browser",
+        machine: "192.168.40.7",
+        port: 22,
+      });
+      expect(a.machine.name).toBe("192.168.40.7 (via lan-router)");
+      expect(a.tcp).toEqual([{ first: 22, last: 22 }]);
+      expect(a.port).toMatchObject({ allowed: true });
+      // An advertised route not yet approved leads nowhere; nor does an address no router serves.
+      for (const machine of ["192.168.41.7", "10.9.9.9"]) {
+        const r = await rejection(machineAccess(ctx, actorOf(alice), { from: "alice-browser", machine }));
+        expect(r.status).toBe(404);
+      }
+      expect(
+        (await rejection(machineAccess(ctx, actorOf(bob), { from: "bob-browser", machine: "192.168.40.7" })))
+          .status,
+      ).toBe(404);
     });
 
     it("answers only from the caller's own machine, and refuses bad queries", async () => {

@@ -4,7 +4,11 @@
 // port, whether it is allowed and by which rule. The browser apps use it to
 // offer SSH, web and VNC only where the policy allows, and to name the rule
 // a refusal would need. A member may ask only from a machine of their own.
+// The destination may also be an address on a LAN behind a subnet router
+// (an approved route): then the router's filter decides, for that address,
+// as the router enforces it on every packet it forwards.
 import { AccessRequest, type AccessResult } from "@trellis/proto";
+import { parseAddr, prefixContains, type Addr } from "@trellis/proto/ip";
 import { addrSet, FilterCompiler, type NodeInfo } from "@trellis/policy";
 import { requireScope, type Actor } from "../auth/actor";
 import { ControlError } from "../errors";
@@ -42,14 +46,32 @@ export async function machineAccess(ctx: AdminContext, actor: Actor, body: unkno
       { path: "from", message: "not one of your machines" },
     ]);
   }
-  const dst = find(req.machine);
   const unknown = () =>
     new ControlError("not_found", 404, `no machine called ${req.machine}`, [
       { path: "machine", message: "no such machine" },
     ]);
-  if (!dst) throw unknown();
+  let dst = find(req.machine);
+  let dstAddrs: readonly Addr[] | undefined = dst?.addrs;
+  let via: NodeInfo | null = null;
+  if (!dst) {
+    // An address behind a subnet router: the router with the most specific approved route to it.
+    const addr = parseAddr(req.machine);
+    let best = -1;
+    for (const n of addr ? topology.nodes : []) {
+      for (const p of n.routes) {
+        if (p.bits > best && prefixContains(p, addr!)) {
+          best = p.bits;
+          via = n;
+        }
+      }
+    }
+    if (via) {
+      dst = via;
+      dstAddrs = [addr!];
+    }
+  }
+  if (!dst || !dstAddrs) throw unknown();
   const ranges: { first: number; last: number }[] = [];
-  const dstAddrs = dst.addrs;
   for (const rule of new FilterCompiler(active.policy, topology).filterFor(dst)) {
     if (!rule.DstPorts?.length) continue;
     if (rule.IPProto?.length && !rule.IPProto.includes(TCP)) continue;
@@ -62,13 +84,15 @@ export async function machineAccess(ctx: AdminContext, actor: Actor, body: unkno
   // policy (as it is absent from their map): no probing for names.
   if (ranges.length === 0 && !actor.scopes.has("policy:read")) throw unknown();
   const result: AccessResult = {
-    machine: { id: dst.name, name: dst.hostname },
+    machine: via
+      ? { id: via.name, name: `${req.machine} (via ${via.hostname})` }
+      : { id: dst.name, name: dst.hostname },
     tcp: merge(ranges),
   };
   if (req.port !== undefined) {
     result.port = await explainReach(ctx, {
       src: src.hostname,
-      dst: dst.hostname,
+      dst: via ? req.machine : dst.hostname,
       port: req.port,
       proto: "tcp",
     });
