@@ -3,6 +3,8 @@ import type { Database } from "@trellis/db";
 import { ControlError } from "../errors";
 import { hashPassword } from "../password";
 import { PROVIDERS, testDatabases } from "../testing/db";
+import { actorOf, adminContext, createUser, rejection } from "../admin/testing";
+import { clearLoginThrottle, getUser, listUsers } from "../admin/users";
 import { LoginError, verifyLogin } from "./login";
 import {
   EMPTY_BUCKET,
@@ -287,6 +289,39 @@ for (const { provider, skip } of PROVIDERS) {
       await t.settled();
       const spray = await db.prisma.auditEvent.findMany({ where: { action: "address.login_throttled" } });
       expect(spray.map((e) => e.target)).toEqual(["address:7.7.7.7"]);
+      await t.close();
+    });
+
+    it("admins see who is held back and clear it, audited; auditors may look but not clear", async () => {
+      const db = await dbs.open();
+      const ctx = adminContext(db);
+      const admin = await createUser(db, "admin", "root@example.com");
+      const auditor = await createUser(db, "auditor", "aud@example.com");
+      await user(db, "eve@example.com", "member", PASSWORD);
+      const eve = await db.prisma.user.findUniqueOrThrow({ where: { email: "eve@example.com" } });
+      // Real time here: the admin functions read the clock themselves, and the wait is long.
+      const t = new LoginThrottle(db, small);
+      for (let i = 0; i < 3; i++) await login(db, t, "eve@example.com", `guess ${i}`, "2001:db8:5::1");
+      const info = await getUser(ctx, actorOf(admin), eve.id);
+      expect(info.loginThrottle).toMatchObject({ addresses: ["2001:db8:5::/64"], accountWide: false });
+      expect(Date.parse(info.loginThrottle!.until)).toBeGreaterThan(Date.now() + 30_000);
+      const listed = await listUsers(ctx, actorOf(auditor), {});
+      expect(listed.items.find((u) => u.email === "eve@example.com")?.loginThrottle).not.toBeNull();
+      expect(listed.items.find((u) => u.email === "root@example.com")?.loginThrottle).toBeNull();
+
+      expect((await rejection(clearLoginThrottle(ctx, actorOf(auditor), eve.id))).status).toBe(403);
+      expect((await rejection(clearLoginThrottle(ctx, actorOf(admin), "nobody"))).status).toBe(404);
+      expect((await clearLoginThrottle(ctx, actorOf(admin), eve.id)).loginThrottle).toBeNull();
+      expect(await login(db, t, "eve@example.com", PASSWORD, "2001:db8:5::2")).toEqual({ ok: true });
+      const cleared = await db.prisma.auditEvent.findMany({ where: { action: "user.login_unthrottled" } });
+      expect(cleared).toHaveLength(1);
+      expect(cleared[0]).toMatchObject({ actor: `user:${admin.id}`, target: `user:${eve.id}` });
+      expect(JSON.parse(cleared[0]!.detail)).toMatchObject({
+        before: { addresses: ["2001:db8:5::/64"], accountWide: false },
+      });
+      // Nothing left to clear: no second entry.
+      await clearLoginThrottle(ctx, actorOf(admin), eve.id);
+      expect(await db.prisma.auditEvent.count({ where: { action: "user.login_unthrottled" } })).toBe(1);
       await t.close();
     });
 
