@@ -15,6 +15,9 @@ export const AUDIT_ACTIONS = [
   "user.remove",
   "user.link_oidc",
   "user.sync_oidc",
+  "user.login_throttled",
+  "user.login_unthrottled",
+  "address.login_throttled",
   "invitation.create",
   "invitation.revoke",
   "apitoken.create",
@@ -57,7 +60,7 @@ type Tx = Pick<Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0],
 export interface AuditEntry {
   actor: AuditRef;
   action: AuditAction;
-  /** What was acted on, as `<kind>:<id>` (`node:…`, `user:…`, `policy:3`, `settings:tailnet`, …). */
+  /** What was acted on, as `<kind>:<id>` (`node:…`, `user:…`, `policy:3`, `settings:tailnet`, `address:203.0.113.7`, …). */
   target: string;
   /** Before/after or other context; stored as JSON. */
   detail?: Record<string, unknown>;

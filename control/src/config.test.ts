@@ -23,6 +23,7 @@ describe("loadConfig", () => {
       authSecret: null,
       oidc: null,
       trustedProxies: [],
+      login: { freeAttempts: 5, firstDelayMs: 1000, maxDelayMs: 900_000 },
     });
   });
 
@@ -58,6 +59,21 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ TRELLIS_TRUSTED_PROXIES: "10.0.0.0/8,proxy.lan" })).toThrow(
       /TRELLIS_TRUSTED_PROXIES: "proxy.lan"/,
     );
+  });
+
+  it("reads the login throttle's free attempts and delays, and refuses a longest delay under the first", () => {
+    expect(
+      loadConfig({
+        TRELLIS_LOGIN_FREE_ATTEMPTS: "3",
+        TRELLIS_LOGIN_DELAY_SECONDS: "0.5",
+        TRELLIS_LOGIN_MAX_DELAY_SECONDS: "60",
+      }).login,
+    ).toEqual({ freeAttempts: 3, firstDelayMs: 500, maxDelayMs: 60_000 });
+    expect(() => loadConfig({ TRELLIS_LOGIN_FREE_ATTEMPTS: "0" })).toThrow(/TRELLIS_LOGIN_FREE_ATTEMPTS/);
+    expect(() => loadConfig({ TRELLIS_LOGIN_DELAY_SECONDS: "soon" })).toThrow(/TRELLIS_LOGIN_DELAY_SECONDS/);
+    expect(() =>
+      loadConfig({ TRELLIS_LOGIN_DELAY_SECONDS: "120", TRELLIS_LOGIN_MAX_DELAY_SECONDS: "60" }),
+    ).toThrow(/TRELLIS_LOGIN_MAX_DELAY_SECONDS: must be at least/);
   });
 
   it("honours PORT, TRELLIS_DATA_DIR, DATABASE_URL and TRELLIS_PUBLIC_URL", () => {

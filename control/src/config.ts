@@ -51,6 +51,8 @@ export interface ServerConfig {
    * prefixes); empty: the client is the socket's peer.
    */
   trustedProxies: Prefix[];
+  /** Login throttle (control/src/auth/throttle.ts): free failures per account and address, first and longest delay. */
+  login: { freeAttempts: number; firstDelayMs: number; maxDelayMs: number };
 }
 
 const Env = z.object({
@@ -118,6 +120,22 @@ const Env = z.object({
   TRELLIS_OIDC_AUDITOR_GROUPS: z.string().default(""),
   TRELLIS_OIDC_ALLOWED_GROUPS: z.string().default(""),
   TRELLIS_TRUSTED_PROXIES: z.string().default(""),
+  TRELLIS_LOGIN_FREE_ATTEMPTS: z.coerce
+    .number({ error: "TRELLIS_LOGIN_FREE_ATTEMPTS must be a number" })
+    .int("TRELLIS_LOGIN_FREE_ATTEMPTS must be a whole number")
+    .min(1, "TRELLIS_LOGIN_FREE_ATTEMPTS must be between 1 and 100")
+    .max(100, "TRELLIS_LOGIN_FREE_ATTEMPTS must be between 1 and 100")
+    .default(5),
+  TRELLIS_LOGIN_DELAY_SECONDS: z.coerce
+    .number({ error: "TRELLIS_LOGIN_DELAY_SECONDS must be a number" })
+    .min(0.1, "TRELLIS_LOGIN_DELAY_SECONDS must be between 0.1 and 3600")
+    .max(3600, "TRELLIS_LOGIN_DELAY_SECONDS must be between 0.1 and 3600")
+    .default(1),
+  TRELLIS_LOGIN_MAX_DELAY_SECONDS: z.coerce
+    .number({ error: "TRELLIS_LOGIN_MAX_DELAY_SECONDS must be a number" })
+    .min(1, "TRELLIS_LOGIN_MAX_DELAY_SECONDS must be between 1 and 86400")
+    .max(86400, "TRELLIS_LOGIN_MAX_DELAY_SECONDS must be between 1 and 86400")
+    .default(900),
 });
 
 /** OpenID Connect login, configured when issuer, client id and secret are all set. */
@@ -191,6 +209,15 @@ function trustedProxies(raw: string): Prefix[] {
     throw new ConfigError(`TRELLIS_TRUSTED_PROXIES: "${bad}" is not an IP address or CIDR prefix`);
   }
   return prefixes;
+}
+
+function loginThrottle(e: z.infer<typeof Env>): ServerConfig["login"] {
+  const firstDelayMs = Math.round(e.TRELLIS_LOGIN_DELAY_SECONDS * 1000);
+  const maxDelayMs = Math.round(e.TRELLIS_LOGIN_MAX_DELAY_SECONDS * 1000);
+  if (maxDelayMs < firstDelayMs) {
+    throw new ConfigError("TRELLIS_LOGIN_MAX_DELAY_SECONDS: must be at least TRELLIS_LOGIN_DELAY_SECONDS");
+  }
+  return { freeAttempts: e.TRELLIS_LOGIN_FREE_ATTEMPTS, firstDelayMs, maxDelayMs };
 }
 
 function parseOidc(e: z.infer<typeof Env>): OidcConfig | null {
@@ -278,5 +305,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     authSecret: e.TRELLIS_AUTH_SECRET ?? null,
     oidc: parseOidc(e),
     trustedProxies: trustedProxies(e.TRELLIS_TRUSTED_PROXIES),
+    login: loginThrottle(e),
   };
 }

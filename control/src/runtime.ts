@@ -14,6 +14,7 @@ import { loadOrCreateKeyFile, type KeyPair } from "@trellis/proto/keyfile";
 import type { ServerConfig } from "./config";
 import type { Actor } from "./auth/actor";
 import { requireScope } from "./auth/actor";
+import { LoginThrottle, throttleOptions, type ThrottleOptions } from "./auth/throttle";
 import { ingestConnections } from "./connlog";
 import { updateEndpoints } from "./endpoints";
 import { ControlError } from "./errors";
@@ -56,6 +57,8 @@ export interface RuntimeOptions {
   changes?: BridgeOptions;
   /** SQLite: how often the file is checked for commits by other processes (sqlite-watch.ts). */
   externalWrites?: SqliteWatchOptions;
+  /** The login throttle's rules; by default from the configuration (TRELLIS_LOGIN_*). */
+  loginThrottle?: ThrottleOptions;
 }
 
 /** What the control plane needs to know about the relay it reports on. */
@@ -105,6 +108,8 @@ export class ControlRuntime {
   private mapConfigCache: { from: Settings; config: MapConfig } | null = null;
   private readonly signalLimiter: TokenBuckets;
   private readonly mapLog: Logger;
+  /** Failed sign-ins, in the database (auth/throttle.ts): what password logins are checked against. */
+  readonly loginThrottle: LoginThrottle;
 
   private constructor(
     readonly config: ServerConfig,
@@ -118,6 +123,12 @@ export class ControlRuntime {
     this.policies = new PolicyStore(db);
     this.mapLog = log.child({ component: "map" });
     this.signalLimiter = new TokenBuckets(opts.signalRate ?? SIGNAL_RATE);
+    const login = config.login;
+    this.loginThrottle = new LoginThrottle(
+      db,
+      opts.loginThrottle ?? throttleOptions(login.freeAttempts, login.firstDelayMs, login.maxDelayMs),
+      log.child({ component: "login-throttle" }),
+    );
     this.netmaps = new NetmapService(db, {
       config: () => this.mapConfig(),
       policy: () => this.policies.current(),
@@ -170,6 +181,7 @@ export class ControlRuntime {
     await rt.presence.start();
     const ephemeral = await db.prisma.node.findMany({ where: { ephemeral: true }, select: { id: true } });
     rt.presence.scheduleRemoval(ephemeral.map((n) => n.id));
+    rt.loginThrottle.startPruning();
     return rt;
   }
 
@@ -547,6 +559,7 @@ export class ControlRuntime {
   }
 
   async close(): Promise<void> {
+    await this.loginThrottle.close();
     this.writeWatch?.close();
     this.detachRelay?.();
     await this.presence.close();

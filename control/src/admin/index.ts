@@ -13,7 +13,7 @@ export {
   removeMachine,
   tagChoices,
 } from "./machines";
-export { listUsers, getUser, updateUser, removeUser } from "./users";
+export { listUsers, getUser, updateUser, removeUser, clearLoginThrottle } from "./users";
 export { createKey, listKeys, revokeKey } from "./keys";
 export { listAudit, exportAudit, MAX_AUDIT_EXPORT } from "./audit";
 export { listConnections } from "./connections";

@@ -5,6 +5,7 @@ import type { Models } from "@trellis/db";
 import { UpdateUserRequest, UserQuery, type Page, type Role, type UserInfo } from "@trellis/proto";
 import { z } from "zod";
 import { requireScope, type Actor } from "../auth/actor";
+import { accountThrottles, clearAccountThrottle, type AccountThrottle } from "../auth/throttle";
 import { ControlError } from "../errors";
 import { jsonList, parseOr400 } from "../errors-util";
 import type { AdminContext } from "./context";
@@ -17,7 +18,11 @@ type Tx = Parameters<Parameters<AdminContext["db"]["prisma"]["$transaction"]>[0]
 
 const ROLES: readonly string[] = ["admin", "member", "auditor"];
 
-function userInfo(u: UserWithCount): UserInfo {
+function throttleInfo(t: AccountThrottle | undefined): UserInfo["loginThrottle"] {
+  return t ? { until: t.until.toISOString(), addresses: t.addresses, accountWide: t.accountWide } : null;
+}
+
+function userInfo(u: UserWithCount, throttle?: AccountThrottle): UserInfo {
   return {
     id: u.id,
     email: u.email,
@@ -28,6 +33,7 @@ function userInfo(u: UserWithCount): UserInfo {
     machines: u._count.nodes,
     createdAt: u.createdAt.toISOString(),
     lastLoginAt: u.lastLoginAt?.toISOString() ?? null,
+    loginThrottle: throttleInfo(throttle),
   };
 }
 
@@ -76,14 +82,54 @@ export async function listUsers(ctx: AdminContext, actor: Actor, query: unknown)
     }),
     ctx.db.prisma.user.count({ where }),
   ]);
-  return pageOf(rows, q.limit, total, (u) => [u.email], userInfo);
+  const throttles = await accountThrottles(
+    ctx.db,
+    rows.slice(0, q.limit).map((u) => u.email),
+  );
+  return pageOf(
+    rows,
+    q.limit,
+    total,
+    (u) => [u.email],
+    (u) => userInfo(u, throttles.get(u.email)),
+  );
 }
 
 export async function getUser(ctx: AdminContext, actor: Actor, id: string): Promise<UserInfo> {
   requireScope(actor, "users:read");
   const u = await ctx.db.prisma.user.findUnique({ where: { id }, include: withCount });
   if (!u) throw notFound(id);
-  return userInfo(u);
+  return userInfo(u, (await accountThrottles(ctx.db, [u.email])).get(u.email));
+}
+
+/**
+ * Let a user sign in again at once from everywhere: every failure counted
+ * against their account (per address and account-wide) is forgotten.
+ * Audited when there was something to clear. Failures counted against an
+ * address across accounts (password spraying) stay.
+ */
+export async function clearLoginThrottle(ctx: AdminContext, actor: Actor, id: string): Promise<UserInfo> {
+  requireScope(actor, "users:write");
+  await ctx.db.prisma.$transaction(async (tx) => {
+    const u = await tx.user.findUnique({ where: { id }, select: { email: true } });
+    if (!u) throw notFound(id);
+    const { cleared, before } = await clearAccountThrottle(tx, u.email);
+    if (cleared === 0) return;
+    await audit(tx, {
+      actor: actorRef(actor),
+      action: "user.login_unthrottled",
+      target: `user:${id}`,
+      detail: {
+        email: u.email,
+        before: before && {
+          until: before.until.toISOString(),
+          addresses: before.addresses,
+          accountWide: before.accountWide,
+        },
+      },
+    });
+  });
+  return getUser(ctx, actor, id);
 }
 
 /** Change a user's role. Demoting the last admin is refused (409). */

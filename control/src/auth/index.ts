@@ -1,6 +1,6 @@
 export * from "./actor";
 export * from "./sessions";
-export * from "./ratelimit";
+export * from "./throttle";
 export * from "./login";
 export * from "./oidc";
 export * from "./tokens";

@@ -17,6 +17,7 @@ import { savePolicyText } from "../admin/policy";
 import { adminContext, auditEvents, createNode, createUser } from "../admin/testing";
 import { actorOf } from "../admin/testing";
 import { localOperator } from "../auth/actor";
+import { LoginThrottle, throttleOptions } from "../auth/throttle";
 import { tokenActor } from "../auth/tokens";
 import { loadConfig } from "../config";
 import { ControlError } from "../errors";
@@ -245,6 +246,22 @@ for (const { provider, skip } of PROVIDERS) {
       expect(await refused(["users", "set-role", "nobody@example.com", "admin"])).toBe(
         "trellis-server users set-role: no user nobody@example.com\n",
       );
+
+      // Failed passwords from one address: the shell lets ann sign in again at once.
+      expect((await run(["users", "unthrottle", "ann@example.com"])).out).toBe(
+        "ann@example.com was not held back\n",
+      );
+      const throttle = new LoginThrottle(db, throttleOptions(1, 600_000));
+      expect((await throttle.begin("ann@example.com", "203.0.113.9")).allowed).toBe(true);
+      expect((await throttle.begin("ann@example.com", "203.0.113.9")).allowed).toBe(false);
+      expect((await run(["users", "unthrottle", "ann@example.com"])).out).toMatch(
+        /^ann@example\.com may sign in again at once \(was held back until \d{4}-/,
+      );
+      expect((await throttle.begin("ann@example.com", "203.0.113.9")).allowed).toBe(true);
+      expect((await auditEvents(db, "user.login_unthrottled"))[0]).toMatchObject({
+        actor: "local",
+        target: `user:${ann.id}`,
+      });
 
       // Removal, down to the last admin.
       const removed = await run(["users", "remove", "ann@example.com"]);

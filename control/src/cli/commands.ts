@@ -14,7 +14,7 @@ import {
   setMachineRoutes,
 } from "../admin/machines";
 import { getPolicy, savePolicyText, validatePolicyText } from "../admin/policy";
-import { getUser, listUsers, removeUser, updateUser } from "../admin/users";
+import { clearLoginThrottle, getUser, listUsers, removeUser, updateUser } from "../admin/users";
 import { localOperator } from "../auth/actor";
 import { createInvitation } from "../auth/invitations";
 import { createApiTokenFor } from "../auth/tokens";
@@ -320,6 +320,27 @@ cannot be removed.`,
     return {
       json: { removed: before },
       text: `removed ${before.email}${before.machines ? ` and ${before.machines} machine${before.machines === 1 ? "" : "s"}` : ""}`,
+    };
+  },
+};
+
+const usersUnthrottle: Command = {
+  name: "users unthrottle",
+  synopsis: "USER",
+  summary: "let a user sign in again at once after failed passwords",
+  details: `Forgets the failed sign-ins counted against the account, from every address
+(the console's Clear on the Users page). Failures an address made across many
+accounts stay counted.`,
+  args: ["USER"],
+  async run(ctx, p) {
+    const user = await findUser(ctx, p.args[0]!);
+    const before = await getUser(ctx, localOperator(), user.id);
+    const after = await clearLoginThrottle(ctx, localOperator(), user.id);
+    return {
+      json: after,
+      text: before.loginThrottle
+        ? `${after.email} may sign in again at once (was held back until ${before.loginThrottle.until})`
+        : `${after.email} was not held back`,
     };
   },
 };
@@ -697,6 +718,7 @@ export const COMMANDS: Command[] = [
   usersCreate,
   usersSetRole,
   usersRemove,
+  usersUnthrottle,
   keysList,
   keysCreate,
   keysRevoke,

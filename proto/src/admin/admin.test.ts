@@ -13,6 +13,7 @@ describe("admin answer schemas", () => {
     machines: 0,
     createdAt: "2025-01-01T00:00:00.000Z",
     lastLoginAt: null,
+    loginThrottle: null,
   };
 
   it("Page(item) reads a page of items, and its type is Page<item>", () => {

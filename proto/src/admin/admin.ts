@@ -142,6 +142,20 @@ export const UserInfo = z.object({
   machines: z.number().int().min(0),
   createdAt: z.string(),
   lastLoginAt: z.string().nullable(),
+  /**
+   * Failed password sign-ins holding this account back now; null when none
+   * do. `DELETE /api/v1/users/:id/login-throttle` clears it.
+   */
+  loginThrottle: z
+    .object({
+      /** Until when the longest hold lasts. */
+      until: z.string(),
+      /** Client addresses (an IPv6 client's /64) whose attempts on this account must wait. */
+      addresses: z.array(z.string()),
+      /** Failures from every address passed the account-wide mark: each address is slowed. */
+      accountWide: z.boolean(),
+    })
+    .nullable(),
 });
 export type UserInfo = z.infer<typeof UserInfo>;
 

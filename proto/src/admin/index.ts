@@ -5,3 +5,4 @@ export * from "../errors";
 export * from "./admin";
 export * from "./keys";
 export * from "./setup";
+export * from "./login";

@@ -7,7 +7,7 @@ import type { NextAuthOptions } from "next-auth";
 import CredentialsProvider from "next-auth/providers/credentials";
 import { ControlError } from "@trellis/control/errors";
 import {
-  LoginRateLimiter,
+  LoginError,
   createSession,
   deleteSession,
   upsertOidcUser,
@@ -15,12 +15,7 @@ import {
   SESSION_TTL_MS,
 } from "@trellis/control/auth";
 import { getRuntime } from "./api";
-
-const LIMITER = Symbol.for("trellis.web.loginLimiter");
-function limiter(): LoginRateLimiter {
-  const g = globalThis as { [LIMITER]?: LoginRateLimiter };
-  return (g[LIMITER] ??= new LoginRateLimiter());
-}
+import { encodeLoginError } from "./login-params";
 
 /** Header the custom server sets from the socket (any client-sent value is overwritten). */
 export const REMOTE_ADDR_HEADER = "x-trellis-remote-addr";
@@ -53,17 +48,18 @@ export function authOptions(): NextAuthOptions {
         try {
           const user = await verifyLogin(
             rt.db,
-            limiter(),
+            rt.loginThrottle,
             credentials?.email,
             credentials?.password,
             address,
           );
           return { id: user.id, email: user.email, name: user.name };
         } catch (err) {
-          // next-auth turns a thrown Error's message into the login page's ?error=.
-          if (ControlError.is(err)) throw new Error(err.message);
+          // next-auth turns a thrown Error's message into the login page's ?error=:
+          // a code and the throttle's numbers, which the page words itself.
+          if (ControlError.is(err)) throw new Error(encodeLoginError(err.code, LoginError.throttleOf(err)));
           rt.log.error({ err }, "login failed");
-          throw new Error("login failed; try again");
+          throw new Error("server_error");
         }
       },
     }),

@@ -2,6 +2,7 @@
 // which error to show. Both are attacker-chosen (anyone can send a link to
 // /login?next=…&error=…), so `next` must resolve to this origin and `error`
 // must be a code we know; its text is ours, never the URL's. Bundle-safe.
+import { waitWords } from "@trellis/proto/admin";
 
 /** Where the console goes when `next` is missing or refused. */
 export const DEFAULT_NEXT = "/machines";
@@ -40,7 +41,8 @@ const LOGIN_ERRORS: Record<string, string> = {
   SessionRequired: "log in to see this page",
   Configuration: "login is misconfigured on the server; see its log",
   bad_credentials: "wrong email or password",
-  rate_limited: "too many failed logins; try again later",
+  rate_limited: "too many failed sign-ins; try again later",
+  server_error: "login failed on the server; try again",
   not_allowed: "your account is not in a group allowed to use this tailnet",
   no_email: "the identity provider did not return an email",
   email_unverified: "the identity provider has not verified your email; verify it there, then log in again",
@@ -57,4 +59,62 @@ export function knownLoginError(code: string): string | null {
 export function loginErrorMessage(code: string | null | undefined): string | null {
   if (typeof code !== "string" || code === "") return null;
   return knownLoginError(code) ?? "login did not complete; try again";
+}
+
+/**
+ * A refused login as the server hands it to the login form through
+ * next-auth's `error`: the code, then the throttle's state — `:left=N`
+ * failures before sign-in slows down, or `:wait=MS` before the next try.
+ */
+export function encodeLoginError(
+  code: string,
+  throttle: { remaining: number; retryAfterMs: number } | null,
+): string {
+  if (!throttle) return code;
+  return throttle.retryAfterMs > 0
+    ? `${code}:wait=${Math.ceil(throttle.retryAfterMs)}`
+    : `${code}:left=${Math.max(0, Math.floor(throttle.remaining))}`;
+}
+
+/** What the login form learns from the server's answer to its own request. */
+export interface LoginFailure {
+  code: string;
+  /** Failures left before sign-in slows down; null: not said. */
+  left: number | null;
+  /** Milliseconds to wait before the next try; null: none. */
+  waitMs: number | null;
+}
+
+/** Read `encodeLoginError`'s text; anything else is a bare code (worded generically when unknown). */
+export function parseLoginError(text: string): LoginFailure {
+  const m = /^(\w{1,40})(?::(left|wait)=(\d{1,10}))?$/.exec(text);
+  if (!m) return { code: text, left: null, waitMs: null };
+  const n = m[3] === undefined ? null : Number(m[3]);
+  return { code: m[1]!, left: m[2] === "left" ? n : null, waitMs: m[2] === "wait" ? n : null };
+}
+
+/**
+ * The login form's one message for a failure, `waitLeftMs` after it still
+ * to wait (the form counts down): how many failures are left before
+ * sign-in slows down, or how long to wait, in words.
+ */
+export function describeLoginFailure(f: LoginFailure, waitLeftMs: number): string {
+  const wrong = "wrong email or password";
+  if (f.code === "rate_limited") {
+    return waitLeftMs > 0
+      ? `too many failed sign-ins; try again in ${waitWords(waitLeftMs)}`
+      : "you can try again now";
+  }
+  if (f.code === "bad_credentials" || f.code === "CredentialsSignin") {
+    if (f.waitMs !== null) {
+      return waitLeftMs > 0
+        ? `${wrong}; wait ${waitWords(waitLeftMs)} before trying again`
+        : `${wrong}; you can try again now`;
+    }
+    if (f.left !== null) {
+      return `${wrong}; ${f.left} attempt${f.left === 1 ? "" : "s"} left before sign-in slows down`;
+    }
+    return wrong;
+  }
+  return knownLoginError(f.code) ?? "login did not complete; try again";
 }

@@ -1,26 +1,40 @@
 "use client";
 
 import { signIn } from "next-auth/react";
-import { useState, type FormEvent } from "react";
-import { knownLoginError } from "@/lib/login-params";
+import { useEffect, useState, type FormEvent } from "react";
+import { describeLoginFailure, parseLoginError, type LoginFailure } from "@/lib/login-params";
 
-/**
- * A failed signIn's error, from the server's answer to this very request (not
- * from a URL someone sent): a known code in words, else the server's message.
- */
-function describe(error: string): string {
-  return knownLoginError(error) ?? error;
+/** A failed sign-in of this very form (not from a URL someone sent), and when its wait ends. */
+interface Failure {
+  failure: LoginFailure;
+  /** Epoch ms when the next try may start; 0: at once. */
+  until: number;
 }
 
 export function LoginForm(props: { next: string; oidcName: string | null; initialError: string | null }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(props.initialError);
+  const [failed, setFailed] = useState<Failure | null>(null);
+  const [now, setNow] = useState(() => Date.now());
+  const waitLeft = failed ? Math.max(0, failed.until - now) : 0;
+
+  // While a wait runs, count it down once a second (the message says what is left).
+  useEffect(() => {
+    if (!failed || failed.until <= Date.now()) return;
+    const timer = setInterval(() => {
+      const t = Date.now();
+      setNow(t);
+      if (t >= failed.until) clearInterval(timer);
+    }, 1000);
+    return () => clearInterval(timer);
+  }, [failed]);
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
     setBusy(true);
     setError(null);
+    setFailed(null);
     try {
       const res = await signIn("credentials", {
         email: String(form.get("email") ?? ""),
@@ -31,7 +45,10 @@ export function LoginForm(props: { next: string; oidcName: string | null; initia
         window.location.assign(props.next);
         return;
       }
-      setError(describe(res?.error ?? "login failed"));
+      const failure = parseLoginError(res?.error ?? "");
+      const t = Date.now();
+      setNow(t);
+      setFailed({ failure, until: failure.waitMs ? t + failure.waitMs : 0 });
     } catch {
       setError("could not reach the server");
     } finally {
@@ -63,12 +80,17 @@ export function LoginForm(props: { next: string; oidcName: string | null; initia
           Password
           <input name="password" type="password" autoComplete="current-password" required />
         </label>
-        {error ? (
-          <p className="error" role="alert" data-testid="login-error">
-            {error}
+        {failed || error ? (
+          <p
+            className="error"
+            role="alert"
+            data-testid="login-error"
+            data-waiting={waitLeft > 0 ? "true" : undefined}
+          >
+            {failed ? describeLoginFailure(failed.failure, waitLeft) : error}
           </p>
         ) : null}
-        <button type="submit" disabled={busy}>
+        <button type="submit" disabled={busy || waitLeft > 0}>
           {busy ? "Logging in…" : "Log in"}
         </button>
       </form>

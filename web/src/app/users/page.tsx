@@ -6,7 +6,7 @@ import type { InvitationInfo } from "@trellis/proto";
 import { ActionButton } from "@/components/action-button";
 import { DataTable, Empty } from "@/components/data-table";
 import { FilterBar, SelectFilter, TextFilter } from "@/components/filter-bar";
-import { firstParam, plural, queryRecord } from "@/components/format";
+import { firstParam, formatDate, plural, queryRecord } from "@/components/format";
 import { Pager } from "@/components/pager";
 import { Time } from "@/components/time";
 import { getRuntime } from "@/lib/api";
@@ -82,6 +82,31 @@ export default async function UsersPage({ searchParams }: { searchParams: Search
                 <span className="cell-title">{u.name || u.email}</span>
                 {u.id === actor.userId ? <span className="badge">you</span> : null}
                 <span className="cell-sub">{u.email}</span>
+                {u.loginThrottle ? (
+                  <span className="cell-sub" data-testid={`user-throttled-${u.email}`}>
+                    <span
+                      className="badge badge-warn"
+                      title={
+                        u.loginThrottle.accountWide
+                          ? "Failed passwords from many addresses: every address is slowed down"
+                          : `Failed passwords from ${u.loginThrottle.addresses.join(", ")}`
+                      }
+                    >
+                      sign-in throttled until {formatDate(u.loginThrottle.until)}
+                    </span>{" "}
+                    {canWrite ? (
+                      <ActionButton
+                        label="Clear"
+                        method="DELETE"
+                        url={`/api/v1/users/${encodeURIComponent(u.id)}/login-throttle`}
+                        answer="nothing"
+                        variant="ghost"
+                        ariaLabel={`Clear the sign-in throttle of ${u.email}`}
+                        testId={`clear-throttle-${u.email}`}
+                      />
+                    ) : null}
+                  </span>
+                ) : null}
               </>
             ),
           },
