@@ -28,6 +28,7 @@ import { SharedReplayGuard } from "./replay";
 import { SqliteWriteWatch, type SqliteWatchOptions } from "./sqlite-watch";
 import { NodeAuthenticator, type ReplayPool, type SignedRequest, type VerifiedRequest } from "./node-auth";
 import { admittedNodeKeys } from "./nodes";
+import { sharedPolicyChecker, type PolicyCheck } from "./policy-check/pool";
 import { PolicyStore } from "./policy-store";
 import { Presence, type PresenceOptions } from "./presence";
 import { registerNode } from "./register";
@@ -56,6 +57,8 @@ export interface RuntimeOptions {
   changes?: BridgeOptions;
   /** SQLite: how often the file is checked for commits by other processes (sqlite-watch.ts). */
   externalWrites?: SqliteWatchOptions;
+  /** Where policies are checked; the process's pool of worker threads by default (policy-check/pool.ts). */
+  policyCheck?: PolicyCheck;
 }
 
 /** What the control plane needs to know about the relay it reports on. */
@@ -90,6 +93,8 @@ export class ControlRuntime {
   readonly events: EventBus;
   /** The policy in force, parsed once per version (policy-store.ts). */
   readonly policies: PolicyStore;
+  /** Policy checks (dry runs and saves), off the event loop. */
+  readonly policyCheck: PolicyCheck;
   private readonly netmaps: NetmapService;
   private readonly presence: Presence;
   /** On PostgreSQL: joins this process's events to every other replica's. */
@@ -116,6 +121,7 @@ export class ControlRuntime {
     this.auth = new NodeAuthenticator(controlKey);
     this.events = new EventBus(log.child({ component: "events" }));
     this.policies = new PolicyStore(db);
+    this.policyCheck = opts.policyCheck ?? sharedPolicyChecker();
     this.mapLog = log.child({ component: "map" });
     this.signalLimiter = new TokenBuckets(opts.signalRate ?? SIGNAL_RATE);
     this.netmaps = new NetmapService(db, {
