@@ -12,7 +12,7 @@ import {
   sealBox,
   type Frame,
 } from "@trellis/client/derp";
-import { handshakeKey, LoginReplays } from "./admission";
+import { handshakeKey, LoginReplays, NONCE_TAG_LEN } from "./admission";
 import { connectClient, startTestRelay, waitFor, type TestRelay } from "./testing/harness";
 
 const relays: TestRelay[] = [];
@@ -94,35 +94,50 @@ async function outcomes(r: TestRelay): Promise<Record<string, number>> {
 }
 
 describe("login replays", () => {
+  const tag = (s: string) => s.padEnd(NONCE_TAG_LEN, "-");
+  /** A login: true when it is new (and now remembered), false when seen before. */
+  const login = (r: LoginReplays, key: string, nonce: string, now: number) => {
+    if (r.seen(key, tag(nonce), now)) return false;
+    r.remember(key, tag(nonce), now);
+    return true;
+  };
+
   it("remembers each (key, nonce) for the window, the most recent per key, and a bounded number in all", () => {
     const r = new LoginReplays({ windowMs: 1000, perKey: 3, max: 5 });
-    expect(r.claim("a", "n1", 0)).toBe(true);
-    expect(r.claim("a", "n1", 10)).toBe(false);
+    expect(login(r, "a", "n1", 0)).toBe(true);
+    expect(login(r, "a", "n1", 10)).toBe(false);
     // Another key's login with the same nonce is another login.
-    expect(r.claim("b", "n1", 10)).toBe(true);
+    expect(login(r, "b", "n1", 10)).toBe(true);
     // Past the window it is forgotten (what the window cannot prevent: SECURITY.md).
-    expect(r.claim("a", "n1", 999)).toBe(false);
-    expect(r.claim("a", "n1", 1000)).toBe(true);
+    expect(login(r, "a", "n1", 999)).toBe(false);
+    expect(login(r, "a", "n1", 1000)).toBe(true);
     // A key keeps its 3 most recent.
-    for (const n of ["n2", "n3", "n4"]) expect(r.claim("a", n, 1100)).toBe(true);
-    expect(r.claim("a", "n1", 1100)).toBe(true);
-    expect(r.claim("a", "n4", 1100)).toBe(false);
+    for (const n of ["n2", "n3", "n4"]) expect(login(r, "a", n, 1100)).toBe(true);
+    expect(login(r, "a", "n1", 1100)).toBe(true);
+    expect(login(r, "a", "n4", 1100)).toBe(false);
+    expect(login(r, "a", "n2", 1100)).toBe(true);
     expect(r.size).toBeLessThanOrEqual(5);
     // At most 5 in all: the oldest go first, whichever key they are of.
-    for (const k of ["c", "d", "e", "f"]) expect(r.claim(k, "x", 1200)).toBe(true);
+    for (const k of ["c", "d", "e", "f"]) expect(login(r, k, "x", 1200)).toBe(true);
     expect(r.size).toBe(5);
-    expect(r.claim("f", "x", 1200)).toBe(false);
-    // A claim released (a login refused after all) may be claimed again.
-    r.release("f", "x");
-    expect(r.claim("f", "x", 1200)).toBe(true);
+    expect(login(r, "f", "x", 1200)).toBe(false);
+    expect(login(r, "c", "x", 1200)).toBe(false);
+    // Tags are matched whole, never across two of them.
+    login(r, "g", "n1", 1200);
+    login(r, "g", "n2", 1200);
+    expect(r.seen("g", tag("n1").slice(1) + "n", 1200)).toBe(false);
+    expect(r.seen("g", tag("n2"), 1200)).toBe(true);
   });
 
   it("stays bounded under a flood of one key's logins", () => {
     const r = new LoginReplays({ windowMs: 3600_000, perKey: 4, max: 100 });
-    for (let i = 0; i < 50_000; i++) r.claim("k", `n${i}`, i);
+    for (let i = 0; i < 50_000; i++) login(r, "k", `n${i}`, i);
     expect(r.size).toBe(4);
-    expect(r.claim("k", "n49999", 50_000)).toBe(false);
-    expect(r.claim("k", "n0", 50_000)).toBe(true);
+    expect(login(r, "k", "n49999", 50_000)).toBe(false);
+    expect(login(r, "k", "n0", 50_000)).toBe(true);
+    for (let i = 0; i < 50_000; i++) login(r, `k${i}`, "n", 60_000);
+    expect(r.size).toBe(100);
+    expect(login(r, "k49999", "n", 60_000)).toBe(false);
   });
 
   it("counts handshakes per IPv4 address and per IPv6 /64", () => {
@@ -179,6 +194,48 @@ describe("relay admission", () => {
     const info = again.frames.find((f) => f.type === FrameType.ServerInfo)!;
     expect(openBox(info.payload, victim.privateKey, serverKey)).not.toBeNull();
     await waitFor(() => first.ended(), "the older connection replaced");
+  });
+
+  it("refuses the same frame while its first use is still being verified, and remembers only admitted logins", async () => {
+    let admit: ((ok: boolean) => void) | null = null;
+    const asked: number[] = [];
+    const r = await relay({
+      verifyClient: (keys) => {
+        asked.push(keys.length);
+        return new Promise((resolve) => (admit = (ok) => resolve(keys.map(() => ok))));
+      },
+    });
+    const key = generateKeyPair();
+    const first = await upgrade(r.port);
+    await waitFor(() => first.frames.length >= 1, "the server key frame");
+    const serverKey = first.frames[0]!.payload.slice(MAGIC.length);
+
+    // Refused by the verifier: not remembered, so the same frame is asked about again (no replay).
+    const refusedFrame = clientInfoFrame(key, serverKey);
+    const firstDone = logIn(first, refusedFrame);
+    await waitFor(() => admit !== null, "the verifier asked");
+    admit!(false);
+    admit = null;
+    expect(await firstDone).toBe(false);
+    const retry = await upgrade(r.port);
+    const retryDone = logIn(retry, refusedFrame);
+    await waitFor(() => admit !== null, "the verifier asked again");
+    admit!(false);
+    admit = null;
+    expect(await retryDone).toBe(false);
+    expect(asked).toEqual([1, 1]);
+
+    // While a login is verified, its frame again is a replay.
+    const frame = clientInfoFrame(key, serverKey);
+    const a = await upgrade(r.port);
+    const aDone = logIn(a, frame);
+    await waitFor(() => admit !== null, "the verifier asked about the login");
+    const b = await upgrade(r.port);
+    expect(await logIn(b, frame)).toBe(false);
+    admit!(true);
+    expect(await aDone).toBe(true);
+    expect(asked).toEqual([1, 1, 1]);
+    expect((await outcomes(r)).replayed_client_info).toBe(1);
   });
 
   it("refuses the 33rd connection still logging in from one address, while another address connects", async () => {

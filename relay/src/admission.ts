@@ -25,85 +25,105 @@ export interface LoginReplayLimits {
   max: number;
 }
 
-interface Entry {
-  key: string;
-  nonce: string;
-  at: number;
+/** Bytes of a box nonce remembered: 96 random bits tell one login from another (the nonce is authenticated). */
+export const NONCE_TAG_LEN = 12;
+
+/** One key's remembered logins: their nonce tags in one string, oldest first, numbered first..next-1. */
+interface KeyLog {
+  readonly key: string;
+  tags: string;
+  first: number;
+  next: number;
 }
 
 /**
  * The (client key, box nonce) pairs of recent logins. Memory is bounded:
- * each entry is forgotten after `windowMs`, a key keeps its `perKey` most
- * recent ones, and at most `max` are kept in all (~100 bytes each).
+ * each pair is forgotten after `windowMs`, a key keeps its `perKey` most
+ * recent, and at most `max` are kept in all, the oldest going first
+ * (measured: ~100 bytes a pair, ~200 when every pair is another key's).
  */
 export class LoginReplays {
-  /** Per key (hex): nonce (latin1) → when it was claimed. */
-  private readonly byKey = new Map<string, Map<string, number>>();
-  /** Every claim in time order; entries already forgotten are skipped when they come up. */
-  private order: Entry[] = [];
+  private readonly byKey = new Map<string, KeyLog>();
+  /** Every pair remembered, in time order (parallel arrays from `head`); pairs already forgotten are skipped. */
+  private qLog: KeyLog[] = [];
+  private qSeq: number[] = [];
+  private qAt: number[] = [];
   private head = 0;
   private count = 0;
 
   constructor(private readonly limits: LoginReplayLimits) {}
 
-  /** Nonces remembered now. */
+  /** Pairs remembered now. */
   get size(): number {
     return this.count;
   }
 
   /**
-   * Claim a login's nonce for its key: false when it was claimed before
-   * (within the window and still remembered), true when it is new and is
-   * remembered from now on.
+   * Whether `key` (any string) logged in with the nonce `tag` (its first
+   * NONCE_TAG_LEN bytes as latin1) and that is still remembered.
    */
-  claim(key: string, nonce: string, now: number): boolean {
+  seen(key: string, tag: string, now: number): boolean {
     this.expire(now);
-    let nonces = this.byKey.get(key);
-    if (nonces?.has(nonce)) return false;
-    if (!nonces) {
-      nonces = new Map();
-      this.byKey.set(key, nonces);
+    const log = this.byKey.get(key);
+    if (!log) return false;
+    for (let i = log.tags.indexOf(tag); i >= 0; i = log.tags.indexOf(tag, i + 1)) {
+      if (i % NONCE_TAG_LEN === 0) return true;
     }
-    if (nonces.size >= this.limits.perKey) {
-      const oldest = nonces.keys().next().value!;
-      nonces.delete(oldest);
-      this.count--;
-    }
-    while (this.count >= this.limits.max && this.head < this.order.length) this.forgetOldest();
-    nonces.set(nonce, now);
-    this.count++;
-    this.order.push({ key, nonce, at: now });
-    // Entries forgotten by the per-key bound stay in `order` until they come up: compact now and then.
-    if (this.order.length - this.head > 2 * this.limits.max + 1024) this.compact();
-    return true;
+    return false;
   }
 
-  /** Forget a claim (a login refused after its nonce was claimed: it costs no memory). */
-  release(key: string, nonce: string): void {
-    const nonces = this.byKey.get(key);
-    if (!nonces?.delete(nonce)) return;
-    this.count--;
-    if (nonces.size === 0) this.byKey.delete(key);
+  /** Remember a login: a later {@link seen} of the pair is true for as long as it is kept. */
+  remember(key: string, tag: string, now: number): void {
+    this.expire(now);
+    let log = this.byKey.get(key);
+    if (!log) {
+      log = { key, tags: "", first: 0, next: 0 };
+      this.byKey.set(key, log);
+    }
+    if (log.next - log.first >= this.limits.perKey) this.dropFirst(log);
+    while (this.count >= this.limits.max && this.head < this.qLog.length) this.forgetOldest();
+    if (this.byKey.get(key) !== log) this.byKey.set(key, log);
+    log.tags += tag;
+    this.qLog.push(log);
+    this.qSeq.push(log.next++);
+    this.qAt.push(now);
+    this.count++;
+    // Pairs forgotten by the per-key bound stay queued until they come up: compact now and then.
+    if (this.qLog.length - this.head > 2 * this.limits.max + 1024) this.compact();
   }
 
   private expire(now: number): void {
-    while (this.head < this.order.length && now - this.order[this.head]!.at >= this.limits.windowMs) {
+    while (this.head < this.qLog.length && now - this.qAt[this.head]! >= this.limits.windowMs) {
       this.forgetOldest();
     }
-    if (this.head > 1024 && this.head * 2 > this.order.length) this.compact();
+    if (this.head > 1024 && this.head * 2 > this.qLog.length) this.compact();
   }
 
+  /** Forget the oldest queued pair, unless it is gone already (then it is only dequeued). */
   private forgetOldest(): void {
-    const e = this.order[this.head++]!;
-    const nonces = this.byKey.get(e.key);
-    if (nonces?.get(e.nonce) !== e.at) return;
-    nonces.delete(e.nonce);
+    const log = this.qLog[this.head]!;
+    const seq = this.qSeq[this.head]!;
+    this.head++;
+    if (seq >= log.first && this.byKey.get(log.key) === log) this.dropFirst(log);
+  }
+
+  private dropFirst(log: KeyLog): void {
+    log.tags = log.tags.slice(NONCE_TAG_LEN);
+    log.first++;
     this.count--;
-    if (nonces.size === 0) this.byKey.delete(e.key);
+    if (log.first === log.next) this.byKey.delete(log.key);
   }
 
   private compact(): void {
-    this.order = this.order.slice(this.head).filter((e) => this.byKey.get(e.key)?.get(e.nonce) === e.at);
+    const keep = (i: number) => {
+      const log = this.qLog[i]!;
+      return this.qSeq[i]! >= log.first && this.byKey.get(log.key) === log;
+    };
+    const idx: number[] = [];
+    for (let i = this.head; i < this.qLog.length; i++) if (keep(i)) idx.push(i);
+    this.qLog = idx.map((i) => this.qLog[i]!);
+    this.qSeq = idx.map((i) => this.qSeq[i]!);
+    this.qAt = idx.map((i) => this.qAt[i]!);
     this.head = 0;
   }
 }

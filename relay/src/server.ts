@@ -19,7 +19,7 @@ import {
   openBox,
   sealBox,
 } from "@trellis/client/derp";
-import { handshakeKey, HandshakeSlots, LoginReplays } from "./admission";
+import { handshakeKey, HandshakeSlots, LoginReplays, NONCE_TAG_LEN } from "./admission";
 import { FrameParser } from "./frames";
 import { RelayMetrics } from "./metrics";
 import { addr16, parseSocketAddr } from "@trellis/proto/ip";
@@ -88,7 +88,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   maxHandshakesPerIp: 32,
   loginReplayWindowMs: 24 * 3600_000,
   loginReplaysPerKey: 256,
-  // ~100 bytes each: ~10 MB at most.
+  // ~100 bytes a pair (~200 when each is another key's): 10–20 MB at most.
   loginReplaysMax: 100_000,
   sendQueueDepth: 32,
   maxInFlightBytes: 256 * 1024,
@@ -186,11 +186,6 @@ function keyHex(k: Uint8Array): string {
   return Buffer.from(k.buffer, k.byteOffset, k.length).toString("hex");
 }
 
-/** A key as hex, copied (kept beyond the bytes it came in). */
-function keyHexOf(k: Uint8Array): string {
-  return Buffer.from(k).toString("hex");
-}
-
 /** A socket's remote address as DERP's 16 bytes (IPv4 mapped); zeros when it is not an address. */
 function ipBytes(ip: string): Uint8Array {
   const a = parseSocketAddr(ip);
@@ -218,6 +213,8 @@ export class RelayServer {
   private readonly handshakes: HandshakeSlots;
   /** Nonces of recent logins: a ClientInfo frame seen before is a replay. */
   private readonly replays: LoginReplays;
+  /** Logins being verified (key and nonce tag): the same frame again meanwhile is a replay too. */
+  private readonly verifying = new Set<string>();
   private stopped = false;
   /** Clients with frames gathered and not yet written, and whether a write is scheduled. */
   private readonly dirty: Client[] = [];
@@ -459,9 +456,10 @@ export class RelayServer {
     // The box's nonce is random per login: one seen before is this frame
     // replayed (DERP has no server challenge; see admission.ts). It is
     // refused before it could replace the connection that logged in with it.
-    const keyHex = keyHexOf(key);
-    const nonce = Buffer.from(info0.buffer, info0.byteOffset + KEY_LEN, NONCE_LEN).toString("latin1");
-    if (!this.replays.claim(keyHex, nonce, Date.now())) {
+    const keyId = Buffer.from(key).toString("latin1");
+    const tag = Buffer.from(info0.buffer, info0.byteOffset + KEY_LEN, NONCE_TAG_LEN).toString("latin1");
+    const pending = keyId + tag;
+    if (this.verifying.has(pending) || this.replays.seen(keyId, tag, Date.now())) {
       this.metrics.connections.inc({ outcome: "replayed_client_info" });
       this.log.warn(
         { key: encodeKey("nodekey", key), remote: conn.remote.ip },
@@ -469,6 +467,25 @@ export class RelayServer {
       );
       return null;
     }
+    this.verifying.add(pending);
+    try {
+      return await this.login(conn, key, opened, () => this.replays.remember(keyId, tag, Date.now()));
+    } finally {
+      this.verifying.delete(pending);
+    }
+  }
+
+  /**
+   * The rest of a login whose ClientInfo opened and is no replay. Only a
+   * login the verifier admits is remembered (admission.ts), so keys it
+   * refuses take no memory.
+   */
+  private async login(
+    conn: RelayConn,
+    key: Uint8Array,
+    opened: Uint8Array,
+    remember: () => void,
+  ): Promise<Client | null> {
     let info: ClientInfo;
     try {
       const parsed = JSON.parse(new TextDecoder().decode(opened)) as unknown;
@@ -484,13 +501,12 @@ export class RelayServer {
       return null;
     }
     if (!isMesh && this.verify && (await this.verify([key]))[0] !== true) {
-      // A key the verifier refuses costs no memory (only keys it admits can fill the replay memory).
-      this.replays.release(keyHex, nonce);
       this.metrics.connections.inc({ outcome: "unknown_key" });
       this.log.info({ key: encodeKey("nodekey", key) }, "relay refused an unknown node key");
       return null;
     }
     if (this.stopped) return null;
+    remember();
     const client = new Client(key, conn, info, isMesh, this.limits.rateBurstBytes, this.clock());
     const serverInfo = JSON.stringify({
       version: PROTOCOL_VERSION,
