@@ -41,6 +41,9 @@ async function main(): Promise<void> {
         verifyClient: config.relayVerifyClients ? (keys) => control.admitsNodeKeys(keys) : undefined,
         metricsPath: "/metrics",
         processMetrics: true,
+        // Handshakes are counted per client: behind a trusted proxy, the forwarded one.
+        clientIp: (req) =>
+          clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], config.trustedProxies),
       })
     : null;
   if (relay) control.attachRelay(relay);

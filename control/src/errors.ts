@@ -17,6 +17,8 @@ export class ControlError extends Error {
     readonly status: number,
     message: string,
     readonly issues?: Issue[],
+    /** Seconds after which a retry may succeed: answered as `Retry-After` (busy, unavailable). */
+    readonly retryAfterSec?: number,
   ) {
     super(message);
   }
@@ -56,5 +58,11 @@ export class ControlError extends Error {
 
 /** The answer while the database cannot be reached (db-errors.ts tells which errors mean that). */
 export function databaseUnavailable(): ControlError {
-  return new ControlError("database_unavailable", 503, "the database is unavailable; try again shortly");
+  return new ControlError(
+    "database_unavailable",
+    503,
+    "the database is unavailable; try again shortly",
+    undefined,
+    1,
+  );
 }

@@ -86,6 +86,15 @@ export interface SaveOptions {
   restoredFrom?: number;
   /** Where errors say the text came from ("policy", "policy v3"). */
   source?: string;
+  /** `text` already validated against `topology` (off the event loop, admin/policy.ts): its parsed policy. */
+  validated?: Policy;
+}
+
+/** Refuse a policy over {@link MAX_POLICY_BYTES} (413), before any work on it. */
+export function assertPolicySize(text: string): void {
+  if (new TextEncoder().encode(text).byteLength > MAX_POLICY_BYTES) {
+    throw new ControlError("policy_too_large", 413, `the policy exceeds ${MAX_POLICY_BYTES} bytes`);
+  }
 }
 
 export class PolicyStore {
@@ -125,10 +134,8 @@ export class PolicyStore {
     topology: Topology,
     opts: SaveOptions = {},
   ): Promise<ActivePolicy & { changes: SaveChanges }> {
-    if (new TextEncoder().encode(text).byteLength > MAX_POLICY_BYTES) {
-      throw new ControlError("policy_too_large", 413, `the policy exceeds ${MAX_POLICY_BYTES} bytes`);
-    }
-    const policy = validatePolicy(text, { source: opts.source ?? "policy", topology });
+    assertPolicySize(text);
+    const policy = opts.validated ?? validatePolicy(text, { source: opts.source ?? "policy", topology });
     const expected = opts.expectedVersion;
     const conflict = (now?: number) =>
       new ControlError(

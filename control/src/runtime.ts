@@ -29,6 +29,7 @@ import { SharedReplayGuard } from "./replay";
 import { SqliteWriteWatch, type SqliteWatchOptions } from "./sqlite-watch";
 import { NodeAuthenticator, type ReplayPool, type SignedRequest, type VerifiedRequest } from "./node-auth";
 import { admittedNodeKeys } from "./nodes";
+import { sharedPolicyChecker, type PolicyCheck } from "./policy-check/pool";
 import { PolicyStore } from "./policy-store";
 import { Presence, type PresenceOptions } from "./presence";
 import { registerNode } from "./register";
@@ -59,6 +60,8 @@ export interface RuntimeOptions {
   externalWrites?: SqliteWatchOptions;
   /** The login throttle's rules; by default from the configuration (TRELLIS_LOGIN_*). */
   loginThrottle?: ThrottleOptions;
+  /** Where policies are checked; the process's pool of worker threads by default (policy-check/pool.ts). */
+  policyCheck?: PolicyCheck;
 }
 
 /** What the control plane needs to know about the relay it reports on. */
@@ -93,6 +96,8 @@ export class ControlRuntime {
   readonly events: EventBus;
   /** The policy in force, parsed once per version (policy-store.ts). */
   readonly policies: PolicyStore;
+  /** Policy checks (dry runs and saves), off the event loop. */
+  readonly policyCheck: PolicyCheck;
   private readonly netmaps: NetmapService;
   private readonly presence: Presence;
   /** On PostgreSQL: joins this process's events to every other replica's. */
@@ -121,6 +126,7 @@ export class ControlRuntime {
     this.auth = new NodeAuthenticator(controlKey);
     this.events = new EventBus(log.child({ component: "events" }));
     this.policies = new PolicyStore(db);
+    this.policyCheck = opts.policyCheck ?? sharedPolicyChecker();
     this.mapLog = log.child({ component: "map" });
     this.signalLimiter = new TokenBuckets(opts.signalRate ?? SIGNAL_RATE);
     const login = config.login;

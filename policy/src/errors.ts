@@ -21,6 +21,14 @@ const CODES: Record<PolicyErrorKind, string> = {
 
 const BRAND = Symbol.for("trellis.PolicyError");
 
+/** A {@link PolicyError} as plain data (structured-cloneable): its kind, listed issues, source and the count not listed. */
+export interface PolicyErrorParts {
+  kind: PolicyErrorKind;
+  listed: PolicyIssue[];
+  source?: string;
+  notListed: number;
+}
+
 /**
  * Issues a PolicyError lists; more are counted, not listed. A person fixes
  * the first few anyway, and an API answer (and the work of locating each at
@@ -50,21 +58,38 @@ export class PolicyError extends Error {
   readonly code: string;
   /** The first {@link MAX_ISSUES} issues, then one that counts the rest. */
   readonly problems: PolicyIssue[];
+  /** How many issues were found beyond those listed (counted by the last entry of `problems`). */
+  readonly notListed: number;
+  /**
+   * `notListed` counts issues found but not passed in `problems` (an error
+   * rebuilt from its parts, e.g. after crossing a worker thread: see {@link parts}).
+   */
   constructor(
     readonly kind: PolicyErrorKind,
     problems: PolicyIssue[],
     readonly source?: string,
+    notListed = 0,
   ) {
+    const more = notListed + Math.max(0, problems.length - MAX_ISSUES);
     const kept =
-      problems.length <= MAX_ISSUES
+      more === 0
         ? problems
-        : [
-            ...problems.slice(0, MAX_ISSUES),
-            { path: "", message: `and ${problems.length - MAX_ISSUES} more problems not listed` },
-          ];
+        : [...problems.slice(0, MAX_ISSUES), { path: "", message: `and ${more} more problems not listed` }];
     super(kept.map((i) => formatIssue(i, source)).join("\n"));
     this.problems = kept;
+    this.notListed = more;
     this.code = CODES[kind];
+  }
+
+  /** What rebuilds this error with `new PolicyError(kind, listed, source, notListed)`: plain data, for postMessage. */
+  parts(): PolicyErrorParts {
+    const listed = this.notListed > 0 ? this.problems.slice(0, -1) : this.problems;
+    return { kind: this.kind, listed, source: this.source, notListed: this.notListed };
+  }
+
+  /** The error {@link parts} describe. */
+  static fromParts(p: PolicyErrorParts): PolicyError {
+    return new PolicyError(p.kind, p.listed, p.source, p.notListed);
   }
 
   /** Recognise a PolicyError across module copies (the server process and the Next.js bundle each load one). */

@@ -3,7 +3,14 @@
 // database, no HTTP, no Node built-ins. The control server compiles and
 // checks policies with it, the `trellis` CLI checks policy files offline, and
 // nodes match packets with its CompiledFilter.
-export { PolicyError, formatIssue, type PolicyErrorKind, type PolicyIssue } from "./errors";
+export {
+  PolicyError,
+  formatIssue,
+  MAX_ISSUES,
+  type PolicyErrorKind,
+  type PolicyErrorParts,
+  type PolicyIssue,
+} from "./errors";
 export { parseHuJSON, lineCol } from "./hujson";
 export { PolicySchema, parsePolicyDocument, type PolicyDocument } from "./types";
 export {

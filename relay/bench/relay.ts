@@ -14,6 +14,7 @@ import { generateKeyPair } from "@trellis/proto/keyfile";
 import { DerpClient } from "@trellis/client/derp";
 import { openWebSocket as nodeSocketFactory } from "@trellis/client/node";
 import { report, type Figures } from "../../scripts/lib/bench";
+import { DEFAULT_LIMITS } from "../src/server";
 import { DERPER_VERSION, ensureDerper, startDerper } from "./derper";
 import { closedLoop, openLoop } from "./upgrade-load";
 
@@ -60,8 +61,15 @@ async function spawnServer(kind: "relay" | "baseline"): Promise<Child> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Connect in batches, so thousands of handshakes do not all time out at once. */
-async function inBatches<T>(n: number, make: (i: number) => Promise<T>, batch = 100): Promise<T[]> {
+/**
+ * Connect in batches, so thousands of handshakes do not all time out at once
+ * (and no more at once than the relay lets one address have under way).
+ */
+async function inBatches<T>(
+  n: number,
+  make: (i: number) => Promise<T>,
+  batch = DEFAULT_LIMITS.maxHandshakesPerIp,
+): Promise<T[]> {
   const out: T[] = [];
   for (let i = 0; i < n; i += batch) {
     out.push(...(await Promise.all(Array.from({ length: Math.min(batch, n - i) }, (_, j) => make(i + j)))));

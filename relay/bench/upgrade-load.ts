@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { generateKeyPair, type KeyPair } from "@trellis/proto/keyfile";
 import { FRAME_HEADER_LEN, FrameType, KEY_LEN, MAGIC, encodeFrame, sealBox } from "@trellis/client/derp";
+import { DEFAULT_LIMITS } from "../src/server";
 
 export class LoadError extends Error {
   override readonly name = "LoadError";
@@ -114,8 +115,15 @@ async function login(port: number, key: KeyPair): Promise<Conn> {
   return conn;
 }
 
-/** Connect in batches, so hundreds of handshakes do not all wait on one another. */
-async function inBatches<T>(n: number, make: (i: number) => Promise<T>, batch = 50): Promise<T[]> {
+/**
+ * Connect in batches, so hundreds of handshakes do not all wait on one another
+ * (and no more at once than the relay lets one address have under way).
+ */
+async function inBatches<T>(
+  n: number,
+  make: (i: number) => Promise<T>,
+  batch = DEFAULT_LIMITS.maxHandshakesPerIp,
+): Promise<T[]> {
   const out: T[] = [];
   for (let i = 0; i < n; i += batch) {
     out.push(...(await Promise.all(Array.from({ length: Math.min(batch, n - i) }, (_, j) => make(i + j)))));

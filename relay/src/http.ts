@@ -27,12 +27,17 @@ function remoteOf(socket: Duplex): { ip: string; port: number } {
  * stream) or a plain `Upgrade: DERP` connection (native clients; raw frames on
  * the TCP stream after the 101 response).
  */
+/** The client address of an upgrade request: its handshakes are counted under it. */
+export type ClientIp = (req: IncomingMessage) => string;
+
 export class RelayHttpTransport {
   private readonly wss: WebSocketServer;
 
   constructor(
     readonly relay: RelayServer,
     readonly path = "/derp",
+    /** The socket's remote address by default; behind a trusted proxy, the forwarded client. */
+    private readonly clientIp: ClientIp = (req) => req.socket.remoteAddress ?? "0.0.0.0",
   ) {
     this.wss = new WebSocketServer({
       noServer: true,
@@ -49,15 +54,24 @@ export class RelayHttpTransport {
   /** Take an upgrade request for the relay's path; false (socket untouched) for any other. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     if (!this.matches(req)) return false;
-    if (!this.relay.canAccept()) {
+    const ip = this.clientIp(req);
+    const refused = this.relay.refusal(ip);
+    if (refused === "refused_full") {
       socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return true;
+    }
+    if (refused === "refused_handshakes_per_ip") {
+      socket.end(
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+      );
       return true;
     }
     const upgrade = (req.headers.upgrade ?? "").toLowerCase();
     if (upgrade === "websocket") {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.acceptWebSocket(ws, socket));
+      // ws completes an upgrade synchronously (no verifyClient): no other upgrade runs between the check and accept.
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.acceptWebSocket(ws, socket, ip));
     } else if (upgrade === "derp") {
-      this.acceptRaw(req, socket as Socket, head);
+      this.acceptRaw(req, socket as Socket, head, ip);
     } else {
       socket.end("HTTP/1.1 426 Upgrade Required\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     }
@@ -78,7 +92,7 @@ export class RelayHttpTransport {
     return false;
   }
 
-  private acceptWebSocket(ws: WebSocket, socket: Duplex): void {
+  private acceptWebSocket(ws: WebSocket, socket: Duplex, ip: string): void {
     ws.binaryType = "nodebuffer";
     const conn: RelayConn = {
       remote: remoteOf(socket),
@@ -100,7 +114,7 @@ export class RelayHttpTransport {
         setTimeout(() => ws.terminate(), 2000).unref();
       },
     };
-    const handle = this.relay.accept(conn);
+    const handle = this.relay.accept(conn, { ip });
     ws.on("message", (data: Buffer, isBinary) => {
       if (!isBinary) {
         ws.close(1003, "DERP frames are binary");
@@ -112,7 +126,7 @@ export class RelayHttpTransport {
     ws.on("error", () => handle.closed());
   }
 
-  private acceptRaw(req: IncomingMessage, socket: Socket, head: Buffer): void {
+  private acceptRaw(req: IncomingMessage, socket: Socket, head: Buffer, ip: string): void {
     socket.setNoDelay(true);
     // A client that asks for fast start reads frames at once, with no 101 response.
     const fastStart = req.headers["derp-fast-start"] === "1";
@@ -134,7 +148,7 @@ export class RelayHttpTransport {
         setTimeout(() => socket.destroy(), 2000).unref();
       },
     };
-    const handle = this.relay.accept(conn);
+    const handle = this.relay.accept(conn, { ip });
     if (head.length) handle.data(head);
     socket.on("data", (d: Buffer) => handle.data(d));
     // Node's HTTP server sockets are allowHalfOpen: a client's FIN arrives as

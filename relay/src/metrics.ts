@@ -15,8 +15,13 @@ export class RelayMetrics {
   });
   readonly connections = new Counter({
     name: "trellis_relay_connections_total",
-    help: "Connections accepted, by outcome",
+    help: "Connections by outcome: accepted, or why refused or closed",
     labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly handshakes = new Gauge({
+    name: "trellis_relay_handshakes",
+    help: "Connections still in the handshake (refusals are counted in trellis_relay_connections_total by outcome)",
     registers: [this.registry],
   });
   readonly packets = new Counter({

@@ -3,7 +3,7 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "@trellis/log";
 import { encodeKey } from "@trellis/proto";
 import type { KeyPair } from "@trellis/proto/keyfile";
-import { RelayHttpTransport } from "./http";
+import { RelayHttpTransport, type ClientIp } from "./http";
 import { MeshConfigError, MeshPeer, parseMeshPeer } from "./mesh";
 import { RelayMetrics } from "./metrics";
 import { RelayServer, type ClientVerifier, type RelayLimits } from "./server";
@@ -32,6 +32,12 @@ export interface RelayConfig {
   processMetrics?: boolean;
   /** Milliseconds clock of the rate limiter (tests freeze it); Date.now by default. */
   clock?: () => number;
+  /**
+   * The client address of an upgrade request, which limits.maxHandshakesPerIp
+   * counts under: the socket's remote address by default (behind a reverse
+   * proxy, pass one that believes the proxy's X-Forwarded-For).
+   */
+  clientIp?: ClientIp;
 }
 
 /** Health of a relay, as `/api/health` and the relay's own health endpoint report it. */
@@ -70,7 +76,7 @@ export class Relay {
       metrics: this.metrics,
       clock: cfg.clock,
     });
-    this.transport = new RelayHttpTransport(this.server, cfg.path ?? "/derp");
+    this.transport = new RelayHttpTransport(this.server, cfg.path ?? "/derp", cfg.clientIp);
   }
 
   static async start(cfg: RelayConfig): Promise<Relay> {

@@ -19,6 +19,7 @@ import {
   openBox,
   sealBox,
 } from "@trellis/client/derp";
+import { handshakeKey, HandshakeSlots, LoginReplays, NONCE_TAG_LEN } from "./admission";
 import { FrameParser } from "./frames";
 import { RelayMetrics } from "./metrics";
 import { addr16, parseSocketAddr } from "@trellis/proto/ip";
@@ -56,6 +57,17 @@ export const VERIFY_BATCH = 1000;
 export interface RelayLimits {
   /** Refuse connections beyond this many (handshaking ones included). */
   maxConnections: number;
+  /**
+   * Refuse a client address more connections still in the handshake than
+   * this (IPv6: per /64; 0: no bound), so one address cannot hold the
+   * connection slots with logins it never finishes.
+   */
+  maxHandshakesPerIp: number;
+  /** How long the nonce of an accepted login is remembered, so a replay of its ClientInfo frame is refused. */
+  loginReplayWindowMs: number;
+  /** Login nonces remembered per client key (its most recent logins), and in all. */
+  loginReplaysPerKey: number;
+  loginReplaysMax: number;
   /** Frames a client may have queued before the oldest is dropped. */
   sendQueueDepth: number;
   /** Bytes handed to a client's socket and not yet written before the relay queues instead. */
@@ -73,6 +85,11 @@ export interface RelayLimits {
 
 export const DEFAULT_LIMITS: RelayLimits = {
   maxConnections: 10_000,
+  maxHandshakesPerIp: 32,
+  loginReplayWindowMs: 24 * 3600_000,
+  loginReplaysPerKey: 256,
+  // ~100 bytes a pair (~200 when each is another key's): 10–20 MB at most.
+  loginReplaysMax: 100_000,
   sendQueueDepth: 32,
   maxInFlightBytes: 256 * 1024,
   // Advertised in ServerInfo, where Tailscale's client enforces it itself,
@@ -192,6 +209,12 @@ export class RelayServer {
   private readonly watchers = new Set<Client>();
   private readonly meshRoutes = new Map<string, MeshRoute>();
   private connections = 0;
+  /** Connections still in the handshake, per client address. */
+  private readonly handshakes: HandshakeSlots;
+  /** Nonces of recent logins: a ClientInfo frame seen before is a replay. */
+  private readonly replays: LoginReplays;
+  /** Logins being verified (key and nonce tag): the same frame again meanwhile is a replay too. */
+  private readonly verifying = new Set<string>();
   private stopped = false;
   /** Clients with frames gathered and not yet written, and whether a write is scheduled. */
   private readonly dirty: Client[] = [];
@@ -211,6 +234,12 @@ export class RelayServer {
       throw new Error("mesh key must be 64 lowercase hex digits");
     }
     this.meshKey = opts.meshKey ? Buffer.from(opts.meshKey, "hex") : null;
+    this.handshakes = new HandshakeSlots(this.limits.maxHandshakesPerIp);
+    this.replays = new LoginReplays({
+      windowMs: this.limits.loginReplayWindowMs,
+      perKey: this.limits.loginReplaysPerKey,
+      max: this.limits.loginReplaysMax,
+    });
     this.timer = setInterval(() => this.tick(), Math.min(this.limits.keepAliveMs, 5_000));
     this.timer.unref();
   }
@@ -282,12 +311,45 @@ export class RelayServer {
     return !this.stopped && this.connections < this.limits.maxConnections;
   }
 
+  /** Connections still in the handshake. */
+  get handshakeCount(): number {
+    return this.handshakes.size;
+  }
+
+  /**
+   * Whether a new connection from client address `ip` may start: null, or
+   * why not (counted in `trellis_relay_connections_total` by outcome):
+   * `refused_full` (the relay is full or stopping) or
+   * `refused_handshakes_per_ip` (that address has too many logins under way).
+   */
+  refusal(ip: string): "refused_full" | "refused_handshakes_per_ip" | null {
+    const why = !this.canAccept()
+      ? "refused_full"
+      : !this.handshakes.hasRoom(handshakeKey(ip))
+        ? "refused_handshakes_per_ip"
+        : null;
+    if (why) this.metrics.connections.inc({ outcome: why });
+    return why;
+  }
+
   /**
    * Start the protocol on a new connection: send the server key, then expect
    * the client's sealed info. The transport feeds bytes to the returned handle.
+   * `ip` is the client address its handshake counts under (the connection's
+   * remote address by default).
    */
-  accept(conn: RelayConn, opts: { skipServerKey?: boolean } = {}): ConnHandle {
+  accept(conn: RelayConn, opts: { skipServerKey?: boolean; ip?: string } = {}): ConnHandle {
     this.connections++;
+    const slot = handshakeKey(opts.ip ?? conn.remote.ip);
+    this.handshakes.take(slot);
+    this.metrics.handshakes.set(this.handshakes.size);
+    let handshaking = true;
+    const handshakeOver = () => {
+      if (!handshaking) return;
+      handshaking = false;
+      this.handshakes.give(slot);
+      this.metrics.handshakes.set(this.handshakes.size);
+    };
     const parser = new FrameParser(MAX_INFO_LEN);
     let client: Client | null = null;
     /** Before the client info arrives: "info"; while it is verified: frames held (copies), in order. */
@@ -298,6 +360,7 @@ export class RelayServer {
       if (done) return;
       done = true;
       clearTimeout(handshakeTimer);
+      handshakeOver();
       this.connections--;
       if (client) this.remove(client);
       conn.close(reason);
@@ -323,6 +386,7 @@ export class RelayServer {
       phase = "open";
       parser.setMaxPayload(MAX_FRAME_SIZE);
       clearTimeout(handshakeTimer);
+      handshakeOver();
       // What arrived while the login was verified, in order.
       for (const f of held.splice(0)) {
         if (done) return;
@@ -389,6 +453,39 @@ export class RelayServer {
       this.metrics.connections.inc({ outcome: "bad_proof" });
       return null;
     }
+    // The box's nonce is random per login: one seen before is this frame
+    // replayed (DERP has no server challenge; see admission.ts). It is
+    // refused before it could replace the connection that logged in with it.
+    const keyId = Buffer.from(key).toString("latin1");
+    const tag = Buffer.from(info0.buffer, info0.byteOffset + KEY_LEN, NONCE_TAG_LEN).toString("latin1");
+    const pending = keyId + tag;
+    if (this.verifying.has(pending) || this.replays.seen(keyId, tag, Date.now())) {
+      this.metrics.connections.inc({ outcome: "replayed_client_info" });
+      this.log.warn(
+        { key: encodeKey("nodekey", key), remote: conn.remote.ip },
+        "relay refused a replayed login (a ClientInfo frame it has accepted before)",
+      );
+      return null;
+    }
+    this.verifying.add(pending);
+    try {
+      return await this.login(conn, key, opened, () => this.replays.remember(keyId, tag, Date.now()));
+    } finally {
+      this.verifying.delete(pending);
+    }
+  }
+
+  /**
+   * The rest of a login whose ClientInfo opened and is no replay. Only a
+   * login the verifier admits is remembered (admission.ts), so keys it
+   * refuses take no memory.
+   */
+  private async login(
+    conn: RelayConn,
+    key: Uint8Array,
+    opened: Uint8Array,
+    remember: () => void,
+  ): Promise<Client | null> {
     let info: ClientInfo;
     try {
       const parsed = JSON.parse(new TextDecoder().decode(opened)) as unknown;
@@ -409,6 +506,7 @@ export class RelayServer {
       return null;
     }
     if (this.stopped) return null;
+    remember();
     const client = new Client(key, conn, info, isMesh, this.limits.rateBurstBytes, this.clock());
     const serverInfo = JSON.stringify({
       version: PROTOCOL_VERSION,

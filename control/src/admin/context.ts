@@ -3,6 +3,7 @@
 import type { Database } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import type { EventBus } from "../events";
+import type { PolicyCheck } from "../policy-check/pool";
 import type { PolicyStore } from "../policy-store";
 import type { Topology } from "@trellis/policy";
 
@@ -13,6 +14,11 @@ export interface AdminContext {
   readonly log: Logger;
   /** The policy in force, parsed once per version; saves go through admin/policy.ts applyPolicy. */
   readonly policies: PolicyStore;
+  /**
+   * Where policy texts are checked (dry runs and saves): worker threads in
+   * the server (policy-check/pool.ts); without one, on this thread.
+   */
+  readonly policyCheck?: PolicyCheck;
   /** The tailnet as the policy engine sees it now (policy tests, reachability). */
   topology(): Promise<Topology>;
   /** The MagicDNS suffix in force, e.g. "trellis.internal". */

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { ControlError } from "../errors";
 import { DEFAULT_POLICY_TEXT } from "../policy-store";
+import type { AdminContext } from "./context";
 import { PROVIDERS, testDatabases } from "../testing/db";
 import {
   checkReachability,
@@ -76,6 +78,30 @@ for (const { provider, skip } of PROVIDERS) {
         expect(failing).toMatchObject({ ok: false, issues: [{ path: "tests[0].deny[0]" }] });
 
         expect((await rejection(validatePolicyText(ctx, actorOf(admin), 42))).status).toBe(400);
+        expect(await db.prisma.policyVersion.count()).toBe(0);
+      });
+    });
+
+    describe("checks off the event loop", () => {
+      it("dry runs and saves go to the context's policy check; a busy one answers 503, saving nothing", async () => {
+        const { db, ctx, admin, auditor } = await world();
+        const asked: { source: string; wantPolicy: boolean }[] = [];
+        const busy = new ControlError("policy_check_busy", 503, "busy", undefined, 2);
+        const refusing: AdminContext = {
+          ...ctx,
+          policyCheck: {
+            check: (_text, _topology, opts) => {
+              asked.push(opts);
+              return Promise.reject(busy);
+            },
+          },
+        };
+        expect(await rejection(validatePolicyText(refusing, actorOf(auditor), POLICY))).toBe(busy);
+        expect(await rejection(savePolicyText(refusing, actorOf(admin), { text: POLICY }))).toBe(busy);
+        expect(asked).toEqual([
+          { source: "policy", wantPolicy: false },
+          { source: "policy", wantPolicy: true },
+        ]);
         expect(await db.prisma.policyVersion.count()).toBe(0);
       });
     });

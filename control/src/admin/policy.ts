@@ -23,12 +23,19 @@ import {
   ReachQueryError,
   validatePolicy,
   type NodeInfo,
+  type Policy,
   type ReachAnswer,
   type RuleRef,
   type Topology,
 } from "@trellis/policy";
 import { parseAddr } from "@trellis/proto/ip";
-import { DEFAULT_POLICY_TEXT, MAX_POLICY_BYTES, type ActivePolicy, type SaveOptions } from "../policy-store";
+import {
+  assertPolicySize,
+  DEFAULT_POLICY_TEXT,
+  MAX_POLICY_BYTES,
+  type ActivePolicy,
+  type SaveOptions,
+} from "../policy-store";
 import { autoApproveIn } from "../routes";
 import { actorNames } from "./audit";
 import type { AdminContext } from "./context";
@@ -61,12 +68,48 @@ export async function validatePolicyText(
     return { ok: false, message, issues: [{ path: "", message }] };
   }
   try {
-    validatePolicy(source, { source: "policy", topology: await ctx.topology() });
+    await checkPolicy(ctx, source, await ctx.topology(), "policy", false);
     return { ok: true };
   } catch (err) {
-    if (err instanceof PolicyError) return { ok: false, message: err.message, issues: err.problems };
+    if (PolicyError.is(err)) return { ok: false, message: err.message, issues: err.problems };
     throw err;
   }
+}
+
+/**
+ * Validate a policy text against `topology` and run its tests, as a save
+ * does: in the context's worker threads when it has them (a large policy
+ * takes the CPU for a while, and this process also serves nodes and the
+ * relay), here otherwise. Throws a PolicyError for an invalid policy.
+ */
+async function checkPolicy(
+  ctx: AdminContext,
+  text: string,
+  topology: Topology,
+  source: string,
+  wantPolicy: true,
+): Promise<Policy>;
+async function checkPolicy(
+  ctx: AdminContext,
+  text: string,
+  topology: Topology,
+  source: string,
+  wantPolicy: false,
+): Promise<undefined>;
+async function checkPolicy(
+  ctx: AdminContext,
+  text: string,
+  topology: Topology,
+  source: string,
+  wantPolicy: boolean,
+): Promise<Policy | undefined> {
+  if (!ctx.policyCheck) {
+    const policy = validatePolicy(text, { source, topology });
+    return wantPolicy ? policy : undefined;
+  }
+  const policy = await ctx.policyCheck.check(text, topology, { source, wantPolicy });
+  if (wantPolicy && !policy) throw new Error("internal: the policy check returned no policy");
+  return policy;
 }
 
 /**
@@ -80,10 +123,13 @@ export async function applyPolicy(
   text: string,
   opts: SaveOptions = {},
 ): Promise<ActivePolicy> {
+  assertPolicySize(text);
   const topology = await ctx.topology();
+  const validated = await checkPolicy(ctx, text, topology, opts.source ?? "policy", true);
   // Approvals are written with the version: streams never see the one without the other.
   const saved = await ctx.policies.save(text, actorRef(actor), topology, {
     ...opts,
+    validated,
     alongside: (tx, policy) => autoApproveIn(tx, policy, { topology }),
   });
   // Nodes first: a policy event alone tells map builders that no node changed.

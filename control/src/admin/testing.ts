@@ -10,6 +10,7 @@ import { ControlError } from "../errors";
 import { EventBus, type ControlEvent } from "../events";
 import { readTopology } from "../netmap";
 import type { AdminContext } from "./context";
+import { sharedPolicyChecker } from "../policy-check/pool";
 import { PolicyStore } from "../policy-store";
 
 export const TEST_DOMAIN = "trellis.test";
@@ -22,7 +23,10 @@ export interface TestAdminContext extends AdminContext {
   readonly published: ControlEvent[];
 }
 
-/** An AdminContext over `db` whose topology is read fresh from the database on every call. */
+/**
+ * An AdminContext over `db` whose topology is read fresh from the database
+ * on every call; policies are checked in worker threads, as in the server.
+ */
 export function adminContext(db: Database): TestAdminContext {
   const events = new EventBus();
   const published: ControlEvent[] = [];
@@ -39,6 +43,7 @@ export function adminContext(db: Database): TestAdminContext {
     log: createLogger("test", "silent"),
     published,
     policies: new PolicyStore(db),
+    policyCheck: sharedPolicyChecker(),
     topology: () => readTopology(db),
     dnsDomain: () => Promise.resolve(TEST_DOMAIN),
   };

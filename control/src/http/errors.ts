@@ -40,8 +40,9 @@ export function errorReply(err: unknown, log: Logger, route: string): ErrorReply
         message: known.message,
         ...(known.issues ? { issues: known.issues } : {}),
       },
-      // The database is usually back within seconds (a restart, a failover).
-      known.code === "database_unavailable" ? { "retry-after": "1" } : {},
+      // A busy or unavailable service says when to try again (the database is
+      // usually back within seconds: a restart, a failover).
+      known.retryAfterSec !== undefined ? { "retry-after": String(known.retryAfterSec) } : {},
     );
   }
   log.error({ err, route }, "request failed");
