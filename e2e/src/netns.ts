@@ -315,3 +315,64 @@ export function createExitTopology(): ExitTopology {
     throw err;
   }
 }
+
+export interface GatewayTopology {
+  name: string;
+  hostIp: string;
+  /** A LAN behind the gateway: lanNs at lanHostIp in lanPrefix, with no route to the tailnet. */
+  lanNs: string;
+  lanPrefix: string;
+  lanHostIp: string;
+  remove(): void;
+}
+
+/**
+ *   root ns hostIp (10.77.N.1) ──veth── gateway ns 10.77.N.2 │ 10.77.N+1.1 ──veth── lan ns lanHostIp (10.77.N+1.2)
+ *
+ * The LAN host has no route to the tailnet: only masquerade at the gateway gets its answers back.
+ */
+export function createGatewayTopology(): GatewayTopology {
+  const { id, n } = topologyIds();
+  const name = `trl-gw-${id}`;
+  const lanNs = `trl-lan-${id}`;
+  const [hv, gv, gl, lv] = [`trgh${id}`, `trgg${id}`, `trgl${id}`, `trll${id}`];
+  const hostIp = `10.77.${n}.1`;
+  const ip = (...args: string[]) => execFileSync("ip", args, { stdio: "pipe", timeout: 10_000 });
+  const removeOne = (ns: string) => {
+    // Whatever still runs in it (a daemon a failed test left) is ours: end it first.
+    let pids: string[] = [];
+    try {
+      pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 })
+        .split(/\s+/)
+        .filter(Boolean);
+    } catch {
+      return; // gone already
+    }
+    for (const pid of pids) process.kill(Number(pid), "SIGKILL");
+    ip("netns", "del", ns); // takes its veth pairs with it
+  };
+  const remove = () => {
+    removeOne(lanNs);
+    removeOne(name);
+  };
+  try {
+    ip("netns", "add", name);
+    ip("netns", "add", lanNs);
+    ip("-n", name, "link", "set", "lo", "up");
+    ip("-n", lanNs, "link", "set", "lo", "up");
+    ip("link", "add", hv, "type", "veth", "peer", "name", gv, "netns", name);
+    ip("addr", "add", `${hostIp}/24`, "dev", hv);
+    ip("link", "set", hv, "up");
+    ip("-n", name, "addr", "add", `10.77.${n}.2/24`, "dev", gv);
+    ip("-n", name, "link", "set", gv, "up");
+    ip("-n", name, "link", "add", gl, "type", "veth", "peer", "name", lv, "netns", lanNs);
+    ip("-n", name, "addr", "add", `10.77.${n + 1}.1/24`, "dev", gl);
+    ip("-n", name, "link", "set", gl, "up");
+    ip("-n", lanNs, "addr", "add", `10.77.${n + 1}.2/24`, "dev", lv);
+    ip("-n", lanNs, "link", "set", lv, "up");
+    return { name, hostIp, lanNs, lanPrefix: `10.77.${n + 1}.0/24`, lanHostIp: `10.77.${n + 1}.2`, remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
+}

@@ -4,7 +4,16 @@
 // TUN mode runs as root inside a network namespace this test creates (the
 // kernel there answers the peer's pings through the TUN device).
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +25,7 @@ import { openDatabase, type Database } from "@trellis/db";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { api, login, type Caller } from "../src/console";
 import { cli, stopDaemon, TRELLIS } from "../src/gateway";
-import { canUseNetns, topologyIds } from "../src/netns";
+import { canUseNetns, createGatewayTopology, type GatewayTopology } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until as untilWithin } from "../src/wait";
 
@@ -40,16 +49,7 @@ let db: Database;
 const engines: NodeEngine[] = [];
 const stateDirs: string[] = [];
 let echo: Server | undefined;
-interface GatewayNs {
-  name: string;
-  hostIp: string;
-  /** A LAN behind the gateway: lanNs at lanHostIp in lanPrefix, with no route to the tailnet. */
-  lanNs: string;
-  lanPrefix: string;
-  lanHostIp: string;
-  remove(): void;
-}
-let ns: GatewayNs | undefined;
+let ns: GatewayTopology | undefined;
 
 function stateDir(): string {
   const dir = mkdtempSync(join(work, "state-"));
@@ -57,59 +57,8 @@ function stateDir(): string {
   return dir;
 }
 
-/**
- *   root ns hostIp (10.77.N.1) ──veth── gateway ns 10.77.N.2 │ 10.77.N+1.1 ──veth── lan ns lanHostIp (10.77.N+1.2)
- *
- * The LAN host has no route to the tailnet: only masquerade at the gateway gets its answers back.
- */
-function gatewayNamespace(): GatewayNs {
-  const { id, n } = topologyIds();
-  const name = `trl-gw-${id}`;
-  const lanNs = `trl-lan-${id}`;
-  const [hv, gv, gl, lv] = [`trgh${id}`, `trgg${id}`, `trgl${id}`, `trll${id}`];
-  const hostIp = `10.77.${n}.1`;
-  const ip = (...args: string[]) => execFileSync("ip", args, { stdio: "pipe", timeout: 10_000 });
-  const removeOne = (ns: string) => {
-    // Whatever still runs in it (a daemon a failed test left) is ours: end it first.
-    let pids: string[] = [];
-    try {
-      pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 })
-        .split(/\s+/)
-        .filter(Boolean);
-    } catch {
-      return; // gone already
-    }
-    for (const pid of pids) process.kill(Number(pid), "SIGKILL");
-    ip("netns", "del", ns); // takes its veth pairs with it
-  };
-  const remove = () => {
-    removeOne(lanNs);
-    removeOne(name);
-  };
-  try {
-    ip("netns", "add", name);
-    ip("netns", "add", lanNs);
-    ip("-n", name, "link", "set", "lo", "up");
-    ip("-n", lanNs, "link", "set", "lo", "up");
-    ip("link", "add", hv, "type", "veth", "peer", "name", gv, "netns", name);
-    ip("addr", "add", `${hostIp}/24`, "dev", hv);
-    ip("link", "set", hv, "up");
-    ip("-n", name, "addr", "add", `10.77.${n}.2/24`, "dev", gv);
-    ip("-n", name, "link", "set", gv, "up");
-    ip("-n", name, "link", "add", gl, "type", "veth", "peer", "name", lv, "netns", lanNs);
-    ip("-n", name, "addr", "add", `10.77.${n + 1}.1/24`, "dev", gl);
-    ip("-n", name, "link", "set", gl, "up");
-    ip("-n", lanNs, "addr", "add", `10.77.${n + 1}.2/24`, "dev", lv);
-    ip("-n", lanNs, "link", "set", lv, "up");
-    return { name, hostIp, lanNs, lanPrefix: `10.77.${n + 1}.0/24`, lanHostIp: `10.77.${n + 1}.2`, remove };
-  } catch (err) {
-    remove();
-    throw err;
-  }
-}
-
 beforeAll(async () => {
-  if (canUseTun) ns = gatewayNamespace();
+  if (canUseTun) ns = createGatewayTopology();
   trellis = await startTrellis({ dataDir: data.dir, env: ns ? { HOST: ns.hostIp } : {} });
   url = ns ? trellis.url.replace("127.0.0.1", ns.hostIp) : trellis.url;
   db = await openDatabase(`file:${join(data.dir, "trellis.db")}`);
@@ -390,6 +339,66 @@ describe("trellis up in userspace mode", () => {
 });
 
 describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespace)", () => {
+  it("answers the tailnet's names with MagicDNS; --accept-dns points resolv.conf at it until down", async () => {
+    const dir = stateDir();
+    const nsName = ns!.name;
+    // `ip netns exec` shows /etc/netns/<ns>/resolv.conf as /etc/resolv.conf: the daemon changes
+    // that file, never the host's.
+    const etc = join("/etc/netns", nsName);
+    mkdirSync(etc, { recursive: true });
+    const original = `nameserver ${ns!.hostIp}\n`;
+    writeFileSync(join(etc, "resolv.conf"), original);
+    try {
+      await peer("peer-dns");
+      const up = await cli(
+        [
+          "up",
+          "--login-server",
+          url,
+          "--auth-key",
+          `file:${keyFile}`,
+          "--hostname",
+          "gw-dns",
+          "--accept-dns",
+          "--state-dir",
+          dir,
+        ],
+        nsName,
+      );
+      expect(up.code, up.stderr).toBe(0);
+      const st = await until("MagicDNS configured", async () => {
+        const r = await cli(["status", "--json", "--state-dir", dir], nsName);
+        const s = JSON.parse(r.stdout) as {
+          self: { addresses: string[] };
+          dns: { resolver: string | null; systemConfigured: boolean; error: string | null } | null;
+          peers: { name: string; addresses: string[] }[];
+        };
+        return s.dns?.systemConfigured && s.peers.some((p) => p.name === "peer-dns") ? s : null;
+      });
+      const self4 = st.self.addresses[0]!.split("/")[0]!;
+      expect(st.dns).toEqual({ resolver: `${self4}:53`, systemConfigured: true, error: null });
+      expect(readFileSync(join(etc, "resolv.conf"), "utf8")).toMatch(
+        new RegExp(`^nameserver ${self4.replaceAll(".", "\\.")}$[\\s\\S]*^search trellis\\.internal`, "m"),
+      );
+      const peer4 = st.peers.find((p) => p.name === "peer-dns")!.addresses[0]!.split("/")[0]!;
+      // The system's own resolver library, through resolv.conf: the full name and the short one.
+      const getent = (name: string) =>
+        execFileSync("ip", ["netns", "exec", nsName, "getent", "ahostsv4", name], {
+          encoding: "utf8",
+          timeout: 10_000,
+        });
+      expect(getent("peer-dns.trellis.internal")).toContain(peer4);
+      expect(getent("peer-dns")).toContain(peer4);
+      expect(() => getent("nobody-here.trellis.internal")).toThrow();
+
+      const down = await cli(["down", "--state-dir", dir], nsName);
+      expect(down.code, down.stderr).toBe(0);
+      expect(readFileSync(join(etc, "resolv.conf"), "utf8")).toBe(original);
+    } finally {
+      rmSync(etc, { recursive: true, force: true });
+    }
+  });
+
   it("routes the tailnet through trellis0: the kernel answers a peer's pings; down removes the device", async () => {
     const dir = stateDir();
     const nsName = ns!.name;

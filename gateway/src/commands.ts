@@ -53,7 +53,7 @@ const PREF_OPTIONS = {
   "exit-node": { type: "string" },
 } as const satisfies Options;
 /** Boolean settings, which also take =true and =false (`--accept-routes=false` turns it off), as Tailscale's. */
-const PREF_SWITCHES = ["accept-routes", "advertise-exit-node"] as const;
+const PREF_SWITCHES = ["accept-routes", "advertise-exit-node", "accept-dns"] as const;
 type Switch = (typeof PREF_SWITCHES)[number];
 
 /**
@@ -142,6 +142,7 @@ export async function runDaemonCommand(
             advertiseRoutes: routesFlag(cmd, values["advertise-routes"] as string | undefined),
             advertiseExitNode: switches["advertise-exit-node"] ?? false,
             acceptRoutes: switches["accept-routes"] ?? false,
+            acceptDns: switches["accept-dns"] ?? false,
             exitNode: exitNodeFlag(values["exit-node"] as string | undefined) ?? null,
             userspace: values.userspace as boolean,
             ...(values.tun ? { tun: values.tun as string } : {}),
@@ -185,13 +186,14 @@ export async function runDaemonCommand(
             ? { advertiseExitNode: switches["advertise-exit-node"] }
             : {}),
           ...(switches["accept-routes"] !== undefined ? { acceptRoutes: switches["accept-routes"] } : {}),
+          ...(switches["accept-dns"] !== undefined ? { acceptDns: switches["accept-dns"] } : {}),
           ...(values["exit-node"] !== undefined
             ? { exitNode: exitNodeFlag(values["exit-node"] as string) ?? null }
             : {}),
         };
         if (Object.keys(prefs).length === 0) {
           throw new UsageError(
-            "trellis set: give a setting to change: --hostname, --advertise-routes, --accept-routes, --advertise-exit-node, --exit-node",
+            "trellis set: give a setting to change: --hostname, --advertise-routes, --accept-routes, --advertise-exit-node, --exit-node, --accept-dns",
           );
         }
         const res = await request(values["state-dir"] as string, { op: "set", prefs }, SET_WAIT_MS + 20_000);

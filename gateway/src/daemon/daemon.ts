@@ -27,6 +27,7 @@ import { SubnetRouter, subnetRoutes } from "./forwarding";
 import { HostError, TunPacketDevice } from "./host";
 import { acceptedRoutes, PeerRoutes, routableIPs } from "./routes";
 import { addressesOf, ExitRoutes } from "./exit";
+import { MagicDnsResolver, ResolvConf } from "./dns";
 import {
   type ErrorBody,
   MAX_REQUEST_BYTES,
@@ -118,6 +119,8 @@ interface Session {
   exit: ExitRoutes | null;
   /** Why the exit node asked for is not in use (not in the map, not approved, …). */
   exitError: string | null;
+  /** TUN mode: MagicDNS on the node's address, and whether resolv.conf points at it. */
+  dns: { resolver: MagicDnsResolver | null; system: boolean; error: string | null } | null;
   /** The daemon's own destinations, resolved (kept out of the exit node's tunnel). */
   bypass: { hosts: string; addresses: string[]; at: number } | null;
   stopForwards: (() => void)[];
@@ -163,12 +166,15 @@ export class Daemon {
   private serial: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | null = null;
   private readonly log: Logger;
+  /** /etc/resolv.conf as --accept-dns changes it (the original kept in the state directory). */
+  private readonly resolvConf: ResolvConf;
 
   private constructor(private readonly opts: DaemonOptions) {
     this.socketPath = join(opts.stateDir, SOCKET_NAME);
     this.pidPath = join(opts.stateDir, PID_NAME);
     this.prefsPath = join(opts.stateDir, PREFS_NAME);
     this.log = opts.log;
+    this.resolvConf = new ResolvConf(opts.stateDir);
   }
 
   /** Listen on the state directory's socket; bring the node up again if it was up when the last daemon stopped. */
@@ -176,6 +182,15 @@ export class Daemon {
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
     const d = new Daemon(opts);
     await d.listen();
+    // A daemon that died while --accept-dns was in effect left resolv.conf pointing at a resolver that is gone.
+    try {
+      d.resolvConf.restore();
+    } catch (err) {
+      d.log.warn(
+        { err: (err as Error).message },
+        "could not put back the resolv.conf a previous daemon changed",
+      );
+    }
     writeFileSync(d.pidPath, `${process.pid}\n`, { mode: 0o600 });
     const saved = d.readPrefs();
     if (saved.wantRunning && saved.prefs) {
@@ -400,6 +415,7 @@ export class Daemon {
       peerRoutes: device ? new PeerRoutes(device.name, this.log) : null,
       exit: device ? new ExitRoutes(device.name, this.log) : null,
       exitError: null,
+      dns: device ? { resolver: null, system: false, error: null } : null,
       bypass: null,
       stopForwards: [],
       ready: false,
@@ -414,7 +430,10 @@ export class Daemon {
     const current = session;
     const started = engine.start().then(async () => {
       const self = engine.netmap!.node;
-      if (device) await device.configure(self.addresses);
+      if (device) {
+        await device.configure(self.addresses);
+        await this.startDns(current);
+      }
       current.ready = true;
       if (device) {
         // Serve what the map approves and route what peers serve, now and whenever it changes.
@@ -464,6 +483,70 @@ export class Daemon {
       s.peerRoutes?.update(s.prefs.acceptRoutes ? acceptedRoutes(map) : []),
       this.syncExit(s),
     ]).catch(() => undefined);
+    this.syncDns(s);
+  }
+
+  /** TUN mode: MagicDNS on the node's IPv4 address, port 53 (a failure lands in status). */
+  private async startDns(s: Session): Promise<void> {
+    const own = s.engine.netmap?.node.addresses.map((a) => a.split("/")[0]!) ?? [];
+    const v4 = own.find((a) => !a.includes(":"));
+    if (!s.dns || !v4) return;
+    const resolver = new MagicDnsResolver({
+      log: this.log,
+      lookup: (name) => {
+        const map = s.engine.netmap;
+        if (!map) return undefined;
+        const domain = map.dns.domain.replace(/\.$/, "").toLowerCase();
+        for (const n of [map.node, ...map.peers]) {
+          if (n.name === name || n.dnsName.replace(/\.$/, "").toLowerCase() === name) {
+            const addrs = n.addresses.map((a) => a.split("/")[0]!);
+            return { v4: addrs.filter((a) => !a.includes(":")), v6: addrs.filter((a) => a.includes(":")) };
+          }
+        }
+        return domain && (name === domain || name.endsWith(`.${domain}`)) ? null : undefined;
+      },
+      upstream: () => {
+        const set = s.engine.netmap?.dns.nameservers ?? [];
+        return set.length ? set : this.resolvConf.original().filter((a) => !own.includes(a));
+      },
+      local: () => [...own, "127.0.0.1", "::1"],
+    });
+    try {
+      await resolver.listen(v4, 53);
+      s.dns.resolver = resolver;
+    } catch (err) {
+      s.dns.error = `MagicDNS could not listen on ${v4}:53: ${(err as Error).message}`;
+      this.log.warn({ err: s.dns.error }, "no MagicDNS");
+    }
+  }
+
+  private stopDns(s: Session): void {
+    s.dns?.resolver?.close();
+    if (s.dns?.system) this.resolvConf.restore();
+    if (s.dns) s.dns = { resolver: null, system: false, error: null };
+  }
+
+  /** --accept-dns: resolv.conf points at MagicDNS while it runs, and is put back otherwise. */
+  private syncDns(s: Session): void {
+    const d = s.dns;
+    const map = s.engine.netmap;
+    if (!d || !map) return;
+    try {
+      if (s.prefs.acceptDns && d.resolver) {
+        const ip = d.resolver.address!.replace(/:53$/, "");
+        const domains = [map.dns.domain, ...(map.dns.searchDomains ?? [])]
+          .filter(Boolean)
+          .map((x) => x.replace(/\.$/, ""));
+        this.resolvConf.apply(ip, domains);
+        d.system = true;
+      } else if (d.system) {
+        this.resolvConf.restore();
+        d.system = false;
+      }
+      if (d.resolver) d.error = null;
+    } catch (err) {
+      d.error = `could not configure the system's resolver: ${(err as Error).message}`;
+    }
   }
 
   /**
@@ -597,6 +680,7 @@ export class Daemon {
     for (const stop of s.stopForwards) stop();
     s.engine.close();
     try {
+      this.stopDns(s);
       await s.exit?.close();
       await s.router?.close();
     } finally {
@@ -664,6 +748,7 @@ export class Daemon {
       approvedRoutes: [],
       prefs: s?.prefs ?? saved.prefs,
       acceptedRoutes: null,
+      dns: null,
       exitNode: null,
       forwarding: null,
       relay: { region: null, connected: false, latencyMs: null },
@@ -685,6 +770,9 @@ export class Daemon {
       advertisedRoutes: node?.advertisedRoutes ?? [],
       approvedRoutes: node?.approvedRoutes ?? [],
       acceptedRoutes: s.peerRoutes ? { routes: [...s.peerRoutes.routes], error: s.peerRoutes.error } : null,
+      dns: s.dns
+        ? { resolver: s.dns.resolver?.address ?? null, systemConfigured: s.dns.system, error: s.dns.error }
+        : null,
       exitNode: s.prefs.exitNode
         ? {
             name: s.engine.exitNode?.name ?? s.prefs.exitNode,
@@ -722,6 +810,11 @@ export class Daemon {
         for (const stop of s.stopForwards) stop();
         s.engine.close();
         // The prefs keep wantRunning: a restarted daemon brings the node up again.
+        try {
+          this.stopDns(s);
+        } catch (err) {
+          errors.push(err);
+        }
         if (s.exit) await s.exit.close().catch((err: unknown) => errors.push(err));
         if (s.router) await s.router.close().catch((err: unknown) => errors.push(err));
         if (s.device) await s.device.close().catch((err: unknown) => errors.push(err));

@@ -29,6 +29,7 @@ const running: Status = {
   approvedRoutes: [],
   udp: { port: 41641, endpoints: ["198.51.100.7:41641"] },
   exitNode: null,
+  dns: null,
   prefs: null,
   acceptedRoutes: null,
   forwarding: null,

@@ -33,6 +33,8 @@ export const UpPrefs = z.strictObject({
   advertiseExitNode: z.boolean().default(false),
   /** TUN mode: route the subnet routes peers serve into the TUN device (Tailscale's --accept-routes). */
   acceptRoutes: z.boolean().default(false),
+  /** TUN mode: point the system's resolv.conf at MagicDNS while up (Tailscale's --accept-dns; off by default here). */
+  acceptDns: z.boolean().default(false),
   /** TUN mode: send internet traffic through this peer (name or address), an approved exit node. */
   exitNode: ExitNodeName.nullable().default(null),
   /** true: the userspace stack (no root); false: a TUN device. */
@@ -51,6 +53,7 @@ export const SetPrefs = z.strictObject({
   advertiseRoutes: Routes.optional(),
   advertiseExitNode: z.boolean().optional(),
   acceptRoutes: z.boolean().optional(),
+  acceptDns: z.boolean().optional(),
   /** null: stop using an exit node. */
   exitNode: ExitNodeName.nullable().optional(),
 });
@@ -118,6 +121,10 @@ export const Status = z.object({
   prefs: UpPrefs.nullable(),
   /** TUN mode: the subnet routes of peers routed into the device (--accept-routes), or why not. */
   acceptedRoutes: z.object({ routes: z.array(z.string()), error: z.string().nullable() }).nullable(),
+  /** TUN mode: the MagicDNS resolver's address, whether resolv.conf points at it (--accept-dns), or why not. */
+  dns: z
+    .object({ resolver: z.string().nullable(), systemConfigured: z.boolean(), error: z.string().nullable() })
+    .nullable(),
   /** The exit node in use (--exit-node): whether internet traffic goes through it now, or why not. */
   exitNode: z.object({ name: z.string(), routing: z.boolean(), error: z.string().nullable() }).nullable(),
   /** TUN mode: the approved routes this node forwards (and masquerades), or why it cannot. */
