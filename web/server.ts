@@ -12,6 +12,7 @@ import { createLogger } from "@trellis/log";
 import { loadOrCreateKeyFile } from "@trellis/proto/keyfile";
 import { Relay } from "@trellis/relay";
 import { startAppsOrigin } from "./apps-origin";
+import { consoleSecurityHeaders } from "./src/lib/security-headers";
 import { actorFromSessionCookie } from "./src/lib/session-cookie";
 
 const dev = process.argv.includes("--dev");
@@ -62,12 +63,14 @@ async function main(): Promise<void> {
   const handle = app.getRequestHandler();
   const upgradeNext = dev ? app.getUpgradeHandler() : null;
 
+  const securityHeaders = consoleSecurityHeaders(config.publicUrl);
   const server = createServer((req, res) => {
     if (relay?.handleRequest(req, res)) return;
     if (nodeApi.handles(req)) {
       void nodeApi.serve(req, res);
       return;
     }
+    for (const [name, value] of securityHeaders) res.setHeader(name, value);
     // The login rate limiter keys on the client address; never trust a
     // client-sent value (X-Forwarded-For only from TRELLIS_TRUSTED_PROXIES).
     req.headers["x-trellis-remote-addr"] = clientAddress(

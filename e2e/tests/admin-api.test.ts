@@ -75,6 +75,16 @@ const READS = [
 ];
 
 describe("admin API", () => {
+  it("sends security headers with every console page and API answer: never framed, never sniffed", async () => {
+    for (const path of ["/login", "/setup", "/machines", "/api/v1/machines", "/favicon.ico"]) {
+      const res = await fetch(url + path, { redirect: "manual" });
+      expect(res.headers.get("x-frame-options"), path).toBe("DENY");
+      expect(res.headers.get("content-security-policy"), path).toContain("frame-ancestors 'none'");
+      expect(res.headers.get("x-content-type-options"), path).toBe("nosniff");
+      expect(res.headers.get("referrer-policy"), path).toBe("same-origin");
+    }
+  });
+
   it("refuses every endpoint without a login or token, naming the Bearer scheme", async () => {
     for (const path of READS) {
       const res = await api(url, null, "GET", path);
