@@ -4,9 +4,10 @@
 // network namespace, TUN mode, as root) — see the machine appear on
 // Machines without a reload, advertise the office LAN with `trellis set`,
 // approve the route on the machine's page, and reach a LAN host, which has
-// no route back to the tailnet, from another node through the gateway.
+// no route back to the tailnet, through the gateway: its web app in the
+// admin's own browser, and ping from another node.
 // Screenshots land in e2e/artifacts.
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,6 +40,7 @@ let url: string;
 let closeBrowser: (() => Promise<void>) | undefined;
 let page: Page;
 let peer: NodeEngine | undefined;
+let lanWeb: ChildProcess | undefined;
 
 async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `first-gateway-${name}.png`), fullPage: true });
@@ -90,7 +92,13 @@ describe.skipIf(!canRun)("a new admin's first gateway", () => {
     writeFileSync(join(work, "bin", "trellis"), `#!/bin/sh\nexec ${TRELLIS} "$@"\n`, { mode: 0o755 });
     trellis = await startTrellis({ dataDir: data.dir, env: { HOST: topo.hostIp } });
     url = trellis.url.replace("127.0.0.1", topo.hostIp);
-    const { browser, close } = await launchChromium();
+    // The console at a LAN address over plain http is not a secure context, where browsers
+    // keep no Web Crypto (and so no node key); a real deployment serves https. Here Chromium
+    // is told to treat the console and its web-apps origin as secure.
+    const apps = `http://${topo.hostIp}:${trellis.appsPort}`;
+    const { browser, close } = await launchChromium({
+      extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${url},${apps}`],
+    });
     closeBrowser = close;
     page = await (await browser.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
   }, 180_000);
@@ -98,6 +106,7 @@ describe.skipIf(!canRun)("a new admin's first gateway", () => {
   afterAll(async () => {
     const errors: unknown[] = [];
     peer?.close();
+    lanWeb?.kill("SIGKILL");
     await stopDaemon(stateDir).catch((err: unknown) => errors.push(err));
     await closeBrowser?.();
     try {
@@ -152,6 +161,38 @@ describe.skipIf(!canRun)("a new admin's first gateway", () => {
       return s.forwarding?.routes.includes(topo.lanPrefix);
     });
     await shot("machine-route-approved");
+
+    // The admin's own browser opens the LAN host's web app through the gateway (the access check
+    // answers for an address behind an approved route); the host has no route to the tailnet.
+    lanWeb = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        topo.lanNs,
+        process.execPath,
+        "-e",
+        `require("node:http").createServer((q, r) => { r.setHeader("content-type", "text/html"); r.end("<h1 id=hello>office intranet</h1>"); }).listen(8080, "${topo.lanHostIp}")`,
+      ],
+      { stdio: "ignore" },
+    );
+    await page.goto(`${url}/web/${topo.lanHostIp}:8080/`);
+    try {
+      await page
+        .frameLocator("[data-testid=web-frame]")
+        .locator("#hello")
+        .getByText("office intranet")
+        .waitFor({ timeout: 60_000 });
+    } catch (err) {
+      await shot("lan-web-app-failed");
+      throw new Error(
+        `the LAN web app did not render; the page shows: ${await page.locator("main").innerText()}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    await shot("lan-web-app");
 
     // Another node (with a key of its own: the default key is single-use) reaches the LAN host
     // through the gateway; the host has no route to the tailnet.

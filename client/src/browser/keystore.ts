@@ -23,12 +23,23 @@ function req<T>(r: IDBRequest<T>): Promise<T> {
   });
 }
 
+/** The browser offers no Web Crypto here (a plain-http page outside localhost). */
+export class InsecureContextError extends Error {
+  override readonly name = "InsecureContextError";
+}
+
 export class KeyStore {
   private dbLoad: Promise<IDBDatabase> | null = null;
 
   constructor(private readonly deps: KeyStoreDeps) {}
 
   static browser(): KeyStore {
+    // Web Crypto exists only in secure contexts: https, or http://localhost.
+    if (!globalThis.crypto?.subtle) {
+      throw new InsecureContextError(
+        "this page is not a secure context, so the browser cannot keep a node key: open Trellis over https (or at localhost)",
+      );
+    }
     return new KeyStore({
       indexedDB: globalThis.indexedDB,
       subtle: globalThis.crypto.subtle,
