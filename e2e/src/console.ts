@@ -65,3 +65,23 @@ export async function api<T = any>( // eslint-disable-line @typescript-eslint/no
   }
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
+
+export const ADMIN_EMAIL = "ada@example.com";
+export const ADMIN_PASSWORD = "correct horse battery staple";
+
+/**
+ * The server's first admin, made through the setup link it printed (which
+ * works once), logged in: Ada, ada@example.com.
+ */
+export async function firstAdmin(url: string, setupLink: string | null): Promise<Caller> {
+  const token = /token=([\w-]+)/.exec(setupLink ?? "")?.[1];
+  if (!token) throw new Error("the server printed no setup link");
+  const setup = await api(url, null, "POST", "/api/setup", {
+    token,
+    email: ADMIN_EMAIL,
+    name: "Ada",
+    password: ADMIN_PASSWORD,
+  });
+  if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${JSON.stringify(setup.body)}`);
+  return { cookie: await login(url, ADMIN_EMAIL, ADMIN_PASSWORD) };
+}

@@ -12,7 +12,7 @@ import { nodeEngine } from "@trellis/client/node";
 import type { NodeEngine } from "@trellis/client";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { CHROMIUM, launchChromium } from "./browser";
-import { api, login, type Caller } from "./console";
+import { api, login, type Caller, firstAdmin } from "./console";
 import { createNatTopology, type NatTopology } from "./netns";
 import { startTrellis, tempDataDir, type RunningTrellis } from "./server";
 import { until } from "./wait";
@@ -53,16 +53,7 @@ export async function startBrowserTailnet(): Promise<BrowserTailnet> {
     const url = trellis.url.replace("127.0.0.1", nat.hostIp);
     const appsUrl = `http://${nat.hostIp}:${trellis.appsPort}`;
 
-    const token = /token=([\w-]+)/.exec(trellis.setupLink() ?? "")?.[1];
-    if (!token) throw new Error("the server printed no setup link");
-    const setup = await api(url, null, "POST", "/api/setup", {
-      token,
-      email: "ada@example.com",
-      name: "Ada",
-      password: PASSWORD,
-    });
-    if (setup.status !== 201) throw new Error(`setup failed: ${setup.status} ${JSON.stringify(setup.body)}`);
-    const admin: Caller = { cookie: await login(url, "ada@example.com", PASSWORD) };
+    const admin: Caller = await firstAdmin(url, trellis.setupLink());
     // Tagged keys need their tags declared, as in Tailscale; the tests' peers use these.
     const start = await api(url, admin, "PUT", "/api/v1/policy", {
       text: JSON.stringify({

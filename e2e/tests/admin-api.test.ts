@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ControlClient, keyHolder } from "@trellis/client";
 import type { MachineInfo, Page } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
-import { api, login, type Caller } from "../src/console";
+import { api, login, type Caller, firstAdmin } from "../src/console";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 
 // The admin HTTP API against the real server: every endpoint needs a login
@@ -43,15 +43,7 @@ async function registerNode(preAuthKey: string, hostname: string, routableIPs: s
 beforeAll(async () => {
   trellis = await startTrellis({ dataDir: data.dir });
   url = trellis.url;
-  const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
-  const setup = await api(url, null, "POST", "/api/setup", {
-    token,
-    email: "ada@example.com",
-    name: "Ada",
-    password: PASSWORD,
-  });
-  expect(setup.status).toBe(201);
-  admin = { cookie: await login(url, "ada@example.com", PASSWORD) };
+  admin = await firstAdmin(url, trellis.setupLink());
   member = await invite("max@example.com", "member");
   auditor = await invite("aud@example.com", "auditor");
 }, 180_000);

@@ -11,11 +11,9 @@ import { nodeEngine, openUdpSocket } from "@trellis/client/node";
 import type { NodeEngine, TcpConnection } from "@trellis/client";
 import { openDatabase, type Database } from "@trellis/db";
 import { generateKeyPair } from "@trellis/proto/keyfile";
-import { api, login } from "../src/console";
+import { api, firstAdmin } from "../src/console";
 import { startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until } from "../src/wait";
-
-const PASSWORD = "correct horse battery staple";
 
 const data = tempDataDir();
 let trellis: RunningTrellis;
@@ -143,15 +141,7 @@ describe("node engine against the server", () => {
   it("drops what the packet filter does not allow, and counts it", async () => {
     // The first admin, through the setup link the server printed; then a policy that
     // leaves tag:node only port 80 of tag:node: beta's port 7 is closed to alpha.
-    const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
-    const setup = await api(trellis.url, null, "POST", "/api/setup", {
-      token,
-      email: "ada@example.com",
-      name: "Ada",
-      password: PASSWORD,
-    });
-    expect(setup.status).toBe(201);
-    const admin = { cookie: await login(trellis.url, "ada@example.com", PASSWORD) };
+    const admin = await firstAdmin(trellis.url, trellis.setupLink());
     const saved = await api(trellis.url, admin, "PUT", "/api/v1/policy", {
       text: JSON.stringify({
         tagOwners: { "tag:node": [] },

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPreAuthKey } from "@trellis/control";
 import { openDatabase, type Database } from "@trellis/db";
-import { api, login, type Caller } from "../src/console";
+import { api, type Caller, firstAdmin } from "../src/console";
 import { cli, stopDaemon } from "../src/gateway";
 import { canUseNetns, createExitTopology, type ExitTopology } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
@@ -23,7 +23,6 @@ const canUseTun =
   existsSync(join(ROOT, "gateway/build/Release/trellis_tun.node"));
 if (!canUseTun) console.warn("skipping exit nodes: needs root, ip netns, nft and the TUN addon");
 
-const PASSWORD = "correct horse battery staple";
 const data = tempDataDir();
 const work = mkdtempSync(join(tmpdir(), "trellis-exit-"));
 const keyFile = join(work, "auth.key");
@@ -73,15 +72,7 @@ describe.skipIf(!canUseTun)("exit nodes", () => {
     db = await openDatabase(`file:${join(data.dir, "trellis.db")}`);
     const key = (await createPreAuthKey(db, { tags: ["tag:node"], reusable: true }, "local")).key;
     writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
-    const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
-    const setup = await api(url, null, "POST", "/api/setup", {
-      token,
-      email: "ada@example.com",
-      name: "Ada",
-      password: PASSWORD,
-    });
-    expect(setup.status).toBe(201);
-    admin = { cookie: await login(url, "ada@example.com", PASSWORD) };
+    admin = await firstAdmin(url, trellis.setupLink());
     // "The internet": a web server only the exit node can reach; it answers with who asked.
     web = spawn(
       "ip",

@@ -23,7 +23,7 @@ import { nodeEngine } from "@trellis/client/node";
 import type { NodeEngine } from "@trellis/client";
 import { openDatabase, type Database } from "@trellis/db";
 import { generateKeyPair } from "@trellis/proto/keyfile";
-import { api, login, type Caller } from "../src/console";
+import { api, type Caller, firstAdmin } from "../src/console";
 import { cli, stopDaemon, TRELLIS } from "../src/gateway";
 import { canUseNetns, createGatewayTopology, type GatewayTopology } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
@@ -87,17 +87,7 @@ afterAll(async () => {
 let adminCaller: Promise<Caller> | undefined;
 /** The server's first admin, made once through the setup link (the link works once). */
 function admin(): Promise<Caller> {
-  adminCaller ??= (async () => {
-    const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
-    const setup = await api(url, null, "POST", "/api/setup", {
-      token,
-      email: "ada@example.com",
-      name: "Ada",
-      password: "correct horse battery staple",
-    });
-    expect(setup.status).toBe(201);
-    return { cookie: await login(url, "ada@example.com", "correct horse battery staple") };
-  })();
+  adminCaller ??= firstAdmin(url, trellis.setupLink());
   return adminCaller;
 }
 

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import { ARTIFACTS, hasChromium, launchChromium } from "../src/browser";
-import { api, login, type Caller } from "../src/console";
+import { api, type Caller, firstAdmin } from "../src/console";
 import { freePort, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 
 // Login throttling (issue 18) as people meet it, in Debian's Chromium. The
@@ -36,15 +36,7 @@ beforeAll(async () => {
   port = await freePort();
   trellis = await startTrellis({ dataDir: data.dir, port, env: ENV });
   url = trellis.url;
-  const token = /token=([\w-]+)/.exec(trellis.setupLink()!)![1];
-  const setup = await api(url, null, "POST", "/api/setup", {
-    token,
-    email: "ada@example.com",
-    name: "Ada",
-    password: PASSWORD,
-  });
-  expect(setup.status).toBe(201);
-  admin = { cookie: await login(url, "ada@example.com", PASSWORD) };
+  admin = await firstAdmin(url, trellis.setupLink());
   const inv = await api(url, admin, "POST", "/api/v1/invitations", { email: "owen@example.com" });
   expect(inv.status).toBe(201);
   const accepted = await api(url, null, "POST", "/api/invitations/accept", {

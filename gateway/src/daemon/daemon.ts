@@ -28,6 +28,7 @@ import { HostError, TunPacketDevice } from "./host";
 import { acceptedRoutes, PeerRoutes, routableIPs } from "./routes";
 import { addressesOf, ExitRoutes } from "./exit";
 import { MagicDnsResolver, ResolvConf } from "./dns";
+import { Serial } from "./serial";
 import {
   type ErrorBody,
   MAX_REQUEST_BYTES,
@@ -162,8 +163,8 @@ export class Daemon {
   private readonly prefsPath: string;
   private server: Server | null = null;
   private session: Session | null = null;
-  /** up, down and logout run one at a time. */
-  private serial: Promise<unknown> = Promise.resolve();
+  /** up, set, down and logout run one at a time. */
+  private readonly serial = new Serial();
   private stopping: Promise<void> | null = null;
   private readonly log: Logger;
   /** /etc/resolv.conf as --accept-dns changes it (the original kept in the state directory). */
@@ -321,9 +322,7 @@ export class Daemon {
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.serial.then(fn, fn);
-    this.serial = run.catch(() => undefined);
-    return run;
+    return this.serial.run(fn);
   }
 
   // ---- prefs ---------------------------------------------------------------------
@@ -803,7 +802,7 @@ export class Daemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const errors: unknown[] = [];
-      await this.serial.catch(() => undefined);
+      await this.serial.run(async () => undefined);
       const s = this.session;
       this.session = null;
       if (s) {

@@ -16,6 +16,7 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { Logger } from "@trellis/log";
 import { HostError } from "./host";
+import { Serial } from "./serial";
 
 export const EXIT_TABLE = 7345;
 const PREF_BYPASS = 5200;
@@ -56,7 +57,7 @@ export async function addressesOf(hosts: readonly string[]): Promise<string[]> {
 export class ExitRoutes {
   private active: { v4: boolean; v6: boolean } | null = null;
   private bypass: string[] = [];
-  private chain: Promise<void> = Promise.resolve();
+  private readonly serial = new Serial();
   /** The last failure, for status; null when the routing matches what was asked. */
   error: string | null = null;
 
@@ -76,9 +77,7 @@ export class ExitRoutes {
    * after another.
    */
   update(families: { v4: boolean; v6: boolean } | null, bypass: string[]): Promise<void> {
-    const run = this.chain.then(() => this.apply(families, bypass.slice(0, MAX_BYPASS).sort()));
-    this.chain = run.catch(() => undefined);
-    return run;
+    return this.serial.run(() => this.apply(families, bypass.slice(0, MAX_BYPASS).sort()));
   }
 
   private async apply(families: { v4: boolean; v6: boolean } | null, bypass: string[]): Promise<void> {

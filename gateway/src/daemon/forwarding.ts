@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { parsePrefix, TAILNET_V4, TAILNET_V6, formatPrefix } from "@trellis/proto/ip";
 import type { Logger } from "@trellis/log";
 import { HostError } from "./host";
+import { Serial } from "./serial";
 
 export const NFT_TABLE = "trellis";
 const NFT_TIMEOUT_MS = 10_000;
@@ -75,7 +76,7 @@ export class SubnetRouter {
   private applied: string[] = [];
   /** Forwarding sysctls as they were before this router switched them on. */
   private readonly saved = new Map<4 | 6, string>();
-  private chain: Promise<void> = Promise.resolve();
+  private readonly serial = new Serial();
   /** The last failure to apply, for status; null when the rules match the routes. */
   error: string | null = null;
 
@@ -90,9 +91,7 @@ export class SubnetRouter {
 
   /** Serve exactly `routes` (applied in order; a call made while one runs waits for it). */
   update(routes: string[]): Promise<void> {
-    const run = this.chain.then(() => this.apply(routes));
-    this.chain = run.catch(() => undefined);
-    return run;
+    return this.serial.run(() => this.apply(routes));
   }
 
   private async apply(routes: string[]): Promise<void> {

@@ -16,6 +16,7 @@ import {
 } from "@trellis/proto/ip";
 import type { Logger } from "@trellis/log";
 import { ip } from "./host";
+import { Serial } from "./serial";
 
 /** A bad --advertise-routes value; the message says which entry and why. */
 export class RouteListError extends Error {
@@ -91,7 +92,7 @@ export function acceptedRoutes(map: Pick<FullMap, "node" | "peers">): string[] {
  */
 export class PeerRoutes {
   private applied: string[] = [];
-  private chain: Promise<void> = Promise.resolve();
+  private readonly serial = new Serial();
   /** The last failure to apply, for status; null when the routes are in place. */
   error: string | null = null;
 
@@ -106,9 +107,7 @@ export class PeerRoutes {
 
   /** Route exactly `routes` into the device (calls run one after another). */
   update(routes: string[]): Promise<void> {
-    const run = this.chain.then(() => this.apply(routes));
-    this.chain = run.catch(() => undefined);
-    return run;
+    return this.serial.run(() => this.apply(routes));
   }
 
   private async apply(routes: string[]): Promise<void> {
