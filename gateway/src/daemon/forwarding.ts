@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { parsePrefix, TAILNET_V4, TAILNET_V6, formatPrefix } from "@trellis/proto/ip";
 import type { Logger } from "@trellis/log";
 import { HostError } from "./host";
-import { Serial } from "./serial";
+import { HostRoutes } from "./host-routes";
 
 export const NFT_TABLE = "trellis";
 const NFT_TIMEOUT_MS = 10_000;
@@ -72,47 +72,25 @@ export function subnetRoutes(advertised: readonly string[], approved: readonly s
   return approved.filter((r) => mine.has(r) && parsePrefix(r) !== null).sort();
 }
 
-export class SubnetRouter {
-  private applied: string[] = [];
+/** The approved routes this gateway serves: forwarding on, and masquerade in `inet trellis`. */
+export class SubnetRouter extends HostRoutes {
   /** Forwarding sysctls as they were before this router switched them on. */
   private readonly saved = new Map<4 | 6, string>();
-  private readonly serial = new Serial();
-  /** The last failure to apply, for status; null when the rules match the routes. */
-  error: string | null = null;
 
-  constructor(
-    private readonly tun: string,
-    private readonly log: Logger,
-  ) {}
-
-  get routes(): readonly string[] {
-    return this.applied;
+  constructor(tun: string, log: Logger) {
+    super(tun, log, { done: "subnet routes served", failed: "could not serve the subnet routes" });
   }
 
-  /** Serve exactly `routes` (applied in order; a call made while one runs waits for it). */
-  update(routes: string[]): Promise<void> {
-    return this.serial.run(() => this.apply(routes));
-  }
-
-  private async apply(routes: string[]): Promise<void> {
-    if (JSON.stringify(routes) === JSON.stringify(this.applied) && this.error === null) return;
-    try {
-      if (routes.length === 0) {
-        await this.removeRules();
-      } else {
-        for (const v of [4, 6] as const) {
-          if (routes.some((r) => r.includes(":") === (v === 6))) this.enableForwarding(v);
-        }
-        await nft(["-f", "-"], rulesetFor(this.tun, routes));
+  protected async apply(routes: string[]): Promise<void> {
+    if (routes.length === 0) {
+      await this.removeRules();
+    } else {
+      for (const v of [4, 6] as const) {
+        if (routes.some((r) => r.includes(":") === (v === 6))) this.enableForwarding(v);
       }
-      this.applied = routes;
-      this.error = null;
-      this.log.info({ routes }, "subnet routes served");
-    } catch (err) {
-      this.error = err instanceof Error ? err.message : String(err);
-      this.log.error({ err: this.error, routes }, "could not serve the subnet routes");
-      throw err;
+      await nft(["-f", "-"], rulesetFor(this.tun, routes));
     }
+    this.applied = routes;
   }
 
   private enableForwarding(v: 4 | 6): void {

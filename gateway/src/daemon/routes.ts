@@ -16,7 +16,7 @@ import {
 } from "@trellis/proto/ip";
 import type { Logger } from "@trellis/log";
 import { ip } from "./host";
-import { Serial } from "./serial";
+import { HostRoutes } from "./host-routes";
 
 /** A bad --advertise-routes value; the message says which entry and why. */
 export class RouteListError extends Error {
@@ -90,46 +90,25 @@ export function acceptedRoutes(map: Pick<FullMap, "node" | "peers">): string[] {
  * one, `ip route del` for each gone. Removing the device removes them all,
  * so down needs no call here.
  */
-export class PeerRoutes {
-  private applied: string[] = [];
-  private readonly serial = new Serial();
-  /** The last failure to apply, for status; null when the routes are in place. */
-  error: string | null = null;
-
-  constructor(
-    private readonly tun: string,
-    private readonly log: Logger,
-  ) {}
-
-  get routes(): readonly string[] {
-    return this.applied;
+export class PeerRoutes extends HostRoutes {
+  constructor(tun: string, log: Logger) {
+    super(tun, log, {
+      done: "peers' subnet routes accepted",
+      failed: "could not route the peers' subnet routes",
+    });
   }
 
-  /** Route exactly `routes` into the device (calls run one after another). */
-  update(routes: string[]): Promise<void> {
-    return this.serial.run(() => this.apply(routes));
-  }
-
-  private async apply(routes: string[]): Promise<void> {
-    if (JSON.stringify(routes) === JSON.stringify(this.applied) && this.error === null) return;
+  protected async apply(routes: string[]): Promise<void> {
     const want = new Set(routes);
     const family = (r: string) => (r.includes(":") ? ["-6"] : []);
-    try {
-      for (const r of this.applied.filter((r) => !want.has(r))) {
-        await ip([...family(r), "route", "del", r, "dev", this.tun]);
-        this.applied = this.applied.filter((x) => x !== r);
-      }
-      for (const r of routes) {
-        if (this.applied.includes(r)) continue;
-        await ip([...family(r), "route", "replace", r, "dev", this.tun]);
-        this.applied = [...this.applied, r].sort();
-      }
-      this.error = null;
-      this.log.info({ routes }, "peers' subnet routes accepted");
-    } catch (err) {
-      this.error = err instanceof Error ? err.message : String(err);
-      this.log.error({ err: this.error, routes }, "could not route the peers' subnet routes");
-      throw err;
+    for (const r of this.applied.filter((r) => !want.has(r))) {
+      await ip([...family(r), "route", "del", r, "dev", this.tun]);
+      this.applied = this.applied.filter((x) => x !== r);
+    }
+    for (const r of routes) {
+      if (this.applied.includes(r)) continue;
+      await ip([...family(r), "route", "replace", r, "dev", this.tun]);
+      this.applied = [...this.applied, r].sort();
     }
   }
 }
