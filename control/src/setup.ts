@@ -1,7 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Database } from "@trellis/db";
-import { SetupRequest, zodIssues } from "@trellis/proto";
+import { SetupRequest } from "@trellis/proto";
 import { ControlError } from "./errors";
+import { parseOr400 } from "./errors-util";
 import { hashPassword } from "./password";
 import { audit, userRef, type AuditRef } from "./audit";
 
@@ -69,11 +70,8 @@ export async function completeSetup(
   db: Database,
   body: unknown,
 ): Promise<{ id: string; email: string; name: string; role: string }> {
-  const parsed = SetupRequest.safeParse(body);
-  if (!parsed.success) {
-    throw new ControlError("invalid_request", 400, "the setup form has errors", zodIssues(parsed.error));
-  }
-  const req = parsed.data;
+  // Through the one parser of requests, whose messages are in plain words.
+  const req = parseOr400(SetupRequest, body, "the setup form has errors");
   // Refuse before the KDF: ~100 ms of scrypt and 32 MiB per request is not
   // spent on anyone without the token, nor on anyone once setup is over.
   await checkSetupToken(db.prisma, req.token);

@@ -1,6 +1,6 @@
 import type { Metadata, Viewport } from "next";
 import { unstable_rethrow } from "next/navigation";
-import type { ReactNode } from "react";
+import { cache, type ReactNode } from "react";
 import type { Actor } from "@trellis/control/auth";
 import type { Scope } from "@trellis/proto";
 import { Brand } from "@/components/brand";
@@ -15,10 +15,7 @@ import { getPageActor } from "@/lib/session";
 import { BrowserNodeBadge, BrowserNodeProvider } from "@/node/provider";
 import "./globals.css";
 
-export const metadata: Metadata = {
-  title: { default: "Trellis", template: "%s · Trellis" },
-  description: "A browser-first mesh VPN on WireGuard",
-};
+const DESCRIPTION = "A browser-first mesh VPN on WireGuard";
 
 export const viewport: Viewport = {
   colorScheme: "light dark",
@@ -40,8 +37,11 @@ const SECTIONS: (NavItem & { scope: Scope })[] = [
   { href: "/settings", label: "Settings", scope: "settings:read" },
 ];
 
-/** The logged-in actor, or null: public pages (/, /login, /setup, /invite) render without it. */
-async function currentActor(): Promise<Actor | null> {
+/**
+ * The logged-in actor, or null: public pages (/, /login, /setup, /invite) render without it.
+ * Once per request (the title and the shell both ask).
+ */
+const currentActor = cache(async (): Promise<Actor | null> => {
   try {
     return await getPageActor();
   } catch (err) {
@@ -49,6 +49,13 @@ async function currentActor(): Promise<Actor | null> {
     unstable_rethrow(err);
     return null;
   }
+});
+
+/** Page titles name the tailnet for those logged in to it ("Machines · acme · Trellis"), not for strangers. */
+export async function generateMetadata(): Promise<Metadata> {
+  const name = (await currentActor()) ? await tailnetName(getRuntime()) : null;
+  const suffix = name ? `${name} · Trellis` : "Trellis";
+  return { title: { default: suffix, template: `%s · ${suffix}` }, description: DESCRIPTION };
 }
 
 /** Everyone who may add machines has this browser's node at hand on every page (Connect starts it). */
@@ -62,6 +69,7 @@ function MaybeNode({ actor, children }: { actor: Actor; children: ReactNode }) {
 
 export default async function RootLayout({ children }: { children: ReactNode }) {
   const actor = await currentActor();
+  const tailnet = actor ? await tailnetName(getRuntime()) : undefined;
   return (
     // data-theme is set before hydration by ThemeScript, so React must not complain about it.
     <html lang="en" suppressHydrationWarning>
@@ -78,8 +86,8 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
               <aside className="sidebar">
                 <div className="sidebar-head">
                   <Brand href="/machines" />
-                  <p className="tailnet-name" data-testid="tailnet-name">
-                    {await tailnetName(getRuntime())}
+                  <p className="tailnet-name" data-testid="tailnet-name" title={tailnet}>
+                    {tailnet}
                   </p>
                 </div>
                 <SideNav

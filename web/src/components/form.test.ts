@@ -58,6 +58,23 @@ describe("FieldError", () => {
     expect(out).toBe('<span class="field-error" role="alert">regions: needs at least one region</span>');
   });
 
+  it("leaves out a bare list index, and says a message once however many entries share it", () => {
+    const issues = [
+      { path: "tags.0", message: "tag:gone is not defined in the policy's tagOwners" },
+      { path: "tags.2", message: "must not be empty" },
+      { path: "tags.3", message: "must not be empty" },
+    ];
+    expect(html(createElement(FieldError, { issues, path: "tags" }))).toBe(
+      '<span class="field-error" role="alert">' +
+        "tag:gone is not defined in the policy&#x27;s tagOwners; must not be empty</span>",
+    );
+    // A deeper path still names what it is about.
+    const nested = [{ path: "relayMap.regions.0.nodes", message: "must not be empty" }];
+    expect(html(createElement(FieldError, { issues: nested, path: "relayMap" }))).toContain(
+      "regions.0.nodes: must not be empty",
+    );
+  });
+
   it("with `exact`, only the issue at its path", () => {
     const issues = [
       { path: "nameservers", message: "at most 8" },

@@ -20,9 +20,20 @@ function under(issuePath: string, path: string): boolean {
 }
 
 /**
- * The messages of the issues at `path` (and, unless `exact`, under it — each
- * then prefixed with the rest of its path), shown at the field that claims it.
- * List `path` in the form's `<FormErrors fields>` so the banner leaves them out.
+ * What an issue at or under `path` says at that field: its message, after the
+ * rest of its path when that names something people see ("regions: …"). A
+ * bare list index ("tags.0" at the tags) is left out: it counts the entries
+ * sent, not anything on the screen, and the message names its entry.
+ */
+function atField(issue: ApiIssue, path: string): string {
+  const rest = issue.path === path ? "" : issue.path.slice(path.length + 1);
+  return rest === "" || /^\d+$/.test(rest) ? issue.message : `${rest}: ${issue.message}`;
+}
+
+/**
+ * The messages of the issues at `path` (and, unless `exact`, under it),
+ * shown at the field that claims it, each once. List `path` in the form's
+ * `<FormErrors fields>` so the banner leaves them out.
  */
 export function FieldError({
   issues,
@@ -41,10 +52,11 @@ export function FieldError({
 }) {
   const text =
     message ||
-    issues
-      .filter((i) => (exact ? i.path === path : under(i.path, path)))
-      .map((i) => (i.path === path ? i.message : `${i.path.slice(path.length + 1)}: ${i.message}`))
-      .join("; ");
+    [
+      ...new Set(
+        issues.filter((i) => (exact ? i.path === path : under(i.path, path))).map((i) => atField(i, path)),
+      ),
+    ].join("; ");
   if (!text) return null;
   // An alert of its own: when every issue is at a field there is no banner to announce the failure.
   return block ? (
