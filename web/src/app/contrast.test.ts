@@ -73,10 +73,22 @@ const ON_OWN_BACKGROUND = [
 /** Rules that set a text colour shown on the page or on a panel. */
 const ON_PAGE = [".status.ok", ".status.bad", ".error", ".field-error", ".muted", ".hint", ".diff .ctx"];
 
+/** The variables the policy editor's syntax highlighting uses for text. */
+const EDITOR_TEXT = (() => {
+  const src = readFileSync(new URL("./acls/policy-editor.tsx", import.meta.url), "utf8");
+  return [...new Set([...src.matchAll(/color: "var\((--[\w-]+)\)"/g)].map((m) => m[1]!))];
+})();
+
 describe("contrast of the console's colours (WCAG 2, at least 4.5:1)", () => {
   it("computes the ratio as WCAG does", () => {
     expect(contrast("#000000", "#ffffff")).toBeCloseTo(21, 5);
     expect(contrast("#767676", "#ffffff")).toBeCloseTo(4.54, 2);
+  });
+
+  it("reads the policy editor's token colours from its source", () => {
+    expect(EDITOR_TEXT).toEqual(
+      expect.arrayContaining(["--hl-prop", "--hl-string", "--hl-number", "--hl-keyword"]),
+    );
   });
 
   it("keeps the dark theme of the system setting and of the switch the same", () => {
@@ -94,6 +106,20 @@ describe("contrast of the console's colours (WCAG 2, at least 4.5:1)", () => {
         expect(contrast(fg, bg), `${sel}: ${fg} on ${bg}`).toBeGreaterThanOrEqual(4.5);
       });
     }
+    // The policy editor (acls/policy-editor.tsx) colours tokens with these on
+    // --panel; its gutter's line numbers are --muted on --panel-2.
+    for (const v of EDITOR_TEXT) {
+      it(`${theme}: the policy editor's ${v} on its panel`, () => {
+        const fg = resolve(`var(${v})`, vars);
+        const bg = resolve("var(--panel)", vars);
+        expect(contrast(fg, bg), `${v}: ${fg} on ${bg}`).toBeGreaterThanOrEqual(4.5);
+      });
+    }
+    it(`${theme}: the policy editor's line numbers on its gutter`, () => {
+      const fg = resolve("var(--muted)", vars);
+      const bg = resolve("var(--panel-2)", vars);
+      expect(contrast(fg, bg), `--muted: ${fg} on ${bg}`).toBeGreaterThanOrEqual(4.5);
+    });
     for (const sel of ON_PAGE) {
       it(`${theme}: ${sel} on the page and on a panel`, () => {
         const fg = resolve(RULES.get(sel)!.color!, vars);
