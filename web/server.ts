@@ -12,7 +12,7 @@ import { createLogger } from "@trellis/log";
 import { loadOrCreateKeyFile } from "@trellis/proto/keyfile";
 import { Relay } from "@trellis/relay";
 import { startAppsOrigin } from "./apps-origin";
-import { consoleSecurityHeaders } from "./src/lib/security-headers";
+import { consoleCsp, consoleSecurityHeaders, newNonce } from "./src/lib/security-headers";
 import { actorFromSessionCookie } from "./src/lib/session-cookie";
 
 const dev = process.argv.includes("--dev");
@@ -71,6 +71,11 @@ async function main(): Promise<void> {
       return;
     }
     for (const [name, value] of securityHeaders) res.setHeader(name, value);
+    // Next puts the nonce of the request's policy on the scripts it renders (see security-headers.ts).
+    const nonce = req.url?.startsWith("/_next/static/") ? null : newNonce();
+    const csp = consoleCsp(nonce, { dev });
+    res.setHeader("content-security-policy", csp);
+    req.headers["content-security-policy"] = csp;
     // The login rate limiter keys on the client address; never trust a
     // client-sent value (X-Forwarded-For only from TRELLIS_TRUSTED_PROXIES).
     req.headers["x-trellis-remote-addr"] = clientAddress(
