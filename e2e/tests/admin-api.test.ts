@@ -1,11 +1,10 @@
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ControlClient, keyHolder } from "@trellis/client";
 import type { MachineInfo, Page } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { api, login, type Caller, firstAdmin } from "../src/console";
-import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
+import { MORE_READS, PUBLIC, QUERIES, READS, WRITES, asRoute, routeHandlers } from "../src/routes";
+import { startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 
 // The admin HTTP API against the real server: every endpoint needs a login
 // or an API token, roles are enforced on the server (a member calling an
@@ -52,95 +51,6 @@ afterAll(async () => {
   await trellis?.stop();
   data.remove();
 });
-
-const READS = [
-  "/api/v1/me",
-  "/api/v1/machines",
-  "/api/v1/users",
-  "/api/v1/invitations",
-  "/api/v1/keys",
-  "/api/v1/policy",
-  "/api/v1/policy/versions",
-  "/api/v1/dns",
-  "/api/v1/settings",
-  "/api/v1/audit",
-  "/api/v1/connections",
-  "/api/v1/tokens",
-];
-
-/** An id no row has: refusals come before any lookup. */
-const ID = "c0ffee";
-/** Every change of the admin API (an auditor gets 403 for each, its own tokens aside). */
-const WRITES: [string, string, unknown?][] = [
-  ["PATCH", `/api/v1/machines/${ID}`, { name: "x" }],
-  ["DELETE", `/api/v1/machines/${ID}`],
-  ["POST", `/api/v1/machines/${ID}/routes`, { routes: [] }],
-  ["POST", `/api/v1/machines/${ID}/authorize`],
-  ["POST", `/api/v1/machines/${ID}/expire`],
-  ["PATCH", `/api/v1/users/${ID}`, { role: "admin" }],
-  ["DELETE", `/api/v1/users/${ID}`],
-  ["POST", "/api/v1/invitations", { email: "x@example.com" }],
-  ["DELETE", `/api/v1/invitations/${ID}`],
-  ["POST", "/api/v1/keys", {}],
-  ["DELETE", `/api/v1/keys/${ID}`],
-  ["PUT", "/api/v1/policy", { text: "{}" }],
-  ["POST", `/api/v1/policy/versions/1/restore`],
-  ["PUT", "/api/v1/dns", {}],
-  ["PUT", "/api/v1/settings", {}],
-  ["POST", "/api/v1/tokens", { scopes: ["machines:read"] }],
-  ["DELETE", `/api/v1/tokens/${ID}`],
-  ["DELETE", `/api/v1/users/${ID}/login-throttle`],
-];
-/** Reads beyond READS (by id, streams, exports). */
-const MORE_READS = [
-  `/api/v1/machines/${ID}`,
-  `/api/v1/users/${ID}`,
-  "/api/v1/policy/versions/1",
-  "/api/v1/events",
-  "/api/v1/audit/export",
-];
-/** Questions asked with POST that change nothing. */
-const QUERIES: [string, string, unknown][] = [
-  ["POST", "/api/v1/policy/validate", { text: "{}" }],
-  ["POST", "/api/v1/policy/reachability", { src: "a", dst: "b", port: 1 }],
-  ["POST", "/api/v1/me/access", { from: "a", machine: "b" }],
-];
-/** What answers without a login, on purpose: health, first-run setup, invitations (by their token), NextAuth. */
-const PUBLIC = [
-  "GET /api/health",
-  "GET /api/setup",
-  "POST /api/setup",
-  "POST /api/invitations/accept",
-  "POST /api/invitations/peek",
-  "* /api/auth/[...nextauth]",
-];
-
-/** Every route handler of the web app, as "METHOD /path" with dynamic segments as written in the tree. */
-function routeHandlers(): string[] {
-  const root = join(ROOT, "web/src/app");
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else if (entry.name === "route.ts") {
-        const route = dir.slice(root.length);
-        const text = readFileSync(path, "utf8");
-        const methods = [
-          ...text.matchAll(/export (?:async )?(?:function|const) (GET|POST|PUT|PATCH|DELETE)\b/g),
-        ];
-        if (methods.length === 0) out.push(`* ${route}`);
-        for (const m of methods) out.push(`${m[1]} ${route}`);
-      }
-    }
-  };
-  walk(join(root, "api"));
-  return out.sort();
-}
-
-/** "METHOD /path" with this test's ids turned back into the tree's segments. */
-const asRoute = (method: string, path: string) =>
-  `${method} ${path.replaceAll(`/${ID}`, "/[id]").replace(/\/versions\/1(?=\/|$)/, "/versions/[id]")}`;
 
 describe("admin API", () => {
   it("has a row in this file's tables for every route handler of the web app", () => {

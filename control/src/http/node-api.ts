@@ -96,6 +96,13 @@ const ROUTES: Record<string, Partial<Record<string, Route>>> = {
   },
 };
 
+/** Every endpoint of the node API as [method, path] (tests cover each: a new one cannot be missed). */
+export function nodeRoutes(): [string, string][] {
+  return Object.entries(ROUTES).flatMap(([path, methods]) =>
+    Object.keys(methods).map((m) => [m, path] as [string, string]),
+  );
+}
+
 /** Paths whose every method is the node API's (others get 405 here rather than Next.js's 404). */
 const NODE_ONLY = new Set(Object.keys(ROUTES).filter((p) => p !== "/api/v1/connections"));
 
