@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isDatabaseUnavailable, publicDatabaseError } from "./db-errors";
+import { databaseWriteFault, isDatabaseUnavailable, publicDatabaseError } from "./db-errors";
 import { ControlError } from "./errors";
 
 // The shapes a database outage takes, as Prisma 7 with @prisma/adapter-pg
@@ -83,5 +83,49 @@ describe("database errors", () => {
       new Error('password authentication failed for user "trellis" at postgres://trellis:s3cret@db:5432/t'),
     );
     expect(auth).not.toMatch(/s3cret|"trellis"|db:5432/);
+  });
+});
+
+describe("writes the database refuses", () => {
+  // SQLite's as the driver adapter reported a full tmpfs (disk-faults.test.ts);
+  // PostgreSQL's by SQLSTATE inside the adapter's cause, as it reports them.
+  const adapter = (cause: object) =>
+    Object.assign(new Error("DriverAdapterError"), { name: "DriverAdapterError", cause });
+  const pg = (code: string, message: string) =>
+    Object.assign(new Error("x"), {
+      code: "P2010",
+      meta: {
+        driverAdapterError: { cause: { originalCode: code, originalMessage: message, kind: "postgres" } },
+      },
+    });
+
+  it.each([
+    [
+      "SQLite: disk full",
+      adapter({ originalCode: "SQLITE_FULL", message: "database or disk is full" }),
+      "full",
+    ],
+    [
+      "SQLite: read-only",
+      adapter({ originalCode: "SQLITE_READONLY", message: "attempt to write a readonly database" }),
+      "read_only",
+    ],
+    [
+      "PostgreSQL: disk_full",
+      pg("53100", 'could not extend file "base/16384/2619": No space left on device'),
+      "full",
+    ],
+    [
+      "PostgreSQL: read-only transaction",
+      pg("25006", "cannot execute INSERT in a read-only transaction"),
+      "read_only",
+    ],
+    ["an outage", unreachable, null],
+    ["a bug", new TypeError("x is undefined"), null],
+  ] as const)("%s", (_, err, kind) => {
+    expect(databaseWriteFault(err)).toBe(kind);
+    const api = ControlError.of(err);
+    if (kind === "full") expect(api).toMatchObject({ code: "database_full", status: 503 });
+    if (kind === "read_only") expect(api).toMatchObject({ code: "database_read_only", status: 503 });
   });
 });

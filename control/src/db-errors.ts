@@ -68,6 +68,60 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return false;
 }
 
+/** SQLite's and PostgreSQL's codes for a write the disk or the database refuses. */
+const FULL_CODES = new Set(["SQLITE_FULL", "53100"]);
+const FULL_TEXT = /database or disk is full|No space left on device|could not extend file/i;
+const READ_ONLY_TEXT = /attempt to write a readonly database|read-only transaction|read-only file ?system/i;
+
+/**
+ * "full" when `err` says the database's disk is full, "read_only" when the
+ * database (or its filesystem) refuses writes, null otherwise: writes fail
+ * until an operator acts, while reads still work.
+ */
+export function databaseWriteFault(err: unknown): "full" | "read_only" | null {
+  for (let e = err as Loose | undefined, depth = 0; e && typeof e === "object" && depth < 5; depth++) {
+    const cause = adapterCause(e) as (Loose & { originalCode?: unknown }) | null;
+    for (const x of [e, cause, e.cause as (Loose & { originalCode?: unknown }) | undefined]) {
+      if (!x || typeof x !== "object") continue;
+      const code = String((x as { originalCode?: unknown }).originalCode ?? x.code ?? "");
+      const text = typeof x.message === "string" ? x.message : "";
+      if (FULL_CODES.has(code) || FULL_TEXT.test(text)) return "full";
+      if (
+        code.startsWith("SQLITE_READONLY") ||
+        code === "25006" ||
+        code === "EROFS" ||
+        READ_ONLY_TEXT.test(text)
+      )
+        return "read_only";
+    }
+    e = e.cause as Loose | undefined;
+  }
+  return null;
+}
+
+/**
+ * Writes refused lately, by kind and time: the API's error mapping notes them
+ * (errors.ts) and health reports them. On globalThis: the server process and
+ * the Next.js bundle each load this module, and share the process.
+ */
+const FAULTS = Symbol.for("trellis.databaseWriteFaults");
+type FaultLog = { kind: "full" | "read_only"; at: number } | null;
+const faults = globalThis as unknown as { [FAULTS]?: FaultLog };
+
+export function noteWriteFault(kind: "full" | "read_only", now = Date.now()): void {
+  faults[FAULTS] = { kind, at: now };
+}
+
+/** The write fault noted within `withinMs`, if any. */
+export function recentWriteFault(withinMs = 60_000, now = Date.now()): "full" | "read_only" | null {
+  const f = faults[FAULTS];
+  return f && now - f.at <= withinMs ? f.kind : null;
+}
+
+export function clearWriteFault(): void {
+  faults[FAULTS] = null;
+}
+
 /**
  * The text of a database error, fit for anyone to read: the line that says
  * what happened (Prisma's messages start with blank lines and the call

@@ -1,5 +1,5 @@
 import { PolicyError } from "@trellis/policy";
-import { isDatabaseUnavailable } from "./db-errors";
+import { databaseWriteFault, isDatabaseUnavailable, noteWriteFault } from "./db-errors";
 
 const BRAND = Symbol.for("trellis.ControlError");
 
@@ -40,6 +40,11 @@ export class ControlError extends Error {
   static of(err: unknown): ControlError | null {
     if (ControlError.is(err)) return err;
     if (isDatabaseUnavailable(err)) return databaseUnavailable();
+    const fault = databaseWriteFault(err);
+    if (fault) {
+      noteWriteFault(fault);
+      return databaseWriteRefused(fault);
+    }
     if (PolicyError.is(err)) {
       return new ControlError(
         err.code,
@@ -54,6 +59,29 @@ export class ControlError extends Error {
     }
     return null;
   }
+}
+
+/**
+ * The answer while the database refuses writes (its disk is full, or it or
+ * its filesystem is read-only): nothing was changed, reads still work, and
+ * an operator must act before a retry can succeed.
+ */
+export function databaseWriteRefused(kind: "full" | "read_only"): ControlError {
+  return kind === "full"
+    ? new ControlError(
+        "database_full",
+        503,
+        "the server's disk is full: nothing was changed, and no change can be saved until space is freed",
+        undefined,
+        30,
+      )
+    : new ControlError(
+        "database_read_only",
+        503,
+        "the database is read-only: nothing was changed, and no change can be saved until it is writable again",
+        undefined,
+        30,
+      );
 }
 
 /** The answer while the database cannot be reached (db-errors.ts tells which errors mean that). */

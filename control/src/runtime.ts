@@ -1,4 +1,5 @@
-import { join } from "node:path";
+import { accessSync, constants, statfsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { migrate, openDatabase, parseDatabaseUrl, type Database, type Models } from "@trellis/db";
 import type { Logger } from "@trellis/log";
 import {
@@ -21,7 +22,7 @@ import { ControlError } from "./errors";
 import { attrsOnlyIds, EventBus } from "./events";
 import { PgEventBridge, type BridgeOptions } from "./pg-bridge";
 import { recordChange } from "./outbox";
-import { publicDatabaseError } from "./db-errors";
+import { publicDatabaseError, recentWriteFault } from "./db-errors";
 import { preparePrivateDir, restrictDatabaseFiles } from "./data-dir";
 import { startMapStream, type MapSink, type MapStreamDeps, type MapStreamOptions } from "./map-stream";
 import { NetmapService, type MapConfig } from "./netmap-service";
@@ -273,10 +274,17 @@ export class ControlRuntime {
     let database: HealthResponse["database"];
     try {
       const latency = await this.db.ping();
+      const writes = this.writeState();
       database = {
         provider: this.db.target.provider,
-        status: "ok",
+        status: writes === "ok" ? "ok" : "error",
         latency_ms: Math.round(latency * 100) / 100,
+        writes,
+        ...(writes === "full"
+          ? { error: "the disk is full: changes cannot be saved" }
+          : writes === "read_only"
+            ? { error: "the database is read-only: changes cannot be saved" }
+            : {}),
       };
     } catch (err) {
       this.log.error({ err }, "database health check failed");
@@ -303,6 +311,29 @@ export class ControlRuntime {
       database,
       relay,
     };
+  }
+
+  /**
+   * Whether the database takes writes. SQLite: its file's filesystem, asked
+   * directly (read-only, or under 64 KiB free). PostgreSQL: a write refused
+   * as "disk full" or "read-only" within the last minute (errors.ts notes them).
+   */
+  private writeState(): "ok" | "full" | "read_only" {
+    const file = this.db.target.file;
+    if (!file || file === ":memory:") return recentWriteFault() ?? "ok";
+    try {
+      accessSync(file, constants.W_OK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EROFS" || (err as NodeJS.ErrnoException).code === "EACCES")
+        return "read_only";
+    }
+    try {
+      const fs = statfsSync(dirname(file));
+      if (fs.bavail * fs.bsize < 64 * 1024) return "full";
+    } catch {
+      // statfs is not everywhere: the file checks above are what there is
+    }
+    return "ok";
   }
 
   /** verify-clients of the relay in this process: which of these keys may use it. */

@@ -1,4 +1,12 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { NO_FILTER, diffDatamodels, openSchemaEngine } from "./engine";
 import { MigrationError } from "./errors";
@@ -52,6 +60,26 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message.split("\n")[0]! : String(err);
 }
 
+/** Throw a MigrationError naming the fault when the database file or its directory cannot be written. */
+function writable(file: string, dir: string, provider: string): void {
+  for (const path of existsSync(file) ? [file, dir] : [dir]) {
+    try {
+      accessSync(path, constants.W_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why =
+        code === "EROFS" ? "is on a read-only filesystem" : `cannot be written (${code ?? "error"})`;
+      throw new MigrationError(
+        `the database ${path} ${why}: Trellis needs to write its database there`,
+        provider,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+}
+
 /**
  * Apply every pending migration of the URL's provider. Each migration runs in
  * its own transaction and is recorded in `_prisma_migrations`, so a crash
@@ -59,7 +87,12 @@ function message(err: unknown): string {
  */
 export async function migrate(url: string | DatabaseTarget): Promise<{ applied: string[] }> {
   const target = typeof url === "string" ? parseDatabaseUrl(url) : url;
-  if (target.file) mkdirSync(join(target.file, ".."), { recursive: true });
+  if (target.file && target.file !== ":memory:") {
+    const dir = join(target.file, "..");
+    mkdirSync(dir, { recursive: true });
+    // SQLite on a read-only or full filesystem says only "disk I/O error": say which, and where.
+    writable(target.file, dir, target.provider);
+  }
   const { engine, close } = await openSchemaEngine(target);
   try {
     const out = await engine.applyMigrations({

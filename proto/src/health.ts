@@ -24,6 +24,12 @@ export const DatabaseHealth = z.object({
   status: z.enum(["ok", "error"]),
   latency_ms: z.number().nonnegative().optional(),
   error: z.string().optional(),
+  /**
+   * Whether changes can be saved: "full" (the disk is) or "read_only" while
+   * they cannot; reads still work then. On SQLite from the data directory's
+   * filesystem; on PostgreSQL from the last minute's refused writes.
+   */
+  writes: z.enum(["ok", "full", "read_only"]).optional(),
   events: EventsHealth.optional(),
 });
 
