@@ -1,4 +1,4 @@
-// npm run bench -- control [--json] [--nodes N]
+// npm run bench -- control [--json] [--nodes N] [--soak SECONDS]
 // The control plane at scale, as deployed: this process is the server (the
 // control runtime behind HTTP), N nodes (default 1,000) are simulated in a
 // second process (nodes.ts) that registers each with a pre-auth key through
@@ -18,6 +18,14 @@
 // that is the save itself, propagation_first_ms the first node's), rss_mb
 // (the server process, with every stream open), nodes_rss_mb (the simulated
 // nodes' process, for scale).
+//
+// --soak SECONDS then changes the policy once a second for that long, every
+// node streaming throughout (the reliability suite's load test:
+// control/src/soak.test.ts): soak_changes, soak_lost (node × change pairs
+// that never arrived within 30 s), soak_stream_failures (map streams that
+// ended with an error), soak_p99_ms (propagation p99 over every arrival of
+// every change), soak_rss_mb_start/end and soak_rss_slope_mb_per_min (the
+// server's RSS after the first fifth of the run, least squares).
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
@@ -39,6 +47,12 @@ import type { Command, Reply } from "./nodes";
 const json = process.argv.includes("--json");
 const nodesArg = process.argv.indexOf("--nodes");
 const N = nodesArg >= 0 ? Number(process.argv[nodesArg + 1]) : 1000;
+const soakArg = process.argv.indexOf("--soak");
+const SOAK_S = soakArg >= 0 ? Number(process.argv[soakArg + 1]) : 0;
+if (!Number.isFinite(SOAK_S) || SOAK_S < 0 || SOAK_S > 86_400) {
+  console.error("--soak must be a number of seconds between 0 and 86400");
+  process.exit(2);
+}
 if (!Number.isInteger(N) || N < 2 || N > 100_000) {
   console.error("--nodes must be an integer between 2 and 100000");
   process.exit(2);
@@ -84,6 +98,63 @@ class Nodes {
       this.child.send(c);
     });
   }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Least-squares slope of `ys` over `xs`. */
+function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+/** A policy change a second for SOAK_S seconds (see --soak above). */
+async function soakRun(rt: ControlRuntime, nodes: Nodes, operator: ReturnType<typeof localOperator>) {
+  say(`soak: a policy change a second for ${SOAK_S} s`);
+  const t0 = now();
+  const all: number[] = [];
+  const rss: { t: number; mb: number }[] = [];
+  let lost = 0;
+  let failed = 0;
+  let changes = 0;
+  for (let i = 0; now() - t0 < SOAK_S * 1000; i++) {
+    const started = now();
+    await nodes.run({ cmd: "reset" });
+    const tp = now();
+    const { version } = await applyPolicy(rt, operator, policy(`22,443,${1000 + (i % 50_000)}`));
+    const got = await nodes.run({ cmd: "arrivals", policyVersion: version, timeoutMs: 30_000 });
+    changes++;
+    lost += N - got.at.length;
+    failed = Math.max(failed, got.failed);
+    for (const t of got.at) all.push(t - tp);
+    rss.push({ t: (now() - t0) / 60_000, mb: process.memoryUsage().rss / 1e6 });
+    await sleep(Math.max(0, 1000 - (now() - started)));
+  }
+  const warm = rss.slice(Math.floor(rss.length / 5));
+  return {
+    soak_s: SOAK_S,
+    soak_changes: changes,
+    soak_lost: lost,
+    soak_stream_failures: failed,
+    soak_p99_ms: quantile(all, 0.99),
+    soak_rss_mb_start: warm[0]?.mb ?? null,
+    soak_rss_mb_end: warm.at(-1)?.mb ?? null,
+    soak_rss_slope_mb_per_min:
+      warm.length >= 2
+        ? slope(
+            warm.map((r) => r.t),
+            warm.map((r) => r.mb),
+          )
+        : null,
+  };
 }
 
 async function main() {
@@ -140,7 +211,9 @@ async function main() {
     const arrivals = at.map((t) => t - tp);
     if (arrivals.length < N) say(`only ${arrivals.length}/${N} nodes received the policy change in time`);
 
+    const soak = SOAK_S > 0 ? await soakRun(rt, nodes, operator) : {};
     const figures: Figures = {
+      ...soak,
       nodes: N,
       register_per_s: perS,
       policy_save_ms: saveMs,

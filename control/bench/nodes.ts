@@ -34,7 +34,7 @@ export type Reply =
   | { cmd: "open"; fullBytes: number[]; rssMb: number }
   | { cmd: "reset" | "endpoints" }
   | { cmd: "quiet"; deltas: { bytes: number; peers: boolean }[] }
-  | { cmd: "arrivals"; at: number[] }
+  | { cmd: "arrivals"; at: number[]; failed: number; rssMb: number }
   | { cmd: "error"; message: string };
 
 const now = () => performance.timeOrigin + performance.now();
@@ -160,7 +160,12 @@ async function run(c: Command): Promise<Reply> {
         if (at.length === consumers.length || Date.now() > deadline) break;
         await sleep(50);
       }
-      return { cmd: "arrivals", at };
+      return {
+        cmd: "arrivals",
+        at,
+        failed: consumers.filter((x) => x.failed).length,
+        rssMb: process.memoryUsage().rss / 1e6,
+      };
     }
   }
 }
