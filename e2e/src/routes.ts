@@ -94,3 +94,64 @@ export function routeHandlers(): string[] {
 /** "METHOD /path" with this test's ids turned back into the tree's segments. */
 export const asRoute = (method: string, path: string) =>
   `${method} ${path.replaceAll(`/${ID}`, "/[id]").replace(/\/versions\/1(?=\/|$)/, "/versions/[id]")}`;
+
+/**
+ * Who may call each endpoint: the scope it needs (a role grants scopes; an
+ * API token holds some of its user's), "any" caller who is logged in,
+ * "session" only (API tokens are managed from a login, never by a token),
+ * and whether the role must also be admin (checked after the machine is
+ * looked up, so that a member learns nothing of machines not theirs: for a
+ * made-up id, a non-admin holding the scope gets 404). Keyed as the route tree names
+ * them ("METHOD /api/v1/…/[id]"); the access matrix checks every caller
+ * against this and every route handler has a row.
+ */
+export const ACCESS: Record<string, { scope: string; admin?: true }> = {
+  "GET /api/v1/me": { scope: "any" },
+  "GET /api/v1/machines": { scope: "machines:read" },
+  "GET /api/v1/users": { scope: "users:read" },
+  "GET /api/v1/invitations": { scope: "users:read" },
+  "GET /api/v1/keys": { scope: "keys:read" },
+  "GET /api/v1/policy": { scope: "policy:read" },
+  "GET /api/v1/policy/versions": { scope: "policy:read" },
+  "GET /api/v1/dns": { scope: "dns:read" },
+  "GET /api/v1/settings": { scope: "settings:read" },
+  "GET /api/v1/audit": { scope: "logs:read" },
+  "GET /api/v1/connections": { scope: "logs:read" },
+  "GET /api/v1/tokens": { scope: "session" },
+  "PATCH /api/v1/machines/[id]": { scope: "machines:write" },
+  "DELETE /api/v1/machines/[id]": { scope: "machines:write" },
+  "POST /api/v1/machines/[id]/routes": { scope: "machines:write", admin: true },
+  "POST /api/v1/machines/[id]/authorize": { scope: "machines:write", admin: true },
+  "POST /api/v1/machines/[id]/expire": { scope: "machines:write" },
+  "PATCH /api/v1/users/[id]": { scope: "users:write" },
+  "DELETE /api/v1/users/[id]": { scope: "users:write" },
+  "POST /api/v1/invitations": { scope: "users:write" },
+  "DELETE /api/v1/invitations/[id]": { scope: "users:write" },
+  "POST /api/v1/keys": { scope: "keys:write" },
+  "DELETE /api/v1/keys/[id]": { scope: "keys:write" },
+  "PUT /api/v1/policy": { scope: "policy:write" },
+  "POST /api/v1/policy/versions/[id]/restore": { scope: "policy:write" },
+  "PUT /api/v1/dns": { scope: "dns:write" },
+  "PUT /api/v1/settings": { scope: "settings:write" },
+  "POST /api/v1/tokens": { scope: "session" },
+  "DELETE /api/v1/tokens/[id]": { scope: "session" },
+  "DELETE /api/v1/users/[id]/login-throttle": { scope: "users:write" },
+  "GET /api/v1/machines/[id]": { scope: "machines:read" },
+  "GET /api/v1/users/[id]": { scope: "users:read" },
+  "GET /api/v1/policy/versions/[id]": { scope: "policy:read" },
+  "GET /api/v1/events": { scope: "any" },
+  "GET /api/v1/audit/export": { scope: "logs:read" },
+  "POST /api/v1/policy/validate": { scope: "policy:read" },
+  "POST /api/v1/policy/reachability": { scope: "policy:read" },
+  "POST /api/v1/me/access": { scope: "machines:write" },
+};
+
+/** Every call of the admin API this file lists, with its body and its ACCESS key. */
+export function adminCalls(): { method: string; path: string; body?: unknown; route: string }[] {
+  return [
+    ...READS.map((p) => ({ method: "GET", path: p })),
+    ...MORE_READS.map((p) => ({ method: "GET", path: p })),
+    ...WRITES.map(([m, p, b]) => ({ method: m, path: p, body: b })),
+    ...QUERIES.map(([m, p, b]) => ({ method: m, path: p, body: b })),
+  ].map((c) => ({ ...c, route: asRoute(c.method, c.path) }));
+}

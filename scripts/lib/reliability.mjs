@@ -25,6 +25,7 @@ export const CATEGORIES = {
     "wasm/ts/aead.test.ts",
   ],
   access: [
+    "e2e/tests/access-matrix.test.ts",
     "e2e/tests/admin-api.test.ts",
     "control/src/http/node-api.test.ts",
     "control/src/node-auth.test.ts",
