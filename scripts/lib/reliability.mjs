@@ -12,6 +12,7 @@ export const CATEGORIES = {
     "e2e/tests/control-outage.test.ts",
     "e2e/tests/control.test.ts",
     "control/src/scaleout.test.ts",
+    "e2e/tests/scale-out-faults.test.ts",
     "control/src/disk-faults.test.ts",
     "relay/src/server.test.ts",
     "relay/src/half-open.test.ts",
