@@ -22,7 +22,7 @@ export const CATEGORIES = {
     "**/*.fuzz.test.ts",
     "e2e/tests/api-fuzz.test.ts",
     "policy/src/property.test.ts",
-    "wasm/ts/engine.test.ts",
+    "wasm/ts/engine.fuzz.test.ts",
     "wasm/ts/aead.test.ts",
   ],
   access: [
