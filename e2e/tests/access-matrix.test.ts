@@ -52,6 +52,7 @@ const data = tempDataDir();
 let trellis: RunningTrellis;
 let url: string;
 const callers: Who[] = [];
+let demotion: { admin: Caller; auditor: { caller: Caller; id: string }; token: Caller };
 
 async function invite(admin: Caller, email: string, role: string): Promise<{ caller: Caller; id: string }> {
   const res = await api(url, admin, "POST", "/api/v1/invitations", { email, role });
@@ -83,6 +84,7 @@ beforeAll(async () => {
   const admin = await firstAdmin(url, trellis.setupLink());
   const member = await invite(admin, "max@example.com", "member");
   const auditor = await invite(admin, "aud@example.com", "auditor");
+  demotion = { admin, auditor, token: (await token(auditor.caller, ["users:read"])).caller };
   callers.push({ name: "anonymous", caller: null, grants: null });
   callers.push({
     name: "admin session",
@@ -230,5 +232,16 @@ describe("access matrix of the admin API", () => {
       const me = await api(url, who.caller, "GET", "/api/v1/me");
       expect([...me.body.scopes].sort(), who.name).toEqual([...who.grants!.scopes].sort());
     }
+  });
+  it("takes a demoted user's rights away at once, from their session and their tokens", async () => {
+    const { admin, auditor, token: tok } = demotion;
+    expect((await api(url, auditor.caller, "GET", "/api/v1/users")).status).toBe(200);
+    expect((await api(url, tok, "GET", "/api/v1/users")).status).toBe(200);
+    expect((await api(url, admin, "PATCH", `/api/v1/users/${auditor.id}`, { role: "member" })).status).toBe(
+      200,
+    );
+    expect((await api(url, auditor.caller, "GET", "/api/v1/users")).status).toBe(403);
+    expect((await api(url, tok, "GET", "/api/v1/users")).status).toBe(403);
+    expect((await api(url, auditor.caller, "GET", "/api/v1/me")).body.role).toBe("member");
   });
 });
