@@ -454,6 +454,44 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     const after = await api(url, { cookie: await cookieOf(member) }, "GET", `/api/v1/machines/${tab.id}`);
     expect(after.status).toBe(404);
   });
+  it("shows markup in names, policy comments and the audit log as text, never as HTML", async () => {
+    const MARKUP = `<img src=x onerror="window.__xss=1"><b>Mallory</b>`;
+    const caller = { cookie: await cookieOf(admin) };
+    const inv = await api(url, caller, "POST", "/api/v1/invitations", {
+      email: "mallory@example.com",
+      role: "member",
+    });
+    expect(inv.status).toBe(201);
+    const token = /#token=([\w-]+)$/.exec(inv.body.url as string)![1];
+    const accepted = await api(url, null, "POST", "/api/invitations/accept", {
+      token,
+      name: MARKUP,
+      password: PASSWORD,
+    });
+    expect(accepted.status).toBe(201);
+    const policy = await api(url, caller, "GET", "/api/v1/policy");
+    const text = `// </script><script>window.__xss=1</script> ${MARKUP}\n${policy.body.text as string}`;
+    expect((await api(url, caller, "PUT", "/api/v1/policy", { text })).status).toBe(200);
+    const page = await admin.context().newPage();
+    for (const [path, ready] of [
+      ["/users", "role-mallory@example.com"],
+      ["/acls", "policy-editor"],
+      ["/logs", "audit-row"],
+    ] as const) {
+      await page.goto(url + path);
+      await page.getByTestId(ready).first().waitFor({ timeout: 15_000 });
+      expect(
+        await page.evaluate(() => (window as unknown as { __xss?: number }).__xss),
+        path,
+      ).toBeUndefined();
+      expect(await page.locator("main b, main img[src=x]").count(), `${path}: markup became elements`).toBe(
+        0,
+      );
+    }
+    await page.goto(url + "/users");
+    await expect.poll(() => page.locator("main").innerText()).toContain("<b>Mallory</b>");
+    await page.close();
+  });
 });
 
 async function cookieOf(page: Page): Promise<string> {
