@@ -6,7 +6,15 @@
 // Plain Node only: this runs before any dependency is installed.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -212,8 +220,8 @@ export function ensureDataplane() {
   const skipped = (why) =>
     say(`not building the gateway's native data plane: ${why}; gateways will use the WASM engine`);
   if (process.platform !== "linux") return skipped(`it needs Linux, not ${process.platform}`);
-  const cargo = [join(process.env.HOME ?? "/root", ".cargo", "bin", "cargo"), "cargo"].find(
-    (c) => c === "cargo" ? hasCommand("cargo") : existsSync(c),
+  const cargo = [join(process.env.HOME ?? "/root", ".cargo", "bin", "cargo"), "cargo"].find((c) =>
+    c === "cargo" ? hasCommand("cargo") : existsSync(c),
   );
   if (!cargo) return skipped("cargo not found (install Rust with rustup)");
   say("building the gateway's native data plane (cargo, a few minutes the first time)");

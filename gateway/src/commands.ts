@@ -148,7 +148,9 @@ export async function runDaemonCommand(
             userspace: values.userspace as boolean,
             ...(values.tun ? { tun: values.tun as string } : {}),
             ...(values.port !== undefined ? { port: udpPort(values.port as string) } : {}),
-            ...(values.dataplane !== undefined ? { dataplane: dataplaneFlag(values.dataplane as string) } : {}),
+            ...(values.dataplane !== undefined
+              ? { dataplane: dataplaneFlag(values.dataplane as string) }
+              : {}),
             forwardTcp: list(values["forward-tcp"] as string | undefined).map((p) => {
               const n = Number(p);
               if (!Number.isInteger(n) || n < 1 || n > 65535)

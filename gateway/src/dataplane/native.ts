@@ -57,7 +57,8 @@ let addon: NativeAddon | undefined;
 /** Load the addon; a NativeDataplaneError says why it cannot be used here. */
 export function loadNative(): NativeAddon {
   if (addon) return addon;
-  if (process.platform !== "linux") throw new NativeDataplaneError(`it is built for Linux only (this is ${process.platform})`);
+  if (process.platform !== "linux")
+    throw new NativeDataplaneError(`it is built for Linux only (this is ${process.platform})`);
   if (!existsSync(NATIVE_ADDON_PATH)) {
     throw new NativeDataplaneError(
       `the addon is not built (${NATIVE_ADDON_PATH}); run \`npm run setup\` (needs cargo)`,
