@@ -49,11 +49,13 @@ pub struct Counters {
     pub tun_write_refused: AtomicU64,
     /// Drop: a datagram larger than the receive slot.
     pub udp_truncated: AtomicU64,
+    /// Drop: a packet from the TUN device that could not be cut (malformed, unsupported GSO).
+    pub offload_refused: AtomicU64,
 }
 
 impl Counters {
     /// The drop counters, by reason (for the engine's stats).
-    pub fn drops(&self) -> [(&'static str, u64); 4] {
+    pub fn drops(&self) -> [(&'static str, u64); 5] {
         [
             (
                 "native_up_queue_full",
@@ -70,6 +72,10 @@ impl Counters {
             (
                 "native_udp_truncated",
                 self.udp_truncated.load(Ordering::Relaxed),
+            ),
+            (
+                "native_offload_refused",
+                self.offload_refused.load(Ordering::Relaxed),
             ),
         ]
     }
@@ -394,6 +400,13 @@ impl Core {
         self.counters
             .udp_send_refused
             .fetch_add(refused as u64, Ordering::Relaxed);
+    }
+
+    /// Count a packet from the device that could not be cut.
+    pub fn note_offload_drop(&self, _why: crate::offload::SegmentError) {
+        self.counters
+            .offload_refused
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Count TUN writes.

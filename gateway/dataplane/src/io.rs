@@ -31,10 +31,31 @@ fn last(what: impl Into<String>) -> IoError {
     }
 }
 
+/// An open TUN device.
+pub struct Tun {
+    /// Its descriptor.
+    pub fd: OwnedFd,
+    /// The interface's name.
+    pub name: String,
+    /// Every packet read and written carries a `virtio_net_hdr`.
+    pub vnet: bool,
+    /// The kernel hands us TSO super-packets (and leaves checksums to us).
+    pub tso: bool,
+}
+
+/// `TUNSETOFFLOAD` (`_IOW('T', 208, unsigned int)`).
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+/// Offloads asked of the kernel: checksums, TSO over IPv4 and IPv6.
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
+
 /// Open (creating it if needed) the TUN interface `name`: IFF_TUN, no
-/// packet-information header, non-blocking, close-on-exec. Returns the fd and
-/// the name the kernel gave it.
-pub fn open_tun(name: &str) -> Result<(OwnedFd, String), IoError> {
+/// packet-information header, non-blocking, close-on-exec; with `offload`,
+/// also IFF_VNET_HDR and TSO/checksum offload (every packet then carries a
+/// `virtio_net_hdr`, see `offload`). Returns the fd, the name the kernel
+/// gave it, and which offloads are on (an older kernel may refuse them).
+pub fn open_tun(name: &str, offload: bool) -> Result<Tun, IoError> {
     if name.is_empty()
         || name.len() >= libc::IFNAMSIZ
         || !name
@@ -67,10 +88,17 @@ pub fn open_tun(name: &str) -> Result<(OwnedFd, String), IoError> {
     for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
         *d = s as libc::c_char;
     }
-    ifr.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    let vnet = if offload { libc::IFF_VNET_HDR } else { 0 };
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | vnet) as libc::c_short;
     // SAFETY: TUNSETIFF takes a pointer to an ifreq that lives across the call.
     if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut ifr) } < 0 {
         return Err(last(format!("TUNSETIFF {name}")));
+    }
+    let mut offloaded = false;
+    if offload {
+        let flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+        // SAFETY: TUNSETOFFLOAD takes the flags by value.
+        offloaded = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD, flags) } == 0;
     }
     let got: Vec<u8> = ifr
         .ifr_name
@@ -78,7 +106,13 @@ pub fn open_tun(name: &str) -> Result<(OwnedFd, String), IoError> {
         .take_while(|c| **c != 0)
         .map(|c| *c as u8)
         .collect();
-    Ok((fd, String::from_utf8_lossy(&got).into_owned()))
+    // With VNET_HDR set every packet carries the header, whether or not the offloads took.
+    Ok(Tun {
+        fd,
+        name: String::from_utf8_lossy(&got).into_owned(),
+        vnet: offload,
+        tso: offloaded,
+    })
 }
 
 /// A non-blocking IPv4 UDP socket bound on every address at `port` (0: any),

@@ -18,6 +18,7 @@
 
 pub mod core;
 pub mod io;
+pub mod offload;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,8 @@ use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::core::{Batch, Core, BATCH, SLOT};
+use crate::offload::{SegmentError, VnetHdr, VNET_HDR_LEN};
+use std::ops::Range;
 use trellis_wasm::device::SEND_HEADROOM;
 
 /// Milliseconds on the wall clock, as JS's `Date.now()` (the engine's timers compare both).
@@ -47,6 +50,7 @@ impl Threads {
     pub fn start(
         core: Arc<Core>,
         tun: Arc<OwnedFd>,
+        vnet: bool,
         udp: Arc<OwnedFd>,
     ) -> Result<Threads, io::IoError> {
         let stop = io::eventfd()?;
@@ -63,12 +67,18 @@ impl Threads {
                 .name(name.into())
                 .spawn(move || {
                     let r = match dir {
-                        Dir::TunToUdp => {
-                            tun_to_udp(&core, tun.as_raw_fd(), udp.as_raw_fd(), stop_fd)
-                        }
-                        Dir::UdpToTun => {
-                            udp_to_tun(&core, tun.as_raw_fd(), udp.as_raw_fd(), stop_fd)
-                        }
+                        Dir::TunToUdp => tun_to_udp(
+                            &core,
+                            TunWriter::new(tun.as_raw_fd(), vnet),
+                            udp.as_raw_fd(),
+                            stop_fd,
+                        ),
+                        Dir::UdpToTun => udp_to_tun(
+                            &core,
+                            TunWriter::new(tun.as_raw_fd(), vnet),
+                            udp.as_raw_fd(),
+                            stop_fd,
+                        ),
                     };
                     if let Err(e) = r {
                         *error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
@@ -124,14 +134,60 @@ fn send_all(core: &Core, msgs: &mut io::MsgBatch, udp: RawFd, b: &Batch) {
     core.note_sent(items.len(), refused);
 }
 
-fn write_tun(
+/// How packets are written to the TUN device: with a `virtio_net_hdr` in
+/// front (VNET_HDR devices; all zero: no offload) or as they are.
+#[derive(Clone, Copy)]
+pub struct TunWriter {
+    fd: RawFd,
+    vnet: bool,
+}
+
+impl TunWriter {
+    /// A writer for this device.
+    pub fn new(fd: RawFd, vnet: bool) -> TunWriter {
+        TunWriter { fd, vnet }
+    }
+
+    /// Write `buf[range]`, using the bytes before it for the header when
+    /// there are enough (decrypted packets have the transport header there).
+    pub fn write_in_place(
+        &self,
+        buf: &mut [u8],
+        range: Range<usize>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<bool, io::IoError> {
+        if !self.vnet {
+            return io::write(self.fd, &buf[range]);
+        }
+        if range.start >= VNET_HDR_LEN {
+            let start = range.start - VNET_HDR_LEN;
+            buf[start..range.start].fill(0);
+            return io::write(self.fd, &buf[start..range.end]);
+        }
+        self.write(&buf[range], scratch)
+    }
+
+    /// Write a packet (copied behind a header on a VNET_HDR device).
+    pub fn write(&self, p: &[u8], scratch: &mut Vec<u8>) -> Result<bool, io::IoError> {
+        if !self.vnet {
+            return io::write(self.fd, p);
+        }
+        scratch.clear();
+        scratch.resize(VNET_HDR_LEN, 0);
+        scratch.extend_from_slice(p);
+        io::write(self.fd, scratch)
+    }
+}
+
+fn write_extra(
     core: &Core,
-    tun: RawFd,
-    packets: impl Iterator<Item = impl AsRef<[u8]>>,
+    tun: TunWriter,
+    b: &Batch,
+    scratch: &mut Vec<u8>,
 ) -> Result<(), io::IoError> {
     let (mut ok, mut refused) = (0, 0);
-    for p in packets {
-        if io::write(tun, p.as_ref())? {
+    for p in &b.extra_tun {
+        if tun.write(p, scratch)? {
             ok += 1;
         } else {
             refused += 1;
@@ -141,42 +197,77 @@ fn write_tun(
     Ok(())
 }
 
-fn tun_to_udp(core: &Core, tun: RawFd, udp: RawFd, stop: RawFd) -> Result<(), io::IoError> {
+fn flush_tx(
+    core: &Core,
+    b: &mut Batch,
+    msgs: &mut io::MsgBatch,
+    udp: RawFd,
+    tun: TunWriter,
+    scratch: &mut Vec<u8>,
+) -> Result<(), io::IoError> {
+    if b.n == 0 {
+        return Ok(());
+    }
+    core.encrypt(b, now_ms());
+    send_all(core, msgs, udp, b);
+    write_extra(core, tun, b, scratch)?;
+    b.n = 0;
+    Ok(())
+}
+
+fn tun_to_udp(core: &Core, tun: TunWriter, udp: RawFd, stop: RawFd) -> Result<(), io::IoError> {
     let mut b = Batch::new(BATCH, SLOT);
     let mut msgs = io::MsgBatch::new(BATCH);
+    let mut raw = vec![0u8; VNET_HDR_LEN + core::MAX_PACKET];
+    let mut scratch = Vec::new();
     loop {
-        if io::wait_readable(tun, stop)? {
+        if io::wait_readable(tun.fd, stop)? {
             return Ok(());
         }
+        b.n = 0;
         loop {
-            b.n = 0;
-            while b.n < BATCH {
+            if !tun.vnet {
                 let slot = &mut b.bufs[b.n][SEND_HEADROOM..SEND_HEADROOM + core::MAX_PACKET];
-                match io::read(tun, slot)? {
+                match io::read(tun.fd, slot)? {
                     Some(n) if n > 0 => {
                         b.lens[b.n] = n;
                         b.n += 1;
                     }
                     _ => break,
                 }
+            } else {
+                let n = match io::read(tun.fd, &mut raw)? {
+                    Some(n) if n > VNET_HDR_LEN => n,
+                    Some(_) => continue,
+                    None => break,
+                };
+                let h = VnetHdr::parse(&raw).expect("length checked");
+                let pkt = &mut raw[VNET_HDR_LEN..n];
+                let at = b.n;
+                let mut cut =
+                    offload::segment(&h, pkt, &mut b.bufs[at..], &mut b.lens[at..], SEND_HEADROOM);
+                if cut == Err(SegmentError::NoRoom) && b.n > 0 {
+                    flush_tx(core, &mut b, &mut msgs, udp, tun, &mut scratch)?;
+                    cut = offload::segment(&h, pkt, &mut b.bufs, &mut b.lens, SEND_HEADROOM);
+                }
+                match cut {
+                    Ok(k) => b.n += k,
+                    Err(e) => core.note_offload_drop(e),
+                }
             }
-            if b.n == 0 {
-                break;
-            }
-            core.encrypt(&mut b, now_ms());
-            send_all(core, &mut msgs, udp, &b);
-            write_tun(core, tun, b.extra_tun.iter())?;
-            if b.n < BATCH {
-                break;
+            if b.n == BATCH {
+                flush_tx(core, &mut b, &mut msgs, udp, tun, &mut scratch)?;
             }
         }
+        flush_tx(core, &mut b, &mut msgs, udp, tun, &mut scratch)?;
     }
 }
 
-fn udp_to_tun(core: &Core, tun: RawFd, udp: RawFd, stop: RawFd) -> Result<(), io::IoError> {
+fn udp_to_tun(core: &Core, tun: TunWriter, udp: RawFd, stop: RawFd) -> Result<(), io::IoError> {
     let mut b = Batch::new(BATCH, SLOT);
     let mut msgs = io::MsgBatch::new(BATCH);
     let mut sender = io::MsgBatch::new(BATCH);
+    let mut scratch = Vec::new();
     loop {
         if io::wait_readable(udp, stop)? {
             return Ok(());
@@ -189,9 +280,17 @@ fn udp_to_tun(core: &Core, tun: RawFd, udp: RawFd, stop: RawFd) -> Result<(), io
                 break;
             }
             core.decrypt(&mut b, now_ms());
-            let delivered = b.deliver.iter().map(|(i, r)| &b.bufs[*i][r.clone()]);
-            write_tun(core, tun, delivered)?;
-            write_tun(core, tun, b.extra_tun.iter())?;
+            let (mut ok, mut refused) = (0, 0);
+            for k in 0..b.deliver.len() {
+                let (i, r) = b.deliver[k].clone();
+                if tun.write_in_place(&mut b.bufs[i], r, &mut scratch)? {
+                    ok += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+            core.note_tun(ok, refused);
+            write_extra(core, tun, &b, &mut scratch)?;
             send_all(core, &mut sender, udp, &b);
             if n < BATCH {
                 break;

@@ -19,7 +19,7 @@ use trellis_wasm::engine::packet::Addr;
 use trellis_wasm::engine::{Engine, ENGINE_DROPS};
 
 use crate::core::Core;
-use crate::{io, now_ms, Threads};
+use crate::{io, now_ms, Threads, TunWriter};
 
 fn err(msg: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, msg.into())
@@ -65,12 +65,15 @@ pub struct NativeDataplane {
     threads: Option<Threads>,
     tun_name: String,
     port: u16,
+    vnet: bool,
+    tso: bool,
     wake: Option<ThreadsafeFunction<(), ErrorStrategy::Fatal>>,
 }
 
 #[napi]
 impl NativeDataplane {
-    /// Open TUN `tun_name` and UDP `udp_port` (0: any), make the engine for
+    /// Open TUN `tun_name` (with `offload`: VNET_HDR and TSO, see `offload`)
+    /// and UDP `udp_port` (0: any), make the engine for
     /// this key, and start the threads. `on_wake` is called (on the JS
     /// thread) when datagrams or packets wait for JS: read `take_udp()` and
     /// make an engine call (its output carries the rest).
@@ -81,6 +84,7 @@ impl NativeDataplane {
         seed: Uint8Array,
         tun_name: String,
         udp_port: u32,
+        offload: bool,
         on_wake: JsFunction,
     ) -> Result<Self> {
         let private_key = key32(&private_key, "private key")?;
@@ -97,10 +101,12 @@ impl NativeDataplane {
                 notify.call((), ThreadsafeFunctionCallMode::NonBlocking);
             }),
         ));
-        let (tun, name) = io::open_tun(&tun_name).map_err(io_err)?;
+        let t = io::open_tun(&tun_name, offload).map_err(io_err)?;
+        let (name, vnet, tso) = (t.name, t.vnet, t.tso);
         let (udp, port) = io::bind_udp(port).map_err(io_err)?;
-        let (tun, udp) = (Arc::new(tun), Arc::new(udp));
-        let threads = Threads::start(core.clone(), tun.clone(), udp.clone()).map_err(io_err)?;
+        let (tun, udp) = (Arc::new(t.fd), Arc::new(udp));
+        let threads =
+            Threads::start(core.clone(), tun.clone(), vnet, udp.clone()).map_err(io_err)?;
         Ok(NativeDataplane {
             core,
             tun: Some(tun),
@@ -108,6 +114,8 @@ impl NativeDataplane {
             threads: Some(threads),
             tun_name: name,
             port,
+            vnet,
+            tso,
             wake: Some(wake),
         })
     }
@@ -116,6 +124,12 @@ impl NativeDataplane {
     #[napi(getter, js_name = "tun_name")]
     pub fn tun_name(&self) -> String {
         self.tun_name.clone()
+    }
+
+    /// Whether the kernel hands the device TSO super-packets (cut here before encryption).
+    #[napi(getter, js_name = "tso")]
+    pub fn tso(&self) -> bool {
+        self.tso
     }
 
     /// The bound UDP port.
@@ -359,9 +373,11 @@ impl NativeDataplane {
     pub fn write_tun(&self, packets: Uint8Array, lens: Uint32Array) -> Result<u32> {
         let items = slices(&packets, &lens)?;
         let tun = self.tun.as_ref().ok_or_else(closed)?;
+        let w = TunWriter::new(tun.as_raw_fd(), self.vnet);
+        let mut scratch = Vec::new();
         let mut written = 0;
         for p in &items {
-            if io::write(tun.as_raw_fd(), p).map_err(io_err)? {
+            if w.write(p, &mut scratch).map_err(io_err)? {
                 written += 1;
             }
         }

@@ -496,7 +496,7 @@ export class Daemon {
       dp = new NativeDataplane(privateKey, prefs.tun, 0);
     }
     this.log.info(
-      { dataplane: "native", tun: dp.device.name, port: dp.udp.port },
+      { dataplane: "native", tun: dp.device.name, port: dp.udp.port, tso: dp.tso },
       "data plane: native (TUN and UDP batched on their own threads)",
     );
     return dp;

@@ -26,6 +26,7 @@ export const NATIVE_ADDON_PATH = fileURLToPath(
 interface NativeBinding extends WgEngineBinding {
   readonly tun_name: string;
   readonly port: number;
+  readonly tso: boolean;
   io_error(): string | null;
   set_direct(handle: number, address: string, port: number): void;
   take_active(): number[];
@@ -42,6 +43,7 @@ interface NativeAddon {
       seed: Uint8Array,
       tunName: string,
       udpPort: number,
+      offload: boolean,
       onWake: () => void,
     ): NativeBinding;
     drop_reason_name(code: number): string;
@@ -129,10 +131,16 @@ export class NativeDataplane {
   /** Datagrams JS could not send (name lookups that failed), by reason. */
   readonly drops: Record<string, number> = {};
 
-  constructor(privateKey: Uint8Array, tunName: string, port: number) {
+  /**
+   * `offload` (default on; TRELLIS_TUN_OFFLOAD=0 turns it off): the TUN
+   * device hands over TCP super-packets (IFF_VNET_HDR, TSO), cut into
+   * MTU-sized packets natively before encryption, as wireguard-go does.
+   */
+  constructor(privateKey: Uint8Array, tunName: string, port: number, opts: { offload?: boolean } = {}) {
     const { NativeDataplane: Binding } = loadNative();
     const seed = globalThis.crypto.getRandomValues(new Uint8Array(32));
-    this.b = new Binding(privateKey, seed, tunName, port, () => this.wake());
+    const offload = opts.offload ?? process.env.TRELLIS_TUN_OFFLOAD !== "0";
+    this.b = new Binding(privateKey, seed, tunName, port, offload, () => this.wake());
     this.engine = engineOver(this.b, (code) => Binding.drop_reason_name(code)) as WireGuardEngine;
     this.hooks = {
       setDirect: (h, addr) => this.b.set_direct(h, addr?.address ?? "", addr?.port ?? 0),
@@ -155,6 +163,11 @@ export class NativeDataplane {
   /** Run `kick` whenever the data plane has something for the engine. */
   onWake(kick: () => void): void {
     this.kick = kick;
+  }
+
+  /** Whether the kernel hands the device TSO super-packets. */
+  get tso(): boolean {
+    return this.b.tso;
   }
 
   /** Why an I/O thread stopped, if one did (the device is then gone). */
