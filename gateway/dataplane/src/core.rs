@@ -158,8 +158,8 @@ pub struct Batch {
     pub bufs: Vec<Vec<u8>>,
     /// Tun→UDP: each packet's length (at `SEND_HEADROOM`). UDP→tun: each datagram's length and source.
     pub lens: Vec<usize>,
-    /// UDP→tun: where each datagram came from.
-    pub from: Vec<(usize, SocketAddrV4)>,
+    /// UDP→tun: each datagram received (where it lies, who sent it).
+    pub rx: Vec<crate::io::Rx>,
     /// How many slots hold something.
     pub n: usize,
     /// Tun→UDP: sealed messages to send natively (slot, length, address).
@@ -180,7 +180,7 @@ impl Batch {
         Batch {
             bufs: (0..n).map(|_| vec![0u8; slot]).collect(),
             lens: vec![0; n],
-            from: Vec::with_capacity(n),
+            rx: Vec::with_capacity(n),
             n: 0,
             sends: Vec::with_capacity(n),
             deliver: Vec::with_capacity(n),
@@ -348,25 +348,26 @@ impl Core {
             .fetch_add(b.n as u64, Ordering::Relaxed);
     }
 
-    /// Decrypt the batch's datagrams (`bufs[i][..from[i].0]` from `from[i].1`)
-    /// in place: those from a direct path that are WireGuard are opened and
-    /// filtered, `deliver` gets what the host should have; the rest go up.
+    /// Decrypt the batch's datagrams (`rx`: each one's buffer, offset,
+    /// length and source) in place: those from a direct path that are
+    /// WireGuard are opened and filtered, `deliver` gets what the host should
+    /// have (ranges in their buffers); the rest go up.
     pub fn decrypt(&self, b: &mut Batch, now: u64) {
         b.reset_out();
         let paths = self.paths.read().unwrap_or_else(|e| e.into_inner());
         let mut active: Option<u32> = None;
         {
             let mut eng = lock(&self.engine);
-            for i in 0..b.from.len() {
-                let (len, from) = b.from[i];
-                if len == 0 {
+            for k in 0..b.rx.len() {
+                let rx = b.rx[k];
+                if rx.len == 0 {
                     self.counters.udp_truncated.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                let d = &mut b.bufs[i][..len];
-                let handle = paths.by_addr.get(&from).copied();
+                let d = &mut b.bufs[rx.buf][rx.off..rx.off + rx.len];
+                let handle = paths.by_addr.get(&rx.from).copied();
                 let Some(h) = handle.filter(|_| is_wireguard(d)) else {
-                    self.up_udp(from, d);
+                    self.up_udp(rx.from, d);
                     continue;
                 };
                 if active != Some(h) {
@@ -378,7 +379,7 @@ impl Core {
                         // The engine reads a packet record's peer id nowhere; 0 says "native".
                         self.up_record(KIND_PACKET, 0, &d[r]);
                     } else {
-                        b.deliver.push((i, r));
+                        b.deliver.push((rx.buf, rx.off + r.start..rx.off + r.end));
                     }
                 }
                 if !b.outs.is_empty() {
@@ -388,7 +389,7 @@ impl Core {
         }
         self.counters
             .udp_rx
-            .fetch_add(b.from.len() as u64, Ordering::Relaxed);
+            .fetch_add(b.rx.len() as u64, Ordering::Relaxed);
     }
 
     /// Datagrams that JS gives the socket (disco, STUN, relay-chosen sends) are sent as they are;

@@ -312,16 +312,102 @@ pub fn send_to(fd: RawFd, data: &[u8], to: SocketAddrV4) -> bool {
     n >= 0
 }
 
-/// Preallocated `mmsghdr`s, iovecs and addresses for `recvmmsg`/`sendmmsg`.
+/// `UDP_SEGMENT` (send: cut this buffer into datagrams of this size) and
+/// `UDP_GRO` (receive: datagrams of one flow arrive glued, with their size).
+const UDP_SEGMENT: libc::c_int = 103;
+const UDP_GRO: libc::c_int = 104;
+/// At most this many datagrams in one UDP_SEGMENT send (the kernel's limit).
+const MAX_GSO_SEGMENTS: usize = 64;
+/// At most this many bytes in one UDP_SEGMENT send.
+const MAX_GSO_BYTES: usize = 65_000;
+
+/// Ask the kernel to glue received datagrams of one flow (UDP_GRO); false if it cannot.
+pub fn enable_udp_gro(fd: RawFd) -> bool {
+    setsockopt_int(fd, libc::SOL_UDP, UDP_GRO, 1).is_ok()
+}
+
+/// One datagram received: where it lies (`bufs[buf][off..off + len]`; len 0: truncated) and its source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rx {
+    /// The buffer.
+    pub buf: usize,
+    /// Its offset there (a glued buffer holds several).
+    pub off: usize,
+    /// Its length.
+    pub len: usize,
+    /// Who sent it.
+    pub from: SocketAddrV4,
+}
+
+/// Control-message room per message.
+type Cmsg = [u64; 8];
+
+/// Preallocated `mmsghdr`s, iovecs, addresses and control buffers for
+/// `recvmmsg`/`sendmmsg`.
 pub struct MsgBatch {
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
     addrs: Vec<libc::sockaddr_in>,
+    cmsgs: Vec<Cmsg>,
+    /// Send with UDP_SEGMENT (turned off for good if the kernel refuses it).
+    pub gso: bool,
 }
 
 // SAFETY: the raw pointers inside point only into this struct's own vectors
 // and the caller's buffers during a call; nothing is shared across threads.
 unsafe impl Send for MsgBatch {}
+
+/// Split a glued receive (`len` bytes of `seg`-byte datagrams) into `got`.
+pub fn split_gro(buf: usize, len: usize, seg: usize, from: SocketAddrV4, got: &mut Vec<Rx>) {
+    if seg == 0 || seg >= len {
+        got.push(Rx {
+            buf,
+            off: 0,
+            len,
+            from,
+        });
+        return;
+    }
+    let mut off = 0;
+    while off < len {
+        let n = seg.min(len - off);
+        got.push(Rx {
+            buf,
+            off,
+            len: n,
+            from,
+        });
+        off += n;
+    }
+}
+
+/// Group `items` for UDP_SEGMENT sends: runs to one address whose datagrams
+/// all have the first one's length but the last (which may be shorter).
+/// Returns (start, end, segment size) per group.
+pub fn gso_groups(items: &[(&[u8], SocketAddrV4)], out: &mut Vec<(usize, usize, usize)>) {
+    out.clear();
+    let mut i = 0;
+    while i < items.len() {
+        let (first, to) = items[i];
+        let seg = first.len();
+        let mut end = i + 1;
+        let mut bytes = seg;
+        while end < items.len()
+            && end - i < MAX_GSO_SEGMENTS
+            && items[end].1 == to
+            && items[end].0.len() <= seg
+            && bytes + items[end].0.len() <= MAX_GSO_BYTES
+        {
+            bytes += items[end].0.len();
+            end += 1;
+            if items[end - 1].0.len() < seg {
+                break;
+            }
+        }
+        out.push((i, end, seg));
+        i = end;
+    }
+}
 
 impl MsgBatch {
     /// Room for `n` messages.
@@ -331,16 +417,18 @@ impl MsgBatch {
             hdrs: (0..n).map(|_| unsafe { std::mem::zeroed() }).collect(),
             iovs: (0..n).map(|_| unsafe { std::mem::zeroed() }).collect(),
             addrs: (0..n).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            cmsgs: vec![[0u64; 8]; n],
+            gso: false,
         }
     }
 
-    /// Receive up to `bufs.len()` datagrams without blocking; each one's
-    /// length and source go to `got`. Returns how many.
+    /// Receive up to `bufs.len()` datagrams (or glued runs of them) without
+    /// blocking; every datagram goes to `got`. Returns how many messages.
     pub fn recv(
         &mut self,
         fd: RawFd,
         bufs: &mut [Vec<u8>],
-        got: &mut Vec<(usize, SocketAddrV4)>,
+        got: &mut Vec<Rx>,
     ) -> Result<usize, IoError> {
         let n = bufs.len().min(self.hdrs.len());
         for (i, buf) in bufs.iter_mut().enumerate().take(n) {
@@ -353,12 +441,12 @@ impl MsgBatch {
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
+            h.msg_control = self.cmsgs[i].as_mut_ptr() as *mut libc::c_void;
+            h.msg_controllen = std::mem::size_of::<Cmsg>();
             h.msg_flags = 0;
             self.hdrs[i].msg_len = 0;
         }
-        // SAFETY: n headers, each pointing at a live buffer and address.
+        // SAFETY: n headers, each pointing at a live buffer, address and control buffer.
         let rc = unsafe {
             libc::recvmmsg(
                 fd,
@@ -382,74 +470,219 @@ impl MsgBatch {
             };
         }
         for i in 0..rc as usize {
-            let truncated = self.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            let len = if truncated {
-                0
-            } else {
-                self.hdrs[i].msg_len as usize
-            };
-            got.push((len, from_sockaddr_in(&self.addrs[i])));
+            let h = &self.hdrs[i].msg_hdr;
+            let from = from_sockaddr_in(&self.addrs[i]);
+            if h.msg_flags & libc::MSG_TRUNC != 0 {
+                got.push(Rx {
+                    buf: i,
+                    off: 0,
+                    len: 0,
+                    from,
+                });
+                continue;
+            }
+            let len = self.hdrs[i].msg_len as usize;
+            let mut seg = 0usize;
+            // SAFETY: the kernel filled msg_control up to msg_controllen; the CMSG macros stay inside it.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(h);
+                while !c.is_null() {
+                    if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                        seg = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int)
+                            as usize;
+                    }
+                    c = libc::CMSG_NXTHDR(h, c);
+                }
+            }
+            split_gro(i, len, seg, from, got);
         }
         Ok(rc as usize)
     }
 
-    /// Send `items` (a buffer's first bytes and the address each goes to) in
-    /// as few `sendmmsg` calls as the kernel takes; returns how many the
-    /// kernel refused (a full buffer or an unreachable address drops one).
+    /// Send `items` (datagrams and where each goes) in as few system calls as
+    /// the kernel takes: `sendmmsg`, and with `gso` one UDP_SEGMENT message
+    /// per run of same-size datagrams to one address. Returns how many
+    /// datagrams the kernel refused (a full buffer or an unreachable address).
     pub fn send(&mut self, fd: RawFd, items: &[(&[u8], SocketAddrV4)]) -> usize {
-        let mut refused = 0;
-        for chunk in items.chunks(self.hdrs.len()) {
-            for (i, (data, to)) in chunk.iter().enumerate() {
-                self.addrs[i] = sockaddr_in(*to);
-                self.iovs[i] = libc::iovec {
-                    iov_base: data.as_ptr() as *mut libc::c_void,
-                    iov_len: data.len(),
-                };
-                let h = &mut self.hdrs[i].msg_hdr;
-                h.msg_name = &mut self.addrs[i] as *mut libc::sockaddr_in as *mut libc::c_void;
-                h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-                h.msg_iov = &mut self.iovs[i];
-                h.msg_iovlen = 1;
+        let mut groups = Vec::new();
+        if self.gso {
+            gso_groups(items, &mut groups);
+        } else {
+            groups.extend((0..items.len()).map(|i| (i, i + 1, items[i].0.len())));
+        }
+        if self.hdrs.len() < groups.len() {
+            // SAFETY: plain data; zeroed is valid.
+            self.hdrs
+                .resize_with(groups.len(), || unsafe { std::mem::zeroed() });
+            self.addrs
+                .resize_with(groups.len(), || unsafe { std::mem::zeroed() });
+            self.cmsgs.resize(groups.len(), [0u64; 8]);
+        }
+        self.iovs.clear();
+        self.iovs.reserve(items.len());
+        for (data, _) in items {
+            self.iovs.push(libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            });
+        }
+        for (g, &(start, end, seg)) in groups.iter().enumerate() {
+            self.addrs[g] = sockaddr_in(items[start].1);
+            let h = &mut self.hdrs[g].msg_hdr;
+            h.msg_name = &mut self.addrs[g] as *mut libc::sockaddr_in as *mut libc::c_void;
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // SAFETY: start < iovs.len(), which was reserved before any pointer was taken.
+            h.msg_iov = unsafe { self.iovs.as_mut_ptr().add(start) };
+            h.msg_iovlen = end - start;
+            h.msg_flags = 0;
+            if end - start > 1 {
+                let cbuf = self.cmsgs[g].as_mut_ptr() as *mut libc::c_void;
+                h.msg_control = cbuf;
+                // SAFETY: CMSG_SPACE of a u16 fits the 64-byte buffer.
+                h.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
+                // SAFETY: the control buffer is ours, aligned and big enough.
+                unsafe {
+                    let c = libc::CMSG_FIRSTHDR(h);
+                    (*c).cmsg_level = libc::SOL_UDP;
+                    (*c).cmsg_type = UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, seg as u16);
+                }
+            } else {
                 h.msg_control = std::ptr::null_mut();
                 h.msg_controllen = 0;
             }
-            let mut off = 0;
-            while off < chunk.len() {
-                // SAFETY: chunk.len() - off headers from off, each pointing at live data.
-                let rc = unsafe {
-                    libc::sendmmsg(
-                        fd,
-                        self.hdrs[off..].as_mut_ptr(),
-                        (chunk.len() - off) as libc::c_uint,
-                        0,
-                    )
-                };
-                if rc > 0 {
-                    off += rc as usize;
-                    continue;
-                }
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    // The send buffer is full: wait for room rather than drop.
-                    let mut p = libc::pollfd {
-                        fd,
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    };
-                    // SAFETY: one live pollfd; bounded wait.
-                    unsafe { libc::poll(&mut p, 1, 100) };
-                    if p.revents & libc::POLLOUT != 0 {
-                        continue;
-                    }
-                }
-                // This message cannot go (unreachable, no route, still full): skip it.
-                refused += 1;
-                off += 1;
+        }
+        let mut refused = 0;
+        let mut off = 0;
+        while off < groups.len() {
+            // SAFETY: groups.len() - off headers from off, each pointing at live data.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.hdrs[off..].as_mut_ptr(),
+                    (groups.len() - off) as libc::c_uint,
+                    0,
+                )
+            };
+            if rc > 0 {
+                off += rc as usize;
+                continue;
             }
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if e.kind() == io::ErrorKind::WouldBlock {
+                // The send buffer is full: wait for room rather than drop.
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one live pollfd; bounded wait.
+                unsafe { libc::poll(&mut p, 1, 100) };
+                if p.revents & libc::POLLOUT != 0 {
+                    continue;
+                }
+            }
+            let (start, end, _) = groups[off];
+            if end - start > 1 && matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) {
+                // This kernel or device cannot segment: send one by one from now on.
+                self.gso = false;
+                return refused + self.send(fd, &items[start..]);
+            }
+            // This message cannot go (unreachable, no route, still full): skip it.
+            refused += end - start;
+            off += 1;
         }
         refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 1);
+    const B: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 1);
+
+    #[test]
+    fn gso_groups_are_runs_of_one_size_to_one_address_ending_at_a_shorter_one() {
+        let big = [0u8; 1000];
+        let small = [0u8; 300];
+        let items: Vec<(&[u8], SocketAddrV4)> = vec![
+            (&big, A),
+            (&big, A),
+            (&small, A),
+            (&big, A),
+            (&big, B),
+            (&small, B),
+            (&big, A),
+        ];
+        let mut g = Vec::new();
+        gso_groups(&items, &mut g);
+        assert_eq!(
+            g,
+            vec![(0, 3, 1000), (3, 4, 1000), (4, 6, 1000), (6, 7, 1000)]
+        );
+        // At most 64 datagrams and 65,000 bytes in one.
+        let many: Vec<(&[u8], SocketAddrV4)> = (0..100).map(|_| (&big[..], A)).collect();
+        gso_groups(&many, &mut g);
+        assert_eq!(g, vec![(0, 64, 1000), (64, 100, 1000)]);
+    }
+
+    #[test]
+    fn a_glued_receive_is_split_into_its_datagrams() {
+        let mut got = Vec::new();
+        split_gro(3, 2500, 1000, A, &mut got);
+        assert_eq!(
+            got.iter()
+                .map(|r| (r.buf, r.off, r.len))
+                .collect::<Vec<_>>(),
+            vec![(3, 0, 1000), (3, 1000, 1000), (3, 2000, 500)]
+        );
+        got.clear();
+        split_gro(0, 700, 0, A, &mut got);
+        assert_eq!(
+            got,
+            vec![Rx {
+                buf: 0,
+                off: 0,
+                len: 700,
+                from: A
+            }]
+        );
+    }
+
+    #[test]
+    fn datagrams_go_out_segmented_and_come_back_glued_or_not_intact() {
+        // Loopback, both ways: what UDP_SEGMENT sends, UDP_GRO (or not) receives as sent.
+        let (rx, rx_port) = bind_udp(0).unwrap();
+        let (tx, _) = bind_udp(0).unwrap();
+        let gro = enable_udp_gro(rx.as_raw_fd());
+        let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, rx_port);
+        let msgs: Vec<Vec<u8>> = (0..10u8)
+            .map(|i| vec![i; if i == 9 { 200 } else { 1200 }])
+            .collect();
+        let items: Vec<(&[u8], SocketAddrV4)> = msgs.iter().map(|m| (&m[..], to)).collect();
+        let mut sender = MsgBatch::new(4);
+        sender.gso = true;
+        assert_eq!(sender.send(tx.as_raw_fd(), &items), 0);
+        let mut bufs = vec![vec![0u8; 65536]; 8];
+        let mut r = MsgBatch::new(8);
+        let mut got = Vec::new();
+        let mut all = Vec::new();
+        for _ in 0..100 {
+            r.recv(rx.as_raw_fd(), &mut bufs, &mut got).unwrap();
+            for g in &got {
+                all.push(bufs[g.buf][g.off..g.off + g.len].to_vec());
+            }
+            if all.len() >= msgs.len() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(all, msgs, "gro {gro}");
     }
 }

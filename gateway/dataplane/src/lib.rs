@@ -52,6 +52,7 @@ impl Threads {
         tun: Arc<OwnedFd>,
         vnet: bool,
         udp: Arc<OwnedFd>,
+        udp_offload: bool,
     ) -> Result<Threads, io::IoError> {
         let stop = io::eventfd()?;
         let error = Arc::new(Mutex::new(None));
@@ -71,12 +72,14 @@ impl Threads {
                             &core,
                             TunWriter::new(tun.as_raw_fd(), vnet),
                             udp.as_raw_fd(),
+                            udp_offload,
                             stop_fd,
                         ),
                         Dir::UdpToTun => udp_to_tun(
                             &core,
                             TunWriter::new(tun.as_raw_fd(), vnet),
                             udp.as_raw_fd(),
+                            udp_offload,
                             stop_fd,
                         ),
                     };
@@ -215,9 +218,17 @@ fn flush_tx(
     Ok(())
 }
 
-fn tun_to_udp(core: &Core, tun: TunWriter, udp: RawFd, stop: RawFd) -> Result<(), io::IoError> {
+fn tun_to_udp(
+    core: &Core,
+    tun: TunWriter,
+    udp: RawFd,
+    udp_offload: bool,
+    stop: RawFd,
+) -> Result<(), io::IoError> {
     let mut b = Batch::new(BATCH, SLOT);
     let mut msgs = io::MsgBatch::new(BATCH);
+    // Runs of same-size datagrams to one peer leave in one UDP_SEGMENT send.
+    msgs.gso = udp_offload;
     let mut raw = vec![0u8; VNET_HDR_LEN + core::MAX_PACKET];
     let mut scratch = Vec::new();
     loop {
@@ -263,19 +274,29 @@ fn tun_to_udp(core: &Core, tun: TunWriter, udp: RawFd, stop: RawFd) -> Result<()
     }
 }
 
-fn udp_to_tun(core: &Core, tun: TunWriter, udp: RawFd, stop: RawFd) -> Result<(), io::IoError> {
+fn udp_to_tun(
+    core: &Core,
+    tun: TunWriter,
+    udp: RawFd,
+    udp_offload: bool,
+    stop: RawFd,
+) -> Result<(), io::IoError> {
     let mut b = Batch::new(BATCH, SLOT);
     let mut msgs = io::MsgBatch::new(BATCH);
     let mut sender = io::MsgBatch::new(BATCH);
+    sender.gso = udp_offload;
+    // Datagrams of one flow arrive glued (UDP_GRO) and are split in place; an
+    // older kernel without it hands them over one by one, which works as well.
+    let _gro = udp_offload && io::enable_udp_gro(udp);
     let mut scratch = Vec::new();
     loop {
         if io::wait_readable(udp, stop)? {
             return Ok(());
         }
         loop {
-            let mut from = std::mem::take(&mut b.from);
-            let n = msgs.recv(udp, &mut b.bufs, &mut from)?;
-            b.from = from;
+            let mut rx = std::mem::take(&mut b.rx);
+            let n = msgs.recv(udp, &mut b.bufs, &mut rx)?;
+            b.rx = rx;
             if n == 0 {
                 break;
             }

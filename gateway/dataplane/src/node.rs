@@ -105,8 +105,8 @@ impl NativeDataplane {
         let (name, vnet, tso) = (t.name, t.vnet, t.tso);
         let (udp, port) = io::bind_udp(port).map_err(io_err)?;
         let (tun, udp) = (Arc::new(t.fd), Arc::new(udp));
-        let threads =
-            Threads::start(core.clone(), tun.clone(), vnet, udp.clone()).map_err(io_err)?;
+        let threads = Threads::start(core.clone(), tun.clone(), vnet, udp.clone(), offload)
+            .map_err(io_err)?;
         Ok(NativeDataplane {
             core,
             tun: Some(tun),

@@ -97,10 +97,15 @@ fn fill(b: &mut Batch, packets: &[Vec<u8>]) {
 
 /// Put datagrams in a udp→tun batch as if `recvmmsg` had read them from `from`.
 fn arrive(b: &mut Batch, datagrams: &[Vec<u8>], from: SocketAddrV4) {
-    b.from.clear();
+    b.rx.clear();
     for (i, d) in datagrams.iter().enumerate() {
         b.bufs[i][..d.len()].copy_from_slice(d);
-        b.from.push((d.len(), from));
+        b.rx.push(crate::io::Rx {
+            buf: i,
+            off: 0,
+            len: d.len(),
+            from,
+        });
     }
 }
 
@@ -246,8 +251,13 @@ fn datagrams_not_from_a_direct_path_or_not_wireguard_go_to_the_socket_reader() {
     assert_eq!(up[0], (A_ADDR, disco));
     assert_eq!(up[1].0, stranger);
     // A datagram too big for its slot is counted.
-    rx.from.clear();
-    rx.from.push((0, A_ADDR));
+    rx.rx.clear();
+    rx.rx.push(crate::io::Rx {
+        buf: 0,
+        off: 0,
+        len: 0,
+        from: A_ADDR,
+    });
     b.core.decrypt(&mut rx, 2);
     assert_eq!(b.core.counters.udp_truncated.load(Ordering::Relaxed), 1);
 }
@@ -318,4 +328,39 @@ fn a_direct_path_belongs_to_one_handle_at_a_time() {
     drop(p);
     a.core.set_direct(2, None);
     assert!(a.core.paths.read().unwrap().by_addr.is_empty());
+}
+
+#[test]
+fn datagrams_glued_in_one_buffer_are_opened_where_they_lie() {
+    let (a, b) = pair();
+    handshake(&a, &b);
+    a.core.set_direct(PEER, Some(B_ADDR));
+    b.core.set_direct(PEER, Some(A_ADDR));
+    let packets: Vec<Vec<u8>> = (0..5)
+        .map(|i| udp_packet([100, 64, 0, 1], [100, 64, 0, 2], &[i as u8; 1000]))
+        .collect();
+    let mut tx = Batch::new(8, SLOT);
+    fill(&mut tx, &packets);
+    a.core.encrypt(&mut tx, 2);
+    // As UDP_GRO hands them over: back to back in one buffer.
+    let mut rx = Batch::new(2, SLOT);
+    let mut off = 0;
+    for (i, n, _) in &tx.sends {
+        let seg = tx.bufs[*i][..*n].to_vec();
+        rx.bufs[1][off..off + n].copy_from_slice(&seg);
+        rx.rx.push(crate::io::Rx {
+            buf: 1,
+            off,
+            len: *n,
+            from: A_ADDR,
+        });
+        off += n;
+    }
+    b.core.decrypt(&mut rx, 2);
+    let got: Vec<Vec<u8>> = rx
+        .deliver
+        .iter()
+        .map(|(i, r)| rx.bufs[*i][r.clone()].to_vec())
+        .collect();
+    assert_eq!(got, packets);
 }
