@@ -285,6 +285,8 @@ fn udp_to_tun(
     let mut msgs = io::MsgBatch::new(BATCH);
     let mut sender = io::MsgBatch::new(BATCH);
     sender.gso = udp_offload;
+    let mut runs: Vec<Range<usize>> = Vec::with_capacity(BATCH);
+    let mut glued: Vec<u8> = Vec::with_capacity(VNET_HDR_LEN + core::MAX_PACKET);
     // Datagrams of one flow arrive glued (UDP_GRO) and are split in place; an
     // older kernel without it hands them over one by one, which works as well.
     let _gro = udp_offload && io::enable_udp_gro(udp);
@@ -302,12 +304,29 @@ fn udp_to_tun(
             }
             core.decrypt(&mut b, now_ms());
             let (mut ok, mut refused) = (0, 0);
-            for k in 0..b.deliver.len() {
-                let (i, r) = b.deliver[k].clone();
-                if tun.write_in_place(&mut b.bufs[i], r, &mut scratch)? {
-                    ok += 1;
+            if tun.vnet {
+                // Runs of one TCP flow go to the device glued, as wireguard-go's GRO does.
+                let (bufs, deliver) = (&b.bufs, &b.deliver);
+                let next = |k: usize| &bufs[deliver[k].0][deliver[k].1.clone()];
+                offload::runs(deliver.len(), next, &mut runs);
+            } else {
+                runs.clear();
+                runs.extend((0..b.deliver.len()).map(|k| k..k + 1));
+            }
+            for run in runs.drain(..) {
+                let wrote = if run.len() == 1 {
+                    let (i, r) = b.deliver[run.start].clone();
+                    tun.write_in_place(&mut b.bufs[i], r, &mut scratch)?
                 } else {
-                    refused += 1;
+                    let (bufs, deliver) = (&b.bufs, &b.deliver);
+                    let next = |k: usize| &bufs[deliver[k].0][deliver[k].1.clone()];
+                    offload::glue(run.clone(), next, &mut glued);
+                    io::write(tun.fd, &glued)?
+                };
+                if wrote {
+                    ok += run.len();
+                } else {
+                    refused += run.len();
                 }
             }
             core.note_tun(ok, refused);

@@ -6,6 +6,8 @@
 //! encryption; and the other way, packets written to the device carry a
 //! header saying "no offload" (or, coalesced, a super-packet of our own).
 
+use std::ops::Range;
+
 /// Bytes of `virtio_net_hdr` before every packet on a VNET_HDR TUN device.
 pub const VNET_HDR_LEN: usize = 10;
 /// `flags`: the checksum from `csum_start` on is left for us.
@@ -217,6 +219,178 @@ pub fn segment(
     Ok(n)
 }
 
+/// A TCP segment's place in a flow, for coalescing.
+#[derive(Clone, Copy)]
+struct Seg {
+    v6: bool,
+    iph: usize,
+    tcph: usize,
+    seq: u32,
+    payload: usize,
+    flags: u8,
+}
+
+/// Whether a decrypted packet is a TCP segment that may join a coalesced run
+/// (ACK, maybe PSH; no SYN/FIN/RST/URG/ECE/CWR; IPv4 without options or
+/// fragmentation; IPv6 without extension headers).
+fn tcp_seg(p: &[u8]) -> Option<Seg> {
+    let v6 = match p.first()? >> 4 {
+        4 => false,
+        6 => true,
+        _ => return None,
+    };
+    let iph = if v6 {
+        (p.len() >= 60 && p[6] == 6).then_some(40)?
+    } else {
+        let frag = u16::from_be_bytes([p[6], p[7]]);
+        (p.len() >= 40 && p[0] == 0x45 && p[9] == 6 && frag & 0x3fff == 0).then_some(20)?
+    };
+    let tcph = usize::from(p[iph + 12] >> 4) * 4;
+    if tcph < 20 || p.len() < iph + tcph {
+        return None;
+    }
+    let flags = p[iph + 13];
+    if flags & !0x18 != 0 || flags & 0x10 == 0 {
+        return None;
+    }
+    let seq = u32::from_be_bytes(p[iph + 4..iph + 8].try_into().expect("4 bytes"));
+    Some(Seg {
+        v6,
+        iph,
+        tcph,
+        seq,
+        payload: p.len() - iph - tcph,
+        flags,
+    })
+}
+
+/// Whether `b` continues `a`'s flow right after it, with the same headers
+/// but for the sequence number, checksums, IPv4 id and PSH.
+fn continues(a: &[u8], sa: &Seg, b: &[u8], sb: &Seg) -> bool {
+    if sa.v6 != sb.v6 || sa.tcph != sb.tcph || sa.flags & 0x08 != 0 {
+        return false;
+    }
+    if sb.seq != sa.seq.wrapping_add(sa.payload as u32) || sb.payload > sa.payload {
+        return false;
+    }
+    let (ia, ib) = (&a[..sa.iph], &b[..sb.iph]);
+    let ip_same = if sa.v6 {
+        ia[..4] == ib[..4] && ia[6..40] == ib[6..40]
+    } else {
+        ia[1] == ib[1] && ia[6..10] == ib[6..10] && ia[12..20] == ib[12..20]
+    };
+    let (ta, tb) = (&a[sa.iph..sa.iph + sa.tcph], &b[sb.iph..sb.iph + sb.tcph]);
+    ip_same
+        && ta[..4] == tb[..4]
+        && ta[8..13] == tb[8..13]
+        && ta[14..16] == tb[14..16]
+        && ta[18..] == tb[18..]
+}
+
+/// Runs of consecutive TCP segments of one flow that can be glued (as
+/// Linux's GRO glues them): each range of `0..count` in `out`, a single
+/// packet's range when it joins nothing.
+pub fn runs<'a>(count: usize, next: impl Fn(usize) -> &'a [u8], out: &mut Vec<Range<usize>>) {
+    out.clear();
+    let mut k = 0;
+    while k < count {
+        let first = next(k);
+        let Some(sf) = tcp_seg(first).filter(|s| s.payload > 0) else {
+            out.push(k..k + 1);
+            k += 1;
+            continue;
+        };
+        let mut j = k + 1;
+        let mut total = first.len();
+        let (mut prev, mut sp) = (first, sf);
+        while j < count {
+            let p = next(j);
+            let Some(s) = tcp_seg(p) else { break };
+            // Each segment but the last carries a full MSS (the first one's).
+            if s.payload == 0
+                || sp.payload != sf.payload
+                || !continues(prev, &sp, p, &s)
+                || total + s.payload > 65535
+            {
+                break;
+            }
+            total += s.payload;
+            prev = p;
+            sp = s;
+            j += 1;
+        }
+        out.push(k..j);
+        k = j;
+    }
+}
+
+/// Glue a run (from `runs`, two packets or more) into one super-packet for a
+/// VNET_HDR TUN device, its `virtio_net_hdr` in front, in `buf`.
+pub fn glue<'a>(run: Range<usize>, next: impl Fn(usize) -> &'a [u8], buf: &mut Vec<u8>) {
+    let first = next(run.start);
+    let sf = tcp_seg(first).expect("runs() checked it");
+    let hdr = sf.iph + sf.tcph;
+    buf.clear();
+    buf.resize(VNET_HDR_LEN, 0);
+    buf.extend_from_slice(&first[..hdr]);
+    let mut last_flags = sf.flags;
+    for m in run {
+        let p = next(m);
+        buf.extend_from_slice(&p[hdr..]);
+        last_flags = p[sf.iph + 13];
+    }
+    let total = buf.len() - VNET_HDR_LEN;
+    let pkt = &mut buf[VNET_HDR_LEN..];
+    let l4 = total - sf.iph;
+    if sf.v6 {
+        pkt[4..6].copy_from_slice(&(l4 as u16).to_be_bytes());
+    } else {
+        pkt[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        ipv4_checksum(pkt, sf.iph);
+    }
+    pkt[sf.iph + 13] = sf.flags | (last_flags & 0x08);
+    // CHECKSUM_PARTIAL: the field holds the pseudo-header sum; the kernel finishes it.
+    let ps = fold(pseudo(pkt, sf.v6, 6, l4));
+    pkt[sf.iph + 16..sf.iph + 18].copy_from_slice(&ps.to_be_bytes());
+    VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: if sf.v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+        hdr_len: hdr as u16,
+        gso_size: sf.payload as u16,
+        csum_start: sf.iph as u16,
+        csum_offset: 16,
+    }
+    .write(buf);
+}
+
+/// `runs` and `glue` together: `emit` gets each packet that joins nothing
+/// by its index, and each glued run as a super-packet.
+pub fn coalesce<'a>(
+    count: usize,
+    next: impl Fn(usize) -> &'a [u8] + Copy,
+    buf: &mut Vec<u8>,
+    mut emit: impl FnMut(Coalesced<'_>),
+) {
+    let mut rs = Vec::new();
+    runs(count, next, &mut rs);
+    for r in rs {
+        if r.len() == 1 {
+            emit(Coalesced::One(r.start));
+        } else {
+            glue(r, next, buf);
+            emit(Coalesced::Super(buf));
+        }
+    }
+}
+
+/// What `coalesce` hands to be written.
+pub enum Coalesced<'b> {
+    /// Packet k, alone.
+    One(usize),
+    /// A super-packet with its `virtio_net_hdr`.
+    Super(&'b [u8]),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +550,94 @@ mod tests {
         let mut back = [0u8; 10];
         h.write(&mut back);
         assert_eq!(back, [1, 4, 60, 0, 0xb0, 4, 40, 0, 16, 0]);
+    }
+
+    #[test]
+    fn segments_of_one_flow_are_glued_back_into_a_super_packet_that_cuts_into_the_same_segments() {
+        for v6 in [false, true] {
+            let iph = if v6 { 40 } else { 20 };
+            let payload: Vec<u8> = (0..5000u32).map(|i| (i * 3) as u8).collect();
+            let mut p = tcp_packet(v6, &payload, 0x18);
+            let h = VnetHdr {
+                flags: F_NEEDS_CSUM,
+                gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+                hdr_len: (iph + 20) as u16,
+                gso_size: 1400,
+                csum_start: iph as u16,
+                csum_offset: 16,
+            };
+            let segs = cut(&h, &mut p);
+            assert_eq!(segs.len(), 4);
+            // A segment of another flow after them stays alone.
+            let mut other = tcp_packet(v6, b"elsewhere", 0x10);
+            other[iph] ^= 1; // another source port
+            let mut all = segs.clone();
+            all.push(other.clone());
+            let mut buf = Vec::new();
+            let mut out: Vec<Vec<u8>> = Vec::new();
+            let mut alone = Vec::new();
+            coalesce(
+                all.len(),
+                |k| &all[k][..],
+                &mut buf,
+                |c| match c {
+                    Coalesced::One(k) => alone.push(k),
+                    Coalesced::Super(b) => out.push(b.to_vec()),
+                },
+            );
+            assert_eq!(alone, vec![4]);
+            assert_eq!(out.len(), 1);
+            let sh = VnetHdr::parse(&out[0]).unwrap();
+            assert_eq!((sh.gso_size, sh.flags), (1400, F_NEEDS_CSUM));
+            let mut sup = out[0][VNET_HDR_LEN..].to_vec();
+            assert_eq!(&sup[iph + 20..], &payload[..]);
+            assert_eq!(sup[iph + 13], 0x18, "PSH from the last segment");
+            let again = cut(&sh, &mut sup);
+            assert_eq!(again, segs);
+        }
+    }
+
+    #[test]
+    fn a_gap_a_flag_or_a_short_segment_in_the_middle_ends_a_run() {
+        let payload = vec![7u8; 4200];
+        let mut p = tcp_packet(false, &payload, 0x10);
+        let h = VnetHdr {
+            gso_type: GSO_TCPV4,
+            gso_size: 1400,
+            csum_start: 20,
+            csum_offset: 16,
+            flags: F_NEEDS_CSUM,
+            hdr_len: 40,
+        };
+        let segs = cut(&h, &mut p);
+        let runs = |list: &[Vec<u8>]| {
+            let mut buf = Vec::new();
+            let mut shape = Vec::new();
+            coalesce(
+                list.len(),
+                |k| &list[k][..],
+                &mut buf,
+                |c| {
+                    shape.push(match c {
+                        Coalesced::One(_) => 1,
+                        Coalesced::Super(b) => {
+                            let h = VnetHdr::parse(b).unwrap();
+                            (b.len() - VNET_HDR_LEN - 40).div_ceil(usize::from(h.gso_size))
+                        }
+                    })
+                },
+            );
+            shape
+        };
+        assert_eq!(runs(&segs), vec![3]);
+        // A lost segment: two runs of one.
+        assert_eq!(runs(&[segs[0].clone(), segs[2].clone()]), vec![1, 1]);
+        // A FIN is never glued.
+        let mut fin = segs[1].clone();
+        fin[33] |= 0x01;
+        assert_eq!(
+            runs(&[segs[0].clone(), fin, segs[2].clone()]),
+            vec![1, 1, 1]
+        );
     }
 }
