@@ -212,6 +212,7 @@ export function ensureDataplane() {
     "gateway/dataplane/Cargo.toml",
     "gateway/dataplane/Cargo.lock",
     "gateway/dataplane/build.rs",
+    "gateway/dataplane/.cargo/config.toml",
     "wasm/src",
     "wasm/Cargo.toml",
   ]);
