@@ -263,6 +263,12 @@ impl Core {
         }
     }
 
+    /// Tell JS now, whatever it was told before (an I/O thread stopped).
+    pub fn alert(&self) {
+        self.notified.store(true, Ordering::SeqCst);
+        (self.notify)();
+    }
+
     fn up_record(&self, kind: u8, id: u32, data: &[u8]) {
         {
             let mut up = lock(&self.up);

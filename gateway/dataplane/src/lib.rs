@@ -85,6 +85,8 @@ impl Threads {
                     };
                     if let Err(e) = r {
                         *error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                        // JS reads io_error() on its next wake-up, which this is.
+                        core.alert();
                     }
                 })
                 .map_err(|e| io::IoError {

@@ -411,6 +411,10 @@ export class Daemon {
       log: (msg, detail) => this.log.info(detail ?? {}, msg),
     });
     native?.onWake(() => engine.kick());
+    native?.onIoError((message) => {
+      this.log.error({ err: message }, "the native data plane stopped");
+      if (session) session.error = `the native data plane stopped: ${message}`;
+    });
     session = {
       prefs,
       register,

@@ -127,6 +127,8 @@ export class NativeDataplane {
   readonly device: NativePacketDevice;
   private onUdp: (data: Uint8Array, from: UdpAddr) => void = () => undefined;
   private kick: () => void = () => undefined;
+  private ioErrorHandler: (message: string) => void = () => undefined;
+  private ioErrorSeen = false;
   private closed = false;
   /** Datagrams JS could not send (name lookups that failed), by reason. */
   readonly drops: Record<string, number> = {};
@@ -175,8 +177,18 @@ export class NativeDataplane {
     return this.b.io_error();
   }
 
+  /** Called once if an I/O thread stops (the device or the socket failed): the data plane no longer moves packets. */
+  onIoError(fn: (message: string) => void): void {
+    this.ioErrorHandler = fn;
+  }
+
   private wake(): void {
     if (this.closed) return;
+    const err = this.b.io_error();
+    if (err && !this.ioErrorSeen) {
+      this.ioErrorSeen = true;
+      this.ioErrorHandler(err);
+    }
     splitUdp(this.b.take_udp(), (data, from) => this.onUdp(data, from));
     this.kick();
   }
