@@ -19,6 +19,7 @@ export const BENCHES = {
   control: "control/bench/control.ts",
   browser: "e2e/bench/browser.ts",
   "browser-apps": "e2e/bench/browser-apps.ts",
+  tunnel: "gateway/bench/tunnel.ts",
 };
 /** Each benchmark of `all` ends within this (a hung one is reported, the others still run). */
 const BENCH_TIMEOUT_MS = 20 * 60_000;

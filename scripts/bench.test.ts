@@ -16,7 +16,7 @@ const results: Result[] = [
 describe("npm run bench -- all", () => {
   it("knows every benchmark the runner offers", () => {
     expect(Object.keys(BENCHES)).toEqual(
-      expect.arrayContaining(["crypto", "relay", "browser", "browser-apps"]),
+      expect.arrayContaining(["crypto", "relay", "browser", "browser-apps", "tunnel"]),
     );
   });
 

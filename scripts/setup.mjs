@@ -6,7 +6,15 @@
 // Plain Node only: this runs before any dependency is installed.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -189,6 +197,54 @@ export function ensureNative() {
   stamp(stampFile, hash);
 }
 
+/**
+ * The gateway's native data plane (gateway/dataplane: the wasm/ WireGuard
+ * crate built for the host as a Node addon, napi-rs driven by plain cargo).
+ * Optional for developers like the TUN addon: without cargo, gateways use
+ * the WASM engine. Built after ensureNative, whose node-gyp rebuild empties
+ * build/ (and with it this addon and its stamp).
+ */
+export function ensureDataplane() {
+  const gateway = join(ROOT, "gateway");
+  const addon = join(gateway, "build", "Release", "trellis_dataplane.node");
+  const hash = hashInputs([
+    "gateway/dataplane/src",
+    "gateway/dataplane/Cargo.toml",
+    "gateway/dataplane/Cargo.lock",
+    "gateway/dataplane/build.rs",
+    "gateway/dataplane/.cargo/config.toml",
+    "wasm/src",
+    "wasm/Cargo.toml",
+  ]);
+  const stampFile = join(gateway, "build", ".trellis-dataplane");
+  if (stamped(stampFile, hash) && existsSync(addon)) return;
+  const skipped = (why) =>
+    say(`not building the gateway's native data plane: ${why}; gateways will use the WASM engine`);
+  if (process.platform !== "linux") return skipped(`it needs Linux, not ${process.platform}`);
+  const cargo = [join(process.env.HOME ?? "/root", ".cargo", "bin", "cargo"), "cargo"].find((c) =>
+    c === "cargo" ? hasCommand("cargo") : existsSync(c),
+  );
+  if (!cargo) return skipped("cargo not found (install Rust with rustup)");
+  say("building the gateway's native data plane (cargo, a few minutes the first time)");
+  const crate = join(gateway, "dataplane");
+  const res = spawnSync(cargo, ["build", "--release", "--locked", "--features", "node", "--quiet"], {
+    cwd: crate,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CARGO_TARGET_DIR: join(crate, "target") },
+  });
+  const built = join(crate, "target", "release", "libtrellis_dataplane.so");
+  if (res.status !== 0 || !existsSync(built)) {
+    const output = `${res.stdout ?? ""}${res.stderr ?? ""}`.trim().split("\n").slice(-25).join("\n");
+    const why = res.error ? res.error.message : `cargo exited with ${res.status ?? res.signal}`;
+    process.stderr.write(`${output}\n`);
+    return skipped(`the build failed (${why}; output above)`);
+  }
+  mkdirSync(dirname(addon), { recursive: true });
+  copyFileSync(built, addon);
+  stamp(stampFile, hash);
+}
+
 export function ensureWasm() {
   const wasm = join(ROOT, "wasm/pkg/node/trellis_wasm_bg.wasm");
   if (!existsSync(wasm)) {
@@ -243,6 +299,7 @@ export async function setupGateway() {
   checkNode();
   await ensureInstall();
   ensureNative();
+  ensureDataplane();
   ensureWasm();
 }
 
@@ -252,6 +309,7 @@ export async function setupAll() {
   await ensureInstall();
   await ensureGenerate();
   ensureNative();
+  ensureDataplane();
   ensureWasm();
   await ensureWebBuild();
 }

@@ -32,6 +32,8 @@ import { until as untilWithin } from "../src/wait";
 /** Waits here cross a daemon start and network namespaces: 30 s. */
 const until = <T>(what: string, fn: () => T | Promise<T>) => untilWithin(what, fn, 30_000);
 
+/** The native data plane's addon (TUN mode runs on it when it is built). */
+const NATIVE_ADDON = join(ROOT, "gateway/build/Release/trellis_dataplane.node");
 const canUseTun =
   canUseNetns &&
   existsSync("/dev/net/tun") &&
@@ -408,6 +410,8 @@ describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespac
     );
     expect(up.code, up.stderr).toBe(0);
     expect(up.stdout).toMatch(/TUN device trellis0/);
+    // The native data plane when its addon is built here (CI builds it), the WASM engine otherwise.
+    expect(up.stdout).toMatch(existsSync(NATIVE_ADDON) ? /\(native data plane\)/ : /\(wasm data plane\)/);
     const addrs = /addresses: (\S+), (\S+)/.exec(up.stdout)!;
     const [v4, v6] = [addrs[1]!, addrs[2]!];
     const link = execFileSync("ip", ["-n", nsName, "addr", "show", "dev", "trellis0"], { encoding: "utf8" });

@@ -5,9 +5,11 @@
 // once. When a NAT drops UDP the relay carries on without a lost ping, and
 // when UDP returns, so does the direct path. Everything as a user runs it:
 // `trellis up`, `trellis ping`, `trellis status --json`, `trellis netcheck`.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPreAuthKey } from "@trellis/control";
 import { openDatabase, type Database } from "@trellis/db";
@@ -16,138 +18,169 @@ import { canUseNetns, createDoubleNatTopology, type DoubleNatTopology } from "..
 import { startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until } from "../src/wait";
 
+/** The native data plane's addon (built by setup when cargo is here; TUN mode then runs on it). */
+const NATIVE_ADDON = fileURLToPath(
+  new URL("../../gateway/build/Release/trellis_dataplane.node", import.meta.url),
+);
+
 if (!canUseNetns) console.warn("skipping NAT traversal: needs root, ip netns and nft");
 
-const data = tempDataDir();
-const work = mkdtempSync(join(tmpdir(), "trellis-nat-"));
-const keyFile = join(work, "auth.key");
-const dirA = join(work, "a");
-const dirB = join(work, "b");
-let topo: DoubleNatTopology;
-let trellis: RunningTrellis;
-let db: Database;
-let url: string;
+for (const mode of ["userspace", "tun"] as const) {
+  const data = tempDataDir();
+  const work = mkdtempSync(join(tmpdir(), `trellis-nat-${mode}-`));
+  const keyFile = join(work, "auth.key");
+  const dirA = join(work, "a");
+  const dirB = join(work, "b");
+  let topo: DoubleNatTopology;
+  let trellis: RunningTrellis;
+  let db: Database;
+  let url: string;
 
-interface PeerStatus {
-  name: string;
-  path: string;
-  pathDetail: string;
-}
-
-async function peerOf(dir: string, ns: string, name: string): Promise<PeerStatus | undefined> {
-  const r = await cli(["status", "--json", "--state-dir", dir], ns, 15_000);
-  if (r.code !== 0) throw new Error(`trellis status failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as { peers: PeerStatus[] }).peers.find((p) => p.name === name);
-}
-
-/** Ping until `pred` holds for the peer's status (pings keep traffic, and so path upkeep, going). */
-async function pingUntil(what: string, pred: (p: PeerStatus) => boolean, ms = 45_000): Promise<PeerStatus> {
-  let last: unknown = null;
-  try {
-    return await until(
-      what,
-      async () => {
-        const ping = await cli(["ping", "gw-b", "--timeout", "3", "--state-dir", dirA], topo.a.ns, 15_000);
-        const p = await peerOf(dirA, topo.a.ns, "gw-b");
-        last = { ping: ping.stdout || ping.stderr, peer: p };
-        return ping.code === 0 && p && pred(p) ? p : null;
-      },
-      ms,
-    );
-  } catch (err) {
-    const b = await cli(["status", "--json", "--state-dir", dirB], topo.b.ns, 15_000);
-    throw new Error(`${(err as Error).message}; last seen at A: ${JSON.stringify(last)}; B: ${b.stdout}`, {
-      cause: err,
-    });
+  interface PeerStatus {
+    name: string;
+    path: string;
+    pathDetail: string;
   }
-}
 
-describe.skipIf(!canUseNetns)("NAT traversal between gateways", () => {
-  beforeAll(async () => {
-    topo = createDoubleNatTopology();
-    trellis = await startTrellis({ dataDir: data.dir, env: { HOST: topo.hostIp } });
-    url = trellis.url.replace("127.0.0.1", topo.hostIp);
-    db = await openDatabase(`file:${join(data.dir, "trellis.db")}`);
-    const key = (await createPreAuthKey(db, { tags: ["tag:node"], reusable: true }, "local")).key;
-    writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
-    for (const [dir, host, name] of [
-      [dirA, topo.a, "gw-a"],
-      [dirB, topo.b, "gw-b"],
-    ] as const) {
-      const up = await cli(
-        [
-          "up",
-          "--login-server",
-          url,
-          "--auth-key",
-          `file:${keyFile}`,
-          "--hostname",
-          name,
-          "--userspace",
-          "--state-dir",
-          dir,
-        ],
-        host.ns,
+  async function peerOf(dir: string, ns: string, name: string): Promise<PeerStatus | undefined> {
+    const r = await cli(["status", "--json", "--state-dir", dir], ns, 15_000);
+    if (r.code !== 0) throw new Error(`trellis status failed: ${r.stderr}`);
+    return (JSON.parse(r.stdout) as { peers: PeerStatus[] }).peers.find((p) => p.name === name);
+  }
+
+  /** Ping until `pred` holds for the peer's status (pings keep traffic, and so path upkeep, going). */
+  async function pingUntil(what: string, pred: (p: PeerStatus) => boolean, ms = 45_000): Promise<PeerStatus> {
+    let last: unknown = null;
+    try {
+      return await until(
+        what,
+        async () => {
+          const ping = await cli(["ping", "gw-b", "--timeout", "3", "--state-dir", dirA], topo.a.ns, 15_000);
+          const p = await peerOf(dirA, topo.a.ns, "gw-b");
+          last = { ping: ping.stdout || ping.stderr, peer: p };
+          return ping.code === 0 && p && pred(p) ? p : null;
+        },
+        ms,
       );
-      expect(up.code, up.stderr).toBe(0);
-    }
-  }, 180_000);
-
-  afterAll(async () => {
-    const errors: unknown[] = [];
-    for (const dir of [dirA, dirB]) await stopDaemon(dir).catch((err: unknown) => errors.push(err));
-    try {
-      topo?.remove();
     } catch (err) {
-      errors.push(err);
+      const b = await cli(["status", "--json", "--state-dir", dirB], topo.b.ns, 15_000);
+      throw new Error(`${(err as Error).message}; last seen at A: ${JSON.stringify(last)}; B: ${b.stdout}`, {
+        cause: err,
+      });
     }
-    await db?.close();
-    await trellis?.stop();
-    data.remove();
-    rmSync(work, { recursive: true, force: true });
-    if (errors.length) throw new AggregateError(errors, "cleanup failed");
-  }, 60_000);
+  }
 
-  it("learns the public endpoint behind the NAT from STUN (netcheck)", async () => {
-    const r = await until("a netcheck with UDP", async () => {
-      const res = await cli(["netcheck", "--json", "--state-dir", dirA], topo.a.ns, 30_000);
-      if (res.code !== 0) return null;
-      const report = JSON.parse(res.stdout) as {
-        udp: boolean;
-        stun: { mapped: string | null }[];
-        endpoints: string[];
-      };
-      return report.udp ? report : null;
-    });
-    // The STUN server saw the NAT's public address, not the private one.
-    expect(r.stun[0]!.mapped).toMatch(new RegExp(`^${topo.a.publicIp.replaceAll(".", "\\.")}:\\d+$`));
-    expect(r.endpoints).toContain(r.stun[0]!.mapped);
-    const text = await cli(["netcheck", "--state-dir", dirA], topo.a.ns, 30_000);
-    expect(text.stdout).toMatch(/UDP: true/);
-    expect(text.stdout).toMatch(/Relay latencies/);
-  });
-
-  it("goes direct through both NATs, falls back to the relay when UDP is dropped, and returns", async () => {
-    const direct = await pingUntil("a direct path from A to B", (p) => p.path === "direct");
-    // Through B's NAT: the path is B's public address.
-    expect(direct.pathDetail).toMatch(new RegExp(`^UDP ${topo.b.publicIp.replaceAll(".", "\\.")}:\\d+`));
-    const back = await peerOf(dirB, topo.b.ns, "gw-a");
-    expect(back?.path).toBe("direct");
-    const status = await cli(["status", "--state-dir", dirA], topo.a.ns);
-    expect(status.stdout).toMatch(/gw-b .* direct/);
-
-    const block = topo.a.blockUdp();
-    try {
-      const relayed = await pingUntil("the relay taking over", (p) => p.path === "relay");
-      expect(relayed.pathDetail).toMatch(/relay region 1/);
-      // Every ping is still answered while UDP is dropped.
-      for (let i = 0; i < 3; i++) {
-        const ping = await cli(["ping", "gw-b", "--timeout", "5", "--state-dir", dirA], topo.a.ns);
-        expect(ping.stdout).toMatch(/via relay/);
+  describe.skipIf(!canUseNetns)(`NAT traversal between gateways (${mode})`, () => {
+    beforeAll(async () => {
+      topo = createDoubleNatTopology();
+      trellis = await startTrellis({ dataDir: data.dir, env: { HOST: topo.hostIp } });
+      url = trellis.url.replace("127.0.0.1", topo.hostIp);
+      db = await openDatabase(`file:${join(data.dir, "trellis.db")}`);
+      const key = (await createPreAuthKey(db, { tags: ["tag:node"], reusable: true }, "local")).key;
+      writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
+      for (const [dir, host, name] of [
+        [dirA, topo.a, "gw-a"],
+        [dirB, topo.b, "gw-b"],
+      ] as const) {
+        const up = await cli(
+          [
+            "up",
+            "--login-server",
+            url,
+            "--auth-key",
+            `file:${keyFile}`,
+            "--hostname",
+            name,
+            ...(mode === "userspace" ? ["--userspace"] : []),
+            "--state-dir",
+            dir,
+          ],
+          host.ns,
+        );
+        expect(up.code, up.stderr).toBe(0);
       }
-    } finally {
-      block.remove();
-    }
-    await pingUntil("the direct path again", (p) => p.path === "direct");
-  }, 180_000);
-});
+    }, 180_000);
+
+    afterAll(async () => {
+      const errors: unknown[] = [];
+      for (const dir of [dirA, dirB]) await stopDaemon(dir).catch((err: unknown) => errors.push(err));
+      try {
+        topo?.remove();
+      } catch (err) {
+        errors.push(err);
+      }
+      await db?.close();
+      await trellis?.stop();
+      data.remove();
+      rmSync(work, { recursive: true, force: true });
+      if (errors.length) throw new AggregateError(errors, "cleanup failed");
+    }, 60_000);
+
+    it("learns the public endpoint behind the NAT from STUN (netcheck)", async () => {
+      const r = await until("a netcheck with UDP", async () => {
+        const res = await cli(["netcheck", "--json", "--state-dir", dirA], topo.a.ns, 30_000);
+        if (res.code !== 0) return null;
+        const report = JSON.parse(res.stdout) as {
+          udp: boolean;
+          stun: { mapped: string | null }[];
+          endpoints: string[];
+        };
+        return report.udp ? report : null;
+      });
+      // The STUN server saw the NAT's public address, not the private one.
+      expect(r.stun[0]!.mapped).toMatch(new RegExp(`^${topo.a.publicIp.replaceAll(".", "\\.")}:\\d+$`));
+      expect(r.endpoints).toContain(r.stun[0]!.mapped);
+      const text = await cli(["netcheck", "--state-dir", dirA], topo.a.ns, 30_000);
+      expect(text.stdout).toMatch(/UDP: true/);
+      expect(text.stdout).toMatch(/Relay latencies/);
+    });
+
+    it("goes direct through both NATs, falls back to the relay when UDP is dropped, and returns", async () => {
+      const direct = await pingUntil("a direct path from A to B", (p) => p.path === "direct");
+      // Through B's NAT: the path is B's public address.
+      expect(direct.pathDetail).toMatch(new RegExp(`^UDP ${topo.b.publicIp.replaceAll(".", "\\.")}:\\d+`));
+      const back = await peerOf(dirB, topo.b.ns, "gw-a");
+      expect(back?.path).toBe("direct");
+      const status = await cli(["status", "--state-dir", dirA], topo.a.ns);
+      expect(status.stdout).toMatch(/gw-b .* direct/);
+      if (mode === "tun") {
+        // The host's own traffic crosses the direct path: on the native data
+        // plane (when its addon is built here) the addon's threads carry it.
+        const st = JSON.parse((await cli(["status", "--json", "--state-dir", dirA], topo.a.ns)).stdout) as {
+          dataplane: string | null;
+          self: { addresses: string[] };
+        };
+        expect(st.dataplane).toBe(existsSync(NATIVE_ADDON) ? "native" : "wasm");
+        const bStatus = JSON.parse(
+          (await cli(["status", "--json", "--state-dir", dirB], topo.b.ns)).stdout,
+        ) as {
+          self: { addresses: string[] };
+        };
+        const bV4 = bStatus.self.addresses.find((a) => !a.includes(":"))!.split("/")[0]!;
+        const kernelPing = execFileSync(
+          "ip",
+          ["netns", "exec", topo.a.ns, "ping", "-c", "5", "-i", "0.2", "-W", "3", bV4],
+          {
+            encoding: "utf8",
+            timeout: 30_000,
+          },
+        );
+        expect(kernelPing).toMatch(/5 packets transmitted, 5 received/);
+      }
+
+      const block = topo.a.blockUdp();
+      try {
+        const relayed = await pingUntil("the relay taking over", (p) => p.path === "relay");
+        expect(relayed.pathDetail).toMatch(/relay region 1/);
+        // Every ping is still answered while UDP is dropped.
+        for (let i = 0; i < 3; i++) {
+          const ping = await cli(["ping", "gw-b", "--timeout", "5", "--state-dir", dirA], topo.a.ns);
+          expect(ping.stdout).toMatch(/via relay/);
+        }
+      } finally {
+        block.remove();
+      }
+      await pingUntil("the direct path again", (p) => p.path === "direct");
+    }, 180_000);
+  });
+}

@@ -181,6 +181,9 @@ fi
 if [ ! -f "$checkout/gateway/build/Release/trellis_tun.node" ]; then
 	say "warning: the TUN addon is not built (apt-get install build-essential python3, then run this again): only \`trellis up --userspace\` works until it is"
 fi
+if [ ! -f "$checkout/gateway/build/Release/trellis_dataplane.node" ]; then
+	say "note: the native data plane is not built (install Rust with rustup, then run this again): TUN mode uses the slower WASM engine until it is"
+fi
 
 # ---- the group ---------------------------------------------------------------------
 

@@ -67,6 +67,17 @@ describe("trellis set", () => {
     expect(r.err).toMatch(/trellis set: give a setting to change: --hostname, --advertise-routes/);
   });
 
+  it("takes --dataplane native, wasm or auto for TUN mode only, before asking the daemon", async () => {
+    const up = ["up", "--login-server", "http://127.0.0.1:9", "--state-dir", dir];
+    let r = await cli([...up, "--dataplane", "dpdk"]);
+    expect(r).toMatchObject({ code: 2, out: "" });
+    expect(r.err).toBe("trellis up: --dataplane must be native, wasm or auto, not dpdk\n");
+    r = await cli([...up, "--dataplane", "native", "--userspace"]);
+    expect(r).toMatchObject({ code: 2, out: "" });
+    expect(r.err).toMatch(/--dataplane is for TUN mode/);
+    expect(capture(["--help"]).out).toContain("[--dataplane native|wasm]");
+  });
+
   it("checks routes with the same parser as up, before asking the daemon", async () => {
     for (const cmd of [["set"], ["up", "--login-server", "http://127.0.0.1:9"]]) {
       const r = await cli([...cmd, "--advertise-routes", "10.1.2.3/16", "--state-dir", dir]);

@@ -21,6 +21,7 @@ commands:
   up --login-server URL [--auth-key KEY|file:PATH] [--hostname H]
      [--advertise-routes CIDR,…] [--advertise-exit-node] [--accept-routes]
      [--exit-node PEER] [--userspace [--forward-tcp PORT,…]] [--tun NAME] [--port UDP]
+     [--dataplane native|wasm]
                               join the tailnet: starts the daemon if none runs, registers
                               (the auth key also from TRELLIS_AUTH_KEY), waits for the map;
                               every setting not given goes back to its default
@@ -52,7 +53,9 @@ trellisd.sock (0600, or 0660 with --socket-group) and, when up started it, its
 log trellisd.log. TUN mode (the default) needs root; --userspace needs none.
 Direct paths to other gateways go over UDP port 41641 (--port; 0 or a taken
 port: any free port), found by STUN at the relays and opened through NATs by
-simultaneous pings.
+simultaneous pings. In TUN mode a native data plane (Rust, its own threads,
+batched TUN and UDP I/O) moves the packets when its addon is built here;
+--dataplane wasm picks the portable WASM engine instead.
 `;
 
 /** Like run, for every command: the daemon's commands are asynchronous. */

@@ -130,6 +130,7 @@ export async function runDaemonCommand(
           tun: { type: "string" },
           "forward-tcp": { type: "string" },
           port: { type: "string" },
+          dataplane: { type: "string" },
         });
         const server = values["login-server"] as string | undefined;
         if (!server) throw new UsageError("trellis up: --login-server URL is required");
@@ -147,6 +148,9 @@ export async function runDaemonCommand(
             userspace: values.userspace as boolean,
             ...(values.tun ? { tun: values.tun as string } : {}),
             ...(values.port !== undefined ? { port: udpPort(values.port as string) } : {}),
+            ...(values.dataplane !== undefined
+              ? { dataplane: dataplaneFlag(values.dataplane as string) }
+              : {}),
             forwardTcp: list(values["forward-tcp"] as string | undefined).map((p) => {
               const n = Number(p);
               if (!Number.isInteger(n) || n < 1 || n > 65535)
@@ -159,6 +163,9 @@ export async function runDaemonCommand(
         };
         if (req.prefs.exitNode && req.prefs.userspace) {
           throw new UsageError("trellis up: --exit-node needs TUN mode (the host's traffic goes through it)");
+        }
+        if (req.prefs.dataplane && req.prefs.dataplane !== "auto" && req.prefs.userspace) {
+          throw new UsageError("trellis up: --dataplane is for TUN mode (--userspace has its own stack)");
         }
         if (req.prefs.forwardTcp?.length && !req.prefs.userspace) {
           throw new UsageError(
@@ -297,6 +304,11 @@ function udpPort(text: string): number {
   return n;
 }
 
+function dataplaneFlag(text: string): "auto" | "native" | "wasm" {
+  if (text === "auto" || text === "native" || text === "wasm") return text;
+  throw new UsageError(`trellis up: --dataplane must be native, wasm or auto, not ${text}`);
+}
+
 function osHostname(): string {
   try {
     return readFileSync("/proc/sys/kernel/hostname", "utf8").trim() || "gateway";
@@ -329,7 +341,7 @@ function printUp(s: Status, out: Out): void {
   out(`  addresses: ${bare(self.addresses)}\n`);
   out(
     s.mode === "tun"
-      ? `  mode:      TUN device ${s.tun}, routing 100.64.0.0/10 and fd7a:115c:a1e0::/48\n`
+      ? `  mode:      TUN device ${s.tun}, routing 100.64.0.0/10 and fd7a:115c:a1e0::/48${s.dataplane ? ` (${s.dataplane} data plane)` : ""}\n`
       : `  mode:      userspace networking (no TUN device; reachable by ping and forwarded TCP ports)\n`,
   );
   const waiting = s.advertisedRoutes.filter((r) => !s.approvedRoutes.includes(r));

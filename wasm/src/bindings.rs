@@ -60,8 +60,8 @@ fn ms(now: f64) -> u64 {
     }
 }
 
-/// Per-peer counters as a JSON array's elements.
-fn peers_json(dev: &Device) -> String {
+/// Per-peer counters as a JSON array's elements (the `peers` of `stats_json`).
+pub fn peers_json(dev: &Device) -> String {
     let mut ids: Vec<u32> = dev.peers.keys().copied().collect();
     ids.sort_unstable();
     ids.iter()
@@ -281,7 +281,9 @@ fn push_record(buf: &mut Vec<u8>, kind: u8, id: u32, parts: &[&[u8]]) {
     }
 }
 
-fn encode_engine(outputs: Vec<EngineOutput>) -> Vec<u8> {
+/// Engine outputs as the records `wasm/ts/engine.ts` decodes (also used by
+/// the gateway's native data plane, which speaks the same format).
+pub fn encode_engine(outputs: Vec<EngineOutput>) -> Vec<u8> {
     let mut buf = Vec::new();
     for o in outputs {
         match o {

@@ -4,17 +4,18 @@
 //! host on every call, in milliseconds.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::allowedips::{AllowedIps, Prefix};
+use crate::cipher;
 use crate::constants::*;
 use crate::cookie::CookieChecker;
 use crate::keypair::{Keypair, Slot};
 use crate::noise::{self, Identity};
 use crate::peer::Peer;
-use crate::primitives::{aead_open, aead_seal};
 use crate::replay::ReplayCheck;
 
 /// Why a packet was dropped. Every drop is counted by reason.
@@ -135,6 +136,11 @@ pub enum Output {
     /// A packet was dropped.
     Drop(DropReason),
 }
+
+/// Bytes `Device::send_in_place` needs before the IP packet (the transport header).
+pub const SEND_HEADROOM: usize = TRANSPORT_HEADER_LEN;
+/// Bytes `Device::send_in_place` may need after the IP packet (padding and tag).
+pub const SEND_TAILROOM: usize = 15 + AEAD_TAG_LEN;
 
 /// Minimum gap between initiations accepted from one peer (wireguard-go's rate: 50/s).
 const MIN_INITIATION_GAP: u64 = 20;
@@ -330,14 +336,48 @@ impl Device {
 
     /// Encrypt an outgoing IP packet for the peer that owns its destination.
     pub fn send(&mut self, packet: &[u8], now: u64, out: &mut Vec<Output>) {
+        let Some(id) = self.route_outgoing(packet, now, out) else {
+            return;
+        };
+        self.send_transport(id, packet, now, out);
+        self.rekey_if_due(id, now, out);
+    }
+
+    /// Encrypt the IP packet at `buf[SEND_HEADROOM..SEND_HEADROOM + len]` in
+    /// place into a transport message starting at `buf[0]`, when its peer has
+    /// a usable session and an endpoint: returns the endpoint and the
+    /// message's length (`buf` needs `len + SEND_TAILROOM` bytes after the
+    /// headroom). Otherwise the packet takes `send`'s path (staged for a
+    /// handshake, or dropped) and what that yields lands in `out`; None.
+    /// The fast path allocates nothing.
+    pub fn send_in_place(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> Option<(u32, usize)> {
+        let packet = buf.get(SEND_HEADROOM..SEND_HEADROOM + len)?;
+        let id = self.route_outgoing(packet, now, out)?;
+        let sent = self.seal_in_place(id, buf, len, now, out);
+        self.rekey_if_due(id, now, out);
+        sent
+    }
+
+    /// The peer an outgoing packet goes to if its session can carry it now;
+    /// None when it was dropped or staged for a handshake (begun here).
+    fn route_outgoing(&mut self, packet: &[u8], now: u64, out: &mut Vec<Output>) -> Option<u32> {
         let Some((v6, dst)) = ip_addr(packet, false) else {
-            return self.drop_packet(out, DropReason::BadPacket);
+            self.drop_packet(out, DropReason::BadPacket);
+            return None;
         };
         if packet.len() > 65535 {
-            return self.drop_packet(out, DropReason::Oversized);
+            self.drop_packet(out, DropReason::Oversized);
+            return None;
         }
         let Some(id) = self.allowed.lookup(v6, dst) else {
-            return self.drop_packet(out, DropReason::NoRoute);
+            self.drop_packet(out, DropReason::NoRoute);
+            return None;
         };
         let usable = self.peers[&id]
             .keypairs
@@ -356,9 +396,13 @@ impl Device {
                 .staged
                 .push_back(packet.to_vec());
             self.begin_handshake(id, now, false, out);
-            return;
+            return None;
         }
-        self.send_transport(id, packet, now, out);
+        Some(id)
+    }
+
+    /// Begin a handshake when the current session is old enough to rekey.
+    fn rekey_if_due(&mut self, id: u32, now: u64, out: &mut Vec<Output>) {
         let peer = &self.peers[&id];
         if peer
             .keypairs
@@ -378,41 +422,59 @@ impl Device {
         now: u64,
         out: &mut Vec<Output>,
     ) {
+        let mut msg = vec![0u8; SEND_HEADROOM + packet.len() + SEND_TAILROOM];
+        msg[SEND_HEADROOM..SEND_HEADROOM + packet.len()].copy_from_slice(packet);
+        if let Some((endpoint, n)) = self.seal_in_place(id, &mut msg, packet.len(), now, out) {
+            msg.truncate(n);
+            out.push(Output::Datagram {
+                endpoint,
+                data: msg,
+            });
+        }
+    }
+
+    /// Seal `buf[SEND_HEADROOM..][..len]` on the peer's current session into a
+    /// transport message at `buf[0..]`: padding, counter, header and tag.
+    /// Returns the endpoint and the message's length; None (and a counted drop
+    /// when it has no endpoint) when the peer cannot send.
+    fn seal_in_place(
+        &mut self,
+        id: u32,
+        buf: &mut [u8],
+        len: usize,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> Option<(u32, usize)> {
         let peer = self.peers.get_mut(&id).unwrap();
         let Some(endpoint) = peer.endpoint else {
-            return self.drop_packet(out, DropReason::NoEndpoint);
+            self.drop_packet(out, DropReason::NoEndpoint);
+            return None;
         };
-        let Some(kp) = peer.keypairs.current.as_mut() else {
-            return;
-        };
-        let padded = (packet.len() + 15) & !15;
-        let mut msg = vec![0u8; TRANSPORT_HEADER_LEN + padded + AEAD_TAG_LEN];
-        msg[0] = MSG_TRANSPORT;
-        msg[4..8].copy_from_slice(&kp.remote_index.to_le_bytes());
+        let kp = peer.keypairs.current.as_mut()?;
+        let padded = (len + 15) & !15;
+        let total = TRANSPORT_HEADER_LEN + padded + AEAD_TAG_LEN;
+        if buf.len() < total {
+            self.drop_packet(out, DropReason::Oversized);
+            return None;
+        }
+        buf[SEND_HEADROOM + len..SEND_HEADROOM + padded].fill(0);
+        buf[..4].copy_from_slice(&[MSG_TRANSPORT, 0, 0, 0]);
+        buf[4..8].copy_from_slice(&kp.remote_index.to_le_bytes());
         let counter = kp.send_counter;
         kp.send_counter += 1;
-        msg[8..16].copy_from_slice(&counter.to_le_bytes());
-        let mut plain = vec![0u8; padded];
-        plain[..packet.len()].copy_from_slice(packet);
-        aead_seal(
-            &kp.send_key,
-            counter,
-            &plain,
-            &[],
-            &mut msg[TRANSPORT_HEADER_LEN..],
-        );
+        buf[8..16].copy_from_slice(&counter.to_le_bytes());
+        let (body, tail) = buf[TRANSPORT_HEADER_LEN..].split_at_mut(padded);
+        let tag = cipher::seal(&kp.send_key, &cipher::counter_nonce(counter), &[], body);
+        tail[..AEAD_TAG_LEN].copy_from_slice(&tag);
         peer.last_sent = Some(now);
         peer.keepalive_due = None;
-        if !packet.is_empty() {
-            peer.stats.tx_bytes += packet.len() as u64;
+        if len > 0 {
+            peer.stats.tx_bytes += len as u64;
             // Data with no answer within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT means the session may be dead.
             peer.new_handshake_due
                 .get_or_insert(now.saturating_add(KEEPALIVE_TIMEOUT + REKEY_TIMEOUT));
         }
-        out.push(Output::Datagram {
-            endpoint,
-            data: msg,
-        });
+        Some((endpoint, total))
     }
 
     /// Send an initiation to a peer unless one went out less than REKEY_TIMEOUT
@@ -702,29 +764,83 @@ impl Device {
         if msg.len() > MAX_TRANSPORT_LEN {
             return self.drop_packet(out, DropReason::Oversized);
         }
-        let receiver = u32::from_le_bytes(msg[4..8].try_into().unwrap());
-        let counter = u64::from_le_bytes(msg[8..16].try_into().unwrap());
+        let mut buf = msg.to_vec();
+        if let Some((peer, range)) = self.open_transport(&mut buf, endpoint, now, out) {
+            buf.truncate(range.end);
+            buf.drain(..range.start);
+            out.push(Output::Packet { peer, data: buf });
+        }
+    }
+
+    /// Process the datagram in `buf` from `endpoint`, decrypting a transport
+    /// message in place: returns the sending peer and where in `buf` its IP
+    /// packet lies. Handshake messages, keepalives and drops return None and
+    /// yield what `receive` would into `out`. A transport message allocates
+    /// nothing unless it needs a reply.
+    pub fn receive_in_place(
+        &mut self,
+        buf: &mut [u8],
+        endpoint: u32,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> Option<(u32, Range<usize>)> {
+        let is_transport = buf.len() >= 4 && buf[0] == MSG_TRANSPORT && buf[1..4] == [0, 0, 0];
+        if !is_transport
+            || buf.len() < TRANSPORT_HEADER_LEN + AEAD_TAG_LEN
+            || buf.len() > MAX_TRANSPORT_LEN
+        {
+            self.receive(buf, endpoint, now, out);
+            return None;
+        }
+        self.open_transport(buf, endpoint, now, out)
+    }
+
+    /// The transport path of `receive`, in place on a message of valid length.
+    fn open_transport(
+        &mut self,
+        buf: &mut [u8],
+        endpoint: u32,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> Option<(u32, Range<usize>)> {
+        let receiver = u32::from_le_bytes(buf[4..8].try_into().unwrap());
+        let counter = u64::from_le_bytes(buf[8..16].try_into().unwrap());
         let Some(&id) = self.indices.get(&receiver) else {
-            return self.drop_packet(out, DropReason::UnknownIndex);
+            self.drop_packet(out, DropReason::UnknownIndex);
+            return None;
         };
         let peer = self.peers.get_mut(&id).unwrap();
         let Some((slot, kp)) = peer.keypairs.find(receiver) else {
-            return self.drop_packet(out, DropReason::UnknownIndex);
+            self.drop_packet(out, DropReason::UnknownIndex);
+            return None;
         };
         if !kp.can_receive(now) {
-            return self.drop_packet(out, DropReason::ExpiredSession);
+            self.drop_packet(out, DropReason::ExpiredSession);
+            return None;
         }
         match kp.replay.check(counter) {
             ReplayCheck::Fresh => {}
-            ReplayCheck::Replayed => return self.drop_packet(out, DropReason::Replay),
+            ReplayCheck::Replayed => {
+                self.drop_packet(out, DropReason::Replay);
+                return None;
+            }
             ReplayCheck::OutOfWindow => {
-                return self.drop_packet(out, DropReason::CounterOutOfWindow)
+                self.drop_packet(out, DropReason::CounterOutOfWindow);
+                return None;
             }
         }
-        let sealed = &msg[TRANSPORT_HEADER_LEN..];
-        let mut plain = vec![0u8; sealed.len() - AEAD_TAG_LEN];
-        if !aead_open(&kp.recv_key, counter, sealed, &[], &mut plain) {
-            return self.drop_packet(out, DropReason::DecryptFailed);
+        let body_len = buf.len() - TRANSPORT_HEADER_LEN - AEAD_TAG_LEN;
+        let (body, tag) = buf[TRANSPORT_HEADER_LEN..].split_at_mut(body_len);
+        let tag: [u8; AEAD_TAG_LEN] = (&*tag).try_into().expect("tag length");
+        if !cipher::open(
+            &kp.recv_key,
+            &cipher::counter_nonce(counter),
+            &[],
+            body,
+            &tag,
+        ) {
+            self.drop_packet(out, DropReason::DecryptFailed);
+            return None;
         }
         // Only an authenticated packet moves the window.
         kp.replay.accept(counter);
@@ -748,24 +864,24 @@ impl Device {
                 self.begin_handshake(id, now, false, out);
             }
         }
+        let plain = &buf[TRANSPORT_HEADER_LEN..buf.len() - AEAD_TAG_LEN];
         if plain.is_empty() {
-            return; // keepalive
+            return None; // keepalive
         }
-        let Some(len) = ip_len(&plain) else {
-            return self.drop_packet(out, DropReason::BadPacket);
+        let Some(len) = ip_len(plain) else {
+            self.drop_packet(out, DropReason::BadPacket);
+            return None;
         };
-        plain.truncate(len);
-        let (v6, src) = ip_addr(&plain, true).expect("length checked");
+        let plain = &plain[..len];
+        let (v6, src) = ip_addr(plain, true).expect("length checked");
         if self.allowed.lookup(v6, src) != Some(id) {
-            return self.drop_packet(out, DropReason::AllowedIps);
+            self.drop_packet(out, DropReason::AllowedIps);
+            return None;
         }
         let peer = self.peers.get_mut(&id).unwrap();
         peer.stats.rx_bytes += len as u64;
         peer.keepalive_due
             .get_or_insert(now.saturating_add(KEEPALIVE_TIMEOUT));
-        out.push(Output::Packet {
-            peer: id,
-            data: plain,
-        });
+        Some((id, TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len))
     }
 }

@@ -476,3 +476,111 @@ fn clock_at_the_end_of_time_does_not_overflow() {
     p.a.tick(u64::MAX, &mut out);
     p.b.tick(u64::MAX, &mut out);
 }
+
+// ---- the in-place paths (native gateways' batches) ----------------------------
+
+/// A buffer laid out as `send_in_place` wants it: headroom, packet, tailroom.
+fn framed(packet: &[u8]) -> Vec<u8> {
+    use crate::device::{SEND_HEADROOM, SEND_TAILROOM};
+    let mut buf = vec![0xee; SEND_HEADROOM + packet.len() + SEND_TAILROOM];
+    buf[SEND_HEADROOM..SEND_HEADROOM + packet.len()].copy_from_slice(packet);
+    buf
+}
+
+#[test]
+fn in_place_send_makes_the_message_the_allocating_path_makes() {
+    // Two identical devices in the same state: one sends by `send`, one in place.
+    let (mut p1, mut p2) = (established(), established());
+    let pkt = ipv4(A_IP, B_IP, b"in place, padded to sixteen");
+    let want = one_transport(&mut p1, &pkt[20..], 2000);
+    let mut buf = framed(&pkt);
+    let mut out = Vec::new();
+    let (ep, n) =
+        p2.a.send_in_place(&mut buf, pkt.len(), 2000, &mut out)
+            .expect("fast path");
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(ep, B_EP);
+    assert_eq!(&buf[..n], &want[..]);
+    // And the peer opens it.
+    let got = packets(&recv_b(&mut p2, &buf[..n], A_EP, 2000));
+    assert_eq!(got, vec![pkt]);
+}
+
+#[test]
+fn in_place_receive_yields_the_packet_where_it_lies_and_refuses_a_replay() {
+    let mut p = established();
+    let pkt = ipv4(A_IP, B_IP, b"over the wire");
+    let mut d = one_transport(&mut p, &pkt[20..], 2000);
+    let copy = d.clone();
+    let mut out = Vec::new();
+    let (peer, range) =
+        p.b.receive_in_place(&mut d, A_EP, 2000, &mut out)
+            .expect("a packet");
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(Some(peer), p.b.peer_id(&p.a_pub));
+    assert_eq!(&d[range], &pkt[..]);
+    let mut again = copy;
+    assert!(p
+        .b
+        .receive_in_place(&mut again, A_EP, 2000, &mut out)
+        .is_none());
+    assert_eq!(drops(&out), vec![DropReason::Replay]);
+}
+
+#[test]
+fn in_place_paths_fall_back_to_the_slow_path_with_its_outputs() {
+    let mut p = pair();
+    // No session yet: the packet is staged and an initiation comes out.
+    let pkt = ipv4(A_IP, B_IP, b"first");
+    let mut buf = framed(&pkt);
+    let mut out = Vec::new();
+    assert!(p
+        .a
+        .send_in_place(&mut buf, pkt.len(), 1000, &mut out)
+        .is_none());
+    let dg = datagrams(&out);
+    assert_eq!(dg.len(), 1);
+    assert_eq!(dg[0].1.len(), INITIATION_LEN);
+    // A handshake message given to receive_in_place is answered as by receive.
+    let mut init = dg[0].1.clone();
+    let mut back = Vec::new();
+    assert!(p
+        .b
+        .receive_in_place(&mut init, A_EP, 1000, &mut back)
+        .is_none());
+    assert_eq!(datagrams(&back)[0].1.len(), RESPONSE_LEN);
+    // Garbage is counted, not delivered; a too-small buffer is refused.
+    let mut junk = vec![4, 0, 0, 0, 1, 2];
+    let mut out = Vec::new();
+    assert!(p
+        .b
+        .receive_in_place(&mut junk, A_EP, 1000, &mut out)
+        .is_none());
+    assert_eq!(drops(&out), vec![DropReason::Truncated]);
+    let mut short = vec![0u8; 8];
+    assert!(p
+        .a
+        .send_in_place(&mut short, pkt.len(), 1000, &mut out)
+        .is_none());
+}
+
+#[test]
+fn in_place_receive_checks_allowed_ips_and_counts_the_drop() {
+    let mut p = established();
+    let forged = ipv4([100, 64, 0, 9], B_IP, b"not A's address");
+    let mut d = one_transport_raw(&mut p, &forged, 2000);
+    let mut out = Vec::new();
+    assert!(p.b.receive_in_place(&mut d, A_EP, 2000, &mut out).is_none());
+    assert_eq!(drops(&out), vec![DropReason::AllowedIps]);
+}
+
+/// A transport message carrying `packet` as it is (any source address).
+fn one_transport_raw(p: &mut Pair, packet: &[u8], now: u64) -> Vec<u8> {
+    let mut buf = framed(packet);
+    let mut out = Vec::new();
+    let (_, n) =
+        p.a.send_in_place(&mut buf, packet.len(), now, &mut out)
+            .expect("fast path");
+    buf.truncate(n);
+    buf
+}

@@ -176,18 +176,26 @@ function concat(items: readonly Uint8Array[]): { buf: Uint8Array; lens: Uint32Ar
 export class WireGuardEngine {
   private readonly e: WgEngineBinding;
 
+  /**
+   * `Binding`: the class of a build (made here for this key), or an engine
+   * already made elsewhere with the same calls (the gateway's native data
+   * plane, gateway/dataplane), which then ignores `privateKey` and `opts`.
+   */
   constructor(
-    Binding: WgEngineClass,
+    Binding: WgEngineClass | WgEngineBinding,
     private readonly reasonOf: (code: number) => string,
     privateKey: Uint8Array,
     opts: { stack: boolean; seed?: Uint8Array; now?: number },
   ) {
-    this.e = new Binding(
-      privateKey,
-      opts.seed ?? globalThis.crypto.getRandomValues(new Uint8Array(32)),
-      opts.stack,
-      opts.now ?? Date.now(),
-    );
+    this.e =
+      typeof Binding === "function"
+        ? new Binding(
+            privateKey,
+            opts.seed ?? globalThis.crypto.getRandomValues(new Uint8Array(32)),
+            opts.stack,
+            opts.now ?? Date.now(),
+          )
+        : Binding;
   }
 
   private readonly reasons = new Map<number, DropReason | EngineDropReason>();

@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import type * as Bindings from "../pkg/node/trellis_wasm";
 import { WireGuardDevice as Device, type WgDeviceClass } from "./device";
-import { WireGuardEngine as Engine, type WgEngineClass } from "./engine";
+import { WireGuardEngine as Engine, type WgEngineBinding, type WgEngineClass } from "./engine";
 import { chooseVariant } from "./simd";
 
 export type * from "./device";
@@ -53,4 +53,12 @@ export class WireGuardEngine extends Engine {
       opts,
     );
   }
+}
+
+/**
+ * The engine's typed face over a binding made elsewhere with the WASM
+ * engine's calls and records (the gateway's native data plane).
+ */
+export function engineOver(binding: WgEngineBinding, reasonOf: (code: number) => string): Engine {
+  return new Engine(binding, reasonOf, new Uint8Array(32), { stack: false });
 }

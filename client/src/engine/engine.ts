@@ -61,6 +61,22 @@ export interface EnginePlatform {
    * publish UDP endpoints go over it. The engine closes it.
    */
   udp?: UdpSocket;
+  /**
+   * A native data plane under the engine (gateways; gateway/dataplane): it
+   * reads the host's packets and the UDP socket itself and sends to each
+   * peer's direct UDP path on its own, so the engine tells it which path
+   * that is (a trusted one, or none), learns which peers it carried traffic
+   * for (to keep their paths' heartbeats going), and names the ICMP
+   * identifier of its own pings (their answers come back to it).
+   */
+  dataplane?: NativeHooks;
+}
+
+/** What the engine tells a native data plane (see EnginePlatform.dataplane). */
+export interface NativeHooks {
+  setDirect(endpoint: number, addr: UdpAddr | null): void;
+  takeActive(): number[];
+  setEchoIdent(ident: number): void;
 }
 
 export interface NodeEngineOptions {
@@ -226,6 +242,8 @@ export class NodeEngine {
   private fromHost: Uint8Array[] = [];
   /** ICMP identifier of this engine's own echo requests when it has no stack. */
   private readonly hostPingIdent = (Math.random() * 0x10000) & 0xffff;
+  /** The direct path each endpoint handle has in the native data plane ("" for none). */
+  private readonly nativeRoutes = new Map<number, string>();
   private closed = false;
   private readonly listeners = new Set<(s: EngineStatus) => void>();
   private statusQueued = false;
@@ -235,6 +253,7 @@ export class NodeEngine {
     this.wasm = opts.platform.createWasmEngine(opts.privateKey);
     this.ourKey = hex(this.wasm.publicKey);
     this.log = opts.log ?? (() => undefined);
+    opts.platform.dataplane?.setEchoIdent(this.hostPingIdent);
     this.relay = new RelayPaths({
       privateKey: opts.privateKey,
       socketFactory: opts.platform.socketFactory,
@@ -258,7 +277,10 @@ export class NodeEngine {
             this.kick();
           },
           onEndpoints: () => this.reportEndpoints(),
-          onChange: () => this.changed(),
+          onChange: () => {
+            this.syncNative();
+            this.changed();
+          },
           log: this.log,
         })
       : null;
@@ -749,7 +771,31 @@ export class NodeEngine {
   }
 
   /** Probes, stalls, and attempts that never opened. */
+  /** Each peer's trusted UDP path to the native data plane; its traffic back to the paths' heartbeats. */
+  private syncNative(): void {
+    const dp = this.opts.platform.dataplane;
+    if (!dp || !this.udp) return;
+    for (const h of dp.takeActive()) {
+      const st = this.byHandle.get(h);
+      if (st) this.udp.touch(st.key);
+    }
+    for (const st of this.peers.values()) {
+      const r = this.udp.route(st.key);
+      const key = r ? `${r.address}:${r.port}` : "";
+      if (this.nativeRoutes.get(st.handle) === key) continue;
+      this.nativeRoutes.set(st.handle, key);
+      dp.setDirect(st.handle, r);
+    }
+    for (const h of this.nativeRoutes.keys()) {
+      if (!this.byHandle.has(h)) {
+        this.nativeRoutes.delete(h);
+        dp.setDirect(h, null);
+      }
+    }
+  }
+
   private probeTick(): void {
+    this.syncNative();
     this.udp?.tick();
     const now = Date.now();
     for (const st of this.peers.values()) {

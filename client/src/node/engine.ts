@@ -7,7 +7,7 @@ import { WireGuardEngine } from "@trellis/wasm/node";
 import type { RegisterRequest } from "@trellis/proto/node";
 import { ControlClient } from "../control/client";
 import { keyHolder } from "../control/signer";
-import { NodeEngine, type HostPackets, type NodeEngineOptions } from "../engine/engine";
+import { NodeEngine, type HostPackets, type NativeHooks, type NodeEngineOptions } from "../engine/engine";
 import type { UdpSocket } from "../paths/udp";
 import { rtcLinks, type PeerConnectionClass } from "../paths/webrtc";
 import { openWebSocket } from "./platform";
@@ -35,6 +35,11 @@ export interface NodeFlavourOptions {
   packets?: HostPackets;
   /** The node's UDP socket (openUdpSocket): direct UDP paths to peers that have one too. */
   udp?: UdpSocket;
+  /**
+   * A native data plane (gateway/dataplane) in place of the WASM engine: its
+   * engine (same calls), and the hooks the node engine drives it with.
+   */
+  native?: { engine: WireGuardEngine; hooks: NativeHooks };
 }
 
 /** A node engine running in Node; call `start()`. */
@@ -50,7 +55,9 @@ export function nodeEngine(opts: NodeFlavourOptions): NodeEngine {
     maxAttempts: opts.maxAttempts,
     log: opts.log,
     platform: {
-      createWasmEngine: (key) => new WireGuardEngine(key, { stack: opts.packets === undefined }),
+      createWasmEngine: (key) =>
+        opts.native?.engine ?? new WireGuardEngine(key, { stack: opts.packets === undefined }),
+      dataplane: opts.native?.hooks,
       packets: opts.packets,
       socketFactory: openWebSocket,
       udp: opts.udp,

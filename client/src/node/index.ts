@@ -7,3 +7,4 @@ export { openWebSocket } from "./platform";
 export { nodeEngine, type NodeFlavourOptions } from "./engine";
 export { forwardToSocket, type ForwardedConnection } from "./forward";
 export { openUdpSocket, reachableAddresses, UdpBindError, UDP_BUFFER_BYTES } from "./udp";
+export type { NativeHooks } from "../engine/engine";

@@ -273,6 +273,18 @@ export class UdpPaths {
     return { why: p.why };
   }
 
+  /** The address of the peer's UDP path while it is trusted (a native data plane sends there itself). */
+  route(key: Uint8Array): UdpAddr | null {
+    const p = this.peers.get(hex(key));
+    return p && this.trusted(p) ? p.best!.addr : null;
+  }
+
+  /** Traffic for the peer went over its UDP path without `send` (a native data plane): keep heartbeats going. */
+  touch(key: Uint8Array): void {
+    const p = this.peers.get(hex(key));
+    if (p) p.lastActive = this.now();
+  }
+
   /** Send a WireGuard datagram over the peer's UDP path; false when it has none it trusts. */
   send(key: Uint8Array, data: Uint8Array): boolean {
     const p = this.peers.get(hex(key));

@@ -24,7 +24,8 @@ import { parseUdpAddr, type UdpSocket } from "@trellis/client";
 import type { Logger } from "@trellis/log";
 import type { FullMap, RegisterRequest } from "@trellis/proto/node";
 import { SubnetRouter, subnetRoutes } from "./forwarding";
-import { HostError, TunPacketDevice } from "./host";
+import { HostError, type PacketDevice, TunPacketDevice } from "./host";
+import { NativeDataplane, nativeAvailable } from "../dataplane/native";
 import { acceptedRoutes, PeerRoutes, routableIPs } from "./routes";
 import { addressesOf, ExitRoutes } from "./exit";
 import { MagicDnsResolver, ResolvConf } from "./dns";
@@ -111,7 +112,9 @@ interface Session {
   /** What the engine registers on each connection (set changes it). */
   register: RegisterRequest;
   engine: NodeEngine;
-  device: TunPacketDevice | null;
+  device: PacketDevice | null;
+  /** TUN mode: which data plane moves the packets. */
+  dataplane: "native" | "wasm" | null;
   /** TUN mode: IP forwarding and masquerade for the approved advertised routes. */
   router: SubnetRouter | null;
   /** TUN mode: peers' subnet routes routed into the device (--accept-routes). */
@@ -384,9 +387,10 @@ export class Daemon {
       }
       throw e;
     }
-    const udp = await this.openUdp(prefs.port);
-    let device: TunPacketDevice | null = null;
-    if (!prefs.userspace) {
+    const native = prefs.userspace ? null : this.openNative(prefs, identity.privateKeyBytes());
+    const udp = native ? native.udp : await this.openUdp(prefs.port);
+    let device: PacketDevice | null = native?.device ?? null;
+    if (!prefs.userspace && !native) {
       try {
         device = TunPacketDevice.open(prefs.tun, (err) =>
           this.log.warn({ err: err.message }, "TUN device error"),
@@ -403,13 +407,20 @@ export class Daemon {
       privateKey: identity.privateKeyBytes(),
       register: () => session?.register ?? register,
       packets: device ?? undefined,
+      native: native ? { engine: native.engine, hooks: native.hooks } : undefined,
       log: (msg, detail) => this.log.info(detail ?? {}, msg),
+    });
+    native?.onWake(() => engine.kick());
+    native?.onIoError((message) => {
+      this.log.error({ err: message }, "the native data plane stopped");
+      if (session) session.error = `the native data plane stopped: ${message}`;
     });
     session = {
       prefs,
       register,
       engine,
       device,
+      dataplane: device ? (native ? "native" : "wasm") : null,
       router: device ? new SubnetRouter(device.name, this.log) : null,
       peerRoutes: device ? new PeerRoutes(device.name, this.log) : null,
       exit: device ? new ExitRoutes(device.name, this.log) : null,
@@ -456,6 +467,43 @@ export class Daemon {
       throw new DaemonError("engine", (err as Error).message, { cause: err });
     }
     return this.status();
+  }
+
+  /**
+   * TUN mode's data plane: the native one (gateway/dataplane) when asked for
+   * or, by default, when its addon loads here; the WASM engine otherwise. The
+   * log says which and why. Null: use the WASM engine.
+   */
+  private openNative(prefs: UpPrefs, privateKey: Uint8Array): NativeDataplane | null {
+    if (prefs.dataplane === "wasm") {
+      this.log.info({ dataplane: "wasm" }, "data plane: WASM engine (asked for with --dataplane wasm)");
+      return null;
+    }
+    const avail = nativeAvailable();
+    if (!avail.ok) {
+      if (prefs.dataplane === "native")
+        throw new DaemonError("dataplane", `the native data plane cannot run here: ${avail.reason}`);
+      this.log.info(
+        { dataplane: "wasm", reason: avail.reason },
+        `data plane: WASM engine (the native one cannot run here: ${avail.reason})`,
+      );
+      return null;
+    }
+    let dp: NativeDataplane;
+    try {
+      dp = new NativeDataplane(privateKey, prefs.tun, prefs.port);
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (prefs.port === 0 || !msg.includes("bind UDP port"))
+        throw new HostError(`TUN mode is not available: ${msg} (or use --userspace)`, { cause: err });
+      this.log.warn({ port: prefs.port, err: msg }, "UDP port taken; using any free port");
+      dp = new NativeDataplane(privateKey, prefs.tun, 0);
+    }
+    this.log.info(
+      { dataplane: "native", tun: dp.device.name, port: dp.udp.port, tso: dp.tso },
+      "data plane: native (TUN and UDP batched on their own threads)",
+    );
+    return dp;
   }
 
   /** The UDP socket for direct paths: on `port`, or any free port when that one is taken. */
@@ -740,6 +788,7 @@ export class Daemon {
       loginServer: s?.prefs.loginServer ?? saved.prefs?.loginServer ?? null,
       mode: null,
       tun: null,
+      dataplane: null,
       control: null,
       error: null,
       self: null,
@@ -763,6 +812,7 @@ export class Daemon {
       state: s.error ? "failed" : s.ready ? "running" : "starting",
       mode: s.device ? "tun" : "userspace",
       tun: s.device?.name ?? null,
+      dataplane: s.dataplane,
       control: st.control,
       error: s.error,
       self: st.self ? { name: st.self.name, dnsName: st.self.dnsName, addresses: st.self.addresses } : null,

@@ -12,6 +12,8 @@ export interface PacketDevice {
   onPackets(cb: (packets: Uint8Array[]) => void): void;
   /** Packets for the host; copied before this returns (callers pass views into the engine's buffer). */
   write(packets: Uint8Array[]): void;
+  /** Give the device the node's addresses, set it up, route the tailnet into it. */
+  configure(addresses: readonly string[]): Promise<void>;
   /** Remove the device, and with it its addresses and routes. */
   close(): Promise<void>;
 }
@@ -36,6 +38,21 @@ export function ip(args: string[]): Promise<void> {
       );
     });
   });
+}
+
+/**
+ * Give TUN device `dev` the node's addresses (`100.64.0.5/32`, `fd7a:…/128`),
+ * set it up, and route the tailnet's ranges into it.
+ */
+export async function configureTun(dev: string, addresses: readonly string[]): Promise<void> {
+  await ip(["link", "set", "dev", dev, "mtu", String(TUN_MTU), "up"]);
+  for (const a of addresses) {
+    const v6 = a.includes(":");
+    // nodad: the address is ours alone (no neighbours on a TUN), usable at once.
+    await ip([...(v6 ? ["-6"] : []), "addr", "replace", a, "dev", dev, ...(v6 ? ["nodad"] : [])]);
+  }
+  for (const r of TAILNET_ROUTES)
+    await ip([...(r.includes(":") ? ["-6"] : []), "route", "replace", r, "dev", dev]);
 }
 
 /** A PacketDevice on a Linux TUN interface (gateway/src/tun.ts), one packet per read and write. */
@@ -71,16 +88,8 @@ export class TunPacketDevice implements PacketDevice {
    * Give the device the node's addresses (`100.64.0.5/32`, `fd7a:…/128`),
    * set it up, and route the tailnet's ranges into it.
    */
-  async configure(addresses: readonly string[]): Promise<void> {
-    const dev = this.tun.name;
-    await ip(["link", "set", "dev", dev, "mtu", String(TUN_MTU), "up"]);
-    for (const a of addresses) {
-      const v6 = a.includes(":");
-      // nodad: the address is ours alone (no neighbours on a TUN), usable at once.
-      await ip([...(v6 ? ["-6"] : []), "addr", "replace", a, "dev", dev, ...(v6 ? ["nodad"] : [])]);
-    }
-    for (const r of TAILNET_ROUTES)
-      await ip([...(r.includes(":") ? ["-6"] : []), "route", "replace", r, "dev", dev]);
+  configure(addresses: readonly string[]): Promise<void> {
+    return configureTun(this.tun.name, addresses);
   }
 
   close(): Promise<void> {

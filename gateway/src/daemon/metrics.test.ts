@@ -22,6 +22,7 @@ const running: Status = {
   loginServer: "http://127.0.0.1:8080",
   mode: "userspace",
   tun: null,
+  dataplane: null,
   control: "connected",
   error: null,
   self: { name: "gw", dnsName: "gw.trellis.internal.", addresses: ["100.64.0.2/32"] },

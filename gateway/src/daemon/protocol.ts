@@ -44,6 +44,8 @@ export const UpPrefs = z.strictObject({
   forwardTcp: z.array(z.number().int().min(1).max(65535)).max(64).default([]),
   /** UDP port for direct paths (0: any free port; a taken port falls back to any). */
   port: z.number().int().min(0).max(65535).default(41641),
+  /** TUN mode's data plane: native (gateway/dataplane), wasm, or auto (native when its addon loads). */
+  dataplane: z.enum(["auto", "native", "wasm"]).default("auto"),
 });
 export type UpPrefs = z.infer<typeof UpPrefs>;
 
@@ -110,6 +112,8 @@ export const Status = z.object({
   loginServer: z.string().nullable(),
   mode: z.enum(["tun", "userspace"]).nullable(),
   tun: z.string().nullable(),
+  /** TUN mode: which data plane moves the packets. */
+  dataplane: z.enum(["native", "wasm"]).nullable().default(null),
   /** The control connection's phase (connecting, connected, retrying, …). */
   control: z.string().nullable(),
   /** Why the engine stopped, when it failed or the server ended it. */

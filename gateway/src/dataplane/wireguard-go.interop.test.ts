@@ -12,7 +12,9 @@ import {
   spawnIn,
   type LinkedNamespaces,
 } from "../testing/netns";
+import { nativeAvailable } from "./native";
 import {
+  newestWireguardGo,
   startWireguardGo,
   wgKeypair,
   wgPresharedKey,
@@ -95,7 +97,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function topology(opts: { wgGoKnowsEndpoint: boolean }) {
+async function topology(opts: { wgGoKnowsEndpoint: boolean; dataplane?: "native"; binary?: string }) {
   const net: LinkedNamespaces = createLinkedNamespaces();
   cleanups.push(() => net.remove());
   const n = randomInt(0, 256);
@@ -110,6 +112,7 @@ async function topology(opts: { wgGoKnowsEndpoint: boolean }) {
     privateKey: goKey.privateKey,
     listenPort: 51820,
     address: `${goIp}/32`,
+    binary: opts.binary,
     peers: [
       {
         publicKey: trellisKey.publicKey,
@@ -121,6 +124,7 @@ async function topology(opts: { wgGoKnowsEndpoint: boolean }) {
   });
   cleanups.push(() => wg.stop());
   const peer = await startTrellisPeer(net.nsB, {
+    dataplane: opts.dataplane,
     privateKey: trellisKey.privateKey,
     listen: { host: net.ipB, port: 51821 },
     ifname: `trlt${randomBytes(3).toString("hex")}`,
@@ -145,6 +149,86 @@ async function ping(ns: string, dst: string, count = 3) {
   });
   return stdout;
 }
+
+/** iperf3 TCP from `clientNs` to `serverIp` (listening in `serverNs`) for `seconds`; per-second rates. */
+async function iperf(serverNs: string, clientNs: string, serverIp: string, seconds: number, reverse = false) {
+  const server = spawnIn(serverNs, "iperf3", ["-s", "-1", "--forceflush", "-B", serverIp]);
+  cleanups.push(() => {
+    server.kill("SIGKILL");
+  });
+  let out = "";
+  server.stdout?.on("data", (c: Buffer) => (out += c.toString()));
+  server.stderr?.on("data", (c: Buffer) => (out += c.toString()));
+  for (const deadline = Date.now() + 15_000; !/Server listening/.test(out);) {
+    if (Date.now() > deadline || server.exitCode !== null)
+      throw new Error(`iperf3 server did not start: ${out}`);
+    await sleep(50);
+  }
+  const { stdout } = await execIn(
+    clientNs,
+    "iperf3",
+    ["-c", serverIp, "-t", String(seconds), "-J", ...(reverse ? ["-R"] : [])],
+    { timeoutMs: (seconds + 30) * 1000 },
+  );
+  const report = JSON.parse(stdout) as {
+    intervals: { sum: { bits_per_second: number } }[];
+    end: { sum_received: { bits_per_second: number } };
+  };
+  return {
+    perSecond: report.intervals.map((i) => i.sum.bits_per_second),
+    bps: report.end.sum_received.bits_per_second,
+  };
+}
+
+/** The newest wireguard-go when Go can build it here, else Debian's. */
+function referenceBinary(): string | undefined {
+  try {
+    return newestWireguardGo();
+  } catch (err) {
+    console.warn(`using Debian's wireguard-go: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+const nativeReason =
+  reason ?? (nativeAvailable().ok ? undefined : (nativeAvailable() as { reason: string }).reason);
+if (!reason && nativeReason) console.warn(`skipping the native data plane's interop: ${nativeReason}`);
+
+// The native data plane (gateway/dataplane) against wireguard-go: the same
+// checks, with the WireGuard traffic moved by the addon's threads (TUN
+// batches, recvmmsg/sendmmsg) rather than JS. Its clock is the real one, so
+// the rekey is not forced here (the WASM test above covers the crate's rekey).
+describe.skipIf(nativeReason !== undefined)("native data plane interop with wireguard-go", () => {
+  it("Trellis initiates; ping both ways; iperf3 TCP both directions without a stall, all on the native path", async () => {
+    const t = await topology({ wgGoKnowsEndpoint: false, dataplane: "native", binary: referenceBinary() });
+    expect(await ping(t.net.nsB, t.goIp)).toMatch(/3 packets transmitted, 3 received/);
+    expect(await ping(t.net.nsA, t.trellisIp)).toMatch(/3 packets transmitted, 3 received/);
+    expect(await t.wg.latestHandshake(t.trellisKey.publicKey)).toBeGreaterThan(0);
+    for (const reverse of [false, true]) {
+      const r = await iperf(t.net.nsA, t.net.nsB, t.goIp, 10, reverse);
+      console.log(
+        `iperf3 native Trellis ${reverse ? "<-" : "->"} wireguard-go: ${(r.bps / 1e6).toFixed(1)} Mbit/s, ` +
+          `slowest second ${(Math.min(...r.perSecond) / 1e6).toFixed(1)} Mbit/s`,
+      );
+      expect(r.perSecond.length).toBeGreaterThanOrEqual(9);
+      expect(Math.min(...r.perSecond)).toBeGreaterThan(0);
+    }
+    const s = await t.peer.request<Stats & { stats: { native: Record<string, number> } }>({ cmd: "stats" });
+    expect(s.stats.peers[0]!.handshakes).toBe(1);
+    // The bulk went through the threads: far more datagrams than JS ever saw.
+    expect(s.stats.native.udp_tx).toBeGreaterThan(10_000);
+    expect(s.stats.native.tun_tx).toBeGreaterThan(10_000);
+    expect(s.stats.drops.decrypt_failed).toBe(0);
+  }, 120_000);
+
+  it("wireguard-go initiates from an endpoint the native side was not told; ping both ways", async () => {
+    const t = await topology({ wgGoKnowsEndpoint: true, dataplane: "native", binary: referenceBinary() });
+    expect(await ping(t.net.nsA, t.trellisIp)).toMatch(/3 packets transmitted, 3 received/);
+    expect(await ping(t.net.nsB, t.goIp)).toMatch(/3 packets transmitted, 3 received/);
+    const s = await t.peer.request<Stats>({ cmd: "stats" });
+    expect(s.stats.peers[0]).toMatchObject({ handshakes: 1, has_session: true });
+  }, 60_000);
+});
 
 describe.skipIf(reason !== undefined)("interop with wireguard-go", () => {
   it("Trellis initiates; ping both ways; 30 s of iperf3 TCP without a stall; rekey after REKEY_AFTER_TIME", async () => {

@@ -1,5 +1,5 @@
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -76,6 +76,10 @@ export interface WireguardGoOptions {
   /** The interface's own address with prefix, e.g. "100.64.0.1/32". */
   address: string;
   peers: WgPeerConfig[];
+  /** The wireguard-go binary (default: Debian's, on PATH); see newestWireguardGo. */
+  binary?: string;
+  /** The interface's MTU (default: wireguard-go's 1420). */
+  mtu?: number;
 }
 
 export interface WireguardGo {
@@ -90,6 +94,41 @@ export interface WireguardGo {
   latestHandshake(peerPublicKey: string): Promise<number>;
   /** What the daemon has logged so far (LOG_LEVEL=verbose; the last 512 KiB). */
   logs(): string;
+}
+
+/** Where newestWireguardGo keeps its build (one per machine, reused). */
+export const NEWEST_WG_GO_DIR = join(tmpdir(), "trellis-wireguard-go-latest");
+
+/**
+ * The newest wireguard-go (GSO/GRO offloads; Debian's 2022 build has none),
+ * built from the Go module proxy with `go install …@latest` once per machine
+ * (reused for a day). Throws WireguardGoError when Go is missing or the
+ * build fails.
+ */
+export function newestWireguardGo(): string {
+  const bin = join(NEWEST_WG_GO_DIR, "bin", "wireguard");
+  try {
+    if (existsSync(bin) && Date.now() - statSync(bin).mtimeMs < 24 * 3600_000) return bin;
+  } catch {
+    // built by somebody else meanwhile, or gone: build it
+  }
+  const go = ["go", "/usr/local/go/bin/go"].find((g) => (g === "go" ? hasCommand("go") : existsSync(g)));
+  if (!go) throw new WireguardGoError("Go is not installed: cannot build the newest wireguard-go");
+  try {
+    execFileSync(go, ["install", "golang.zx2c4.com/wireguard@latest"], {
+      cwd: tmpdir(),
+      env: { ...process.env, GOBIN: join(NEWEST_WG_GO_DIR, "bin"), GOFLAGS: "-mod=mod" },
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 300_000,
+    });
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    throw new WireguardGoError(
+      `go install golang.zx2c4.com/wireguard@latest failed: ${e.stderr?.toString().trim() || e.message}`,
+      { cause: err },
+    );
+  }
+  return bin;
 }
 
 /** Whether the daemon and tools are installed, and which are not. */
@@ -137,7 +176,7 @@ export async function startWireguardGo(opts: WireguardGoOptions): Promise<Wiregu
     unlinkSync(sockPath);
   }
 
-  const child = spawnIn(ns, "wireguard-go", [ifname], {
+  const child = spawnIn(ns, opts.binary ?? "wireguard-go", [ifname], {
     WG_PROCESS_FOREGROUND: "1",
     LOG_LEVEL: "verbose",
   });
@@ -220,7 +259,7 @@ export async function startWireguardGo(opts: WireguardGoOptions): Promise<Wiregu
     await execIn(ns, "wg", args);
     await execIn(ns, "ip", ["addr", "add", opts.address, "dev", ifname]);
     // Up before the routes: the kernel refuses routes via a link that is down.
-    await execIn(ns, "ip", ["link", "set", ifname, "up"]);
+    await execIn(ns, "ip", ["link", "set", ifname, ...(opts.mtu ? ["mtu", String(opts.mtu)] : []), "up"]);
     for (const peer of opts.peers) {
       for (const cidr of peer.allowedIps) {
         // replace, not add: the interface's own prefix may already cover it.

@@ -4,7 +4,9 @@
 //! input replayed against it as a short script of datagrams, packets and
 //! clock ticks.
 //!
-//! Input format: byte 0 picks the setup (see [`Setup`]); then records of
+//! Input format: byte 0 picks the setup (see [`Setup`]; bit 2: B receives
+//! through `Device::receive_in_place`, the native data plane's path, which
+//! must behave exactly as `receive`); then records of
 //! `op: u8, len: u16 LE, body: [u8; len]` (a short last record takes what is
 //! left). In `op`, bits 0-1 are the action, bit 2 the source endpoint of a
 //! datagram, bit 3 "fix mac1", bits 4-7 how far the clock moves first (see
@@ -110,7 +112,7 @@ fn prefix(s: &str) -> Prefix {
 }
 
 /// What B did over a run, for the seed tests.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// IP packets B delivered.
     pub packets_at_b: usize,
@@ -136,6 +138,8 @@ pub struct World {
     pub withheld: Vec<Vec<u8>>,
     /// What B did since setup.
     pub summary: Summary,
+    /// B receives in place (the native data plane's path) rather than by `receive`.
+    pub in_place: bool,
 }
 
 impl World {
@@ -166,6 +170,7 @@ impl World {
             b_initiation: None,
             withheld: Vec::new(),
             summary: Summary::default(),
+            in_place: false,
         };
         match setup {
             Setup::Fresh => {}
@@ -198,10 +203,30 @@ impl World {
         self.now = self.now.saturating_add_signed(STEPS[i % STEPS.len()]);
     }
 
+    /// B processes a datagram by `receive`, or in place (`in_place`), with
+    /// the packet it yields as an output either way.
+    fn b_receive(&mut self, d: &[u8], endpoint: u32) -> Vec<Output> {
+        let mut out = Vec::new();
+        if !self.in_place {
+            self.b.receive(d, endpoint, self.now, &mut out);
+            return out;
+        }
+        let mut buf = d.to_vec();
+        if let Some((peer, range)) = self
+            .b
+            .receive_in_place(&mut buf, endpoint, self.now, &mut out)
+        {
+            out.push(Output::Packet {
+                peer,
+                data: buf[range].to_vec(),
+            });
+        }
+        out
+    }
+
     /// B receives one datagram.
     pub fn receive_at_b(&mut self, d: &[u8], endpoint: u32) {
-        let mut out = Vec::new();
-        self.b.receive(d, endpoint, self.now, &mut out);
+        let out = self.b_receive(d, endpoint);
         let to_a = self.observe_b(&out);
         self.pump(Vec::new(), to_a);
     }
@@ -233,8 +258,7 @@ impl World {
             }
             let mut next_a = Vec::new();
             for d in to_b.drain(..) {
-                let mut out = Vec::new();
-                self.b.receive(&d, A_EP, self.now, &mut out);
+                let out = self.b_receive(&d, A_EP);
                 next_a.extend(self.observe_b(&out));
             }
             let mut next_b = Vec::new();
@@ -367,6 +391,7 @@ pub fn run(data: &[u8]) -> Summary {
         return Summary::default();
     };
     let mut w = World::new(Setup::from_byte(first));
+    w.in_place = first & 4 != 0;
     for _ in 0..MAX_RECORDS {
         let Some((&op, tail)) = rest.split_first() else {
             break;
@@ -495,6 +520,16 @@ mod tests {
 
     fn seed(name: &str) -> Vec<u8> {
         seeds().into_iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    #[test]
+    fn receiving_in_place_does_exactly_what_receive_does() {
+        for (name, data) in seeds() {
+            let mut other = data.clone();
+            other[0] ^= 4;
+            let (a, b) = (run(&data), run(&other));
+            assert_eq!(a, b, "{name}");
+        }
     }
 
     #[test]

@@ -10,7 +10,9 @@ pub mod filter;
 pub mod packet;
 pub mod stack;
 
-use crate::device::{Device, Output, DROP_REASONS};
+use std::ops::Range;
+
+use crate::device::{Device, Output, DROP_REASONS, SEND_HEADROOM};
 use filter::{Filter, Refusal, Rules};
 use packet::Addr;
 use stack::{Event, SocketError, Stack};
@@ -178,6 +180,75 @@ impl Engine {
             self.wg.send(p, now, &mut wire);
         }
         out.extend(wire.into_iter().map(EngineOutput::Wire));
+    }
+
+    /// The hot path of `send` for a host engine (gateways with a TUN device):
+    /// the IP packet at `buf[SEND_HEADROOM..][..len]` is noted by connection
+    /// tracking and encrypted in place (see `Device::send_in_place`); returns
+    /// the endpoint and the transport message's length at `buf[0..]`. None:
+    /// it took the slow path, whose results are in `out`. `scratch` is the
+    /// caller's reusable buffer for the device's outputs (nothing is
+    /// allocated per packet on the fast path).
+    pub fn send_in_place(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        now: u64,
+        scratch: &mut Vec<Output>,
+        out: &mut Vec<EngineOutput>,
+    ) -> Option<(u32, usize)> {
+        if let Some(flow) = buf
+            .get(SEND_HEADROOM..SEND_HEADROOM + len)
+            .and_then(packet::parse)
+        {
+            self.filter.outbound(&flow, now);
+        }
+        let sent = self.wg.send_in_place(buf, len, now, scratch);
+        out.extend(scratch.drain(..).map(EngineOutput::Wire));
+        sent
+    }
+
+    /// The hot path of `receive` for a host engine: the datagram in `buf` is
+    /// decrypted in place and judged by the filter; returns where the
+    /// admitted IP packet lies in `buf` (for the host). Everything else —
+    /// handshakes, replies, drops, packets for a userspace stack — goes as
+    /// `receive` would, into `out`.
+    pub fn receive_in_place(
+        &mut self,
+        buf: &mut [u8],
+        endpoint: u32,
+        now: u64,
+        scratch: &mut Vec<Output>,
+        out: &mut Vec<EngineOutput>,
+    ) -> Option<Range<usize>> {
+        let got = self.wg.receive_in_place(buf, endpoint, now, scratch);
+        out.extend(scratch.drain(..).map(EngineOutput::Wire));
+        let (peer, range) = got?;
+        if !matches!(self.delivery, Delivery::Host) {
+            self.deliver(
+                vec![Output::Packet {
+                    peer,
+                    data: buf[range].to_vec(),
+                }],
+                now,
+                out,
+            );
+            self.run_stack(now, out);
+            return None;
+        }
+        let Some(flow) = packet::parse(&buf[range.clone()]) else {
+            self.drop_packet(out, EngineDrop::Malformed);
+            return None;
+        };
+        if let Err(r) = self.filter.inbound(&flow, now) {
+            let reason = match r {
+                Refusal::NoRule => EngineDrop::FilterNoRule,
+                Refusal::Malformed => EngineDrop::Malformed,
+            };
+            self.drop_packet(out, reason);
+            return None;
+        }
+        Some(range)
     }
 
     /// Fire due timers (the device's, the stack's), sweep connection tracking,
