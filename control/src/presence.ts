@@ -22,6 +22,7 @@ import type { Logger } from "@trellis/log";
 import type { EventBus } from "./events";
 import { audit } from "./audit";
 import { recordChange } from "./outbox";
+import { retireNames } from "./names";
 
 /** Default least time between two presence batches. */
 export const PRESENCE_BATCH_MS = 100;
@@ -202,6 +203,9 @@ export class Presence {
     if (this.isStreaming(nodeId)) return;
     try {
       const change = await this.db.prisma.$transaction(async (tx) => {
+        const node = await tx.node.findFirst({ where: { id: nodeId, ephemeral: true, online: false } });
+        if (!node) return null;
+        await retireNames(tx, [node]);
         const gone = await tx.node.deleteMany({ where: { id: nodeId, ephemeral: true, online: false } });
         if (gone.count === 0) return null;
         await audit(tx, { actor: "system", action: "node.ephemeral_removed", target: `node:${nodeId}` });

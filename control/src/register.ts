@@ -28,6 +28,7 @@ import { consumePreAuthKey, type KeyGrant } from "./preauth";
 import { audit, nodeRef } from "./audit";
 import type { ControlEvent } from "./events";
 import { recordChange } from "./outbox";
+import { claimName, heldWithPrefix, nameOwner, namesHeldForOthers } from "./names";
 
 type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
 
@@ -49,18 +50,25 @@ export function dnsLabel(hostname: string): string {
   return label || "node";
 }
 
-async function uniqueName(tx: Tx, base: string): Promise<string> {
-  if (!(await tx.node.findUnique({ where: { name: base }, select: { id: true } }))) return base;
+/** A free name for a new machine of `owner`: taken by no machine, and not retired for another owner (names.ts). */
+async function uniqueName(tx: Tx, base: string, owner: string): Promise<string> {
+  if (
+    !(await tx.node.findUnique({ where: { name: base }, select: { id: true } })) &&
+    !(await namesHeldForOthers(tx, [base], owner)).has(base)
+  ) {
+    return base;
+  }
   // Taken: read only names that can be "<base>-<n>", not every name sharing
   // the prefix (for "node-1", not node-10 … node-19999). A long base is cut
   // to make room for the suffix, never below 49 characters (labels have no
   // runs of dashes, so cutting trims at most one).
   const stem = base.length <= 51 ? `${base}-` : base.slice(0, 48);
-  const taken = new Set(
-    (await tx.node.findMany({ where: { name: { startsWith: stem } }, select: { name: true } })).map(
+  const taken = new Set([
+    ...(await tx.node.findMany({ where: { name: { startsWith: stem } }, select: { name: true } })).map(
       (n) => n.name,
     ),
-  );
+    ...(await heldWithPrefix(tx, stem, owner)),
+  ]);
   for (let i = 2; ; i++) {
     const suffix = `-${i}`;
     const name = base.slice(0, 63 - suffix.length).replace(/-+$/, "") + suffix;
@@ -236,7 +244,8 @@ export async function registerNode(
       node = await tx.node.update({ where: { id: existing.id }, data: { ...attrs, ...owner } });
     } else {
       const addrs = await allocateAddresses(tx);
-      const name = await uniqueName(tx, dnsLabel(req.hostname));
+      const name = await uniqueName(tx, dnsLabel(req.hostname), nameOwner(owner));
+      await claimName(tx, name);
       node = await tx.node.create({ data: { nodeKey, name, ...addrs, ...attrs, ...owner } });
     }
     await audit(tx, {

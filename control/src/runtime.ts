@@ -42,6 +42,7 @@ import { SIGNAL_RATE, sendSignal, TokenBuckets, type RateLimit } from "./signal"
 import { audit, nodeRef } from "./audit";
 import { parseJson } from "./http/body";
 import { parseOr400 } from "./errors-util";
+import { retireNames } from "./names";
 
 /** Options for tests and benchmarks; the server uses the defaults. */
 export interface RuntimeOptions {
@@ -506,8 +507,10 @@ export class ControlRuntime {
     const deleted = node.ephemeral || body.remove === true;
     const now = new Date();
     const change = await this.db.prisma.$transaction(async (tx) => {
-      if (deleted) await tx.node.deleteMany({ where: { id: node.id } });
-      else await tx.node.update({ where: { id: node.id }, data: { expiresAt: now } });
+      if (deleted) {
+        await retireNames(tx, [node]);
+        await tx.node.deleteMany({ where: { id: node.id } });
+      } else await tx.node.update({ where: { id: node.id }, data: { expiresAt: now } });
       await audit(tx, {
         actor: nodeRef(node.id),
         action: "node.logout",

@@ -22,6 +22,7 @@ import { recordChange } from "../outbox";
 import { readTailnet } from "../settings";
 import type { AdminContext } from "./context";
 import { containsFilter, decodeCursor, pageOf } from "./paging";
+import { claimName, nameOwner, namesHeldForOthers, retireNames } from "../names";
 
 type NodeWithUser = Models.Node & { user: Models.User | null };
 type Tx = Parameters<Parameters<AdminContext["db"]["prisma"]["$transaction"]>[0]>[0];
@@ -280,6 +281,14 @@ export async function updateMachine(
       if (req.name !== undefined && req.name !== node.name) {
         const taken = await tx.node.findUnique({ where: { name: req.name } });
         if (taken) throw new ControlError("conflict", 409, `a machine named ${req.name} already exists`);
+        if ((await namesHeldForOthers(tx, [req.name], nameOwner(node))).has(req.name)) {
+          throw new ControlError(
+            "conflict",
+            409,
+            `${req.name} belonged to a machine removed lately; it is kept for that machine's owner for 30 days`,
+          );
+        }
+        await claimName(tx, req.name);
         data.name = req.name;
         await auditNode(tx, actor, "node.rename", id, {
           before: { name: node.name },
@@ -434,6 +443,7 @@ export async function removeMachine(ctx: AdminContext, actor: Actor, id: string)
   requireScope(actor, "machines:write");
   const change = await ctx.db.prisma.$transaction(async (tx) => {
     const node = await findVisible(tx, actor, id);
+    await retireNames(tx, [node]);
     await tx.node.delete({ where: { id } });
     await auditNode(tx, actor, "node.remove", id, {
       before: {

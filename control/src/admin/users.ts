@@ -9,6 +9,7 @@ import { accountThrottles, clearAccountThrottle, type AccountThrottle } from "..
 import { ControlError } from "../errors";
 import { jsonList, parseOr400 } from "../errors-util";
 import type { AdminContext } from "./context";
+import { retireNames } from "../names";
 import { containsFilter, decodeCursor, pageOf } from "./paging";
 import { audit, actorRef } from "../audit";
 import { recordChange } from "../outbox";
@@ -223,13 +224,15 @@ export async function removeUser(ctx: AdminContext, actor: Actor, id: string): P
   const change = await guarded(ctx, async (tx) => {
     const u = await tx.user.findUnique({
       where: { id },
-      include: { nodes: { select: { id: true, name: true } } },
+      include: { nodes: { select: { id: true, name: true, userId: true, tags: true } } },
     });
     if (!u) throw notFound(id);
     if (u.role === "admin" && (await tx.user.count({ where: { role: "admin" } })) <= 1) {
       throw new ControlError("conflict", 409, `${u.email} is the last admin and cannot be removed`);
     }
     await revokeGrantsOf(tx, actor, id, new Date());
+    // Their machines go by cascade: their names are kept for the removed user, i.e. for nobody, for 30 days.
+    await retireNames(tx, u.nodes);
     await tx.user.delete({ where: { id } });
     await audit(tx, {
       actor: actorRef(actor),
