@@ -267,6 +267,46 @@ for (const { provider, skip } of PROVIDERS) {
       );
       await rejects(upsertOidcUser(db, s, { sub: "4", email: null }), 403);
     });
+    it("OIDC: a role the provider vouched for over a week ago is not honoured until the user logs in again", async () => {
+      const db = await dbs.open();
+      const s = { issuer: "https://idp.test", adminGroups: ["ops"], auditorGroups: [], allowedGroups: [] };
+      const id = await upsertOidcUser(db, s, {
+        sub: "9",
+        email: "ops@example.com",
+        emailVerified: true,
+        groups: ["ops"],
+      });
+      const session = await createSession(db, id);
+      const { token } = await createApiTokenFor({ db }, localOperator(), id, { scopes: ["users:read"] });
+      expect((await sessionActor(db, session.id))?.role).toBe("admin");
+      expect((await tokenActor(db, token)).role).toBe("admin");
+      // Eight days on, without a login: the provider may have moved them out of "ops" meanwhile.
+      const later = new Date(Date.now() + 8 * 24 * 3600 * 1000);
+      expect(await sessionActor(db, session.id, later)).toBeNull();
+      const refused = await tokenActor(db, token, later).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(refused).toMatchObject({ status: 401, message: /single sign-on.*logging in again/ });
+      // A local account is not affected by the rule.
+      const local = await db.prisma.user.create({
+        data: { email: "l@example.com", name: "L", role: "admin" },
+      });
+      const ls = await createSession(db, local.id);
+      expect((await sessionActor(db, ls.id, new Date(Date.now() + 3 * 24 * 3600 * 1000)))?.role).toBe(
+        "admin",
+      );
+      // They log in again and the provider says they left "ops": the role follows, the token works again as a member's.
+      await db.prisma.user.update({
+        where: { id },
+        data: { oidcSyncedAt: new Date(Date.now() - 8 * 24 * 3600 * 1000) },
+      });
+      await upsertOidcUser(db, s, { sub: "9", email: "ops@example.com", groups: [] });
+      const now = await tokenActor(db, token);
+      expect(now.role).toBe("member");
+      expect([...now.scopes]).toEqual([]);
+    });
+
     it("OIDC: no account from an unverified email, and no silent takeover of an existing account", async () => {
       const db = await dbs.open();
       const s = { issuer: "https://idp.test", adminGroups: [], auditorGroups: [], allowedGroups: [] };

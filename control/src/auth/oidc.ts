@@ -6,13 +6,28 @@
 // never taken over by a login: it is refused with `account_exists`, since
 // whoever controls that address at the provider is not thereby the
 // account's owner. Roles follow the groups claim when role groups are
-// configured.
+// configured, re-read at every login; rights the provider vouched for more
+// than a week ago are not honoured (oidcRolesStale): such a user's sessions
+// and API tokens stop until they log in again, so a user the provider has
+// disabled, or moved out of an admin group, keeps their old role at most a week.
 import type { Database } from "@trellis/db";
 import type { Role } from "@trellis/proto";
 import { ControlError } from "../errors";
 import { audit, userRef } from "../audit";
 import type { ControlEvent } from "../events";
 import { recordChange } from "../outbox";
+
+/** How long a role read from the provider is honoured without the user logging in again. */
+export const OIDC_ROLE_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+
+/** Whether `user` signs in through OIDC and the provider last vouched for their groups too long ago. */
+export function oidcRolesStale(
+  user: { oidcSubject: string | null; oidcSyncedAt: Date | null },
+  now = new Date(),
+): boolean {
+  if (user.oidcSubject === null) return false;
+  return user.oidcSyncedAt === null || now.getTime() - user.oidcSyncedAt.getTime() > OIDC_ROLE_MAX_AGE_MS;
+}
 
 export interface OidcSettings {
   issuer: string;
@@ -85,6 +100,7 @@ export async function upsertOidcUser(
           name: p.name?.trim().slice(0, 100) || email,
           role,
           oidcSubject: subject,
+          oidcSyncedAt: new Date(),
           groups: JSON.stringify(groups),
         },
       });
@@ -96,7 +112,10 @@ export async function upsertOidcUser(
       });
       return { id: user.id, change: null };
     }
-    const data: { groups: string; role?: string; name?: string } = { groups: JSON.stringify(groups) };
+    const data: { groups: string; oidcSyncedAt: Date; role?: string; name?: string } = {
+      groups: JSON.stringify(groups),
+      oidcSyncedAt: new Date(),
+    };
     if (mapped && mapped !== user.role) data.role = mapped;
     const updated = await tx.user.update({ where: { id: user.id }, data });
     if (data.role || updated.groups !== user.groups) {

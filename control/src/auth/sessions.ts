@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { Database } from "@trellis/db";
 import { Role } from "@trellis/proto";
 import { scopesFor, type Actor } from "./actor";
+import { oidcRolesStale } from "./oidc";
 
 /** Sessions last 7 days from login. */
 export const SESSION_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -38,6 +39,8 @@ export async function sessionActor(db: Database, sessionId: string, now = new Da
   }
   const role = Role.safeParse(row.user.role);
   if (!role.success) return null;
+  // A single-sign-on user's role is only as fresh as their last login (oidc.ts): log in again.
+  if (oidcRolesStale(row.user, now)) return null;
   if (now.getTime() - row.lastSeenAt.getTime() > TOUCH_EVERY_MS) {
     await db.prisma.session.updateMany({ where: { id: sessionId }, data: { lastSeenAt: now } });
   }

@@ -7,6 +7,7 @@ import { CreateApiTokenRequest, Role, Scope, type ApiTokenInfo } from "@trellis/
 import { ControlError } from "../errors";
 import { jsonList, parseOr400 } from "../errors-util";
 import { ROLE_SCOPES, scopesFor, type Actor } from "./actor";
+import { oidcRolesStale } from "./oidc";
 import { audit, actorRef } from "../audit";
 
 /** What these admin functions need of the admin context (admin/context.ts). */
@@ -158,6 +159,13 @@ export async function tokenActor(db: Database, token: string, now = new Date()):
   if (row.expiresAt <= now) throw new ControlError("bad_token", 401, "the API token has expired");
   const role = Role.safeParse(row.user.role);
   if (!role.success) throw new ControlError("bad_token", 401, "the token's user has no valid role");
+  if (oidcRolesStale(row.user, now)) {
+    throw new ControlError(
+      "bad_token",
+      401,
+      "the token's owner signs in with single sign-on and has not for over a week: their role must be confirmed by logging in again",
+    );
+  }
   if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
     await db.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: now } });
   }
