@@ -227,6 +227,21 @@ describe("access matrix of the admin API", () => {
     expect(pairs).toBeGreaterThan(700);
   });
 
+  it("refuses every state change from another origin with the admin's own cookie (CSRF)", async () => {
+    const admin = callers.find((w) => w.name === "admin session")!.caller!;
+    const changes = adminCalls().filter((c) => c.method !== "GET");
+    const wrong: string[] = [];
+    for (const c of changes) {
+      for (const origin of ["http://evil.example", "null", url.replace("127.0.0.1", "localhost")]) {
+        const res = await api(url, admin, c.method, c.path, c.body, { origin });
+        if (res.status !== 403 || res.body?.error !== "csrf")
+          wrong.push(`${c.method} ${c.path} from ${origin} → ${res.status}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(changes.length).toBeGreaterThan(15);
+  });
+
   it("tells each session which scopes its role grants, as the table has them", async () => {
     for (const who of callers.filter((w) => w.grants?.via === "session")) {
       const me = await api(url, who.caller, "GET", "/api/v1/me");
