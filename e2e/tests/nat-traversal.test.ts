@@ -5,7 +5,7 @@
 // once. When a NAT drops UDP the relay carries on without a lost ping, and
 // when UDP returns, so does the direct path. Everything as a user runs it:
 // `trellis up`, `trellis ping`, `trellis status --json`, `trellis netcheck`.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,6 +102,7 @@ for (const mode of ["userspace", "tun"] as const) {
     }, 180_000);
 
     afterAll(async () => {
+      for (const p of streamProcesses.splice(0)) p.kill("SIGKILL");
       const errors: unknown[] = [];
       for (const dir of [dirA, dirB]) await stopDaemon(dir).catch((err: unknown) => errors.push(err));
       try {
@@ -136,6 +137,7 @@ for (const mode of ["userspace", "tun"] as const) {
     });
 
     it("goes direct through both NATs, falls back to the relay when UDP is dropped, and returns", async () => {
+      let stream: ReturnType<typeof openStream> | null = null;
       const direct = await pingUntil("a direct path from A to B", (p) => p.path === "direct");
       // Through B's NAT: the path is B's public address.
       expect(direct.pathDetail).toMatch(new RegExp(`^UDP ${topo.b.publicIp.replaceAll(".", "\\.")}:\\d+`));
@@ -166,6 +168,9 @@ for (const mode of ["userspace", "tun"] as const) {
           },
         );
         expect(kernelPing).toMatch(/5 packets transmitted, 5 received/);
+        // An open TCP connection across the tunnel, kept through the cut and the return.
+        stream = openStream(topo.a.ns, topo.b.ns, bV4);
+        await until("the TCP stream echoing", () => stream!.echoed() > 5, 20_000);
       }
 
       const block = topo.a.blockUdp();
@@ -181,6 +186,74 @@ for (const mode of ["userspace", "tun"] as const) {
         block.remove();
       }
       await pingUntil("the direct path again", (p) => p.path === "direct");
+      if (stream) {
+        const before = stream.echoed();
+        await until("the TCP stream echoing on the direct path", () => stream!.echoed() > before + 5, 20_000);
+        const end = await stream.finish();
+        expect(end, "the TCP connection through the path changes").toMatch(/^OK sent=(\d+) echoed=\1$/);
+      }
     }, 180_000);
   });
+}
+
+/**
+ * A TCP echo server in `serverNs` on `ip`:7777 and, in `clientNs`, a client
+ * writing a numbered line every 100 ms over one connection and counting the
+ * echoes. `finish()` stops the writing, waits for what is in flight, and
+ * returns "OK sent=N echoed=N" — or the error that ended the connection.
+ */
+/** Processes of openStream, killed by afterAll whatever happened. */
+const streamProcesses: ChildProcess[] = [];
+
+function openStream(clientNs: string, serverNs: string, ip: string) {
+  const server: ChildProcess = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      serverNs,
+      process.execPath,
+      "-e",
+      `require("net").createServer((c) => c.pipe(c)).listen(7777, ${JSON.stringify(ip)})`,
+    ],
+    { stdio: "ignore" },
+  );
+  const client: ChildProcess = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      clientNs,
+      process.execPath,
+      "-e",
+      `const c = require("net").connect(7777, ${JSON.stringify(ip)});
+       let sent = 0, echoed = 0, buf = "", failed = null, timer = null;
+       const start = () => { timer = setInterval(() => { c.write(sent++ + "\\n"); }, 100); };
+       c.on("connect", start);
+       c.on("data", (d) => { buf += d; const lines = buf.split("\\n"); buf = lines.pop(); echoed += lines.length; process.stdout.write("E" + echoed + "\\n"); });
+       c.on("error", (e) => { failed = e.message; console.log("BROKEN " + e.message); });
+       c.on("close", () => { if (!failed) console.log("BROKEN closed"); });
+       process.stdin.on("data", () => { clearInterval(timer); setTimeout(() => { console.log(failed ? "BROKEN " + failed : "OK sent=" + sent + " echoed=" + echoed); process.exit(0); }, 3000); });`,
+    ],
+    { stdio: ["pipe", "pipe", "ignore"] },
+  );
+  streamProcesses.push(server, client);
+  let out = "";
+  client.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  const echoed = () => Number(/E(\d+)\n(?!.*E\d)/s.exec(out)?.[1] ?? 0);
+  return {
+    echoed,
+    async finish(): Promise<string> {
+      const exited = new Promise<void>((r) => client.once("exit", () => r()));
+      client.stdin!.write("stop\n");
+      const timer = setTimeout(() => client.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+      server.kill("SIGKILL");
+      return out
+        .split("\n")
+        .filter((l) => /^(OK|BROKEN)/.test(l))
+        .join(" | ");
+    },
+  };
 }
