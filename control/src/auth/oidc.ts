@@ -22,11 +22,11 @@ export const OIDC_ROLE_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 
 /** Whether `user` signs in through OIDC and the provider last vouched for their groups too long ago. */
 export function oidcRolesStale(
-  user: { oidcSubject: string | null; oidcSyncedAt: Date | null },
+  user: { oidcSubject?: string | null; oidcSyncedAt?: Date | null },
   now = new Date(),
 ): boolean {
-  if (user.oidcSubject === null) return false;
-  return user.oidcSyncedAt === null || now.getTime() - user.oidcSyncedAt.getTime() > OIDC_ROLE_MAX_AGE_MS;
+  if (!user.oidcSubject) return false;
+  return !user.oidcSyncedAt || now.getTime() - user.oidcSyncedAt.getTime() > OIDC_ROLE_MAX_AGE_MS;
 }
 
 export interface OidcSettings {
