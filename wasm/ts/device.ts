@@ -2,6 +2,7 @@
 // entry points (each injects its wasm-bindgen build). Results of a call come
 // back as one buffer of records (see wasm/src/bindings.rs); the outputs
 // returned here are views into it, not copies.
+import { concatBatch } from "./batch";
 
 /** Why the device dropped a packet (counted in `stats().drops`). */
 export type DropReason =
@@ -97,20 +98,6 @@ function decode(buf: Uint8Array, reasons: (code: number) => DropReason): WgOutpu
   return out;
 }
 
-function concat(items: Uint8Array[]): { buf: Uint8Array; lens: Uint32Array } {
-  let total = 0;
-  for (const i of items) total += i.length;
-  const buf = new Uint8Array(total);
-  const lens = new Uint32Array(items.length);
-  let off = 0;
-  items.forEach((item, i) => {
-    buf.set(item, off);
-    lens[i] = item.length;
-    off += item.length;
-  });
-  return { buf, lens };
-}
-
 /**
  * A WireGuard device: give it IP packets to `send` and datagrams to
  * `receive`, call `tick` a few times a second, and carry out the outputs.
@@ -171,7 +158,7 @@ export class WireGuardDevice {
 
   /** Many packets in one crossing into WASM. */
   sendBatch(packets: Uint8Array[], now = Date.now()): WgOutput[] {
-    const { buf, lens } = concat(packets);
+    const { buf, lens } = concatBatch(packets);
     return decode(this.dev.send_batch(buf, lens, now), this.reason);
   }
 
@@ -181,7 +168,7 @@ export class WireGuardDevice {
 
   /** Many datagrams in one crossing into WASM. */
   receiveBatch(items: { data: Uint8Array; endpoint: number }[], now = Date.now()): WgOutput[] {
-    const { buf, lens } = concat(items.map((i) => i.data));
+    const { buf, lens } = concatBatch(items.map((i) => i.data));
     const endpoints = Uint32Array.from(items, (i) => i.endpoint);
     return decode(this.dev.receive_batch(buf, lens, endpoints, now), this.reason);
   }

@@ -4,6 +4,7 @@
 // Every call returns what the host must do as one buffer of records
 // (wasm/src/bindings.rs); the outputs here are views into it, not copies.
 import type { DropReason, PeerConfig } from "./device";
+import { concatBatch } from "./batch";
 
 /** Why a packet was dropped after decryption (the engine's reasons; the device's are DropReason). */
 export type EngineDropReason = "filter_no_rule" | "filter_malformed" | "not_local" | "stack_queue_full";
@@ -154,20 +155,6 @@ function decode(buf: Uint8Array, reason: (code: number) => DropReason | EngineDr
   return out;
 }
 
-function concat(items: readonly Uint8Array[]): { buf: Uint8Array; lens: Uint32Array } {
-  let total = 0;
-  for (const i of items) total += i.length;
-  const buf = new Uint8Array(total);
-  const lens = new Uint32Array(items.length);
-  let off = 0;
-  items.forEach((item, i) => {
-    buf.set(item, off);
-    lens[i] = item.length;
-    off += item.length;
-  });
-  return { buf, lens };
-}
-
 /**
  * The node engine: give it datagrams from paths (`receive`), socket calls,
  * and `poll` it when `nextPoll` says; carry out what comes back. Time is the
@@ -238,7 +225,7 @@ export class WireGuardEngine {
 
   /** Datagrams from paths, in one crossing. */
   receive(items: readonly { data: Uint8Array; endpoint: number }[], now = Date.now()): EngineOutput[] {
-    const { buf, lens } = concat(items.map((i) => i.data));
+    const { buf, lens } = concatBatch(items.map((i) => i.data));
     return decode(
       this.e.receive_batch(
         buf,
@@ -252,7 +239,7 @@ export class WireGuardEngine {
 
   /** IP packets from the host (a TUN device), in one crossing. */
   send(packets: readonly Uint8Array[], now = Date.now()): EngineOutput[] {
-    const { buf, lens } = concat(packets);
+    const { buf, lens } = concatBatch(packets);
     return decode(this.e.send_batch(buf, lens, now), this.reason);
   }
 

@@ -7,6 +7,7 @@ import { chooseVariant } from "./simd";
 export type * from "./device";
 export type * from "./engine";
 export { simdSupported } from "./simd";
+export { concatBatch } from "./batch";
 
 const require = createRequire(import.meta.url);
 type Variant = "simd" | "plain";

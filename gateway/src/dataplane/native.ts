@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import type { NativeHooks } from "@trellis/client/node";
 import { reachableAddresses } from "@trellis/client/node";
 import type { UdpAddr, UdpSocket } from "@trellis/client";
-import { engineOver, type WgEngineBinding } from "@trellis/wasm/node";
+import { concatBatch, engineOver, type WgEngineBinding } from "@trellis/wasm/node";
 import type { WireGuardEngine } from "@trellis/wasm";
 import { configureTun, type PacketDevice } from "../daemon/host";
 
@@ -97,20 +97,6 @@ function splitUdp(buf: Uint8Array, fn: (data: Uint8Array, from: UdpAddr) => void
     fn(buf.subarray(off + 10, off + 10 + len), { address, port });
     off += 10 + len;
   }
-}
-
-function concat(items: readonly Uint8Array[]): { buf: Uint8Array; lens: Uint32Array } {
-  let total = 0;
-  for (const i of items) total += i.length;
-  const buf = new Uint8Array(total);
-  const lens = new Uint32Array(items.length);
-  let off = 0;
-  items.forEach((item, i) => {
-    buf.set(item, off);
-    lens[i] = item.length;
-    off += item.length;
-  });
-  return { buf, lens };
 }
 
 /**
@@ -232,7 +218,7 @@ export class NativePacketDevice implements PacketDevice {
 
   write(packets: Uint8Array[]): void {
     if (packets.length === 0) return;
-    const { buf, lens } = concat(packets);
+    const { buf, lens } = concatBatch(packets);
     this.b.write_tun(buf, lens);
   }
 
