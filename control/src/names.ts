@@ -33,30 +33,19 @@ export async function retireNames(
   }
 }
 
-/** Names among `names` retired for an owner other than `owner` and still kept. */
+/** Retired names kept for an owner other than `owner`: those among `names`, or (`{ startsWith }`) with that prefix. */
 export async function namesHeldForOthers(
   tx: Tx,
-  names: string[],
+  which: string[] | { startsWith: string },
   owner: string,
   now = new Date(),
 ): Promise<Set<string>> {
-  if (names.length === 0) return new Set();
+  if (Array.isArray(which) && which.length === 0) return new Set();
   const rows = await tx.retiredName.findMany({
-    where: { name: { in: names }, retiredAt: { gt: new Date(now.getTime() - NAME_RETIRED_MS) } },
-    select: { name: true, owner: true },
-  });
-  return new Set(rows.filter((r) => r.owner !== owner).map((r) => r.name));
-}
-
-/** Retired names that start with `stem` and are kept for someone other than `owner`. */
-export async function heldWithPrefix(
-  tx: Tx,
-  stem: string,
-  owner: string,
-  now = new Date(),
-): Promise<Set<string>> {
-  const rows = await tx.retiredName.findMany({
-    where: { name: { startsWith: stem }, retiredAt: { gt: new Date(now.getTime() - NAME_RETIRED_MS) } },
+    where: {
+      name: Array.isArray(which) ? { in: which } : which,
+      retiredAt: { gt: new Date(now.getTime() - NAME_RETIRED_MS) },
+    },
     select: { name: true, owner: true },
   });
   return new Set(rows.filter((r) => r.owner !== owner).map((r) => r.name));

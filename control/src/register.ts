@@ -28,7 +28,7 @@ import { consumePreAuthKey, type KeyGrant } from "./preauth";
 import { audit, nodeRef } from "./audit";
 import type { ControlEvent } from "./events";
 import { recordChange } from "./outbox";
-import { claimName, heldWithPrefix, nameOwner, namesHeldForOthers } from "./names";
+import { claimName, nameOwner, namesHeldForOthers } from "./names";
 
 type Tx = Parameters<Parameters<Database["prisma"]["$transaction"]>[0]>[0];
 
@@ -67,7 +67,7 @@ async function uniqueName(tx: Tx, base: string, owner: string): Promise<string> 
     ...(await tx.node.findMany({ where: { name: { startsWith: stem } }, select: { name: true } })).map(
       (n) => n.name,
     ),
-    ...(await heldWithPrefix(tx, stem, owner)),
+    ...(await namesHeldForOthers(tx, { startsWith: stem }, owner)),
   ]);
   for (let i = 2; ; i++) {
     const suffix = `-${i}`;
