@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 // Network namespaces that a test creates for itself and removes again: only
 // addresses inside 10.77.0.0/16 and only between namespaces of this test.
@@ -226,53 +226,152 @@ function segment(): {
   return { id, n, hostIp, ns, attach, remove };
 }
 
-export function createDoubleNatTopology(): DoubleNatTopology {
-  const { id, n, hostIp, ns, attach, remove } = segment();
-  try {
-    const natted = (side: "a" | "b", publicIp: string): NattedHost => {
-      const router = `trl-nat${side}-${id}`;
-      const host = `trl-host${side}-${id}`;
-      ns(router);
-      ns(host);
-      attach(router, "wan", publicIp);
-      run("ip", ["-n", router, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", host]);
-      run("ip", ["-n", router, "addr", "add", `10.77.${n + 1}.1/24`, "dev", "lan"]);
-      run("ip", ["-n", router, "link", "set", "lan", "up"]);
-      run("ip", ["-n", host, "addr", "add", `10.77.${n + 1}.2/24`, "dev", "eth0"]);
-      run("ip", ["-n", host, "link", "set", "eth0", "up"]);
-      run("ip", ["-n", host, "route", "add", "default", "via", `10.77.${n + 1}.1`]);
-      run("ip", ["netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+type Segment = ReturnType<typeof segment>;
+
+/**
+ * A host behind a masquerading NAT router of its own, the router's public
+ * side on `seg` at `publicIp`; the host is .2 and the router .1 of
+ * 10.77.N+1.0/`bits` inside (every NAT's inside uses that same prefix).
+ */
+function nattedHost(seg: Segment, side: string, publicIp: string, bits = 24): NattedHost {
+  const { id, n, ns, attach } = seg;
+  const router = `trl-nat${side}-${id}`;
+  const host = `trl-host${side}-${id}`;
+  ns(router);
+  ns(host);
+  attach(router, "wan", publicIp);
+  run("ip", ["-n", router, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", host]);
+  run("ip", ["-n", router, "addr", "add", `10.77.${n + 1}.1/${bits}`, "dev", "lan"]);
+  run("ip", ["-n", router, "link", "set", "lan", "up"]);
+  run("ip", ["-n", host, "addr", "add", `10.77.${n + 1}.2/${bits}`, "dev", "eth0"]);
+  run("ip", ["-n", host, "link", "set", "eth0", "up"]);
+  run("ip", ["-n", host, "route", "add", "default", "via", `10.77.${n + 1}.1`]);
+  run("ip", ["netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+  run(
+    "ip",
+    ["netns", "exec", router, "nft", "-f", "-"],
+    // As a home router's firewall, nothing new comes in from outside to
+    // the router itself. That also keeps an unsolicited datagram from
+    // leaving a conntrack entry which would make masquerade change the
+    // source port of the host's own datagram to that sender (and no
+    // NAT traversal would ever succeed).
+    `table ip nat {\n  chain post {\n    type nat hook postrouting priority 100;\n    oifname "wan" masquerade\n  }\n}\n` +
+      `table inet fw {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    iifname "wan" ct state new drop\n  }\n}\n`,
+  );
+  return {
+    ns: host,
+    ip: `10.77.${n + 1}.2`,
+    publicIp,
+    blockUdp: () => {
       run(
         "ip",
         ["netns", "exec", router, "nft", "-f", "-"],
-        // As a home router's firewall, nothing new comes in from outside to
-        // the router itself. That also keeps an unsolicited datagram from
-        // leaving a conntrack entry which would make masquerade change the
-        // source port of the host's own datagram to that sender (and no
-        // NAT traversal would ever succeed).
-        `table ip nat {\n  chain post {\n    type nat hook postrouting priority 100;\n    oifname "wan" masquerade\n  }\n}\n` +
-          `table inet fw {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    iifname "wan" ct state new drop\n  }\n}\n`,
+        `table inet trlblock {\n  chain block_udp {\n    type filter hook forward priority 0;\n    meta l4proto udp drop\n  }\n}\n`,
       );
       return {
-        ns: host,
-        ip: `10.77.${n + 1}.2`,
-        publicIp,
-        blockUdp: () => {
-          run(
-            "ip",
-            ["netns", "exec", router, "nft", "-f", "-"],
-            `table inet trlblock {\n  chain block_udp {\n    type filter hook forward priority 0;\n    meta l4proto udp drop\n  }\n}\n`,
-          );
-          return {
-            remove: () =>
-              void run("ip", ["netns", "exec", router, "nft", "delete", "table", "inet", "trlblock"]),
-          };
-        },
+        remove: () => void run("ip", ["netns", "exec", router, "nft", "delete", "table", "inet", "trlblock"]),
       };
+    },
+  };
+}
+
+export function createDoubleNatTopology(): DoubleNatTopology {
+  const seg = segment();
+  try {
+    const a = nattedHost(seg, "a", `10.77.${seg.n}.2`);
+    const b = nattedHost(seg, "b", `10.77.${seg.n}.3`);
+    return { hostIp: seg.hostIp, a, b, remove: seg.remove };
+  } catch (err) {
+    seg.remove();
+    throw err;
+  }
+}
+
+/** The whole of the user journeys' world (see {@link createJourneyTopology}). */
+export interface JourneyTopology {
+  /** The root namespace on the "internet": the web app, relay, STUN and the OpenID provider listen here. */
+  hostIp: string;
+  /** Two homes, each a browser host behind a NAT of its own, with a default route. */
+  homes: [NattedHost, NattedHost];
+  /** The office gateway's server, behind the office's NAT. */
+  gateway: NattedHost;
+  /** The office LAN behind the gateway (`lan` there): lanNs at lanHostIp, with no route to anything else. */
+  lanNs: string;
+  lanPrefix: string;
+  lanHostIp: string;
+  /** A second server, behind a NAT of its own, that reaches the office gateway. */
+  server: NattedHost;
+  /** An executable that runs `program` with its arguments inside `ns` (for Playwright, which takes a path). */
+  execIn(ns: string, program: string): string;
+  remove(): void;
+}
+
+/**
+ * The user journeys' world, one "internet" segment with the root namespace
+ * (10.77.N.1) and four NAT routers on it, each with one host inside
+ * (10.77.N+1.2/25 behind each, the same private address everywhere):
+ *
+ *   home A, home B   browser hosts (Chromium runs there)
+ *   office           the gateway's server; its second interface `lan`
+ *                    (10.77.N+1.129/25) leads to the office LAN host
+ *                    (10.77.N+1.130), which has no route to anything else
+ *   server           a server that reaches the office gateway
+ *
+ * Created in a few hundred milliseconds; `remove` ends whatever still runs in
+ * the namespaces and deletes them, so a second run starts clean.
+ */
+export function createJourneyTopology(): JourneyTopology {
+  const seg = segment();
+  const dir = mkdtempSync(join(tmpdir(), "trellis-journey-ns-"));
+  const remove = () => {
+    seg.remove();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const { n } = seg;
+    const homes: [NattedHost, NattedHost] = [
+      nattedHost(seg, "a", `10.77.${n}.2`, 25),
+      nattedHost(seg, "b", `10.77.${n}.3`, 25),
+    ];
+    const gateway = nattedHost(seg, "o", `10.77.${n}.4`, 25);
+    const server = nattedHost(seg, "s", `10.77.${n}.5`, 25);
+    const lanNs = `trl-lan-${seg.id}`;
+    seg.ns(lanNs);
+    run("ip", [
+      "-n",
+      gateway.ns,
+      "link",
+      "add",
+      "lan",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      lanNs,
+    ]);
+    run("ip", ["-n", gateway.ns, "addr", "add", `10.77.${n + 1}.129/25`, "dev", "lan"]);
+    run("ip", ["-n", gateway.ns, "link", "set", "lan", "up"]);
+    run("ip", ["-n", lanNs, "addr", "add", `10.77.${n + 1}.130/25`, "dev", "eth0"]);
+    run("ip", ["-n", lanNs, "link", "set", "eth0", "up"]);
+    const execIn = (ns: string, program: string) => {
+      const file = join(dir, `in-${ns}-${basename(program)}`);
+      writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${ns} ${program} "$@"\n`);
+      chmodSync(file, 0o755);
+      return file;
     };
-    const a = natted("a", `10.77.${n}.2`);
-    const b = natted("b", `10.77.${n}.3`);
-    return { hostIp, a, b, remove };
+    return {
+      hostIp: seg.hostIp,
+      homes,
+      gateway,
+      lanNs,
+      lanPrefix: `10.77.${n + 1}.128/25`,
+      lanHostIp: `10.77.${n + 1}.130`,
+      server,
+      execIn,
+      remove,
+    };
   } catch (err) {
     remove();
     throw err;

@@ -9,7 +9,7 @@
 // tailnet reaches it through a node that forwards its TCP ports here (the
 // gateway journeys use the real gateway instead). Removed on close: the
 // namespace, the user, the processes and the files.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import {
   appendFileSync,
   chmodSync,
@@ -128,12 +128,18 @@ function run(cmd: string, args: string[], input?: string): string {
   });
 }
 
-export async function startOffice(): Promise<Office> {
+/**
+ * Start the office: in a namespace of its own linked to the host, or with
+ * `within`, in an existing namespace at an address it already has (the user
+ * journeys' office LAN, which only the gateway reaches); that namespace is
+ * the caller's and stays.
+ */
+export async function startOffice(within?: { ns: string; ip: string }): Promise<Office> {
   const { id, n } = topologyIds();
-  const ns = `trl-off-${id}`;
+  const ns = within?.ns ?? `trl-off-${id}`;
   const hv = `tro${id}`;
   const hostIp = `10.77.${n}.1`;
-  const ip = `10.77.${n}.2`;
+  const ip = within?.ip ?? `10.77.${n}.2`;
   const dir = mkdtempSync(join(tmpdir(), "trellis-office-"));
   chmodSync(dir, 0o755);
   const sshUser = `trl${id}`.slice(0, 31);
@@ -156,10 +162,12 @@ export async function startOffice(): Promise<Office> {
       }
       userAdded = false;
     }
-    for (const args of [
-      ["netns", "del", ns],
-      ["link", "del", hv],
-    ]) {
+    for (const args of within
+      ? []
+      : [
+          ["netns", "del", ns],
+          ["link", "del", hv],
+        ]) {
       try {
         run("ip", args);
       } catch {
@@ -171,11 +179,15 @@ export async function startOffice(): Promise<Office> {
 
   const inNs = (cmd: string, args: string[]) =>
     spawn("ip", ["netns", "exec", ns, cmd, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  // Asked inside the namespace: the host may have no route to the office.
   const listening = (port: number) =>
     new Promise<boolean>((resolve) => {
-      const s = connect(port, ip);
-      s.once("connect", () => (s.destroy(), resolve(true)));
-      s.once("error", () => resolve(false));
+      execFile(
+        "ip",
+        ["netns", "exec", ns, "bash", "-c", `exec 3<>/dev/tcp/${ip}/${port}`],
+        { timeout: 5000 },
+        (err) => resolve(!err),
+      );
     });
   const keygen = () => {
     for (const t of ["ecdsa", "rsa"]) {
@@ -195,12 +207,14 @@ export async function startOffice(): Promise<Office> {
   };
 
   try {
-    run("ip", ["netns", "add", ns]);
-    run("ip", ["link", "add", hv, "type", "veth", "peer", "name", `trp${id}`, "netns", ns]);
-    run("ip", ["addr", "add", `${hostIp}/30`, "dev", hv]);
-    run("ip", ["link", "set", hv, "up"]);
-    run("ip", ["-n", ns, "addr", "add", `${ip}/30`, "dev", `trp${id}`]);
-    for (const l of ["lo", `trp${id}`]) run("ip", ["-n", ns, "link", "set", l, "up"]);
+    if (!within) {
+      run("ip", ["netns", "add", ns]);
+      run("ip", ["link", "add", hv, "type", "veth", "peer", "name", `trp${id}`, "netns", ns]);
+      run("ip", ["addr", "add", `${hostIp}/30`, "dev", hv]);
+      run("ip", ["link", "set", hv, "up"]);
+      run("ip", ["-n", ns, "addr", "add", `${ip}/30`, "dev", `trp${id}`]);
+      for (const l of ["lo", `trp${id}`]) run("ip", ["-n", ns, "link", "set", l, "up"]);
+    }
 
     // The SSH user: a password and an authorized_keys file of its own.
     mkdirSync(join(home, ".ssh"), { recursive: true });

@@ -22,9 +22,12 @@ export async function startOidcProvider(opts: {
   /** Trellis's public URL: the client's redirect URI is derived from it. */
   trellisUrl: string;
   accounts: Record<string, TestAccount>;
+  /** The address it listens on (and names in its issuer URL); loopback unless told. */
+  host?: string;
 }): Promise<RunningOidc> {
+  const host = opts.host ?? "127.0.0.1";
   const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `http://${host}:${port}`;
   const clientId = "trellis";
   const clientSecret = "trellis-test-client-secret-0123456789";
   const provider = new Provider(issuer, {
@@ -64,7 +67,7 @@ export async function startOidcProvider(opts: {
     },
   });
   const server: Server = createServer(provider.callback());
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
   return {
     issuer,
     clientId,

@@ -137,7 +137,7 @@ for (const mode of ["userspace", "tun"] as const) {
     });
 
     it("goes direct through both NATs, falls back to the relay when UDP is dropped, and returns", async () => {
-      let stream: ReturnType<typeof openStream> | null = null;
+      let stream: Awaited<ReturnType<typeof openStream>> | null = null;
       const direct = await pingUntil("a direct path from A to B", (p) => p.path === "direct");
       // Through B's NAT: the path is B's public address.
       expect(direct.pathDetail).toMatch(new RegExp(`^UDP ${topo.b.publicIp.replaceAll(".", "\\.")}:\\d+`));
@@ -169,7 +169,7 @@ for (const mode of ["userspace", "tun"] as const) {
         );
         expect(kernelPing).toMatch(/5 packets transmitted, 5 received/);
         // An open TCP connection across the tunnel, kept through the cut and the return.
-        stream = openStream(topo.a.ns, topo.b.ns, bV4);
+        stream = await openStream(topo.a.ns, topo.b.ns, bV4);
         await until("the TCP stream echoing", () => stream!.echoed() > 5, 20_000);
       }
 
@@ -205,7 +205,7 @@ for (const mode of ["userspace", "tun"] as const) {
 /** Processes of openStream, killed by afterAll whatever happened. */
 const streamProcesses: ChildProcess[] = [];
 
-function openStream(clientNs: string, serverNs: string, ip: string) {
+async function openStream(clientNs: string, serverNs: string, ip: string) {
   const server: ChildProcess = spawn(
     "ip",
     [
@@ -214,10 +214,15 @@ function openStream(clientNs: string, serverNs: string, ip: string) {
       serverNs,
       process.execPath,
       "-e",
-      `require("net").createServer((c) => c.pipe(c)).listen(7777, ${JSON.stringify(ip)})`,
+      `require("net").createServer((c) => c.pipe(c)).listen(7777, ${JSON.stringify(ip)}, () => console.log("listening"))`,
     ],
-    { stdio: "ignore" },
+    { stdio: ["ignore", "pipe", "ignore"] },
   );
+  streamProcesses.push(server);
+  // The client connects once: on a loaded machine the server's Node can take longer to start than the client's.
+  let serverOut = "";
+  server.stdout!.on("data", (d: Buffer) => (serverOut += d.toString()));
+  await until("the echo server listening", () => serverOut.includes("listening"), 20_000);
   const client: ChildProcess = spawn(
     "ip",
     [
@@ -237,7 +242,7 @@ function openStream(clientNs: string, serverNs: string, ip: string) {
     ],
     { stdio: ["pipe", "pipe", "ignore"] },
   );
-  streamProcesses.push(server, client);
+  streamProcesses.push(client);
   let out = "";
   client.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   const echoed = () => Number(/E(\d+)\n(?!.*E\d)/s.exec(out)?.[1] ?? 0);

@@ -8,7 +8,19 @@ import { Copyable } from "@/components/copy-button";
 import { DataTable, type Column } from "@/components/data-table";
 import { formatBytes, plural, relativeTime } from "@/components/format";
 import { AppLinks } from "@/apps/app-links";
+import { RouteHost } from "@/apps/route-host";
 import { useBrowserNode } from "@/node/provider";
+
+/** The map stream's state, as the user needs it: while it is down, paths already made keep working. */
+const CONTROL_LABEL: Record<string, string> = {
+  connecting: "connecting…",
+  connected: "connected",
+  resyncing: "catching up…",
+  retrying: "unreachable, retrying — open connections and direct paths keep working",
+  ended: "disconnected",
+  stopped: "disconnected",
+  failed: "gave up (reload to try again)",
+};
 
 const END_REASONS: Record<string, string> = {
   deleted: "This machine was removed from the tailnet.",
@@ -204,7 +216,16 @@ function Connected({
     {
       header: "Open",
       hideHeader: true,
-      cell: ({ peer }) => (peer.online ? <AppLinks machine={peer.name} testIdPrefix="connect" /> : null),
+      cell: ({ peer }) =>
+        peer.online ? (
+          <>
+            <AppLinks machine={peer.name} testIdPrefix="connect" />
+            <RouteHost
+              machine={peer.name}
+              routes={peer.allowedIPs.filter((a) => !peer.addresses.includes(a))}
+            />
+          </>
+        ) : null,
     },
     {
       header: "Ping",
@@ -261,6 +282,10 @@ function Connected({
           <dd>{ipv6 ? <Copyable value={ipv6} what="IPv6 address" /> : "—"}</dd>
           <dt>Node key</dt>
           <dd className="mono small break">{self.key}</dd>
+          <dt>Control server</dt>
+          <dd data-testid="connect-control" data-state={status.control}>
+            {CONTROL_LABEL[status.control] ?? status.control}
+          </dd>
           <dt>Relay</dt>
           <dd data-testid="connect-relay">
             {status.relay.region === null

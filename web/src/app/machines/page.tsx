@@ -1,6 +1,7 @@
 import type { Metadata } from "next";
 import Link from "next/link";
 import { AppLinks } from "@/apps/app-links";
+import { RouteHost } from "@/apps/route-host";
 import { listMachines } from "@trellis/control/admin";
 import type { MachineInfo } from "@trellis/proto";
 import { ActionButton } from "@/components/action-button";
@@ -215,7 +216,13 @@ function MachineTable({ machines }: { machines: MachineInfo[] }) {
         {
           header: "Open",
           hideHeader: true,
-          cell: (m) => (m.online && m.os !== "browser" ? <AppLinks machine={m.name} ping /> : null),
+          cell: (m) =>
+            m.online && m.os !== "browser" ? (
+              <>
+                <AppLinks machine={m.name} ping />
+                <RouteHost machine={m.name} routes={m.approvedRoutes} />
+              </>
+            ) : null,
         },
       ]}
     />

@@ -29,6 +29,19 @@ function askConsole(target: string): Promise<MessagePort> {
   });
 }
 
+/**
+ * The service worker that carries an app's requests. Browsers offer none
+ * outside a secure context: the web-apps origin must be https (or localhost).
+ */
+async function installWorker(): Promise<void> {
+  if (!("serviceWorker" in navigator))
+    throw new Error(
+      `this browser offers no service workers at ${location.origin}: the web-apps origin must be served over https`,
+    );
+  await navigator.serviceWorker.register("/__trellis/sw.js", { scope: "/" });
+  await navigator.serviceWorker.ready;
+}
+
 async function giveBridge(target: string): Promise<void> {
   const port = await askConsole(target);
   const sw = navigator.serviceWorker.controller ?? (await navigator.serviceWorker.ready).active;
@@ -41,8 +54,7 @@ async function boot(): Promise<void> {
     if (p) p.textContent = text;
   };
   if (!here) return say("This address is not a tailnet web app. Open web apps from the Trellis console.");
-  await navigator.serviceWorker.register("/__trellis/sw.js", { scope: "/" });
-  await navigator.serviceWorker.ready;
+  await installWorker();
   await giveBridge(here.target.key);
   // Loaded again, the page is the service worker's: the app itself.
   location.reload();
@@ -56,8 +68,7 @@ async function boot(): Promise<void> {
 async function bridgePage(): Promise<void> {
   const key = decodeURIComponent(location.hash.slice(1));
   if (!parseTarget(`/${key}/`)) throw new Error(`not an app: ${key}`);
-  await navigator.serviceWorker.register("/__trellis/sw.js", { scope: "/" });
-  await navigator.serviceWorker.ready;
+  await installWorker();
   await giveBridge(key);
   navigator.serviceWorker.addEventListener("message", (e) => {
     const m = e.data as { t?: string; target?: string } | null;
