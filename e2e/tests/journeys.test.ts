@@ -17,7 +17,8 @@
 //      and back.
 //   4. Admin and member, two browsers of two users behind two NATs, ping
 //      each other over a direct WebRTC path; with UDP blocked at the
-//      member's router they carry on through the relay; direct again after.
+//      member's router they carry on through the relay (and so does the
+//      member's SSH session to the office); direct again after.
 //   5. The second server reaches the office gateway directly through both
 //      NATs after hole punching: `trellis status` says direct.
 //   3. The admin tightens the policy (the member may reach only port 80): the
@@ -457,11 +458,22 @@ describe.skipIf(!can)("the user journeys", () => {
     try {
       await member.bringToFront();
       expect(await pingUntilPath(member, adminNode, "relay")).toMatch(/^\d+ ms via relay$/);
+      // The office too: the member's open SSH session to the LAN host carries on over the relay.
+      await pingUntilPath(member, gatewayName, "relay");
       await shot(member, "4-relay");
+      await memberSsh.bringToFront();
+      await typeInTerminal(memberSsh, "echo relayed-$((40+2))");
+      await until(
+        "the command's output over the relay",
+        async () => (await terminalText(memberSsh)).includes("relayed-42"),
+        20_000,
+      );
     } finally {
       block.remove();
     }
+    await member.bringToFront();
     expect(await pingUntilPath(member, adminNode, "direct", 90_000)).toMatch(/^\d+ ms via direct path$/);
+    await pingUntilPath(member, gatewayName, "direct", 90_000);
     await shot(member, "4-direct-again");
   }, 300_000);
 

@@ -54,7 +54,7 @@ export function RouteHost({ machine, routes }: { machine: string; routes: string
           className="input-sm mono"
           value={text}
           onChange={(e) => setText(e.target.value)}
-          placeholder={`host on ${subnets[0]!.text}`}
+          placeholder={subnets[0]!.text}
           autoComplete="off"
           spellCheck={false}
           aria-invalid={error ? true : undefined}

@@ -216,8 +216,9 @@ function Connected({
     {
       header: "Open",
       hideHeader: true,
+      // Browsers serve no SSH, VNC or web app: apps are offered for the other machines, as on Machines.
       cell: ({ peer }) =>
-        peer.online ? (
+        peer.online && peer.os !== "browser" ? (
           <>
             <AppLinks machine={peer.name} testIdPrefix="connect" />
             <RouteHost
