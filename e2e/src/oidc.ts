@@ -2,6 +2,7 @@
 // login tests. Its development interactions render a login form that accepts
 // any login name with any password; the name picks one of `accounts`.
 import { createServer, type Server } from "node:http";
+import type { Page } from "playwright-core";
 import Provider from "oidc-provider";
 import { freePort } from "./server";
 
@@ -74,4 +75,32 @@ export async function startOidcProvider(opts: {
     clientSecret,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * Sign in on `page` through the provider's own pages (oidc-provider's
+ * development interactions: any password), consenting when asked; returns on
+ * Trellis's Machines page.
+ */
+export async function oidcLogin(
+  page: Page,
+  trellisUrl: string,
+  oidc: RunningOidc,
+  account: string,
+): Promise<Page> {
+  await page.goto(trellisUrl + "/login");
+  await page.getByTestId("oidc-login").click();
+  await page.waitForURL((u) => u.toString().startsWith(oidc.issuer), { timeout: 15_000 });
+  await page.locator("input[name=login]").fill(account);
+  await page.locator("input[name=password]").fill("any password");
+  await page.locator("button[type=submit]").click();
+  const deadline = Date.now() + 20_000;
+  while (!page.url().startsWith(trellisUrl)) {
+    if (Date.now() > deadline) throw new Error(`OIDC login stuck at ${page.url()}`);
+    const consent = page.locator("button[type=submit]");
+    if (page.url().startsWith(oidc.issuer) && (await consent.count()) > 0) await consent.first().click();
+    await page.waitForTimeout(300);
+  }
+  await page.waitForURL(/\/machines/, { timeout: 15_000 });
+  return page;
 }

@@ -14,7 +14,7 @@ import type { Page } from "playwright-core";
 import type { NodeEngine } from "@trellis/client";
 import { ARTIFACTS, hasChromium } from "../src/browser";
 import { canUseNetns } from "../src/netns";
-import { terminalText } from "../src/apps";
+import { shown, terminalText, typeInTerminal, vncCentreIs } from "../src/apps";
 import { canRunOffice, forwardOffice, startOffice, type Office } from "../src/office";
 import { startBrowserTailnet, until, type BrowserTailnet } from "../src/tailnet";
 
@@ -51,28 +51,6 @@ async function terminalSize(page: Page): Promise<{ cols: number; rows: number }>
     const t = terms[ids[ids.length - 1]!]!;
     return { cols: t.cols, rows: t.rows };
   });
-}
-
-/** Wait for `testId` to show; on a timeout, fail with what the page shows instead (and a screenshot). */
-async function shown(page: Page, testId: string, timeout = 30_000): Promise<void> {
-  try {
-    await page.getByTestId(testId).waitFor({ timeout });
-  } catch (e) {
-    await shot(page, `browser-apps-missing-${testId}`).catch(() => undefined);
-    const main = await page
-      .locator("main")
-      .innerText()
-      .catch(() => "?");
-    throw new Error(`${testId} did not show at ${page.url()}; the page shows:\n${main.slice(0, 1500)}`, {
-      cause: e,
-    });
-  }
-}
-
-async function typeInTerminal(page: Page, text: string): Promise<void> {
-  await page.locator("[data-testid=ssh-session]:visible [data-testid=ssh-terminal]").click();
-  await page.keyboard.type(text);
-  await page.keyboard.press("Enter");
 }
 
 describe.skipIf(!can)("browser apps", () => {
@@ -159,17 +137,7 @@ describe.skipIf(!can)("browser apps", () => {
     await alice.locator("[data-testid=vnc][data-phase=connected]").waitFor({ timeout: 30_000 });
     expect(await alice.getByTestId("vnc-status").innerText()).toMatch(/Connected: office/);
     // The root window is solid #2a7ab0: the canvas shows it (not blank, not black).
-    await until(
-      "the screen drawn",
-      async () =>
-        alice.evaluate(() => {
-          const canvas = document.querySelector<HTMLCanvasElement>("[data-testid=vnc-screen] canvas");
-          if (!canvas || canvas.width < 100) return false;
-          const px = canvas.getContext("2d")!.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data;
-          return Math.abs(px[0]! - 0x2a) < 8 && Math.abs(px[1]! - 0x7a) < 8 && Math.abs(px[2]! - 0xb0) < 8;
-        }),
-      15_000,
-    );
+    await until("the screen drawn", () => vncCentreIs(alice, [0x2a, 0x7a, 0xb0]), 15_000);
     const size = await alice.evaluate(() => {
       const c = document.querySelector<HTMLCanvasElement>("[data-testid=vnc-screen] canvas")!;
       return { w: c.width, h: c.height };
@@ -290,7 +258,7 @@ describe.skipIf(!can)("browser apps", () => {
 
     await alice.goto(`${net.url}/ssh/office`);
     const denied = alice.getByTestId("ssh-denied");
-    await shown(alice, "ssh-denied");
+    await shown(alice, "ssh-denied", "browser-apps");
     const text = await denied.innerText();
     expect(text).toMatch(/do not allow SSH from this browser to office/);
     expect(text).toMatch(/→ office port 22\/tcp: denied/);
@@ -299,7 +267,7 @@ describe.skipIf(!can)("browser apps", () => {
 
     // Port 80 still works.
     await alice.goto(`${net.url}/http/office?port=80&path=/api/data.json`);
-    await shown(alice, "http-send");
+    await shown(alice, "http-send", "browser-apps");
     await alice.getByTestId("http-send").click();
     await expect
       .poll(() => alice.getByTestId("http-response-body").innerText(), { timeout: 15_000 })

@@ -7,7 +7,7 @@ import type { FullMap } from "@trellis/proto";
 import { generateKeyPair } from "@trellis/proto/keyfile";
 import { ARTIFACTS, hasChromium, launchChromium } from "../src/browser";
 import { api } from "../src/console";
-import { startOidcProvider, type RunningOidc } from "../src/oidc";
+import { oidcLogin, startOidcProvider, type RunningOidc } from "../src/oidc";
 import { freePort, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 
 // The admin console as people use it, in Debian's Chromium: first-run setup,
@@ -365,7 +365,7 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
 
   it("OIDC login: roles from the provider's groups, enforced by the server", async () => {
     // sam is in "security" → auditor: reads the policy, cannot change it.
-    const auditor = await oidcLogin("sam");
+    const auditor = await oidcLogin(await (await newContext()).newPage(), url, oidc, "sam");
     expect(await auditor.getByTestId("whoami-role").innerText()).toMatch(/auditor/i);
     await auditor.goto(url + "/acls");
     await auditor.locator("[data-testid=policy-editor][data-ready=true]").waitFor({ timeout: 20_000 });
@@ -376,7 +376,7 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
     expect((await api(url, auditorCookie, "PUT", "/api/v1/policy", { text: "{}" })).status).toBe(403);
 
     // mia has no role group → member: her own machines only; admin pages and API refuse her.
-    const member = await oidcLogin("mia");
+    const member = await oidcLogin(await (await newContext()).newPage(), url, oidc, "mia");
     expect(await member.getByTestId("whoami-role").innerText()).toMatch(/member/i);
     expect(await member.getByTestId("machine-row-edge-router").count()).toBe(0);
     await member.goto(url + "/users");
@@ -391,7 +391,7 @@ describe.skipIf(!hasChromium)("admin console in Chromium", () => {
   });
 
   it("a member connects a browser tab: her session registers its key, and the policy decides what it sees", async () => {
-    const member = await oidcLogin("mia");
+    const member = await oidcLogin(await (await newContext()).newPage(), url, oidc, "mia");
     await member.getByRole("link", { name: "Connect", exact: true }).first().click();
     await member.waitForURL(/\/connect/);
     await member.getByTestId("connect-button").click();
@@ -499,25 +499,4 @@ async function cookieOf(page: Page): Promise<string> {
   const c = cookies.find((x) => x.name.endsWith("next-auth.session-token"));
   if (!c) throw new Error("no session cookie");
   return `${c.name}=${c.value}`;
-}
-
-/** Log in through the OpenID provider's own pages (oidc-provider's development interactions). */
-async function oidcLogin(account: string): Promise<Page> {
-  const page = await (await newContext()).newPage();
-  await page.goto(url + "/login");
-  await page.getByTestId("oidc-login").click();
-  await page.waitForURL((u) => u.toString().startsWith(oidc.issuer), { timeout: 15_000 });
-  await page.locator("input[name=login]").fill(account);
-  await page.locator("input[name=password]").fill("any password");
-  await page.locator("button[type=submit]").click();
-  // Consent, when the provider asks for it.
-  const deadline = Date.now() + 20_000;
-  while (!page.url().startsWith(url)) {
-    if (Date.now() > deadline) throw new Error(`OIDC login stuck at ${page.url()}`);
-    const consent = page.locator("button[type=submit]");
-    if (page.url().startsWith(oidc.issuer) && (await consent.count()) > 0) await consent.first().click();
-    await page.waitForTimeout(300);
-  }
-  await page.waitForURL(/\/machines/, { timeout: 15_000 });
-  return page;
 }

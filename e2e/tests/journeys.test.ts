@@ -36,12 +36,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import type { BrowserNodeClient } from "@trellis/client/browser";
-import { terminalText } from "../src/apps";
+import { runInTerminal, shown, terminalText, vncCentreIs } from "../src/apps";
 import { ARTIFACTS, CHROMIUM, hasChromium, launchChromium } from "../src/browser";
 import { cli, stopDaemon } from "../src/gateway";
 import { canUseNetns, createJourneyTopology, type JourneyTopology, type NattedHost } from "../src/netns";
 import { canRunOffice, startOffice, type Office } from "../src/office";
-import { startOidcProvider, type RunningOidc } from "../src/oidc";
+import { oidcLogin, startOidcProvider, type RunningOidc } from "../src/oidc";
 import { freePort, ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until } from "../src/wait";
 
@@ -136,28 +136,6 @@ async function printedCommand(): Promise<string> {
   return (await admin.getByTestId("new-key-command").innerText()).trim();
 }
 
-/** Wait for `testId` on `page`; on a timeout, fail with what the page shows (and a screenshot). */
-async function shown(page: Page, testId: string, timeout = 30_000): Promise<void> {
-  try {
-    await page.getByTestId(testId).first().waitFor({ timeout });
-  } catch (e) {
-    await shot(page, `missing-${testId}`).catch(() => undefined);
-    const main = await page
-      .locator("main")
-      .innerText()
-      .catch(() => "?");
-    throw new Error(`${testId} did not show at ${page.url()}; the page shows:\n${main.slice(0, 1500)}`, {
-      cause: e,
-    });
-  }
-}
-
-async function typeInTerminal(page: Page, text: string): Promise<void> {
-  await page.locator("[data-testid=ssh-session]:visible [data-testid=ssh-terminal]").click();
-  await page.keyboard.type(text);
-  await page.keyboard.press("Enter");
-}
-
 /** The path the Connect page shows for a peer ("direct", "relay" or "none"). */
 function shownPath(page: Page, peer: string): Promise<string | null> {
   return page.locator(`[data-testid=connect-path][data-peer="${peer}"]`).getAttribute("data-path");
@@ -187,24 +165,6 @@ async function pingUntilPath(
     ms,
   );
   return last;
-}
-
-/** The OpenID provider's own pages (oidc-provider's development interactions), then back. */
-async function oidcLogin(page: Page, login: string): Promise<void> {
-  await page.goto(url + "/login");
-  await page.getByTestId("oidc-login").click();
-  await page.waitForURL((u) => u.toString().startsWith(oidc.issuer), { timeout: 15_000 });
-  await page.locator("input[name=login]").fill(login);
-  await page.locator("input[name=password]").fill("any password");
-  await page.locator("button[type=submit]").click();
-  const deadline = Date.now() + 20_000;
-  while (!page.url().startsWith(url)) {
-    if (Date.now() > deadline) throw new Error(`OIDC login stuck at ${page.url()}`);
-    const consent = page.locator("button[type=submit]");
-    if (page.url().startsWith(oidc.issuer) && (await consent.count()) > 0) await consent.first().click();
-    await page.waitForTimeout(300);
-  }
-  await page.waitForURL(/\/machines/, { timeout: 15_000 });
 }
 
 interface GatewayStatus {
@@ -274,7 +234,7 @@ describe.skipIf(!can)("the user journeys", () => {
     await admin.getByLabel("Password").fill(ADMIN.password);
     await admin.getByRole("button", { name: /create admin account/i }).click();
     await admin.waitForURL(/\/machines/, { timeout: 15_000 });
-    await shown(admin, "machines-empty");
+    await shown(admin, "machines-empty", "journey");
     await shot(admin, "1-machines-empty");
 
     const command = await printedCommand();
@@ -295,7 +255,7 @@ describe.skipIf(!can)("the user journeys", () => {
 
     // On the office's server: the printed command, advertising the office LAN.
     await admin.goto(url + "/machines");
-    await shown(admin, "machines-empty");
+    await shown(admin, "machines-empty", "journey");
     const up = await paste(topo.gateway.ns, `${command} --advertise-routes ${topo.lanPrefix}`, gatewayState);
     expect(up.code, up.stderr).toBe(0);
     expect(up.stdout).toMatch(/^Up: this machine is (\S+) \(/);
@@ -307,7 +267,7 @@ describe.skipIf(!can)("the user journeys", () => {
     await row.getByTestId("routes-need-approval").first().waitFor({ timeout: 15_000 });
     await shot(admin, "1-gateway-waiting");
     await row.getByRole("link").first().click();
-    await shown(admin, "machine-name");
+    await shown(admin, "machine-name", "journey");
     await admin.getByTestId(`route-${topo.lanPrefix}`).check();
     await admin.getByRole("button", { name: "Save routes" }).click();
     await until("the gateway forwarding the office LAN", async () =>
@@ -318,7 +278,7 @@ describe.skipIf(!can)("the user journeys", () => {
 
   it("2: a member signs in through OIDC and opens the office host's SSH, web app and VNC through the gateway", async () => {
     member = await memberContext.newPage();
-    await oidcLogin(member, MEMBER.login);
+    await oidcLogin(member, url, oidc, MEMBER.login);
     await shot(member, "2-member-signed-in");
 
     // Connect: this browser joins; the gateway is listed with its route.
@@ -345,7 +305,7 @@ describe.skipIf(!can)("the user journeys", () => {
       memberContext.waitForEvent("page"),
       apps.getByTestId("route-host-ssh").click(),
     ]);
-    await shown(memberSsh, "ssh-signin");
+    await shown(memberSsh, "ssh-signin", "journey");
     await memberSsh.getByTestId("ssh-user").fill(office.sshUser);
     await memberSsh.getByTestId("ssh-password").fill(office.sshPassword);
     await memberSsh.getByTestId("ssh-connect").click();
@@ -353,10 +313,10 @@ describe.skipIf(!can)("the user journeys", () => {
     expect(office.hostKeyFingerprints().some((f) => fingerprint.includes(f))).toBe(true);
     await memberSsh.getByTestId("ssh-hostkey-trust").click();
     await until("the shell prompt", async () => /\$\s*$/m.test(await terminalText(memberSsh)), 30_000);
-    await typeInTerminal(memberSsh, "echo journey-$((6*7)) on $(hostname -I)");
-    await until(
-      "the command's output",
-      async () => (await terminalText(memberSsh)).includes(`journey-42 on ${topo.lanHostIp}`),
+    await runInTerminal(
+      memberSsh,
+      "echo journey-$((6*7)) on $(hostname -I)",
+      `journey-42 on ${topo.lanHostIp}`,
       15_000,
     );
     await shot(memberSsh, "2-ssh");
@@ -378,17 +338,7 @@ describe.skipIf(!can)("the user journeys", () => {
       apps.getByTestId("route-host-vnc").click(),
     ]);
     await vnc.locator("[data-testid=vnc][data-phase=connected]").waitFor({ timeout: 30_000 });
-    await until(
-      "the screen drawn",
-      () =>
-        vnc.evaluate(() => {
-          const canvas = document.querySelector<HTMLCanvasElement>("[data-testid=vnc-screen] canvas");
-          if (!canvas || canvas.width < 100) return false;
-          const px = canvas.getContext("2d")!.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data;
-          return Math.abs(px[0]! - 0x2a) < 8 && Math.abs(px[1]! - 0x7a) < 8 && Math.abs(px[2]! - 0xb0) < 8;
-        }),
-      15_000,
-    );
+    await until("the screen drawn", () => vncCentreIs(vnc, [0x2a, 0x7a, 0xb0]), 15_000);
     await shot(vnc, "2-vnc");
     await vnc.close();
   }, 240_000);
@@ -409,12 +359,7 @@ describe.skipIf(!can)("the user journeys", () => {
     expect(await control.innerText()).toMatch(/retrying|connecting/);
     await shot(member, "6-server-down");
     await memberSsh.bringToFront();
-    await typeInTerminal(memberSsh, "echo still-here-$((40+2))");
-    await until(
-      "the command's output while the server is down",
-      async () => (await terminalText(memberSsh)).includes("still-here-42"),
-      20_000,
-    );
+    await runInTerminal(memberSsh, "echo still-here-$((40+2))", "still-here-42", 20_000);
     await shot(memberSsh, "6-ssh-during-outage");
 
     trellis = await startTrellis({ dataDir: data.dir, port, env: trellisEnv });
@@ -426,12 +371,7 @@ describe.skipIf(!can)("the user journeys", () => {
     );
     await shot(member, "6-server-back");
     await memberSsh.bringToFront();
-    await typeInTerminal(memberSsh, "echo after-$((40+2))");
-    await until(
-      "the command's output after",
-      async () => (await terminalText(memberSsh)).includes("after-42"),
-      20_000,
-    );
+    await runInTerminal(memberSsh, "echo after-$((40+2))", "after-42", 20_000);
     // The console works again for the admin, on the same session.
     await admin.goto(url + "/machines");
     await admin.getByTestId(`machine-row-${gatewayName}`).waitFor({ timeout: 15_000 });
@@ -462,12 +402,7 @@ describe.skipIf(!can)("the user journeys", () => {
       await pingUntilPath(member, gatewayName, "relay");
       await shot(member, "4-relay");
       await memberSsh.bringToFront();
-      await typeInTerminal(memberSsh, "echo relayed-$((40+2))");
-      await until(
-        "the command's output over the relay",
-        async () => (await terminalText(memberSsh)).includes("relayed-42"),
-        20_000,
-      );
+      await runInTerminal(memberSsh, "echo relayed-$((40+2))", "relayed-42", 20_000);
     } finally {
       block.remove();
     }
@@ -509,12 +444,7 @@ describe.skipIf(!can)("the user journeys", () => {
   it("3: the admin allows the member only port 80: the open SSH session is cut, a new one refused with the rule named, the web app still works", async () => {
     // The member's SSH session from journey 2 is still open.
     await memberSsh.bringToFront();
-    await typeInTerminal(memberSsh, "echo before-$((40+2))");
-    await until(
-      "the session answering",
-      async () => (await terminalText(memberSsh)).includes("before-42"),
-      20_000,
-    );
+    await runInTerminal(memberSsh, "echo before-$((40+2))", "before-42", 20_000);
 
     await admin.bringToFront();
     await admin.goto(url + "/acls");
@@ -537,12 +467,12 @@ describe.skipIf(!can)("the user journeys", () => {
       ).__setText(text);
     }, policy);
     await admin.getByRole("button", { name: "Save policy" }).click();
-    await shown(admin, "policy-saved", 15_000);
+    await shown(admin, "policy-saved", "journey", 15_000);
     await shot(admin, "3-policy-saved");
 
     // The open session ends, saying why, and SSH is refused with the rule that would allow it.
     await memberSsh.bringToFront();
-    await shown(memberSsh, "ssh-denied", 30_000);
+    await shown(memberSsh, "ssh-denied", "journey", 30_000);
     const denied = await memberSsh.getByTestId("ssh-denied").innerText();
     expect(denied).toMatch(/Its open sessions were closed/);
     expect(denied).toMatch(new RegExp(`port 22/tcp: denied`));
@@ -551,7 +481,7 @@ describe.skipIf(!can)("the user journeys", () => {
     );
     await shot(memberSsh, "3-ssh-cut");
     await memberSsh.reload();
-    await shown(memberSsh, "ssh-denied", 30_000);
+    await shown(memberSsh, "ssh-denied", "journey", 30_000);
 
     // Forced past the page: a connection to port 22 goes nowhere; the gateway drops and counts it.
     const before = (await status(topo.gateway.ns, gatewayState)).drops;
