@@ -62,6 +62,7 @@ export function machineInfo(n: NodeWithUser, domain: string, now = new Date()): 
     endpoints: jsonList(n.endpoints),
     homeRegion: n.homeRegion,
     createdAt: n.createdAt.toISOString(),
+    ...(n.wireguardOnly ? { wireguard: { gatewayId: n.gatewayId } } : {}),
   };
 }
 
