@@ -21,7 +21,13 @@ import {
 } from "@trellis/gateway/testing/wireguard-go";
 import { api, firstAdmin, type Caller } from "../src/console";
 import { cli, stopDaemon } from "../src/gateway";
-import { attachToGateway, canUseNetns, createGatewayTopology, type AttachedHost, type GatewayTopology } from "../src/netns";
+import {
+  attachToGateway,
+  canUseNetns,
+  createGatewayTopology,
+  type AttachedHost,
+  type GatewayTopology,
+} from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until as untilWithin } from "../src/wait";
 
@@ -34,7 +40,9 @@ const canRun =
   wireguardGoAvailable().ok &&
   existsSync("/usr/bin/iperf3");
 if (!canRun) {
-  console.warn("skipping plain WireGuard peers: needs root, ip netns, nft, the TUN addon, wireguard-go, wg and iperf3");
+  console.warn(
+    "skipping plain WireGuard peers: needs root, ip netns, nft, the TUN addon, wireguard-go, wg and iperf3",
+  );
 }
 
 const data = tempDataDir();
@@ -131,7 +139,9 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
       return m && m.endpoints.length > 0 ? m : undefined;
     });
     gatewayId = gw.id;
-    const routes = await api(url, admin, "POST", `/api/v1/machines/${gatewayId}/routes`, { routes: [topo.lanPrefix] });
+    const routes = await api(url, admin, "POST", `/api/v1/machines/${gatewayId}/routes`, {
+      routes: [topo.lanPrefix],
+    });
     expect(routes.status, JSON.stringify(routes.body)).toBe(200);
     await until("the gateway forwarding the LAN", async () => {
       const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
@@ -184,7 +194,12 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
 
       // The file names the gateway's address on the site's side (one of the endpoints it published).
       const gwEndpoint = `${site.gatewayIp}:41641`;
-      const file = await api(url, admin, "GET", `/api/v1/machines/${machine.id}/wireguard?endpoint=${gwEndpoint}`);
+      const file = await api(
+        url,
+        admin,
+        "GET",
+        `/api/v1/machines/${machine.id}/wireguard?endpoint=${gwEndpoint}`,
+      );
       expect(file.status, JSON.stringify(file.body)).toBe(200);
       const conf = file.body as WireGuardPeerConfig;
       expect(conf.gateway.endpoints).toContain(gwEndpoint);
@@ -256,7 +271,9 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
       return r.code !== 0 ? r : undefined;
     });
     expect(blocked.stdout).toMatch(/0 received/);
-    const drops = JSON.parse((await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout) as {
+    const drops = JSON.parse(
+      (await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout,
+    ) as {
       drops: Record<string, number>;
     };
     expect(drops.drops.filter_no_rule ?? 0).toBeGreaterThan(0);

@@ -456,7 +456,8 @@ export class NodeEngine {
       const owner = this.wasm.stats().peers.find((p) => p.endpoint === handle);
       const st = owner && this.peers.get(`nodekey:${owner.public_key}`);
       if (!owner || !st?.peer.isWireGuardOnly) {
-        if (st) this.wasm.upsertPeer({ publicKey: st.key, allowedIps: st.allowed.split(","), endpoint: st.handle });
+        if (st)
+          this.wasm.upsertPeer({ publicKey: st.key, allowedIps: st.allowed.split(","), endpoint: st.handle });
         this.localDrops.udp_unknown_source = (this.localDrops.udp_unknown_source ?? 0) + 1;
         return;
       }

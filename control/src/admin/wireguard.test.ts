@@ -8,14 +8,26 @@ import { PolicyStore } from "../policy-store";
 import { registerNode } from "../register";
 import { PROVIDERS, testDatabases } from "../testing/db";
 import { getMachine } from "./machines";
-import { actorOf, adminContext, auditEvents, createNode, createUser, rejection, type TestAdminContext } from "./testing";
+import {
+  actorOf,
+  adminContext,
+  auditEvents,
+  createNode,
+  createUser,
+  rejection,
+  type TestAdminContext,
+} from "./testing";
 import { createWireGuardPeer, wireGuardPeerConfig } from "./wireguard";
 
 const POLICY = (acls: unknown[]) =>
   JSON.stringify({ tagOwners: { "tag:gw": [], "tag:wg": [], "tag:other": [] }, acls });
 
 /** A node as createNode makes it, with addresses from the registration counter (which createWireGuardPeer uses too). */
-async function addressed(db: Database, node: Models.Node, data: Partial<Models.Node> = {}): Promise<Models.Node> {
+async function addressed(
+  db: Database,
+  node: Models.Node,
+  data: Partial<Models.Node> = {},
+): Promise<Models.Node> {
   const addrs = await db.prisma.$transaction((tx) => allocateAddresses(tx));
   return db.prisma.node.update({ where: { id: node.id }, data: { ...addrs, ...data } });
 }
@@ -43,7 +55,9 @@ for (const { provider, skip } of PROVIDERS) {
         advertisedRoutes: ["10.1.0.0/24", "10.2.0.0/24", "0.0.0.0/0", "::/0"],
         approvedRoutes: ["10.1.0.0/24", "10.2.0.0/24", "0.0.0.0/0", "::/0"],
       });
-      const gw = await addressed(db, gw0, { endpoints: JSON.stringify(["198.51.100.7:41641", "10.0.0.2:41641"]) });
+      const gw = await addressed(db, gw0, {
+        endpoints: JSON.stringify(["198.51.100.7:41641", "10.0.0.2:41641"]),
+      });
       await new PolicyStore(db).save(POLICY(acls), `user:${admin.id}`, await ctx.topology());
       return { db, ctx, admin, alice, gw };
     }
@@ -51,7 +65,11 @@ for (const { provider, skip } of PROVIDERS) {
     it("makes a machine from a public key, with an address and owner, in Machines, audited and announced", async () => {
       const { db, ctx, admin, gw } = await world();
       const publicKey = newKey();
-      const m = await createWireGuardPeer(ctx, actorOf(admin), { name: "phone", gatewayId: gw.id, publicKey });
+      const m = await createWireGuardPeer(ctx, actorOf(admin), {
+        name: "phone",
+        gatewayId: gw.id,
+        publicKey,
+      });
       expect(m).toMatchObject({
         name: "phone",
         os: "WireGuard",
@@ -94,13 +112,19 @@ for (const { provider, skip } of PROVIDERS) {
       const zero = await rejection(
         createWireGuardPeer(ctx, actor, { name: "x", gatewayId: gw.id, publicKey: "A".repeat(43) + "=" }),
       );
-      expect(zero.issues?.[0]).toMatchObject({ path: "publicKey", message: expect.stringMatching(/small order/) });
+      expect(zero.issues?.[0]).toMatchObject({
+        path: "publicKey",
+        message: expect.stringMatching(/small order/),
+      });
 
       const browser = await addressed(db, await createNode(db, "browser", { userId: admin.id }));
       const noUdp = await rejection(
         createWireGuardPeer(ctx, actor, { name: "x", gatewayId: browser.id, publicKey: newKey() }),
       );
-      expect(noUdp.issues?.[0]).toMatchObject({ path: "gatewayId", message: expect.stringMatching(/UDP endpoint/) });
+      expect(noUdp.issues?.[0]).toMatchObject({
+        path: "gatewayId",
+        message: expect.stringMatching(/UDP endpoint/),
+      });
       const missing = await rejection(
         createWireGuardPeer(ctx, actor, { name: "x", gatewayId: "nope", publicKey: newKey() }),
       );
@@ -108,7 +132,9 @@ for (const { provider, skip } of PROVIDERS) {
 
       const publicKey = newKey();
       const first = await createWireGuardPeer(ctx, actor, { name: "phone", gatewayId: gw.id, publicKey });
-      const sameKey = await rejection(createWireGuardPeer(ctx, actor, { name: "phone2", gatewayId: gw.id, publicKey }));
+      const sameKey = await rejection(
+        createWireGuardPeer(ctx, actor, { name: "phone2", gatewayId: gw.id, publicKey }),
+      );
       expect(sameKey).toMatchObject({ status: 409, issues: [{ path: "publicKey" }] });
       const sameName = await rejection(
         createWireGuardPeer(ctx, actor, { name: "phone", gatewayId: gw.id, publicKey: newKey() }),
@@ -119,7 +145,12 @@ for (const { provider, skip } of PROVIDERS) {
       );
       expect(viaPeer.issues?.[0]?.path).toBe("gatewayId");
       const undefinedTag = await rejection(
-        createWireGuardPeer(ctx, actor, { name: "y", gatewayId: gw.id, publicKey: newKey(), tags: ["tag:nope"] }),
+        createWireGuardPeer(ctx, actor, {
+          name: "y",
+          gatewayId: gw.id,
+          publicKey: newKey(),
+          tags: ["tag:nope"],
+        }),
       );
       expect(undefinedTag.status).toBe(400);
       const both = await rejection(
@@ -138,13 +169,22 @@ for (const { provider, skip } of PROVIDERS) {
     it("keeps its key off the relay and out of node registration", async () => {
       const { ctx, admin, gw } = await world();
       const publicKey = newKey();
-      const m = await createWireGuardPeer(ctx, actorOf(admin), { name: "phone", gatewayId: gw.id, publicKey });
+      const m = await createWireGuardPeer(ctx, actorOf(admin), {
+        name: "phone",
+        gatewayId: gw.id,
+        publicKey,
+      });
       expect(await admittedNodeKeys(ctx.db, [m.nodeKey, gw.nodeKey])).toEqual([false, true]);
       const err = await rejection(
-        registerNode(ctx.db, m.nodeKey, { hostname: "phone", os: "linux", routableIPs: [] }, {
-          dnsDomain: "t",
-          sessionUser: { userId: admin.id },
-        }),
+        registerNode(
+          ctx.db,
+          m.nodeKey,
+          { hostname: "phone", os: "linux", routableIPs: [] },
+          {
+            dnsDomain: "t",
+            sessionUser: { userId: admin.id },
+          },
+        ),
       );
       expect(err).toMatchObject({ status: 403, code: "wireguard_peer" });
     });
@@ -175,11 +215,20 @@ for (const { provider, skip } of PROVIDERS) {
       expect(parseWgQuick(c.config)).toEqual({
         privateKey: null,
         addresses: c.addresses,
-        peers: [{ publicKey: gwKey, endpoint: "198.51.100.7:41641", allowedIPs: c.allowedIPs, persistentKeepalive: 25 }],
+        peers: [
+          {
+            publicKey: gwKey,
+            endpoint: "198.51.100.7:41641",
+            allowedIPs: c.allowedIPs,
+            persistentKeepalive: 25,
+          },
+        ],
       });
       const other = await wireGuardPeerConfig(ctx, actorOf(admin), m.id, { endpoint: "10.0.0.2:41641" });
       expect(other.gateway.endpoint).toBe("10.0.0.2:41641");
-      const bad = await rejection(wireGuardPeerConfig(ctx, actorOf(admin), m.id, { endpoint: "x\nPostUp=id" }));
+      const bad = await rejection(
+        wireGuardPeerConfig(ctx, actorOf(admin), m.id, { endpoint: "x\nPostUp=id" }),
+      );
       expect(bad.status).toBe(400);
       // Members see only their own machines' files; a Trellis node has none.
       expect((await rejection(wireGuardPeerConfig(ctx, actorOf(alice), m.id, {}))).status).toBe(404);

@@ -76,7 +76,12 @@ export async function createWireGuardPeer(
   const req = parseOr400(CreateWireGuardPeerRequest, body, "invalid WireGuard peer");
   const tags = [...new Set(req.tags ?? [])].sort();
   if (tags.length > 0 && req.userId !== undefined) {
-    throw fieldError(400, "invalid_request", "userId", "a tagged machine has no owner: give tags or a user, not both");
+    throw fieldError(
+      400,
+      "invalid_request",
+      "userId",
+      "a tagged machine has no owner: give tags or a user, not both",
+    );
   }
   if (tags.length > 0) await checkTags(ctx, actor, tags);
   const nodeKey = encodeKey("nodekey", wgKeyBytes(req.publicKey));
@@ -90,7 +95,10 @@ export async function createWireGuardPeer(
           const gw = await tx.node.findUnique({ where: { id: req.gatewayId } });
           const problem = gatewayProblem(gw, now);
           if (problem) throw fieldError(400, "invalid_request", "gatewayId", problem);
-          if (userId !== null && !(await tx.user.findUnique({ where: { id: userId }, select: { id: true } }))) {
+          if (
+            userId !== null &&
+            !(await tx.user.findUnique({ where: { id: userId }, select: { id: true } }))
+          ) {
             throw fieldError(400, "invalid_request", "userId", "no such user");
           }
           if (
@@ -151,7 +159,8 @@ export async function createWireGuardPeer(
     } catch (err) {
       // The address counter's row being created by a racing registration, or a racing name.
       if (isUniqueViolation(err) && attempt < ATTEMPTS) continue;
-      if (isUniqueViolation(err)) throw fieldError(409, "conflict", "name", "the name or key was taken meanwhile");
+      if (isUniqueViolation(err))
+        throw fieldError(409, "conflict", "name", "the name or key was taken meanwhile");
       throw err;
     }
   }
@@ -204,7 +213,11 @@ export async function wireGuardPeerConfig(
   }
   const gw = node.gatewayId ? await ctx.db.prisma.node.findUnique({ where: { id: node.gatewayId } }) : null;
   if (!gw) {
-    throw new ControlError("conflict", 409, `the gateway of ${node.name} was removed; remove it and add it again through another`);
+    throw new ControlError(
+      "conflict",
+      409,
+      `the gateway of ${node.name} was removed; remove it and add it again through another`,
+    );
   }
   const endpoints = jsonList(gw.endpoints);
   const endpoint = q.endpoint ?? endpoints[0] ?? null;

@@ -2,6 +2,7 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import { describe, expect, it } from "vitest";
 import {
   CreateWireGuardPeerRequest,
+  generateWireGuardKeyPair,
   parseWgQuick,
   usableX25519Public,
   WireGuardConfigQuery,
@@ -34,7 +35,14 @@ describe("WireGuard key text", () => {
   });
 
   it("refuses what is not 32 bytes of canonical base64", () => {
-    for (const bad of ["", "abc", pub.slice(0, 43), pub + "=", pub.replace(/=$/, "A"), "nodekey:" + "0".repeat(64)]) {
+    for (const bad of [
+      "",
+      "abc",
+      pub.slice(0, 43),
+      pub + "=",
+      pub.replace(/=$/, "A"),
+      "nodekey:" + "0".repeat(64),
+    ]) {
       expect(() => wgKeyBytes(bad), bad).toThrow(/44 characters of base64/);
     }
     // Same bytes, non-canonical last character (unused low bits set).
@@ -48,6 +56,14 @@ describe("WireGuard key text", () => {
     one[0] = 1;
     expect(usableX25519Public(one)).toBe(false);
     expect(usableX25519Public(wgKeyBytes(pub))).toBe(true);
+  });
+});
+
+describe("generateWireGuardKeyPair", () => {
+  it("makes a pair wg(8) would: the public key is the private key's", () => {
+    const pair = generateWireGuardKeyPair();
+    expect(wgKeyText(x25519.getPublicKey(wgKeyBytes(pair.privateKey)))).toBe(pair.publicKey);
+    expect(generateWireGuardKeyPair().privateKey).not.toBe(pair.privateKey);
   });
 });
 
@@ -109,7 +125,9 @@ describe("wgQuickConfig", () => {
     expect(parsed).toEqual({
       privateKey: null,
       addresses: input.addresses,
-      peers: [{ publicKey: gw, endpoint: input.endpoint, allowedIPs: input.allowedIPs, persistentKeepalive: 25 }],
+      peers: [
+        { publicKey: gw, endpoint: input.endpoint, allowedIPs: input.allowedIPs, persistentKeepalive: 25 },
+      ],
     });
   });
 

@@ -19,7 +19,9 @@ export class WireGuardKeyError extends Error {
 /** The 32 bytes of a wg(8) key text; throws WireGuardKeyError for anything else. */
 export function wgKeyBytes(text: string): Uint8Array {
   if (!WG_KEY_RE.test(text)) {
-    throw new WireGuardKeyError("must be a WireGuard key: 44 characters of base64 (32 bytes), as wg(8) prints");
+    throw new WireGuardKeyError(
+      "must be a WireGuard key: 44 characters of base64 (32 bytes), as wg(8) prints",
+    );
   }
   const bin = atob(text);
   const out = new Uint8Array(32);
@@ -33,6 +35,15 @@ export function wgKeyText(key: Uint8Array): string {
   let bin = "";
   for (const b of key) bin += String.fromCharCode(b);
   return btoa(bin);
+}
+
+/**
+ * A new WireGuard key pair in wg(8)'s text, made here (the console makes one
+ * in the admin's browser: only the public half is ever sent).
+ */
+export function generateWireGuardKeyPair(): { privateKey: string; publicKey: string } {
+  const secret = x25519.utils.randomSecretKey();
+  return { privateKey: wgKeyText(secret), publicKey: wgKeyText(x25519.getPublicKey(secret)) };
 }
 
 /** A clamped scalar: its product with a point of small order is the zero point. */
@@ -155,7 +166,9 @@ export function wgQuickConfig(c: WgQuickInput): string {
     "[Peer]",
     `# ${line(c.gatewayName)}`,
     `PublicKey = ${c.gatewayPublicKey}`,
-    c.endpoint !== null ? `Endpoint = ${c.endpoint}` : "# Endpoint = <the gateway has published no UDP endpoint>",
+    c.endpoint !== null
+      ? `Endpoint = ${c.endpoint}`
+      : "# Endpoint = <the gateway has published no UDP endpoint>",
     `AllowedIPs = ${c.allowedIPs.join(", ")}`,
     `PersistentKeepalive = ${c.persistentKeepalive}`,
     "",
@@ -167,7 +180,12 @@ export function wgQuickConfig(c: WgQuickInput): string {
 export interface ParsedWgQuick {
   privateKey: string | null;
   addresses: string[];
-  peers: { publicKey: string; endpoint: string | null; allowedIPs: string[]; persistentKeepalive: number | null }[];
+  peers: {
+    publicKey: string;
+    endpoint: string | null;
+    allowedIPs: string[];
+    persistentKeepalive: number | null;
+  }[];
 }
 
 /** Parse the sections and keys of a wg-quick file that matter to a tunnel; throws on what it cannot read. */
