@@ -93,12 +93,45 @@ interface IperfResult {
   end: { sum_received: { bytes: number; bits_per_second: number } };
 }
 
-/** iperf3 from the site to the LAN host (`reverse`: the LAN host sends), 2 s; the bytes that arrived. */
-async function iperf(reverse: boolean): Promise<number> {
+/** iperf3 from the site to the LAN host (`reverse`: the LAN host sends), 2 s; the bytes that arrived (the rate is logged). */
+async function iperf(reverse: boolean, what: string): Promise<number> {
   const args = ["-c", topo.lanHostIp, "-t", "2", "-J", ...(reverse ? ["-R"] : [])];
   const r = await inNs(site.ns, "iperf3", args, 30_000);
   expect(r.code, r.stdout + r.stderr).toBe(0);
-  return (JSON.parse(r.stdout) as IperfResult).end.sum_received.bytes;
+  const got = (JSON.parse(r.stdout) as IperfResult).end.sum_received;
+  console.log(
+    `${what}, ${reverse ? "LAN → peer" : "peer → LAN"}: ${(got.bits_per_second / 1e6).toFixed(0)} Mbit/s`,
+  );
+  return got.bytes;
+}
+
+/** The gateway's data plane now (native or wasm). */
+async function dataplane(): Promise<string | null> {
+  const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
+  return (JSON.parse(r.stdout) as { dataplane: string | null }).dataplane;
+}
+
+/** `trellis up` for the gateway (again: the same machine), on `plane`. */
+async function gatewayUp(keyFile: string | null, plane: "native" | "wasm"): Promise<void> {
+  const up = await cli(
+    [
+      "up",
+      "--login-server",
+      url,
+      ...(keyFile ? ["--auth-key", `file:${keyFile}`] : []),
+      "--hostname",
+      "office-gw",
+      "--advertise-routes",
+      topo.lanPrefix,
+      "--dataplane",
+      plane,
+      "--state-dir",
+      stateDir,
+    ],
+    topo.name,
+    90_000,
+  );
+  expect(up.code, up.stderr).toBe(0);
 }
 
 describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
@@ -115,24 +148,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     expect(key.status, JSON.stringify(key.body)).toBe(201);
     const keyFile = join(work, "auth.key");
     writeFileSync(keyFile, `${key.body.key as string}\n`, { mode: 0o600 });
-    const up = await cli(
-      [
-        "up",
-        "--login-server",
-        url,
-        "--auth-key",
-        `file:${keyFile}`,
-        "--hostname",
-        "office-gw",
-        "--advertise-routes",
-        topo.lanPrefix,
-        "--state-dir",
-        stateDir,
-      ],
-      topo.name,
-      90_000,
-    );
-    expect(up.code, up.stderr).toBe(0);
+    await gatewayUp(keyFile, "native");
     const gw = await until("the gateway in Machines with its UDP endpoints", async () => {
       const r = await api(url, admin, "GET", "/api/v1/machines?q=office-gw");
       const m = (r.body.items as MachineInfo[]).find((x) => x.name === "office-gw");
@@ -171,100 +187,113 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     if (errors.length) throw new AggregateError(errors, "cleanup failed");
   }, 60_000);
 
-  const variants: { name: string; binary: () => string | undefined }[] = [
-    { name: "Debian's wireguard-go", binary: () => undefined },
-    { name: "the newest wireguard-go", binary: () => newestWireguardGo() },
-  ];
+  /**
+   * A plain WireGuard peer made from a fresh key pair (its public key pasted), configured
+   * from the file the API gives (the private key put in as the console does), pinging the
+   * LAN host and running iperf3 both ways through the gateway.
+   */
+  async function peerReachesLan(name: string, binary: string | undefined, what: string): Promise<void> {
+    // One tunnel at a time in the site (each routes the same prefixes): the last one stops.
+    await tunnels.at(-1)?.stop();
+    // The key pair is the peer's own (a pasted public key): the server never sees the private half.
+    const pair = wgKeypair();
+    const created = await api(url, admin, "POST", "/api/v1/machines/wireguard", {
+      name,
+      gatewayId,
+      publicKey: pair.publicKey,
+      tags: ["tag:wg"],
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const machine = created.body as MachineInfo;
+    expect(machine.wireguard).toEqual({ gatewayId });
 
-  variants.forEach((variant, i) => {
-    it(`${variant.name}, configured from the console's wg-quick file, reaches the LAN: ping and iperf3 both ways`, async () => {
-      const binary = variant.binary();
-      // The key pair is the peer's own (a pasted public key): the server never sees the private half.
-      const pair = wgKeypair();
-      const name = `site-wg-${i + 1}`;
-      const created = await api(url, admin, "POST", "/api/v1/machines/wireguard", {
-        name,
-        gatewayId,
-        publicKey: pair.publicKey,
-        tags: ["tag:wg"],
-      });
-      expect(created.status, JSON.stringify(created.body)).toBe(201);
-      const machine = created.body as MachineInfo;
-      expect(machine.wireguard).toEqual({ gatewayId });
+    // The file names the gateway's address on the site's side (one of the endpoints it published).
+    const gwEndpoint = `${site.gatewayIp}:41641`;
+    const file = await api(
+      url,
+      admin,
+      "GET",
+      `/api/v1/machines/${machine.id}/wireguard?endpoint=${gwEndpoint}`,
+    );
+    expect(file.status, JSON.stringify(file.body)).toBe(200);
+    const conf = file.body as WireGuardPeerConfig;
+    expect(conf.gateway.endpoints).toContain(gwEndpoint);
+    expect(conf.allowedIPs).toContain(topo.lanPrefix);
+    expect(conf.config).not.toContain(pair.privateKey);
+    // The admin puts the private key in, as the console does for a key pair it made.
+    const text = wgQuickConfig({
+      name: conf.name,
+      addresses: conf.addresses,
+      gatewayName: conf.gateway.name,
+      gatewayPublicKey: conf.gateway.publicKey,
+      endpoint: conf.gateway.endpoint,
+      allowedIPs: conf.allowedIPs,
+      persistentKeepalive: conf.persistentKeepalive,
+      publicKey: conf.publicKey,
+      privateKey: pair.privateKey,
+    });
+    writeFileSync(join(work, `${name}.conf`), text, { mode: 0o600 });
+    const wgq = parseWgQuick(text);
+    const [v4, ...more] = wgq.addresses;
+    const ifname = `wgp${process.pid % 10000}${tunnels.length}`;
+    const tunnel = await startWireguardGo({
+      ns: site.ns,
+      ifname,
+      binary,
+      privateKey: wgq.privateKey!,
+      listenPort: 0,
+      address: v4!,
+      peers: wgq.peers.map((p) => ({
+        publicKey: p.publicKey,
+        endpoint: p.endpoint ?? undefined,
+        allowedIps: p.allowedIPs,
+        persistentKeepalive: p.persistentKeepalive ?? undefined,
+      })),
+    });
+    tunnels.push(tunnel);
+    for (const a of more) await inNs(site.ns, "ip", ["addr", "add", a, "dev", ifname]);
 
-      // The file names the gateway's address on the site's side (one of the endpoints it published).
-      const gwEndpoint = `${site.gatewayIp}:41641`;
-      const file = await api(
-        url,
-        admin,
-        "GET",
-        `/api/v1/machines/${machine.id}/wireguard?endpoint=${gwEndpoint}`,
-      );
-      expect(file.status, JSON.stringify(file.body)).toBe(200);
-      const conf = file.body as WireGuardPeerConfig;
-      expect(conf.gateway.endpoints).toContain(gwEndpoint);
-      expect(conf.allowedIPs).toContain(topo.lanPrefix);
-      expect(conf.config).not.toContain(pair.privateKey);
-      // The admin puts the private key in, as the console does for a key pair it made.
-      const text = wgQuickConfig({
-        name: conf.name,
-        addresses: conf.addresses,
-        gatewayName: conf.gateway.name,
-        gatewayPublicKey: conf.gateway.publicKey,
-        endpoint: conf.gateway.endpoint,
-        allowedIPs: conf.allowedIPs,
-        persistentKeepalive: conf.persistentKeepalive,
-        publicKey: conf.publicKey,
-        privateKey: pair.privateKey,
-      });
-      writeFileSync(join(work, `${name}.conf`), text, { mode: 0o600 });
-      const wgq = parseWgQuick(text);
-      const [v4, ...more] = wgq.addresses;
-      const ifname = `wgp${process.pid % 10000}${i}`;
-      const tunnel = await startWireguardGo({
-        ns: site.ns,
-        ifname,
-        binary,
-        privateKey: wgq.privateKey!,
-        listenPort: 0,
-        address: v4!,
-        peers: wgq.peers.map((p) => ({
-          publicKey: p.publicKey,
-          endpoint: p.endpoint ?? undefined,
-          allowedIps: p.allowedIPs,
-          persistentKeepalive: p.persistentKeepalive ?? undefined,
-        })),
-      });
-      tunnels.push(tunnel);
-      for (const a of more) await inNs(site.ns, "ip", ["addr", "add", a, "dev", ifname]);
+    // Ping the LAN host, which has no route to the tailnet: the gateway masquerades.
+    await until("a ping from the WireGuard peer answered by the LAN host", async () => {
+      const r = await inNs(site.ns, "ping", ["-c", "1", "-W", "1", topo.lanHostIp], 10_000);
+      return r.code === 0;
+    });
+    expect(await tunnel.latestHandshake(conf.gateway.publicKey)).toBeGreaterThan(0);
+    const ping = await inNs(site.ns, "ping", ["-c", "3", "-i", "0.2", "-W", "2", topo.lanHostIp]);
+    expect(ping.stdout).toMatch(/3 received/);
+    // And the gateway itself, by its tailnet address.
+    const gwAddr = (await api(url, admin, "GET", `/api/v1/machines/${gatewayId}`)).body as MachineInfo;
+    expect((await inNs(site.ns, "ping", ["-c", "1", "-W", "2", gwAddr.ipv4!])).code).toBe(0);
 
-      // Ping the LAN host, which has no route to the tailnet: the gateway masquerades.
-      await until("a ping from the WireGuard peer answered by the LAN host", async () => {
-        const r = await inNs(site.ns, "ping", ["-c", "1", "-W", "1", topo.lanHostIp], 10_000);
-        return r.code === 0;
-      });
-      expect(await tunnel.latestHandshake(conf.gateway.publicKey)).toBeGreaterThan(0);
-      const ping = await inNs(site.ns, "ping", ["-c", "3", "-i", "0.2", "-W", "2", topo.lanHostIp]);
-      expect(ping.stdout).toMatch(/3 received/);
-      // And the gateway itself, by its tailnet address.
-      const gwAddr = (await api(url, admin, "GET", `/api/v1/machines/${gatewayId}`)).body as MachineInfo;
-      expect((await inNs(site.ns, "ping", ["-c", "1", "-W", "2", gwAddr.ipv4!])).code).toBe(0);
+    expect(await iperf(false, what)).toBeGreaterThan(0);
+    expect(await iperf(true, what)).toBeGreaterThan(0);
 
-      expect(await iperf(false)).toBeGreaterThan(0);
-      expect(await iperf(true)).toBeGreaterThan(0);
+    // The gateway shows the peer on a direct UDP path from the site's address.
+    const st = JSON.parse((await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout) as {
+      peers: { name: string; path: string; pathDetail: string; rxBytes: number }[];
+    };
+    const me = st.peers.find((p) => p.name === name);
+    expect(me, JSON.stringify(st.peers)).toMatchObject({ path: "direct" });
+    expect(me!.pathDetail).toContain(site.ip);
+    expect(me!.rxBytes).toBeGreaterThan(0);
+  }
 
-      // The gateway shows the peer on a direct UDP path from the site's address.
-      const st = JSON.parse((await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout) as {
-        peers: { name: string; path: string; pathDetail: string; rxBytes: number }[];
-      };
-      const me = st.peers.find((p) => p.name === name);
-      expect(me, JSON.stringify(st.peers)).toMatchObject({ path: "direct" });
-      expect(me!.pathDetail).toContain(site.ip);
-      expect(me!.rxBytes).toBeGreaterThan(0);
-    }, 180_000);
-  });
+  it("Debian's wireguard-go, configured from the console's wg-quick file, reaches the LAN through the native data plane: ping and iperf3 both ways", async () => {
+    expect(await dataplane()).toBe("native");
+    await peerReachesLan("site-wg-1", undefined, "Debian's wireguard-go, native data plane");
+  }, 180_000);
 
-  it("follows the policy: without the LAN in it the peer no longer reaches the LAN, and does again when it is back", async () => {
+  it("the newest wireguard-go does the same", async () => {
+    await peerReachesLan("site-wg-2", newestWireguardGo(), "newest wireguard-go, native data plane");
+  }, 300_000);
+
+  it("and so does Debian's through the gateway's WASM data plane", async () => {
+    await gatewayUp(null, "wasm");
+    expect(await dataplane()).toBe("wasm");
+    await peerReachesLan("site-wg-3", undefined, "Debian's wireguard-go, WASM data plane");
+  }, 180_000);
+
+  it("follows the policy: without the LAN in it the last peer no longer reaches the LAN, and does again when it is back", async () => {
     await setPolicy(false);
     const blocked = await until("the gateway dropping the peer's packets to the LAN", async () => {
       const r = await inNs(site.ns, "ping", ["-c", "2", "-i", "0.3", "-W", "1", topo.lanHostIp], 10_000);
