@@ -20,6 +20,7 @@ import {
   type WireguardGo,
 } from "@trellis/gateway/testing/wireguard-go";
 import { api, firstAdmin, type Caller } from "../src/console";
+import { ARTIFACTS, hasChromium, launchChromium } from "../src/browser";
 import { cli, stopDaemon } from "../src/gateway";
 import {
   attachToGateway,
@@ -188,14 +189,11 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
   }, 60_000);
 
   /**
-   * A plain WireGuard peer made from a fresh key pair (its public key pasted), configured
-   * from the file the API gives (the private key put in as the console does), pinging the
-   * LAN host and running iperf3 both ways through the gateway.
+   * A plain WireGuard peer made through the API from a fresh key pair of its own (its public
+   * key pasted), and its wg-quick file from the API with the private key put in as the console
+   * does for a pair it made.
    */
-  async function peerReachesLan(name: string, binary: string | undefined, what: string): Promise<void> {
-    // One tunnel at a time in the site (each routes the same prefixes): the last one stops.
-    await tunnels.at(-1)?.stop();
-    // The key pair is the peer's own (a pasted public key): the server never sees the private half.
+  async function fileFromApi(name: string): Promise<string> {
     const pair = wgKeypair();
     const created = await api(url, admin, "POST", "/api/v1/machines/wireguard", {
       name,
@@ -206,22 +204,17 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const machine = created.body as MachineInfo;
     expect(machine.wireguard).toEqual({ gatewayId });
-
-    // The file names the gateway's address on the site's side (one of the endpoints it published).
-    const gwEndpoint = `${site.gatewayIp}:41641`;
     const file = await api(
       url,
       admin,
       "GET",
-      `/api/v1/machines/${machine.id}/wireguard?endpoint=${gwEndpoint}`,
+      `/api/v1/machines/${machine.id}/wireguard?endpoint=${site.gatewayIp}:41641`,
     );
     expect(file.status, JSON.stringify(file.body)).toBe(200);
     const conf = file.body as WireGuardPeerConfig;
-    expect(conf.gateway.endpoints).toContain(gwEndpoint);
     expect(conf.allowedIPs).toContain(topo.lanPrefix);
     expect(conf.config).not.toContain(pair.privateKey);
-    // The admin puts the private key in, as the console does for a key pair it made.
-    const text = wgQuickConfig({
+    return wgQuickConfig({
       name: conf.name,
       addresses: conf.addresses,
       gatewayName: conf.gateway.name,
@@ -232,6 +225,15 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
       publicKey: conf.publicKey,
       privateKey: pair.privateKey,
     });
+  }
+
+  /**
+   * wireguard-go in the site, configured from the wg-quick file `text` alone, pings the LAN
+   * host and runs iperf3 both ways through the gateway.
+   */
+  async function peerReachesLan(name: string, text: string, binary: string | undefined, what: string) {
+    // One tunnel at a time in the site (each routes the same prefixes): the last one stops.
+    await tunnels.at(-1)?.stop();
     writeFileSync(join(work, `${name}.conf`), text, { mode: 0o600 });
     const wgq = parseWgQuick(text);
     const [v4, ...more] = wgq.addresses;
@@ -258,7 +260,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
       const r = await inNs(site.ns, "ping", ["-c", "1", "-W", "1", topo.lanHostIp], 10_000);
       return r.code === 0;
     });
-    expect(await tunnel.latestHandshake(conf.gateway.publicKey)).toBeGreaterThan(0);
+    expect(await tunnel.latestHandshake(wgq.peers[0]!.publicKey)).toBeGreaterThan(0);
     const ping = await inNs(site.ns, "ping", ["-c", "3", "-i", "0.2", "-W", "2", topo.lanHostIp]);
     expect(ping.stdout).toMatch(/3 received/);
     // And the gateway itself, by its tailnet address.
@@ -280,17 +282,73 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
 
   it("Debian's wireguard-go, configured from the console's wg-quick file, reaches the LAN through the native data plane: ping and iperf3 both ways", async () => {
     expect(await dataplane()).toBe("native");
-    await peerReachesLan("site-wg-1", undefined, "Debian's wireguard-go, native data plane");
+    await peerReachesLan(
+      "site-wg-1",
+      await fileFromApi("site-wg-1"),
+      undefined,
+      "Debian's wireguard-go, native data plane",
+    );
   }, 180_000);
 
   it("the newest wireguard-go does the same", async () => {
-    await peerReachesLan("site-wg-2", newestWireguardGo(), "newest wireguard-go, native data plane");
+    await peerReachesLan(
+      "site-wg-2",
+      await fileFromApi("site-wg-2"),
+      newestWireguardGo(),
+      "newest wireguard-go, native data plane",
+    );
   }, 300_000);
+
+  it.skipIf(!hasChromium)(
+    "an admin adds one in the console with a key pair made in the browser; the file it shows works as it is",
+    async () => {
+      const { browser, close } = await launchChromium();
+      try {
+        const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+        const [cookieName, ...value] = admin.cookie!.split("=");
+        await ctx.addCookies([{ name: cookieName!, value: value.join("="), url }]);
+        const page = await ctx.newPage();
+        const sent: string[] = [];
+        page.on("request", (r) => {
+          if (r.method() !== "GET") sent.push(r.postData() ?? "");
+        });
+        await page.goto(`${url}/machines`);
+        await page.getByTestId("add-wireguard-peer").click();
+        await page.getByLabel("Name").fill("site-wg-console");
+        await page.getByLabel("Gateway", { exact: true }).selectOption({ label: "office-gw" });
+        await page.getByLabel("Gateway endpoint").selectOption(`${site.gatewayIp}:41641`);
+        await page.getByLabel("tag:wg").check();
+        await page.getByRole("button", { name: "Add peer" }).click();
+        const text =
+          (await page.getByTestId("wireguard-config").innerText({ timeout: 15_000 })).trim() + "\n";
+        await page.screenshot({ path: join(ARTIFACTS, "wireguard-peer-added.png"), fullPage: true });
+        const privateKey = parseWgQuick(text).privateKey;
+        expect(privateKey).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+        // Only the public key went to the server.
+        expect(sent.join("\n")).not.toContain(privateKey!);
+        expect(sent.join("\n")).toContain('"name":"site-wg-console"');
+        await peerReachesLan(
+          "site-wg-console",
+          text,
+          undefined,
+          "console-made file, Debian's wireguard-go, native",
+        );
+      } finally {
+        await close();
+      }
+    },
+    180_000,
+  );
 
   it("and so does Debian's through the gateway's WASM data plane", async () => {
     await gatewayUp(null, "wasm");
     expect(await dataplane()).toBe("wasm");
-    await peerReachesLan("site-wg-3", undefined, "Debian's wireguard-go, WASM data plane");
+    await peerReachesLan(
+      "site-wg-3",
+      await fileFromApi("site-wg-3"),
+      undefined,
+      "Debian's wireguard-go, WASM data plane",
+    );
   }, 180_000);
 
   it("follows the policy: without the LAN in it the last peer no longer reaches the LAN, and does again when it is back", async () => {

@@ -19,6 +19,8 @@ const FIELDS = ["name", "gatewayId", "publicKey", "tags"];
 export interface GatewayChoice {
   id: string;
   name: string;
+  /** The UDP endpoints it published; the file names the one chosen. */
+  endpoints: string[];
 }
 
 /**
@@ -40,6 +42,8 @@ export function WireGuardPeerForm({
   const [mode, setMode] = useState<"generate" | "paste">("generate");
   const [made, setMade] = useState<{ name: string; text: string; withKey: boolean } | null>(null);
   const [fetchError, setFetchError] = useState<string | null>(null);
+  const [gatewayId, setGatewayId] = useState(gateways[0]?.id ?? "");
+  const endpoints = gateways.find((g) => g.id === gatewayId)?.endpoints ?? [];
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -170,7 +174,7 @@ export function WireGuardPeerForm({
                 No gateway publishes a UDP endpoint yet: start one with <code>trellis up</code>.
               </span>
             ) : (
-              <select name="gatewayId" defaultValue={gateways[0]!.id}>
+              <select name="gatewayId" value={gatewayId} onChange={(e) => setGatewayId(e.target.value)}>
                 {gateways.map((g) => (
                   <option key={g.id} value={g.id}>
                     {g.name}
@@ -180,6 +184,22 @@ export function WireGuardPeerForm({
             )}
             <FieldError issues={mut.issues} path="gatewayId" />
           </label>
+          {endpoints.length > 0 ? (
+            <label>
+              Gateway endpoint
+              <select name="endpoint" key={gatewayId} defaultValue={endpoints[0]}>
+                {endpoints.map((e) => (
+                  <option key={e} value={e}>
+                    {e}
+                  </option>
+                ))}
+              </select>
+              <span className="hint" style={{ display: "block" }}>
+                The address and UDP port the peer sends to: one the peer can reach (the gateway&apos;s public
+                address for a peer on the internet).
+              </span>
+            </label>
+          ) : null}
           <fieldset>
             <legend>Key pair</legend>
             <label className="check">
