@@ -315,8 +315,8 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
         await page.goto(`${url}/machines`);
         await page.getByTestId("add-wireguard-peer").click();
         await page.getByLabel("Name").fill("site-wg-console");
-        await page.getByLabel("Gateway", { exact: true }).selectOption({ label: "office-gw" });
-        await page.getByLabel("Gateway endpoint").selectOption(`${site.gatewayIp}:41641`);
+        await page.locator("select[name=gatewayId]").selectOption({ label: "office-gw" });
+        await page.locator("select[name=endpoint]").selectOption(`${site.gatewayIp}:41641`);
         await page.getByLabel("tag:wg").check();
         await page.getByRole("button", { name: "Add peer" }).click();
         const text =
