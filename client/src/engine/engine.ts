@@ -447,7 +447,8 @@ export class NodeEngine {
    * peer's traffic from then on.
    */
   private sendPlain(handle: number, data: Uint8Array): void {
-    const addr = this.plainSources.get(handle & ~PLAIN_BIT);
+    // An address in use keeps its handle even if a flood of strangers pushed it out of the table.
+    const addr = this.plainRoutes.get(handle)?.addr ?? this.plainSources.get(handle & ~PLAIN_BIT);
     if (!addr) {
       this.localDrops.plain_source_gone = (this.localDrops.plain_source_gone ?? 0) + 1;
       return;
