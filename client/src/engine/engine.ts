@@ -173,6 +173,8 @@ export const MAX_HOST_PACKETS = 4096;
 const PLAIN_BIT = 0x80000000;
 /** UDP sources remembered for plain WireGuard peers (their handshakes come before any proof). */
 const PLAIN_SOURCES = 1024;
+/** WireGuard's message type 3. */
+const COOKIE_REPLY = 3;
 
 interface Direct {
   link: DirectLink;
@@ -453,7 +455,8 @@ export class NodeEngine {
       this.localDrops.plain_source_gone = (this.localDrops.plain_source_gone ?? 0) + 1;
       return;
     }
-    if (!this.plainRoutes.has(handle)) {
+    // A cookie reply (under handshake load) goes back to whoever sent the handshake, as WireGuard's does.
+    if (!this.plainRoutes.has(handle) && data[0] !== COOKIE_REPLY) {
       const owner = this.wasm.stats().peers.find((p) => p.endpoint === handle);
       const st = owner && this.peers.get(`nodekey:${owner.public_key}`);
       if (!owner || !st?.peer.isWireGuardOnly) {
