@@ -266,6 +266,8 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     // And the gateway itself, by its tailnet address.
     const gwAddr = (await api(url, admin, "GET", `/api/v1/machines/${gatewayId}`)).body as MachineInfo;
     expect((await inNs(site.ns, "ping", ["-c", "1", "-W", "2", gwAddr.ipv4!])).code).toBe(0);
+    const ping6 = await inNs(site.ns, "ping", ["-6", "-c", "1", "-W", "2", gwAddr.ipv6!]);
+    expect(ping6.code, ping6.stdout + ping6.stderr).toBe(0);
 
     expect(await iperf(false, what)).toBeGreaterThan(0);
     expect(await iperf(true, what)).toBeGreaterThan(0);
@@ -369,5 +371,20 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
       const r = await inNs(site.ns, "ping", ["-c", "1", "-W", "1", topo.lanHostIp], 10_000);
       return r.code === 0;
     });
+  }, 120_000);
+
+  it("removing the machine in the console cuts the peer off", async () => {
+    const r = await api(url, admin, "GET", "/api/v1/machines?q=site-wg-3");
+    const m = (r.body.items as MachineInfo[]).find((x) => x.name === "site-wg-3")!;
+    expect((await api(url, admin, "DELETE", `/api/v1/machines/${m.id}`)).status).toBe(204);
+    await until("the gateway forgetting the peer", async () => {
+      const st = JSON.parse((await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout) as {
+        peers: { name: string }[];
+      };
+      return !st.peers.some((p) => p.name === "site-wg-3");
+    });
+    // Its session went with it: nothing it sends is taken any more.
+    const r2 = await inNs(site.ns, "ping", ["-c", "2", "-i", "0.3", "-W", "1", topo.lanHostIp], 10_000);
+    expect(r2.stdout).toMatch(/ 0 received/);
   }, 120_000);
 });
