@@ -7,7 +7,7 @@ import { admittedNodeKeys } from "../nodes";
 import { PolicyStore } from "../policy-store";
 import { registerNode } from "../register";
 import { PROVIDERS, testDatabases } from "../testing/db";
-import { getMachine } from "./machines";
+import { getMachine, updateMachine } from "./machines";
 import {
   actorOf,
   adminContext,
@@ -95,6 +95,12 @@ for (const { provider, skip } of PROVIDERS) {
       });
       expect(t).toMatchObject({ user: null, tags: ["tag:wg"] });
       expect(t.ipv4).not.toBe(m.ipv4);
+      // Untagged later, it is the admin's, and its key still does not expire (nothing would renew it).
+      expect(await updateMachine(ctx, actorOf(admin), t.id, { tags: [] })).toMatchObject({
+        user: { id: admin.id },
+        tags: [],
+        keyExpiry: null,
+      });
     });
 
     it("refuses members, bad keys, taken keys and names, and gateways without a UDP endpoint, per field", async () => {
