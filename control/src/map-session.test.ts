@@ -38,6 +38,8 @@ function row(i: number, tag: string): Models.Node {
     createdAt: at,
     updatedAt: at,
     expiresAt: null,
+    wireguardOnly: false,
+    gatewayId: null,
   };
 }
 

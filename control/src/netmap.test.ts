@@ -35,6 +35,8 @@ function row(i: number, tags: string[], extra: Partial<Models.Node> = {}): Model
     createdAt: now,
     updatedAt: now,
     expiresAt: null,
+    wireguardOnly: false,
+    gatewayId: null,
     ...extra,
   };
 }
@@ -182,6 +184,42 @@ describe("netmap visibility", () => {
     const s3 = TailnetSnapshot.build(rows, [], active(text), "t.internal", new Date(), s1);
     expect(s3.mapFor("id1", relayMap, dns)!.peers).toEqual(before.peers);
     expect(s3.mapFor("id1", relayMap, dns)!.peers[0]).toBe(before.peers[0]);
+  });
+
+  it("lists a plain WireGuard peer for its gateway only, under the policy, and gives it no peers", () => {
+    const rows = [
+      row(1, ["tag:gw"], { endpoints: '["10.0.0.1:41641"]' }),
+      row(2, ["tag:gw"], { endpoints: '["10.0.0.2:41641"]' }),
+      row(3, ["tag:a"]),
+      row(4, ["tag:wg"], { wireguardOnly: true, gatewayId: "id1" }),
+    ];
+    const everyone = '{"acls":[{"action":"accept","src":["*"],"dst":["*:*"]}]}';
+    const s = TailnetSnapshot.build(rows, [], active(everyone), "t.internal");
+    const peers = (id: string) => s.mapFor(id, relayMap, dns)!.peers.map((p) => p.name);
+    expect(peers("id1")).toEqual(["n002", "n003", "n004"]);
+    expect(s.mapFor("id1", relayMap, dns)!.peers[2]).toMatchObject({
+      isWireGuardOnly: true,
+      allowedIPs: ["100.64.0.4/32", "fd7a:115c:a1e0::4/128"],
+      endpoints: [],
+    });
+    expect(peers("id2")).toEqual(["n001", "n003"]);
+    expect(peers("id3")).toEqual(["n001", "n002"]);
+    expect(peers("id4")).toEqual([]);
+    // Its gateway's filter admits it as policy says (it is in the topology like any node).
+    const wgAddr = parseAddr("100.64.0.4")!;
+    expect(
+      s.mapFor("id1", relayMap, dns)!.packetFilter.some((r) => r.SrcIPs.some((t) => addrSet(t)(wgAddr))),
+    ).toBe(true);
+    // A policy that lets it reach nothing (and nothing reach it) takes it off the gateway's list too.
+    const owners = '"tagOwners":{"tag:a":[],"tag:gw":[],"tag:wg":[]}';
+    const apart = `{${owners},"acls":[{"action":"accept","src":["tag:a"],"dst":["tag:gw:*"]}]}`;
+    const t = TailnetSnapshot.build(rows, [], active(apart), "t.internal");
+    expect(t.mapFor("id1", relayMap, dns)!.peers.map((p) => p.name)).toEqual(["n003"]);
+    const toGw = `{${owners},"acls":[{"action":"accept","src":["tag:wg"],"dst":["tag:gw:*"]}]}`;
+    const u = TailnetSnapshot.build(rows, [], active(toGw), "t.internal");
+    expect(u.mapFor("id1", relayMap, dns)!.peers.map((p) => p.name)).toEqual(["n004"]);
+    expect(u.mapFor("id2", relayMap, dns)!.peers.map((p) => p.name)).toEqual([]);
+    expect(u.sees("id2", "id4")).toBe(false);
   });
 
   it("gives every node the same map as a fresh build through policy-only rebuilds, patches and node changes", () => {

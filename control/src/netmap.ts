@@ -812,13 +812,34 @@ export class TailnetSnapshot {
     }
   }
 
+  /** Whether any node taking part is a plain WireGuard peer (computed once per snapshot). */
+  private wireguardOnly?: boolean;
+
+  /**
+   * A plain WireGuard peer speaks neither disco nor DERP: only the gateway it
+   * goes through can reach it (it starts the handshakes there), so it is a
+   * peer of that gateway alone, and has no peers itself. Other nodes do not
+   * list it: its address is unreachable for them.
+   */
+  private onlyReachable(e: Entry, peers: Peer[]): Peer[] {
+    if (!(this.wireguardOnly ??= this.order.some((x) => x.row.wireguardOnly))) return peers;
+    if (e.row.wireguardOnly) return [];
+    if (!peers.some((p) => p.isWireGuardOnly)) return peers;
+    return peers.filter((p) => !p.isWireGuardOnly || this.entries.get(p.id)?.row.gatewayId === e.row.id);
+  }
+
   /** Peers of `e`, in name order: the nodes policy lets it reach or be reached by (made once per snapshot). */
   private peersOf(e: Entry): Peer[] {
     const v = this.visibility();
     const i = e.info.index;
     const known = this.peerLists[i];
     if (known) return known;
-    if (v.acceptsAll[i]) return (this.peerLists[i] = this.order.filter((p) => p !== e).map((p) => p.peer));
+    if (v.acceptsAll[i]) {
+      return (this.peerLists[i] = this.onlyReachable(
+        e,
+        this.order.filter((p) => p !== e).map((p) => p.peer),
+      ));
+    }
     // Ranks of the peers, deduplicated with a per-call stamp instead of a Set,
     // gathered in a scratch array and sorted natively (typed arrays sort
     // numerically without a comparator).
@@ -847,8 +868,7 @@ export class TailnetSnapshot {
     const sorted = scratch.subarray(0, len).sort();
     const peers: Peer[] = new Array(len);
     for (let k = 0; k < len; k++) peers[k] = this.order[sorted[k]!]!.peer;
-    this.peerLists[i] = peers;
-    return peers;
+    return (this.peerLists[i] = this.onlyReachable(e, peers));
   }
 
   /** A node's SSH policy; nodes without rules share one empty policy (streams compare by identity first). */

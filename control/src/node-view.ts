@@ -49,6 +49,7 @@ export function peerOf(n: Models.Node, domain: string, routes: readonly string[]
     online: n.online,
     lastSeen: n.lastSeen?.toISOString() ?? null,
     keyExpiry: n.expiresAt?.toISOString() ?? null,
+    ...(n.wireguardOnly ? { isWireGuardOnly: true as const } : {}),
   };
 }
 

@@ -6,7 +6,8 @@ import { encodeKey } from "@trellis/proto";
  * of the tailnet, approved, whose keys have not expired? The relay asks at
  * every login and again whenever nodes change (verify-clients), so nodes that
  * come and go are reflected at once. A node awaiting approval is refused
- * until an admin authorizes it; a rotated-away key is no node's key any more.
+ * until an admin authorizes it; a rotated-away key is no node's key any more;
+ * a plain WireGuard peer's key is refused (it goes through its gateway only).
  * One query for the whole list.
  */
 export async function admittedNodeKeys(
@@ -19,10 +20,13 @@ export async function admittedNodeKeys(
   if (wanted.length === 0) return texts.map(() => false);
   const rows = await db.prisma.node.findMany({
     where: { nodeKey: { in: wanted } },
-    select: { nodeKey: true, expiresAt: true, authorized: true },
+    select: { nodeKey: true, expiresAt: true, authorized: true, wireguardOnly: true },
   });
+  // A plain WireGuard peer speaks no DERP: its key has no business on a relay.
   const ok = new Set(
-    rows.filter((n) => n.authorized && (n.expiresAt === null || n.expiresAt > now)).map((n) => n.nodeKey),
+    rows
+      .filter((n) => n.authorized && !n.wireguardOnly && (n.expiresAt === null || n.expiresAt > now))
+      .map((n) => n.nodeKey),
   );
   return texts.map((t) => ok.has(t));
 }

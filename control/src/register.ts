@@ -132,6 +132,15 @@ function retiredError(): ControlError {
   );
 }
 
+/** The key of a plain WireGuard peer (admin/wireguard.ts) never talks to the control server. */
+export function wireguardOnlyError(): ControlError {
+  return new ControlError(
+    "wireguard_peer",
+    403,
+    "this key belongs to a plain WireGuard peer, which reaches the tailnet through its gateway; it cannot join as a Trellis node",
+  );
+}
+
 function preAuthRequired(): ControlError {
   return new ControlError(
     "invalid_preauth_key",
@@ -182,6 +191,7 @@ export async function registerNode(
 
   async function registerIn(tx: Tx): Promise<Omit<Registered, "change">> {
     const existing = await tx.node.findUnique({ where: { nodeKey } });
+    if (existing?.wireguardOnly) throw wireguardOnlyError();
     // A session registers a key for its own user only: a key that is another
     // user's machine (or a tagged one) is not handed over to whoever is
     // logged in now (a shared browser, a copied key), live or expired.
@@ -288,6 +298,7 @@ async function rotate(
     }
     throw new ControlError("unknown_node", 401, "rotateFrom.nodeKey is not a registered node key");
   }
+  if (old.wireguardOnly) throw wireguardOnlyError();
   if (old.expiresAt !== null && old.expiresAt <= now) {
     throw new ControlError(
       "node_key_expired",

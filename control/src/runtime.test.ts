@@ -262,6 +262,19 @@ for (const { provider, skip } of PROVIDERS) {
         expect(res.status).toBe(400);
       }
       expect((await a.row()).endpoints).toBe("[]");
+      // A plain WireGuard peer's key (admin/wireguard.ts) is no node of this API, whoever holds its private half.
+      const plain = new TestNode(rt);
+      await plain.register(key, "plain");
+      await rt.db.prisma.node.update({
+        where: { id: (await plain.row()).id },
+        data: { wireguardOnly: true },
+      });
+      expect(await controlError(plain.stream())).toMatchObject({ status: 403, code: "wireguard_peer" });
+      expect(await controlError(plain.endpoints([]))).toMatchObject({ status: 403, code: "wireguard_peer" });
+      expect(await controlError(plain.register(key, "plain"))).toMatchObject({
+        status: 403,
+        code: "wireguard_peer",
+      });
     });
 
     it("removes an ephemeral node shortly after its last stream closes", async () => {

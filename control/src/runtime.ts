@@ -33,7 +33,7 @@ import { admittedNodeKeys } from "./nodes";
 import { sharedPolicyChecker, type PolicyCheck } from "./policy-check/pool";
 import { PolicyStore } from "./policy-store";
 import { Presence, type PresenceOptions } from "./presence";
-import { registerNode } from "./register";
+import { registerNode, wireguardOnlyError } from "./register";
 import { applyAutoApprovals } from "./routes";
 import { defaultRelayMap } from "./relay-map";
 import { loadSettings, type Settings } from "./settings";
@@ -406,6 +406,7 @@ export class ControlRuntime {
     const checked = this.auth.checkSignature(req);
     const node = await this.db.prisma.node.findUnique({ where: { nodeKey: checked.nodeKey } });
     if (!node) throw new ControlError("unknown_node", 401, "this node key is not registered; register first");
+    if (node.wireguardOnly) throw wireguardOnlyError();
     await this.claim(checked, "node");
     if (node.expiresAt !== null && node.expiresAt <= new Date()) {
       throw new ControlError(

@@ -475,3 +475,55 @@ export function createGatewayTopology(): GatewayTopology {
     throw err;
   }
 }
+
+/** A host of its own beside a gateway topology's gateway (see {@link attachToGateway}). */
+export interface AttachedHost {
+  ns: string;
+  /** Its address; the gateway's address it reaches is `gatewayIp`. */
+  ip: string;
+  gatewayIp: string;
+  remove(): void;
+}
+
+/**
+ * A namespace wired straight to the gateway of `topo` by a veth pair of its
+ * own, on /32 host routes inside the topology's 10.77.N.0/24 (so no new
+ * prefix is taken): the host reaches the gateway's address 10.77.N.2, and
+ * nothing else — a remote site whose only way in is the gateway's UDP port.
+ */
+export function attachToGateway(topo: GatewayTopology, name: string): AttachedHost {
+  const n = /^10\.77\.(\d+)\.1$/.exec(topo.hostIp)?.[1];
+  if (!n) throw new Error(`unexpected topology host address ${topo.hostIp}`);
+  const id = topo.name.replace(/^trl-gw-/, "");
+  const ns = `trl-${name}-${id}`.slice(0, 40);
+  const [gv, hv] = [`trga${id}`, `trha${id}`];
+  const ip = `10.77.${n}.200`;
+  const gatewayIp = `10.77.${n}.2`;
+  const run = (...args: string[]) => execFileSync("ip", args, { stdio: "pipe", timeout: 10_000 });
+  const remove = () => {
+    let pids: string[] = [];
+    try {
+      pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 })
+        .split(/\s+/)
+        .filter(Boolean);
+    } catch {
+      return; // gone already
+    }
+    for (const pid of pids) process.kill(Number(pid), "SIGKILL");
+    run("netns", "del", ns);
+  };
+  try {
+    run("netns", "add", ns);
+    run("-n", ns, "link", "set", "lo", "up");
+    run("-n", topo.name, "link", "add", gv, "type", "veth", "peer", "name", hv, "netns", ns);
+    run("-n", topo.name, "link", "set", gv, "up");
+    run("-n", topo.name, "route", "add", `${ip}/32`, "dev", gv);
+    run("-n", ns, "addr", "add", `${ip}/32`, "dev", hv);
+    run("-n", ns, "link", "set", hv, "up");
+    run("-n", ns, "route", "add", `${gatewayIp}/32`, "dev", hv);
+    return { ns, ip, gatewayIp, remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
+}

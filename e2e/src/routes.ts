@@ -30,6 +30,7 @@ export const WRITES: [string, string, unknown?][] = [
   ["POST", `/api/v1/machines/${ID}/routes`, { routes: [] }],
   ["POST", `/api/v1/machines/${ID}/authorize`],
   ["POST", `/api/v1/machines/${ID}/expire`],
+  ["POST", "/api/v1/machines/wireguard", {}],
   ["PATCH", `/api/v1/users/${ID}`, { role: "admin" }],
   ["DELETE", `/api/v1/users/${ID}`],
   ["POST", "/api/v1/invitations", { email: "x@example.com" }],
@@ -47,6 +48,7 @@ export const WRITES: [string, string, unknown?][] = [
 /** Reads beyond READS (by id, streams, exports). */
 export const MORE_READS = [
   `/api/v1/machines/${ID}`,
+  `/api/v1/machines/${ID}/wireguard`,
   `/api/v1/users/${ID}`,
   "/api/v1/policy/versions/1",
   "/api/v1/events",
@@ -123,6 +125,7 @@ export const ACCESS: Record<string, { scope: string; admin?: true }> = {
   "POST /api/v1/machines/[id]/routes": { scope: "machines:write", admin: true },
   "POST /api/v1/machines/[id]/authorize": { scope: "machines:write", admin: true },
   "POST /api/v1/machines/[id]/expire": { scope: "machines:write" },
+  "POST /api/v1/machines/wireguard": { scope: "machines:write", admin: true },
   "PATCH /api/v1/users/[id]": { scope: "users:write" },
   "DELETE /api/v1/users/[id]": { scope: "users:write" },
   "POST /api/v1/invitations": { scope: "users:write" },
@@ -137,6 +140,7 @@ export const ACCESS: Record<string, { scope: string; admin?: true }> = {
   "DELETE /api/v1/tokens/[id]": { scope: "session" },
   "DELETE /api/v1/users/[id]/login-throttle": { scope: "users:write" },
   "GET /api/v1/machines/[id]": { scope: "machines:read" },
+  "GET /api/v1/machines/[id]/wireguard": { scope: "machines:read" },
   "GET /api/v1/users/[id]": { scope: "users:read" },
   "GET /api/v1/policy/versions/[id]": { scope: "policy:read" },
   "GET /api/v1/events": { scope: "any" },

@@ -324,10 +324,26 @@ describe.skipIf(!hasChromium)("console layout in Chromium", () => {
     const page = await asAdmin();
     const pages: Check[] = [
       { name: "machines", path: "/machines", ready: testId(`machine-row-${HOSTNAME}`) },
+      {
+        name: "machines-add-wireguard-peer",
+        path: "/machines",
+        ready: async (p) => {
+          await p.getByTestId("add-wireguard-peer").click();
+          await p.getByRole("heading", { name: "Add a WireGuard peer" }).waitFor();
+        },
+      },
       { name: "machine", path: `/machines/${machineId}`, ready: testId("machine-name"), long: true },
       { name: "connect", path: "/connect", ready: testId("connect-button") },
       { name: "users", path: "/users", ready: (p) => p.getByText(PENDING_EMAIL).first().waitFor() },
       { name: "keys", path: "/keys", ready: testId("generate-key") },
+      {
+        name: "keys-generate",
+        path: "/keys",
+        ready: async (p) => {
+          await p.getByTestId("generate-key").click();
+          await p.getByRole("heading", { name: "Generate a pre-auth key" }).waitFor();
+        },
+      },
       {
         name: "acls",
         path: "/acls",

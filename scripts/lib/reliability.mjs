@@ -31,6 +31,7 @@ export const CATEGORIES = {
     "control/src/http/node-api.test.ts",
     "control/src/node-auth.test.ts",
     "relay/src/admission.test.ts",
+    "e2e/tests/wireguard-peer-engine.test.ts",
   ],
   web: [
     "e2e/tests/secrets-in-logs.test.ts",

@@ -166,6 +166,15 @@ const RETRY_MIN_MS = 5_000;
 const RETRY_MAX_MS = 60_000;
 /** Packets from the host waiting for the next turn beyond this many are dropped (`host_queue_full`). */
 export const MAX_HOST_PACKETS = 4096;
+/**
+ * Endpoint handles of plain WireGuard peers' UDP sources carry this bit
+ * (peers' own handles never do: EndpointTable's handles stay below 2^31).
+ */
+const PLAIN_BIT = 0x80000000;
+/** UDP sources remembered for plain WireGuard peers (their handshakes come before any proof). */
+const PLAIN_SOURCES = 1024;
+/** WireGuard's message type 3. */
+const COOKIE_REPLY = 3;
 
 interface Direct {
   link: DirectLink;
@@ -244,6 +253,12 @@ export class NodeEngine {
   private readonly hostPingIdent = (Math.random() * 0x10000) & 0xffff;
   /** The direct path each endpoint handle has in the native data plane ("" for none). */
   private readonly nativeRoutes = new Map<number, string>();
+  /** Plain WireGuard peers' UDP sources (handles: PLAIN_BIT | the table's handle). */
+  private readonly plainSources = new EndpointTable<UdpAddr>(PLAIN_SOURCES);
+  /** Source handles a plain peer's session uses, with that peer's key (hex); native paths set for them. */
+  private readonly plainRoutes = new Map<number, { peer: string; addr: UdpAddr }>();
+  /** Plain WireGuard peers in the map (none: unproven datagrams are dropped, as before). */
+  private plainPeers = 0;
   private closed = false;
   private readonly listeners = new Set<(s: EngineStatus) => void>();
   private statusQueued = false;
@@ -276,6 +291,7 @@ export class NodeEngine {
             this.inbound.push({ data, endpoint: st.handle });
             this.kick();
           },
+          onUnprovenDatagram: (data, from) => this.fromUnproven(data, from),
           onEndpoints: () => this.reportEndpoints(),
           onChange: () => {
             this.syncNative();
@@ -365,13 +381,17 @@ export class NodeEngine {
         this.byHandle.set(handle, st);
       }
       st.peer = p;
-      this.udp?.setPeer(st.key, p.name, p.endpoints);
+      // A plain WireGuard peer speaks no disco: no UDP path finding, no WebRTC (see fromUnproven).
+      if (p.isWireGuardOnly) this.udp?.removePeer(st.key);
+      else this.udp?.setPeer(st.key, p.name, p.endpoints);
       this.setAllowed(st);
     }
+    this.plainPeers = map.peers.filter((p) => p.isWireGuardOnly).length;
     for (const [key, st] of this.peers) {
       if (seen.has(key)) continue;
       this.wasm.removePeer(st.key);
       this.udp?.removePeer(st.key);
+      this.forgetPlainRoutes(hex(st.key));
       st.direct?.link.close();
       this.peers.delete(key);
       this.byHandle.delete(st.handle);
@@ -393,7 +413,83 @@ export class NodeEngine {
     const allowed = ips.join(",");
     if (st.allowed === allowed) return;
     st.allowed = allowed;
-    this.wasm.upsertPeer({ publicKey: st.key, allowedIps: ips, endpoint: st.handle });
+    // A plain WireGuard peer has no endpoint until its handshake arrives (WireGuard learns it then).
+    this.wasm.upsertPeer({
+      publicKey: st.key,
+      allowedIps: ips,
+      endpoint: st.peer.isWireGuardOnly ? undefined : st.handle,
+    });
+  }
+
+  // ---- plain WireGuard peers ----------------------------------------------------------
+
+  /**
+   * A WireGuard datagram from a UDP address no peer proved. With plain
+   * WireGuard peers in the map it goes to WireGuard under a handle of its
+   * source address, as WireGuard takes datagrams from anywhere: a handshake
+   * it authenticates makes that address the peer's endpoint. Whose it was is
+   * checked when the first answer goes there (sendPlain).
+   */
+  private fromUnproven(data: Uint8Array, from: UdpAddr): void {
+    if (this.plainPeers === 0) {
+      this.localDrops.udp_unknown_source = (this.localDrops.udp_unknown_source ?? 0) + 1;
+      return;
+    }
+    const handle = (PLAIN_BIT | this.plainSources.handle(`${from.address}:${from.port}`, from)) >>> 0;
+    this.inbound.push({ data, endpoint: handle });
+    this.kick();
+  }
+
+  /**
+   * A datagram WireGuard sends to a plain peer's source address. The first
+   * one to an address makes sure the peer whose endpoint it became is a
+   * plain WireGuard peer — a Trellis peer's path must be proven by disco, so
+   * one that handshook from elsewhere is put back on its own handle — and
+   * then hands the address to the native data plane, which carries the
+   * peer's traffic from then on.
+   */
+  private sendPlain(handle: number, data: Uint8Array): void {
+    // An address in use keeps its handle even if a flood of strangers pushed it out of the table.
+    const addr = this.plainRoutes.get(handle)?.addr ?? this.plainSources.get(handle & ~PLAIN_BIT);
+    if (!addr) {
+      this.localDrops.plain_source_gone = (this.localDrops.plain_source_gone ?? 0) + 1;
+      return;
+    }
+    // A cookie reply (under handshake load) goes back to whoever sent the handshake, as WireGuard's does.
+    if (!this.plainRoutes.has(handle) && data[0] !== COOKIE_REPLY) {
+      const owner = this.wasm.stats().peers.find((p) => p.endpoint === handle);
+      const st = owner && this.peers.get(`nodekey:${owner.public_key}`);
+      if (!owner || !st?.peer.isWireGuardOnly) {
+        if (st)
+          this.wasm.upsertPeer({ publicKey: st.key, allowedIps: st.allowed.split(","), endpoint: st.handle });
+        this.localDrops.udp_unknown_source = (this.localDrops.udp_unknown_source ?? 0) + 1;
+        return;
+      }
+      // The peer moved (a new address, a new NAT mapping): its old addresses are forgotten.
+      this.forgetPlainRoutes(owner.public_key);
+      this.plainRoutes.set(handle, { peer: owner.public_key, addr });
+      this.opts.platform.dataplane?.setDirect(handle, addr);
+      this.log("plain WireGuard peer", { peer: st.peer.name, addr: `${addr.address}:${addr.port}` });
+      this.changed();
+    }
+    this.opts.platform.udp?.send(data, addr);
+  }
+
+  /** Forget every source address of plain peer `keyHex` (and its native paths). */
+  private forgetPlainRoutes(keyHex: string): void {
+    for (const [h, r] of this.plainRoutes) {
+      if (r.peer !== keyHex) continue;
+      this.plainRoutes.delete(h);
+      this.opts.platform.dataplane?.setDirect(h, null);
+    }
+  }
+
+  /** The address a plain peer's session uses now, if its handshake came. */
+  private plainAddr(st: PeerState): UdpAddr | null {
+    const k = hex(st.key);
+    let found: UdpAddr | null = null;
+    for (const r of this.plainRoutes.values()) if (r.peer === k) found = r.addr;
+    return found;
   }
 
   /**
@@ -587,8 +683,12 @@ export class NodeEngine {
     for (const o of out) {
       switch (o.kind) {
         case "datagram": {
+          if (o.endpoint >= PLAIN_BIT) {
+            this.sendPlain(o.endpoint, o.data);
+            break;
+          }
           const st = this.byHandle.get(o.endpoint);
-          if (st) this.sendDatagram(st, o.data);
+          if (st && !st.peer.isWireGuardOnly) this.sendDatagram(st, o.data);
           break;
         }
         case "packet":
@@ -1000,11 +1100,18 @@ export class NodeEngine {
   // ---- status ----------------------------------------------------------------------
 
   private pathOf(st: PeerState): PathKind {
+    if (st.peer.isWireGuardOnly) return this.plainAddr(st) ? "direct" : "none";
     if (this.usable(st.direct) || this.udp?.usable(st.key)) return "direct";
     return this.relay.connected ? "relay" : "none";
   }
 
   private pathDetail(st: PeerState, stats: EngineStats["peers"][number] | undefined): string {
+    if (st.peer.isWireGuardOnly) {
+      const a = this.plainAddr(st);
+      return a
+        ? `UDP ${a.address}:${a.port} (plain WireGuard peer)`
+        : "plain WireGuard peer: no handshake from it yet";
+    }
     const d = st.direct;
     const now = Date.now();
     if (this.usable(d, now)) return `WebRTC data channel${d!.rttMs !== null ? `, ${d!.rttMs} ms` : ""}`;

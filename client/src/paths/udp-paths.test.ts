@@ -219,6 +219,32 @@ describe("UDP paths", () => {
 });
 
 describe("disco messages", () => {
+  it("hands WireGuard from unproven addresses to the engine when it takes them (plain WireGuard peers)", async () => {
+    const net = new Net();
+    const key = generateKeyPair();
+    const unproven: { data: Uint8Array; from: string }[] = [];
+    const paths = new UdpPaths({
+      socket: net.socket({ address: "192.168.1.10", port: 41641 }, null),
+      privateKey: key.privateKey,
+      publicKey: key.publicKey,
+      sendRelay: () => undefined,
+      onDatagram: () => undefined,
+      onUnprovenDatagram: (data, from) => unproven.push({ data, from: formatUdpAddr(from) }),
+      onEndpoints: () => undefined,
+      onChange: () => undefined,
+      log: () => undefined,
+    });
+    const peer = net.socket({ address: "192.0.2.66", port: 5000 }, null);
+    const initiation = new Uint8Array(148);
+    initiation[0] = 1;
+    peer.send(initiation, { address: "192.168.1.10", port: 41641 });
+    peer.send(Uint8Array.of(9, 9, 9), { address: "192.168.1.10", port: 41641 });
+    await flush();
+    expect(unproven).toEqual([{ data: initiation, from: "192.0.2.66:5000" }]);
+    // What is not WireGuard is still not the engine's.
+    expect(paths.drops).toEqual({ udp_unknown: 1 });
+  });
+
   it("round-trip sealed, and only for the pair that sealed them", () => {
     const a = generateKeyPair();
     const b = generateKeyPair();

@@ -10,7 +10,9 @@
 //
 // WireGuard datagrams are accepted only from addresses a peer proved with
 // an authenticated disco message, so a stranger cannot inject into a peer's
-// path by guessing its receiver index.
+// path by guessing its receiver index. Plain WireGuard peers, which speak no
+// disco, are the engine's to handle (onUnprovenDatagram): WireGuard itself
+// authenticates them, and only they may use such an address.
 import { bindingRequest, parseBindingResponse, parseStunHeader } from "@trellis/proto/stun";
 import { boxSharedKey } from "./derp/box";
 import {
@@ -80,6 +82,12 @@ export interface UdpPathsOptions {
   sendRelay(peer: Uint8Array, data: Uint8Array): void;
   /** A WireGuard datagram from a peer's proven address. */
   onDatagram(peerKeyHex: string, data: Uint8Array): void;
+  /**
+   * A WireGuard datagram from an address no peer proved: a plain WireGuard
+   * peer's (it speaks no disco, and WireGuard authenticates what it sends).
+   * Without this hook such datagrams are dropped (`udp_unknown_source`).
+   */
+  onUnprovenDatagram?(data: Uint8Array, from: UdpAddr): void;
   /** Our endpoints changed (report them to the control server). */
   onEndpoints(endpoints: string[]): void;
   /** A peer's path changed (for status). */
@@ -360,7 +368,10 @@ export class UdpPaths {
     // WireGuard: type 1–4 and three zero bytes. (A STUN answer starts 0x01 0x01.)
     if (first !== undefined && first >= 1 && first <= 4 && data[1] === 0 && data[2] === 0 && data[3] === 0) {
       const p = this.byAddr.get(formatUdpAddr(from));
-      if (!p) return this.drop("udp_unknown_source");
+      if (!p) {
+        if (this.opts.onUnprovenDatagram) return this.opts.onUnprovenDatagram(data, from);
+        return this.drop("udp_unknown_source");
+      }
       this.opts.onDatagram(hex(p.key), data);
       return;
     }

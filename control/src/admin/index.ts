@@ -28,3 +28,4 @@ export {
   checkReachability,
 } from "./policy";
 export { machineAccess } from "./access";
+export { createWireGuardPeer, wireGuardPeerConfig } from "./wireguard";

@@ -62,6 +62,7 @@ export function machineInfo(n: NodeWithUser, domain: string, now = new Date()): 
     endpoints: jsonList(n.endpoints),
     homeRegion: n.homeRegion,
     createdAt: n.createdAt.toISOString(),
+    ...(n.wireguardOnly ? { wireguard: { gatewayId: n.gatewayId } } : {}),
   };
 }
 
@@ -304,9 +305,10 @@ export async function updateMachine(
           userId = null;
           expiresAt = null;
         } else if (node.userId === null) {
-          // An untagged machine needs an owner: whoever removed the last tag.
+          // An untagged machine needs an owner: whoever removed the last tag. A plain
+          // WireGuard peer never logs in to renew a key, so its key keeps not expiring.
           userId = actor.userId;
-          expiresAt = new Date(now.getTime() + (await keyTtlMs(tx)));
+          expiresAt = node.wireguardOnly ? null : new Date(now.getTime() + (await keyTtlMs(tx)));
         }
         data.tags = JSON.stringify(tags);
         data.user = userId === null ? { disconnect: true } : { connect: { id: userId } };

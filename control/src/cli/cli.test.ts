@@ -13,6 +13,8 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { migrate, openDatabase, type Database } from "@trellis/db";
 import { createLogger } from "@trellis/log";
 import { generateKeyPair } from "@trellis/proto/keyfile";
+import { wgKeyText } from "@trellis/proto";
+import { allocateAddresses } from "../addresses";
 import { savePolicyText } from "../admin/policy";
 import { adminContext, auditEvents, createNode, createUser } from "../admin/testing";
 import { actorOf } from "../admin/testing";
@@ -468,6 +470,47 @@ for (const { provider, skip } of PROVIDERS) {
         /no machine laptop-\d+ \(give its name or id\)/,
       );
       expect(await run(["machines", "list"])).toMatchObject({ out: "no machines\n" });
+    });
+
+    it("machines: add a plain WireGuard peer through a gateway, and print its wg-quick file", async () => {
+      const { db, run, refused } = await world();
+      await createUser(db, "member", "ann@example.com");
+      const n = dirs;
+      const gw = await createNode(db, `wggw-${n}`, { tags: ["tag:gw"] });
+      // Addresses from the registration counter, which the new peer's come from too.
+      const addrs = await db.prisma.$transaction((tx) => allocateAddresses(tx));
+      await db.prisma.node.update({
+        where: { id: gw.id },
+        data: { ...addrs, endpoints: JSON.stringify(["198.51.100.7:41641", "10.0.0.2:41641"]) },
+      });
+      const pub = wgKeyText(generateKeyPair().publicKey);
+      const add = (...more: string[]) => [
+        "machines",
+        "add-wireguard",
+        `phone-${n}`,
+        "--gateway",
+        `wggw-${n}`,
+        ...more,
+      ];
+      expect(await refused(add("--public-key", pub))).toMatch(/give --user or --tags/);
+      expect(await refused(add("--public-key", "nope", "--user", "ann@example.com"))).toMatch(
+        /^trellis-server machines add-wireguard: --public-key: must be a WireGuard key/,
+      );
+      const added = await run(add("--public-key", pub, "--user", "ann@example.com"));
+      expect(added.code, added.err).toBe(0);
+      expect(added.out).toMatch(
+        new RegExp(`^added phone-${n} \\(100\\.\\d+\\.\\d+\\.\\d+\\) through wggw-${n}\n$`),
+      );
+      expect(added.err).toContain(`trellis-server machines wireguard-config phone-${n}`);
+      const conf = await run(["machines", "wireguard-config", `phone-${n}`]);
+      expect(conf.code, conf.err).toBe(0);
+      expect(conf.out).toContain("Endpoint = 198.51.100.7:41641\n");
+      expect(conf.out).toContain(`# PrivateKey = <the private key of ${pub}; Trellis never had it>`);
+      const other = await run(["machines", "wireguard-config", `phone-${n}`, "--endpoint", "10.0.0.2:41641"]);
+      expect(other.out).toContain("Endpoint = 10.0.0.2:41641\n");
+      expect(await refused(["machines", "wireguard-config", `wggw-${n}`])).toMatch(
+        /is not a plain WireGuard peer/,
+      );
     });
 
     it("policy: get, set from a file or stdin and check, refused at line:column exactly as the console's save", async () => {

@@ -15,6 +15,7 @@ import {
 } from "../admin/machines";
 import { getPolicy, savePolicyText, validatePolicyText } from "../admin/policy";
 import { clearLoginThrottle, getUser, listUsers, removeUser, updateUser } from "../admin/users";
+import { createWireGuardPeer, wireGuardPeerConfig } from "../admin/wireguard";
 import { localOperator } from "../auth/actor";
 import { createInvitation } from "../auth/invitations";
 import { createApiTokenFor } from "../auth/tokens";
@@ -578,6 +579,76 @@ const machinesRoutes: Command = {
   },
 };
 
+const machinesAddWireguard: Command = {
+  name: "machines add-wireguard",
+  synopsis: "NAME --gateway MACHINE --public-key KEY (--user USER | --tags TAG,…)",
+  summary: "add a plain WireGuard peer (wg-quick, wireguard-go) that goes through a gateway",
+  details: `--public-key: the peer's key as \`wg pubkey\` prints it (the private key stays
+on the peer). --gateway: a machine that published a UDP endpoint (a
+\`trellis up\` gateway). The peer is owned by --user, or by --tags (the
+policy's tagOwners must define them), and reaches what the policy allows
+through the gateway. Then \`machines wireguard-config NAME\` prints its file.`,
+  options: {
+    gateway: { type: "string" },
+    "public-key": { type: "string" },
+    user: { type: "string" },
+    tags: { type: "string" },
+  },
+  args: ["NAME"],
+  async run(ctx, p) {
+    const gatewayText = str(p, "gateway");
+    if (gatewayText === undefined) throw new UsageError("--gateway is required");
+    const userText = str(p, "user");
+    const tags = list(p, "tags");
+    if (userText === undefined && !tags?.length)
+      throw new UsageError("give --user or --tags: who owns the peer");
+    const gateway = await findMachine(ctx, gatewayText);
+    const user = userText !== undefined ? await findUser(ctx, userText) : null;
+    const info = await createWireGuardPeer(ctx, localOperator(), {
+      name: p.args[0]!,
+      gatewayId: gateway.id,
+      publicKey: str(p, "public-key") ?? "",
+      ...(tags?.length ? { tags } : {}),
+      ...(user ? { userId: user.id } : {}),
+    });
+    return {
+      json: info,
+      text: `added ${info.name} (${info.ipv4}) through ${gateway.name}`,
+      note: `Its wg-quick file: trellis-server machines wireguard-config ${info.name}`,
+    };
+  },
+  explain: naming({
+    name: "NAME",
+    gatewayId: "--gateway",
+    publicKey: "--public-key",
+    tags: "--tags",
+    userId: "--user",
+  }),
+};
+
+const machinesWireguardConfig: Command = {
+  name: "machines wireguard-config",
+  synopsis: "MACHINE [--endpoint HOST:PORT]",
+  summary: "print a plain WireGuard peer's wg-quick file (without its private key)",
+  details: `The file names the first UDP endpoint its gateway published, or --endpoint
+(one the peer can reach: the gateway's public address for a peer on the
+internet). Put the peer's private key in its PrivateKey line.`,
+  options: { endpoint: { type: "string" } },
+  args: ["MACHINE"],
+  async run(ctx, p) {
+    const node = await findMachine(ctx, p.args[0]!);
+    const endpoint = str(p, "endpoint");
+    const conf = await wireGuardPeerConfig(
+      ctx,
+      localOperator(),
+      node.id,
+      endpoint !== undefined ? { endpoint } : {},
+    );
+    return { json: conf, text: conf.config.replace(/\n$/, "") };
+  },
+  explain: naming({ endpoint: "--endpoint" }),
+};
+
 const machinesRemove: Command = {
   name: "machines remove",
   synopsis: "MACHINE",
@@ -726,6 +797,8 @@ export const COMMANDS: Command[] = [
   machinesApprove,
   machinesRoutes,
   machinesRemove,
+  machinesAddWireguard,
+  machinesWireguardConfig,
   policyGet,
   policySet,
   policyCheck,

@@ -105,6 +105,8 @@ export const MachineInfo = z.object({
   endpoints: z.array(z.string()),
   homeRegion: z.number().int().nullable(),
   createdAt: z.string(),
+  /** A plain WireGuard peer: the gateway it goes through (id null when that gateway was removed). Absent: a Trellis node. */
+  wireguard: z.object({ gatewayId: z.string().nullable() }).optional(),
 });
 export type MachineInfo = z.infer<typeof MachineInfo>;
 

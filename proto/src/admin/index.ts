@@ -6,3 +6,4 @@ export * from "./admin";
 export * from "./keys";
 export * from "./setup";
 export * from "./login";
+export * from "./wireguard";

@@ -249,6 +249,13 @@ export const Peer = z.object({
   online: z.boolean(),
   lastSeen: z.string().nullable(),
   keyExpiry: z.string().nullable(),
+  /**
+   * A plain WireGuard peer (Tailscale's `IsWireGuardOnly`): no disco, no
+   * DERP, no endpoints of its own. Only the gateway it goes through has it
+   * as a peer; it starts the handshakes, and the gateway answers wherever
+   * they come from, as WireGuard does.
+   */
+  isWireGuardOnly: z.literal(true).optional(),
 });
 export type Peer = z.infer<typeof Peer>;
 

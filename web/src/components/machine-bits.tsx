@@ -14,6 +14,14 @@ export function MachineStatus({ m }: { m: MachineInfo }) {
   if (state === "pending") return <span className="dot dot-pending">Needs approval</span>;
   if (state === "expired") return <span className="dot dot-expired">Key expired</span>;
   if (state === "online") return <span className="dot dot-online">Online</span>;
+  if (m.wireguard) {
+    // No map stream, so no presence: its gateway alone sees its handshakes.
+    return (
+      <span className="dot" title="A plain WireGuard peer: it reaches the tailnet through its gateway">
+        WireGuard peer
+      </span>
+    );
+  }
   return (
     <span className="dot" title={m.lastSeen ? formatDate(m.lastSeen) : undefined}>
       {m.lastSeen ? `Last seen ${relativeTime(m.lastSeen)}` : "Offline"}

@@ -136,7 +136,7 @@ export function KeyForm({
               <span className="chips">
                 {tagChoices.map((t) => (
                   <label className="check" key={t}>
-                    <input type="checkbox" name="tags" value={t} /> {t}
+                    <input type="checkbox" name="tags" value={t} /> <span>{t}</span>
                   </label>
                 ))}
               </span>

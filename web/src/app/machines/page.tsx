@@ -2,7 +2,7 @@ import type { Metadata } from "next";
 import Link from "next/link";
 import { AppLinks } from "@/apps/app-links";
 import { RouteHost } from "@/apps/route-host";
-import { listMachines } from "@trellis/control/admin";
+import { listMachines, tagChoices } from "@trellis/control/admin";
 import type { MachineInfo } from "@trellis/proto";
 import { ActionButton } from "@/components/action-button";
 import { Copyable } from "@/components/copy-button";
@@ -14,6 +14,7 @@ import { Pager } from "@/components/pager";
 import { Time } from "@/components/time";
 import { getRuntime } from "@/lib/api";
 import { requirePageActor } from "@/lib/session";
+import { WireGuardPeerForm, type GatewayChoice } from "./wireguard-form";
 
 export const dynamic = "force-dynamic";
 export const metadata: Metadata = { title: "Machines" };
@@ -45,6 +46,16 @@ export default async function MachinesPage({ searchParams }: { searchParams: Sea
       : listMachines(ctx, actor, { status: "pending", limit: "50" }),
   ]);
   const filtered = Boolean(filters.q || filters.status);
+  // Gateways a plain WireGuard peer can go through: active machines that publish a UDP endpoint.
+  let gateways: GatewayChoice[] = [];
+  let wgTags: string[] = [];
+  if (isAdmin) {
+    const all = await listMachines(ctx, actor, { limit: "200" });
+    gateways = all.items
+      .filter((m) => !m.wireguard && m.authorized && !m.expired && m.endpoints.length > 0)
+      .map((m) => ({ id: m.id, name: m.name, endpoints: m.endpoints }));
+    wgTags = await tagChoices(ctx, actor);
+  }
 
   return (
     <>
@@ -61,6 +72,8 @@ export default async function MachinesPage({ searchParams }: { searchParams: Sea
           </Link>
         ) : null}
       </div>
+
+      {isAdmin ? <WireGuardPeerForm gateways={gateways} tagChoices={wgTags} /> : null}
 
       {pending && pending.items.length > 0 ? (
         <section

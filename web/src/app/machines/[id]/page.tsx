@@ -1,9 +1,10 @@
 import type { Metadata } from "next";
 import Link from "next/link";
 import { notFound } from "next/navigation";
-import { getMachine, tagChoices } from "@trellis/control/admin";
+import { getMachine, tagChoices, wireGuardPeerConfig } from "@trellis/control/admin";
 import { ControlError } from "@trellis/control/errors";
-import type { MachineInfo } from "@trellis/proto";
+import type { MachineInfo, WireGuardPeerConfig } from "@trellis/proto";
+import { CopyButton } from "@/components/copy-button";
 import { AppLinks } from "@/apps/app-links";
 import { Copyable } from "@/components/copy-button";
 import { formatDate } from "@/components/format";
@@ -33,6 +34,16 @@ export default async function MachinePage({ params }: { params: Promise<{ id: st
   const canWrite =
     actor.scopes.has("machines:write") && (actor.role === "admin" || m.user?.id === actor.userId);
   const isAdmin = actor.role === "admin" && actor.scopes.has("machines:write");
+  // A plain WireGuard peer's file, without its private key (that was made in a browser, or is the peer's own).
+  let wg: WireGuardPeerConfig | { error: string } | null = null;
+  if (m.wireguard) {
+    try {
+      wg = await wireGuardPeerConfig(getRuntime(), actor, m.id, {});
+    } catch (err) {
+      if (!ControlError.is(err)) throw err;
+      wg = { error: err.message };
+    }
+  }
 
   return (
     <>
@@ -105,6 +116,33 @@ export default async function MachinePage({ params }: { params: Promise<{ id: st
             </dd>
           </dl>
         </section>
+
+        {wg ? (
+          <section className="panel" aria-labelledby="wg-title" data-testid="wireguard-peer">
+            <h2 id="wg-title" className="section-title">
+              Plain WireGuard peer
+            </h2>
+            {"error" in wg ? (
+              <p className="alert alert-warn">{wg.error}</p>
+            ) : (
+              <>
+                <p className="small">
+                  It reaches the tailnet through{" "}
+                  <Link href={`/machines/${wg.gateway.id}`}>{wg.gateway.name}</Link>, as the policy allows;
+                  other machines do not reach it. Its wg-quick file, without the private key:
+                </p>
+                <div className="secret">
+                  <pre data-testid="wireguard-config">{wg.config}</pre>
+                  <CopyButton
+                    value={wg.config}
+                    what="WireGuard configuration"
+                    className="btn btn-secondary btn-sm"
+                  />
+                </div>
+              </>
+            )}
+          </section>
+        ) : null}
 
         <MachineEditor
           machine={{

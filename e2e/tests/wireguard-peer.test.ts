@@ -1,0 +1,402 @@
+// Plain WireGuard peers, end to end: an admin adds a "WireGuard peer"
+// machine from a public key through the admin API, downloads its wg-quick
+// file, and wireguard-go — Debian's and the newest built from the Go module
+// proxy — configured from that file alone, in a namespace of its own whose
+// only way in is the gateway's UDP port, pings a LAN host behind the
+// gateway's approved subnet route and runs iperf3 both ways through it.
+// A policy that takes the LAN away stops it (the gateway's filter drops the
+// packets); giving it back lets it through again.
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseWgQuick, wgQuickConfig, type MachineInfo, type WireGuardPeerConfig } from "@trellis/proto";
+import {
+  NEWEST_WG_GO_DIR,
+  newestWireguardGo,
+  startWireguardGo,
+  wgKeypair,
+  wireguardGoAvailable,
+  type WireguardGo,
+} from "@trellis/gateway/testing/wireguard-go";
+import { api, firstAdmin, type Caller } from "../src/console";
+import { ARTIFACTS, hasChromium, launchChromium } from "../src/browser";
+import { cli, stopDaemon } from "../src/gateway";
+import {
+  attachToGateway,
+  canUseNetns,
+  createGatewayTopology,
+  type AttachedHost,
+  type GatewayTopology,
+} from "../src/netns";
+import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
+import { until as untilWithin } from "../src/wait";
+
+const until = <T>(what: string, fn: () => T | Promise<T>) => untilWithin(what, fn, 45_000);
+
+const canRun =
+  canUseNetns &&
+  existsSync("/dev/net/tun") &&
+  existsSync(join(ROOT, "gateway/build/Release/trellis_tun.node")) &&
+  wireguardGoAvailable().ok &&
+  existsSync("/usr/bin/iperf3");
+if (!canRun) {
+  console.warn(
+    "skipping plain WireGuard peers: needs root, ip netns, nft, the TUN addon, wireguard-go, wg and iperf3",
+  );
+}
+
+/** The newest wireguard-go is built with Go from the Go module proxy (once per machine, then reused). */
+const canBuildNewest =
+  existsSync(join(NEWEST_WG_GO_DIR, "bin", "wireguard")) ||
+  existsSync("/usr/local/go/bin/go") ||
+  (process.env.PATH ?? "").split(":").some((d) => d && existsSync(join(d, "go")));
+if (canRun && !canBuildNewest) console.warn("skipping the newest wireguard-go: Go is not installed");
+
+const data = tempDataDir();
+const work = mkdtempSync(join(tmpdir(), "trellis-wgpeer-"));
+const stateDir = join(work, "state");
+let topo: GatewayTopology;
+let site: AttachedHost;
+let trellis: RunningTrellis;
+let url: string;
+let admin: Caller;
+let gatewayId: string;
+let iperfServer: ChildProcess | undefined;
+const tunnels: WireguardGo[] = [];
+
+const policy = (lanAllowed: boolean, lanPrefix: string) =>
+  JSON.stringify({
+    tagOwners: { "tag:gw": ["autogroup:admin"], "tag:wg": ["autogroup:admin"] },
+    acls: [
+      lanAllowed
+        ? { action: "accept", src: ["tag:wg"], dst: [`${lanPrefix}:*`, "tag:gw:*"] }
+        : { action: "accept", src: ["tag:wg"], dst: ["tag:gw:*"] },
+    ],
+  });
+
+/** Run a command in a namespace; never rejects on a non-zero exit. */
+function inNs(ns: string, cmd: string, args: string[], timeoutMs = 60_000) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+    execFile(
+      "ip",
+      ["netns", "exec", ns, cmd, ...args],
+      { timeout: timeoutMs, killSignal: "SIGKILL", encoding: "utf8", maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const e = err as { killed?: boolean; code?: unknown } | null;
+        if (e?.killed) return reject(new Error(`timed out: ${cmd} ${args.join(" ")}\n${stdout}\n${stderr}`));
+        if (e && typeof e.code !== "number") return reject(err);
+        resolve({ code: typeof e?.code === "number" ? e.code : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+async function setPolicy(lanAllowed: boolean): Promise<void> {
+  const r = await api(url, admin, "PUT", "/api/v1/policy", { text: policy(lanAllowed, topo.lanPrefix) });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+}
+
+interface IperfResult {
+  end: { sum_received: { bytes: number; bits_per_second: number } };
+}
+
+/** iperf3 from the site to the LAN host (`reverse`: the LAN host sends), 2 s; the bytes that arrived (the rate is logged). */
+async function iperf(reverse: boolean, what: string): Promise<number> {
+  const args = ["-c", topo.lanHostIp, "-t", "2", "-J", ...(reverse ? ["-R"] : [])];
+  const r = await inNs(site.ns, "iperf3", args, 30_000);
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+  const got = (JSON.parse(r.stdout) as IperfResult).end.sum_received;
+  console.log(
+    `${what}, ${reverse ? "LAN → peer" : "peer → LAN"}: ${(got.bits_per_second / 1e6).toFixed(0)} Mbit/s`,
+  );
+  return got.bytes;
+}
+
+/** The gateway's data plane now (native or wasm). */
+async function dataplane(): Promise<string | null> {
+  const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
+  return (JSON.parse(r.stdout) as { dataplane: string | null }).dataplane;
+}
+
+/** `trellis up` for the gateway (again: the same machine), on `plane`. */
+async function gatewayUp(keyFile: string | null, plane: "native" | "wasm"): Promise<void> {
+  const up = await cli(
+    [
+      "up",
+      "--login-server",
+      url,
+      ...(keyFile ? ["--auth-key", `file:${keyFile}`] : []),
+      "--hostname",
+      "office-gw",
+      "--advertise-routes",
+      topo.lanPrefix,
+      "--dataplane",
+      plane,
+      "--state-dir",
+      stateDir,
+    ],
+    topo.name,
+    90_000,
+  );
+  expect(up.code, up.stderr).toBe(0);
+}
+
+describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
+  beforeAll(async () => {
+    topo = createGatewayTopology();
+    site = attachToGateway(topo, "site");
+    trellis = await startTrellis({ dataDir: data.dir, env: { HOST: topo.hostIp } });
+    url = trellis.url.replace("127.0.0.1", topo.hostIp);
+    admin = await firstAdmin(url, trellis.setupLink());
+    await setPolicy(true);
+
+    // The gateway: `trellis up` in TUN mode with the LAN advertised, the route approved.
+    const key = await api(url, admin, "POST", "/api/v1/keys", { tags: ["tag:gw"] });
+    expect(key.status, JSON.stringify(key.body)).toBe(201);
+    const keyFile = join(work, "auth.key");
+    writeFileSync(keyFile, `${key.body.key as string}\n`, { mode: 0o600 });
+    await gatewayUp(keyFile, "native");
+    const gw = await until("the gateway in Machines with its UDP endpoints", async () => {
+      const r = await api(url, admin, "GET", "/api/v1/machines?q=office-gw");
+      const m = (r.body.items as MachineInfo[]).find((x) => x.name === "office-gw");
+      return m && m.endpoints.length > 0 ? m : undefined;
+    });
+    gatewayId = gw.id;
+    const routes = await api(url, admin, "POST", `/api/v1/machines/${gatewayId}/routes`, {
+      routes: [topo.lanPrefix],
+    });
+    expect(routes.status, JSON.stringify(routes.body)).toBe(200);
+    await until("the gateway forwarding the LAN", async () => {
+      const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
+      const s = JSON.parse(r.stdout) as { forwarding: { routes: string[] } | null };
+      return s.forwarding?.routes.includes(topo.lanPrefix);
+    });
+    iperfServer = spawn("ip", ["netns", "exec", topo.lanNs, "iperf3", "-s", "-B", topo.lanHostIp], {
+      stdio: "ignore",
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    const errors: unknown[] = [];
+    for (const t of tunnels) await t.stop().catch((err: unknown) => errors.push(err));
+    iperfServer?.kill("SIGKILL");
+    await stopDaemon(stateDir).catch((err: unknown) => errors.push(err));
+    for (const remove of [() => site?.remove(), () => topo?.remove()]) {
+      try {
+        remove();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    await trellis?.stop();
+    data.remove();
+    rmSync(work, { recursive: true, force: true });
+    if (errors.length) throw new AggregateError(errors, "cleanup failed");
+  }, 60_000);
+
+  /**
+   * A plain WireGuard peer made through the API from a fresh key pair of its own (its public
+   * key pasted), and its wg-quick file from the API with the private key put in as the console
+   * does for a pair it made.
+   */
+  async function fileFromApi(name: string): Promise<string> {
+    const pair = wgKeypair();
+    const created = await api(url, admin, "POST", "/api/v1/machines/wireguard", {
+      name,
+      gatewayId,
+      publicKey: pair.publicKey,
+      tags: ["tag:wg"],
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const machine = created.body as MachineInfo;
+    expect(machine.wireguard).toEqual({ gatewayId });
+    const file = await api(
+      url,
+      admin,
+      "GET",
+      `/api/v1/machines/${machine.id}/wireguard?endpoint=${site.gatewayIp}:41641`,
+    );
+    expect(file.status, JSON.stringify(file.body)).toBe(200);
+    const conf = file.body as WireGuardPeerConfig;
+    expect(conf.allowedIPs).toContain(topo.lanPrefix);
+    expect(conf.config).not.toContain(pair.privateKey);
+    return wgQuickConfig({
+      name: conf.name,
+      addresses: conf.addresses,
+      gatewayName: conf.gateway.name,
+      gatewayPublicKey: conf.gateway.publicKey,
+      endpoint: conf.gateway.endpoint,
+      allowedIPs: conf.allowedIPs,
+      persistentKeepalive: conf.persistentKeepalive,
+      publicKey: conf.publicKey,
+      privateKey: pair.privateKey,
+    });
+  }
+
+  /**
+   * wireguard-go in the site, configured from the wg-quick file `text` alone, pings the LAN
+   * host and runs iperf3 both ways through the gateway.
+   */
+  async function peerReachesLan(name: string, text: string, binary: string | undefined, what: string) {
+    // One tunnel at a time in the site (each routes the same prefixes): the last one stops.
+    await tunnels.at(-1)?.stop();
+    writeFileSync(join(work, `${name}.conf`), text, { mode: 0o600 });
+    const wgq = parseWgQuick(text);
+    const [v4, ...more] = wgq.addresses;
+    const ifname = `wgp${process.pid % 10000}${tunnels.length}`;
+    const tunnel = await startWireguardGo({
+      ns: site.ns,
+      ifname,
+      binary,
+      privateKey: wgq.privateKey!,
+      listenPort: 0,
+      address: v4!,
+      peers: wgq.peers.map((p) => ({
+        publicKey: p.publicKey,
+        endpoint: p.endpoint ?? undefined,
+        allowedIps: p.allowedIPs,
+        persistentKeepalive: p.persistentKeepalive ?? undefined,
+      })),
+    });
+    tunnels.push(tunnel);
+    for (const a of more) await inNs(site.ns, "ip", ["addr", "add", a, "dev", ifname]);
+
+    // Ping the LAN host, which has no route to the tailnet: the gateway masquerades.
+    await until("a ping from the WireGuard peer answered by the LAN host", async () => {
+      const r = await inNs(site.ns, "ping", ["-c", "1", "-W", "1", topo.lanHostIp], 10_000);
+      return r.code === 0;
+    });
+    expect(await tunnel.latestHandshake(wgq.peers[0]!.publicKey)).toBeGreaterThan(0);
+    const ping = await inNs(site.ns, "ping", ["-c", "3", "-i", "0.2", "-W", "2", topo.lanHostIp]);
+    expect(ping.stdout).toMatch(/3 received/);
+    // And the gateway itself, by its tailnet address.
+    const gwAddr = (await api(url, admin, "GET", `/api/v1/machines/${gatewayId}`)).body as MachineInfo;
+    expect((await inNs(site.ns, "ping", ["-c", "1", "-W", "2", gwAddr.ipv4!])).code).toBe(0);
+    const ping6 = await inNs(site.ns, "ping", ["-6", "-c", "1", "-W", "2", gwAddr.ipv6!]);
+    expect(ping6.code, ping6.stdout + ping6.stderr).toBe(0);
+
+    expect(await iperf(false, what)).toBeGreaterThan(0);
+    expect(await iperf(true, what)).toBeGreaterThan(0);
+
+    // The gateway shows the peer on a direct UDP path from the site's address.
+    const st = JSON.parse((await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout) as {
+      peers: { name: string; path: string; pathDetail: string; rxBytes: number }[];
+    };
+    const me = st.peers.find((p) => p.name === name);
+    expect(me, JSON.stringify(st.peers)).toMatchObject({ path: "direct" });
+    expect(me!.pathDetail).toContain(site.ip);
+    expect(me!.rxBytes).toBeGreaterThan(0);
+  }
+
+  it("Debian's wireguard-go, configured from the console's wg-quick file, reaches the LAN through the native data plane: ping and iperf3 both ways", async () => {
+    expect(await dataplane()).toBe("native");
+    await peerReachesLan(
+      "site-wg-1",
+      await fileFromApi("site-wg-1"),
+      undefined,
+      "Debian's wireguard-go, native data plane",
+    );
+  }, 180_000);
+
+  it.skipIf(!canBuildNewest)(
+    "the newest wireguard-go does the same",
+    async () => {
+      await peerReachesLan(
+        "site-wg-2",
+        await fileFromApi("site-wg-2"),
+        newestWireguardGo(),
+        "newest wireguard-go, native data plane",
+      );
+    },
+    300_000,
+  );
+
+  it.skipIf(!hasChromium)(
+    "an admin adds one in the console with a key pair made in the browser; the file it shows works as it is",
+    async () => {
+      const { browser, close } = await launchChromium();
+      try {
+        const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+        const [cookieName, ...value] = admin.cookie!.split("=");
+        await ctx.addCookies([{ name: cookieName!, value: value.join("="), url }]);
+        const page = await ctx.newPage();
+        const sent: string[] = [];
+        page.on("request", (r) => {
+          if (r.method() !== "GET") sent.push(r.postData() ?? "");
+        });
+        await page.goto(`${url}/machines`);
+        await page.getByTestId("add-wireguard-peer").click();
+        await page.getByLabel("Name").fill("site-wg-console");
+        await page.locator("select[name=gatewayId]").selectOption({ label: "office-gw" });
+        await page.locator("select[name=endpoint]").selectOption(`${site.gatewayIp}:41641`);
+        await page.getByLabel("tag:wg").check();
+        await page.getByRole("button", { name: "Add peer" }).click();
+        const text =
+          (await page.getByTestId("wireguard-config").innerText({ timeout: 15_000 })).trim() + "\n";
+        await page.screenshot({ path: join(ARTIFACTS, "wireguard-peer-added.png"), fullPage: true });
+        const privateKey = parseWgQuick(text).privateKey;
+        expect(privateKey).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+        // Only the public key went to the server.
+        expect(sent.join("\n")).not.toContain(privateKey!);
+        expect(sent.join("\n")).toContain('"name":"site-wg-console"');
+        await peerReachesLan(
+          "site-wg-console",
+          text,
+          undefined,
+          "console-made file, Debian's wireguard-go, native",
+        );
+      } finally {
+        await close();
+      }
+    },
+    180_000,
+  );
+
+  it("and so does Debian's through the gateway's WASM data plane", async () => {
+    await gatewayUp(null, "wasm");
+    expect(await dataplane()).toBe("wasm");
+    await peerReachesLan(
+      "site-wg-3",
+      await fileFromApi("site-wg-3"),
+      undefined,
+      "Debian's wireguard-go, WASM data plane",
+    );
+  }, 180_000);
+
+  it("follows the policy: without the LAN in it the last peer no longer reaches the LAN, and does again when it is back", async () => {
+    await setPolicy(false);
+    const blocked = await until("the gateway dropping the peer's packets to the LAN", async () => {
+      const r = await inNs(site.ns, "ping", ["-c", "2", "-i", "0.3", "-W", "1", topo.lanHostIp], 10_000);
+      return r.code !== 0 ? r : undefined;
+    });
+    expect(blocked.stdout).toMatch(/0 received/);
+    const drops = JSON.parse(
+      (await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout,
+    ) as {
+      drops: Record<string, number>;
+    };
+    expect(drops.drops.filter_no_rule ?? 0).toBeGreaterThan(0);
+    await setPolicy(true);
+    await until("the LAN reachable again", async () => {
+      const r = await inNs(site.ns, "ping", ["-c", "1", "-W", "1", topo.lanHostIp], 10_000);
+      return r.code === 0;
+    });
+  }, 120_000);
+
+  it("removing the machine in the console cuts the peer off", async () => {
+    const r = await api(url, admin, "GET", "/api/v1/machines?q=site-wg-3");
+    const m = (r.body.items as MachineInfo[]).find((x) => x.name === "site-wg-3")!;
+    expect((await api(url, admin, "DELETE", `/api/v1/machines/${m.id}`)).status).toBe(204);
+    await until("the gateway forgetting the peer", async () => {
+      const st = JSON.parse((await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout) as {
+        peers: { name: string }[];
+      };
+      return !st.peers.some((p) => p.name === "site-wg-3");
+    });
+    // Its session went with it: nothing it sends is taken any more.
+    const r2 = await inNs(site.ns, "ping", ["-c", "2", "-i", "0.3", "-W", "1", topo.lanHostIp], 10_000);
+    expect(r2.stdout).toMatch(/ 0 received/);
+  }, 120_000);
+});
