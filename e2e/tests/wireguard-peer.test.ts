@@ -347,6 +347,15 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
           undefined,
           "console-made file, Debian's wireguard-go, native",
         );
+        // Its page shows the file as the server knows it: with no private key in it.
+        await page.getByRole("button", { name: "Done" }).click();
+        await page.getByTestId("machine-row-site-wg-console").getByRole("link").first().click();
+        const card = page.getByTestId("wireguard-peer");
+        const onPage = await card.getByTestId("wireguard-config").innerText();
+        expect(onPage).toContain("# PrivateKey = <the private key of");
+        expect(onPage).not.toContain(privateKey!);
+        await card.getByRole("link", { name: "office-gw" }).waitFor();
+        await page.screenshot({ path: join(ARTIFACTS, "wireguard-peer-machine.png"), fullPage: true });
       } finally {
         await close();
       }

@@ -131,6 +131,10 @@ export default async function MachinePage({ params }: { params: Promise<{ id: st
                   <Link href={`/machines/${wg.gateway.id}`}>{wg.gateway.name}</Link>, as the policy allows;
                   other machines do not reach it. Its wg-quick file, without the private key:
                 </p>
+                <p className="small">
+                  Its public key, as <code>wg</code> shows it:{" "}
+                  <Copyable value={wg.publicKey} what="WireGuard public key" />
+                </p>
                 <div className="secret">
                   <pre data-testid="wireguard-config">{wg.config}</pre>
                   <CopyButton
