@@ -18,6 +18,22 @@ export const canUseNetns =
     }
   })();
 
+/**
+ * Delete namespace `ns` (and with it its veth pairs), ending first whatever
+ * still runs in it: a daemon a failed test left is the test's own. Nothing
+ * to do when it is gone already.
+ */
+function removeNetns(ns: string): void {
+  let pids: string[];
+  try {
+    pids = run("ip", ["netns", "pids", ns]).split(/\s+/).filter(Boolean);
+  } catch {
+    return; // gone already
+  }
+  for (const pid of pids) process.kill(Number(pid), "SIGKILL");
+  run("ip", ["netns", "del", ns]);
+}
+
 function run(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, {
     encoding: "utf8",
@@ -437,22 +453,9 @@ export function createGatewayTopology(): GatewayTopology {
   const [hv, gv, gl, lv] = [`trgh${id}`, `trgg${id}`, `trgl${id}`, `trll${id}`];
   const hostIp = `10.77.${n}.1`;
   const ip = (...args: string[]) => execFileSync("ip", args, { stdio: "pipe", timeout: 10_000 });
-  const removeOne = (ns: string) => {
-    // Whatever still runs in it (a daemon a failed test left) is ours: end it first.
-    let pids: string[] = [];
-    try {
-      pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 })
-        .split(/\s+/)
-        .filter(Boolean);
-    } catch {
-      return; // gone already
-    }
-    for (const pid of pids) process.kill(Number(pid), "SIGKILL");
-    ip("netns", "del", ns); // takes its veth pairs with it
-  };
   const remove = () => {
-    removeOne(lanNs);
-    removeOne(name);
+    removeNetns(lanNs);
+    removeNetns(name);
   };
   try {
     ip("netns", "add", name);
@@ -500,18 +503,7 @@ export function attachToGateway(topo: GatewayTopology, name: string): AttachedHo
   const ip = `10.77.${n}.200`;
   const gatewayIp = `10.77.${n}.2`;
   const run = (...args: string[]) => execFileSync("ip", args, { stdio: "pipe", timeout: 10_000 });
-  const remove = () => {
-    let pids: string[] = [];
-    try {
-      pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 })
-        .split(/\s+/)
-        .filter(Boolean);
-    } catch {
-      return; // gone already
-    }
-    for (const pid of pids) process.kill(Number(pid), "SIGKILL");
-    run("netns", "del", ns);
-  };
+  const remove = () => removeNetns(ns);
   try {
     run("netns", "add", ns);
     run("-n", ns, "link", "set", "lo", "up");
