@@ -21,6 +21,9 @@ export {
   type PeerStatus,
   type PingResult,
   type NetcheckReport,
+  type FlowEnd,
+  type ForwardedTcp,
+  type RouteForwarder,
 } from "./engine/engine";
 export type { UdpSocket, UdpSocketFactory } from "./paths/udp";
 export { UdpPaths, type StunResult } from "./paths/udp-paths";

@@ -260,6 +260,37 @@ pub const KIND_UDP: u8 = 5;
 /// An ICMP echo reply (record id = the ping identifier).
 pub const KIND_PING: u8 = 6;
 
+/// A flow to a route address for the host to carry on (userspace subnet
+/// routing); the first byte says which: FORWARD_TCP (record id = dial id),
+/// FORWARD_UDP or FORWARD_PING (id 0). Then: address length n, the client's
+/// address (n bytes), the target's (n bytes), the client's port and the
+/// target's (u16 BE each; for ping: identifier and sequence), and data.
+pub const KIND_FORWARD: u8 = 7;
+/// A SYN to a route address: dial the target, answer with `tcp_dial_result`.
+pub const FORWARD_TCP: u8 = 1;
+/// A UDP datagram to a route address.
+pub const FORWARD_UDP: u8 = 2;
+/// An ICMP echo request to a route address.
+pub const FORWARD_PING: u8 = 3;
+
+/// `from` and `to`: each end's address and port (identifier and sequence for a ping).
+fn push_forward(buf: &mut Vec<u8>, id: u32, sub: u8, from: (Addr, u16), to: (Addr, u16), d: &[u8]) {
+    let (f, t) = (from.0.to_bytes(), to.0.to_bytes());
+    push_record(
+        buf,
+        KIND_FORWARD,
+        id,
+        &[
+            &[sub, f.len() as u8],
+            &f,
+            &t,
+            &from.1.to_be_bytes(),
+            &to.1.to_be_bytes(),
+            d,
+        ],
+    );
+}
+
 /// TCP event codes, the first byte of a KIND_TCP record.
 pub const TCP_CONNECTED: u8 = 1;
 /// Bytes follow.
@@ -321,6 +352,15 @@ pub fn encode_engine(outputs: Vec<EngineOutput>) -> Vec<u8> {
                         h,
                         &[&[a.len() as u8], &a, &port.to_be_bytes(), &d],
                     )
+                }
+                Event::TcpDial(id, from, sport, to, dport) => {
+                    push_forward(&mut buf, id, FORWARD_TCP, (from, sport), (to, dport), &[])
+                }
+                Event::UdpForward(from, sport, to, dport, d) => {
+                    push_forward(&mut buf, 0, FORWARD_UDP, (from, sport), (to, dport), &d)
+                }
+                Event::PingForward(from, to, ident, seq, d) => {
+                    push_forward(&mut buf, 0, FORWARD_PING, (from, ident), (to, seq), &d)
                 }
                 Event::PingReply(from, ident, seq) => {
                     let a = from.to_bytes();
@@ -452,6 +492,60 @@ impl WgEngine {
         }
         self.engine.set_addresses(&out);
         Ok(())
+    }
+
+    /// Subnet routes served through the userspace stack, comma-separated
+    /// CIDR prefixes (empty: none). Flows to them arrive as KIND_FORWARD records.
+    pub fn set_routes(&mut self, prefixes: &str) -> Result<(), JsError> {
+        let list: Vec<String> = prefixes
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        self.engine.set_routes(&list).map_err(|e| JsError::new(&e))
+    }
+
+    /// The host's answer to a FORWARD_TCP record: `ok` when it reached the
+    /// target. Returns the connection's handle (it reports like one from
+    /// `tcp_connect`), or 0 when refused (the client got a reset). Poll after.
+    pub fn tcp_dial_result(&mut self, id: u32, ok: bool, now: f64) -> Result<u32, JsError> {
+        let s = self.engine.stack().map_err(socket_error)?;
+        Ok(s.tcp_dial_result(id, ok, ms(now))
+            .map_err(socket_error)?
+            .unwrap_or(0))
+    }
+
+    /// A target's answer to a FORWARD_UDP record, from `from:from_port` (the
+    /// route address) to the client `to:to_port`. Poll after.
+    pub fn udp_forward_reply(
+        &mut self,
+        from: &[u8],
+        from_port: u16,
+        to: &[u8],
+        to_port: u16,
+        data: &[u8],
+    ) -> Result<(), JsError> {
+        let (f, t) = (addr_of(from)?, addr_of(to)?);
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.udp_forward_reply(f, from_port, t, to_port, data)
+            .map_err(socket_error)
+    }
+
+    /// A target answered a FORWARD_PING record: the echo reply from `from`
+    /// (the route address) to the client `to`. Poll after.
+    pub fn ping_forward_reply(
+        &mut self,
+        from: &[u8],
+        to: &[u8],
+        ident: u16,
+        seq: u16,
+        data: &[u8],
+    ) -> Result<(), JsError> {
+        let (f, t) = (addr_of(from)?, addr_of(to)?);
+        let s = self.engine.stack().map_err(socket_error)?;
+        s.ping_forward_reply(f, t, ident, seq, data)
+            .map_err(socket_error)
     }
 
     /// Datagrams from paths, back to back, each from `endpoints[i]`.

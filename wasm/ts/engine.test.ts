@@ -13,7 +13,7 @@ const v4 = (s: string) => Uint8Array.from(s.split(".").map(Number));
 function pair() {
   const a = new WireGuardEngine(crypto.getRandomValues(new Uint8Array(32)), { stack: true });
   const b = new WireGuardEngine(crypto.getRandomValues(new Uint8Array(32)), { stack: true });
-  a.upsertPeer({ publicKey: b.publicKey, allowedIps: ["100.64.0.2/32"], endpoint: 1 });
+  a.upsertPeer({ publicKey: b.publicKey, allowedIps: ["100.64.0.2/32", "10.9.0.0/16"], endpoint: 1 });
   b.upsertPeer({ publicKey: a.publicKey, allowedIps: ["100.64.0.1/32"], endpoint: 1 });
   a.setAddresses(["100.64.0.1"]);
   b.setAddresses(["100.64.0.2"]);
@@ -43,7 +43,9 @@ function pair() {
 
 /** Outputs are views into a buffer the next call reuses: copy what is kept. */
 function copy(o: EngineOutput): EngineOutput {
-  return "data" in o ? { ...o, data: o.data.slice() } : o;
+  const c = { ...o } as Record<string, unknown>;
+  for (const k of ["data", "from", "to"]) if (c[k] instanceof Uint8Array) c[k] = (c[k] as Uint8Array).slice();
+  return c as unknown as EngineOutput;
 }
 
 describe("WireGuardEngine", () => {
@@ -78,5 +80,40 @@ describe("WireGuardEngine", () => {
     expect(events.b).toContainEqual({ kind: "drop", reason: "filter_no_rule" });
     expect(b.stats().drops.filter_no_rule).toBe(1);
     expect(() => b.setFilter("{not json")).toThrow(/packet filter/);
+  });
+
+  it("serves a route: flows to its addresses come out as forward records, the host's answers go back", () => {
+    const { a, b, events, poll } = pair();
+    b.setRoutes(["10.9.0.0/24"]);
+    const lan = v4("10.9.0.5");
+    const conn = a.tcpConnect(lan, 80);
+    const sock = a.udpBind(0);
+    a.udpSend(sock, lan, 53, new TextEncoder().encode("query"));
+    const ident = a.ping(lan, 4, new Uint8Array([9]));
+    poll();
+    const dial = events.b.find((o) => o.kind === "forward-tcp");
+    expect(dial).toMatchObject({ from: v4("100.64.0.1"), to: lan, toPort: 80 });
+    const udp = events.b.find((o) => o.kind === "forward-udp");
+    expect(udp).toMatchObject({ from: v4("100.64.0.1"), to: lan, toPort: 53 });
+    expect(new TextDecoder().decode((udp as { data: Uint8Array }).data)).toBe("query");
+    const ping = events.b.find((o) => o.kind === "forward-ping");
+    expect(ping).toMatchObject({ from: v4("100.64.0.1"), to: lan, ident, seq: 4, data: new Uint8Array([9]) });
+
+    const handle = b.tcpDialResult((dial as { id: number }).id, true);
+    expect(handle).toBeGreaterThan(0);
+    const u = udp as { fromPort: number; toPort: number };
+    b.udpForwardReply(lan, u.toPort, v4("100.64.0.1"), u.fromPort, new TextEncoder().encode("answer"));
+    b.pingForwardReply(lan, v4("100.64.0.1"), ident, 4, new Uint8Array([9]));
+    poll();
+    expect(events.a).toContainEqual({ kind: "tcp-connected", handle: conn });
+    expect(events.b).toContainEqual({ kind: "tcp-connected", handle });
+    expect(events.a).toContainEqual({ kind: "ping-reply", ident, from: lan, seq: 4 });
+    const answer = events.a.find((o) => o.kind === "udp");
+    expect(answer).toMatchObject({ handle: sock, from: lan, port: 53 });
+    expect(new TextDecoder().decode((answer as { data: Uint8Array }).data)).toBe("answer");
+    // Addresses off the routes are nobody's.
+    a.tcpConnect(v4("10.9.1.5"), 80);
+    poll();
+    expect(b.stats().drops.not_local).toBeGreaterThan(0);
   });
 });

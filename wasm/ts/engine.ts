@@ -7,7 +7,8 @@ import type { DropReason, PeerConfig } from "./device";
 import { concatBatch } from "./batch";
 
 /** Why a packet was dropped after decryption (the engine's reasons; the device's are DropReason). */
-export type EngineDropReason = "filter_no_rule" | "filter_malformed" | "not_local" | "stack_queue_full";
+export type EngineDropReason =
+  "filter_no_rule" | "filter_malformed" | "not_local" | "stack_queue_full" | "forward_refused";
 
 /** An address as the engine's socket API takes it: 4 or 16 network-order bytes. */
 export type AddrBytes = Uint8Array;
@@ -28,7 +29,23 @@ export type EngineOutput =
   /** Closed and released; `reset`: by reset, refusal or timeout rather than by both sides closing. */
   | { kind: "tcp-closed"; handle: number; reset: boolean }
   | { kind: "udp"; handle: number; from: AddrBytes; port: number; data: Uint8Array }
-  | { kind: "ping-reply"; ident: number; from: AddrBytes; seq: number };
+  | { kind: "ping-reply"; ident: number; from: AddrBytes; seq: number }
+  /**
+   * Userspace subnet routing (`setRoutes`): a client opened TCP to a route
+   * address. Dial `to:toPort`, then answer with `tcpDialResult(id, ok)`.
+   */
+  | { kind: "forward-tcp"; id: number; from: AddrBytes; fromPort: number; to: AddrBytes; toPort: number }
+  /** A UDP datagram to a route address; answers go back with `udpForwardReply`. */
+  | {
+      kind: "forward-udp";
+      from: AddrBytes;
+      fromPort: number;
+      to: AddrBytes;
+      toPort: number;
+      data: Uint8Array;
+    }
+  /** An ICMP echo request to a route address; a reply goes back with `pingForwardReply`. */
+  | { kind: "forward-ping"; from: AddrBytes; to: AddrBytes; ident: number; seq: number; data: Uint8Array };
 
 export interface EngineStats {
   drops: Record<DropReason | EngineDropReason, number>;
@@ -68,6 +85,16 @@ export interface WgEngineBinding {
   udp_send(handle: number, addr: Uint8Array, port: number, data: Uint8Array): void;
   udp_close(handle: number): void;
   ping(addr: Uint8Array, seq: number, payload: Uint8Array): number;
+  set_routes(prefixes: string): void;
+  tcp_dial_result(id: number, ok: boolean, now: number): number;
+  udp_forward_reply(
+    from: Uint8Array,
+    fromPort: number,
+    to: Uint8Array,
+    toPort: number,
+    data: Uint8Array,
+  ): void;
+  ping_forward_reply(from: Uint8Array, to: Uint8Array, ident: number, seq: number, data: Uint8Array): void;
   stats_json(): string;
   free(): void;
 }
@@ -82,6 +109,7 @@ const KIND_DROP = 3;
 const KIND_TCP = 4;
 const KIND_UDP = 5;
 const KIND_PING = 6;
+const KIND_FORWARD = 7;
 
 function decode(buf: Uint8Array, reason: (code: number) => DropReason | EngineDropReason): EngineOutput[] {
   const out: EngineOutput[] = [];
@@ -148,6 +176,18 @@ function decode(buf: Uint8Array, reason: (code: number) => DropReason | EngineDr
           from: body.subarray(1, 1 + n),
           seq: dv.getUint16(at + 1 + n),
         });
+        break;
+      }
+      case KIND_FORWARD: {
+        const n = body[1]!;
+        const from = body.subarray(2, 2 + n);
+        const to = body.subarray(2 + n, 2 + 2 * n);
+        const a = dv.getUint16(at + 2 + 2 * n);
+        const b = dv.getUint16(at + 4 + 2 * n);
+        const data = body.subarray(6 + 2 * n);
+        if (body[0] === 1) out.push({ kind: "forward-tcp", id, from, fromPort: a, to, toPort: b });
+        else if (body[0] === 2) out.push({ kind: "forward-udp", from, fromPort: a, to, toPort: b, data });
+        else if (body[0] === 3) out.push({ kind: "forward-ping", from, to, ident: a, seq: b, data });
         break;
       }
     }
@@ -291,6 +331,30 @@ export class WireGuardEngine {
   /** Send an ICMP echo request; returns the identifier its reply carries. */
   ping(addr: AddrBytes, seq: number, payload: Uint8Array = new Uint8Array(0)): number {
     return this.e.ping(addr, seq, payload);
+  }
+
+  /** Subnet routes to serve through the userspace stack (CIDR prefixes; empty: none). */
+  setRoutes(prefixes: readonly string[]): void {
+    this.e.set_routes(prefixes.join(","));
+  }
+
+  /**
+   * The answer to a `forward-tcp` output: the connection's handle when `ok`
+   * (it reports `tcp-connected` or `tcp-closed` like one from `tcpConnect`),
+   * or 0 (the client was sent a reset). Poll after.
+   */
+  tcpDialResult(id: number, ok: boolean, now = Date.now()): number {
+    return this.e.tcp_dial_result(id, ok, now);
+  }
+
+  /** A target's answer to a `forward-udp` output (from the route address to the client). Poll after. */
+  udpForwardReply(from: AddrBytes, fromPort: number, to: AddrBytes, toPort: number, data: Uint8Array): void {
+    this.e.udp_forward_reply(from, fromPort, to, toPort, data);
+  }
+
+  /** A target answered a `forward-ping` output. Poll after. */
+  pingForwardReply(from: AddrBytes, to: AddrBytes, ident: number, seq: number, data: Uint8Array): void {
+    this.e.ping_forward_reply(from, to, ident, seq, data);
   }
 
   stats(): EngineStats {

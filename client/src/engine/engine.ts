@@ -208,6 +208,38 @@ interface PeerState {
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const random = () => hex(globalThis.crypto.getRandomValues(new Uint8Array(8)));
 
+/** One end of a forwarded flow. */
+export interface FlowEnd {
+  address: string;
+  port: number;
+}
+
+/**
+ * Userspace subnet routing (`serveRoutes`): how a node without a kernel
+ * interface reaches the real targets behind its routes. Node-only (real
+ * sockets); the engine only says what the tailnet asked for.
+ */
+export interface RouteForwarder {
+  /**
+   * A client opened TCP to `to`: connect to it. Resolve once connected (the
+   * client's handshake completes only then), reject when it cannot be
+   * reached (the client gets a reset).
+   */
+  tcp(to: FlowEnd, from: FlowEnd): Promise<ForwardedTcp>;
+  /** A UDP datagram for `to`; `reply` sends an answer back to the client. */
+  udp(to: FlowEnd, from: FlowEnd, data: Uint8Array, reply: (data: Uint8Array) => void): void;
+  /** An echo request for `to`: resolve true when it answered. */
+  ping(to: string, from: string): Promise<boolean>;
+}
+
+/** The real side of a forwarded TCP connection. */
+export interface ForwardedTcp {
+  /** The tailnet side is established: carry bytes both ways until either ends. */
+  attach(c: TcpConnection): void;
+  /** The tailnet side never came up: close the real side. */
+  abort(): void;
+}
+
 export class EngineError extends Error {
   override readonly name = "EngineError";
 }
@@ -735,6 +767,13 @@ export class NodeEngine {
         case "udp":
           this.udpSockets.get(o.handle)?.(formatAddr(addrFromBytes(o.from)!), o.port, o.data.slice());
           break;
+        case "forward-tcp":
+          this.forwardTcp(o);
+          break;
+        case "forward-udp":
+        case "forward-ping":
+          this.forwardOther(o);
+          break;
         default:
           break;
       }
@@ -1049,6 +1088,89 @@ export class NodeEngine {
         },
       });
     });
+  }
+
+  private forwarder: RouteForwarder | null = null;
+
+  /**
+   * Serve these subnet routes through the userspace stack (CIDR prefixes;
+   * empty: none): flows to their addresses that the packet filter admits go
+   * to `forwarder`. For a node without a TUN device (`--userspace`).
+   */
+  serveRoutes(prefixes: readonly string[], forwarder: RouteForwarder): void {
+    this.wasm.setRoutes(prefixes);
+    this.forwarder = prefixes.length ? forwarder : null;
+  }
+
+  private forwardTcp(o: Extract<EngineOutput, { kind: "forward-tcp" }>): void {
+    const from = { address: formatAddr(addrFromBytes(o.from)!), port: o.fromPort };
+    const to = { address: formatAddr(addrFromBytes(o.to)!), port: o.toPort };
+    const answer = (ok: boolean): number => {
+      if (this.closed) return 0;
+      try {
+        return this.wasm.tcpDialResult(o.id, ok);
+      } catch (err) {
+        // The dial was forgotten (unanswered too long) or the socket table is full.
+        this.log("forwarded connection dropped", { to: `${to.address}:${to.port}`, err: String(err) });
+        return 0;
+      } finally {
+        this.kick();
+      }
+    };
+    if (!this.forwarder) {
+      answer(false);
+      return;
+    }
+    this.forwarder.tcp(to, from).then(
+      (real) => {
+        const h = answer(true);
+        if (!h) return real.abort();
+        const conn = new TcpConnection(h, this.tcpHost, from);
+        this.connecting.set(h, {
+          conn,
+          resolve: (c) => {
+            this.conns.set(h, c);
+            real.attach(c);
+          },
+          reject: () => real.abort(),
+        });
+      },
+      (err: unknown) => {
+        this.log("forwarded connection refused", { to: `${to.address}:${to.port}`, err: String(err) });
+        answer(false);
+      },
+    );
+  }
+
+  private forwardOther(o: Extract<EngineOutput, { kind: "forward-udp" | "forward-ping" }>): void {
+    const f = this.forwarder;
+    if (!f) return;
+    const from = o.from.slice();
+    const to = o.to.slice();
+    const fromText = formatAddr(addrFromBytes(from)!);
+    const toText = formatAddr(addrFromBytes(to)!);
+    const send = (what: string, fn: () => void) => {
+      if (this.closed) return;
+      try {
+        fn();
+        this.kick();
+      } catch (err) {
+        // The route stopped being served meanwhile.
+        this.log(`forwarded ${what} answer dropped`, { to: toText, err: String(err) });
+      }
+    };
+    if (o.kind === "forward-udp") {
+      const { fromPort, toPort } = o;
+      f.udp({ address: toText, port: toPort }, { address: fromText, port: fromPort }, o.data.slice(), (d) =>
+        send("UDP", () => this.wasm.udpForwardReply(to, toPort, from, fromPort, d)),
+      );
+    } else {
+      const { ident, seq } = o;
+      const data = o.data.slice();
+      void f.ping(toText, fromText).then((ok) => {
+        if (ok) send("ping", () => this.wasm.pingForwardReply(to, from, ident, seq, data));
+      });
+    }
   }
 
   /** Accept TCP connections to `port` of this node; returns a function that stops listening. */

@@ -117,6 +117,11 @@ export class WgEngine {
      */
     ping(addr: Uint8Array | number[], seq: number, payload: Uint8Array | number[]): number;
     /**
+     * A target answered a FORWARD_PING record: the echo reply from `from`
+     * (the route address) to the client `to`. Poll after.
+     */
+    ping_forward_reply(from: Uint8Array | number[], to: Uint8Array | number[], ident: number, seq: number, data: Uint8Array | number[]): void;
+    /**
      * Timers, and whatever sockets have to send.
      */
     poll(now: number): Uint8Array;
@@ -145,6 +150,11 @@ export class WgEngine {
      */
     set_filter(json: string): void;
     /**
+     * Subnet routes served through the userspace stack, comma-separated
+     * CIDR prefixes (empty: none). Flows to them arrive as KIND_FORWARD records.
+     */
+    set_routes(prefixes: string): void;
+    /**
      * Drop counters (device and engine), per-peer state, flows tracked and sockets open, as JSON.
      */
     stats_json(): string;
@@ -160,6 +170,12 @@ export class WgEngine {
      * Open a TCP connection; returns its handle.
      */
     tcp_connect(addr: Uint8Array | number[], port: number): number;
+    /**
+     * The host's answer to a FORWARD_TCP record: `ok` when it reached the
+     * target. Returns the connection's handle (it reports like one from
+     * `tcp_connect`), or 0 when refused (the client got a reset). Poll after.
+     */
+    tcp_dial_result(id: number, ok: boolean, now: number): number;
     /**
      * Listen on a TCP port of this node's addresses; returns the listener's handle.
      */
@@ -180,6 +196,11 @@ export class WgEngine {
      * Close a UDP socket.
      */
     udp_close(handle: number): void;
+    /**
+     * A target's answer to a FORWARD_UDP record, from `from:from_port` (the
+     * route address) to the client `to:to_port`. Poll after.
+     */
+    udp_forward_reply(from: Uint8Array | number[], from_port: number, to: Uint8Array | number[], to_port: number, data: Uint8Array | number[]): void;
     /**
      * Send a UDP datagram from a bound socket.
      */
@@ -219,6 +240,7 @@ export interface InitOutput {
     readonly wgengine_new: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number];
     readonly wgengine_next_poll: (a: number, b: number) => number;
     readonly wgengine_ping: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number];
+    readonly wgengine_ping_forward_reply: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number) => [number, number];
     readonly wgengine_poll: (a: number, b: number) => [number, number];
     readonly wgengine_public_key: (a: number) => [number, number];
     readonly wgengine_receive_batch: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number) => [number, number, number, number];
@@ -226,15 +248,18 @@ export interface InitOutput {
     readonly wgengine_send_batch: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number, number];
     readonly wgengine_set_addresses: (a: number, b: number, c: number) => [number, number];
     readonly wgengine_set_filter: (a: number, b: number, c: number) => [number, number];
+    readonly wgengine_set_routes: (a: number, b: number, c: number) => [number, number];
     readonly wgengine_stats_json: (a: number) => [number, number];
     readonly wgengine_tcp_abort: (a: number, b: number) => [number, number];
     readonly wgengine_tcp_close: (a: number, b: number) => [number, number];
     readonly wgengine_tcp_connect: (a: number, b: number, c: number, d: number) => [number, number, number];
+    readonly wgengine_tcp_dial_result: (a: number, b: number, c: number, d: number) => [number, number, number];
     readonly wgengine_tcp_listen: (a: number, b: number) => [number, number, number];
     readonly wgengine_tcp_pause: (a: number, b: number, c: number) => [number, number];
     readonly wgengine_tcp_send: (a: number, b: number, c: number, d: number) => [number, number, number];
     readonly wgengine_udp_bind: (a: number, b: number) => [number, number, number];
     readonly wgengine_udp_close: (a: number, b: number) => [number, number];
+    readonly wgengine_udp_forward_reply: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number) => [number, number];
     readonly wgengine_udp_send: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => [number, number];
     readonly wgengine_upsert_peer: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number) => [number, number, number];
     readonly __wbindgen_externrefs: WebAssembly.Table;

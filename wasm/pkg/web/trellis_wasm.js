@@ -452,6 +452,37 @@ export class WgEngine {
         return ret[0];
     }
     /**
+     * A target answered a FORWARD_PING record: the echo reply from `from`
+     * (the route address) to the client `to`. Poll after.
+     * @param {Uint8Array | number[]} from
+     * @param {Uint8Array | number[]} to
+     * @param {number} ident
+     * @param {number} seq
+     * @param {Uint8Array | number[]} data
+     */
+    ping_forward_reply(from, to, ident, seq, data) {
+        const val4 = +ident;
+        const val5 = +seq;
+        let ptr0, len0, ptr1, len1, ptr2, len2;
+        try {
+            ptr0 = passArray8ToWasm0(from, wasm.__wbindgen_malloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passArray8ToWasm0(to, wasm.__wbindgen_malloc);
+            len1 = WASM_VECTOR_LEN;
+            ptr2 = passArray8ToWasm0(data, wasm.__wbindgen_malloc);
+            len2 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.wgengine_ping_forward_reply(this.__wbg_ptr, ptr0, len0, ptr1, len1, val4, val5, ptr2, len2);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
      * Timers, and whatever sockets have to send.
      * @param {number} now
      * @returns {Uint8Array}
@@ -571,6 +602,19 @@ export class WgEngine {
         }
     }
     /**
+     * Subnet routes served through the userspace stack, comma-separated
+     * CIDR prefixes (empty: none). Flows to them arrive as KIND_FORWARD records.
+     * @param {string} prefixes
+     */
+    set_routes(prefixes) {
+        const ptr0 = passStringToWasm0(prefixes, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.wgengine_set_routes(this.__wbg_ptr, ptr0, len0);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
      * Drop counters (device and engine), per-peer state, flows tracked and sockets open, as JSON.
      * @returns {string}
      */
@@ -617,6 +661,22 @@ export class WgEngine {
         const ptr0 = passArray8ToWasm0(addr, wasm.__wbindgen_malloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.wgengine_tcp_connect(this.__wbg_ptr, ptr0, len0, val2);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] >>> 0;
+    }
+    /**
+     * The host's answer to a FORWARD_TCP record: `ok` when it reached the
+     * target. Returns the connection's handle (it reports like one from
+     * `tcp_connect`), or 0 when refused (the client got a reset). Poll after.
+     * @param {number} id
+     * @param {boolean} ok
+     * @param {number} now
+     * @returns {number}
+     */
+    tcp_dial_result(id, ok, now) {
+        const ret = wasm.wgengine_tcp_dial_result(this.__wbg_ptr, id, ok, now);
         if (ret[2]) {
             throw takeFromExternrefTable0(ret[1]);
         }
@@ -679,6 +739,37 @@ export class WgEngine {
      */
     udp_close(handle) {
         const ret = wasm.wgengine_udp_close(this.__wbg_ptr, handle);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * A target's answer to a FORWARD_UDP record, from `from:from_port` (the
+     * route address) to the client `to:to_port`. Poll after.
+     * @param {Uint8Array | number[]} from
+     * @param {number} from_port
+     * @param {Uint8Array | number[]} to
+     * @param {number} to_port
+     * @param {Uint8Array | number[]} data
+     */
+    udp_forward_reply(from, from_port, to, to_port, data) {
+        const val4 = +from_port;
+        const val5 = +to_port;
+        let ptr0, len0, ptr1, len1, ptr2, len2;
+        try {
+            ptr0 = passArray8ToWasm0(from, wasm.__wbindgen_malloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passArray8ToWasm0(to, wasm.__wbindgen_malloc);
+            len1 = WASM_VECTOR_LEN;
+            ptr2 = passArray8ToWasm0(data, wasm.__wbindgen_malloc);
+            len2 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.wgengine_udp_forward_reply(this.__wbg_ptr, ptr0, len0, val4, ptr1, len1, val5, ptr2, len2);
         if (ret[1]) {
             throw takeFromExternrefTable0(ret[0]);
         }

@@ -26,6 +26,7 @@ export const wgdevice_upsert_peer: (a: number, b: number, c: number, d: number, 
 export const wgengine_new: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number];
 export const wgengine_next_poll: (a: number, b: number) => number;
 export const wgengine_ping: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number];
+export const wgengine_ping_forward_reply: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number) => [number, number];
 export const wgengine_poll: (a: number, b: number) => [number, number];
 export const wgengine_public_key: (a: number) => [number, number];
 export const wgengine_receive_batch: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number) => [number, number, number, number];
@@ -33,15 +34,18 @@ export const wgengine_remove_peer: (a: number, b: number, c: number) => [number,
 export const wgengine_send_batch: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number, number];
 export const wgengine_set_addresses: (a: number, b: number, c: number) => [number, number];
 export const wgengine_set_filter: (a: number, b: number, c: number) => [number, number];
+export const wgengine_set_routes: (a: number, b: number, c: number) => [number, number];
 export const wgengine_stats_json: (a: number) => [number, number];
 export const wgengine_tcp_abort: (a: number, b: number) => [number, number];
 export const wgengine_tcp_close: (a: number, b: number) => [number, number];
 export const wgengine_tcp_connect: (a: number, b: number, c: number, d: number) => [number, number, number];
+export const wgengine_tcp_dial_result: (a: number, b: number, c: number, d: number) => [number, number, number];
 export const wgengine_tcp_listen: (a: number, b: number) => [number, number, number];
 export const wgengine_tcp_pause: (a: number, b: number, c: number) => [number, number];
 export const wgengine_tcp_send: (a: number, b: number, c: number, d: number) => [number, number, number];
 export const wgengine_udp_bind: (a: number, b: number) => [number, number, number];
 export const wgengine_udp_close: (a: number, b: number) => [number, number];
+export const wgengine_udp_forward_reply: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number) => [number, number];
 export const wgengine_udp_send: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => [number, number];
 export const wgengine_upsert_peer: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number) => [number, number, number];
 export const __wbindgen_externrefs: WebAssembly.Table;

@@ -7,6 +7,7 @@
 //! by reason. Time and randomness come from the host, as in the device.
 
 pub mod filter;
+pub mod forward;
 pub mod packet;
 pub mod stack;
 
@@ -14,6 +15,7 @@ use std::ops::Range;
 
 use crate::device::{Device, Output, DROP_REASONS, SEND_HEADROOM};
 use filter::{Filter, Refusal, Rules};
+use forward::Forwarded;
 use packet::Addr;
 use stack::{Event, SocketError, Stack};
 
@@ -29,14 +31,19 @@ pub enum EngineDrop {
     NotLocal,
     /// The stack's receive queue is full.
     StackQueueFull,
+    /// For an address on a route this node serves in userspace, but not
+    /// something it carries there: a fragment, a protocol other than TCP, UDP
+    /// and ICMP echo, or too many connections waiting for their dial.
+    ForwardRefused,
 }
 
 /// Every engine drop reason, for the stats table.
-pub const ENGINE_DROPS: [EngineDrop; 4] = [
+pub const ENGINE_DROPS: [EngineDrop; 5] = [
     EngineDrop::FilterNoRule,
     EngineDrop::Malformed,
     EngineDrop::NotLocal,
     EngineDrop::StackQueueFull,
+    EngineDrop::ForwardRefused,
 ];
 
 impl EngineDrop {
@@ -47,6 +54,7 @@ impl EngineDrop {
             EngineDrop::Malformed => "filter_malformed",
             EngineDrop::NotLocal => "not_local",
             EngineDrop::StackQueueFull => "stack_queue_full",
+            EngineDrop::ForwardRefused => "forward_refused",
         }
     }
 }
@@ -110,6 +118,15 @@ impl Engine {
         }
     }
 
+    /// Subnet routes this node serves through its userspace stack (CIDR
+    /// prefixes); ignored for an engine that delivers to the host.
+    pub fn set_routes(&mut self, prefixes: &[String]) -> Result<(), String> {
+        match &mut self.delivery {
+            Delivery::Stack(s) => s.set_routes(prefixes),
+            Delivery::Host => Ok(()),
+        }
+    }
+
     /// The userspace stack, if packets are delivered to one.
     pub fn stack(&mut self) -> Result<&mut Stack, SocketError> {
         match &mut self.delivery {
@@ -150,10 +167,21 @@ impl Engine {
             match &mut self.delivery {
                 Delivery::Host => out.push(EngineOutput::Wire(Output::Packet { peer, data })),
                 Delivery::Stack(s) => {
-                    if !s.is_local(flow.dst) {
+                    if s.is_local(flow.dst) {
+                        if !s.push(data) {
+                            self.drop_packet(out, EngineDrop::StackQueueFull);
+                        }
+                    } else if s.is_routed(flow.dst) {
+                        match s.forward(data, now) {
+                            Forwarded::Event(e) => out.push(EngineOutput::Socket(e)),
+                            Forwarded::Stack(true) | Forwarded::Held => {}
+                            Forwarded::Stack(false) => {
+                                self.drop_packet(out, EngineDrop::StackQueueFull)
+                            }
+                            Forwarded::Refused => self.drop_packet(out, EngineDrop::ForwardRefused),
+                        }
+                    } else {
                         self.drop_packet(out, EngineDrop::NotLocal);
-                    } else if !s.push(data) {
-                        self.drop_packet(out, EngineDrop::StackQueueFull);
                     }
                 }
             }

@@ -107,6 +107,14 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 
 /// Parse an IPv4 or IPv6 packet.
 pub fn parse(packet: &[u8]) -> Option<Flow> {
+    parse_whole(packet).map(|(f, _, _)| f)
+}
+
+/// Parse an IPv4 or IPv6 packet; also where its transport header starts
+/// (after IPv6 extension headers), and whether it is a fragment of a larger
+/// datagram (first or later), for whoever needs the whole payload.
+pub fn parse_whole(packet: &[u8]) -> Option<(Flow, usize, bool)> {
+    let mut fragmented = false;
     let (src, dst, mut proto, mut off, later_fragment) = match packet.first()? >> 4 {
         4 => {
             let ihl = usize::from(packet.first()? & 0x0f) * 4;
@@ -114,6 +122,7 @@ pub fn parse(packet: &[u8]) -> Option<Flow> {
                 return None;
             }
             let frag = be16(packet, 6)? & 0x1fff;
+            fragmented = frag != 0 || packet[6] & 0x20 != 0;
             (
                 Addr::from_bytes(&packet[12..16])?,
                 Addr::from_bytes(&packet[16..20])?,
@@ -151,6 +160,7 @@ pub fn parse(packet: &[u8]) -> Option<Flow> {
                     let next = *packet.get(off)?;
                     let frag_offset = be16(packet, off + 2)? >> 3;
                     later_fragment = frag_offset != 0;
+                    fragmented = true;
                     proto = next;
                     off += 8;
                 }
@@ -169,7 +179,7 @@ pub fn parse(packet: &[u8]) -> Option<Flow> {
         later_fragment,
     };
     if later_fragment {
-        return Some(flow);
+        return Some((flow, off, fragmented));
     }
     let l4 = packet.get(off..)?;
     match proto {
@@ -194,7 +204,7 @@ pub fn parse(packet: &[u8]) -> Option<Flow> {
         }
         _ => {}
     }
-    Some(flow)
+    Some((flow, off, fragmented))
 }
 
 #[cfg(test)]

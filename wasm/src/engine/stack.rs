@@ -16,6 +16,7 @@ use smoltcp::wire::{
     IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address,
 };
 
+use super::forward::{FlowKey, Routes};
 use super::packet::Addr;
 
 /// IP MTU of the stack: what every WireGuard peer carries (as Tailscale's
@@ -50,6 +51,15 @@ pub enum Event {
     Udp(u32, Addr, u16, Vec<u8>),
     /// An ICMP echo reply to a ping: (from, identifier, sequence).
     PingReply(Addr, u16, u16),
+    /// A client opened TCP to a route address: the host dials the target and
+    /// answers with `tcp_dial_result` (id, client, its port, target, its port).
+    TcpDial(u32, Addr, u16, Addr, u16),
+    /// A UDP datagram to a route address, for the host to send on
+    /// (client, its port, target, its port, data).
+    UdpForward(Addr, u16, Addr, u16, Vec<u8>),
+    /// An ICMP echo request to a route address, for the host to try
+    /// (client, target, identifier, sequence, data).
+    PingForward(Addr, Addr, u16, u16, Vec<u8>),
 }
 
 /// Why a socket operation was refused.
@@ -118,7 +128,7 @@ impl phy::Device for Phy {
     }
 }
 
-enum Kind {
+pub(super) enum Kind {
     Tcp {
         connected: bool,
         eof: bool,
@@ -126,6 +136,8 @@ enum Kind {
         paused: bool,
         /// A listener's connection not yet reported to the host.
         listener: Option<u32>,
+        /// A connection to a route address, carried on by the host (see `forward`).
+        forward: Option<FlowKey>,
     },
     Listener {
         port: u16,
@@ -133,12 +145,12 @@ enum Kind {
     Udp,
 }
 
-struct Sock {
-    smol: SocketHandle,
-    kind: Kind,
+pub(super) struct Sock {
+    pub(super) smol: SocketHandle,
+    pub(super) kind: Kind,
 }
 
-fn ip(a: Addr) -> IpAddress {
+pub(super) fn ip(a: Addr) -> IpAddress {
     if a.v6 {
         IpAddress::Ipv6(Ipv6Address::from_bits(a.n))
     } else {
@@ -161,10 +173,12 @@ fn addr(a: IpAddress) -> Addr {
 
 /// The stack: an interface with this node's addresses, and its sockets.
 pub struct Stack {
-    iface: Interface,
+    pub(super) iface: Interface,
     phy: Phy,
-    sockets: SocketSet<'static>,
-    socks: HashMap<u32, Sock>,
+    pub(super) sockets: SocketSet<'static>,
+    pub(super) socks: HashMap<u32, Sock>,
+    /// Subnet routes served without a kernel, and the flows through them.
+    pub(super) routes: Routes,
     next_handle: u32,
     addrs: Vec<Addr>,
     port_seed: u32,
@@ -195,6 +209,7 @@ impl Stack {
             socks: HashMap::new(),
             next_handle: 1,
             addrs: Vec::new(),
+            routes: Routes::default(),
             port_seed: (seed >> 32) as u32 | 1,
             icmp: None,
             orphans: Vec::new(),
@@ -247,6 +262,7 @@ impl Stack {
     /// packets to send (for the WireGuard device) and the sockets' events.
     pub fn poll(&mut self, now: u64, events: &mut Vec<Event>) -> Vec<Vec<u8>> {
         let ts = Instant::from_millis(now as i64);
+        self.expire_dials(now);
         self.iface.poll(ts, &mut self.phy, &mut self.sockets);
         self.collect(events);
         // Reading freed window space, and closes and aborts want to go out now.
@@ -262,7 +278,7 @@ impl Stack {
             .map(|t| t.total_millis().max(0) as u64)
     }
 
-    fn handle(&mut self) -> Result<u32, SocketError> {
+    pub(super) fn handle(&mut self) -> Result<u32, SocketError> {
         if self.socks.len() >= MAX_SOCKETS {
             return Err(SocketError::Exhausted);
         }
@@ -291,7 +307,7 @@ impl Stack {
         None
     }
 
-    fn tcp_socket() -> tcp::Socket<'static> {
+    pub(super) fn tcp_socket() -> tcp::Socket<'static> {
         let mut s = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
             tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
@@ -340,6 +356,7 @@ impl Stack {
                     eof: false,
                     paused: false,
                     listener: None,
+                    forward: None,
                 },
             },
         );
@@ -417,7 +434,10 @@ impl Stack {
     /// Reset a connection (RST) and release its handle at once.
     pub fn tcp_abort(&mut self, h: u32) -> Result<(), SocketError> {
         let sock = self.socks.remove(&h).ok_or(SocketError::UnknownHandle)?;
-        if let Kind::Tcp { .. } = sock.kind {
+        if let Kind::Tcp { forward, .. } = sock.kind {
+            if let Some(key) = forward {
+                self.routes.forwards.remove(&key);
+            }
             self.sockets.get_mut::<tcp::Socket>(sock.smol).abort();
             // The RST goes out on the next poll; the socket is removed after it.
             self.orphans.push(sock.smol);
@@ -568,8 +588,16 @@ impl Stack {
                     eof,
                     paused,
                     listener,
+                    forward,
                 } => {
                     let s = self.sockets.get_mut::<tcp::Socket>(sock.smol);
+                    if forward.is_some() && s.is_listening() {
+                        // A reset in SYN-RECEIVED puts a socket back to listening;
+                        // a forwarded connection is over then.
+                        events.push(Event::TcpClosed(h, true));
+                        closed.push(h);
+                        continue;
+                    }
                     if !*connected && s.may_send() {
                         *connected = true;
                         match listener.take() {
@@ -642,6 +670,12 @@ impl Stack {
         }
         for h in closed {
             if let Some(sock) = self.socks.remove(&h) {
+                if let Kind::Tcp {
+                    forward: Some(key), ..
+                } = sock.kind
+                {
+                    self.routes.forwards.remove(&key);
+                }
                 self.sockets.remove(sock.smol);
             }
         }
@@ -657,6 +691,7 @@ impl Stack {
                         eof: false,
                         paused: false,
                         listener: Some(h),
+                        forward: None,
                     },
                 },
             );
@@ -689,6 +724,58 @@ impl Stack {
                 true
             }
         });
+    }
+
+    /// A packet made outside the stack, to go out with what it sends next.
+    pub(super) fn emit(&mut self, packet: Vec<u8>) {
+        self.phy.tx.push(packet);
+    }
+
+    /// Take `packet` in ahead of anything queued, now.
+    pub(super) fn take_now(&mut self, packet: Vec<u8>, now: u64) {
+        self.phy.rx.push_front(packet);
+        let ts = Instant::from_millis(now as i64);
+        self.iface.poll(ts, &mut self.phy, &mut self.sockets);
+    }
+
+    /// Take this node's listeners on `port` out of the socket set (see
+    /// `tcp_dial_result`); `listeners_back` puts new ones in their place.
+    pub(super) fn listeners_aside(&mut self, port: u16) -> Vec<u32> {
+        let aside: Vec<u32> = self
+            .socks
+            .iter()
+            .filter(|(_, s)| matches!(s.kind, Kind::Listener { port: p } if p == port))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in &aside {
+            let smol = self.socks[h].smol;
+            self.sockets.remove(smol);
+        }
+        aside
+    }
+
+    pub(super) fn listeners_back(&mut self, aside: Vec<u32>) {
+        for h in aside {
+            let Some(Sock {
+                kind: Kind::Listener { port },
+                ..
+            }) = self.socks.get(&h)
+            else {
+                continue;
+            };
+            let mut s = Self::tcp_socket();
+            if s.listen(IpListenEndpoint {
+                addr: None,
+                port: *port,
+            })
+            .is_ok()
+            {
+                let smol = self.sockets.add(s);
+                self.socks.get_mut(&h).expect("listed").smol = smol;
+            } else {
+                self.socks.remove(&h);
+            }
+        }
     }
 
     /// Number of open sockets (TCP, listeners, UDP).

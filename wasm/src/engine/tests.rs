@@ -409,3 +409,205 @@ fn host_engines_move_packets_in_place_through_the_filter() {
         .expect("admitted");
     assert_eq!(&buf[range], &p[..]);
 }
+
+// ---- userspace subnet routing (forward.rs) ---------------------------------------
+
+const LAN4: &str = "10.9.0.5";
+const LAN6: &str = "fd00:9::5";
+
+/// A reaches 10.9.0.0/24 and fd00:9::/64 through B, which serves them in userspace.
+fn routed(filter_b: &str) -> Net {
+    let mut n = Net::new(ALLOW_ALL, filter_b);
+    let pb = n.b.wg.public_key();
+    n.a.wg.upsert_peer(
+        pb,
+        None,
+        &[
+            Prefix::parse(B4).unwrap(),
+            Prefix::parse(B6).unwrap(),
+            Prefix::parse("10.9.0.0/24").unwrap(),
+            Prefix::parse("fd00:9::/64").unwrap(),
+        ],
+        Some(1),
+        0,
+    );
+    n.b.set_routes(&["10.9.0.0/24".into(), "fd00:9::/64".into()])
+        .unwrap();
+    n
+}
+
+impl Net {
+    /// Dials B was asked for: (id, client, target, target port).
+    fn dials_at_b(&self) -> Vec<(u32, Addr, Addr, u16)> {
+        self.ev_b
+            .iter()
+            .filter_map(|e| match e {
+                Event::TcpDial(id, from, _, to, port) => Some((*id, *from, *to, *port)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn tcp_to_a_route_waits_for_the_hosts_dial_then_carries_bytes_both_ways() {
+    let mut n = routed(ALLOW_ALL);
+    // B's own listener on the same port must not take connections to the route.
+    let own = n.b.stack().unwrap().tcp_listen(80).unwrap();
+    let c = n.a.stack().unwrap().tcp_connect(addr(LAN4), 80).unwrap();
+    n.tick(1);
+    let dials = n.dials_at_b();
+    assert_eq!(dials.len(), 1);
+    let (id, from, target, port) = dials[0];
+    assert_eq!((from, target, port), (addr(A4), addr(LAN4), 80));
+    // Not answered before the target is: A's SYN is retransmitted and held.
+    n.tick(1_500);
+    assert!(!n.ev_a.contains(&Event::TcpConnected(c)));
+    assert_eq!(
+        n.dials_at_b().len(),
+        1,
+        "a retransmitted SYN starts no second dial"
+    );
+    let h =
+        n.b.stack()
+            .unwrap()
+            .tcp_dial_result(id, true, n.now)
+            .unwrap()
+            .expect("a handle");
+    n.tick(1);
+    assert!(n.ev_a.contains(&Event::TcpConnected(c)));
+    assert!(n.ev_b.contains(&Event::TcpConnected(h)));
+    assert!(!n
+        .ev_b
+        .iter()
+        .any(|e| matches!(e, Event::TcpAccepted(l, ..) if *l == own)));
+    n.a.stack().unwrap().tcp_send(c, b"GET /").unwrap();
+    n.b.stack().unwrap().tcp_send(h, b"200 OK").unwrap();
+    n.tick(1);
+    assert_eq!(n.data_at_b(h), b"GET /");
+    assert!(n.ev_a.contains(&Event::TcpData(c, b"200 OK".to_vec())));
+    // B's own listener still answers for B's own address.
+    let mine = n.a.stack().unwrap().tcp_connect(addr(B4), 80).unwrap();
+    n.tick(1);
+    assert!(n.ev_a.contains(&Event::TcpConnected(mine)));
+    assert!(n
+        .ev_b
+        .iter()
+        .any(|e| matches!(e, Event::TcpAccepted(l, ..) if *l == own)));
+    // Both close: released, and the flow is forgotten.
+    n.a.stack().unwrap().tcp_close(c).unwrap();
+    n.b.stack().unwrap().tcp_close(h).unwrap();
+    n.tick(1);
+    assert!(n.ev_b.contains(&Event::TcpClosed(h, false)));
+    assert!(n.b.stack().unwrap().routes.forwards.is_empty());
+}
+
+#[test]
+fn a_dial_that_fails_resets_the_client_at_once() {
+    let mut n = routed(ALLOW_ALL);
+    let c = n.a.stack().unwrap().tcp_connect(addr(LAN6), 22).unwrap();
+    n.tick(1);
+    let (id, from, ..) = n.dials_at_b()[0];
+    assert_eq!(from, addr(A6));
+    let got =
+        n.b.stack()
+            .unwrap()
+            .tcp_dial_result(id, false, n.now)
+            .unwrap();
+    assert_eq!(got, None);
+    n.tick(1);
+    assert!(n.ev_a.contains(&Event::TcpClosed(c, true)));
+    // The id is spent.
+    assert_eq!(
+        n.b.stack().unwrap().tcp_dial_result(id, true, n.now),
+        Err(SocketError::UnknownHandle)
+    );
+}
+
+#[test]
+fn udp_and_pings_to_a_route_go_to_the_host_and_its_answers_come_back() {
+    let mut n = routed(ALLOW_ALL);
+    let u = n.a.stack().unwrap().udp_bind(0).unwrap();
+    n.a.stack()
+        .unwrap()
+        .udp_send(u, addr(LAN4), 53, b"query")
+        .unwrap();
+    n.a.stack()
+        .unwrap()
+        .udp_send(u, addr(LAN6), 53, b"query6")
+        .unwrap();
+    n.tick(1);
+    let fwd: Vec<(Addr, u16, Addr, u16, Vec<u8>)> = n
+        .ev_b
+        .iter()
+        .filter_map(|e| match e {
+            Event::UdpForward(a, b, c, d, data) => Some((*a, *b, *c, *d, data.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fwd.len(), 2);
+    assert_eq!((fwd[0].0, fwd[0].2, fwd[0].3), (addr(A4), addr(LAN4), 53));
+    assert_eq!(fwd[0].4, b"query");
+    assert_eq!(fwd[1].4, b"query6");
+    for (client, cport, target, tport, _) in &fwd {
+        n.b.stack()
+            .unwrap()
+            .udp_forward_reply(*target, *tport, *client, *cport, b"answer")
+            .unwrap();
+    }
+    n.tick(1);
+    assert!(n
+        .ev_a
+        .contains(&Event::Udp(u, addr(LAN4), 53, b"answer".to_vec())));
+    assert!(n
+        .ev_a
+        .contains(&Event::Udp(u, addr(LAN6), 53, b"answer".to_vec())));
+    // A reply may only come from a served route.
+    assert_eq!(
+        n.b.stack()
+            .unwrap()
+            .udp_forward_reply(addr("10.8.0.1"), 53, addr(A4), 1, b"x"),
+        Err(SocketError::BadAddress)
+    );
+
+    let ident = n.a.stack().unwrap().ping(addr(LAN4), 7, b"ping!").unwrap();
+    n.tick(1);
+    // The stack does not answer for the target: only the host's reply counts.
+    assert!(!n.ev_a.iter().any(|e| matches!(e, Event::PingReply(..))));
+    let req = n
+        .ev_b
+        .iter()
+        .find_map(|e| match e {
+            Event::PingForward(a, t, i, s, d) => Some((*a, *t, *i, *s, d.clone())),
+            _ => None,
+        })
+        .expect("forwarded ping");
+    assert_eq!(req, (addr(A4), addr(LAN4), ident, 7, b"ping!".to_vec()));
+    n.b.stack()
+        .unwrap()
+        .ping_forward_reply(req.1, req.0, req.2, req.3, &req.4)
+        .unwrap();
+    n.tick(1);
+    assert!(n.ev_a.contains(&Event::PingReply(addr(LAN4), ident, 7)));
+}
+
+#[test]
+fn routes_not_served_and_the_policy_still_decide() {
+    // B's policy lets A reach the route's port 80 only.
+    let only_web = format!(
+        r#"[{{"SrcIPs":["{A4}"],"DstPorts":[{{"IP":"10.9.0.0/24","Ports":{{"First":80,"Last":80}}}}]}}]"#
+    );
+    let mut n = routed(&only_web);
+    n.a.stack().unwrap().tcp_connect(addr(LAN4), 22).unwrap();
+    n.a.stack().unwrap().tcp_connect(addr(LAN4), 80).unwrap();
+    n.tick(1);
+    assert_eq!(n.dials_at_b().len(), 1);
+    assert_eq!(n.dials_at_b()[0].3, 80);
+    assert!(n.b.drops(EngineDrop::FilterNoRule) >= 1);
+    // Once B stops serving the route, its addresses are nobody's.
+    n.b.set_routes(&[]).unwrap();
+    let before = n.b.drops(EngineDrop::NotLocal);
+    n.a.stack().unwrap().tcp_connect(addr(LAN4), 80).unwrap();
+    n.tick(1);
+    assert!(n.b.drops(EngineDrop::NotLocal) > before);
+}
