@@ -14,9 +14,20 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the CLI (inside `netns` when given), bounded; never rejects on a non-zero exit. */
-export function cli(args: string[], netns?: string, timeoutMs = 60_000): Promise<CliResult> {
-  const [cmd, full] = netns ? ["ip", ["netns", "exec", netns, TRELLIS, ...args]] : [TRELLIS, args];
+/**
+ * Run the CLI (inside `netns` when given; as the user and group `uid` when
+ * given, with no capabilities), bounded; never rejects on a non-zero exit.
+ */
+export function cli(args: string[], netns?: string, timeoutMs = 60_000, uid?: number): Promise<CliResult> {
+  const as =
+    uid === undefined
+      ? []
+      : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all"];
+  const [cmd, full] = netns
+    ? ["ip", ["netns", "exec", netns, ...as, TRELLIS, ...args]]
+    : as.length
+      ? [as[0]!, [...as.slice(1), TRELLIS, ...args]]
+      : [TRELLIS, args];
   return new Promise((resolve, reject) => {
     execFile(
       cmd,

@@ -438,6 +438,8 @@ export interface GatewayTopology {
   lanNs: string;
   lanPrefix: string;
   lanHostIp: string;
+  /** The LAN link's interface names: in the gateway namespace, and in the LAN's. */
+  lanLink: { gateway: string; lan: string };
   remove(): void;
 }
 
@@ -472,7 +474,15 @@ export function createGatewayTopology(): GatewayTopology {
     ip("-n", name, "link", "set", gl, "up");
     ip("-n", lanNs, "addr", "add", `10.77.${n + 1}.2/24`, "dev", lv);
     ip("-n", lanNs, "link", "set", lv, "up");
-    return { name, hostIp, lanNs, lanPrefix: `10.77.${n + 1}.0/24`, lanHostIp: `10.77.${n + 1}.2`, remove };
+    return {
+      name,
+      hostIp,
+      lanNs,
+      lanPrefix: `10.77.${n + 1}.0/24`,
+      lanHostIp: `10.77.${n + 1}.2`,
+      lanLink: { gateway: gl, lan: lv },
+      remove,
+    };
   } catch (err) {
     remove();
     throw err;

@@ -540,6 +540,167 @@ describe.skipIf(!canUseTun)("trellis up in TUN mode (root, in a network namespac
   });
 });
 
+describe.skipIf(!canUseTun)(
+  "trellis up --userspace serving a subnet route (unprivileged, in a network namespace)",
+  () => {
+    it("reaches the LAN with its own sockets: TCP, UDP and ping; a closed port resets; no device, no rule, no root", async () => {
+      const { name: nsName, lanNs } = ns!;
+      // A LAN of its own beside the TUN tests' (whose route stays approved): 10.88.N.0/24.
+      const n = Number(/10\.77\.(\d+)\./.exec(ns!.lanHostIp)![1]);
+      const [lanPrefix, gwLanIp, lanHost] = [`10.88.${n}.0/24`, `10.88.${n}.1`, `10.88.${n}.2`];
+      execFileSync("ip", ["-n", nsName, "addr", "add", `${gwLanIp}/24`, "dev", ns!.lanLink.gateway]);
+      execFileSync("ip", ["-n", lanNs, "addr", "add", `${lanHost}/24`, "dev", ns!.lanLink.lan]);
+      // The LAN host: TCP and UDP on port 7 say who they saw, then echo.
+      const server = spawn(
+        "ip",
+        [
+          "netns",
+          "exec",
+          lanNs,
+          process.execPath,
+          "-e",
+          `const net = require("node:net"), dgram = require("node:dgram");
+         net.createServer((s) => { s.write(s.remoteAddress + "\\n"); s.pipe(s); }).listen(7, "${lanHost}", () => {
+           const u = dgram.createSocket("udp4");
+           u.on("message", (m, r) => u.send(Buffer.concat([Buffer.from(r.address + ":"), m]), r.port, r.address));
+           u.bind(7, "${lanHost}", () => console.log("listening"));
+         });`,
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.stdout!.once("data", () => resolve());
+          server.once("exit", (code) => reject(new Error(`the LAN server exited (${code})`)));
+        });
+
+        // The daemon runs as nobody, without capabilities; its state and its key file are nobody's.
+        const NOBODY = 65534;
+        const dir = stateDir();
+        execFileSync("chown", [String(NOBODY), dir]);
+        const key = join(dir, "auth.key");
+        writeFileSync(key, readFileSync(keyFile), { mode: 0o600 });
+        execFileSync("chown", [String(NOBODY), key]);
+        execFileSync("chmod", ["0755", work]);
+        // As Docker sets it for containers: unprivileged ICMP echo sockets, so the system's ping works as nobody.
+        execFileSync("ip", [
+          "netns",
+          "exec",
+          nsName,
+          "sysctl",
+          "-qw",
+          "net.ipv4.ping_group_range=0 2147483647",
+        ]);
+        const up = await cli(
+          [
+            "up",
+            "--login-server",
+            url,
+            "--auth-key",
+            `file:${key}`,
+            "--hostname",
+            "gw-us-router",
+            "--userspace",
+            "--advertise-routes",
+            lanPrefix,
+            "--state-dir",
+            dir,
+          ],
+          nsName,
+          60_000,
+          NOBODY,
+        );
+        expect(up.code, up.stderr).toBe(0);
+        expect(up.stdout).toMatch(/mode: +userspace networking/);
+        const pid = Number(readFileSync(join(dir, "trellisd.pid"), "utf8"));
+        expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(new RegExp(`^Uid:\\s+${NOBODY}\\s`, "m"));
+
+        // Not served before an admin approves it.
+        const p = await peer("peer-us-lan");
+        const early = await p.connectTcp(lanHost, 7, { timeoutMs: 1500 }).catch((e: Error) => e);
+        expect(early).toBeInstanceOf(Error);
+        const [machine] = await machines("gw-us-router");
+        const approved = await api(url, await admin(), "POST", `/api/v1/machines/${machine!.id}/routes`, {
+          routes: [lanPrefix],
+        });
+        expect(approved.status).toBe(200);
+        await until("the route served in userspace", async () => {
+          const r = await cli(["status", "--json", "--state-dir", dir], nsName, 60_000, NOBODY);
+          const st = JSON.parse(r.stdout) as { mode: string; forwarding: { routes: string[] } | null };
+          expect(st.mode).toBe("userspace");
+          return st.forwarding?.routes.includes(lanPrefix);
+        });
+        await until("the route in the peer's map", () =>
+          p.netmap?.peers.find((x) => x.name === "gw-us-router")?.allowedIPs.includes(lanPrefix),
+        );
+
+        // TCP: the LAN host sees the gateway's LAN address; 256 kB come back byte for byte.
+        const conn = await until("a TCP connection to the LAN host", () =>
+          p.connectTcp(lanHost, 7, { timeoutMs: 5000 }).catch(() => null),
+        );
+        const payload = new Uint8Array(256 * 1024).map((_, i) => (i * 31) % 251);
+        const writer = conn.writable.getWriter();
+        void writer.write(payload);
+        const reader = conn.readable.getReader();
+        const chunks: Uint8Array[] = [];
+        let got = 0;
+        const expected = gwLanIp.length + 1 + payload.length;
+        while (got < expected) {
+          const r = await reader.read();
+          if (r.done) break;
+          chunks.push(r.value);
+          got += r.value.length;
+        }
+        const all = Buffer.concat(chunks);
+        expect(all.subarray(0, gwLanIp.length + 1).toString()).toBe(`${gwLanIp}\n`);
+        expect(Buffer.compare(all.subarray(gwLanIp.length + 1), Buffer.from(payload))).toBe(0);
+        await writer.close();
+        reader.releaseLock();
+
+        // A port nobody listens on: refused at once (the gateway's dial failed), not a timeout.
+        const refused = await p
+          .connectTcp(lanHost, 9, { timeoutMs: 8000 })
+          .catch((e: { code?: string }) => e);
+        expect(refused).toMatchObject({ code: "refused" });
+
+        // UDP: an answer comes back from the LAN host's address and port.
+        const answers: { from: string; port: number; text: string }[] = [];
+        const sock = p.bindUdp(0, (from, port, data) =>
+          answers.push({ from, port, text: Buffer.from(data).toString() }),
+        );
+        await until("a UDP answer from the LAN host", () => {
+          sock.send(lanHost, 7, new TextEncoder().encode("hello"));
+          return answers.length > 0;
+        });
+        expect(answers[0]).toEqual({ from: lanHost, port: 7, text: `${gwLanIp}:hello` });
+        sock.close();
+
+        // ICMP echo: the LAN host answers; an address where nobody is does not (the stack never answers for it).
+        const pong = await p.ping(lanHost, { timeoutMs: 5000 });
+        expect(pong.address).toBe(lanHost);
+        await expect(p.ping(`10.88.${n}.99`, { timeoutMs: 5000 })).rejects.toThrow();
+
+        // Userspace mode touched nothing of the host's: no device, no nftables table, forwarding off.
+        expect(execFileSync("ip", ["-n", nsName, "-o", "link", "show"], { encoding: "utf8" })).not.toMatch(
+          /trellis/,
+        );
+        expect(() =>
+          execFileSync("ip", ["netns", "exec", nsName, "nft", "list", "table", "inet", "trellis"], {
+            stdio: "pipe",
+          }),
+        ).toThrow();
+
+        // down: the route is no longer served.
+        expect((await cli(["down", "--state-dir", dir], nsName, 60_000, NOBODY)).code).toBe(0);
+        const after = await p.connectTcp(lanHost, 7, { timeoutMs: 1500 }).catch((e: Error) => e);
+        expect(after).toBeInstanceOf(Error);
+      } finally {
+        server.kill("SIGKILL");
+      }
+    });
+  },
+);
+
 /** A free TCP port on 127.0.0.1 (free when asked; the daemon takes it right after). */
 async function freePort(): Promise<number> {
   const srv = createServer();

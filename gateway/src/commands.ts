@@ -342,7 +342,7 @@ function printUp(s: Status, out: Out): void {
   out(
     s.mode === "tun"
       ? `  mode:      TUN device ${s.tun}, routing 100.64.0.0/10 and fd7a:115c:a1e0::/48${s.dataplane ? ` (${s.dataplane} data plane)` : ""}\n`
-      : `  mode:      userspace networking (no TUN device; reachable by ping and forwarded TCP ports)\n`,
+      : `  mode:      userspace networking (no TUN device; reachable by ping and forwarded TCP ports; approved routes served with this machine's own sockets)\n`,
   );
   const waiting = s.advertisedRoutes.filter((r) => !s.approvedRoutes.includes(r));
   if (s.approvedRoutes.length) out(`  routes approved: ${s.approvedRoutes.join(", ")}\n`);

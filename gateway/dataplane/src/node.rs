@@ -448,6 +448,41 @@ impl NativeDataplane {
         Err(no_stack())
     }
 
+    /// No userspace stack on the native path: the kernel routes subnets (TUN mode).
+    #[napi(js_name = "set_routes")]
+    pub fn set_routes(&self, _prefixes: String) -> Result<()> {
+        Err(no_stack())
+    }
+    /// No userspace stack on the native path.
+    #[napi(js_name = "tcp_dial_result")]
+    pub fn tcp_dial_result(&self, _id: u32, _ok: bool, _now: f64) -> Result<u32> {
+        Err(no_stack())
+    }
+    /// No userspace stack on the native path.
+    #[napi(js_name = "udp_forward_reply")]
+    pub fn udp_forward_reply(
+        &self,
+        _from: Uint8Array,
+        _from_port: u32,
+        _to: Uint8Array,
+        _to_port: u32,
+        _data: Uint8Array,
+    ) -> Result<()> {
+        Err(no_stack())
+    }
+    /// No userspace stack on the native path.
+    #[napi(js_name = "ping_forward_reply")]
+    pub fn ping_forward_reply(
+        &self,
+        _from: Uint8Array,
+        _to: Uint8Array,
+        _ident: u32,
+        _seq: u32,
+        _data: Uint8Array,
+    ) -> Result<()> {
+        Err(no_stack())
+    }
+
     /// Stop the threads and close the TUN device (its addresses and routes go with it) and the socket.
     #[napi(js_name = "free")]
     pub fn free(&mut self) {

@@ -3,7 +3,9 @@
 // Unix socket (protocol.ts), and while up runs one NodeEngine: in TUN mode
 // the engine has no userspace stack and a TUN device carries its packets to
 // and from the kernel; in userspace mode (--userspace) its own stack is the
-// node's host, reachable by ping and by TCP to forwarded ports.
+// node's host, reachable by ping and by TCP to forwarded ports, and stands in
+// for the approved routes' addresses, which it reaches with its own sockets
+// (route-forwarder.ts).
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
@@ -19,6 +21,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
 import { ControlClient, ControlRequestError, type NodeEngine, type TcpConnection } from "@trellis/client";
+import { UserspaceRouter } from "./route-forwarder";
 import { forwardToSocket, NodeIdentity, nodeEngine, openUdpSocket, UdpBindError } from "@trellis/client/node";
 import { parseUdpAddr, type UdpSocket } from "@trellis/client";
 import type { Logger } from "@trellis/log";
@@ -117,6 +120,10 @@ interface Session {
   dataplane: "native" | "wasm" | null;
   /** TUN mode: IP forwarding and masquerade for the approved advertised routes. */
   router: SubnetRouter | null;
+  /** Userspace mode: the approved routes reached through the gateway's own sockets. */
+  userspaceRouter: UserspaceRouter | null;
+  /** Userspace mode: the routes served now. */
+  served: string[];
   /** TUN mode: peers' subnet routes routed into the device (--accept-routes). */
   peerRoutes: PeerRoutes | null;
   /** TUN mode: the default route through the exit node (--exit-node). */
@@ -422,6 +429,8 @@ export class Daemon {
       device,
       dataplane: device ? (native ? "native" : "wasm") : null,
       router: device ? new SubnetRouter(device.name, this.log) : null,
+      userspaceRouter: device ? null : new UserspaceRouter(this.log),
+      served: [],
       peerRoutes: device ? new PeerRoutes(device.name, this.log) : null,
       exit: device ? new ExitRoutes(device.name, this.log) : null,
       exitError: null,
@@ -445,11 +454,9 @@ export class Daemon {
         await this.startDns(current);
       }
       current.ready = true;
-      if (device) {
-        // Serve what the map approves and route what peers serve, now and whenever it changes.
-        engine.onStatus(() => void this.syncRoutes(current));
-        await this.syncRoutes(current);
-      }
+      // Serve what the map approves and route what peers serve, now and whenever it changes.
+      engine.onStatus(() => void this.syncRoutes(current));
+      await this.syncRoutes(current);
       this.log.info({ name: self.name, addresses: self.addresses }, "up");
     });
     started.catch((err: unknown) => {
@@ -525,6 +532,15 @@ export class Daemon {
   private async syncRoutes(s: Session): Promise<void> {
     const map = s.engine.netmap;
     if (!map || !s.ready || this.session !== s) return;
+    if (s.userspaceRouter) {
+      const routes = subnetRoutes(map.node.advertisedRoutes, map.node.approvedRoutes);
+      if (routes.join() !== s.served.join()) {
+        s.engine.serveRoutes(routes, s.userspaceRouter);
+        s.served = routes;
+        this.log.info({ routes }, "subnet routes served in userspace");
+      }
+      return;
+    }
     await Promise.all([
       s.router?.update(subnetRoutes(map.node.advertisedRoutes, map.node.approvedRoutes)),
       s.peerRoutes?.update(s.prefs.acceptRoutes ? acceptedRoutes(map) : []),
@@ -726,6 +742,7 @@ export class Daemon {
     if (!s) return;
     for (const stop of s.stopForwards) stop();
     s.engine.close();
+    s.userspaceRouter?.close();
     try {
       this.stopDns(s);
       await s.exit?.close();
@@ -829,7 +846,11 @@ export class Daemon {
             error: s.exitError ?? s.exit?.error ?? (s.exit ? null : "an exit node needs TUN mode"),
           }
         : null,
-      forwarding: s.router ? { routes: [...s.router.routes], error: s.router.error } : null,
+      forwarding: s.router
+        ? { routes: [...s.router.routes], error: s.router.error }
+        : s.userspaceRouter
+          ? { routes: s.served, error: null }
+          : null,
       relay: st.relay,
       udp: st.udp,
       peers: st.peers.map((p) => ({

@@ -131,7 +131,7 @@ export const Status = z.object({
     .nullable(),
   /** The exit node in use (--exit-node): whether internet traffic goes through it now, or why not. */
   exitNode: z.object({ name: z.string(), routing: z.boolean(), error: z.string().nullable() }).nullable(),
-  /** TUN mode: the approved routes this node forwards (and masquerades), or why it cannot. */
+  /** The approved routes this node serves (TUN mode: kernel forwarding and masquerade; userspace mode: its own sockets), or why it cannot. */
   forwarding: z.object({ routes: z.array(z.string()), error: z.string().nullable() }).nullable(),
   relay: z.object({
     region: z.number().nullable(),
