@@ -39,10 +39,14 @@ function pair() {
   b.setFilter(ALLOW_ALL);
   b.tcpListen(7);
   /** Carry datagrams both ways until quiet; returns what each side put out besides datagrams. */
-  const settle = (fromA: EngineOutput[]) => {
+  const settle = (fromA: EngineOutput[], fromB: EngineOutput[] = []) => {
     const seen = { a: [] as EngineOutput[], b: [] as EngineOutput[] };
-    const keep = (o: EngineOutput) => ("data" in o ? { ...o, data: o.data.slice() } : o);
-    let fromB: EngineOutput[] = [];
+    const keep = (o: EngineOutput) => {
+      const c = { ...o } as Record<string, unknown>;
+      for (const k of ["data", "from", "to"])
+        if (c[k] instanceof Uint8Array) c[k] = (c[k] as Uint8Array).slice();
+      return c as unknown as EngineOutput;
+    };
     for (let i = 0; i < 1000; i++) {
       const toB = fromA
         .filter((o) => o.kind === "datagram")
@@ -71,7 +75,7 @@ function sum16(bytes: Uint8Array, start = 0): number {
 const fold = (s: number) => ~s & 0xffff;
 
 /** An IPv4 packet from A to B with valid header and transport checksums (unless told to lie about the length). */
-function ipv4(proto: number, transport: Uint8Array, lie: number): Uint8Array {
+function ipv4(proto: number, transport: Uint8Array, lie: number, dst: number[] = B4): Uint8Array {
   const p = new Uint8Array(20 + transport.length);
   const dv = new DataView(p.buffer);
   p[0] = 0x45;
@@ -79,7 +83,7 @@ function ipv4(proto: number, transport: Uint8Array, lie: number): Uint8Array {
   p[8] = 64;
   p[9] = proto;
   p.set(A4, 12);
-  p.set(B4, 16);
+  p.set(dst, 16);
   p.set(transport, 20);
   const ckOff = proto === 6 ? 16 : proto === 17 ? 6 : proto === 1 ? 2 : -1;
   if (ckOff >= 0 && transport.length >= ckOff + 2) {
@@ -87,7 +91,7 @@ function ipv4(proto: number, transport: Uint8Array, lie: number): Uint8Array {
     const pseudo =
       proto === 1
         ? 0
-        : sum16(Uint8Array.from([...A4, ...B4, 0, proto, transport.length >> 8, transport.length & 0xff]));
+        : sum16(Uint8Array.from([...A4, ...dst, 0, proto, transport.length >> 8, transport.length & 0xff]));
     dv.setUint16(20 + ckOff, fold(sum16(p.subarray(20), pseudo)));
   }
   dv.setUint16(10, fold(sum16(p.subarray(0, 20))));
@@ -95,7 +99,7 @@ function ipv4(proto: number, transport: Uint8Array, lie: number): Uint8Array {
 }
 
 /** An IPv6 packet from A to B with a valid TCP/UDP/ICMPv6 checksum. */
-function ipv6(next: number, transport: Uint8Array, lie: number): Uint8Array {
+function ipv6(next: number, transport: Uint8Array, lie: number, dst: number[] = B6): Uint8Array {
   const p = new Uint8Array(40 + transport.length);
   const dv = new DataView(p.buffer);
   p[0] = 0x60;
@@ -103,13 +107,13 @@ function ipv6(next: number, transport: Uint8Array, lie: number): Uint8Array {
   p[6] = next;
   p[7] = 64;
   p.set(A6, 8);
-  p.set(B6, 24);
+  p.set(dst, 24);
   p.set(transport, 40);
   const ckOff = next === 6 ? 16 : next === 17 ? 6 : next === 58 ? 2 : -1;
   if (ckOff >= 0 && transport.length >= ckOff + 2) {
     p[40 + ckOff] = p[41 + ckOff] = 0;
     const len = transport.length;
-    const pseudo = sum16(Uint8Array.from([...A6, ...B6, 0, 0, len >> 8, len & 0xff, 0, 0, 0, next]));
+    const pseudo = sum16(Uint8Array.from([...A6, ...dst, 0, 0, len >> 8, len & 0xff, 0, 0, 0, next]));
     dv.setUint16(40 + ckOff, fold(sum16(p.subarray(40), pseudo)));
   }
   return p;
@@ -143,14 +147,23 @@ const tcp = fc
     seg.set(t.payload, 20 + optLen);
     return seg;
   });
-const packet = fc.oneof(
-  fc.tuple(tcp, fc.integer({ min: -30, max: 30 })).map(([t, lie]) => ipv4(6, t, lie % 3 === 0 ? lie : 0)),
-  fc.tuple(tcp, fc.integer({ min: -30, max: 30 })).map(([t, lie]) => ipv6(6, t, lie % 3 === 0 ? lie : 0)),
-  fc
-    .tuple(fc.constantFrom(1, 17, 58, 0, 2, 41, 255), fc.uint8Array({ maxLength: 100 }))
-    .map(([p, t]) => (p === 58 ? ipv6(p, t, 0) : ipv4(p, t, 0))),
-  fc.uint8Array({ minLength: 1, maxLength: 200 }),
-);
+/** Packets to B's own addresses, or (`routed`) to addresses on the routes it serves. */
+const packetsTo = (v4: number[], v6: number[]) =>
+  fc.oneof(
+    fc
+      .tuple(tcp, fc.integer({ min: -30, max: 30 }))
+      .map(([t, lie]) => ipv4(6, t, lie % 3 === 0 ? lie : 0, v4)),
+    fc
+      .tuple(tcp, fc.integer({ min: -30, max: 30 }))
+      .map(([t, lie]) => ipv6(6, t, lie % 3 === 0 ? lie : 0, v6)),
+    fc
+      .tuple(fc.constantFrom(1, 17, 58, 0, 2, 41, 255), fc.uint8Array({ maxLength: 100 }))
+      .map(([p, t]) => (p === 58 ? ipv6(p, t, 0, v6) : ipv4(p, t, 0, v4))),
+    fc.uint8Array({ minLength: 1, maxLength: 200 }),
+  );
+const packet = packetsTo(B4, B6);
+const LAN4 = [10, 9, 0, 5];
+const LAN6 = [0xfd, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
 
 describe("the filter and the userspace stack on bad input", () => {
   it("any packet a peer's host sends, through a real session: no throw, drops counted, the stack still serves", () => {
@@ -196,5 +209,64 @@ describe("the filter and the userspace stack on bad input", () => {
     recordCases("bad input", "datagrams into WireGuard (WASM engine)", runs);
     const total = Object.values(b.stats().drops).reduce((n, x) => n + x, 0);
     expect(total).toBeGreaterThan(0);
+  });
+
+  it("any packet to a route served in userspace, answered or refused at random: no throw, and routing still works", () => {
+    const runs = fuzzRuns(300);
+    const { a, b, settle } = pair();
+    a.upsertPeer({
+      publicKey: b.publicKey,
+      allowedIps: ["100.64.0.2/32", "fd7a:115c:a1e0::2/128", "10.9.0.0/24", "fd00:9::/64"],
+      endpoint: 1,
+    });
+    b.setRoutes(["10.9.0.0/24", "fd00:9::/64"]);
+    let forwarded = 0;
+    /** Play the host: dial results, UDP and echo answers, each yes or no by `coin`. */
+    const host = (outs: EngineOutput[], coin: () => boolean) => {
+      for (const o of outs) {
+        if (o.kind === "forward-tcp") {
+          forwarded++;
+          b.tcpDialResult(o.id, coin());
+        } else if (o.kind === "forward-udp") {
+          forwarded++;
+          if (coin()) b.udpForwardReply(o.to, o.toPort, o.from, o.fromPort, o.data);
+        } else if (o.kind === "forward-ping") {
+          forwarded++;
+          if (coin()) b.pingForwardReply(o.to, o.from, o.ident, o.seq, o.data);
+        }
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.array(packetsTo(LAN4, LAN6), { minLength: 1, maxLength: 8 }),
+        fc.infiniteStream(fc.boolean()),
+        (packets, coins) => {
+          const it = coins[Symbol.iterator]();
+          const coin = () => it.next().value as boolean;
+          host(settle(a.send(packets)).b, coin);
+          host(settle(a.poll()).b, coin);
+          settle(a.poll());
+        },
+      ),
+      { numRuns: runs },
+    );
+    recordCases("bad input", "IP packets to routes served in userspace (WASM engine)", runs);
+    expect(forwarded).toBeGreaterThan(0);
+    // Still routing: a SYN to the route gets a dial, and once it succeeds, a SYN-ACK from the route address.
+    const syn = new Uint8Array(20);
+    const dv = new DataView(syn.buffer);
+    dv.setUint16(0, 40_001);
+    dv.setUint16(2, 80);
+    dv.setUint32(4, 1000);
+    syn[12] = 5 << 4;
+    syn[13] = 0x02;
+    dv.setUint16(14, 65535);
+    const asked = settle(a.send([ipv4(6, syn, 0, LAN4)])).b.find((o) => o.kind === "forward-tcp");
+    expect(asked).toMatchObject({ toPort: 80, fromPort: 40_001 });
+    expect(b.tcpDialResult((asked as { id: number }).id, true)).toBeGreaterThan(0);
+    const synAck = settle([], b.poll()).a.find(
+      (o) => o.kind === "packet" && o.data[9] === 6 && o.data[33] === 0x12 && o.data[15] === 5,
+    );
+    expect(synAck).toBeDefined();
   });
 });

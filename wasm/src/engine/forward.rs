@@ -143,6 +143,10 @@ impl Stack {
             // No such connection: the stack answers with a reset.
             return Forwarded::Stack(self.push(data));
         }
+        if flow.sport == 0 || flow.dport == 0 {
+            // Port 0 is no connection's (smoltcp cannot listen on it either).
+            return Forwarded::Refused;
+        }
         if self.routes.dialing.contains_key(&key) {
             return Forwarded::Held;
         }
@@ -214,11 +218,17 @@ impl Stack {
         };
         let (_, _, dst, dport) = dial.key;
         let mut s = Self::tcp_socket();
-        s.listen(IpListenEndpoint {
+        if s.listen(IpListenEndpoint {
             addr: Some(ip(dst)),
             port: dport,
         })
-        .map_err(|_| SocketError::Refused)?;
+        .is_err()
+        {
+            if let Some(rst) = tcp_reset(&dial.syn) {
+                self.emit(rst);
+            }
+            return Ok(None);
+        }
         let smol = self.sockets.add(s);
         self.socks.insert(
             h,
@@ -342,4 +352,95 @@ fn tcp_reset(syn: &[u8]) -> Option<Vec<u8>> {
     t.set_window_len(0);
     t.fill_checksum(&ip(flow.dst), &ip(flow.src));
     Some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A SYN from 100.64.0.1:`sport` to 10.9.0.5:`dport`.
+    fn syn(sport: u16, dport: u16) -> Vec<u8> {
+        let mut p = ip_packet(
+            Addr::parse("100.64.0.1").unwrap(),
+            Addr::parse("10.9.0.5").unwrap(),
+            IpProtocol::Tcp,
+            20,
+        )
+        .unwrap();
+        let at = p.len() - 20;
+        let mut t = TcpPacket::new_unchecked(&mut p[at..]);
+        t.set_src_port(sport);
+        t.set_dst_port(dport);
+        t.set_seq_number(TcpSeqNumber(1000));
+        t.set_header_len(20);
+        t.clear_flags();
+        t.set_syn(true);
+        t.set_window_len(1000);
+        p
+    }
+
+    fn stack() -> Stack {
+        let mut s = Stack::new(7, 0);
+        s.set_addresses(&[Addr::parse("100.64.0.2").unwrap()]);
+        s.set_routes(&["10.9.0.0/24".into()]).unwrap();
+        s
+    }
+
+    #[test]
+    fn port_zero_is_refused_not_dialled() {
+        let mut s = stack();
+        assert_eq!(s.forward(syn(1, 0), 0), Forwarded::Refused);
+        assert_eq!(s.forward(syn(0, 80), 0), Forwarded::Refused);
+        assert!(matches!(
+            s.forward(syn(1, 80), 0),
+            Forwarded::Event(Event::TcpDial(..))
+        ));
+    }
+
+    #[test]
+    fn dials_are_bounded_and_forgotten_when_unanswered() {
+        let mut s = stack();
+        for port in 1..=MAX_DIALS as u16 {
+            assert!(matches!(
+                s.forward(syn(port, 80), 0),
+                Forwarded::Event(Event::TcpDial(..))
+            ));
+        }
+        assert_eq!(s.forward(syn(9999, 80), 0), Forwarded::Refused);
+        // The same SYN again while its dial is under way: held, no second dial.
+        assert_eq!(s.forward(syn(1, 80), 1), Forwarded::Held);
+        // Unanswered for DIAL_TIMEOUT_MS: forgotten, and the next SYN is a new dial.
+        assert!(matches!(
+            s.forward(syn(9999, 80), DIAL_TIMEOUT_MS),
+            Forwarded::Event(Event::TcpDial(..))
+        ));
+        assert_eq!(s.routes.dials.len(), 1);
+    }
+
+    #[test]
+    fn a_refused_dial_answers_the_syn_with_a_reset() {
+        let mut s = stack();
+        let Forwarded::Event(Event::TcpDial(id, ..)) = s.forward(syn(4000, 22), 0) else {
+            panic!("no dial");
+        };
+        assert_eq!(s.tcp_dial_result(id, false, 0), Ok(None));
+        let mut events = Vec::new();
+        let out = s.poll(0, &mut events);
+        assert_eq!(out.len(), 1);
+        let rst = &out[0];
+        let f = packet::parse(rst).unwrap();
+        assert_eq!(
+            (f.src, f.sport, f.dst, f.dport),
+            (
+                Addr::parse("10.9.0.5").unwrap(),
+                22,
+                Addr::parse("100.64.0.1").unwrap(),
+                4000
+            )
+        );
+        let t = TcpPacket::new_checked(&rst[20..]).unwrap();
+        assert!(t.rst() && t.ack());
+        assert_eq!(t.ack_number(), TcpSeqNumber(1001));
+        assert!(t.verify_checksum(&ip(f.src), &ip(f.dst)));
+    }
 }
