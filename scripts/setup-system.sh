@@ -2,9 +2,10 @@
 # Debian packages the test suites use, installed idempotently (root only):
 # Chromium for browser journeys, PostgreSQL for the scale-out database tests,
 # the network tools the data-plane suites drive, and the office services the
-# browser apps reach (OpenSSH; TigerVNC's Xvnc and xsetroot for a VNC screen).
+# browser apps reach (OpenSSH; TigerVNC's Xvnc and xsetroot for a VNC screen),
+# and systemd-nspawn, which boots a systemd for the gateway's install test.
 set -euo pipefail
-PKGS=(chromium postgresql wireguard-go wireguard-tools iproute2 nftables openssh-server iperf3 iputils-ping tigervnc-standalone-server x11-xserver-utils)
+PKGS=(chromium postgresql wireguard-go wireguard-tools iproute2 nftables openssh-server iperf3 iputils-ping tigervnc-standalone-server x11-xserver-utils systemd-container)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
