@@ -152,14 +152,25 @@ export interface NattedHost {
   ip: string;
   /** The router's public address: the host's traffic leaves with it. */
   publicIp: string;
-  /** The router drops all forwarded UDP until `remove()` (TCP, and with it the relay, still works). */
-  blockUdp(): { remove(): void };
+  /** The router's namespace. */
+  router: string;
+  /**
+   * The router drops all forwarded UDP (`family` "ip": IPv4 only) until
+   * `remove()` (TCP, and with it the relay, still works).
+   */
+  blockUdp(family?: "inet" | "ip"): { remove(): void };
 }
 
 export interface DoubleNatTopology {
   hostIp: string;
   a: NattedHost;
   b: NattedHost;
+  /**
+   * Route IPv6 to both hosts, without NAT, as an ISP with IPv6 does: each
+   * router gets fd77:N::2 or ::3 on the shared segment and a /64 for its
+   * host (fd77:N:a::/64, fd77:N:b::/64). Returns the hosts' addresses.
+   */
+  addIpv6(): { a: string; b: string };
   remove(): void;
 }
 
@@ -278,14 +289,15 @@ function nattedHost(seg: Segment, side: string, publicIp: string, bits = 24): Na
     ns: host,
     ip: `10.77.${n + 1}.2`,
     publicIp,
-    blockUdp: () => {
+    router,
+    blockUdp: (family = "inet") => {
       run(
         "ip",
         ["netns", "exec", router, "nft", "-f", "-"],
-        `table inet trlblock {\n  chain block_udp {\n    type filter hook forward priority 0;\n    meta l4proto udp drop\n  }\n}\n`,
+        `table ${family} trlblock {\n  chain block_udp {\n    type filter hook forward priority 0;\n    meta l4proto udp drop\n  }\n}\n`,
       );
       return {
-        remove: () => void run("ip", ["netns", "exec", router, "nft", "delete", "table", "inet", "trlblock"]),
+        remove: () => void run("ip", ["netns", "exec", router, "nft", "delete", "table", family, "trlblock"]),
       };
     },
   };
@@ -296,7 +308,24 @@ export function createDoubleNatTopology(): DoubleNatTopology {
   try {
     const a = nattedHost(seg, "a", `10.77.${seg.n}.2`);
     const b = nattedHost(seg, "b", `10.77.${seg.n}.3`);
-    return { hostIp: seg.hostIp, a, b, remove: seg.remove };
+    const addIpv6 = () => {
+      const net = `fd77:${seg.n}`;
+      const sites = [
+        { h: a, side: "a", wan: `${net}::2`, other: { side: "b", wan: `${net}::3` } },
+        { h: b, side: "b", wan: `${net}::3`, other: { side: "a", wan: `${net}::2` } },
+      ];
+      for (const { h, side, wan, other } of sites) {
+        const ip6 = (ns: string, ...args: string[]) => run("ip", ["-6", "-n", ns, ...args]);
+        run("ip", ["netns", "exec", h.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        ip6(h.router, "addr", "add", `${wan}/64`, "dev", "wan", "nodad");
+        ip6(h.router, "addr", "add", `${net}:${side}::1/64`, "dev", "lan", "nodad");
+        ip6(h.router, "route", "add", `${net}:${other.side}::/64`, "via", other.wan);
+        ip6(h.ns, "addr", "add", `${net}:${side}::2/64`, "dev", "eth0", "nodad");
+        ip6(h.ns, "route", "add", "default", "via", `${net}:${side}::1`);
+      }
+      return { a: `${net}:a::2`, b: `${net}:b::2` };
+    };
+    return { hostIp: seg.hostIp, a, b, addIpv6, remove: seg.remove };
   } catch (err) {
     seg.remove();
     throw err;

@@ -193,6 +193,34 @@ for (const mode of ["userspace", "tun"] as const) {
         expect(end, "the TCP connection through the path changes").toMatch(/^OK sent=(\d+) echoed=\1$/);
       }
     }, 180_000);
+
+    it("with IPv6 routed to both hosts, stays direct over IPv6 when IPv4 UDP is dropped", async () => {
+      const v6 = topo.addIpv6();
+      // Each side publishes its IPv6 endpoint (endpoints are refreshed every 25 s) and learns the other's.
+      await until(
+        "the IPv6 endpoints in the peers' maps",
+        async () => {
+          const r = await cli(["status", "--json", "--state-dir", dirA], topo.a.ns, 15_000);
+          const s = JSON.parse(r.stdout) as { udp: { endpoints: string[] } | null };
+          const ping = await cli(["ping", "gw-b", "--timeout", "3", "--state-dir", dirA], topo.a.ns, 15_000);
+          return ping.code === 0 && s.udp?.endpoints.some((e) => e.startsWith(`[${v6.a}]:`));
+        },
+        60_000,
+      );
+      const block = topo.a.blockUdp("ip");
+      try {
+        const direct = await pingUntil(
+          "a direct path over IPv6",
+          (p) => p.path === "direct" && p.pathDetail.includes(`[${v6.b}]:`),
+          90_000,
+        );
+        expect(direct.pathDetail).toMatch(/^UDP \[fd77:/);
+        const back = await peerOf(dirB, topo.b.ns, "gw-a");
+        expect(back?.path).toBe("direct");
+      } finally {
+        block.remove();
+      }
+    }, 180_000);
   });
 }
 

@@ -10,7 +10,7 @@
 //! is counted by reason.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
@@ -94,8 +94,8 @@ impl Counters {
 /// Which endpoint handles have a direct UDP path, and where (decided by JS's disco).
 #[derive(Default)]
 struct Paths {
-    by_handle: HashMap<u32, SocketAddrV4>,
-    by_addr: HashMap<SocketAddrV4, u32>,
+    by_handle: HashMap<u32, SocketAddr>,
+    by_addr: HashMap<SocketAddr, u32>,
 }
 
 #[derive(Default)]
@@ -103,7 +103,7 @@ struct Up {
     /// Records (`wasm/ts/engine.ts`'s format) for the next engine call.
     records: Vec<u8>,
     /// Datagrams for the UDP socket's reader.
-    udp: Vec<(SocketAddrV4, Vec<u8>)>,
+    udp: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 /// The engine and the state the I/O threads and JS share.
@@ -163,11 +163,11 @@ pub struct Batch {
     /// How many slots hold something.
     pub n: usize,
     /// Tun→UDP: sealed messages to send natively (slot, length, address).
-    pub sends: Vec<(usize, usize, SocketAddrV4)>,
+    pub sends: Vec<(usize, usize, SocketAddr)>,
     /// UDP→tun: admitted packets to write to the TUN device (slot, range).
     pub deliver: Vec<(usize, Range<usize>)>,
     /// Datagrams the slow path made for direct paths (handshakes, keepalives).
-    pub extra_sends: Vec<(Vec<u8>, SocketAddrV4)>,
+    pub extra_sends: Vec<(Vec<u8>, SocketAddr)>,
     /// Packets the slow path made for the host.
     pub extra_tun: Vec<Vec<u8>>,
     scratch: Vec<Output>,
@@ -221,7 +221,7 @@ impl Core {
     }
 
     /// The direct UDP path of an endpoint handle (None: it has none; traffic goes up to JS).
-    pub fn set_direct(&self, handle: u32, addr: Option<SocketAddrV4>) {
+    pub fn set_direct(&self, handle: u32, addr: Option<SocketAddr>) {
         let mut p = self.paths.write().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = p.by_handle.remove(&handle) {
             p.by_addr.remove(&old);
@@ -252,7 +252,7 @@ impl Core {
     }
 
     /// Datagrams waiting for the UDP socket's reader (and JS may be told again).
-    pub fn take_udp(&self) -> Vec<(SocketAddrV4, Vec<u8>)> {
+    pub fn take_udp(&self) -> Vec<(SocketAddr, Vec<u8>)> {
         self.notified.store(false, Ordering::SeqCst);
         std::mem::take(&mut lock(&self.up).udp)
     }
@@ -281,7 +281,7 @@ impl Core {
         self.wake();
     }
 
-    fn up_udp(&self, from: SocketAddrV4, data: &[u8]) {
+    fn up_udp(&self, from: SocketAddr, data: &[u8]) {
         {
             let mut up = lock(&self.up);
             if up.udp.len() >= MAX_UP_UDP {

@@ -1,10 +1,16 @@
 //! The system calls of the data plane, thinly wrapped: the TUN device, the
 //! UDP socket with `recvmmsg`/`sendmmsg`, an eventfd to stop the threads, and
 //! `poll`. Errors carry what was being done.
+//!
+//! The UDP socket is dual-stack (AF_INET6 with IPV6_V6ONLY off), so one
+//! socket and one port serve IPv4 and IPv6 endpoints alike; on a kernel
+//! without IPv6 it is AF_INET. Addresses are `SocketAddr` everywhere above
+//! this module, IPv4 always as `V4` (mapped addresses are unmapped here), so
+//! one peer has one key.
 
 use std::ffi::CString;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// An I/O error with what was being done.
@@ -115,22 +121,26 @@ pub fn open_tun(name: &str, offload: bool) -> Result<Tun, IoError> {
     })
 }
 
-/// A non-blocking IPv4 UDP socket bound on every address at `port` (0: any),
-/// with buffers raised as wireguard-go raises them (7 MiB; FORCE as root).
+/// A non-blocking UDP socket bound on every address at `port` (0: any),
+/// dual-stack where the kernel has IPv6, with buffers raised as wireguard-go
+/// raises them (7 MiB; FORCE as root).
 pub fn bind_udp(port: u16) -> Result<(OwnedFd, u16), IoError> {
+    let flags = libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     // SAFETY: plain socket(2); the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(last("socket(AF_INET, SOCK_DGRAM)"));
+    let mut raw = unsafe { libc::socket(libc::AF_INET6, flags, 0) };
+    let v6 = raw >= 0;
+    if !v6 {
+        // SAFETY: as above.
+        raw = unsafe { libc::socket(libc::AF_INET, flags, 0) };
     }
-    // SAFETY: fd was just made and is owned here alone.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if raw < 0 {
+        return Err(last("socket(AF_INET6 and AF_INET, SOCK_DGRAM)"));
+    }
+    // SAFETY: raw was just made and is owned here alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    if v6 {
+        setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
+    }
     const BUF: libc::c_int = 7 << 20;
     for (force, plain) in [
         (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
@@ -141,32 +151,45 @@ pub fn bind_udp(port: u16) -> Result<(OwnedFd, u16), IoError> {
             let _capped = setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, plain, BUF);
         }
     }
-    let sa = sockaddr_in(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
-    // SAFETY: sa is a valid sockaddr_in of the length given.
+    let any = if v6 {
+        SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))
+    } else {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+    };
+    let (sa, len) = raw_addr(any, v6).expect("the wildcard of the socket's own family");
+    // SAFETY: sa holds a valid address of length len.
     let rc = unsafe {
         libc::bind(
             fd.as_raw_fd(),
-            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            &sa as *const libc::sockaddr_in6 as *const libc::sockaddr,
+            len,
         )
     };
     if rc < 0 {
         return Err(last(format!("bind UDP port {port}")));
     }
-    // SAFETY: getsockname into a sockaddr_in of the length given.
-    let mut out: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let bound = local_addr(fd.as_raw_fd()).ok_or_else(|| last("getsockname"))?;
+    Ok((fd, bound.port()))
+}
+
+/// The socket's own address (None: getsockname failed).
+fn local_addr(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: zeroed sockaddr_in6 is valid; getsockname writes at most len bytes.
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
     let rc = unsafe {
         libc::getsockname(
-            fd.as_raw_fd(),
-            &mut out as *mut libc::sockaddr_in as *mut libc::sockaddr,
+            fd,
+            &mut sa as *mut libc::sockaddr_in6 as *mut libc::sockaddr,
             &mut len,
         )
     };
-    if rc < 0 {
-        return Err(last("getsockname"));
-    }
-    Ok((fd, u16::from_be(out.sin_port)))
+    (rc == 0).then(|| from_raw_addr(&sa))
+}
+
+/// Whether `fd` is an IPv6 (dual-stack) socket.
+pub fn is_v6_socket(fd: RawFd) -> bool {
+    matches!(local_addr(fd), Some(SocketAddr::V6(_)))
 }
 
 fn setsockopt_int(
@@ -191,24 +214,71 @@ fn setsockopt_int(
     Ok(())
 }
 
-/// A `sockaddr_in` for an address.
-pub fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
+/// An address as the kernel takes it from a socket of the given family, in
+/// room for either family (a `sockaddr_in` is written into the start of the
+/// `sockaddr_in6`), with its length. IPv4 goes to an IPv6 socket as an
+/// IPv4-mapped address. None: an IPv6 address for an IPv4-only socket.
+pub fn raw_addr(a: SocketAddr, v6_socket: bool) -> Option<(libc::sockaddr_in6, libc::socklen_t)> {
+    // SAFETY: plain data; zeroed is valid.
+    let mut out: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    if v6_socket {
+        let (ip, scope) = match a {
+            SocketAddr::V4(v4) => (v4.ip().to_ipv6_mapped(), 0),
+            SocketAddr::V6(v6) => (*v6.ip(), v6.scope_id()),
+        };
+        out.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        out.sin6_port = a.port().to_be();
+        out.sin6_addr = libc::in6_addr {
+            s6_addr: ip.octets(),
+        };
+        out.sin6_scope_id = scope;
+        return Some((
+            out,
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        ));
+    }
+    let v4 = match a {
+        SocketAddr::V4(v4) => v4,
+        SocketAddr::V6(v6) => SocketAddrV4::new(v6.ip().to_ipv4_mapped()?, v6.port()),
+    };
+    let sin = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
+        sin_port: v4.port().to_be(),
         sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(a.ip().octets()),
+            s_addr: u32::from_ne_bytes(v4.ip().octets()),
         },
         sin_zero: [0; 8],
-    }
+    };
+    // SAFETY: a sockaddr_in (16 bytes, alignment 4) fits at the start of a sockaddr_in6 (28, 4).
+    unsafe {
+        std::ptr::write(
+            &mut out as *mut libc::sockaddr_in6 as *mut libc::sockaddr_in,
+            sin,
+        )
+    };
+    Some((
+        out,
+        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+    ))
 }
 
-/// The address in a `sockaddr_in`.
-pub fn from_sockaddr_in(sa: &libc::sockaddr_in) -> SocketAddrV4 {
-    SocketAddrV4::new(
-        Ipv4Addr::from(sa.sin_addr.s_addr.to_ne_bytes()),
-        u16::from_be(sa.sin_port),
-    )
+/// The address the kernel wrote (either family); IPv4-mapped comes back as IPv4.
+pub fn from_raw_addr(sa: &libc::sockaddr_in6) -> SocketAddr {
+    if i32::from(sa.sin6_family) == libc::AF_INET {
+        // SAFETY: the kernel wrote a sockaddr_in at the start of the room (alignment 4 both).
+        let sin: &libc::sockaddr_in =
+            unsafe { &*(sa as *const libc::sockaddr_in6 as *const libc::sockaddr_in) };
+        return SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
+            u16::from_be(sin.sin_port),
+        ));
+    }
+    let ip = Ipv6Addr::from(sa.sin6_addr.s6_addr);
+    let port = u16::from_be(sa.sin6_port);
+    match ip.to_ipv4_mapped() {
+        Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
+        None => SocketAddr::V6(SocketAddrV6::new(ip, port, 0, sa.sin6_scope_id)),
+    }
 }
 
 /// An eventfd, to wake and stop the I/O threads.
@@ -295,9 +365,12 @@ pub fn write(fd: RawFd, buf: &[u8]) -> Result<bool, IoError> {
     }
 }
 
-/// Send one datagram; false when the kernel refused it (counted by the caller).
-pub fn send_to(fd: RawFd, data: &[u8], to: SocketAddrV4) -> bool {
-    let sa = sockaddr_in(to);
+/// Send one datagram; false when the kernel refused it (counted by the
+/// caller), or when it is for IPv6 and the socket is IPv4 only.
+pub fn send_to(fd: RawFd, data: &[u8], to: SocketAddr) -> bool {
+    let Some((sa, len)) = raw_addr(to, is_v6_socket(fd)) else {
+        return false;
+    };
     // SAFETY: data and sa live across the call.
     let n = unsafe {
         libc::sendto(
@@ -305,8 +378,8 @@ pub fn send_to(fd: RawFd, data: &[u8], to: SocketAddrV4) -> bool {
             data.as_ptr() as *const libc::c_void,
             data.len(),
             0,
-            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            &sa as *const libc::sockaddr_in6 as *const libc::sockaddr,
+            len,
         )
     };
     n >= 0
@@ -336,7 +409,7 @@ pub struct Rx {
     /// Its length.
     pub len: usize,
     /// Who sent it.
-    pub from: SocketAddrV4,
+    pub from: SocketAddr,
 }
 
 /// Control-message room per message.
@@ -347,10 +420,12 @@ type Cmsg = [u64; 8];
 pub struct MsgBatch {
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
-    addrs: Vec<libc::sockaddr_in>,
+    addrs: Vec<libc::sockaddr_in6>,
     cmsgs: Vec<Cmsg>,
     /// Send with UDP_SEGMENT (turned off for good if the kernel refuses it).
     pub gso: bool,
+    /// The family of the socket sent on (learnt at the first send).
+    v6: Option<bool>,
 }
 
 // SAFETY: the raw pointers inside point only into this struct's own vectors
@@ -358,7 +433,7 @@ pub struct MsgBatch {
 unsafe impl Send for MsgBatch {}
 
 /// Split a glued receive (`len` bytes of `seg`-byte datagrams) into `got`.
-pub fn split_gro(buf: usize, len: usize, seg: usize, from: SocketAddrV4, got: &mut Vec<Rx>) {
+pub fn split_gro(buf: usize, len: usize, seg: usize, from: SocketAddr, got: &mut Vec<Rx>) {
     if seg == 0 || seg >= len {
         got.push(Rx {
             buf,
@@ -384,7 +459,7 @@ pub fn split_gro(buf: usize, len: usize, seg: usize, from: SocketAddrV4, got: &m
 /// Group `items` for UDP_SEGMENT sends: runs to one address whose datagrams
 /// all have the first one's length but the last (which may be shorter).
 /// Returns (start, end, segment size) per group.
-pub fn gso_groups(items: &[(&[u8], SocketAddrV4)], out: &mut Vec<(usize, usize, usize)>) {
+pub fn gso_groups(items: &[(&[u8], SocketAddr)], out: &mut Vec<(usize, usize, usize)>) {
     out.clear();
     let mut i = 0;
     while i < items.len() {
@@ -419,6 +494,7 @@ impl MsgBatch {
             addrs: (0..n).map(|_| unsafe { std::mem::zeroed() }).collect(),
             cmsgs: vec![[0u64; 8]; n],
             gso: false,
+            v6: None,
         }
     }
 
@@ -437,8 +513,8 @@ impl MsgBatch {
                 iov_len: buf.len(),
             };
             let h = &mut self.hdrs[i].msg_hdr;
-            h.msg_name = &mut self.addrs[i] as *mut libc::sockaddr_in as *mut libc::c_void;
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_name = &mut self.addrs[i] as *mut libc::sockaddr_in6 as *mut libc::c_void;
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
             h.msg_control = self.cmsgs[i].as_mut_ptr() as *mut libc::c_void;
@@ -471,7 +547,7 @@ impl MsgBatch {
         }
         for i in 0..rc as usize {
             let h = &self.hdrs[i].msg_hdr;
-            let from = from_sockaddr_in(&self.addrs[i]);
+            let from = from_raw_addr(&self.addrs[i]);
             if h.msg_flags & libc::MSG_TRUNC != 0 {
                 got.push(Rx {
                     buf: i,
@@ -503,7 +579,17 @@ impl MsgBatch {
     /// the kernel takes: `sendmmsg`, and with `gso` one UDP_SEGMENT message
     /// per run of same-size datagrams to one address. Returns how many
     /// datagrams the kernel refused (a full buffer or an unreachable address).
-    pub fn send(&mut self, fd: RawFd, items: &[(&[u8], SocketAddrV4)]) -> usize {
+    pub fn send(&mut self, fd: RawFd, items: &[(&[u8], SocketAddr)]) -> usize {
+        let v6 = *self.v6.get_or_insert_with(|| is_v6_socket(fd));
+        if !v6 && items.iter().any(|(_, a)| raw_addr(*a, false).is_none()) {
+            // IPv6 endpoints on an IPv4-only socket (a kernel without IPv6) cannot go.
+            let sendable: Vec<(&[u8], SocketAddr)> = items
+                .iter()
+                .copied()
+                .filter(|(_, a)| raw_addr(*a, false).is_some())
+                .collect();
+            return items.len() - sendable.len() + self.send(fd, &sendable);
+        }
         let mut groups = Vec::new();
         if self.gso {
             gso_groups(items, &mut groups);
@@ -527,10 +613,11 @@ impl MsgBatch {
             });
         }
         for (g, &(start, end, seg)) in groups.iter().enumerate() {
-            self.addrs[g] = sockaddr_in(items[start].1);
+            let (sa, len) = raw_addr(items[start].1, v6).expect("filtered above");
+            self.addrs[g] = sa;
             let h = &mut self.hdrs[g].msg_hdr;
-            h.msg_name = &mut self.addrs[g] as *mut libc::sockaddr_in as *mut libc::c_void;
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_name = &mut self.addrs[g] as *mut libc::sockaddr_in6 as *mut libc::c_void;
+            h.msg_namelen = len;
             // SAFETY: start < iovs.len(), which was reserved before any pointer was taken.
             h.msg_iov = unsafe { self.iovs.as_mut_ptr().add(start) };
             h.msg_iovlen = end - start;
@@ -604,14 +691,14 @@ impl MsgBatch {
 mod tests {
     use super::*;
 
-    const A: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 1);
-    const B: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 1);
+    const A: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 1));
+    const B: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 1));
 
     #[test]
     fn gso_groups_are_runs_of_one_size_to_one_address_ending_at_a_shorter_one() {
         let big = [0u8; 1000];
         let small = [0u8; 300];
-        let items: Vec<(&[u8], SocketAddrV4)> = vec![
+        let items: Vec<(&[u8], SocketAddr)> = vec![
             (&big, A),
             (&big, A),
             (&small, A),
@@ -627,7 +714,7 @@ mod tests {
             vec![(0, 3, 1000), (3, 4, 1000), (4, 6, 1000), (6, 7, 1000)]
         );
         // At most 64 datagrams and 65,000 bytes in one.
-        let many: Vec<(&[u8], SocketAddrV4)> = (0..100).map(|_| (&big[..], A)).collect();
+        let many: Vec<(&[u8], SocketAddr)> = (0..100).map(|_| (&big[..], A)).collect();
         gso_groups(&many, &mut g);
         assert_eq!(g, vec![(0, 64, 1000), (64, 100, 1000)]);
     }
@@ -656,16 +743,31 @@ mod tests {
     }
 
     #[test]
-    fn datagrams_go_out_segmented_and_come_back_glued_or_not_intact() {
+    fn addresses_convert_for_either_family_of_socket() {
+        let v4 = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 7), 41641));
+        let v6: SocketAddr = "[2001:db8::7]:41641".parse().unwrap();
+        for (a, on_v6) in [(v4, true), (v4, false), (v6, true)] {
+            let (sa, len) = raw_addr(a, on_v6).unwrap();
+            let expect_len = if on_v6 { 28 } else { 16 };
+            assert_eq!((from_raw_addr(&sa), len as usize), (a, expect_len));
+        }
+        // An IPv4-only socket cannot reach IPv6, but takes IPv4-mapped as IPv4.
+        assert!(raw_addr(v6, false).is_none());
+        let mapped: SocketAddr = "[::ffff:192.0.2.7]:41641".parse().unwrap();
+        assert_eq!(from_raw_addr(&raw_addr(mapped, false).unwrap().0), v4);
+        assert_eq!(from_raw_addr(&raw_addr(mapped, true).unwrap().0), v4);
+    }
+
+    fn roundtrip(to_ip: std::net::IpAddr) {
         // Loopback, both ways: what UDP_SEGMENT sends, UDP_GRO (or not) receives as sent.
         let (rx, rx_port) = bind_udp(0).unwrap();
-        let (tx, _) = bind_udp(0).unwrap();
+        let (tx, tx_port) = bind_udp(0).unwrap();
         let gro = enable_udp_gro(rx.as_raw_fd());
-        let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, rx_port);
+        let to = SocketAddr::new(to_ip, rx_port);
         let msgs: Vec<Vec<u8>> = (0..10u8)
             .map(|i| vec![i; if i == 9 { 200 } else { 1200 }])
             .collect();
-        let items: Vec<(&[u8], SocketAddrV4)> = msgs.iter().map(|m| (&m[..], to)).collect();
+        let items: Vec<(&[u8], SocketAddr)> = msgs.iter().map(|m| (&m[..], to)).collect();
         let mut sender = MsgBatch::new(4);
         sender.gso = true;
         assert_eq!(sender.send(tx.as_raw_fd(), &items), 0);
@@ -676,6 +778,11 @@ mod tests {
         for _ in 0..100 {
             r.recv(rx.as_raw_fd(), &mut bufs, &mut got).unwrap();
             for g in &got {
+                assert_eq!(
+                    g.from,
+                    SocketAddr::new(to_ip, tx_port),
+                    "the sender, unmapped"
+                );
                 all.push(bufs[g.buf][g.off..g.off + g.len].to_vec());
             }
             if all.len() >= msgs.len() {
@@ -684,5 +791,20 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert_eq!(all, msgs, "gro {gro}");
+    }
+
+    #[test]
+    fn datagrams_go_out_segmented_and_come_back_glued_or_not_intact() {
+        roundtrip(Ipv4Addr::LOCALHOST.into());
+    }
+
+    #[test]
+    fn the_socket_carries_ipv6_too() {
+        let (s, _) = bind_udp(0).unwrap();
+        if !is_v6_socket(s.as_raw_fd()) {
+            eprintln!("skipped: this kernel has no IPv6");
+            return;
+        }
+        roundtrip(Ipv6Addr::LOCALHOST.into());
     }
 }

@@ -124,7 +124,7 @@ enum Dir {
 }
 
 fn send_all(core: &Core, msgs: &mut io::MsgBatch, udp: RawFd, b: &Batch) {
-    let mut items: Vec<(&[u8], std::net::SocketAddrV4)> =
+    let mut items: Vec<(&[u8], std::net::SocketAddr)> =
         Vec::with_capacity(b.sends.len() + b.extra_sends.len());
     for (i, n, a) in &b.sends {
         items.push((&b.bufs[*i][..*n], *a));

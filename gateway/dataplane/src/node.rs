@@ -3,7 +3,7 @@
 //! records, plus the I/O the WASM engine leaves to JS: the TUN device, the
 //! UDP socket, and which peers have a direct path.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
@@ -322,14 +322,13 @@ impl NativeDataplane {
             self.core.set_direct(handle, None);
             return Ok(());
         }
-        let ip: Ipv4Addr = address.parse().map_err(|_| {
+        let ip: IpAddr = address.parse().map_err(|_| {
             err(format!(
-                "a direct path needs an IPv4 address, not \"{address}\""
+                "a direct path needs an IP address, not \"{address}\""
             ))
         })?;
         let port = u16::try_from(port).map_err(|_| err(format!("bad UDP port {port}")))?;
-        self.core
-            .set_direct(handle, Some(SocketAddrV4::new(ip, port)));
+        self.core.set_direct(handle, Some(unmapped(ip, port)));
         Ok(())
     }
 
@@ -339,13 +338,22 @@ impl NativeDataplane {
         self.core.take_active()
     }
 
-    /// Datagrams for the UDP socket's reader: records of address (4 bytes),
-    /// port (u16 BE), length (u32 LE), data.
+    /// Datagrams for the UDP socket's reader: records of address length
+    /// (1 byte: 4 or 16), address, port (u16 BE), length (u32 LE), data.
     #[napi(js_name = "take_udp")]
     pub fn take_udp(&self) -> Uint8Array {
         let mut buf = Vec::new();
         for (from, d) in self.core.take_udp() {
-            buf.extend_from_slice(&from.ip().octets());
+            match from.ip() {
+                IpAddr::V4(a) => {
+                    buf.push(4);
+                    buf.extend_from_slice(&a.octets());
+                }
+                IpAddr::V6(a) => {
+                    buf.push(16);
+                    buf.extend_from_slice(&a.octets());
+                }
+            }
             buf.extend_from_slice(&from.port().to_be_bytes());
             buf.extend_from_slice(&(d.len() as u32).to_le_bytes());
             buf.extend_from_slice(&d);
@@ -356,14 +364,14 @@ impl NativeDataplane {
     /// Send a datagram from the node's socket (disco, STUN, WireGuard JS routed); false if refused.
     #[napi(js_name = "send_udp")]
     pub fn send_udp(&self, data: Uint8Array, address: String, port: u32) -> Result<bool> {
-        let ip: Ipv4Addr = address.parse().map_err(|_| {
+        let ip: IpAddr = address.parse().map_err(|_| {
             err(format!(
-                "the UDP socket sends to IPv4 addresses, not \"{address}\""
+                "the UDP socket sends to IP addresses, not \"{address}\""
             ))
         })?;
         let port = u16::try_from(port).map_err(|_| err(format!("bad UDP port {port}")))?;
         let udp = self.udp.as_ref().ok_or_else(closed)?;
-        let ok = io::send_to(udp.as_raw_fd(), &data, SocketAddrV4::new(ip, port));
+        let ok = io::send_to(udp.as_raw_fd(), &data, unmapped(ip, port));
         crate::count_js_send(&self.core, ok);
         Ok(ok)
     }
@@ -495,6 +503,17 @@ impl NativeDataplane {
         // The descriptors close with their last Arc (the threads' went with them).
         self.tun = None;
         self.udp = None;
+    }
+}
+
+/// An endpoint as the data plane keys it: IPv4-mapped IPv6 as IPv4 (see `io`).
+fn unmapped(ip: IpAddr, port: u16) -> SocketAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), port),
+            None => SocketAddr::new(ip, port),
+        },
+        IpAddr::V4(_) => SocketAddr::new(ip, port),
     }
 }
 

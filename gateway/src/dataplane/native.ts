@@ -9,11 +9,12 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { lookup } from "node:dns/promises";
-import { isIPv4 } from "node:net";
+import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { NativeHooks } from "@trellis/client/node";
 import { reachableAddresses } from "@trellis/client/node";
 import type { UdpAddr, UdpSocket } from "@trellis/client";
+import { addrFromBytes, formatAddr } from "@trellis/proto/ip";
 import { concatBatch, engineOver, type WgEngineBinding } from "@trellis/wasm/node";
 import type { WireGuardEngine } from "@trellis/wasm";
 import { configureTun, type PacketDevice } from "../daemon/host";
@@ -86,16 +87,19 @@ export function nativeAvailable(): { ok: true } | { ok: false; reason: string } 
   }
 }
 
-/** Records of `take_udp`: address (4 bytes), port (u16 BE), length (u32 LE), data. */
-function splitUdp(buf: Uint8Array, fn: (data: Uint8Array, from: UdpAddr) => void): void {
+/** Records of `take_udp`: address length n (4 or 16), address, port (u16 BE), length (u32 LE), data. */
+export function splitUdp(buf: Uint8Array, fn: (data: Uint8Array, from: UdpAddr) => void): void {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let off = 0;
-  while (off + 10 <= buf.length) {
-    const address = `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
-    const port = dv.getUint16(off + 4);
-    const len = dv.getUint32(off + 6, true);
-    fn(buf.subarray(off + 10, off + 10 + len), { address, port });
-    off += 10 + len;
+  while (off + 1 <= buf.length) {
+    const n = buf[off]!;
+    if ((n !== 4 && n !== 16) || off + 1 + n + 6 > buf.length) return;
+    const address = formatAddr(addrFromBytes(buf.subarray(off + 1, off + 1 + n))!);
+    const port = dv.getUint16(off + 1 + n);
+    const len = dv.getUint32(off + 3 + n, true);
+    const at = off + 7 + n;
+    fn(buf.subarray(at, at + len), { address, port });
+    off = at + len;
   }
 }
 
@@ -141,7 +145,7 @@ export class NativeDataplane {
       onMessage: (fn) => {
         this.onUdp = fn;
       },
-      localAddresses: reachableAddresses,
+      localAddresses: () => reachableAddresses(),
       // The socket lives as long as the data plane (closed with the device).
       close: () => undefined,
     };
@@ -181,7 +185,7 @@ export class NativeDataplane {
 
   private sendUdp(data: Uint8Array, to: UdpAddr): void {
     if (this.closed) return;
-    if (isIPv4(to.address)) {
+    if (isIP(to.address)) {
       this.b.send_udp(data, to.address, to.port);
       return;
     }

@@ -2,15 +2,15 @@
 //! between direct paths and JS, and the queues up.
 
 use super::*;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use trellis_wasm::allowedips::Prefix;
 
 const ALLOW_ALL: &str =
     r#"[{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":0,"Last":65535}}]}]"#;
-const A_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 41641);
-const B_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 41641);
+const A_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 41641));
+const B_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 41641));
 /// The endpoint handle each side uses for the other.
 const PEER: u32 = 7;
 
@@ -96,7 +96,7 @@ fn fill(b: &mut Batch, packets: &[Vec<u8>]) {
 }
 
 /// Put datagrams in a udp→tun batch as if `recvmmsg` had read them from `from`.
-fn arrive(b: &mut Batch, datagrams: &[Vec<u8>], from: SocketAddrV4) {
+fn arrive(b: &mut Batch, datagrams: &[Vec<u8>], from: SocketAddr) {
     b.rx.clear();
     for (i, d) in datagrams.iter().enumerate() {
         b.bufs[i][..d.len()].copy_from_slice(d);
@@ -238,7 +238,7 @@ fn datagrams_not_from_a_direct_path_or_not_wireguard_go_to_the_socket_reader() {
     let (a, b) = pair();
     handshake(&a, &b);
     b.core.set_direct(PEER, Some(A_ADDR));
-    let stranger = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 9), 5);
+    let stranger = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 9), 5));
     let disco = b"TS\xf0\x9f\x92\xac and the rest".to_vec();
     let mut rx = Batch::new(4, SLOT);
     arrive(&mut rx, std::slice::from_ref(&disco), A_ADDR);
@@ -297,7 +297,7 @@ fn answers_to_the_engines_own_pings_go_to_js_and_other_packets_to_the_host() {
 #[test]
 fn the_queue_up_to_js_is_bounded_and_counts_what_it_drops() {
     let a = side(1);
-    let from = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 3), 9);
+    let from = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 3), 9));
     let mut rx = Batch::new(BATCH, SLOT);
     let junk: Vec<Vec<u8>> = (0..BATCH).map(|i| vec![0xaa, i as u8]).collect();
     let rounds = MAX_UP_UDP / BATCH + 2;
