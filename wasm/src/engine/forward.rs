@@ -234,13 +234,7 @@ impl Stack {
             h,
             Sock {
                 smol,
-                kind: Kind::Tcp {
-                    connected: false,
-                    eof: false,
-                    paused: false,
-                    listener: None,
-                    forward: Some(dial.key),
-                },
+                kind: Kind::connection(None, Some(dial.key)),
             },
         );
         self.routes.forwards.insert(dial.key, h);

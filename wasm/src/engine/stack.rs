@@ -145,6 +145,19 @@ pub(super) enum Kind {
     Udp,
 }
 
+impl Kind {
+    /// A connection not yet established (and not yet reported to the host).
+    pub(super) fn connection(listener: Option<u32>, forward: Option<FlowKey>) -> Kind {
+        Kind::Tcp {
+            connected: false,
+            eof: false,
+            paused: false,
+            listener,
+            forward,
+        }
+    }
+}
+
 pub(super) struct Sock {
     pub(super) smol: SocketHandle,
     pub(super) kind: Kind,
@@ -351,13 +364,7 @@ impl Stack {
             h,
             Sock {
                 smol,
-                kind: Kind::Tcp {
-                    connected: false,
-                    eof: false,
-                    paused: false,
-                    listener: None,
-                    forward: None,
-                },
+                kind: Kind::connection(None, None),
             },
         );
         Ok(h)
@@ -686,13 +693,7 @@ impl Stack {
                 conn,
                 Sock {
                     smol: sock.smol,
-                    kind: Kind::Tcp {
-                        connected: false,
-                        eof: false,
-                        paused: false,
-                        listener: Some(h),
-                        forward: None,
-                    },
+                    kind: Kind::connection(Some(h), None),
                 },
             );
             let mut s = Self::tcp_socket();

@@ -95,6 +95,14 @@ impl Net {
         datagrams
     }
 
+    /// A sends these prefixes to B too (besides B's own addresses).
+    fn route_to_b(&mut self, prefixes: &[&str]) {
+        let mut allowed = vec![Prefix::parse(B4).unwrap(), Prefix::parse(B6).unwrap()];
+        allowed.extend(prefixes.iter().map(|p| Prefix::parse(p).unwrap()));
+        let pb = self.b.wg.public_key();
+        self.a.wg.upsert_peer(pb, None, &allowed, Some(1), 0);
+    }
+
     /// Let time pass and poll both sides.
     fn tick(&mut self, ms: u64) {
         self.now += ms;
@@ -285,18 +293,7 @@ fn a_paused_reader_closes_the_window_and_loses_nothing() {
 fn packets_for_other_addresses_and_garbage_are_dropped_and_counted() {
     let mut n = Net::new(ALLOW_ALL, ALLOW_ALL);
     // A routes 10.0.0.0/8 to B, but B's stack does not own it.
-    let pb = n.b.wg.public_key();
-    n.a.wg.upsert_peer(
-        pb,
-        None,
-        &[
-            Prefix::parse(B4).unwrap(),
-            Prefix::parse(B6).unwrap(),
-            Prefix::parse("10.0.0.0/8").unwrap(),
-        ],
-        Some(1),
-        0,
-    );
+    n.route_to_b(&["10.0.0.0/8"]);
     let mut p = vec![
         0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 100, 64, 0, 1, 10, 1, 2, 3,
     ];
@@ -418,19 +415,7 @@ const LAN6: &str = "fd00:9::5";
 /// A reaches 10.9.0.0/24 and fd00:9::/64 through B, which serves them in userspace.
 fn routed(filter_b: &str) -> Net {
     let mut n = Net::new(ALLOW_ALL, filter_b);
-    let pb = n.b.wg.public_key();
-    n.a.wg.upsert_peer(
-        pb,
-        None,
-        &[
-            Prefix::parse(B4).unwrap(),
-            Prefix::parse(B6).unwrap(),
-            Prefix::parse("10.9.0.0/24").unwrap(),
-            Prefix::parse("fd00:9::/64").unwrap(),
-        ],
-        Some(1),
-        0,
-    );
+    n.route_to_b(&["10.9.0.0/24", "fd00:9::/64"]);
     n.b.set_routes(&["10.9.0.0/24".into(), "fd00:9::/64".into()])
         .unwrap();
     n
