@@ -16,6 +16,7 @@ import { cli, stopDaemon } from "../src/gateway";
 import { canUseNetns, createExitTopology, type ExitTopology } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until } from "../src/wait";
+import { tearDown } from "../src/teardown";
 
 const canUseTun =
   canUseNetns &&
@@ -88,21 +89,19 @@ describe.skipIf(!canUseTun)("exit nodes", () => {
     );
   }, 180_000);
 
-  afterAll(async () => {
-    const errors: unknown[] = [];
-    for (const dir of [clientDir, exitDir]) await stopDaemon(dir).catch((err: unknown) => errors.push(err));
-    web?.kill("SIGKILL");
-    try {
-      topo?.remove();
-    } catch (err) {
-      errors.push(err);
-    }
-    await db?.close();
-    await trellis?.stop();
-    data.remove();
-    rmSync(work, { recursive: true, force: true });
-    if (errors.length) throw new AggregateError(errors, "cleanup failed");
-  }, 60_000);
+  afterAll(
+    () =>
+      tearDown(
+        ...[clientDir, exitDir].map((dir) => () => stopDaemon(dir)),
+        () => web?.kill("SIGKILL"),
+        () => topo?.remove(),
+        () => db?.close(),
+        () => trellis?.stop(),
+        () => data.remove(),
+        () => rmSync(work, { recursive: true, force: true }),
+      ),
+    60_000,
+  );
 
   it("sends the client's internet traffic through the approved exit node, and stops cleanly", async () => {
     const up = (dir: string, ns: string, ...args: string[]) =>

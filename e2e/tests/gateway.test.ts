@@ -28,6 +28,7 @@ import { cli, stopDaemon, TRELLIS } from "../src/gateway";
 import { canUseNetns, createGatewayTopology, type GatewayTopology } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until as untilWithin } from "../src/wait";
+import { tearDown } from "../src/teardown";
 
 /** Waits here cross a daemon start and network namespaces: 30 s. */
 const until = <T>(what: string, fn: () => T | Promise<T>) => untilWithin(what, fn, 30_000);
@@ -69,22 +70,20 @@ beforeAll(async () => {
   writeFileSync(badKeyFile, `tskey-auth-${"x".repeat(40)}\n`, { mode: 0o600 });
 }, 180_000);
 
-afterAll(async () => {
-  const errors: unknown[] = [];
-  for (const e of engines) e.close();
-  for (const dir of stateDirs) await stopDaemon(dir).catch((err: unknown) => errors.push(err));
-  try {
-    ns?.remove();
-  } catch (err) {
-    errors.push(err);
-  }
-  echo?.close();
-  await db?.close();
-  await trellis?.stop();
-  data.remove();
-  rmSync(work, { recursive: true, force: true });
-  if (errors.length) throw new AggregateError(errors, "cleanup failed");
-}, 60_000);
+afterAll(
+  () =>
+    tearDown(
+      ...engines.map((e) => () => e.close()),
+      ...stateDirs.map((dir) => () => stopDaemon(dir)),
+      () => ns?.remove(),
+      () => echo?.close(),
+      () => db?.close(),
+      () => trellis?.stop(),
+      () => data.remove(),
+      () => rmSync(work, { recursive: true, force: true }),
+    ),
+  60_000,
+);
 
 let adminCaller: Promise<Caller> | undefined;
 /** The server's first admin, made once through the setup link (the link works once). */

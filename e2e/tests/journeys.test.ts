@@ -44,6 +44,7 @@ import { canRunOffice, startOffice, type Office } from "../src/office";
 import { oidcLogin, startOidcProvider, type RunningOidc } from "../src/oidc";
 import { freePort, ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until } from "../src/wait";
+import { tearDown } from "../src/teardown";
 
 const can =
   canUseNetns &&
@@ -206,23 +207,20 @@ describe.skipIf(!can)("the user journeys", () => {
     memberContext = await (await browserAt(topo.homes[1])).newContext({ viewport: VIEWPORT });
   }, 240_000);
 
-  afterAll(async () => {
-    const errors: unknown[] = [];
-    for (const dir of [gatewayState, serverState])
-      await stopDaemon(dir).catch((err: unknown) => errors.push(err));
-    for (const close of closers) await close().catch((err: unknown) => errors.push(err));
-    await office?.close().catch((err: unknown) => errors.push(err));
-    try {
-      topo?.remove();
-    } catch (err) {
-      errors.push(err);
-    }
-    await trellis?.stop();
-    await oidc?.stop();
-    data.remove();
-    rmSync(work, { recursive: true, force: true });
-    if (errors.length) throw new AggregateError(errors, "cleanup failed");
-  }, 90_000);
+  afterAll(
+    () =>
+      tearDown(
+        ...[gatewayState, serverState].map((dir) => () => stopDaemon(dir)),
+        ...closers,
+        () => office?.close(),
+        () => topo?.remove(),
+        () => trellis?.stop(),
+        () => oidc?.stop(),
+        () => data.remove(),
+        () => rmSync(work, { recursive: true, force: true }),
+      ),
+    90_000,
+  );
 
   it("1: a new admin sets up, installs a gateway with the printed command and approves its route", async () => {
     // `npm start` on a fresh data directory printed a one-time setup link; it logs the admin in.

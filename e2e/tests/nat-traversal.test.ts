@@ -17,6 +17,7 @@ import { cli, stopDaemon } from "../src/gateway";
 import { canUseNetns, createDoubleNatTopology, type DoubleNatTopology } from "../src/netns";
 import { startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until } from "../src/wait";
+import { tearDown } from "../src/teardown";
 
 /** The native data plane's addon (built by setup when cargo is here; TUN mode then runs on it). */
 const NATIVE_ADDON = fileURLToPath(
@@ -101,21 +102,19 @@ for (const mode of ["userspace", "tun"] as const) {
       }
     }, 180_000);
 
-    afterAll(async () => {
-      for (const p of streamProcesses.splice(0)) p.kill("SIGKILL");
-      const errors: unknown[] = [];
-      for (const dir of [dirA, dirB]) await stopDaemon(dir).catch((err: unknown) => errors.push(err));
-      try {
-        topo?.remove();
-      } catch (err) {
-        errors.push(err);
-      }
-      await db?.close();
-      await trellis?.stop();
-      data.remove();
-      rmSync(work, { recursive: true, force: true });
-      if (errors.length) throw new AggregateError(errors, "cleanup failed");
-    }, 60_000);
+    afterAll(
+      () =>
+        tearDown(
+          ...streamProcesses.splice(0).map((p) => () => p.kill("SIGKILL")),
+          ...[dirA, dirB].map((dir) => () => stopDaemon(dir)),
+          () => topo?.remove(),
+          () => db?.close(),
+          () => trellis?.stop(),
+          () => data.remove(),
+          () => rmSync(work, { recursive: true, force: true }),
+        ),
+      60_000,
+    );
 
     it("learns the public endpoint behind the NAT from STUN (netcheck)", async () => {
       const r = await until("a netcheck with UDP", async () => {

@@ -18,6 +18,7 @@ import { generateKeyPair } from "@trellis/proto/keyfile";
 import { canUseNetns, createGatewayTopology, type GatewayTopology } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until as untilWithin } from "../src/wait";
+import { tearDown } from "../src/teardown";
 
 const until = <T>(what: string, fn: () => T | Promise<T>) => untilWithin(what, fn, 60_000);
 
@@ -102,35 +103,31 @@ beforeAll(async () => {
   expect(state, inside(["systemctl", "--failed", "--no-legend"]).out).toBe("running");
 }, 180_000);
 
-afterAll(async () => {
-  const errors: unknown[] = [];
-  for (const e of engines) e.close();
-  if (nspawn?.pid && nspawn.exitCode === null) {
-    // SIGTERM: nspawn asks the container's systemd to power off.
-    const exited = new Promise((r) => nspawn!.once("exit", r));
-    nspawn.kill("SIGTERM");
-    const timer = setTimeout(() => nspawn!.kill("SIGKILL"), 30_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  if (rootView) {
-    try {
-      execFileSync("umount", [rootView]);
-      rmSync(rootView, { recursive: true, force: true });
-    } catch (err) {
-      errors.push(err);
-    }
-  }
-  try {
-    topo?.remove();
-  } catch (err) {
-    errors.push(err);
-  }
-  await db?.close();
-  await trellis?.stop();
-  data.remove();
-  if (errors.length) throw new AggregateError(errors, "cleanup failed");
-}, 90_000);
+afterAll(
+  () =>
+    tearDown(
+      ...engines.map((e) => () => e.close()),
+      async () => {
+        if (!nspawn?.pid || nspawn.exitCode !== null) return;
+        // SIGTERM: nspawn asks the container's systemd to power off.
+        const exited = new Promise((r) => nspawn!.once("exit", r));
+        nspawn.kill("SIGTERM");
+        const timer = setTimeout(() => nspawn!.kill("SIGKILL"), 30_000);
+        await exited;
+        clearTimeout(timer);
+      },
+      () => {
+        if (!rootView) return;
+        execFileSync("umount", [rootView]);
+        rmSync(rootView, { recursive: true, force: true });
+      },
+      () => topo?.remove(),
+      () => db?.close(),
+      () => trellis?.stop(),
+      () => data.remove(),
+    ),
+  90_000,
+);
 
 describe.skipIf(!canBoot)("the gateway as a systemd service on a Debian server", () => {
   it("install.sh installs and starts the unit; `trellis up` as printed joins in TUN mode under its hardening; a restart keeps the node; stop removes its device", async () => {

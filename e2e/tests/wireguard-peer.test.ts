@@ -32,6 +32,7 @@ import {
 } from "../src/netns";
 import { ROOT, startTrellis, tempDataDir, type RunningTrellis } from "../src/server";
 import { until as untilWithin } from "../src/wait";
+import { tearDown } from "../src/teardown";
 
 const until = <T>(what: string, fn: () => T | Promise<T>) => untilWithin(what, fn, 45_000);
 
@@ -178,23 +179,20 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     });
   }, 240_000);
 
-  afterAll(async () => {
-    const errors: unknown[] = [];
-    for (const t of tunnels) await t.stop().catch((err: unknown) => errors.push(err));
-    iperfServer?.kill("SIGKILL");
-    await stopDaemon(stateDir).catch((err: unknown) => errors.push(err));
-    for (const remove of [() => site?.remove(), () => topo?.remove()]) {
-      try {
-        remove();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    await trellis?.stop();
-    data.remove();
-    rmSync(work, { recursive: true, force: true });
-    if (errors.length) throw new AggregateError(errors, "cleanup failed");
-  }, 60_000);
+  afterAll(
+    () =>
+      tearDown(
+        ...tunnels.map((t) => () => t.stop()),
+        () => iperfServer?.kill("SIGKILL"),
+        () => stopDaemon(stateDir),
+        () => site?.remove(),
+        () => topo?.remove(),
+        () => trellis?.stop(),
+        () => data.remove(),
+        () => rmSync(work, { recursive: true, force: true }),
+      ),
+    60_000,
+  );
 
   /**
    * A plain WireGuard peer made through the API from a fresh key pair of its own (its public
