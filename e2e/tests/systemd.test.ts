@@ -86,7 +86,13 @@ beforeAll(async () => {
   );
   // The container's init is nspawn's child.
   leader = await until("the container's init", () => {
-    const kids = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(nspawn!.pid)], { encoding: "utf8" })
+    let out: string;
+    try {
+      out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(nspawn!.pid)], { encoding: "utf8" });
+    } catch {
+      return null; // ps exits 1 while nspawn has no child yet
+    }
+    const kids = out
       .trim()
       .split("\n")
       .map((l) => l.trim().split(/\s+/));
