@@ -71,6 +71,18 @@ describe("WireGuardEngine", () => {
     expect(events.b).toContainEqual({ kind: "tcp-closed", handle: server, reset: true });
   });
 
+  it("accepts connections opened at once, their SYNs arriving in one batch (none refused)", () => {
+    // A page fetching its script and its data over two new connections: the SYNs
+    // reach the listening node in the same receive.
+    const { a, b, events, poll } = pair();
+    const listener = b.tcpListen(80);
+    const conns = [0, 1, 2].map(() => a.tcpConnect(v4("100.64.0.2"), 80));
+    poll();
+    for (const handle of conns) expect(events.a).toContainEqual({ kind: "tcp-connected", handle });
+    expect(events.a.filter((o) => o.kind === "tcp-closed")).toEqual([]);
+    expect(events.b.filter((o) => o.kind === "tcp-accepted" && o.listener === listener)).toHaveLength(3);
+  });
+
   it("drops and counts what the filter refuses", () => {
     const { a, b, events, poll } = pair();
     b.setFilter("[]");

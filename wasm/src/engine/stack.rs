@@ -17,7 +17,7 @@ use smoltcp::wire::{
 };
 
 use super::forward::{FlowKey, Routes};
-use super::packet::Addr;
+use super::packet::{self, Addr};
 
 /// IP MTU of the stack: what every WireGuard peer carries (as Tailscale's
 /// default), whatever path the datagram then takes.
@@ -276,11 +276,49 @@ impl Stack {
     pub fn poll(&mut self, now: u64, events: &mut Vec<Event>) -> Vec<Vec<u8>> {
         let ts = Instant::from_millis(now as i64);
         self.expire_dials(now);
-        self.iface.poll(ts, &mut self.phy, &mut self.sockets);
-        self.collect(events);
+        // A listener is one smoltcp socket: the first SYN for its port turns it
+        // into that connection, and only `collect` puts a new listener in its
+        // place. A second SYN in the same intake would find none and be answered
+        // with a reset: of two connections opened at once (a browser fetching a
+        // page's script and its data), one refused. So packets go in up to each
+        // such SYN, and the listeners are renewed before the rest.
+        let mut queued = std::mem::take(&mut self.phy.rx);
+        loop {
+            let mut opened = false;
+            while let Some(p) = queued.front() {
+                if self.opens_listened(p) {
+                    if opened {
+                        break;
+                    }
+                    opened = true;
+                }
+                if let Some(p) = queued.pop_front() {
+                    self.phy.rx.push_back(p);
+                }
+            }
+            self.iface.poll(ts, &mut self.phy, &mut self.sockets);
+            self.collect(events);
+            if queued.is_empty() {
+                break;
+            }
+        }
         // Reading freed window space, and closes and aborts want to go out now.
         self.iface.poll(ts, &mut self.phy, &mut self.sockets);
         std::mem::take(&mut self.phy.tx)
+    }
+
+    /// Whether `data` (an IP packet) is a SYN for a port this node listens on, at one of its addresses.
+    fn opens_listened(&self, data: &[u8]) -> bool {
+        let Some(f) = packet::parse(data) else {
+            return false;
+        };
+        f.proto == packet::TCP
+            && f.tcp_syn
+            && self.is_local(f.dst)
+            && self
+                .socks
+                .values()
+                .any(|s| matches!(s.kind, Kind::Listener { port } if port == f.dport))
     }
 
     /// When the stack next needs a poll (ms), if it has timers running.

@@ -596,3 +596,28 @@ fn routes_not_served_and_the_policy_still_decide() {
     n.tick(1);
     assert!(n.b.drops(EngineDrop::NotLocal) > before);
 }
+
+#[test]
+fn a_listener_accepts_connections_whose_syns_arrive_together() {
+    // Three connections opened at once: their SYNs reach B in one batch (one
+    // receive). Each gets a listener; none is refused.
+    let mut n = Net::new(ALLOW_ALL, ALLOW_ALL);
+    let listener = n.b.stack().unwrap().tcp_listen(80).unwrap();
+    let conns: Vec<u32> = (0..3)
+        .map(|_| n.a.stack().unwrap().tcp_connect(addr(B4), 80).unwrap())
+        .collect();
+    n.tick(1);
+    for c in &conns {
+        assert!(n.ev_a.contains(&Event::TcpConnected(*c)), "{c} refused");
+    }
+    let accepted = n
+        .ev_b
+        .iter()
+        .filter(|e| matches!(e, Event::TcpAccepted(l, ..) if *l == listener))
+        .count();
+    assert_eq!(accepted, 3);
+    // And the port still listens after them.
+    let later = n.a.stack().unwrap().tcp_connect(addr(B4), 80).unwrap();
+    n.tick(1);
+    assert!(n.ev_a.contains(&Event::TcpConnected(later)));
+}
