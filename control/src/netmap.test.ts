@@ -186,7 +186,7 @@ describe("netmap visibility", () => {
     expect(s3.mapFor("id1", relayMap, dns)!.peers[0]).toBe(before.peers[0]);
   });
 
-  it("lists a plain WireGuard peer for its gateway only, under the policy, and gives it no peers", () => {
+  it("lists a plain WireGuard peer as policy says, with its gateway, and gives it no peers", () => {
     const rows = [
       row(1, ["tag:gw"], { endpoints: '["10.0.0.1:41641"]' }),
       row(2, ["tag:gw"], { endpoints: '["10.0.0.2:41641"]' }),
@@ -202,8 +202,10 @@ describe("netmap visibility", () => {
       allowedIPs: ["100.64.0.4/32", "fd7a:115c:a1e0::4/128"],
       endpoints: [],
     });
-    expect(peers("id2")).toEqual(["n001", "n003"]);
-    expect(peers("id3")).toEqual(["n001", "n002"]);
+    // Other nodes list it with its gateway, through which they reach it.
+    expect(peers("id2")).toEqual(["n001", "n003", "n004"]);
+    expect(peers("id3")).toEqual(["n001", "n002", "n004"]);
+    expect(s.mapFor("id3", relayMap, dns)!.peers[2]).toMatchObject({ isWireGuardOnly: true, gateway: "id1" });
     expect(peers("id4")).toEqual([]);
     // Its gateway's filter admits it as policy says (it is in the topology like any node).
     const wgAddr = parseAddr("100.64.0.4")!;
@@ -217,79 +219,153 @@ describe("netmap visibility", () => {
     expect(t.mapFor("id1", relayMap, dns)!.peers.map((p) => p.name)).toEqual(["n003"]);
     const toGw = `{${owners},"acls":[{"action":"accept","src":["tag:wg"],"dst":["tag:gw:*"]}]}`;
     const u = TailnetSnapshot.build(rows, [], active(toGw), "t.internal");
-    expect(u.mapFor("id1", relayMap, dns)!.peers.map((p) => p.name)).toEqual(["n004"]);
-    expect(u.mapFor("id2", relayMap, dns)!.peers.map((p) => p.name)).toEqual([]);
-    expect(u.sees("id2", "id4")).toBe(false);
+    // It may reach every tag:gw node: the other gateway through its own.
+    expect(u.mapFor("id1", relayMap, dns)!.peers.map((p) => p.name)).toEqual(["n002", "n004"]);
+    expect(u.mapFor("id2", relayMap, dns)!.peers.map((p) => p.name)).toEqual(["n001", "n004"]);
+    expect(u.mapFor("id3", relayMap, dns)!.peers.map((p) => p.name)).toEqual([]);
+    expect(u.sees("id3", "id4")).toBe(false);
   });
 
-  it("gives every node the same map as a fresh build through policy-only rebuilds, patches and node changes", () => {
-    // A seeded walk: each step changes the policy, patches attributes, or
-    // changes nodes, and each step's snapshot is built from the last one
-    // (reusing what it can) and compared, node by node, with a fresh build.
-    let seed = 7;
-    const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
-    const tags = ["tag:a", "tag:b", "tag:c", "tag:d"];
-    const owners = { tagOwners: Object.fromEntries(tags.map((t) => [t, []])) };
-    const policies = [
-      { acls: tags.map((t) => ({ action: "accept", src: [t], dst: [`${t}:*`] })) },
-      { acls: tags.map((t) => ({ action: "accept", src: [t], dst: [`${t}:22,443`] })) },
-      { acls: [{ action: "accept", src: ["tag:a"], dst: ["tag:b:22"] }] },
-      { acls: [{ action: "accept", src: ["*"], dst: ["tag:c:80"] }] },
-      { acls: [{ action: "accept", src: ["tag:d"], dst: ["10.5.0.0/16:*", "tag:a:*"] }] },
-    ].map((p, k) => ({ ...active(JSON.stringify({ ...owners, ...p })), version: k + 1 }));
-    let rows = Array.from({ length: 30 }, (_, k) =>
-      row(
-        k + 1,
-        [tags[k % tags.length]!],
-        k === 5 ? { advertisedRoutes: '["10.5.0.0/24"]', approvedRoutes: '["10.5.0.0/24"]' } : {},
-      ),
+  it("routes a plain WireGuard peer's pairs through its gateway, which filters for it", () => {
+    const rows = [
+      row(1, ["tag:gw"], { endpoints: '["10.0.0.1:41641"]' }),
+      row(2, ["tag:gw"], { endpoints: '["10.0.0.2:41641"]' }),
+      row(3, ["tag:a"]),
+      row(4, ["tag:wg"], { wireguardOnly: true, gatewayId: "id1" }),
+      row(5, ["tag:b"]),
+    ];
+    const owners = '"tagOwners":{"tag:a":[],"tag:b":[],"tag:gw":[],"tag:wg":[]}';
+    const build = (acls: object[]) =>
+      TailnetSnapshot.build(rows, [], active(`{${owners},"acls":${JSON.stringify(acls)}}`), "t.internal");
+    const names = (s: TailnetSnapshot, id: string) => s.mapFor(id, relayMap, dns)!.peers.map((p) => p.name);
+    const admits = (s: TailnetSnapshot, id: string, src: string, dst: string, port: number) =>
+      s
+        .mapFor(id, relayMap, dns)!
+        .packetFilter.some(
+          (r) =>
+            r.SrcIPs.some((t) => addrSet(t)(parseAddr(src)!)) &&
+            r.DstPorts!.some(
+              (d) => addrSet(d.IP)(parseAddr(dst)!) && d.Ports.First <= port && port <= d.Ports.Last,
+            ),
+        );
+    const [gw, a, wg, b] = ["100.64.0.1", "100.64.0.3", "100.64.0.4", "100.64.0.5"];
+
+    // tag:a may reach the plain peer's port 22; nothing else is allowed.
+    const toWg = build([{ action: "accept", src: ["tag:a"], dst: ["tag:wg:22"] }]);
+    expect(names(toWg, "id3")).toEqual(["n001", "n004"]);
+    expect(names(toWg, "id1")).toEqual(["n003", "n004"]);
+    expect(names(toWg, "id2")).toEqual([]);
+    expect(names(toWg, "id5")).toEqual([]);
+    expect(names(toWg, "id4")).toEqual([]);
+    // The gateway's filter is the plain peer's: a → wg:22 only.
+    expect(admits(toWg, "id1", a, wg, 22)).toBe(true);
+    expect(admits(toWg, "id1", a, wg, 23)).toBe(false);
+    expect(admits(toWg, "id1", b, wg, 22)).toBe(false);
+    expect(admits(toWg, "id1", a, gw, 22)).toBe(false);
+    expect(admits(toWg, "id1", wg, a, 22)).toBe(false);
+
+    // The plain peer may reach tag:a's port 80: the gateway lets its packets through to a's rules.
+    const fromWg = build([{ action: "accept", src: ["tag:wg"], dst: ["tag:a:80"] }]);
+    expect(names(fromWg, "id1")).toEqual(["n003", "n004"]);
+    expect(names(fromWg, "id3")).toEqual(["n001", "n004"]);
+    expect(admits(fromWg, "id1", wg, a, 80)).toBe(true);
+    expect(admits(fromWg, "id1", wg, a, 81)).toBe(false);
+    expect(admits(fromWg, "id1", wg, b, 80)).toBe(false);
+    expect(admits(fromWg, "id1", a, wg, 80)).toBe(false);
+    expect(admits(fromWg, "id3", wg, a, 80)).toBe(true);
+
+    // Without a gateway taking part, the plain peer is nobody's peer.
+    const gone = TailnetSnapshot.build(
+      rows.filter((r) => r.id !== "id1"),
+      [],
+      active(`{${owners},"acls":[{"action":"accept","src":["*"],"dst":["*:*"]}]}`),
+      "t.internal",
     );
-    let policy = policies[0]!;
-    let snap = TailnetSnapshot.build(rows, [], policy, "t.internal");
-    let policyOnly = 0;
-    let listsKept = 0;
-    for (let step = 0; step < 60; step++) {
-      // Maps of some nodes only, so later steps find some peer lists made and others not.
-      const seen = new Map<string, ReturnType<TailnetSnapshot["mapFor"]>>();
-      for (const r of rows) if (rand(3) > 0) seen.set(r.id, snap.mapFor(r.id, relayMap, dns));
-      const kind = rand(3);
-      const prev = snap;
-      if (kind === 0) {
-        policy = policies[rand(policies.length)]!;
-        snap = TailnetSnapshot.build(rows, [], policy, "t.internal", new Date(), prev);
-        if (snap.topology === prev.topology) policyOnly++;
-      } else if (kind === 1) {
-        const picked = new Set(Array.from({ length: 1 + rand(3) }, () => rows[rand(rows.length)]!));
-        const changed = [...picked].map((r) => ({
-          ...r,
-          endpoints: JSON.stringify([`192.0.2.${rand(250)}:${1000 + step}`]),
-          online: !r.online,
-        }));
-        rows = rows.map((r) => changed.find((c) => c.id === r.id) ?? r);
-        snap = snap.withRows(changed);
-      } else {
-        const k = rand(rows.length);
-        rows = rows.map((r, i) =>
-          i === k ? { ...r, tags: JSON.stringify([tags[rand(tags.length)]]), updatedAt: new Date(step) } : r,
-        );
-        if (rand(4) === 0) rows = [...rows, row(100 + step, [tags[rand(tags.length)]!])];
-        snap = TailnetSnapshot.build(rows, [], policy, "t.internal", new Date(), prev);
-      }
-      const fresh = TailnetSnapshot.build(rows, [], policy, "t.internal");
-      for (const r of rows) {
-        const got = snap.mapFor(r.id, relayMap, dns);
-        expect(JSON.stringify(got), `step ${step} (${kind}), ${r.name}`).toBe(
-          JSON.stringify(fresh.mapFor(r.id, relayMap, dns)),
-        );
-        const before = seen.get(r.id);
-        if (before && got && got.peers === before.peers) listsKept++;
-      }
-    }
-    // The walk took the fast paths it is meant to check.
-    expect(policyOnly).toBeGreaterThan(5);
-    expect(listsKept).toBeGreaterThan(100);
+    expect(names(gone, "id3")).toEqual(["n002", "n005"]);
   });
+
+  it.each([
+    ["", false],
+    [" (with plain WireGuard peers)", true],
+  ])(
+    "gives every node the same map as a fresh build through policy-only rebuilds, patches and node changes%s",
+    (_, withPlain) => {
+      // A seeded walk: each step changes the policy, patches attributes, or
+      // changes nodes, and each step's snapshot is built from the last one
+      // (reusing what it can) and compared, node by node, with a fresh build.
+      let seed = 7;
+      const rand = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      const tags = ["tag:a", "tag:b", "tag:c", "tag:d"];
+      const owners = { tagOwners: Object.fromEntries(tags.map((t) => [t, []])) };
+      const policies = [
+        { acls: tags.map((t) => ({ action: "accept", src: [t], dst: [`${t}:*`] })) },
+        { acls: tags.map((t) => ({ action: "accept", src: [t], dst: [`${t}:22,443`] })) },
+        { acls: [{ action: "accept", src: ["tag:a"], dst: ["tag:b:22"] }] },
+        { acls: [{ action: "accept", src: ["*"], dst: ["tag:c:80"] }] },
+        { acls: [{ action: "accept", src: ["tag:d"], dst: ["10.5.0.0/16:*", "tag:a:*"] }] },
+      ].map((p, k) => ({ ...active(JSON.stringify({ ...owners, ...p })), version: k + 1 }));
+      let rows = Array.from({ length: 30 }, (_, k) =>
+        row(
+          k + 1,
+          [tags[k % tags.length]!],
+          k === 5 ? { advertisedRoutes: '["10.5.0.0/24"]', approvedRoutes: '["10.5.0.0/24"]' } : {},
+        ),
+      );
+      if (withPlain) {
+        // Plain peers of two gateways (nodes 6 and 7), of every tag.
+        rows = rows.map((r, k) =>
+          k >= 20 && k < 26 ? { ...r, wireguardOnly: true, gatewayId: k % 2 ? "id6" : "id7" } : r,
+        );
+      }
+      let policy = policies[0]!;
+      let snap = TailnetSnapshot.build(rows, [], policy, "t.internal");
+      let policyOnly = 0;
+      let listsKept = 0;
+      for (let step = 0; step < 60; step++) {
+        // Maps of some nodes only, so later steps find some peer lists made and others not.
+        const seen = new Map<string, ReturnType<TailnetSnapshot["mapFor"]>>();
+        for (const r of rows) if (rand(3) > 0) seen.set(r.id, snap.mapFor(r.id, relayMap, dns));
+        const kind = rand(3);
+        const prev = snap;
+        if (kind === 0) {
+          policy = policies[rand(policies.length)]!;
+          snap = TailnetSnapshot.build(rows, [], policy, "t.internal", new Date(), prev);
+          if (snap.topology === prev.topology) policyOnly++;
+        } else if (kind === 1) {
+          const picked = new Set(Array.from({ length: 1 + rand(3) }, () => rows[rand(rows.length)]!));
+          const changed = [...picked].map((r) => ({
+            ...r,
+            endpoints: JSON.stringify([`192.0.2.${rand(250)}:${1000 + step}`]),
+            online: !r.online,
+          }));
+          rows = rows.map((r) => changed.find((c) => c.id === r.id) ?? r);
+          snap = snap.withRows(changed);
+        } else {
+          const k = rand(rows.length);
+          rows = rows.map((r, i) =>
+            i === k
+              ? { ...r, tags: JSON.stringify([tags[rand(tags.length)]]), updatedAt: new Date(step) }
+              : r,
+          );
+          if (rand(4) === 0) rows = [...rows, row(100 + step, [tags[rand(tags.length)]!])];
+          snap = TailnetSnapshot.build(rows, [], policy, "t.internal", new Date(), prev);
+        }
+        const fresh = TailnetSnapshot.build(rows, [], policy, "t.internal");
+        for (const r of rows) {
+          const got = snap.mapFor(r.id, relayMap, dns);
+          expect(JSON.stringify(got), `step ${step} (${kind}), ${r.name}`).toBe(
+            JSON.stringify(fresh.mapFor(r.id, relayMap, dns)),
+          );
+          const before = seen.get(r.id);
+          if (before && got && got.peers === before.peers) listsKept++;
+        }
+      }
+      // The walk took the fast paths it is meant to check.
+      expect(policyOnly).toBeGreaterThan(5);
+      expect(listsKept).toBeGreaterThan(100);
+    },
+  );
 });

@@ -408,6 +408,11 @@ export class TailnetSnapshot {
   readonly rows: readonly Models.Node[];
   /** Peer lists made so far, by topology index (this snapshot's peers only). */
   private peerLists: (Peer[] | undefined)[];
+  /**
+   * Who policy alone makes each node's peers, by topology index; with plain
+   * WireGuard peers in the tailnet, peerLists add to them (onlyReachable).
+   */
+  private rawLists: (Peer[] | undefined)[];
   private prior: Parts["prior"];
 
   private constructor(
@@ -425,6 +430,7 @@ export class TailnetSnapshot {
     this.rows = parts.rows;
     this.prior = parts.prior;
     this.peerLists = new Array(parts.topology.nodes.length).fill(undefined);
+    this.rawLists = new Array(parts.topology.nodes.length).fill(undefined);
   }
 
   private static newShared(rank: Int32Array, stamp?: Parts["shared"]["stamp"]): Parts["shared"] {
@@ -616,11 +622,23 @@ export class TailnetSnapshot {
       }
       list[k] = e.peer;
     };
+    const inRanges = (p: number, e: Entry) => {
+      for (let k = v.reachStart[p]!; k < v.reachStart[p + 1]!; k++) replace(v.reachData[k]!, e);
+      for (let k = v.reverseStart[p]!; k < v.reverseStart[p + 1]!; k++) replace(v.reverseData[k]!, e);
+    };
+    // Plain peers list nodes beyond policy's pairs (see onlyReachable): a
+    // gateway lists its plain peers' peers, and their peers list it.
+    const plain = this.plain();
+    const gateways = [...plain.keys()].map((id) => this.entries.get(id)!.info.index);
     for (const e of patched) {
       const p = e.info.index;
       if (v.acceptsAll[p]) return; // everyone lists it: no list is kept
-      for (let k = v.reachStart[p]!; k < v.reachStart[p + 1]!; k++) replace(v.reachData[k]!, e);
-      for (let k = v.reverseStart[p]!; k < v.reverseStart[p + 1]!; k++) replace(v.reverseData[k]!, e);
+      inRanges(p, e);
+      for (const g of gateways) replace(g, e);
+      for (const q of plain.get(e.row.id) ?? []) {
+        if (v.acceptsAll[q.info.index]) return;
+        inRanges(q.info.index, e);
+      }
     }
     for (let k = 0; k < v.acceptAll.length; k++) {
       const j = v.acceptAll[k]!;
@@ -799,10 +817,14 @@ export class TailnetSnapshot {
       }
       return;
     }
+    // A gateway's list also depends on who its plain peers see: made again.
+    const gateways = new Set<number>();
+    for (const id of this.plain().keys()) gateways.add(this.entries.get(id)!.info.index);
     for (let i = 0; i < v.acceptsAll.length; i++) {
       const list = prior.peerLists[i];
       if (
         list &&
+        !gateways.has(i) &&
         old.acceptsAll[i] === v.acceptsAll[i] &&
         sameRange(old.reachStart, old.reachData, v.reachStart, v.reachData, i) &&
         sameRange(old.reverseStart, old.reverseData, v.reverseStart, v.reverseData, i)
@@ -812,33 +834,80 @@ export class TailnetSnapshot {
     }
   }
 
-  /** Whether any node taking part is a plain WireGuard peer (computed once per snapshot). */
-  private wireguardOnly?: boolean;
+  /** Plain WireGuard peers by the id of their gateway, for gateways taking part (computed once per snapshot). */
+  private plainByGateway?: Map<string, Entry[]>;
+  /** Whether any node taking part is a plain WireGuard peer (with a gateway taking part or not). */
+  private anyPlain = false;
 
-  /**
-   * A plain WireGuard peer speaks neither disco nor DERP: only the gateway it
-   * goes through can reach it (it starts the handshakes there), so it is a
-   * peer of that gateway alone, and has no peers itself. Other nodes do not
-   * list it: its address is unreachable for them.
-   */
-  private onlyReachable(e: Entry, peers: Peer[]): Peer[] {
-    if (!(this.wireguardOnly ??= this.order.some((x) => x.row.wireguardOnly))) return peers;
-    if (e.row.wireguardOnly) return [];
-    if (!peers.some((p) => p.isWireGuardOnly)) return peers;
-    return peers.filter((p) => !p.isWireGuardOnly || this.entries.get(p.id)?.row.gatewayId === e.row.id);
+  private plain(): Map<string, Entry[]> {
+    if (this.plainByGateway) return this.plainByGateway;
+    const m = new Map<string, Entry[]>();
+    for (const e of this.order) {
+      if (!e.row.wireguardOnly) continue;
+      this.anyPlain = true;
+      const gw = e.row.gatewayId;
+      if (!gw) continue;
+      const g = this.entries.get(gw);
+      if (!g || g.row.wireguardOnly) continue;
+      let list = m.get(gw);
+      if (!list) m.set(gw, (list = []));
+      list.push(e);
+    }
+    return (this.plainByGateway = m);
   }
 
-  /** Peers of `e`, in name order: the nodes policy lets it reach or be reached by (made once per snapshot). */
+  /**
+   * A plain WireGuard peer speaks neither disco nor DERP and has no peers
+   * itself: its gateway has it as a WireGuard peer and forwards for it. So
+   * a node whose policy peers include a plain peer also gets that peer's
+   * gateway (it routes the plain peer's addresses there), and a gateway gets
+   * its plain peers that policy gives anyone, and their policy peers (it
+   * forwards their packets to them). A plain peer without a gateway taking
+   * part is nobody's peer.
+   */
+  private onlyReachable(e: Entry, raw: Peer[]): Peer[] {
+    const plain = this.plain();
+    if (!this.anyPlain) return raw;
+    if (e.row.wireguardOnly) return [];
+    const mine = plain.get(e.row.id);
+    if (!mine && !raw.some((p) => p.isWireGuardOnly)) return raw;
+    const picked = new Set<Entry>();
+    const consider = (p: Entry) => {
+      if (p === e) return;
+      if (p.row.wireguardOnly) {
+        const gw = p.row.gatewayId!;
+        if (!plain.get(gw)?.includes(p)) return;
+        if (gw !== e.row.id) picked.add(this.entries.get(gw)!);
+      }
+      picked.add(p);
+    };
+    for (const p of raw) consider(this.entries.get(p.id)!);
+    for (const p of mine ?? []) {
+      const theirs = this.rawPeersOf(p);
+      if (theirs.length === 0) continue;
+      consider(p);
+      for (const q of theirs) consider(this.entries.get(q.id)!);
+    }
+    const rank = this.shared.rank;
+    return [...picked].sort((a, b) => rank[a.info.index]! - rank[b.info.index]!).map((x) => x.peer);
+  }
+
+  /** Peers of `e`, in name order: the nodes policy lets it reach or be reached by, and what plain peers add (made once per snapshot). */
   private peersOf(e: Entry): Peer[] {
-    const v = this.visibility();
     const i = e.info.index;
     const known = this.peerLists[i];
     if (known) return known;
+    return (this.peerLists[i] = this.onlyReachable(e, this.rawPeersOf(e)));
+  }
+
+  /** The nodes policy lets `e` reach or be reached by, in name order. */
+  private rawPeersOf(e: Entry): Peer[] {
+    const v = this.visibility();
+    const i = e.info.index;
+    const known = this.rawLists[i];
+    if (known) return known;
     if (v.acceptsAll[i]) {
-      return (this.peerLists[i] = this.onlyReachable(
-        e,
-        this.order.filter((p) => p !== e).map((p) => p.peer),
-      ));
+      return (this.rawLists[i] = this.order.filter((p) => p !== e).map((p) => p.peer));
     }
     // Ranks of the peers, deduplicated with a per-call stamp instead of a Set,
     // gathered in a scratch array and sorted natively (typed arrays sort
@@ -868,7 +937,50 @@ export class TailnetSnapshot {
     const sorted = scratch.subarray(0, len).sort();
     const peers: Peer[] = new Array(len);
     for (let k = 0; k < len; k++) peers[k] = this.order[sorted[k]!]!.peer;
-    return (this.peerLists[i] = this.onlyReachable(e, peers));
+    return (this.rawLists[i] = peers);
+  }
+
+  /** Filters of gateways with plain peers, by node id (made once per snapshot). */
+  private readonly gatewayFilters = new Map<string, FilterRule[]>();
+
+  /**
+   * A node's packet filter; a gateway's also filters for its plain peers,
+   * which have no filter of their own: it takes their rules (what may reach
+   * them), and lets their packets through to the nodes whose rules accept
+   * them (narrowed to the plain peer's addresses; those nodes judge again).
+   */
+  private gatewayFilterOf(e: Entry): FilterRule[] {
+    const mine = this.plain().get(e.row.id);
+    if (!mine) return this.filterOf(e);
+    const known = this.gatewayFilters.get(e.row.id);
+    if (known) return known;
+    const v = this.visibility();
+    const index = AddrIndex.of(this.topology);
+    const rank = this.shared.rank;
+    const skip = new Set<number>([e.info.index, ...mine.map((p) => p.info.index)]);
+    const rules = [...this.filterOf(e)];
+    for (const p of mine) rules.push(...this.filterOf(p));
+    for (const p of mine) {
+      const i = p.info.index;
+      const srcs = p.info.ipStrs;
+      const covers = (list: readonly string[]) =>
+        index.coversAll(list) || list.some((t) => index.covering(t).includes(i));
+      const accepting = new Set<number>(v.reverseData.subarray(v.reverseStart[i]!, v.reverseStart[i + 1]!));
+      for (const j of v.acceptAll) accepting.add(j);
+      for (const j of [...accepting].sort((a, b) => rank[a]! - rank[b]!)) {
+        if (skip.has(j)) continue;
+        for (const r of this.filterOf(this.order[rank[j]!]!)) {
+          if (!r.DstPorts?.length || !covers(r.SrcIPs)) continue;
+          rules.push({
+            SrcIPs: [...srcs],
+            DstPorts: r.DstPorts,
+            ...(r.IPProto ? { IPProto: r.IPProto } : {}),
+          });
+        }
+      }
+    }
+    this.gatewayFilters.set(e.row.id, rules);
+    return rules;
   }
 
   /** A node's SSH policy; nodes without rules share one empty policy (streams compare by identity first). */
@@ -910,7 +1022,7 @@ export class TailnetSnapshot {
       peers: this.peersOf(e),
       relayMap,
       dns,
-      packetFilter: this.filterOf(e),
+      packetFilter: this.gatewayFilterOf(e),
       sshPolicy: this.sshOf(e),
       policyVersion: this.policy.version,
     };

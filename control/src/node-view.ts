@@ -49,7 +49,9 @@ export function peerOf(n: Models.Node, domain: string, routes: readonly string[]
     online: n.online,
     lastSeen: n.lastSeen?.toISOString() ?? null,
     keyExpiry: n.expiresAt?.toISOString() ?? null,
-    ...(n.wireguardOnly ? { isWireGuardOnly: true as const } : {}),
+    ...(n.wireguardOnly
+      ? { isWireGuardOnly: true as const, ...(n.gatewayId ? { gateway: n.gatewayId } : {}) }
+      : {}),
   };
 }
 

@@ -5,7 +5,9 @@
 // only way in is the gateway's UDP port, pings a LAN host behind the
 // gateway's approved subnet route and runs iperf3 both ways through it.
 // A policy that takes the LAN away stops it (the gateway's filter drops the
-// packets); giving it back lets it through again.
+// packets); giving it back lets it through again. Through the gateway it
+// also reaches another tailnet machine, and that machine reaches it, as far
+// as the policy lets each.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,6 +22,9 @@ import {
   wireguardGoAvailable,
   type WireguardGo,
 } from "@trellis/gateway/testing/wireguard-go";
+import { nodeEngine } from "@trellis/client/node";
+import type { NodeEngine } from "@trellis/client";
+import { generateKeyPair } from "@trellis/proto/keyfile";
 import { api, firstAdmin, type Caller } from "../src/console";
 import { ARTIFACTS, hasChromium, launchChromium } from "../src/browser";
 import { cli, stopDaemon } from "../src/gateway";
@@ -65,15 +70,25 @@ let url: string;
 let admin: Caller;
 let gatewayId: string;
 let iperfServer: ChildProcess | undefined;
+let siteServer: ChildProcess | undefined;
+let tailNode: NodeEngine | undefined;
 const tunnels: WireguardGo[] = [];
 
-const policy = (lanAllowed: boolean, lanPrefix: string) =>
+const policy = (lanAllowed: boolean, lanPrefix: string, nodeToWg: boolean) =>
   JSON.stringify({
-    tagOwners: { "tag:gw": ["autogroup:admin"], "tag:wg": ["autogroup:admin"] },
+    tagOwners: {
+      "tag:gw": ["autogroup:admin"],
+      "tag:wg": ["autogroup:admin"],
+      "tag:node": ["autogroup:admin"],
+    },
     acls: [
       lanAllowed
         ? { action: "accept", src: ["tag:wg"], dst: [`${lanPrefix}:*`, "tag:gw:*"] }
         : { action: "accept", src: ["tag:wg"], dst: ["tag:gw:*"] },
+      // Another tailnet machine: the plain peers reach it through their gateway…
+      { action: "accept", src: ["tag:wg"], dst: ["tag:node:*"] },
+      // …and it reaches them, while this rule stands.
+      ...(nodeToWg ? [{ action: "accept", src: ["tag:node"], dst: ["tag:wg:*"] }] : []),
     ],
   });
 
@@ -94,8 +109,10 @@ function inNs(ns: string, cmd: string, args: string[], timeoutMs = 60_000) {
   });
 }
 
-async function setPolicy(lanAllowed: boolean): Promise<void> {
-  const r = await api(url, admin, "PUT", "/api/v1/policy", { text: policy(lanAllowed, topo.lanPrefix) });
+async function setPolicy(lanAllowed: boolean, nodeToWg = true): Promise<void> {
+  const r = await api(url, admin, "PUT", "/api/v1/policy", {
+    text: policy(lanAllowed, topo.lanPrefix, nodeToWg),
+  });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
 }
 
@@ -113,6 +130,12 @@ async function iperf(reverse: boolean, what: string): Promise<number> {
     `${what}, ${reverse ? "LAN → peer" : "peer → LAN"}: ${(got.bits_per_second / 1e6).toFixed(0)} Mbit/s`,
   );
   return got.bytes;
+}
+
+/** The gateway's filter drops (`filter_no_rule`). */
+async function gatewayDrops(): Promise<number> {
+  const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
+  return (JSON.parse(r.stdout) as { drops: Record<string, number> }).drops.filter_no_rule ?? 0;
 }
 
 /** The gateway's data plane now (native or wasm). */
@@ -182,6 +205,8 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
   afterAll(
     () =>
       tearDown(
+        () => tailNode?.close(),
+        () => siteServer?.kill("SIGKILL"),
         ...tunnels.map((t) => () => t.stop()),
         () => iperfServer?.kill("SIGKILL"),
         () => stopDaemon(stateDir),
@@ -296,6 +321,84 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
       undefined,
       "Debian's wireguard-go, native data plane",
     );
+  }, 180_000);
+
+  it("reaches another tailnet machine through the gateway, which reaches it back, as the policy says", async () => {
+    // A machine of the tailnet elsewhere: the Node engine in this process (userspace stack, relay path).
+    const key = await api(url, admin, "POST", "/api/v1/keys", { tags: ["tag:node"] });
+    expect(key.status, JSON.stringify(key.body)).toBe(201);
+    tailNode = nodeEngine({
+      baseUrl: url,
+      privateKey: generateKeyPair().privateKey,
+      register: { preAuthKey: key.body.key as string, hostname: "tail-node", os: "linux" },
+      webrtc: false,
+    });
+    await tailNode.start();
+    const nodeIp = tailNode.netmap!.node.addresses[0]!.split("/")[0]!;
+    const wgIp = await until(
+      "site-wg-1 in tail-node's map",
+      () => tailNode!.netmap?.peers.find((p) => p.name === "site-wg-1")?.addresses[0]?.split("/")[0],
+    );
+
+    // The plain peer pings the machine: its gateway forwards, the machine's filter admits it.
+    await until("a ping from the plain peer answered by tail-node", async () => {
+      const r = await inNs(site.ns, "ping", ["-c", "1", "-W", "1", nodeIp], 10_000);
+      return r.code === 0;
+    });
+    // The machine pings the plain peer by name, and opens a TCP connection to a server on it.
+    const ping = await until("tail-node's ping answered by the plain peer", () =>
+      tailNode!.ping("site-wg-1", { timeoutMs: 2000 }).catch(() => null),
+    );
+    expect(ping).toMatchObject({ peer: "site-wg-1", address: wgIp });
+    siteServer = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        site.ns,
+        process.execPath,
+        "-e",
+        `require("http").createServer((q, s) => s.end("hello from the site")).listen(8099, "${wgIp}")`,
+      ],
+      { stdio: "ignore" },
+    );
+    const body = await until("an HTTP answer from the plain peer", async () => {
+      const c = await tailNode!.connectTcp("site-wg-1", 8099, { timeoutMs: 3000 }).catch(() => null);
+      if (!c) return undefined;
+      const w = c.writable.getWriter();
+      await w.write(new TextEncoder().encode("GET / HTTP/1.0\r\nHost: site\r\n\r\n"));
+      let text = "";
+      const r = c.readable.getReader();
+      for (;;) {
+        const { value, done } = await r.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      return text;
+    });
+    expect(body).toContain("hello from the site");
+    const seen = tailNode.status().peers.find((p) => p.name === "site-wg-1");
+    expect(seen).toMatchObject({ pathDetail: "plain WireGuard peer, through office-gw" });
+    const gwStatus = JSON.parse(
+      (await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout,
+    ) as {
+      forwarding: { routes: string[] };
+    };
+    expect(gwStatus.forwarding.routes).toContain(`${wgIp}/32`);
+
+    // Without the rule that lets the machine reach the plain peer, the gateway drops its pings.
+    const dropsBefore = await gatewayDrops();
+    await setPolicy(true, false);
+    await until("tail-node's pings to the plain peer dropped", async () => {
+      const r = await tailNode!.ping(wgIp, { timeoutMs: 1500 }).then(
+        () => false,
+        () => true,
+      );
+      return r && (await gatewayDrops()) > dropsBefore;
+    });
+    // The other way still works (the gateway lets the replies back through).
+    expect((await inNs(site.ns, "ping", ["-c", "1", "-W", "2", nodeIp])).code).toBe(0);
+    await setPolicy(true);
   }, 180_000);
 
   it.skipIf(!canBuildNewest)(

@@ -289,8 +289,14 @@ export class NodeEngine {
   private readonly plainSources = new EndpointTable<UdpAddr>(PLAIN_SOURCES);
   /** Source handles a plain peer's session uses, with that peer's key (hex); native paths set for them. */
   private readonly plainRoutes = new Map<number, { peer: string; addr: UdpAddr }>();
-  /** Plain WireGuard peers in the map (none: unproven datagrams are dropped, as before). */
+  /** This node's own plain WireGuard peers in the map (none: unproven datagrams are dropped, as before). */
   private plainPeers = 0;
+  /**
+   * Plain WireGuard peers of other gateways, by their gateway's node id:
+   * not WireGuard peers of this node, their addresses are routed to the
+   * gateway (it forwards and filters for them).
+   */
+  private throughGateway = new Map<string, Peer[]>();
   private closed = false;
   private readonly listeners = new Set<(s: EngineStatus) => void>();
   private statusQueued = false;
@@ -390,8 +396,17 @@ export class NodeEngine {
     }
     this.relay.setRelayMap(map.relayMap);
     this.udp?.setStunServers(this.stunServers());
+    const through = new Map<string, Peer[]>();
+    for (const p of map.peers) {
+      if (!this.viaGateway(p, map)) continue;
+      const list = through.get(p.gateway!);
+      if (list) list.push(p);
+      else through.set(p.gateway!, [p]);
+    }
+    this.throughGateway = through;
     const seen = new Set<string>();
     for (const p of map.peers) {
+      if (this.viaGateway(p, map)) continue;
       seen.add(p.key);
       let st = this.peers.get(p.key);
       if (!st) {
@@ -418,7 +433,7 @@ export class NodeEngine {
       else this.udp?.setPeer(st.key, p.name, p.endpoints);
       this.setAllowed(st);
     }
-    this.plainPeers = map.peers.filter((p) => p.isWireGuardOnly).length;
+    this.plainPeers = map.peers.filter((p) => p.isWireGuardOnly && !this.viaGateway(p, map)).length;
     for (const [key, st] of this.peers) {
       if (seen.has(key)) continue;
       this.wasm.removePeer(st.key);
@@ -440,8 +455,9 @@ export class NodeEngine {
   private setAllowed(st: PeerState): void {
     const exit = this.exit?.key === st.peer.key;
     const ips = exit
-      ? st.peer.allowedIPs
+      ? [...st.peer.allowedIPs]
       : st.peer.allowedIPs.filter((r) => r !== "0.0.0.0/0" && r !== "::/0");
+    for (const p of this.throughGateway.get(st.peer.id) ?? []) ips.push(...p.addresses);
     const allowed = ips.join(",");
     if (st.allowed === allowed) return;
     st.allowed = allowed;
@@ -454,6 +470,23 @@ export class NodeEngine {
   }
 
   // ---- plain WireGuard peers ----------------------------------------------------------
+
+  /**
+   * Whether `p` is another gateway's plain WireGuard peer, reached through
+   * that gateway (which the map lists too). A plain peer without a gateway
+   * named is this node's own (servers before `gateway` gave it to its
+   * gateway alone).
+   */
+  private viaGateway(p: Peer, map: FullMap): boolean {
+    return !!p.isWireGuardOnly && p.gateway !== undefined && p.gateway !== map.node.id;
+  }
+
+  /** The gateway state of a plain peer reached through it. */
+  private gatewayOf(p: Peer): PeerState | undefined {
+    if (!this.map || !this.viaGateway(p, this.map)) return undefined;
+    const gw = this.map.peers.find((q) => q.id === p.gateway);
+    return gw && this.peers.get(gw.key);
+  }
 
   /**
    * A WireGuard datagram from a UDP address no peer proved. With plain
@@ -789,9 +822,10 @@ export class NodeEngine {
     const rttMs = Date.now() - p.sentAt;
     const st = p.res.peer ? this.peers.get(p.res.peer.key) : undefined;
     if (st) st.rttMs = rttMs;
+    const gw = p.res.peer && !st ? this.gatewayOf(p.res.peer) : undefined;
     p.resolve({
       rttMs,
-      path: st ? this.pathOf(st) : "relay",
+      path: st ? this.pathOf(st) : gw ? this.pathOf(gw) : "relay",
       peer: p.res.peer?.name ?? null,
       address: p.res.text,
     });
@@ -1277,25 +1311,58 @@ export class NodeEngine {
         latencyMs: home === null ? null : (this.relay.latency.get(home) ?? null),
       },
       udp: this.udp ? { port: this.udp.port, endpoints: this.udp.endpoints() } : null,
-      peers: [...this.peers.values()].map((st) => {
-        const s = byKey.get(hex(st.key));
-        return {
-          id: st.peer.id,
-          name: st.peer.name,
-          dnsName: st.peer.dnsName,
-          addresses: st.peer.addresses,
-          os: st.peer.os,
-          online: st.peer.online,
-          path: this.pathOf(st),
-          pathDetail: this.pathDetail(st, s),
-          rttMs: this.udpRtt(st) ?? st.direct?.rttMs ?? st.rttMs,
-          rxBytes: s?.rx_bytes ?? 0,
-          txBytes: s?.tx_bytes ?? 0,
-          lastHandshake: s && s.last_handshake_ms > 0 ? s.last_handshake_ms : null,
-        };
-      }),
+      peers: [
+        ...[...this.peers.values()].map((st) => {
+          const s = byKey.get(hex(st.key));
+          return {
+            id: st.peer.id,
+            name: st.peer.name,
+            dnsName: st.peer.dnsName,
+            addresses: st.peer.addresses,
+            os: st.peer.os,
+            online: st.peer.online,
+            path: this.pathOf(st),
+            pathDetail: this.pathDetail(st, s),
+            rttMs: this.udpRtt(st) ?? st.direct?.rttMs ?? st.rttMs,
+            rxBytes: s?.rx_bytes ?? 0,
+            txBytes: s?.tx_bytes ?? 0,
+            lastHandshake: s && s.last_handshake_ms > 0 ? s.last_handshake_ms : null,
+          };
+        }),
+        ...this.viaGatewayStatus(),
+      ],
       drops,
     };
+  }
+
+  /**
+   * Other gateways' plain WireGuard peers: on their gateway's path. Their
+   * traffic is counted in the gateway's session, not apart.
+   */
+  private viaGatewayStatus(): PeerStatus[] {
+    const out: PeerStatus[] = [];
+    for (const list of this.throughGateway.values()) {
+      for (const p of list) {
+        const gw = this.gatewayOf(p);
+        out.push({
+          id: p.id,
+          name: p.name,
+          dnsName: p.dnsName,
+          addresses: p.addresses,
+          os: p.os,
+          online: p.online,
+          path: gw ? this.pathOf(gw) : "none",
+          pathDetail: gw
+            ? `plain WireGuard peer, through ${gw.peer.name}`
+            : "plain WireGuard peer: its gateway is not in the map",
+          rttMs: null,
+          rxBytes: 0,
+          txBytes: 0,
+          lastHandshake: null,
+        });
+      }
+    }
+    return out;
   }
 
   /** Status changes (throttled to a few per second). */

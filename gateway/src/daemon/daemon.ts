@@ -26,7 +26,7 @@ import { forwardToSocket, NodeIdentity, nodeEngine, openUdpSocket, UdpBindError 
 import { parseUdpAddr, type UdpSocket } from "@trellis/client";
 import type { Logger } from "@trellis/log";
 import type { FullMap, RegisterRequest } from "@trellis/proto/node";
-import { SubnetRouter, subnetRoutes } from "./forwarding";
+import { plainPeerAddresses, SubnetRouter, subnetRoutes } from "./forwarding";
 import { HostError, type PacketDevice, TunPacketDevice } from "./host";
 import { NativeDataplane, nativeAvailable } from "../dataplane/native";
 import { acceptedRoutes, PeerRoutes, routableIPs } from "./routes";
@@ -542,7 +542,10 @@ export class Daemon {
       return;
     }
     await Promise.all([
-      s.router?.update(subnetRoutes(map.node.advertisedRoutes, map.node.approvedRoutes)),
+      s.router?.update([
+        ...subnetRoutes(map.node.advertisedRoutes, map.node.approvedRoutes),
+        ...plainPeerAddresses(map),
+      ]),
       s.peerRoutes?.update(s.prefs.acceptRoutes ? acceptedRoutes(map) : []),
       this.syncExit(s),
     ]).catch(() => undefined);

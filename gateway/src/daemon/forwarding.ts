@@ -4,10 +4,15 @@
 // hosts need no route back to 100.64.0.0/10. Everything lives in one
 // nftables table of Trellis's own (`inet trellis`), replaced whole on each
 // change and deleted on down; IP forwarding is switched on only while routes
-// are served, and put back as it was.
+// are served, and put back as it was. The gateway's plain WireGuard peers
+// are served the same way: their packets to other tailnet nodes (and
+// those nodes' packets to them) come in through the TUN device and go back
+// out through it, which only forwarding does; they stay inside the tailnet,
+// so nothing masquerades them.
 import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { parsePrefix, TAILNET_V4, TAILNET_V6, formatPrefix } from "@trellis/proto/ip";
+import { parsePrefix, prefixesOverlap, TAILNET_V4, TAILNET_V6, formatPrefix } from "@trellis/proto/ip";
+import type { FullMap } from "@trellis/proto";
 import type { Logger } from "@trellis/log";
 import { HostError } from "./host";
 import { HostRoutes } from "./host-routes";
@@ -41,8 +46,9 @@ function nft(args: string[], input?: string): Promise<string> {
  * family that leaves.
  */
 export function rulesetFor(tun: string, routes: readonly string[]): string {
-  const v4 = routes.filter((r) => !r.includes(":"));
-  const v6 = routes.filter((r) => r.includes(":"));
+  const outside = routes.filter((r) => !inTailnet(r));
+  const v4 = outside.filter((r) => !r.includes(":"));
+  const v6 = outside.filter((r) => r.includes(":"));
   const dst = (family: "ip" | "ip6", list: string[]) =>
     list.some((r) => r.endsWith("/0")) ? "" : ` ${family} daddr { ${list.join(", ")} }`;
   const lines = [
@@ -63,6 +69,28 @@ export function rulesetFor(tun: string, routes: readonly string[]): string {
   return lines.join("\n");
 }
 
+/** A prefix inside the tailnet's own ranges (a plain WireGuard peer's address). */
+function inTailnet(r: string): boolean {
+  const p = parsePrefix(r);
+  return p !== null && [TAILNET_V4, TAILNET_V6].some((t) => p.bits >= t.bits && prefixesOverlap(p, t));
+}
+
+/**
+ * The addresses of this gateway's own plain WireGuard peers in `map`: it
+ * forwards their packets to and from other tailnet nodes (see the top).
+ */
+export function plainPeerAddresses(map: Pick<FullMap, "node" | "peers">): string[] {
+  const out: string[] = [];
+  for (const p of map.peers) {
+    if (!p.isWireGuardOnly || (p.gateway !== undefined && p.gateway !== map.node.id)) continue;
+    for (const a of p.addresses) {
+      const q = parsePrefix(a);
+      if (q) out.push(formatPrefix(q));
+    }
+  }
+  return out.sort();
+}
+
 /**
  * Which approved routes this node serves: its own subnet routes and, as an
  * approved exit node, 0.0.0.0/0 and ::/0.
@@ -72,7 +100,10 @@ export function subnetRoutes(advertised: readonly string[], approved: readonly s
   return approved.filter((r) => mine.has(r) && parsePrefix(r) !== null).sort();
 }
 
-/** The approved routes this gateway serves: forwarding on, and masquerade in `inet trellis`. */
+/**
+ * The approved routes this gateway serves, and its plain peers' addresses:
+ * forwarding on, and masquerade in `inet trellis` for what leaves the tailnet.
+ */
 export class SubnetRouter extends HostRoutes {
   /** Forwarding sysctls as they were before this router switched them on. */
   private readonly saved = new Map<4 | 6, string>();

@@ -256,6 +256,12 @@ export const Peer = z.object({
    * they come from, as WireGuard does.
    */
   isWireGuardOnly: z.literal(true).optional(),
+  /**
+   * A plain WireGuard peer's gateway (its node id). The gateway has it as a
+   * WireGuard peer; other nodes reach it through the gateway: they route its
+   * addresses to the gateway's key (the gateway forwards and filters for it).
+   */
+  gateway: z.string().optional(),
 });
 export type Peer = z.infer<typeof Peer>;
 
