@@ -85,6 +85,8 @@ const policy = (lanAllowed: boolean, lanPrefix: string, nodeToWg: boolean) =>
       lanAllowed
         ? { action: "accept", src: ["tag:wg"], dst: [`${lanPrefix}:*`, "tag:gw:*"] }
         : { action: "accept", src: ["tag:wg"], dst: ["tag:gw:*"] },
+      // The internet, through the gateway once it is an approved exit node.
+      { action: "accept", src: ["tag:wg"], dst: ["autogroup:internet:*"] },
       // Another tailnet machine: the plain peers reach it through their gateway…
       { action: "accept", src: ["tag:wg"], dst: ["tag:node:*"] },
       // …and it reaches them, while this rule stands.
@@ -224,7 +226,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
    * key pasted), and its wg-quick file from the API with the private key put in as the console
    * does for a pair it made.
    */
-  async function fileFromApi(name: string): Promise<string> {
+  async function fileFromApi(name: string, exitNode = false): Promise<string> {
     const pair = wgKeypair();
     const created = await api(url, admin, "POST", "/api/v1/machines/wireguard", {
       name,
@@ -239,7 +241,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
       url,
       admin,
       "GET",
-      `/api/v1/machines/${machine.id}/wireguard?endpoint=${site.gatewayIp}:41641`,
+      `/api/v1/machines/${machine.id}/wireguard?endpoint=${site.gatewayIp}:41641${exitNode ? "&exitNode=true" : ""}`,
     );
     expect(file.status, JSON.stringify(file.body)).toBe(200);
     const conf = file.body as WireGuardPeerConfig;
@@ -401,6 +403,38 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     await setPolicy(true);
   }, 180_000);
 
+  it("uses the gateway as its exit node when its file says so", async () => {
+    // "The internet": an address only the gateway can reach (on the LAN host, routed by the gateway alone).
+    const internetIp = "198.18.77.1";
+    await inNs(topo.lanNs, "ip", ["addr", "add", `${internetIp}/32`, "dev", topo.lanLink.lan]);
+    await inNs(topo.name, "ip", ["route", "add", `${internetIp}/32`, "dev", topo.lanLink.gateway]);
+    const set = await cli(["set", "--advertise-exit-node", "--state-dir", stateDir], topo.name);
+    expect(set.code, set.stderr).toBe(0);
+    const approved = await api(url, admin, "POST", `/api/v1/machines/${gatewayId}/routes`, {
+      routes: [topo.lanPrefix, "0.0.0.0/0", "::/0"],
+    });
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    await until("the gateway serving the exit routes", async () => {
+      const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
+      return (JSON.parse(r.stdout) as { forwarding: { routes: string[] } }).forwarding.routes.includes(
+        "0.0.0.0/0",
+      );
+    });
+
+    const text = await fileFromApi("site-wg-exit", true);
+    expect(parseWgQuick(text).peers[0]!.allowedIPs).toEqual(expect.arrayContaining(["0.0.0.0/0", "::/0"]));
+    await peerReachesLan("site-wg-exit", text, undefined, "Debian's wireguard-go, exit node, native");
+    // Its default route is the tunnel (a route per allowed IP): the internet host answers through the gateway.
+    await until("a ping to the internet answered through the exit node", async () => {
+      const r = await inNs(site.ns, "ping", ["-c", "1", "-W", "1", internetIp], 10_000);
+      return r.code === 0;
+    });
+    // A file without the exit routes does not get there.
+    await peerReachesLan("site-wg-noexit", await fileFromApi("site-wg-noexit"), undefined, "no exit node");
+    const r = await inNs(site.ns, "ping", ["-c", "1", "-W", "1", internetIp], 10_000);
+    expect(r.code).not.toBe(0);
+  }, 180_000);
+
   it.skipIf(!canBuildNewest)(
     "the newest wireguard-go does the same",
     async () => {
@@ -424,8 +458,10 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
         await ctx.addCookies([{ name: cookieName!, value: value.join("="), url }]);
         const page = await ctx.newPage();
         const sent: string[] = [];
+        const fileRequests: string[] = [];
         page.on("request", (r) => {
           if (r.method() !== "GET") sent.push(r.postData() ?? "");
+          else if (/\/api\/v1\/machines\/[^/]+\/wireguard/.test(r.url())) fileRequests.push(r.url());
         });
         await page.goto(`${url}/machines`);
         await page.getByTestId("add-wireguard-peer").click();
@@ -433,10 +469,15 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
         await page.locator("select[name=gatewayId]").selectOption({ label: "office-gw" });
         await page.locator("select[name=endpoint]").selectOption(`${site.gatewayIp}:41641`);
         await page.getByLabel("tag:wg").check();
+        // The gateway is an approved exit node now: the form offers it (left unchecked here).
+        await page.getByText("Send all its traffic through office-gw").waitFor();
         await page.getByRole("button", { name: "Add peer" }).click();
         const text =
           (await page.getByTestId("wireguard-config").innerText({ timeout: 15_000 })).trim() + "\n";
         await page.screenshot({ path: join(ARTIFACTS, "wireguard-peer-added.png"), fullPage: true });
+        // The file names the endpoint chosen in the form.
+        expect(fileRequests.at(-1)).toContain(`endpoint=${encodeURIComponent(`${site.gatewayIp}:41641`)}`);
+        expect(parseWgQuick(text).peers[0]!.endpoint).toBe(`${site.gatewayIp}:41641`);
         const privateKey = parseWgQuick(text).privateKey;
         expect(privateKey).toMatch(/^[A-Za-z0-9+/]{43}=$/);
         // Only the public key went to the server.
@@ -455,8 +496,15 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
         const onPage = await card.getByTestId("wireguard-config").innerText();
         expect(onPage).toContain("# PrivateKey = <the private key of");
         expect(onPage).not.toContain(privateKey!);
-        await card.getByRole("link", { name: "office-gw" }).waitFor();
+        await card.getByRole("link", { name: "office-gw", exact: true }).waitFor();
+        expect(onPage).not.toContain("0.0.0.0/0");
         await page.screenshot({ path: join(ARTIFACTS, "wireguard-peer-machine.png"), fullPage: true });
+        // And the file with the gateway as exit node, one click away.
+        await card.getByTestId("wireguard-exit-toggle").click();
+        await page.waitForURL(/\?exit=1$/);
+        expect(await page.getByTestId("wireguard-config").innerText()).toMatch(
+          /AllowedIPs = 0\.0\.0\.0\/0, ::\/0, /,
+        );
       } finally {
         await close();
       }

@@ -214,10 +214,15 @@ for (const { provider, skip } of PROVIDERS) {
         publicKey,
         addresses: [`${m.ipv4}/32`, `${m.ipv6}/128`],
         gateway: { id: gw.id, name: "office-gw", publicKey: gwKey, endpoint: "198.51.100.7:41641" },
-        // 10.2.0.0/24 is for tag:other only, and exit routes are not offered.
+        // 10.2.0.0/24 is for tag:other only, and the policy gives it no internet.
         allowedIPs: ["100.64.0.0/10", "fd7a:115c:a1e0::/48", "10.1.0.0/24"],
+        exitRoutes: [],
         persistentKeepalive: 25,
       });
+      // Asking for the gateway as its exit node says why not, on the field.
+      const noExit = await rejection(wireGuardPeerConfig(ctx, actorOf(admin), m.id, { exitNode: "true" }));
+      expect(noExit).toMatchObject({ status: 409 });
+      expect(JSON.stringify(noExit.issues)).toContain("exitNode");
       expect(parseWgQuick(c.config)).toEqual({
         privateKey: null,
         addresses: c.addresses,
@@ -236,9 +241,33 @@ for (const { provider, skip } of PROVIDERS) {
         wireGuardPeerConfig(ctx, actorOf(admin), m.id, { endpoint: "x\nPostUp=id" }),
       );
       expect(bad.status).toBe(400);
+      expect(
+        (await rejection(wireGuardPeerConfig(ctx, actorOf(admin), m.id, { exitNode: "yes" }))).status,
+      ).toBe(400);
       // Members see only their own machines' files; a Trellis node has none.
       expect((await rejection(wireGuardPeerConfig(ctx, actorOf(alice), m.id, {}))).status).toBe(404);
       expect((await rejection(wireGuardPeerConfig(ctx, actorOf(admin), gw.id, {}))).status).toBe(404);
+    });
+
+    it("offers the gateway as an exit node when the policy lets the peer reach the internet, and routes everything there on request", async () => {
+      const { ctx, admin, gw } = await world([
+        { action: "accept", src: ["tag:wg"], dst: ["autogroup:internet:*", "tag:gw:*"] },
+      ]);
+      const m = await createWireGuardPeer(ctx, actorOf(admin), {
+        name: "roadwarrior",
+        gatewayId: gw.id,
+        publicKey: newKey(),
+        tags: ["tag:wg"],
+      });
+      const plain = await wireGuardPeerConfig(ctx, actorOf(admin), m.id, {});
+      expect(plain.exitRoutes).toEqual(["0.0.0.0/0", "::/0"]);
+      expect(plain.allowedIPs).toEqual(["100.64.0.0/10", "fd7a:115c:a1e0::/48"]);
+      const exit = await wireGuardPeerConfig(ctx, actorOf(admin), m.id, { exitNode: "true" });
+      expect(exit.allowedIPs).toEqual(["0.0.0.0/0", "::/0", "100.64.0.0/10", "fd7a:115c:a1e0::/48"]);
+      expect(parseWgQuick(exit.config).peers[0]!.allowedIPs).toEqual(exit.allowedIPs);
+      expect(
+        (await wireGuardPeerConfig(ctx, actorOf(admin), m.id, { exitNode: "false" })).allowedIPs,
+      ).toEqual(plain.allowedIPs);
     });
   });
 }

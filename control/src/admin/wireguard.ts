@@ -21,6 +21,7 @@ import {
 } from "@trellis/proto";
 import {
   formatPrefix,
+  internetPrefixes,
   lastAddr,
   parseAddr,
   parsePrefix,
@@ -180,19 +181,31 @@ function destinationOverlaps(ip: string, p: Prefix): boolean {
 }
 
 /**
- * The gateway's approved subnet routes that the policy lets `peer` reach
- * through it: those some rule of the gateway's own packet filter (the one
- * it enforces on the peer's packets) admits the peer's addresses to. Exit
- * routes are not offered.
+ * What the policy lets `peer` reach through its gateway, by the rules of the
+ * gateway's own packet filter (the one it enforces on the peer's packets)
+ * that admit the peer's addresses: the gateway's approved subnet routes some
+ * rule opens, and its exit routes (`0.0.0.0/0`, `::/0`) when it is an
+ * approved exit node and some rule opens `autogroup:internet` of that family.
  */
-export function reachableRoutes(policy: Policy, topology: Topology, peer: NodeInfo, gw: NodeInfo): string[] {
-  if (gw.routes.length === 0) return [];
+export function reachableRoutes(
+  policy: Policy,
+  topology: Topology,
+  peer: NodeInfo,
+  gw: NodeInfo,
+): { routes: string[]; exitRoutes: string[] } {
+  if (gw.routes.length === 0 && !gw.exit4 && !gw.exit6) return { routes: [], exitRoutes: [] };
   const rules = new FilterCompiler(policy, topology)
     .filterFor(gw)
     .filter((r) => r.DstPorts?.length && r.SrcIPs.some((s) => peer.addrs.some(addrSet(s))));
-  return gw.routes
-    .filter((route) => rules.some((r) => r.DstPorts!.some((d) => destinationOverlaps(d.IP, route))))
-    .map(formatPrefix);
+  const opens = (p: Prefix) => rules.some((r) => r.DstPorts!.some((d) => destinationOverlaps(d.IP, p)));
+  const internet = internetPrefixes();
+  return {
+    routes: gw.routes.filter(opens).map(formatPrefix),
+    exitRoutes: [
+      ...(gw.exit4 && internet.v4.some(opens) ? ["0.0.0.0/0"] : []),
+      ...(gw.exit6 && internet.v6.some(opens) ? ["::/0"] : []),
+    ],
+  };
 }
 
 /** The wg-quick file of a plain WireGuard peer, without its private key (the browser that made it fills that in). */
@@ -224,13 +237,29 @@ export async function wireGuardPeerConfig(
   const [topology, active] = await Promise.all([ctx.topology(), ctx.policies.current()]);
   const peerInfo = topology.nodes.find((n) => n.name === node.id);
   const gwInfo = topology.nodes.find((n) => n.name === gw.id);
-  const routes = peerInfo && gwInfo ? reachableRoutes(active.policy, topology, peerInfo, gwInfo) : [];
+  const { routes, exitRoutes } =
+    peerInfo && gwInfo
+      ? reachableRoutes(active.policy, topology, peerInfo, gwInfo)
+      : { routes: [], exitRoutes: [] };
+  if (q.exitNode === "true" && exitRoutes.length === 0) {
+    throw fieldError(
+      409,
+      "conflict",
+      "exitNode",
+      `${gw.name} is not an exit node ${node.name} may use: it must offer itself as one, be approved, and the policy must let ${node.name} reach autogroup:internet`,
+    );
+  }
   const addresses = [node.ipv4 && `${node.ipv4}/32`, node.ipv6 && `${node.ipv6}/128`].filter(
     (a): a is string => !!a,
   );
   const publicKey = wgKeyText(decodeKey("nodekey", node.nodeKey));
   const gatewayPublicKey = wgKeyText(decodeKey("nodekey", gw.nodeKey));
-  const allowedIPs = [formatPrefix(TAILNET_V4), formatPrefix(TAILNET_V6), ...routes];
+  const allowedIPs = [
+    ...(q.exitNode === "true" ? exitRoutes : []),
+    formatPrefix(TAILNET_V4),
+    formatPrefix(TAILNET_V6),
+    ...routes,
+  ];
   return {
     machineId: node.id,
     name: node.name,
@@ -238,6 +267,7 @@ export async function wireGuardPeerConfig(
     addresses,
     gateway: { id: gw.id, name: gw.name, publicKey: gatewayPublicKey, endpoint, endpoints },
     allowedIPs,
+    exitRoutes,
     persistentKeepalive: WG_KEEPALIVE_S,
     config: wgQuickConfig({
       name: node.name,

@@ -90,8 +90,14 @@ export const CreateWireGuardPeerRequest = z.strictObject({
 });
 export type CreateWireGuardPeerRequest = z.infer<typeof CreateWireGuardPeerRequest>;
 
-/** `?endpoint=host:port`: the gateway endpoint the file names, instead of the first one the gateway published. */
+/**
+ * `?endpoint=host:port`: the gateway endpoint the file names, instead of the
+ * first one the gateway published; `?exitNode=true`: the file sends all the
+ * peer's traffic through the gateway (an approved exit node the policy lets
+ * the peer use).
+ */
 export const WireGuardConfigQuery = z.object({
+  exitNode: z.enum(["true", "false"], { message: 'must be "true" or "false"' }).optional(),
   endpoint: z
     .string()
     .max(260)
@@ -126,8 +132,17 @@ export const WireGuardPeerConfig = z.object({
     /** Every UDP endpoint the gateway published (choices for `?endpoint=`). */
     endpoints: z.array(z.string()),
   }),
-  /** The tailnet's ranges and the gateway's approved subnet routes the policy lets this peer reach. */
+  /**
+   * The tailnet's ranges and the gateway's approved subnet routes the policy
+   * lets this peer reach; with `?exitNode=true`, the exit routes too.
+   */
   allowedIPs: z.array(z.string()),
+  /**
+   * The exit routes the gateway offers this peer (it is an approved exit
+   * node, and the policy lets the peer reach `autogroup:internet`):
+   * `0.0.0.0/0`, `::/0`, or none.
+   */
+  exitRoutes: z.array(z.string()),
   persistentKeepalive: z.number().int(),
   /** The wg-quick file, with a comment where the private key goes. */
   config: z.string(),

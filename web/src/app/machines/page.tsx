@@ -53,7 +53,7 @@ export default async function MachinesPage({ searchParams }: { searchParams: Sea
     const all = await listMachines(ctx, actor, { limit: "200" });
     gateways = all.items
       .filter((m) => !m.wireguard && m.authorized && !m.expired && m.endpoints.length > 0)
-      .map((m) => ({ id: m.id, name: m.name, endpoints: m.endpoints }));
+      .map((m) => ({ id: m.id, name: m.name, endpoints: m.endpoints, exitNode: m.exitNodeApproved }));
     wgTags = await tagChoices(ctx, actor);
   }
 

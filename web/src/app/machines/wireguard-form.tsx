@@ -21,6 +21,8 @@ export interface GatewayChoice {
   name: string;
   /** The UDP endpoints it published; the file names the one chosen. */
   endpoints: string[];
+  /** An approved exit node: the file can send all the peer's traffic through it. */
+  exitNode: boolean;
 }
 
 /**
@@ -43,7 +45,8 @@ export function WireGuardPeerForm({
   const [made, setMade] = useState<{ name: string; text: string; withKey: boolean } | null>(null);
   const [fetchError, setFetchError] = useState<string | null>(null);
   const [gatewayId, setGatewayId] = useState(gateways[0]?.id ?? "");
-  const endpoints = gateways.find((g) => g.id === gatewayId)?.endpoints ?? [];
+  const gateway = gateways.find((g) => g.id === gatewayId);
+  const endpoints = gateway?.endpoints ?? [];
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -61,11 +64,25 @@ export function WireGuardPeerForm({
     };
     const res = await mut.run("POST", "/api/v1/machines/wireguard", MachineInfo, body);
     if (!res.ok) return;
-    const conf = await api(
-      "GET",
-      `/api/v1/machines/${encodeURIComponent(res.data.id)}/wireguard`,
-      WireGuardPeerConfig,
-    );
+    // The file names the endpoint chosen here (the server's default is the gateway's first).
+    const params = new URLSearchParams();
+    const endpoint = data.get("endpoint");
+    if (endpoint) params.set("endpoint", String(endpoint));
+    if (data.get("exitNode") === "true") params.set("exitNode", "true");
+    const file = () =>
+      api(
+        "GET",
+        `/api/v1/machines/${encodeURIComponent(res.data.id)}/wireguard${params.size > 0 ? `?${params.toString()}` : ""}`,
+        WireGuardPeerConfig,
+      );
+    let conf = await file();
+    // The machine exists now (and a key pair made here lives only in this function): a gateway the
+    // policy does not let it use as exit node still gets it a file, without the exit routes.
+    if (!conf.ok && params.has("exitNode")) {
+      setFetchError(`The file does not use ${gateway?.name ?? "the gateway"} as exit node: ${conf.message}`);
+      params.delete("exitNode");
+      conf = await file();
+    }
     if (!conf.ok) {
       setFetchError(`The machine was added, but its file could not be read: ${conf.message}`);
       return;
@@ -197,6 +214,15 @@ export function WireGuardPeerForm({
               <span className="hint" style={{ display: "block" }}>
                 The address and UDP port the peer sends to: one the peer can reach (the gateway&apos;s public
                 address for a peer on the internet).
+              </span>
+            </label>
+          ) : null}
+          {gateway?.exitNode ? (
+            <label className="check">
+              <input type="checkbox" name="exitNode" value="true" key={gatewayId} />
+              <span>
+                Send all its traffic through {gateway.name} (exit node; the policy must let it reach{" "}
+                <code>autogroup:internet</code>)
               </span>
             </label>
           ) : null}

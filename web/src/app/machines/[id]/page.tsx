@@ -27,8 +27,16 @@ async function load(id: string, actor: Awaited<ReturnType<typeof requirePageActo
   }
 }
 
-export default async function MachinePage({ params }: { params: Promise<{ id: string }> }) {
+export default async function MachinePage({
+  params,
+  searchParams,
+}: {
+  params: Promise<{ id: string }>;
+  searchParams: Promise<Record<string, string | string[] | undefined>>;
+}) {
   const { id } = await params;
+  // A plain WireGuard peer's file with its gateway as exit node (`?exit=1`).
+  const exit = (await searchParams).exit === "1";
   const actor = await requirePageActor("machines:read", `/machines/${id}`);
   const m = await load(id, actor);
   const canWrite =
@@ -38,7 +46,7 @@ export default async function MachinePage({ params }: { params: Promise<{ id: st
   let wg: WireGuardPeerConfig | { error: string } | null = null;
   if (m.wireguard) {
     try {
-      wg = await wireGuardPeerConfig(getRuntime(), actor, m.id, {});
+      wg = await wireGuardPeerConfig(getRuntime(), actor, m.id, exit ? { exitNode: "true" } : {});
     } catch (err) {
       if (!ControlError.is(err)) throw err;
       wg = { error: err.message };
@@ -128,9 +136,24 @@ export default async function MachinePage({ params }: { params: Promise<{ id: st
               <>
                 <p className="small">
                   It reaches the tailnet through{" "}
-                  <Link href={`/machines/${wg.gateway.id}`}>{wg.gateway.name}</Link>, as the policy allows;
-                  other machines do not reach it. Its wg-quick file, without the private key:
+                  <Link href={`/machines/${wg.gateway.id}`}>{wg.gateway.name}</Link>, and other machines reach
+                  it through {wg.gateway.name}, as the policy allows. Its wg-quick file, without the private
+                  key
+                  {exit ? `, sending all its traffic through ${wg.gateway.name} (exit node)` : ""}:
                 </p>
+                {wg.exitRoutes.length > 0 ? (
+                  <p className="small">
+                    {exit ? (
+                      <Link href={`/machines/${m.id}`} data-testid="wireguard-exit-toggle">
+                        Show the file without the exit node
+                      </Link>
+                    ) : (
+                      <Link href={`/machines/${m.id}?exit=1`} data-testid="wireguard-exit-toggle">
+                        Show the file that uses {wg.gateway.name} as exit node
+                      </Link>
+                    )}
+                  </p>
+                ) : null}
                 <p className="small">
                   Its public key, as <code>wg</code> shows it:{" "}
                   <Copyable value={wg.publicKey} what="WireGuard public key" />
