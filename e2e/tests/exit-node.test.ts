@@ -29,6 +29,7 @@ const work = mkdtempSync(join(tmpdir(), "trellis-exit-"));
 const keyFile = join(work, "auth.key");
 const exitDir = join(work, "exit");
 const clientDir = join(work, "client");
+const exitUsDir = join(work, "exit-us");
 let topo: ExitTopology;
 let trellis: RunningTrellis;
 let db: Database;
@@ -92,7 +93,7 @@ describe.skipIf(!canUseTun)("exit nodes", () => {
   afterAll(
     () =>
       tearDown(
-        ...[clientDir, exitDir].map((dir) => () => stopDaemon(dir)),
+        ...[clientDir, exitDir, exitUsDir].map((dir) => () => stopDaemon(dir)),
         () => web?.kill("SIGKILL"),
         () => topo?.remove(),
         () => db?.close(),
@@ -166,5 +167,46 @@ describe.skipIf(!canUseTun)("exit nodes", () => {
     const down = await cli(["down", "--state-dir", clientDir], topo.clientNs);
     expect(down.code, down.stderr).toBe(0);
     expect(rules()).not.toMatch(/lookup 7345|suppress_prefixlength|^5200:/m);
+  }, 180_000);
+
+  it("a userspace exit node carries the client's internet traffic with its own sockets", async () => {
+    const up = (dir: string, ns: string, ...args: string[]) =>
+      cli(["up", "--login-server", url, "--auth-key", `file:${keyFile}`, "--state-dir", dir, ...args], ns);
+    // The TUN exit node leaves; one in userspace mode (no device, no nftables) takes its place.
+    expect((await cli(["down", "--state-dir", exitDir], topo.exitNs)).code).toBe(0);
+    const offered = await up(
+      exitUsDir,
+      topo.exitNs,
+      "--hostname",
+      "exit-us",
+      "--advertise-exit-node",
+      "--userspace",
+    );
+    expect(offered.code, offered.stderr).toBe(0);
+    const list = await api(url, admin, "GET", "/api/v1/machines?q=exit-us");
+    const exit = (list.body.items as { id: string; name: string }[]).find((m) => m.name === "exit-us")!;
+    const approved = await api(url, admin, "POST", `/api/v1/machines/${exit.id}/routes`, {
+      routes: ["0.0.0.0/0", "::/0"],
+    });
+    expect(approved.status).toBe(200);
+    await until("the userspace exit node serving the exit routes", async () => {
+      const r = await cli(["status", "--json", "--state-dir", exitUsDir], topo.exitNs);
+      const st = JSON.parse(r.stdout) as { forwarding: { routes: string[] } | null };
+      return st.forwarding?.routes.includes("0.0.0.0/0");
+    });
+    expect(execFileSync("ip", ["-n", topo.exitNs, "link", "show"], { encoding: "utf8" })).not.toContain(
+      "trellis",
+    );
+
+    const joined = await up(clientDir, topo.clientNs, "--hostname", "client", "--exit-node", "exit-us");
+    expect(joined.code, joined.stderr).toBe(0);
+    await until("the client routing through exit-us", async () => (await clientStatus()).exitNode?.routing);
+    const answer = await until("an answer from the web host", async () => {
+      const t = await fetchFromClient();
+      return t.startsWith("internet") ? t : null;
+    });
+    // The exit node's own socket made the connection: the web host sees its address.
+    expect(answer).toBe(`internet sees ${topo.webIp.replace(/\.2$/, ".1")}`);
+    expect((await cli(["down", "--state-dir", clientDir], topo.clientNs)).code).toBe(0);
   }, 180_000);
 });
