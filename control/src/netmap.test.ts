@@ -274,6 +274,21 @@ describe("netmap visibility", () => {
     expect(admits(fromWg, "id1", a, wg, 80)).toBe(false);
     expect(admits(fromWg, "id3", wg, a, 80)).toBe(true);
 
+    // Where many machines accept it, the gateway lets it on to them under one rule per protocol list.
+    const all = build([{ action: "accept", src: ["tag:wg"], dst: ["tag:a:*", "tag:b:22,80", "tag:gw:*"] }]);
+    const fromPlain = all
+      .mapFor("id1", relayMap, dns)!
+      .packetFilter.filter((r) => r.SrcIPs.every((t) => addrSet(t)(parseAddr(wg)!) || t.includes(":")));
+    expect(fromPlain.length).toBeLessThanOrEqual(2); // the gateway's own rule, and the merged one
+    for (const [dst, port, ok] of [
+      [a, 443, true],
+      [b, 80, true],
+      [b, 443, false],
+      ["100.64.0.2", 1, true],
+    ] as const) {
+      expect(admits(all, "id1", wg, dst, port), `${dst}:${port}`).toBe(ok);
+    }
+
     // Without a gateway taking part, the plain peer is nobody's peer.
     const gone = TailnetSnapshot.build(
       rows.filter((r) => r.id !== "id1"),

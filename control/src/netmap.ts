@@ -967,15 +967,28 @@ export class TailnetSnapshot {
         index.coversAll(list) || list.some((t) => index.covering(t).includes(i));
       const accepting = new Set<number>(v.reverseData.subarray(v.reverseStart[i]!, v.reverseStart[i + 1]!));
       for (const j of v.acceptAll) accepting.add(j);
+      // One rule per protocol list, not one per node and rule: every packet
+      // the gateway takes in is matched against its rules in turn, and only
+      // the plain peer's own get past the source check to the destinations.
+      const merged = new Map<string, FilterRule>();
+      const seen = new Set<string>();
       for (const j of [...accepting].sort((a, b) => rank[a]! - rank[b]!)) {
         if (skip.has(j)) continue;
         for (const r of this.filterOf(this.order[rank[j]!]!)) {
           if (!r.DstPorts?.length || !covers(r.SrcIPs)) continue;
-          rules.push({
-            SrcIPs: [...srcs],
-            DstPorts: r.DstPorts,
-            ...(r.IPProto ? { IPProto: r.IPProto } : {}),
-          });
+          const key = r.IPProto?.join(",") ?? "";
+          let m = merged.get(key);
+          if (!m) {
+            m = { SrcIPs: [...srcs], DstPorts: [], ...(r.IPProto ? { IPProto: r.IPProto } : {}) };
+            merged.set(key, m);
+            rules.push(m);
+          }
+          for (const d of r.DstPorts) {
+            const id = `${key}|${d.IP}|${d.Ports.First}-${d.Ports.Last}`;
+            if (seen.has(id)) continue;
+            seen.add(id);
+            m.DstPorts!.push(d);
+          }
         }
       }
     }
