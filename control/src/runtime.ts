@@ -18,6 +18,7 @@ import { requireScope } from "./auth/actor";
 import { LoginThrottle, throttleOptions, type ThrottleOptions } from "./auth/throttle";
 import { ingestConnections } from "./connlog";
 import { updateEndpoints } from "./endpoints";
+import { plainPeersSeen } from "./plain-peers";
 import { ControlError } from "./errors";
 import { attrsOnlyIds, EventBus } from "./events";
 import { PgEventBridge, type BridgeOptions } from "./pg-bridge";
@@ -490,6 +491,21 @@ export class ControlRuntime {
     const changed = await updateEndpoints(this.db, node.id, parseJson(req.body));
     if (changed) this.events.publish({ type: "nodes", ids: [node.id], attrsOnly: true });
     return { changed };
+  }
+
+  /**
+   * `POST /api/v1/wireguard-peers/seen`: a gateway says when its plain
+   * WireGuard peers last completed a handshake with it; their peers hear of
+   * it as of any node's attributes.
+   */
+  async plainPeersSeen(req: SignedRequest): Promise<{ updated: number }> {
+    const node = await this.authenticate(req);
+    if (!node.authorized) {
+      throw new ControlError("not_authorized", 403, "this node is not approved yet");
+    }
+    const ids = await plainPeersSeen(this.db, node.id, parseJson(req.body));
+    if (ids.length > 0) this.events.publish({ type: "nodes", ids, attrsOnly: true });
+    return { updated: ids.length };
   }
 
   /**

@@ -313,6 +313,12 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     expect(me, JSON.stringify(st.peers)).toMatchObject({ path: "direct" });
     expect(me!.pathDetail).toContain(site.ip);
     expect(me!.rxBytes).toBeGreaterThan(0);
+    // The gateway reports its handshakes: the console shows the peer online, last seen just now.
+    const seen = await until("the peer online in Machines", async () => {
+      const r = await api(url, admin, "GET", `/api/v1/machines?q=${name}`);
+      return (r.body.items as MachineInfo[]).find((x) => x.name === name && x.online);
+    });
+    expect(Date.now() - Date.parse(seen.lastSeen!)).toBeLessThan(120_000);
   }
 
   it("Debian's wireguard-go, configured from the console's wg-quick file, reaches the LAN through the native data plane: ping and iperf3 both ways", async () => {
@@ -380,7 +386,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     });
     expect(body).toContain("hello from the site");
     const seen = tailNode.status().peers.find((p) => p.name === "site-wg-1");
-    expect(seen).toMatchObject({ pathDetail: "plain WireGuard peer, through office-gw" });
+    expect(seen).toMatchObject({ pathDetail: "plain WireGuard peer, through office-gw", online: true });
     const gwStatus = JSON.parse(
       (await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout,
     ) as {

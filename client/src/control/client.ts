@@ -12,12 +12,14 @@ import {
   EndpointsResponse,
   LogoutRequest,
   LogoutResponse,
+  PlainPeersSeenResponse,
   RegisterResponse,
   RelayMap,
   SignalResponse,
   type ApiIssue,
   type ConnectionReport,
   type EndpointsRequest,
+  type PlainPeersSeenRequest,
   type RegisterRequest,
   type SignalRequest,
 } from "@trellis/proto/node";
@@ -118,6 +120,14 @@ export class ControlClient {
     return this.parse(
       await this.send("POST", "/api/v1/endpoints", { body: JSON.stringify(req) }),
       EndpointsResponse,
+    );
+  }
+
+  /** `POST /api/v1/wireguard-peers/seen`: when this gateway's plain WireGuard peers last completed a handshake with it. */
+  async plainPeersSeen(req: PlainPeersSeenRequest): Promise<PlainPeersSeenResponse> {
+    return this.parse(
+      await this.send("POST", "/api/v1/wireguard-peers/seen", { body: JSON.stringify(req) }),
+      PlainPeersSeenResponse,
     );
   }
 

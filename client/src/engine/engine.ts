@@ -14,7 +14,7 @@
 // back to the relay when its probes stop returning — the WireGuard session,
 // and every TCP connection inside it, carries on either way. Browser-safe:
 // platform parts are injected.
-import { decodeKey } from "@trellis/proto";
+import { decodeKey, PLAIN_PEERS_SEEN_MAX, plainPeerOnline } from "@trellis/proto";
 import { addrBytes, addrFromBytes, formatAddr, parseAddr } from "@trellis/proto/ip";
 import type { FullMap, Peer, SignalMessage } from "@trellis/proto/node";
 import type { EngineOutput, EngineStats, WireGuardEngine } from "@trellis/wasm";
@@ -175,6 +175,8 @@ const PLAIN_BIT = 0x80000000;
 const PLAIN_SOURCES = 1024;
 /** WireGuard's message type 3. */
 const COOKIE_REPLY = 3;
+/** How often at most a gateway reports its plain peers' handshakes (well inside PLAIN_PEER_ONLINE_MS with WireGuard's 2-minute rekey). */
+const PLAIN_REPORT_MS = 30_000;
 
 interface Direct {
   link: DirectLink;
@@ -297,6 +299,11 @@ export class NodeEngine {
    * gateway (it forwards and filters for them).
    */
   private throughGateway = new Map<string, Peer[]>();
+  /** Own plain peers' handshake times (wall-clock ms) the control server has, by key. */
+  private readonly plainSeen = new Map<string, number>();
+  /** When the next report of plain peers' handshakes may go, and whether one is on its way. */
+  private plainReportAt = 0;
+  private plainReporting = false;
   private closed = false;
   private readonly listeners = new Set<(s: EngineStatus) => void>();
   private statusQueued = false;
@@ -479,6 +486,37 @@ export class NodeEngine {
    */
   private viaGateway(p: Peer, map: FullMap): boolean {
     return !!p.isWireGuardOnly && p.gateway !== undefined && p.gateway !== map.node.id;
+  }
+
+  /**
+   * Tell the control server when this gateway's plain peers last completed
+   * a handshake (their presence: they stream no map), at most every
+   * PLAIN_REPORT_MS and only what moved.
+   */
+  private reportPlainPeers(now: number): void {
+    if (this.plainPeers === 0 || this.plainReporting || now < this.plainReportAt) return;
+    this.plainReportAt = now + PLAIN_REPORT_MS;
+    const peers: { key: string; lastHandshake: string }[] = [];
+    for (const p of this.wasm.stats().peers) {
+      const key = `nodekey:${p.public_key}`;
+      if (p.last_handshake_ms <= (this.plainSeen.get(key) ?? 0)) continue;
+      if (!this.peers.get(key)?.peer.isWireGuardOnly) continue;
+      peers.push({ key, lastHandshake: new Date(p.last_handshake_ms).toISOString() });
+      if (peers.length === PLAIN_PEERS_SEEN_MAX) break;
+    }
+    if (peers.length === 0) return;
+    this.plainReporting = true;
+    this.opts.control
+      .plainPeersSeen({ peers })
+      .then(
+        () => {
+          for (const p of peers) this.plainSeen.set(p.key, Date.parse(p.lastHandshake));
+        },
+        (err: unknown) => this.log("plain peers' handshakes not reported", { err: String(err) }),
+      )
+      .finally(() => {
+        this.plainReporting = false;
+      });
   }
 
   /** The gateway state of a plain peer reached through it. */
@@ -971,6 +1009,7 @@ export class NodeEngine {
     this.syncNative();
     this.udp?.tick();
     const now = Date.now();
+    this.reportPlainPeers(now);
     for (const st of this.peers.values()) {
       const d = st.direct;
       if (!d) continue;
@@ -1320,7 +1359,10 @@ export class NodeEngine {
             dnsName: st.peer.dnsName,
             addresses: st.peer.addresses,
             os: st.peer.os,
-            online: st.peer.online,
+            // A plain peer has no presence but its handshakes with this gateway.
+            online: st.peer.isWireGuardOnly
+              ? plainPeerOnline(s && s.last_handshake_ms > 0 ? new Date(s.last_handshake_ms) : null)
+              : st.peer.online,
             path: this.pathOf(st),
             pathDetail: this.pathDetail(st, s),
             rttMs: this.udpRtt(st) ?? st.direct?.rttMs ?? st.rttMs,
@@ -1350,7 +1392,7 @@ export class NodeEngine {
           dnsName: p.dnsName,
           addresses: p.addresses,
           os: p.os,
-          online: p.online,
+          online: plainPeerOnline(p.lastSeen),
           path: gw ? this.pathOf(gw) : "none",
           pathDetail: gw
             ? `plain WireGuard peer, through ${gw.peer.name}`

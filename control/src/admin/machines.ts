@@ -5,6 +5,8 @@
 import type { Models } from "@trellis/db";
 import {
   MachineQuery,
+  PLAIN_PEER_ONLINE_MS,
+  plainPeerOnline,
   SetRoutesRequest,
   UpdateMachineRequest,
   type MachineInfo,
@@ -49,7 +51,8 @@ export function machineInfo(n: NodeWithUser, domain: string, now = new Date()): 
     ipv6: n.ipv6,
     user: n.user ? { id: n.user.id, email: n.user.email, name: n.user.name } : null,
     tags: jsonList(n.tags),
-    online: n.online,
+    // A plain WireGuard peer streams no map: its gateway reports its handshakes (lastSeen).
+    online: n.wireguardOnly ? plainPeerOnline(n.lastSeen, now.getTime()) : n.online,
     lastSeen: n.lastSeen?.toISOString() ?? null,
     keyExpiry: n.expiresAt?.toISOString() ?? null,
     expired: n.expiresAt !== null && n.expiresAt <= now,
@@ -117,8 +120,15 @@ export async function listMachines(
   if (!seesAllMachines(actor)) and.push({ userId: actor.userId });
   if (q.userId !== undefined) and.push({ userId: q.userId });
   if (q.tag !== undefined) and.push({ tags: { contains: JSON.stringify(q.tag) } });
-  if (q.status === "online") and.push({ online: true });
-  if (q.status === "offline") and.push({ online: false });
+  // Plain WireGuard peers are online while their last handshake is recent (machineInfo).
+  const seenSince = new Date(now.getTime() - PLAIN_PEER_ONLINE_MS);
+  if (q.status === "online") {
+    and.push({ OR: [{ online: true }, { wireguardOnly: true, lastSeen: { gte: seenSince } }] });
+  }
+  if (q.status === "offline") {
+    and.push({ online: false });
+    and.push({ OR: [{ wireguardOnly: false }, { lastSeen: null }, { lastSeen: { lt: seenSince } }] });
+  }
   if (q.status === "pending") and.push({ authorized: false });
   if (q.status === "expired") and.push({ expiresAt: { lte: now } });
   const text = q.q?.trim();

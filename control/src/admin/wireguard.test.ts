@@ -7,7 +7,8 @@ import { admittedNodeKeys } from "../nodes";
 import { PolicyStore } from "../policy-store";
 import { registerNode } from "../register";
 import { PROVIDERS, testDatabases } from "../testing/db";
-import { getMachine, updateMachine } from "./machines";
+import { getMachine, listMachines, updateMachine } from "./machines";
+import { plainPeersSeen } from "../plain-peers";
 import {
   actorOf,
   adminContext,
@@ -247,6 +248,54 @@ for (const { provider, skip } of PROVIDERS) {
       // Members see only their own machines' files; a Trellis node has none.
       expect((await rejection(wireGuardPeerConfig(ctx, actorOf(alice), m.id, {}))).status).toBe(404);
       expect((await rejection(wireGuardPeerConfig(ctx, actorOf(admin), gw.id, {}))).status).toBe(404);
+    });
+
+    it("is online while its gateway reports recent handshakes; no other node can say so", async () => {
+      const { db, ctx, admin, gw } = await world();
+      const m = await createWireGuardPeer(ctx, actorOf(admin), {
+        name: "phone",
+        gatewayId: gw.id,
+        publicKey: newKey(),
+        tags: ["tag:wg"],
+      });
+      const other = await addressed(db, await createNode(db, "other-gw", { tags: ["tag:gw"] }));
+      const info = () => getMachine(ctx, actorOf(admin), m.id);
+      expect(await info()).toMatchObject({ online: false, lastSeen: null });
+
+      const now = new Date();
+      const at = new Date(now.getTime() - 30_000);
+      const report = (from: string, lastHandshake: Date, key = m.nodeKey) =>
+        plainPeersSeen(db, from, { peers: [{ key, lastHandshake: lastHandshake.toISOString() }] }, now);
+      // Another gateway, a key that is no plain peer, an unknown key: ignored.
+      expect(await report(other.id, at)).toEqual([]);
+      expect(await report(gw.id, at, gw.nodeKey)).toEqual([]);
+      expect(await report(gw.id, at, `nodekey:${"ab".repeat(32)}`)).toEqual([]);
+      expect(await info()).toMatchObject({ online: false, lastSeen: null });
+      // Its own gateway: seen, and online.
+      expect(await report(gw.id, at)).toEqual([m.id]);
+      expect(await info()).toMatchObject({ online: true, lastSeen: at.toISOString() });
+      const online = await listMachines(ctx, actorOf(admin), { status: "online" });
+      expect(online.items.map((x) => x.name)).toContain("phone");
+      const offline = await listMachines(ctx, actorOf(admin), { status: "offline" });
+      expect(offline.items.map((x) => x.name)).not.toContain("phone");
+      // Never back in time; a clock ahead counts as now.
+      expect(await report(gw.id, new Date(at.getTime() - 60_000))).toEqual([]);
+      expect(await report(gw.id, new Date(now.getTime() + 3_600_000))).toEqual([m.id]);
+      expect((await info()).lastSeen).toBe(now.toISOString());
+      // Bad reports are refused whole, per field.
+      const bad = await rejection(
+        plainPeersSeen(db, gw.id, { peers: [{ key: "x", lastHandshake: "then" }] }),
+      );
+      expect(bad.status).toBe(400);
+      // Minutes later with no news it is offline again, and says when it was last seen.
+      await db.prisma.node.update({
+        where: { id: m.id },
+        data: { lastSeen: new Date(Date.now() - 10 * 60_000) },
+      });
+      expect(await info()).toMatchObject({ online: false });
+      expect(
+        (await listMachines(ctx, actorOf(admin), { status: "offline" })).items.map((x) => x.name),
+      ).toContain("phone");
     });
 
     it("offers the gateway as an exit node when the policy lets the peer reach the internet, and routes everything there on request", async () => {

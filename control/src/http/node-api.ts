@@ -1,5 +1,6 @@
 // The node API on node:http: every endpoint nodes call (registration, the
-// map stream, endpoints, signals, connection reports, logout, the control
+// map stream, endpoints, plain WireGuard peers seen, signals, connection
+// reports, logout, the control
 // key and relay map, relay admission), served by the server process before
 // Next.js, which keeps the console and the admin API. One router, one body
 // size check (in bytes, http/body.ts), one error mapping (http/errors.ts).
@@ -73,6 +74,12 @@ const ROUTES: Record<string, Partial<Record<string, Route>>> = {
     POST: {
       maxBody: MAX_NODE_BODY_BYTES,
       run: async ({ rt, signed }) => ok(await rt.updateEndpoints(signed)),
+    },
+  },
+  "/api/v1/wireguard-peers/seen": {
+    POST: {
+      maxBody: MAX_NODE_BODY_BYTES,
+      run: async ({ rt, signed }) => ok(await rt.plainPeersSeen(signed)),
     },
   },
   "/api/v1/logout": {

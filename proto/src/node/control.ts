@@ -132,6 +132,41 @@ export type EndpointsRequest = z.input<typeof EndpointsRequest>;
 export const EndpointsResponse = z.object({ changed: z.boolean() });
 export type EndpointsResponse = z.infer<typeof EndpointsResponse>;
 
+/** Most plain WireGuard peers one `POST /api/v1/wireguard-peers/seen` names. */
+export const PLAIN_PEERS_SEEN_MAX = 512;
+
+/**
+ * Body of `POST /api/v1/wireguard-peers/seen`, from a gateway: when each of
+ * its plain WireGuard peers last completed a handshake with it (their
+ * presence: they stream no map). The server believes only the gateway a
+ * peer goes through, and never moves a time back.
+ */
+export const PlainPeersSeenRequest = z.strictObject({
+  peers: z
+    .array(z.strictObject({ key: NodeKeyText, lastHandshake: z.iso.datetime() }))
+    .min(1)
+    .max(PLAIN_PEERS_SEEN_MAX),
+});
+export type PlainPeersSeenRequest = z.infer<typeof PlainPeersSeenRequest>;
+
+/** Answer to `POST /api/v1/wireguard-peers/seen`: how many machines' last-seen time moved. */
+export const PlainPeersSeenResponse = z.object({ updated: z.number().int().nonnegative() });
+export type PlainPeersSeenResponse = z.infer<typeof PlainPeersSeenResponse>;
+
+/**
+ * How long a plain WireGuard peer counts as online after a handshake:
+ * WireGuard starts a new one every 2 minutes while traffic flows, and
+ * `PersistentKeepalive` keeps traffic flowing.
+ */
+export const PLAIN_PEER_ONLINE_MS = 3 * 60_000;
+
+/** Whether a plain WireGuard peer last seen at `lastSeen` is online at `now`. */
+export function plainPeerOnline(lastSeen: Date | string | null, now: number = Date.now()): boolean {
+  if (lastSeen === null) return false;
+  const t = typeof lastSeen === "string" ? Date.parse(lastSeen) : lastSeen.getTime();
+  return Number.isFinite(t) && now - t <= PLAIN_PEER_ONLINE_MS;
+}
+
 /**
  * `POST /api/v1/logout` (an empty body is `{}`): `remove` asks for the machine
  * to be deleted rather than its key expired — a browser leaving the tailnet.

@@ -14,10 +14,10 @@ export function MachineStatus({ m }: { m: MachineInfo }) {
   if (state === "pending") return <span className="dot dot-pending">Needs approval</span>;
   if (state === "expired") return <span className="dot dot-expired">Key expired</span>;
   if (state === "online") return <span className="dot dot-online">Online</span>;
-  if (m.wireguard) {
-    // No map stream, so no presence: its gateway alone sees its handshakes.
+  if (m.wireguard && !m.lastSeen) {
+    // Online and last seen come from its gateway, which reports its handshakes: none yet.
     return (
-      <span className="dot" title="A plain WireGuard peer: it reaches the tailnet through its gateway">
+      <span className="dot" title="A plain WireGuard peer: no handshake with its gateway yet">
         WireGuard peer
       </span>
     );
