@@ -441,6 +441,7 @@ export class NodeEngine {
       this.setAllowed(st);
     }
     this.plainPeers = map.peers.filter((p) => p.isWireGuardOnly && !this.viaGateway(p, map)).length;
+    for (const key of this.plainSeen.keys()) if (!seen.has(key)) this.plainSeen.delete(key);
     for (const [key, st] of this.peers) {
       if (seen.has(key)) continue;
       this.wasm.removePeer(st.key);
