@@ -32,6 +32,13 @@ if (!canBoot)
   console.warn("skipping the systemd install test: needs root, ip netns, systemd-nspawn and the TUN addon");
 
 /** Services of this machine's tree that the container has no use for (and that would listen in its namespace). */
+/**
+ * Where the container sees this tree: where an admin would clone it (install.sh refuses a
+ * checkout under /tmp, which the service's PrivateTmp hides — and CI may clone there).
+ */
+const CHECKOUT = "/opt/trellis";
+/** The same tree where install.sh must refuse it. */
+const TMP_CHECKOUT = "/var/tmp/trellis";
 const MASKED = ["ssh.service", "postgresql.service", "postgresql@15-main.service", "console-getty.service"];
 
 let topo: GatewayTopology;
@@ -76,7 +83,7 @@ beforeAll(async () => {
     "sh",
     [
       "-c",
-      `exec systemd-nspawn -q -D "$0" --volatile=overlay -M trl-sd --register=no --link-journal=no --keep-unit --capability=CAP_NET_ADMIN --bind="$1" --network-namespace-path=/run/netns/"$2" -b -- ${MASKED.map((u) => `systemd.mask=${u}`).join(" ")} > "$3" 2>&1`,
+      `exec systemd-nspawn -q -D "$0" --volatile=overlay -M trl-sd --register=no --link-journal=no --keep-unit --capability=CAP_NET_ADMIN --bind="$1:${CHECKOUT}" --bind="$1:${TMP_CHECKOUT}" --network-namespace-path=/run/netns/"$2" -b -- ${MASKED.map((u) => `systemd.mask=${u}`).join(" ")} > "$3" 2>&1`,
       rootView,
       ROOT,
       topo.name,
@@ -137,7 +144,13 @@ afterAll(
 
 describe.skipIf(!canBoot)("the gateway as a systemd service on a Debian server", () => {
   it("install.sh installs and starts the unit; `trellis up` as printed joins in TUN mode under its hardening; a restart keeps the node; stop removes its device", async () => {
-    const install = inside(["sh", join(ROOT, "gateway/packaging/install.sh"), "--no-build"]);
+    // A checkout in a temporary directory is refused: the service could not see it.
+    const refused = inside(["sh", join(TMP_CHECKOUT, "gateway/packaging/install.sh"), "--no-build"]);
+    expect(refused.code, refused.out).not.toBe(0);
+    expect(refused.out).toMatch(/temporary directory, which the service cannot see/);
+    expect(inside(["test", "-e", "/etc/systemd/system/trellis.service"]).code).not.toBe(0);
+
+    const install = inside(["sh", join(CHECKOUT, "gateway/packaging/install.sh"), "--no-build"]);
     expect(install.code, install.out).toBe(0);
     expect(install.out).toMatch(/started trellis\.service/);
     expect(inside(["systemctl", "is-active", "trellis"]).out.trim()).toBe("active");

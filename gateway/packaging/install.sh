@@ -170,6 +170,16 @@ while [ "$dir" != / ]; do
 	dir=$(dirname "$dir")
 done
 
+# The service gets a /tmp and /var/tmp of its own (PrivateTmp), and /tmp may be
+# emptied at boot: a checkout there would vanish from under it.
+if [ -z "$prefix" ]; then
+	case "$checkout/" in
+	/tmp/* | /var/tmp/*)
+		die "the checkout $checkout is in a temporary directory, which the service cannot see (PrivateTmp) and which may be emptied at boot: clone it where it stays (to /opt/trellis, say) and run this from there"
+		;;
+	esac
+fi
+
 # ---- build -----------------------------------------------------------------------
 
 if [ "$build" = yes ]; then
