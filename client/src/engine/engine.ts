@@ -177,6 +177,8 @@ const PLAIN_SOURCES = 1024;
 const COOKIE_REPLY = 3;
 /** How often at most a gateway reports its plain peers' handshakes (well inside PLAIN_PEER_ONLINE_MS with WireGuard's 2-minute rekey). */
 const PLAIN_REPORT_MS = 30_000;
+/** How often a gateway looks for plain peers' first handshakes, reported at once. */
+const PLAIN_FIRST_REPORT_MS = 2_000;
 
 interface Direct {
   link: DirectLink;
@@ -301,8 +303,9 @@ export class NodeEngine {
   private throughGateway = new Map<string, Peer[]>();
   /** Own plain peers' handshake times (wall-clock ms) the control server has, by key. */
   private readonly plainSeen = new Map<string, number>();
-  /** When the next report of plain peers' handshakes may go, and whether one is on its way. */
+  /** When the next full report of plain peers' handshakes may go, the next look for first ones, and whether one is on its way. */
   private plainReportAt = 0;
+  private plainCheckAt = 0;
   private plainReporting = false;
   private closed = false;
   private readonly listeners = new Set<(s: EngineStatus) => void>();
@@ -495,17 +498,22 @@ export class NodeEngine {
    * PLAIN_REPORT_MS and only what moved.
    */
   private reportPlainPeers(now: number): void {
-    if (this.plainPeers === 0 || this.plainReporting || now < this.plainReportAt) return;
-    this.plainReportAt = now + PLAIN_REPORT_MS;
+    if (this.plainPeers === 0 || this.plainReporting || now < this.plainCheckAt) return;
+    this.plainCheckAt = now + PLAIN_FIRST_REPORT_MS;
+    // A peer's first handshake goes out within seconds (it just connected);
+    // later ones wait for the next report, at most every PLAIN_REPORT_MS.
+    const due = now >= this.plainReportAt;
     const peers: { key: string; lastHandshake: string }[] = [];
     for (const p of this.wasm.stats().peers) {
       const key = `nodekey:${p.public_key}`;
-      if (p.last_handshake_ms <= (this.plainSeen.get(key) ?? 0)) continue;
+      const had = this.plainSeen.get(key);
+      if (p.last_handshake_ms <= (had ?? 0) || (had !== undefined && !due)) continue;
       if (!this.peers.get(key)?.peer.isWireGuardOnly) continue;
       peers.push({ key, lastHandshake: new Date(p.last_handshake_ms).toISOString() });
       if (peers.length === PLAIN_PEERS_SEEN_MAX) break;
     }
     if (peers.length === 0) return;
+    if (due) this.plainReportAt = now + PLAIN_REPORT_MS;
     this.plainReporting = true;
     this.opts.control
       .plainPeersSeen({ peers })
