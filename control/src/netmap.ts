@@ -870,7 +870,7 @@ export class TailnetSnapshot {
     if (!this.anyPlain) return raw;
     if (e.row.wireguardOnly) return [];
     const mine = plain.get(e.row.id);
-    if (!mine && !raw.some((p) => p.isWireGuardOnly)) return raw;
+    if (!mine && this.coversPlain(raw)) return raw;
     const picked = new Set<Entry>();
     const consider = (p: Entry) => {
       if (p === e) return;
@@ -890,6 +890,34 @@ export class TailnetSnapshot {
     }
     const rank = this.shared.rank;
     return [...picked].sort((a, b) => rank[a.info.index]! - rank[b.info.index]!).map((x) => x.peer);
+  }
+
+  /**
+   * Whether a policy list needs nothing added or taken for plain peers: each
+   * plain peer in it has a gateway taking part, and that gateway is in it
+   * too (as everyone is under an open policy: then the list is kept as it
+   * is, without making a copy per node).
+   */
+  private coversPlain(raw: Peer[]): boolean {
+    const plain = this.plain();
+    const rank = this.shared.rank;
+    const rankOf = (id: string) => rank[this.entries.get(id)!.info.index]!;
+    for (const p of raw) {
+      if (!p.isWireGuardOnly) continue;
+      const gw = p.gateway;
+      if (!gw || !plain.get(gw)?.some((x) => x.row.id === p.id)) return false;
+      // The list is in rank order: a binary search finds the gateway.
+      const want = rankOf(gw);
+      let lo = 0;
+      let hi = raw.length;
+      while (lo < hi) {
+        const m = (lo + hi) >> 1;
+        if (rankOf(raw[m]!.id) < want) lo = m + 1;
+        else hi = m;
+      }
+      if (lo === raw.length || raw[lo]!.id !== gw) return false;
+    }
+    return true;
   }
 
   /** Peers of `e`, in name order: the nodes policy lets it reach or be reached by, and what plain peers add (made once per snapshot). */
