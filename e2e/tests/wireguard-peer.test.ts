@@ -497,7 +497,12 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
         );
         // Its page shows the file as the server knows it: with no private key in it.
         await page.getByRole("button", { name: "Done" }).click();
-        await page.getByTestId("machine-row-site-wg-console").getByRole("link").first().click();
+        // Online now (its gateway reported the handshake), reached through its gateway.
+        await page.reload();
+        const row = page.getByTestId("machine-row-site-wg-console");
+        await row.getByText("Online").waitFor();
+        expect(await row.getByTestId("machine-path").innerText()).toBe("through its gateway");
+        await row.getByRole("link").first().click();
         const card = page.getByTestId("wireguard-peer");
         const onPage = await card.getByTestId("wireguard-config").innerText();
         expect(onPage).toContain("# PrivateKey = <the private key of");

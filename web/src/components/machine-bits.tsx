@@ -1,3 +1,4 @@
+import Link from "next/link";
 import type { MachineInfo } from "@trellis/proto";
 import { formatDate, isExitRoute, relativeTime } from "./format";
 
@@ -95,6 +96,24 @@ export function RoutesSummary({ m }: { m: MachineInfo }) {
  */
 export function PathSummary({ m }: { m: MachineInfo }) {
   if (!m.online) return <span className="muted">—</span>;
+  if (m.wireguard) {
+    // A plain WireGuard peer reports nothing itself: it is reached through its gateway.
+    return (
+      <span className="chips" data-testid="machine-path">
+        {m.wireguard.gatewayId ? (
+          <Link
+            className="chip"
+            href={`/machines/${m.wireguard.gatewayId}`}
+            title="A plain WireGuard peer: peers reach it through its gateway"
+          >
+            through its gateway
+          </Link>
+        ) : (
+          <span className="chip">through its gateway</span>
+        )}
+      </span>
+    );
+  }
   const direct = m.endpoints.length > 0;
   const relay = m.homeRegion !== null;
   if (!direct && !relay)
