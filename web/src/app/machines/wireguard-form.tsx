@@ -177,7 +177,7 @@ export function WireGuardPeerForm({
           <h3 id="wg-title">Add a WireGuard peer</h3>
           <p className="hint" style={{ margin: 0 }}>
             A device running plain WireGuard (wg-quick, a WireGuard app) that reaches the tailnet through a
-            gateway, as the policy allows. Other machines do not reach it.
+            gateway; other machines reach it through the gateway, as the policy allows.
           </p>
           <label>
             Name
