@@ -838,6 +838,8 @@ export class TailnetSnapshot {
   private plainByGateway?: Map<string, Entry[]>;
   /** Whether any node taking part is a plain WireGuard peer (with a gateway taking part or not). */
   private anyPlain = false;
+  /** Ids of the plain WireGuard peers whose gateway takes part (those anyone may list). */
+  private readonly plainServed = new Set<string>();
 
   private plain(): Map<string, Entry[]> {
     if (this.plainByGateway) return this.plainByGateway;
@@ -852,6 +854,7 @@ export class TailnetSnapshot {
       let list = m.get(gw);
       if (!list) m.set(gw, (list = []));
       list.push(e);
+      this.plainServed.add(e.row.id);
     }
     return (this.plainByGateway = m);
   }
@@ -876,7 +879,7 @@ export class TailnetSnapshot {
       if (p === e) return;
       if (p.row.wireguardOnly) {
         const gw = p.row.gatewayId!;
-        if (!plain.get(gw)?.includes(p)) return;
+        if (!this.plainServed.has(p.row.id)) return;
         if (gw !== e.row.id) picked.add(this.entries.get(gw)!);
       }
       picked.add(p);
@@ -899,13 +902,13 @@ export class TailnetSnapshot {
    * is, without making a copy per node).
    */
   private coversPlain(raw: Peer[]): boolean {
-    const plain = this.plain();
+    this.plain(); // fills plainServed
     const rank = this.shared.rank;
     const rankOf = (id: string) => rank[this.entries.get(id)!.info.index]!;
     for (const p of raw) {
       if (!p.isWireGuardOnly) continue;
       const gw = p.gateway;
-      if (!gw || !plain.get(gw)?.some((x) => x.row.id === p.id)) return false;
+      if (!gw || !this.plainServed.has(p.id)) return false;
       // The list is in rank order: a binary search finds the gateway.
       const want = rankOf(gw);
       let lo = 0;
