@@ -134,16 +134,27 @@ async function iperf(reverse: boolean, what: string): Promise<number> {
   return got.bytes;
 }
 
+/** What these tests read of the gateway's `trellis status --json`. */
+interface GatewayStatus {
+  dataplane: string | null;
+  drops: Record<string, number>;
+  forwarding: { routes: string[] } | null;
+  peers: { name: string; path: string; pathDetail: string; rxBytes: number }[];
+}
+
+async function gatewayStatus(): Promise<GatewayStatus> {
+  const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
+  return JSON.parse(r.stdout) as GatewayStatus;
+}
+
 /** The gateway's filter drops (`filter_no_rule`). */
 async function gatewayDrops(): Promise<number> {
-  const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
-  return (JSON.parse(r.stdout) as { drops: Record<string, number> }).drops.filter_no_rule ?? 0;
+  return (await gatewayStatus()).drops.filter_no_rule ?? 0;
 }
 
 /** The gateway's data plane now (native or wasm). */
 async function dataplane(): Promise<string | null> {
-  const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
-  return (JSON.parse(r.stdout) as { dataplane: string | null }).dataplane;
+  return (await gatewayStatus()).dataplane;
 }
 
 /** `trellis up` for the gateway (again: the same machine), on `plane`. */
@@ -195,9 +206,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     });
     expect(routes.status, JSON.stringify(routes.body)).toBe(200);
     await until("the gateway forwarding the LAN", async () => {
-      const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
-      const s = JSON.parse(r.stdout) as { forwarding: { routes: string[] } | null };
-      return s.forwarding?.routes.includes(topo.lanPrefix);
+      return (await gatewayStatus()).forwarding?.routes.includes(topo.lanPrefix);
     });
     iperfServer = spawn("ip", ["netns", "exec", topo.lanNs, "iperf3", "-s", "-B", topo.lanHostIp], {
       stdio: "ignore",
@@ -306,9 +315,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     expect(await iperf(true, what)).toBeGreaterThan(0);
 
     // The gateway shows the peer on a direct UDP path from the site's address.
-    const st = JSON.parse((await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout) as {
-      peers: { name: string; path: string; pathDetail: string; rxBytes: number }[];
-    };
+    const st = await gatewayStatus();
     const me = st.peers.find((p) => p.name === name);
     expect(me, JSON.stringify(st.peers)).toMatchObject({ path: "direct" });
     expect(me!.pathDetail).toContain(site.ip);
@@ -387,12 +394,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     expect(body).toContain("hello from the site");
     const seen = tailNode.status().peers.find((p) => p.name === "site-wg-1");
     expect(seen).toMatchObject({ pathDetail: "plain WireGuard peer, through office-gw", online: true });
-    const gwStatus = JSON.parse(
-      (await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout,
-    ) as {
-      forwarding: { routes: string[] };
-    };
-    expect(gwStatus.forwarding.routes).toContain(`${wgIp}/32`);
+    expect((await gatewayStatus()).forwarding?.routes).toContain(`${wgIp}/32`);
 
     // Without the rule that lets the machine reach the plain peer, the gateway drops its pings.
     const dropsBefore = await gatewayDrops();
@@ -421,10 +423,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     });
     expect(approved.status, JSON.stringify(approved.body)).toBe(200);
     await until("the gateway serving the exit routes", async () => {
-      const r = await cli(["status", "--json", "--state-dir", stateDir], topo.name);
-      return (JSON.parse(r.stdout) as { forwarding: { routes: string[] } }).forwarding.routes.includes(
-        "0.0.0.0/0",
-      );
+      return (await gatewayStatus()).forwarding?.routes.includes("0.0.0.0/0");
     });
 
     const text = await fileFromApi("site-wg-exit", true);
@@ -541,12 +540,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
       return r.code !== 0 ? r : undefined;
     });
     expect(blocked.stdout).toMatch(/0 received/);
-    const drops = JSON.parse(
-      (await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout,
-    ) as {
-      drops: Record<string, number>;
-    };
-    expect(drops.drops.filter_no_rule ?? 0).toBeGreaterThan(0);
+    expect(await gatewayDrops()).toBeGreaterThan(0);
     await setPolicy(true);
     await until("the LAN reachable again", async () => {
       const r = await inNs(site.ns, "ping", ["-c", "1", "-W", "1", topo.lanHostIp], 10_000);
@@ -559,10 +553,7 @@ describe.skipIf(!canRun)("plain WireGuard peers through a gateway", () => {
     const m = (r.body.items as MachineInfo[]).find((x) => x.name === "site-wg-3")!;
     expect((await api(url, admin, "DELETE", `/api/v1/machines/${m.id}`)).status).toBe(204);
     await until("the gateway forgetting the peer", async () => {
-      const st = JSON.parse((await cli(["status", "--json", "--state-dir", stateDir], topo.name)).stdout) as {
-        peers: { name: string }[];
-      };
-      return !st.peers.some((p) => p.name === "site-wg-3");
+      return !(await gatewayStatus()).peers.some((p) => p.name === "site-wg-3");
     });
     // Its session went with it: nothing it sends is taken any more.
     const r2 = await inNs(site.ns, "ping", ["-c", "2", "-i", "0.3", "-W", "1", topo.lanHostIp], 10_000);
