@@ -14,6 +14,7 @@
 // back to the relay when its probes stop returning — the WireGuard session,
 // and every TCP connection inside it, carries on either way. Browser-safe:
 // platform parts are injected.
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { decodeKey, PLAIN_PEERS_SEEN_MAX, plainPeerOnline } from "@trellis/proto";
 import { addrBytes, addrFromBytes, formatAddr, parseAddr } from "@trellis/proto/ip";
 import type { FullMap, Peer, SignalMessage } from "@trellis/proto/node";
@@ -209,7 +210,8 @@ interface PeerState {
   whyNotDirect: string;
 }
 
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+// Keys are looked up by their hex form for every relayed packet: a table-driven encoder.
+const hex = bytesToHex;
 const random = () => hex(globalThis.crypto.getRandomValues(new Uint8Array(8)));
 
 /** One end of a forwarded flow. */
@@ -915,7 +917,9 @@ export class NodeEngine {
     return urls.length ? [{ urls }] : [];
   }
 
-  private startDirect(st: PeerState, now: number, session = random()): void {
+  // Runs for every packet relayed while no direct path is being tried: the
+  // session id is drawn only when it is used.
+  private startDirect(st: PeerState, now: number): void {
     const factory = this.opts.platform.directLinks;
     if (!factory || this.closed) return;
     if (!st.peer.online) {
@@ -926,11 +930,11 @@ export class NodeEngine {
       // The other side offers; ask it to (at most every few seconds).
       if (now - st.lastHello > RETRY_MIN_MS) {
         st.lastHello = now;
-        this.sendSignal(st, { kind: "hello", session });
+        this.sendSignal(st, { kind: "hello", session: random() });
       }
       return;
     }
-    this.openLink(st, session, true, now);
+    this.openLink(st, random(), true, now);
   }
 
   private openLink(st: PeerState, session: string, offerer: boolean, now: number): Direct | null {

@@ -13,6 +13,7 @@
 // path by guessing its receiver index. Plain WireGuard peers, which speak no
 // disco, are the engine's to handle (onUnprovenDatagram): WireGuard itself
 // authenticates them, and only they may use such an address.
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { bindingRequest, parseBindingResponse, parseStunHeader } from "@trellis/proto/stun";
 import { boxSharedKey } from "./derp/box";
 import {
@@ -103,7 +104,7 @@ export interface StunResult {
   latencyMs: number | null;
 }
 
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const hex = bytesToHex;
 
 export class UdpPaths {
   private readonly peers = new Map<string, PeerUdp>();

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { FrameError, FrameType, MAX_FRAME_SIZE, decodeFrame, encodeFrame, serverKeyFrame } from "./frame";
+import {
+  FrameError,
+  FrameReader,
+  FrameType,
+  MAX_FRAME_SIZE,
+  decodeFrame,
+  encodeFrame,
+  serverKeyFrame,
+} from "./frame";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -41,5 +49,25 @@ describe("DERP framing", () => {
 
   it("refuses to encode an oversized payload", () => {
     expect(() => encodeFrame(FrameType.SendPacket, new Uint8Array(MAX_FRAME_SIZE + 1))).toThrow(RangeError);
+  });
+
+  it("reassembles frames split across reads, and they survive the reads after them", () => {
+    const a = encodeFrame(FrameType.RecvPacket, new Uint8Array(40).fill(1));
+    const b = encodeFrame(FrameType.RecvPacket, new Uint8Array(40).fill(2));
+    const c = encodeFrame(FrameType.RecvPacket, new Uint8Array(40).fill(3));
+    const stream = new Uint8Array([...a, ...b, ...c]);
+    const reader = new FrameReader();
+    const got = [
+      ...reader.push(stream.slice(0, 30)),
+      ...reader.push(stream.slice(30, 60)), // completes a (from the reader's buffer)
+      ...reader.push(stream.slice(60)), // completes b, holds c whole
+    ];
+    expect(got.map((f) => f.payload[0])).toEqual([1, 2, 3]);
+    // Later reads reuse the reader's buffer; what was returned is unchanged.
+    const d = encodeFrame(FrameType.RecvPacket, new Uint8Array(40).fill(9));
+    expect(reader.push(d.slice(0, 20))).toEqual([]);
+    expect(reader.push(d.slice(20)).map((f) => f.payload[0])).toEqual([9]);
+    expect(got.every((f, i) => f.payload.length === 40 && f.payload.every((x) => x === i + 1))).toBe(true);
+    expect(reader.buffered).toBe(0);
   });
 });

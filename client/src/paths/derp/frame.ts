@@ -117,10 +117,16 @@ export class FrameReader {
     return this.len;
   }
 
-  /** Feed bytes; returns every frame they complete, in order. */
+  /**
+   * Feed bytes; returns every frame they complete, in order. A frame that
+   * lies wholly in `chunk` is a view into it (no copy per packet): the caller
+   * hands over `chunk` and must not write to it again. Frames put together
+   * from several chunks are copies.
+   */
   push(chunk: Uint8Array): Frame[] {
     let data: Uint8Array;
-    if (this.len === 0) {
+    const owned = this.len === 0;
+    if (owned) {
       data = chunk;
     } else {
       if (this.buf.length < this.len + chunk.length) {
@@ -142,8 +148,11 @@ export class FrameReader {
       }
       if (data.length - off - FRAME_HEADER_LEN < len) break;
       const start = off + FRAME_HEADER_LEN;
-      // Copy: the payload must outlive this call's buffer reuse.
-      frames.push({ type, payload: data.slice(start, start + len) });
+      // The reader's own buffer is reused: payloads from it are copied.
+      frames.push({
+        type,
+        payload: owned ? data.subarray(start, start + len) : data.slice(start, start + len),
+      });
       off = start + len;
     }
     const rest = data.length - off;
