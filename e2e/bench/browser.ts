@@ -10,7 +10,8 @@
 //    reliable data channel, and a raw WebSocket from the page to the peer's
 //    process;
 //  - worker_call_ms: one page → worker → page call (the hop every app call takes).
-// MB = 10^6 bytes; each throughput is the best of R runs of N MB.
+// MB = 10^6 bytes; each throughput is the best of R runs of N MB. --cpu also
+// prints, per run, the CPU time each process spent per MB (from /proc).
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
@@ -18,6 +19,7 @@ import { RTCPeerConnection } from "node-datachannel/polyfill";
 import type { NodeEngine } from "@trellis/client";
 import type { BrowserNodeClient } from "@trellis/client/browser";
 import { report, type Figures } from "../../scripts/lib/bench";
+import { cpuPerMB, cpuSnapshot } from "./cpu";
 import { hasChromium } from "../src/browser";
 import { canUseNetns } from "../src/netns";
 import { startBrowserTailnet, until } from "../src/tailnet";
@@ -30,6 +32,7 @@ const arg = (name: string, dflt: number) => {
 };
 const MB = arg("--mb", 24);
 const RUNS = arg("--runs", 2);
+const CPU = process.argv.includes("--cpu");
 const BYTES = MB * 1e6;
 const PORT = 5001;
 
@@ -209,8 +212,10 @@ async function rawWebSocket(page: Page, hostIp: string): Promise<number> {
 async function best(what: string, run: () => Promise<number>): Promise<number> {
   let top = 0;
   for (let i = 0; i < RUNS; i++) {
+    const before = CPU ? cpuSnapshot() : null;
     const v = await run();
     if (!json) console.error(`  ${what} run ${i + 1}: ${v.toFixed(2)} MB/s`);
+    if (before) console.error(`    ${cpuPerMB(before, cpuSnapshot(), MB)}`);
     top = Math.max(top, v);
   }
   return top;
