@@ -33,11 +33,34 @@ export function cpuSnapshot(): CpuSnapshot {
     }
     const kind = kindOf(Number(entry), cmdline);
     if (!kind) continue;
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    snap.set(kind, (snap.get(kind) ?? 0) + Number(fields[11]) + Number(fields[12]));
+    if (kind !== "Chromium renderer") {
+      snap.set(kind, (snap.get(kind) ?? 0) + ticks(stat));
+      continue;
+    }
+    // A renderer runs the page and the SharedWorker on threads of their own: by thread name.
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${entry}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      try {
+        const name = readFileSync(`/proc/${entry}/task/${tid}/comm`, "utf8").trim();
+        const k = `${kind} ${name.replace(/\d+$/, "")}`;
+        snap.set(k, (snap.get(k) ?? 0) + ticks(readFileSync(`/proc/${entry}/task/${tid}/stat`, "utf8")));
+      } catch {
+        // the thread ended
+      }
+    }
   }
   return snap;
+}
+
+/** utime + stime of a /proc stat line (the 12th and 13th fields after the command name, which may hold spaces). */
+function ticks(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
 }
 
 /** "kind: ms per MB, …, total: ms per MB" between two snapshots. */
