@@ -125,8 +125,8 @@ export class FrameReader {
    */
   push(chunk: Uint8Array): Frame[] {
     let data: Uint8Array;
-    const owned = this.len === 0;
-    if (owned) {
+    const inChunk = this.len === 0;
+    if (inChunk) {
       data = chunk;
     } else {
       if (this.buf.length < this.len + chunk.length) {
@@ -151,7 +151,7 @@ export class FrameReader {
       // The reader's own buffer is reused: payloads from it are copied.
       frames.push({
         type,
-        payload: owned ? data.subarray(start, start + len) : data.slice(start, start + len),
+        payload: inChunk ? data.subarray(start, start + len) : data.slice(start, start + len),
       });
       off = start + len;
     }
