@@ -10,7 +10,8 @@
 //    reliable data channel, and a raw WebSocket from the page to the peer's
 //    process;
 //  - worker_call_ms: one page → worker → page call (the hop every app call takes).
-// MB = 10^6 bytes; each throughput is the best of R runs of N MB. --cpu also
+// MB = 10^6 bytes; each throughput is the best of R runs of N MB, after
+// --warmup W unmeasured runs (1). --cpu also
 // prints, per run, the CPU time each process spent per MB (from /proc).
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
@@ -32,6 +33,7 @@ const arg = (name: string, dflt: number) => {
 };
 const MB = arg("--mb", 24);
 const RUNS = arg("--runs", 2);
+const WARMUP = arg("--warmup", 1);
 const CPU = process.argv.includes("--cpu");
 const BYTES = MB * 1e6;
 const PORT = 5001;
@@ -210,6 +212,9 @@ async function rawWebSocket(page: Page, hostIp: string): Promise<number> {
 }
 
 async function best(what: string, run: () => Promise<number>): Promise<number> {
+  // Unmeasured first: the first megabytes through a path run in JavaScript
+  // not yet optimised by the JIT (in the page, the worker and both Node ends).
+  for (let i = 0; i < WARMUP; i++) await run();
   let top = 0;
   for (let i = 0; i < RUNS; i++) {
     const before = CPU ? cpuSnapshot() : null;
