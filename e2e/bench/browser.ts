@@ -11,8 +11,8 @@
 //    process;
 //  - worker_call_ms: one page → worker → page call (the hop every app call takes).
 // MB = 10^6 bytes; each throughput is the best of R runs of N MB, after
-// --warmup W unmeasured runs (1). --cpu also
-// prints, per run, the CPU time each process spent per MB (from /proc).
+// --warmup W unmeasured runs (1). --cpu also prints, per run, the CPU time
+// each process (renderers by thread) spent per MB, from /proc.
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";

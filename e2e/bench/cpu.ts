@@ -1,12 +1,13 @@
-// CPU time per process taking part in a browser benchmark, read from /proc
-// (Linux): which process a pipeline's cost lands in, per MB moved. On a
-// machine whose cores are all busy, throughput follows the total.
+// CPU time of each process taking part in a browser benchmark (Chromium's
+// renderers by thread: page, SharedWorker, IPC), read from /proc (Linux):
+// where a pipeline's cost lands, per MB moved. On a machine whose cores are
+// all busy, throughput follows the total.
 import { readdirSync, readFileSync } from "node:fs";
 
 /** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ, 100 on Linux). */
 const TICKS_PER_SECOND = 100;
 
-/** CPU ticks so far, summed per kind of process. */
+/** CPU ticks so far, summed per kind of process (per thread name in renderers). */
 export type CpuSnapshot = Map<string, number>;
 
 function kindOf(pid: number, cmdline: string): string | null {
@@ -23,20 +24,16 @@ export function cpuSnapshot(): CpuSnapshot {
   const snap: CpuSnapshot = new Map();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    let cmdline: string;
-    let stat: string;
+    let kind: string | null;
     try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ");
-      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      kind = kindOf(Number(entry), readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " "));
+      if (kind && kind !== "Chromium renderer") {
+        snap.set(kind, (snap.get(kind) ?? 0) + ticks(readFileSync(`/proc/${entry}/stat`, "utf8")));
+      }
     } catch {
       continue; // the process exited between the listing and the read
     }
-    const kind = kindOf(Number(entry), cmdline);
-    if (!kind) continue;
-    if (kind !== "Chromium renderer") {
-      snap.set(kind, (snap.get(kind) ?? 0) + ticks(stat));
-      continue;
-    }
+    if (kind !== "Chromium renderer") continue;
     // A renderer runs the page and the SharedWorker on threads of their own: by thread name.
     let tasks: string[] = [];
     try {
@@ -63,12 +60,12 @@ function ticks(stat: string): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-/** "kind: ms per MB, …, total: ms per MB" between two snapshots. */
+/** "kind ms, kind ms, …; total ms CPU ms/MB" (CPU ms per MB) between two snapshots; kinds under 0.5 left out. */
 export function cpuPerMB(before: CpuSnapshot, after: CpuSnapshot, mb: number): string {
   const parts: string[] = [];
   let total = 0;
-  for (const [kind, ticks] of after) {
-    const ms = ((ticks - (before.get(kind) ?? 0)) * 1000) / TICKS_PER_SECOND / mb;
+  for (const [kind, now] of after) {
+    const ms = ((now - (before.get(kind) ?? 0)) * 1000) / TICKS_PER_SECOND / mb;
     total += ms;
     if (ms >= 0.5) parts.push(`${kind} ${ms.toFixed(1)}`);
   }
