@@ -5,6 +5,7 @@ import type { KeyPair } from "@trellis/proto/keyfile";
 import {
   FRAME_HEADER_LEN,
   FrameError,
+  FrameReader,
   FrameType,
   KEY_LEN,
   MAX_INFO_LEN,
@@ -20,7 +21,6 @@ import {
   sealBox,
 } from "@trellis/client/derp";
 import { handshakeKey, HandshakeSlots, LoginReplays, NONCE_TAG_LEN } from "./admission";
-import { FrameParser } from "./frames";
 import { RelayMetrics } from "./metrics";
 import { addr16, parseSocketAddr } from "@trellis/proto/ip";
 
@@ -350,7 +350,7 @@ export class RelayServer {
       this.handshakes.give(slot);
       this.metrics.handshakes.set(this.handshakes.size);
     };
-    const parser = new FrameParser(MAX_INFO_LEN);
+    const parser = new FrameReader(MAX_INFO_LEN);
     let client: Client | null = null;
     /** Before the client info arrives: "info"; while it is verified: frames held (copies), in order. */
     let phase: "info" | "verifying" | "open" = "info";
@@ -424,7 +424,7 @@ export class RelayServer {
         if (done) return;
         if (client) client.lastHeard = Date.now();
         try {
-          parser.push(chunk, onFrame);
+          parser.read(chunk, onFrame);
           this.flushPending();
         } catch (err) {
           if (err instanceof FrameError) {

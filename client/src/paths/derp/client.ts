@@ -237,23 +237,27 @@ export class DerpClient {
 
   private attach(): void {
     this.ws.onmessage = (ev) => {
-      let frames: Frame[];
       try {
-        frames = this.reader.push(toBytes(ev.data));
+        this.reader.read(toBytes(ev.data), this.onFrame);
       } catch (err) {
-        this.shutdown(err instanceof Error ? err.message : "bad frame");
-        return;
+        // A handler's own failure is not the relay's: it propagates.
+        if (!(err instanceof FrameError || err instanceof DerpClientError)) throw err;
+        this.shutdown(err.message);
       }
-      for (const f of frames) this.onFrame(f);
     };
     this.ws.onclose = (ev) =>
       this.shutdown(`relay closed the connection (${ev.code ?? ""} ${ev.reason ?? ""})`.trim());
     this.ws.onerror = () => this.shutdown("relay connection error");
   }
 
-  private onFrame(f: Frame): void {
-    const p = f.payload;
-    switch (f.type) {
+  /**
+   * One frame from the relay. A payload that is a view into the message read
+   * stays valid (the message is not reused); one put together from several
+   * messages is in the reader's reused buffer, so it is copied first.
+   */
+  private readonly onFrame = (type: number, payload: Uint8Array, carried: boolean): void => {
+    const p = carried ? payload.slice() : payload;
+    switch (type) {
       case FrameType.RecvPacket:
         if (p.length >= KEY_LEN) this.handlers.packet?.(p.subarray(0, KEY_LEN), p.subarray(KEY_LEN));
         return;
@@ -289,7 +293,7 @@ export class DerpClient {
       default:
         return;
     }
-  }
+  };
 
   /**
    * Queue a frame. Frames queued in one turn of the event loop leave as one

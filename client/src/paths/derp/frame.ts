@@ -97,11 +97,21 @@ export function decodeFrame(buf: Uint8Array): Frame {
 }
 
 /**
+ * Called for each frame read: `payload` is a view into the chunk just read or,
+ * when `carried`, into the reader's own buffer (a frame put together from
+ * several chunks), which the reader reuses after the call returns.
+ */
+export type FrameSink = (type: number, payload: Uint8Array, carried: boolean) => void;
+
+/**
  * Reassembles frames from a byte stream. A header announcing more than
  * `maxPayload` bytes is an error at once, so a peer cannot make the reader
- * buffer more than one maximal frame.
+ * buffer more than one maximal frame. `read` allocates nothing per frame (the
+ * relay reads tens of thousands a second); `push` returns frames that outlive
+ * the call.
  */
 export class FrameReader {
+  /** Bytes of an incomplete frame carried over to the next chunk. */
   private buf = new Uint8Array(0);
   private len = 0;
 
@@ -118,49 +128,74 @@ export class FrameReader {
   }
 
   /**
+   * Feed bytes; `sink` is called for every frame they complete, in order.
+   * Throws FrameError (after delivering the frames before it) for a frame
+   * announcing more than the limit.
+   */
+  read(chunk: Uint8Array, sink: FrameSink): void {
+    let off = 0;
+    if (this.len > 0) {
+      // Complete the carried-over frame first, taking only what it lacks.
+      if (this.len < FRAME_HEADER_LEN) {
+        off = Math.min(FRAME_HEADER_LEN - this.len, chunk.length);
+        this.append(chunk.subarray(0, off));
+        if (this.len < FRAME_HEADER_LEN) return;
+      }
+      const rest = this.missing();
+      const take = Math.min(rest, chunk.length - off);
+      this.append(chunk.subarray(off, off + take));
+      off += take;
+      if (take < rest) return;
+      const frame = this.buf.subarray(0, this.len);
+      this.len = 0;
+      sink(frame[0]!, frame.subarray(FRAME_HEADER_LEN), true);
+    }
+    while (chunk.length - off >= FRAME_HEADER_LEN) {
+      const len = this.check(chunk, off);
+      const start = off + FRAME_HEADER_LEN;
+      if (chunk.length - start < len) break;
+      sink(chunk[off]!, chunk.subarray(start, start + len), false);
+      off = start + len;
+    }
+    if (off < chunk.length) this.append(chunk.subarray(off));
+    if (this.len >= FRAME_HEADER_LEN) this.missing();
+  }
+
+  /**
    * Feed bytes; returns every frame they complete, in order. A frame that
    * lies wholly in `chunk` is a view into it (no copy per packet): the caller
    * hands over `chunk` and must not write to it again. Frames put together
    * from several chunks are copies.
    */
   push(chunk: Uint8Array): Frame[] {
-    let data: Uint8Array;
-    const inChunk = this.len === 0;
-    if (inChunk) {
-      data = chunk;
-    } else {
-      if (this.buf.length < this.len + chunk.length) {
-        const grown = new Uint8Array(Math.max(this.len + chunk.length, this.buf.length * 2));
-        grown.set(this.buf.subarray(0, this.len));
-        this.buf = grown;
-      }
-      this.buf.set(chunk, this.len);
-      data = this.buf.subarray(0, this.len + chunk.length);
-    }
     const frames: Frame[] = [];
-    let off = 0;
-    while (data.length - off >= FRAME_HEADER_LEN) {
-      const type = data[off]!;
-      const len =
-        ((data[off + 1]! << 24) | (data[off + 2]! << 16) | (data[off + 3]! << 8) | data[off + 4]!) >>> 0;
-      if (len > this.maxPayload) {
-        throw new FrameError(`DERP frame of ${len} bytes exceeds the limit of ${this.maxPayload}`);
-      }
-      if (data.length - off - FRAME_HEADER_LEN < len) break;
-      const start = off + FRAME_HEADER_LEN;
-      // The reader's own buffer is reused: payloads from it are copied.
-      frames.push({
-        type,
-        payload: inChunk ? data.subarray(start, start + len) : data.slice(start, start + len),
-      });
-      off = start + len;
-    }
-    const rest = data.length - off;
-    if (rest > 0) {
-      if (this.buf.length < rest) this.buf = new Uint8Array(Math.max(rest, 4096));
-      this.buf.set(data.subarray(off), 0);
-    }
-    this.len = rest;
+    this.read(chunk, (type, payload, carried) =>
+      frames.push({ type, payload: carried ? payload.slice() : payload }),
+    );
     return frames;
+  }
+
+  /** The payload length in the header at `off`, checked against the limit. */
+  private check(b: Uint8Array, off: number): number {
+    const len = ((b[off + 1]! << 24) | (b[off + 2]! << 16) | (b[off + 3]! << 8) | b[off + 4]!) >>> 0;
+    if (len > this.maxPayload) {
+      throw new FrameError(`DERP frame of ${len} bytes exceeds the limit of ${this.maxPayload}`);
+    }
+    return len;
+  }
+
+  /** Bytes the carried-over frame (its header whole) still lacks. */
+  private missing(): number {
+    return FRAME_HEADER_LEN + this.check(this.buf, 0) - this.len;
+  }
+
+  private append(bytes: Uint8Array): void {
+    if (this.buf.length < this.len + bytes.length) {
+      const grown = new Uint8Array(Math.max(this.len + bytes.length, this.buf.length * 2, 4096));
+      grown.set(this.buf.subarray(0, this.len));
+      this.buf = grown;
+    }
+    this.buf.set(bytes, this.len);
+    this.len += bytes.length;
   }
 }
