@@ -82,6 +82,13 @@ describe.skipIf(!canUseNetns || !hasChromium)("a browser tab as a node", () => {
     expect(await alice.getByTestId("connect-peer-path").innerText()).toMatch(
       /^Direct: .*WebRTC data channel/,
     );
+    // The machine's row with its apps and the ping's answer fits a desktop window without scrolling sideways.
+    const sideways = await alice.getByTestId("connect-peers").evaluate((el) => {
+      for (let e: Element | null = el; e; e = e.parentElement)
+        if (e.scrollWidth > e.clientWidth + 1) return true;
+      return false;
+    });
+    expect(sideways, "the machines table scrolls sideways at 1280 px").toBe(false);
     // Before any status the page shows no path; then the relay, then the direct path.
     const shown = await alice.evaluate(() => (window as unknown as { shownPaths: string[] }).shownPaths);
     expect(shown.filter((p) => p !== "none")).toEqual(["relay", "direct"]);

@@ -234,7 +234,8 @@ function Connected({
       cell: ({ peer }) => {
         const r = pings[peer.name];
         return (
-          <span className="nowrap">
+          // The answer goes under the button: beside it, it widened the table past the page.
+          <>
             <button
               type="button"
               className="btn btn-secondary btn-sm"
@@ -243,8 +244,8 @@ function Connected({
               data-testid="connect-ping"
             >
               Ping
-            </button>{" "}
-            <span className="small" data-testid="connect-ping-result" aria-live="polite">
+            </button>
+            <span className="cell-sub" data-testid="connect-ping-result" aria-live="polite">
               {r === undefined
                 ? null
                 : r === "pending"
@@ -253,7 +254,7 @@ function Connected({
                     ? r.error
                     : `${r.rttMs} ms via ${r.path === "direct" ? "direct path" : "relay"}`}
             </span>
-          </span>
+          </>
         );
       },
     },
