@@ -7,13 +7,15 @@
 //    transferred stream → the engine's worker → WireGuard → the path → the
 //    peer's WireGuard and userspace stack) over a WebRTC data channel and over
 //    the relay, each next to the same two ends without Trellis: a raw
-//    reliable data channel, and a raw WebSocket from the page to the peer's
-//    process;
+//    reliable data channel from the page, and a raw WebSocket from a shared
+//    worker (where the engine's own socket is; see rawWebSocketServer) to the
+//    peer's process;
 //  - worker_call_ms: one page → worker → page call (the hop every app call takes).
 // MB = 10^6 bytes; each throughput is the best of R runs of N MB, after
 // --warmup W unmeasured runs (1). --cpu also prints, per run, the CPU time
 // each process (renderers by thread) spent per MB, from /proc.
 import { once } from "node:events";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
 import { RTCPeerConnection } from "node-datachannel/polyfill";
@@ -171,10 +173,64 @@ async function rawDataChannel(page: Page): Promise<number> {
   }
 }
 
-/** MB/s of a raw WebSocket, page → this process, on the same network path. */
-async function rawWebSocket(page: Page, hostIp: string): Promise<number> {
-  const wss = new WebSocketServer({ host: hostIp, port: 0 });
-  await once(wss, "listening");
+/**
+ * The raw WebSocket's sender, run in a shared worker: it sends `bytes` in
+ * 64 KiB messages and answers its port with MB/s once the peer has them all.
+ */
+const RAW_WS_WORKER = `
+onconnect = (ev) => {
+  const port = ev.ports[0];
+  port.onmessage = async (m) => {
+    const { url, bytes } = m.data;
+    try {
+      const ws = new WebSocket(url);
+      ws.binaryType = "arraybuffer";
+      await new Promise((resolve, reject) => {
+        ws.onopen = resolve;
+        ws.onerror = () => reject(new Error("raw WebSocket failed"));
+      });
+      const chunk = new Uint8Array(64 * 1024).fill(7);
+      const done = new Promise((resolve) => (ws.onmessage = resolve));
+      const t0 = performance.now();
+      for (let sent = 0; sent < bytes; sent += chunk.length) {
+        while (ws.bufferedAmount > 4 << 20) await new Promise((r) => setTimeout(r, 1));
+        ws.send(chunk);
+      }
+      await done;
+      const secs = (performance.now() - t0) / 1000;
+      ws.close();
+      port.postMessage({ mbps: bytes / secs / 1e6 });
+    } catch (err) {
+      port.postMessage({ error: String(err) });
+    }
+  };
+};
+`;
+
+/**
+ * A raw WebSocket from the user's browser to this process, on the tunnel's
+ * network path. Its sender runs in a shared worker, like the engine's own
+ * socket, because Playwright records every WebSocket frame a page or a
+ * dedicated worker sends (DevTools' Network domain, each payload base64-encoded
+ * to this process) and does not attach to shared workers: sent from the page
+ * the same socket measured ~95 MB/s, from a shared worker ~300. The worker's
+ * script and a page to start it are served by the WebSocket's own HTTP server
+ * (the console's policy allows no script from elsewhere; a public page may
+ * not open sockets to this private address).
+ */
+async function rawWebSocketServer(
+  page: Page,
+  hostIp: string,
+): Promise<{ run: () => Promise<number>; close: () => void }> {
+  const server = createServer((req, res) => {
+    if (req.url === "/raw-ws.js")
+      res.writeHead(200, { "content-type": "text/javascript" }).end(RAW_WS_WORKER);
+    else
+      res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>raw WebSocket</title>");
+  });
+  server.listen(0, hostIp);
+  await once(server, "listening");
+  const wss = new WebSocketServer({ server });
   wss.on("connection", (ws) => {
     let got = 0;
     ws.on("message", (d: Buffer) => {
@@ -182,33 +238,31 @@ async function rawWebSocket(page: Page, hostIp: string): Promise<number> {
       if (got >= BYTES) ws.send(Uint8Array.of(1));
     });
   });
-  try {
-    const url = `ws://${hostIp}:${(wss.address() as AddressInfo).port}`;
-    return await page.evaluate(
-      async ({ url, bytes }) => {
-        const ws = new WebSocket(url);
-        ws.binaryType = "arraybuffer";
-        await new Promise((resolve, reject) => {
-          ws.onopen = resolve;
-          ws.onerror = () => reject(new Error("raw WebSocket failed"));
-        });
-        const chunk = new Uint8Array(64 * 1024).fill(7);
-        const done = new Promise<void>((resolve) => (ws.onmessage = () => resolve()));
-        const t0 = performance.now();
-        for (let sent = 0; sent < bytes; sent += chunk.length) {
-          while (ws.bufferedAmount > 4 << 20) await new Promise((r) => setTimeout(r, 1));
-          ws.send(chunk);
-        }
-        await done;
-        const secs = (performance.now() - t0) / 1000;
-        ws.close();
-        return bytes / secs / 1e6;
-      },
-      { url, bytes: BYTES },
+  const origin = `${hostIp}:${(server.address() as AddressInfo).port}`;
+  await page.goto(`http://${origin}/`);
+  const run = async () => {
+    const r = await page.evaluate(
+      ({ url, bytes }) =>
+        new Promise<{ mbps?: number; error?: string }>((resolve) => {
+          const port = new SharedWorker("/raw-ws.js").port;
+          port.onmessage = (m: MessageEvent) => {
+            port.close();
+            resolve(m.data as { mbps?: number; error?: string });
+          };
+          port.postMessage({ url, bytes });
+        }),
+      { url: `ws://${origin}/`, bytes: BYTES },
     );
-  } finally {
-    wss.close();
-  }
+    if (r.mbps === undefined) throw new Error(r.error ?? "the raw WebSocket's worker gave no figure");
+    return r.mbps;
+  };
+  return {
+    run,
+    close: () => {
+      wss.close();
+      server.close();
+    },
+  };
 }
 
 async function best(what: string, run: () => Promise<number>): Promise<number> {
@@ -312,7 +366,8 @@ try {
   const webrtcTunnel = await best("WebRTC tunnel", () => tunnel(page, "bench"));
   const webrtcRaw = await best("raw data channel", () => rawDataChannel(page));
   const relayTunnel = await best("relay tunnel", () => tunnel(page, "bench-relay"));
-  const relayRaw = await best("raw WebSocket", () => rawWebSocket(page, net.nat.hostIp));
+  const raw = await rawWebSocketServer(await page.context().newPage(), net.nat.hostIp);
+  const relayRaw = await best("raw WebSocket", raw.run).finally(raw.close);
   const pathToRelayed = await page.evaluate(
     async () => (await (window as unknown as Win).trellisNode.ping("bench-relay", 2000)).path,
   );
