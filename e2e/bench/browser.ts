@@ -9,11 +9,14 @@
 //    the relay, each next to the same two ends without Trellis: a raw
 //    reliable data channel from the page, and a raw WebSocket from a shared
 //    worker (where the engine's own socket is; see rawWebSocketServer) to the
-//    peer's process;
+//    peer's process; and that raw WebSocket again through a process that only
+//    passes its messages on (relay_hop_*: the floor of any relayed path; see
+//    wsForwarder);
 //  - worker_call_ms: one page → worker → page call (the hop every app call takes).
 // MB = 10^6 bytes; each throughput is the best of R runs of N MB, after
 // --warmup W unmeasured runs (1). --cpu also prints, per run, the CPU time
 // each process (renderers by thread) spent per MB, from /proc.
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -221,7 +224,7 @@ onconnect = (ev) => {
 async function rawWebSocketServer(
   page: Page,
   hostIp: string,
-): Promise<{ run: () => Promise<number>; close: () => void }> {
+): Promise<{ url: string; run: (url: string) => Promise<number>; close: () => void }> {
   const server = createServer((req, res) => {
     if (req.url === "/raw-ws.js")
       res.writeHead(200, { "content-type": "text/javascript" }).end(RAW_WS_WORKER);
@@ -240,7 +243,7 @@ async function rawWebSocketServer(
   });
   const origin = `${hostIp}:${(server.address() as AddressInfo).port}`;
   await page.goto(`http://${origin}/`);
-  const run = async () => {
+  const run = async (url: string) => {
     const r = await page.evaluate(
       ({ url, bytes }) =>
         new Promise<{ mbps?: number; error?: string }>((resolve) => {
@@ -251,18 +254,66 @@ async function rawWebSocketServer(
           };
           port.postMessage({ url, bytes });
         }),
-      { url: `ws://${origin}/`, bytes: BYTES },
+      { url, bytes: BYTES },
     );
     if (r.mbps === undefined) throw new Error(r.error ?? "the raw WebSocket's worker gave no figure");
     return r.mbps;
   };
   return {
+    url: `ws://${origin}/`,
     run,
     close: () => {
       wss.close();
       server.close();
     },
   };
+}
+
+/**
+ * A process that does nothing but pass WebSocket messages on, both ways, to
+ * `target`: the least any relay must do (receive from one socket, send on
+ * another), with no frames to parse, no keys, no routing. The raw WebSocket
+ * sent through it is the ceiling of any relayed path on this machine, however
+ * cheap its tunnel; the relay tunnel is measured against it too. It buffers
+ * without bound while `target` is slower, as a relay may not: at most one
+ * run's bytes.
+ */
+const FORWARDER = `// trellis-ws-forwarder (e2e/bench/cpu.ts counts its CPU by this line)
+import { WebSocket, WebSocketServer } from "ws";
+const [host, target] = process.argv.slice(1);
+const wss = new WebSocketServer({ host, port: 0 });
+wss.on("listening", () => process.stdout.write(wss.address().port + "\\n"));
+// The benchmark holds its stdin: when the benchmark is gone, so is this.
+process.stdin.on("end", () => process.exit(0)).resume();
+wss.on("connection", (from) => {
+  const to = new WebSocket(target);
+  const early = [];
+  to.on("open", () => { for (const m of early.splice(0)) to.send(m); });
+  from.on("message", (m) => (to.readyState === WebSocket.OPEN ? to.send(m) : early.push(m)));
+  to.on("message", (m) => from.send(m));
+  from.on("close", () => to.close());
+  to.on("close", () => from.close());
+  to.on("error", () => from.terminate());
+});
+`;
+
+async function wsForwarder(hostIp: string, target: string): Promise<{ url: string; close: () => void }> {
+  const child = spawn(process.execPath, ["--input-type=module", "-e", FORWARDER, hostIp, target], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error("the WebSocket forwarder did not start in 10 s")),
+      10_000,
+    );
+    child.once("error", reject);
+    child.once("exit", (code) => reject(new Error(`the WebSocket forwarder exited (${code})`)));
+    child.stdout.once("data", (d: Buffer) => {
+      clearTimeout(timer);
+      resolve(Number(d.toString().trim()));
+    });
+  });
+  return { url: `ws://${hostIp}:${port}/`, close: () => child.kill() };
 }
 
 async function best(what: string, run: () => Promise<number>): Promise<number> {
@@ -367,7 +418,19 @@ try {
   const webrtcRaw = await best("raw data channel", () => rawDataChannel(page));
   const relayTunnel = await best("relay tunnel", () => tunnel(page, "bench-relay"));
   const raw = await rawWebSocketServer(await page.context().newPage(), net.nat.hostIp);
-  const relayRaw = await best("raw WebSocket", raw.run).finally(raw.close);
+  let relayRaw: number;
+  let relayHop: number;
+  try {
+    relayRaw = await best("raw WebSocket", () => raw.run(raw.url));
+    const fwd = await wsForwarder(net.nat.hostIp, raw.url);
+    try {
+      relayHop = await best("raw WebSocket through a forwarder", () => raw.run(fwd.url));
+    } finally {
+      fwd.close();
+    }
+  } finally {
+    raw.close();
+  }
   const pathToRelayed = await page.evaluate(
     async () => (await (window as unknown as Win).trellisNode.ping("bench-relay", 2000)).path,
   );
@@ -386,6 +449,9 @@ try {
     relay_tunnel_MBps: relayTunnel,
     relay_raw_MBps: relayRaw,
     relay_ratio: relayTunnel / relayRaw,
+    relay_hop_MBps: relayHop,
+    relay_hop_ratio: relayHop / relayRaw,
+    relay_ratio_vs_hop: relayTunnel / relayHop,
   };
   report("browser", figures, json);
 } finally {

@@ -13,6 +13,7 @@ export type CpuSnapshot = Map<string, number>;
 function kindOf(pid: number, cmdline: string): string | null {
   if (pid === process.pid) return "this process (Node peers)";
   if (cmdline.includes("web/server.ts")) return "Trellis server (relay)";
+  if (cmdline.includes("trellis-ws-forwarder")) return "WebSocket forwarder";
   if (!cmdline.includes("chromium")) return null;
   const type = /--type=([\w-]+)/.exec(cmdline)?.[1];
   if (!type) return "Chromium browser";
