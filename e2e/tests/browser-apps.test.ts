@@ -152,6 +152,28 @@ describe.skipIf(!can)("browser apps", () => {
       .toBe("office refused the connection on port 5901: nothing listens there.");
   });
 
+  it("leaves a Disconnect made in another tab alone: the open app says so and joins again only when asked", async () => {
+    const viewer = await alice.context().newPage();
+    try {
+      await viewer.goto(`${net.url}/vnc/office`);
+      await viewer.locator("[data-testid=vnc][data-phase=connected]").waitFor({ timeout: 30_000 });
+      await alice.goto(`${net.url}/connect`);
+      await alice.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: 15_000 });
+      await alice.getByRole("button", { name: "Disconnect" }).click();
+      const stopped = viewer.getByTestId("vnc-stopped");
+      await stopped.waitFor({ timeout: 15_000 });
+      expect(await stopped.innerText()).toMatch(/disconnected from the tailnet \(in another tab\)/);
+      // The node stays disconnected: the open app did not undo the user's choice.
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(await alice.getByTestId("connect").getAttribute("data-phase")).toBe("idle");
+      await viewer.getByRole("button", { name: "Join the tailnet again" }).click();
+      await viewer.locator("[data-testid=vnc][data-phase=connected]").waitFor({ timeout: 30_000 });
+      await alice.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: 15_000 });
+    } finally {
+      await viewer.close();
+    }
+  });
+
   it("sends HTTP requests from the request panel: a page, a form POST answered 303, and a download", async () => {
     await alice.goto(`${net.url}/http/office?port=80&path=/`);
     await alice.getByTestId("http-send").click();

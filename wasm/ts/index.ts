@@ -28,6 +28,8 @@ export async function loadWasm(opts: { variant?: "simd" | "plain" } = {}): Promi
     bindings = mod;
     return mod;
   })();
+  // A failed load (the network, mostly) is not kept: the next call tries again.
+  loaded.catch(() => (loaded = null));
   return (await loaded).TransportKey.simd();
 }
 

@@ -45,11 +45,27 @@ interface Page {
   lastSeen: number;
 }
 
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The key a page kept before the worker did, or a new one if it is damaged. */
+function legacyOrFresh(text: string): Uint8Array {
+  try {
+    return decodeKey("privkey", text);
+  } catch {
+    return x25519.utils.randomSecretKey();
+  }
+}
+
 export class EngineHost {
   private readonly pages = new Set<Page>();
   private user: string | null = null;
   private hostname = "browser";
-  private legacyKey: string | null = null;
+  /** The join under way, if any. */
+  private joining: Promise<void> | null = null;
+  /** Bumped by every stop: a join that started before one gives up. */
+  private runs = 0;
   private engine: NodeEngine | null = null;
   private state: NodeState = { phase: "idle" };
   private readonly links = new Map<number, { page: Page; events: DirectLinkEvents }>();
@@ -82,22 +98,38 @@ export class EngineHost {
   connect(port: HostPorts): (msg: ToWorker) => void {
     const page: Page = { port, rtc: false, lastSeen: Date.now() };
     this.pages.add(page);
-    return (msg) => void this.onMessage(page, msg);
+    return (msg) =>
+      void this.onMessage(page, msg).catch((err: unknown) =>
+        // Only the key store can fail here (a call's own failure is its result): the node cannot run.
+        this.setState({ phase: "failed", message: `this browser's key store failed: ${errorText(err)}` }),
+      );
   }
 
   private async onMessage(page: Page, msg: ToWorker): Promise<void> {
     page.lastSeen = Date.now();
+    if (!this.pages.has(page)) {
+      if (msg.t === "detach") return;
+      // Silent for a while (a background tab's throttled timers, a machine that slept) and back:
+      // it is a page again, and learns the state it missed.
+      this.pages.add(page);
+      if (msg.t !== "attach") page.port.postMessage({ t: "state", state: this.state });
+    }
     switch (msg.t) {
       case "attach": {
         page.rtc = msg.rtc;
         this.hostname = msg.hostname;
-        if (msg.legacyKey) this.legacyKey = msg.legacyKey;
         if (this.user !== null && this.user !== msg.user) {
           // Another user logged in on this browser: the node is theirs no more.
           this.stopEngine({ phase: "idle" });
         }
         this.user = msg.user;
         page.port.postMessage({ t: "state", state: this.state });
+        if (msg.legacyKey) {
+          // A key from before the worker (one per browser, in the page's storage): kept as this
+          // user's if they have none; the page forgets its copy once it is stored.
+          await this.opts.keys.loadOrCreate(msg.user, () => legacyOrFresh(msg.legacyKey!));
+          page.port.postMessage({ t: "legacy-key-kept" });
+        }
         // A browser that joined (and was not disconnected) comes back as the same machine.
         if (!this.engine && (await this.opts.keys.wantsRunning(msg.user))) {
           // A failure is the node's state ("failed"), which every page shows.
@@ -143,10 +175,13 @@ export class EngineHost {
 
   private async call(c: Call): Promise<[unknown, Transferable[]]> {
     switch (c.op) {
-      case "join":
+      case "join": {
+        const user = this.user;
         await this.join();
-        if (this.user) await this.opts.keys.setWantsRunning(this.user, true);
+        // Only a join that went through (not one a stop or another user's login abandoned).
+        if (user && this.user === user && this.engine) await this.opts.keys.setWantsRunning(user, true);
         return [null, []];
+      }
       case "stop":
         this.stopEngine({ phase: "idle" });
         if (this.user) await this.opts.keys.setWantsRunning(this.user, false);
@@ -180,32 +215,32 @@ export class EngineHost {
     for (const p of this.pages) p.port.postMessage({ t: "state", state: s });
   }
 
-  /** The user's key: stored, or moved from an older page's localStorage, or new. */
-  private async key(user: string): Promise<Uint8Array> {
-    const legacy = this.legacyKey;
-    this.legacyKey = null;
-    return (
-      await this.opts.keys.loadOrCreate(user, () => {
-        if (legacy) {
-          try {
-            return decodeKey("privkey", legacy);
-          } catch {
-            // damaged: a new key instead
-          }
-        }
-        return x25519.utils.randomSecretKey();
-      })
-    ).key;
+  /**
+   * Join as the logged-in user's node. One join at a time: a second call
+   * (a double click, another tab) waits for the first. A stop meanwhile
+   * abandons it.
+   */
+  private join(): Promise<void> {
+    this.joining ??= this.joinOnce().finally(() => (this.joining = null));
+    return this.joining;
   }
 
-  private async join(): Promise<void> {
+  private async joinOnce(): Promise<void> {
     const user = this.user;
     if (!user) throw new Error("no page told the worker who is logged in");
     if (this.engine) return;
+    const run = this.runs;
     this.setState({ phase: "connecting", attempt: 1 });
-    await this.opts.loadWasm();
-    const privateKey = await this.key(user);
-    if (this.user !== user || this.engine) return;
+    let privateKey: Uint8Array;
+    try {
+      await this.opts.loadWasm();
+      privateKey = (await this.opts.keys.loadOrCreate(user, () => x25519.utils.randomSecretKey())).key;
+    } catch (err) {
+      if (this.runs === run) this.setState({ phase: "failed", message: errorText(err) });
+      throw err;
+    }
+    // Stopped (Disconnect, Sign out, another user) while loading: not joining after all.
+    if (this.runs !== run || this.user !== user || this.engine) return;
     const control = new ControlClient({
       baseUrl: this.opts.baseUrl,
       key: keyHolder(privateKey),
@@ -233,14 +268,18 @@ export class EngineHost {
       if (this.engine !== engine) return;
       this.engine = null;
       engine.close();
-      if (err instanceof ControlRequestError && err.code === "node_key_retired") {
-        // Rotated away elsewhere: start over as a new node.
+      if (
+        err instanceof ControlRequestError &&
+        (err.code === "node_key_retired" || err.code === "node_key_owned")
+      ) {
+        // Rotated away elsewhere, or another user's (a key from before keys were per user):
+        // start over as a new node.
         await this.opts.keys.forget(user);
-        return this.join();
+        return this.joinOnce();
       }
       const ended = /ended this node: (\w+)/.exec(err instanceof Error ? err.message : "");
       if (ended) this.setState({ phase: "ended", reason: ended[1] as "deleted" });
-      else this.setState({ phase: "failed", message: err instanceof Error ? err.message : String(err) });
+      else this.setState({ phase: "failed", message: errorText(err) });
       throw err;
     }
     void engine.done.then((last) => {
@@ -254,6 +293,7 @@ export class EngineHost {
 
   /** Close the engine and its data channels; `next` is what pages show now (null: unchanged for the moment). */
   private stopEngine(next: NodeState | null): void {
+    this.runs++;
     this.engine?.close();
     this.engine = null;
     for (const [id, l] of this.links) {
@@ -300,6 +340,8 @@ export class EngineHost {
     for (const [id, l] of this.links) {
       if (l.page !== page) continue;
       this.links.delete(id);
+      // A page that is only slow closes its side too (the peer then stops sending into it).
+      page.port.postMessage({ t: "rtc-close", link: id });
       l.events.close("the page that hosted the data channel went away");
     }
   }

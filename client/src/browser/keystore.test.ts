@@ -99,4 +99,36 @@ describe("KeyStore", () => {
     const fresh = await store(idb).loadOrCreate("alice", () => keyOf(4));
     expect(fresh).toEqual({ key: keyOf(4), created: true });
   });
+
+  it("reports storage that fails instead of making a new key over the stored one, and tries again", async () => {
+    const idb = new IDBFactory();
+    await store(idb).store("alice", keyOf(5));
+    // Storage refuses once (as a browser under storage pressure may), then works.
+    let refuse = 1;
+    const flaky = new Proxy(idb, {
+      get(target, prop) {
+        if (prop === "open" && refuse-- > 0)
+          return () => {
+            const r = {} as { onerror?: () => void; error: Error };
+            r.error = new Error("storage refused");
+            queueMicrotask(() => r.onerror?.());
+            return r;
+          };
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const s = store(flaky);
+    await expect(s.loadOrCreate("alice", () => keyOf(6))).rejects.toThrow("storage refused");
+    expect(await s.loadOrCreate("alice", () => keyOf(6))).toEqual({ key: keyOf(5), created: false });
+  });
+
+  it("seals with one wrapping key when two stores make the first one at once", async () => {
+    const idb = new IDBFactory();
+    // A page (SSH keys) and the worker (the node key) on a browser that has no wrapping key yet.
+    await Promise.all([store(idb).store("alice", keyOf(7)), store(idb).store("bob", keyOf(8))]);
+    const later = store(idb);
+    expect(await later.load("alice")).toEqual(keyOf(7));
+    expect(await later.load("bob")).toEqual(keyOf(8));
+  });
 });

@@ -23,6 +23,14 @@ function req<T>(r: IDBRequest<T>): Promise<T> {
   });
 }
 
+function committed(tx: IDBTransaction): Promise<void> {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error ?? new Error("IndexedDB transaction failed"));
+    tx.onabort = () => reject(tx.error ?? new Error("IndexedDB transaction aborted"));
+  });
+}
+
 /** The browser offers no Web Crypto here (a plain-http page outside localhost). */
 export class InsecureContextError extends Error {
   override readonly name = "InsecureContextError";
@@ -48,12 +56,17 @@ export class KeyStore {
   }
 
   private db(): Promise<IDBDatabase> {
-    this.dbLoad ??= new Promise((resolve, reject) => {
-      const open = this.deps.indexedDB.open(DB, 1);
-      open.onupgradeneeded = () => open.result.createObjectStore(STORE);
-      open.onsuccess = () => resolve(open.result);
-      open.onerror = () => reject(open.error ?? new Error("cannot open IndexedDB"));
-    });
+    if (!this.dbLoad) {
+      const load = new Promise<IDBDatabase>((resolve, reject) => {
+        const open = this.deps.indexedDB.open(DB, 1);
+        open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+        open.onsuccess = () => resolve(open.result);
+        open.onerror = () => reject(open.error ?? new Error("cannot open IndexedDB"));
+      });
+      // A database that would not open is not kept: the next use tries again.
+      load.catch(() => (this.dbLoad = null));
+      this.dbLoad = load;
+    }
     return this.dbLoad;
   }
 
@@ -62,9 +75,16 @@ export class KeyStore {
     return req(tx.objectStore(STORE).get(key));
   }
 
-  private async put(key: string, value: unknown): Promise<void> {
+  /** Write and wait for the commit: a request that succeeds may still be lost by a transaction that aborts (quota). */
+  private async write(key: string, value: unknown, how: "put" | "add"): Promise<void> {
     const tx = (await this.db()).transaction(STORE, "readwrite");
-    await req(tx.objectStore(STORE).put(value, key));
+    const done = committed(tx);
+    const store = tx.objectStore(STORE);
+    await Promise.all([req(how === "add" ? store.add(value, key) : store.put(value, key)), done]);
+  }
+
+  private put(key: string, value: unknown): Promise<void> {
+    return this.write(key, value, "put");
   }
 
   private async wrappingKey(): Promise<CryptoKey> {
@@ -74,8 +94,15 @@ export class KeyStore {
       "encrypt",
       "decrypt",
     ]);
-    await this.put(WRAP, k);
-    return k;
+    try {
+      // Added, not put: a page and the worker making the first one at once must end up sealing with the same key.
+      await this.write(WRAP, k, "add");
+      return k;
+    } catch (err) {
+      const won = (await this.get(WRAP)) as CryptoKey | undefined;
+      if (won) return won;
+      throw err;
+    }
   }
 
   private slot(user: string): string {
@@ -100,16 +127,18 @@ export class KeyStore {
   async loadSealed(slot: string): Promise<Uint8Array | null> {
     const sealed = (await this.get(slot)) as { iv: Uint8Array; data: ArrayBuffer } | undefined;
     if (!sealed) return null;
+    // Outside the try: storage that fails is an error, not "no key" (which would make a new one over it).
+    const wrap = await this.wrappingKey();
     try {
       return new Uint8Array(
         await this.deps.subtle.decrypt(
           { name: "AES-GCM", iv: sealed.iv as Uint8Array<ArrayBuffer> },
-          await this.wrappingKey(),
+          wrap,
           sealed.data,
         ),
       );
     } catch {
-      return null;
+      return null; // damaged, or sealed under a wrapping key this browser no longer has
     }
   }
 
@@ -134,7 +163,7 @@ export class KeyStore {
 
   async deleteItem(slot: string): Promise<void> {
     const tx = (await this.db()).transaction(STORE, "readwrite");
-    await req(tx.objectStore(STORE).delete(slot));
+    await Promise.all([req(tx.objectStore(STORE).delete(slot)), committed(tx)]);
   }
 
   /** This user's key, made (from `fresh()`) and kept if there is none. */
@@ -160,6 +189,6 @@ export class KeyStore {
     const tx = (await this.db()).transaction(STORE, "readwrite");
     const store = tx.objectStore(STORE);
     store.delete(`want-running:${user}`);
-    await req(store.delete(this.slot(user)));
+    await Promise.all([req(store.delete(this.slot(user))), committed(tx)]);
   }
 }

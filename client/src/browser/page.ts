@@ -65,8 +65,6 @@ export class BrowserNodeClient {
       rtc: opts.peerConnection !== undefined,
       ...(legacyKey ? { legacyKey } : {}),
     });
-    // The key now lives in the worker; the page keeps no copy.
-    if (legacyKey) opts.legacyStorage?.removeItem(BROWSER_KEY_ITEM);
     this.heartbeat = setInterval(() => this.post({ t: "heartbeat" }), HEARTBEAT_MS);
   }
 
@@ -145,6 +143,10 @@ export class BrowserNodeClient {
       case "rtc-close":
         this.links.get(m.link)?.close();
         this.links.delete(m.link);
+        return;
+      case "legacy-key-kept":
+        // The key now lives in the worker; the page keeps no copy.
+        this.opts.legacyStorage?.removeItem(BROWSER_KEY_ITEM);
         return;
     }
   }

@@ -45,7 +45,9 @@ export type ToPage =
   | { t: "rtc-open"; link: number; opts: DirectLinkOptions }
   | { t: "rtc-signal"; link: number; signal: RtcSignal }
   | { t: "rtc-send"; link: number; data: ArrayBuffer[] }
-  | { t: "rtc-close"; link: number };
+  | { t: "rtc-close"; link: number }
+  /** The key from the page's storage (`attach`'s `legacyKey`) is in the worker's: the page may forget it. */
+  | { t: "legacy-key-kept" };
 
 /** What `connectTcp` answers: the connection's streams, transferred to the page. */
 export interface TransferredConnection {

@@ -27,6 +27,18 @@ export function useAppGate(machine: string, port: number | undefined, testId: st
         </p>
       ),
     };
+  if (node.phase === "stopped")
+    return {
+      ready: false,
+      view: (
+        <section className="panel alert-warn" role="alert" data-testid={`${testId}-stopped`}>
+          <p>{node.message}</p>
+          <button type="button" className="btn btn-primary" onClick={node.rejoin}>
+            Join the tailnet again
+          </button>
+        </section>
+      ),
+    };
   if (node.phase !== "ready" || access.phase !== "done")
     return {
       ready: false,

@@ -4,7 +4,7 @@
 // Trellis tab through its SharedWorker), joined on arrival when it is not
 // yet (opening an app link joins first), and what the policy lets this
 // machine open on the target.
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import type { BrowserNodeClient, NodeState } from "@trellis/client/browser";
 import { AccessResult } from "@trellis/proto/admin";
 import { api } from "@/components/api";
@@ -13,20 +13,51 @@ import { useBrowserNode } from "@/node/provider";
 export type TailnetReady =
   | { phase: "joining"; detail: string }
   | { phase: "failed"; message: string }
+  /** The node stopped after this page joined it (Disconnect, Leave, Sign out in another tab; removed by an admin). */
+  | { phase: "stopped"; message: string; rejoin: () => void }
   | { phase: "ready"; client: BrowserNodeClient; self: string };
 
-/** The node, joined (joining it if needed). */
+const STOPPED: Record<string, string> = {
+  idle: "This browser was disconnected from the tailnet (in another tab).",
+  left: "This browser left the tailnet (in another tab).",
+  deleted: "An admin removed this browser from the tailnet.",
+  key_expired: "This browser's key expired.",
+  key_rotated: "This browser's key was replaced.",
+  unauthorized: "This browser is no longer allowed on the tailnet.",
+};
+
+/**
+ * The node, joined: a page that opens with the node not running joins it
+ * (opening an app link joins first). Once this page has seen it running, a
+ * stop is the user's or an admin's decision, made elsewhere: the page says
+ * so and offers to join again instead of undoing it.
+ */
 export function useJoinedNode(): TailnetReady {
   const { state, client } = useBrowserNode();
   const [joinError, setJoinError] = useState<string | null>(null);
-  const idle = state.phase === "idle" || state.phase === "ended";
-  useEffect(() => {
-    if (!client || !idle) return;
+  const [joinAsked, setJoinAsked] = useState(false);
+  const sawRunning = useRef(false);
+  if (state.phase === "connecting" || state.phase === "connected") sawRunning.current = true;
+  const stopped = state.phase === "idle" || state.phase === "ended";
+  const join = useCallback(() => {
+    if (!client) return;
+    sawRunning.current = false;
+    setJoinError(null);
+    setJoinAsked(true);
     client.join().catch((e: unknown) => setJoinError(e instanceof Error ? e.message : String(e)));
-  }, [client, idle]);
+  }, [client]);
+  useEffect(() => {
+    if (client && stopped && !joinAsked) join();
+  }, [client, stopped, joinAsked, join]);
   if (joinError) return { phase: "failed", message: `Could not join the tailnet: ${joinError}` };
   if (state.phase === "failed")
     return { phase: "failed", message: `Could not join the tailnet: ${state.message}` };
+  if (stopped && sawRunning.current)
+    return {
+      phase: "stopped",
+      message: STOPPED[state.phase === "ended" ? state.reason : "idle"] ?? STOPPED.idle!,
+      rejoin: join,
+    };
   if (state.phase === "connected" && client) {
     if (!state.map.node.authorized)
       return { phase: "joining", detail: "This browser is waiting for an admin to approve it." };

@@ -2,7 +2,7 @@
 // browser profile (client/src/browser/host.ts). Loaded by pages as
 // `new SharedWorker(new URL("./node.worker.ts", import.meta.url))`, which
 // Next.js (Turbopack) bundles as a worker entry of its own.
-import { EngineHost, KeyStore, openWebSocket, type ToWorker } from "@trellis/client/browser";
+import { EngineHost, KeyStore, openWebSocket, type ToPage, type ToWorker } from "@trellis/client/browser";
 import { loadWasm, WireGuardEngine } from "@trellis/wasm";
 
 interface SharedScope {
@@ -12,17 +12,36 @@ interface SharedScope {
 const scope = globalThis as unknown as SharedScope;
 
 let wasm: Promise<unknown> | null = null;
-const host = new EngineHost({
-  baseUrl: scope.location.origin,
-  keys: KeyStore.browser(),
-  // Fetched and compiled when the node first joins, not for every page that opens.
-  loadWasm: () => (wasm ??= loadWasm()),
-  createWasmEngine: (key) => new WireGuardEngine(key, { stack: true }),
-  socketFactory: openWebSocket,
-});
+let host: EngineHost | null = null;
+let cannotRun = "";
+try {
+  host = new EngineHost({
+    baseUrl: scope.location.origin,
+    keys: KeyStore.browser(),
+    // Fetched and compiled when the node first joins, not for every page that opens.
+    loadWasm: () => {
+      // A failed load is not kept: joining again tries again.
+      wasm ??= loadWasm().catch((err: unknown) => {
+        wasm = null;
+        throw err;
+      });
+      return wasm;
+    },
+    createWasmEngine: (key) => new WireGuardEngine(key, { stack: true }),
+    socketFactory: openWebSocket,
+  });
+} catch (err) {
+  // No node in this browser (a page that is not a secure context has no Web Crypto): every page says why.
+  cannotRun = err instanceof Error ? err.message : String(err);
+}
 
 scope.onconnect = (e) => {
   const port = e.ports[0]!;
+  if (!host) {
+    const failed: ToPage = { t: "state", state: { phase: "failed", message: cannotRun } };
+    port.postMessage(failed);
+    return;
+  }
   const deliver = host.connect(port);
   port.onmessage = (m: MessageEvent<ToWorker>) => deliver(m.data);
   port.start();

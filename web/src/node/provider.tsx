@@ -55,6 +55,12 @@ export function BrowserNodeProvider({ userId, children }: { userId: string; chil
       legacyStorage: window.localStorage,
     });
     const off = client.onState((state) => setNode({ state, client }));
+    // A worker whose script does not load (a failed deploy, a network error) sends nothing: say so.
+    worker.onerror = () =>
+      setNode({
+        state: { phase: "failed", message: "this browser's node could not start: its worker failed to load" },
+        client,
+      });
     // The scripting handle for the devtools console (and Trellis's browser tests and
     // benchmarks): `await trellisNode.ping("host")`, `trellisNode.connectTcp(host, port)`.
     // It can do only what this page can already do; the node key is not reachable through it.

@@ -1,0 +1,127 @@
+// The browser node's worker host with pages as plain ports: joins fail
+// visibly and can be retried, one join at a time, a stop wins over a join
+// still loading, and a page the worker gave up on comes back when it speaks.
+import { IDBFactory } from "fake-indexeddb";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { EngineHost, type EngineHostOptions } from "./host";
+import { KeyStore } from "./keystore";
+import { PAGE_TIMEOUT_MS, type NodeState, type ToPage, type ToWorker } from "./protocol";
+
+const hosts: EngineHost[] = [];
+afterEach(() => {
+  for (const h of hosts.splice(0)) h.close();
+  vi.useRealTimers();
+});
+
+function host(loadWasm: EngineHostOptions["loadWasm"]): EngineHost {
+  const h = new EngineHost({
+    baseUrl: "http://127.0.0.1:1",
+    keys: new KeyStore({
+      indexedDB: new IDBFactory(),
+      subtle: globalThis.crypto.subtle,
+      random: (n) => globalThis.crypto.getRandomValues(new Uint8Array(n)),
+    }),
+    loadWasm,
+    createWasmEngine: () => {
+      throw new Error("no engine in these tests");
+    },
+    socketFactory: () => {
+      throw new Error("no sockets in these tests");
+    },
+  });
+  hosts.push(h);
+  return h;
+}
+
+/** A page: what it sent the worker goes through `send`; what it got is in `got`. */
+function page(h: EngineHost, user = "alice") {
+  const got: ToPage[] = [];
+  const deliver = h.connect({ postMessage: (m) => void got.push(m) });
+  let id = 0;
+  const send = (m: ToWorker) => deliver(m);
+  send({ t: "attach", user, hostname: "browser-linux", rtc: false });
+  const states = () => got.flatMap((m) => (m.t === "state" ? [m.state] : []));
+  return {
+    got,
+    send,
+    states,
+    last: (): NodeState | undefined => states().at(-1),
+    /** A call's result, once the worker answers. */
+    async call(call: Extract<ToWorker, { t: "call" }>["call"]) {
+      const n = ++id;
+      send({ t: "call", id: n, call });
+      await vi.waitFor(() => expect(got.some((m) => m.t === "result" && m.id === n)).toBe(true));
+      return got.find((m) => m.t === "result" && m.id === n) as Extract<ToPage, { t: "result" }>;
+    },
+  };
+}
+
+describe("EngineHost", () => {
+  it("shows a join that fails before the engine starts as failed on every page, and tries again", async () => {
+    let loads = 0;
+    const h = host(async () => {
+      loads++;
+      throw new Error("the WASM module did not load (network error)");
+    });
+    const a = page(h);
+    const b = page(h);
+    const r = await a.call({ op: "join" });
+    expect(r.ok).toBe(false);
+    for (const p of [a, b])
+      expect(p.last()).toEqual({ phase: "failed", message: "the WASM module did not load (network error)" });
+    await a.call({ op: "join" });
+    expect(loads).toBe(2);
+  });
+
+  it("runs one join at a time: a second click waits for the first", async () => {
+    let loads = 0;
+    let fail: (e: Error) => void = () => undefined;
+    const h = host(() => {
+      loads++;
+      return new Promise((_, reject) => (fail = reject));
+    });
+    const a = page(h);
+    const first = a.call({ op: "join" });
+    const second = a.call({ op: "join" });
+    await vi.waitFor(() => expect(loads).toBe(1));
+    fail(new Error("stop here"));
+    expect((await first).ok).toBe(false);
+    expect((await second).ok).toBe(false);
+    expect(loads).toBe(1);
+  });
+
+  it("does not join after a stop that came while the join was loading", async () => {
+    let loaded: () => void = () => undefined;
+    const h = host(() => new Promise<void>((resolve) => (loaded = resolve)));
+    const a = page(h);
+    const join = a.call({ op: "join" });
+    await vi.waitFor(() => expect(a.last()).toEqual({ phase: "connecting", attempt: 1 }));
+    await a.call({ op: "stop" });
+    expect(a.last()).toEqual({ phase: "idle" });
+    loaded();
+    expect((await join).ok).toBe(true);
+    // Still stopped, and not to be started again by the next page either.
+    expect(a.last()).toEqual({ phase: "idle" });
+    expect(await a.call({ op: "status" })).toMatchObject({ ok: true, value: null });
+    const b = page(h);
+    await vi.waitFor(() => expect(b.states().length).toBeGreaterThan(0));
+    expect(b.last()).toEqual({ phase: "idle" });
+  });
+
+  it("takes back a page it gave up on when the page speaks again, with the state it missed", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "Date"] });
+    const h = host(async () => {
+      throw new Error("offline");
+    });
+    const quiet = page(h);
+    const active = page(h);
+    vi.advanceTimersByTime(PAGE_TIMEOUT_MS + 1500); // no heartbeats from either: both dropped
+    active.send({ t: "heartbeat" });
+    await active.call({ op: "join" }).catch(() => undefined);
+    // The quiet page was not told (it is not a page of the worker's now)…
+    expect(quiet.last()).toEqual({ phase: "idle" });
+    // …until its next heartbeat, which brings it back with the state it missed.
+    quiet.send({ t: "heartbeat" });
+    expect(quiet.last()).toEqual({ phase: "failed", message: "offline" });
+  });
+});
