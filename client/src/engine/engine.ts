@@ -794,6 +794,8 @@ export class NodeEngine {
 
   private handle(out: EngineOutput[]): void {
     let toHost: Uint8Array[] | null = null;
+    // A connection's last data, its end and the release of its handle come in one batch.
+    for (const o of out) if (o.kind === "tcp-closed") this.conns.get(o.handle)?.releasedByStack();
     for (const o of out) {
       switch (o.kind) {
         case "datagram": {

@@ -38,6 +38,10 @@ export class TcpConnection {
   private closed = false;
   private readonly writes: { data: Uint8Array; resolve: () => void; reject: (e: Error) => void }[] = [];
   private closeAfterWrites: (() => void) | null = null;
+  /** The stack has released the handle (its end is reported later in the same batch): leave it alone. */
+  private released = false;
+  /** Why the stack stopped taking writes while the connection is still open (reset while paused). */
+  private sendFailed: ConnectionError | null = null;
 
   constructor(
     readonly handle: number,
@@ -51,7 +55,7 @@ export class TcpConnection {
           this.controller = c;
         },
         pull: () => {
-          if (this.paused && !this.closed) {
+          if (this.paused && !this.closed && !this.released) {
             this.paused = false;
             this.host.pause(this.handle, false);
             this.host.kick();
@@ -65,6 +69,7 @@ export class TcpConnection {
       write: (chunk) =>
         new Promise<void>((resolve, reject) => {
           if (this.closed) return reject(new ConnectionError("the connection is closed", "closed"));
+          if (this.sendFailed) return reject(this.sendFailed);
           this.writes.push({ data: chunk, resolve, reject });
           this.flush();
           this.host.kick();
@@ -72,7 +77,7 @@ export class TcpConnection {
       close: () =>
         new Promise<void>((resolve) => {
           this.closeAfterWrites = () => {
-            if (!this.closed) this.host.close(this.handle);
+            if (!this.closed && !this.released) this.host.close(this.handle);
             resolve();
           };
           this.flush();
@@ -80,6 +85,15 @@ export class TcpConnection {
         }),
       abort: () => this.abort(),
     });
+  }
+
+  /**
+   * The stack released this connection's handle in the batch being handled:
+   * its last data comes first and `closedBy` after, and nothing may be asked
+   * of the handle in between.
+   */
+  releasedByStack(): void {
+    this.released = true;
   }
 
   /** Bytes that arrived. */
@@ -90,7 +104,7 @@ export class TcpConnection {
     } catch {
       return;
     }
-    if ((this.controller.desiredSize ?? 1) <= 0 && !this.paused) {
+    if ((this.controller.desiredSize ?? 1) <= 0 && !this.paused && !this.released) {
       this.paused = true;
       this.host.pause(this.handle, true);
     }
@@ -128,9 +142,23 @@ export class TcpConnection {
 
   /** Hand queued writes to the stack as its send buffer frees. */
   flush(): void {
-    while (this.writes.length > 0 && !this.closed) {
+    while (this.writes.length > 0 && !this.closed && !this.released) {
       const w = this.writes[0]!;
-      const n = this.host.send(this.handle, w.data);
+      let n: number;
+      try {
+        n = this.host.send(this.handle, w.data);
+      } catch (err) {
+        // Reset while its reader was behind: the handle stays until the data is read, but
+        // takes no more writes. The writer is told; the reader still gets what arrived.
+        this.sendFailed = new ConnectionError(
+          `the connection was reset (${err instanceof Error ? err.message : String(err)})`,
+          "reset",
+        );
+        for (const q of this.writes.splice(0)) q.reject(this.sendFailed);
+        this.closeAfterWrites?.();
+        this.closeAfterWrites = null;
+        return;
+      }
       if (n < w.data.length) {
         w.data = w.data.subarray(n);
         return;
@@ -158,7 +186,7 @@ export class TcpConnection {
   /** Reset the connection now. */
   abort(): void {
     if (this.closed) return;
-    this.host.abort(this.handle);
+    if (!this.released) this.host.abort(this.handle);
     this.closedBy(true, true);
     this.host.kick();
   }
