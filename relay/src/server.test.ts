@@ -391,6 +391,28 @@ describe("DERP relay", () => {
     await waitFor(() => got.includes("after restart"), "packet after restart");
   });
 
+  it("backs off two links with one key, which the relay keeps closing, instead of redialling in a loop", async () => {
+    const r = await relay();
+    const key = generateKeyPair();
+    // A cloned state directory, or a restarted daemon whose old process lingers: the newest
+    // connection of a key wins, so each link's connection is closed as the other dials.
+    const links = [0, 1].map(
+      () =>
+        new RelayLink({
+          url: r.url,
+          privateKey: key.privateKey,
+          socketFactory: nodeSocketFactory,
+          minBackoffMs: 50,
+        }),
+    );
+    cleanups.push(...links.map((l) => () => l.close()));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // With the backoff (50, 100, 200 … ms, halved at most by jitter) each link dials about
+    // six times in 2 s; starting it over at every handshake made it dozens.
+    for (const l of links) expect(l.connects).toBeLessThanOrEqual(10);
+    expect(links[0]!.connects + links[1]!.connects).toBeGreaterThan(2);
+  });
+
   it("exposes Prometheus metrics and the probe endpoint", async () => {
     const r = await relay();
     const a = await connectClient(r.url);

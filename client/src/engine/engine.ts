@@ -206,9 +206,18 @@ interface PeerState {
   retryAt: number;
   retryMs: number;
   lastHello: number;
+  /**
+   * Candidates that came before their offer (each signal is its own request,
+   * and they may overtake one another): held briefly for the answering side.
+   */
+  early: { s: RtcSignal; at: number }[];
   rttMs: number | null;
   whyNotDirect: string;
 }
+
+/** Early candidates a peer may have waiting, and for how long. */
+const EARLY_MAX = 32;
+const EARLY_MS = 5000;
 
 // Keys are looked up by their hex form for every relayed packet: a table-driven encoder.
 const hex = bytesToHex;
@@ -280,7 +289,7 @@ export class NodeEngine {
   >();
   private readonly pings = new Map<
     string,
-    { resolve: (r: PingResult) => void; sentAt: number; res: Resolved }
+    { resolve: (r: PingResult) => void; reject: (e: Error) => void; sentAt: number; res: Resolved }
   >();
   private readonly tcpListeners = new Map<number, (handle: number, from: string, port: number) => void>();
   private readonly udpSockets = new Map<number, (from: string, port: number, data: Uint8Array) => void>();
@@ -433,6 +442,7 @@ export class NodeEngine {
           retryAt: 0,
           retryMs: RETRY_MIN_MS,
           lastHello: 0,
+          early: [],
           rttMs: null,
           whyNotDirect: this.opts.platform.directLinks ? "no traffic yet" : "no WebRTC on this node",
         };
@@ -820,9 +830,13 @@ export class NodeEngine {
           }
           break;
         }
-        case "tcp-accepted":
-          this.tcpListeners.get(o.listener)?.(o.handle, formatAddr(addrFromBytes(o.from)!), o.port);
+        case "tcp-accepted": {
+          const accept = this.tcpListeners.get(o.listener);
+          // Accepted by the stack as the listener stopped: nobody will read it, so it is reset.
+          if (accept) accept(o.handle, formatAddr(addrFromBytes(o.from)!), o.port);
+          else this.wasm.tcpAbort(o.handle);
           break;
+        }
         case "tcp-data":
           this.conns.get(o.handle)?.data(o.data);
           break;
@@ -942,7 +956,10 @@ export class NodeEngine {
   private openLink(st: PeerState, session: string, offerer: boolean, now: number): Direct | null {
     const factory = this.opts.platform.directLinks;
     if (!factory) return null;
-    st.direct?.link.close();
+    // Replaced, not failed: its close must not count against the peer's retry backoff.
+    const replaced = st.direct;
+    st.direct = null;
+    replaced?.link.close();
     const d: Direct = {
       link: null as unknown as DirectLink,
       session,
@@ -1051,7 +1068,8 @@ export class NodeEngine {
     }
     this.opts.control.signal({ to: st.peer.key, sealed }).catch((err: unknown) => {
       this.log("signal refused", { peer: st.peer.name, err: String(err) });
-      if (st.direct?.session === s.session && s.kind !== "bye") {
+      // Without its offer or answer the attempt cannot go on; one lost candidate of several is not fatal.
+      if (st.direct?.session === s.session && s.kind === "description") {
         st.whyNotDirect = `signalling failed: ${err instanceof Error ? err.message : String(err)}`;
         st.direct.link.close();
       }
@@ -1071,13 +1089,28 @@ export class NodeEngine {
     const now = Date.now();
     switch (s.kind) {
       case "hello":
-        if (this.offerer(st) && !(st.direct && st.direct.open)) this.openLink(st, random(), true, now);
+        // The peer has no data channel with us (it reloaded, or its side failed): a channel of
+        // ours that is open but no longer carries anything is dead too, so offer anew.
+        if (this.offerer(st) && !this.usable(st.direct, now)) this.openLink(st, random(), true, now);
         return;
       case "description":
         if (s.type === "offer") {
           if (this.offerer(st)) return; // the other side does not offer to us
           const d = this.openLink(st, s.session, false, now);
           d?.link.signal(s);
+          const early = st.early;
+          st.early = [];
+          for (const e of early)
+            if (d && e.s.session === s.session && now - e.at <= EARLY_MS) d.link.signal(e.s);
+          return;
+        }
+        break;
+      case "candidate":
+        if (st.direct?.session !== s.session && !this.offerer(st)) {
+          // Perhaps ahead of its offer: kept for a while, the oldest dropped first.
+          st.early = st.early.filter((e) => now - e.at <= EARLY_MS);
+          if (st.early.length >= EARLY_MAX) st.early.shift();
+          st.early.push({ s, at: now });
           return;
         }
         break;
@@ -1132,6 +1165,10 @@ export class NodeEngine {
         resolve: (r) => {
           clearTimeout(timer);
           resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
         },
       });
     });
@@ -1483,6 +1520,8 @@ export class NodeEngine {
     for (const st of this.peers.values()) st.direct?.link.close();
     for (const c of this.conns.values()) c.closedBy(true, true);
     for (const p of this.connecting.values()) p.reject(new ConnectionError("the engine stopped", "aborted"));
+    for (const p of this.pings.values()) p.reject(new ConnectionError("the engine stopped", "aborted"));
+    this.pings.clear();
     this.fromHost = [];
     this.udp?.close();
     this.relay.close();

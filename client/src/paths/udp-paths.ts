@@ -159,6 +159,7 @@ export class UdpPaths {
   private async refreshEndpoints(): Promise<void> {
     if (this.closed) return;
     const results = await this.stun();
+    if (this.closed) return; // closed while asking: nobody to tell
     this.mapped = [...new Set(results.flatMap((r) => (r.mapped ? [r.mapped] : [])))];
     const eps = this.endpoints();
     const text = eps.join(",");

@@ -425,6 +425,8 @@ export interface RelayLinkOptions extends DerpClientOptions {
 /** Packets a link holds while it connects: at most this many, for at most this long. */
 const PENDING_MAX = 64;
 const PENDING_MS = 2000;
+/** A connection up this long was a success: the next failure's backoff starts from the minimum. */
+const STABLE_MS = 10_000;
 
 /**
  * A relay connection that stays up: it reconnects with exponential backoff
@@ -466,9 +468,9 @@ export class RelayLink {
           client.close();
           return;
         }
-        this.failures = 0;
         this.connects++;
         this.client = client;
+        const upAt = Date.now();
         client.on({
           ...this.handlers,
           restarting: (inMs, tryFor) => {
@@ -477,6 +479,9 @@ export class RelayLink {
           },
           close: (reason) => {
             this.client = null;
+            // Only a connection that lasted starts the backoff over: one the relay closes at once
+            // (another process with this key, a relay refusing us) must not redial in a tight loop.
+            if (Date.now() - upAt >= STABLE_MS) this.failures = 0;
             this.handlers.close?.(reason);
             this.schedule();
           },
