@@ -108,6 +108,19 @@ describe("EngineHost", () => {
     expect(b.last()).toEqual({ phase: "idle" });
   });
 
+  it("answers a call it cannot take with an error, and ignores other messages it does not know", async () => {
+    const h = host(async () => undefined);
+    const got: ToPage[] = [];
+    const deliver = h.connect({ postMessage: (m) => void got.push(m) });
+    deliver({ t: "call", id: 7, call: { op: "connectTcp", host: "office", port: 70000 } });
+    deliver({ t: "rtc", link: 1, ev: "message", data: ["not a buffer"] });
+    deliver("junk");
+    deliver(null);
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ t: "result", id: 7, ok: false });
+    expect((got[0] as { error: { message: string } }).error.message).toMatch(/cannot take this call.*port/s);
+  });
+
   it("takes back a page it gave up on when the page speaks again, with the state it missed", async () => {
     vi.useFakeTimers({ toFake: ["setInterval", "Date"] });
     const h = host(async () => {

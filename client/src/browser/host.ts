@@ -6,6 +6,7 @@
 // channels; when it goes away, its channels close, the relay carries on,
 // and the next page takes over new ones. Browser-safe (worker globals).
 import { x25519 } from "@noble/curves/ed25519.js";
+import { z } from "zod";
 import { decodeKey } from "@trellis/proto";
 import type { WireGuardEngine } from "@trellis/wasm";
 import { ControlClient, ControlRequestError } from "../control/client";
@@ -19,8 +20,8 @@ import {
   STATUS_EVERY_MS,
   type Call,
   type NodeState,
+  ToWorker,
   type ToPage,
-  type ToWorker,
 } from "./protocol";
 
 export interface HostPorts {
@@ -95,14 +96,28 @@ export class EngineHost {
   }
 
   /** A page connected: everything it sends goes here. */
-  connect(port: HostPorts): (msg: ToWorker) => void {
+  connect(port: HostPorts): (msg: unknown) => void {
     const page: Page = { port, rtc: false, lastSeen: Date.now() };
     this.pages.add(page);
-    return (msg) =>
-      void this.onMessage(page, msg).catch((err: unknown) =>
+    return (raw) => {
+      const parsed = ToWorker.safeParse(raw);
+      if (!parsed.success) {
+        // A stale tab of an older app, or a bug: a call gets its answer, anything else is dropped.
+        const id = (raw as { t?: unknown; id?: unknown } | null)?.id;
+        if ((raw as { t?: unknown } | null)?.t === "call" && typeof id === "number")
+          port.postMessage({
+            t: "result",
+            id,
+            ok: false,
+            error: { message: `the browser's node cannot take this call: ${z.prettifyError(parsed.error)}` },
+          });
+        return;
+      }
+      void this.onMessage(page, parsed.data).catch((err: unknown) =>
         // Only the key store can fail here (a call's own failure is its result): the node cannot run.
         this.setState({ phase: "failed", message: `this browser's key store failed: ${errorText(err)}` }),
       );
+    };
   }
 
   private async onMessage(page: Page, msg: ToWorker): Promise<void> {

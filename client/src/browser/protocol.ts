@@ -6,7 +6,8 @@
 // crosses: it is made, kept and used in the worker.
 import type { FullMap } from "@trellis/proto/node";
 import type { EngineStatus, PingResult } from "../engine/engine";
-import type { RtcSignal } from "../paths/signalling";
+import { z } from "zod";
+import { RtcSignal } from "../paths/signalling";
 import type { DirectLinkOptions } from "../paths/webrtc";
 
 /** The node as pages show it. */
@@ -17,24 +18,54 @@ export type NodeState =
   | { phase: "ended"; reason: "deleted" | "key_expired" | "key_rotated" | "unauthorized" | "left" }
   | { phase: "failed"; message: string };
 
-export type Call =
-  | { op: "join" }
-  | { op: "stop" }
-  | { op: "leave" }
-  | { op: "status" }
-  | { op: "ping"; host: string; timeoutMs?: number }
-  | { op: "connectTcp"; host: string; port: number; timeoutMs?: number };
+/** Longest a page may ask a call to wait. */
+const MAX_CALL_TIMEOUT_MS = 120_000;
+const host = z.string().min(1).max(253);
+const timeoutMs = z.number().int().positive().max(MAX_CALL_TIMEOUT_MS).optional();
 
-export type ToWorker =
+export const Call = z.discriminatedUnion("op", [
+  z.strictObject({ op: z.literal("join") }),
+  z.strictObject({ op: z.literal("stop") }),
+  z.strictObject({ op: z.literal("leave") }),
+  z.strictObject({ op: z.literal("status") }),
+  z.strictObject({ op: z.literal("ping"), host, timeoutMs }),
+  z.strictObject({ op: z.literal("connectTcp"), host, port: z.number().int().min(1).max(65535), timeoutMs }),
+]);
+export type Call = z.infer<typeof Call>;
+
+/** Data-channel messages a page hands the worker in one batch, at most. */
+export const MAX_RTC_BATCH = 4096;
+const link = z.number().int().nonnegative();
+
+/**
+ * What pages send the worker, checked there: every tab of the origin reaches
+ * the worker, including stale ones of an older version of the app.
+ */
+export const ToWorker = z.discriminatedUnion("t", [
   /** A page arrives: who is logged in, what this node is called, whether the page can make WebRTC connections. */
-  | { t: "attach"; user: string; hostname: string; rtc: boolean; legacyKey?: string }
-  | { t: "heartbeat" }
-  | { t: "detach" }
-  | { t: "call"; id: number; call: Call }
-  | { t: "rtc"; link: number; ev: "signal"; signal: RtcSignal }
-  | { t: "rtc"; link: number; ev: "open" }
-  | { t: "rtc"; link: number; ev: "message"; data: ArrayBuffer[] }
-  | { t: "rtc"; link: number; ev: "close"; reason: string };
+  z.strictObject({
+    t: z.literal("attach"),
+    user: z.string().min(1).max(200),
+    hostname: z.string().min(1).max(63),
+    rtc: z.boolean(),
+    legacyKey: z.string().max(200).optional(),
+  }),
+  z.strictObject({ t: z.literal("heartbeat") }),
+  z.strictObject({ t: z.literal("detach") }),
+  z.strictObject({ t: z.literal("call"), id: z.number().int().nonnegative(), call: Call }),
+  z.discriminatedUnion("ev", [
+    z.strictObject({ t: z.literal("rtc"), link, ev: z.literal("signal"), signal: RtcSignal }),
+    z.strictObject({ t: z.literal("rtc"), link, ev: z.literal("open") }),
+    z.strictObject({
+      t: z.literal("rtc"),
+      link,
+      ev: z.literal("message"),
+      data: z.array(z.instanceof(ArrayBuffer)).max(MAX_RTC_BATCH),
+    }),
+    z.strictObject({ t: z.literal("rtc"), link, ev: z.literal("close"), reason: z.string().max(2000) }),
+  ]),
+]);
+export type ToWorker = z.infer<typeof ToWorker>;
 
 export type ToPage =
   | { t: "state"; state: NodeState }

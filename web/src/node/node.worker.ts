@@ -2,7 +2,7 @@
 // browser profile (client/src/browser/host.ts). Loaded by pages as
 // `new SharedWorker(new URL("./node.worker.ts", import.meta.url))`, which
 // Next.js (Turbopack) bundles as a worker entry of its own.
-import { EngineHost, KeyStore, openWebSocket, type ToPage, type ToWorker } from "@trellis/client/browser";
+import { EngineHost, KeyStore, openWebSocket, type ToPage } from "@trellis/client/browser";
 import { loadWasm, WireGuardEngine } from "@trellis/wasm";
 
 interface SharedScope {
@@ -43,6 +43,7 @@ scope.onconnect = (e) => {
     return;
   }
   const deliver = host.connect(port);
-  port.onmessage = (m: MessageEvent<ToWorker>) => deliver(m.data);
+  // Checked by the host (host.connect): pages are not trusted to send what they should.
+  port.onmessage = (m: MessageEvent<unknown>) => deliver(m.data);
   port.start();
 };
