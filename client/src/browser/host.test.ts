@@ -3,6 +3,9 @@
 // still loading, and a page the worker gave up on comes back when it speaks.
 import { IDBFactory } from "fake-indexeddb";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { encodeKey } from "@trellis/proto";
+import { WireGuardEngine } from "@trellis/wasm/node";
+import { openWebSocket as nodeSocketFactory } from "../node/platform";
 import { EngineHost, type EngineHostOptions } from "./host";
 import { KeyStore } from "./keystore";
 import { PAGE_TIMEOUT_MS, type NodeState, type ToPage, type ToWorker } from "./protocol";
@@ -13,14 +16,17 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function host(loadWasm: EngineHostOptions["loadWasm"]): EngineHost {
-  const h = new EngineHost({
-    baseUrl: "http://127.0.0.1:1",
-    keys: new KeyStore({
+function host(loadWasm: EngineHostOptions["loadWasm"], more: Partial<EngineHostOptions> = {}): EngineHost {
+  const keys =
+    more.keys ??
+    new KeyStore({
       indexedDB: new IDBFactory(),
       subtle: globalThis.crypto.subtle,
       random: (n) => globalThis.crypto.getRandomValues(new Uint8Array(n)),
-    }),
+    });
+  const h = new EngineHost({
+    baseUrl: "http://127.0.0.1:1",
+    keys,
     loadWasm,
     createWasmEngine: () => {
       throw new Error("no engine in these tests");
@@ -28,10 +34,15 @@ function host(loadWasm: EngineHostOptions["loadWasm"]): EngineHost {
     socketFactory: () => {
       throw new Error("no sockets in these tests");
     },
+    ...more,
   });
   hosts.push(h);
+  keyStores.set(h, keys);
   return h;
 }
+
+const keyStores = new WeakMap<EngineHost, KeyStore>();
+const keysOf = (h: EngineHost) => keyStores.get(h)!;
 
 /** A page: what it sent the worker goes through `send`; what it got is in `got`. */
 function page(h: EngineHost, user = "alice") {
@@ -56,7 +67,57 @@ function page(h: EngineHost, user = "alice") {
   };
 }
 
+/** Web Locks' `request(name, { steal: true })` as `hold` uses it: a taker evicts the holder. */
+function stealingLocks() {
+  const holders = new Map<string, () => void>();
+  const hold: NonNullable<EngineHostOptions["hold"]> = async (name, lost) => {
+    const evicted = holders.get(name);
+    const mine = () => lost();
+    holders.set(name, mine);
+    evicted?.();
+    return () => {
+      if (holders.get(name) === mine) holders.delete(name);
+    };
+  };
+  return { hold, held: (name: string) => holders.has(name) };
+}
+
 describe("EngineHost", () => {
+  it("lets the newest worker of the browser run the node: the one it took it from stops and says why", async () => {
+    const locks = stealingLocks();
+    // A real WASM engine that keeps trying an unreachable server: a node joining, holding the lock.
+    const running = {
+      hold: locks.hold,
+      createWasmEngine: (key: Uint8Array) => new WireGuardEngine(key, { stack: true }),
+      socketFactory: nodeSocketFactory,
+    };
+    const keys = new IDBFactory();
+    const store = () =>
+      new KeyStore({
+        indexedDB: keys,
+        subtle: globalThis.crypto.subtle,
+        random: (n) => globalThis.crypto.getRandomValues(new Uint8Array(n)),
+      });
+    const older = host(async () => undefined, { ...running, keys: store() });
+    const newer = host(async () => undefined, { ...running, keys: store() });
+    const oldTab = page(older);
+    void oldTab.call({ op: "join" });
+    await vi.waitFor(() => expect(locks.held("trellis-node:alice")).toBe(true));
+    expect(oldTab.last()).toMatchObject({ phase: "connecting" });
+    const newTab = page(newer);
+    void newTab.call({ op: "join" });
+    await vi.waitFor(() =>
+      expect(oldTab.last()).toEqual({
+        phase: "failed",
+        message:
+          "this browser's node now runs in a newer version of Trellis open in another tab: reload this page",
+      }),
+    );
+    expect(newTab.last()).toMatchObject({ phase: "connecting" });
+    await newTab.call({ op: "stop" });
+    expect(locks.held("trellis-node:alice")).toBe(false);
+  });
+
   it("shows a join that fails before the engine starts as failed on every page, and tries again", async () => {
     let loads = 0;
     const h = host(async () => {
@@ -106,6 +167,33 @@ describe("EngineHost", () => {
     const b = page(h);
     await vi.waitFor(() => expect(b.states().length).toBeGreaterThan(0));
     expect(b.last()).toEqual({ phase: "idle" });
+  });
+
+  it("joins with the key an older page kept, even when the join comes right after the page arrives", async () => {
+    let joinedWith: Uint8Array | null = null;
+    const h = host(async () => undefined, {
+      createWasmEngine: (key) => {
+        joinedWith = key;
+        throw new Error("no engine in these tests");
+      },
+    });
+    const legacy = new Uint8Array(32).fill(5);
+    legacy[0] = 0x40; // a clamped X25519 key, as the old page made
+    const got: ToPage[] = [];
+    const deliver = h.connect({ postMessage: (m) => void got.push(m) });
+    deliver({
+      t: "attach",
+      user: "alice",
+      hostname: "browser-linux",
+      rtc: false,
+      legacyKey: encodeKey("privkey", legacy),
+    });
+    deliver({ t: "call", id: 1, call: { op: "join" } });
+    await vi.waitFor(() => expect(got.some((m) => m.t === "legacy-key-kept")).toBe(true));
+    await vi.waitFor(() => expect(got.some((m) => m.t === "result" && m.id === 1)).toBe(true));
+    // The join took the old page's key (and failed at the engine, as there is none in these tests).
+    expect(joinedWith).toEqual(legacy);
+    expect(await keysOf(h).load("alice")).toEqual(legacy);
   });
 
   it("answers a call it cannot take with an error, and ignores other messages it does not know", async () => {

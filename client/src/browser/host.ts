@@ -38,6 +38,15 @@ export interface EngineHostOptions {
   createWasmEngine(privateKey: Uint8Array): WireGuardEngine;
   socketFactory: SocketFactory;
   fetch?: typeof fetch;
+  /**
+   * Take the browser-wide lock `name` from whoever holds it (Web Locks with
+   * `steal`), resolving to its release; `lost` is called if another takes it
+   * in turn. One worker per script URL is one per version of the app: tabs
+   * still on the last version keep the old worker, and two workers must not
+   * run one node key (two map streams, two relay connections that evict each
+   * other). The newest join wins. Absent: no lock (tests, one worker).
+   */
+  hold?(name: string, lost: () => void): Promise<() => void>;
 }
 
 interface Page {
@@ -63,6 +72,10 @@ export class EngineHost {
   private readonly pages = new Set<Page>();
   private user: string | null = null;
   private hostname = "browser";
+  /** Lets go of the node's lock (`hold`), while this worker runs the node. */
+  private held: (() => void) | null = null;
+  /** Key store work a join must wait for (an older page's key being moved in). */
+  private keyWork: Promise<unknown> = Promise.resolve();
   /** The join under way, if any. */
   private joining: Promise<void> | null = null;
   /** Bumped by every stop: a join that started before one gives up. */
@@ -141,8 +154,14 @@ export class EngineHost {
         page.port.postMessage({ t: "state", state: this.state });
         if (msg.legacyKey) {
           // A key from before the worker (one per browser, in the page's storage): kept as this
-          // user's if they have none; the page forgets its copy once it is stored.
-          await this.opts.keys.loadOrCreate(msg.user, () => legacyOrFresh(msg.legacyKey!));
+          // user's if they have none; the page forgets its copy once it is stored. A join waits
+          // for it (keyWork), or it would make a new key first.
+          const legacy = msg.legacyKey;
+          const kept = this.keyWork.then(() =>
+            this.opts.keys.loadOrCreate(msg.user, () => legacyOrFresh(legacy)),
+          );
+          this.keyWork = kept.catch(() => undefined);
+          await kept;
           page.port.postMessage({ t: "legacy-key-kept" });
         }
         // A browser that joined (and was not disconnected) comes back as the same machine.
@@ -246,33 +265,42 @@ export class EngineHost {
     if (this.engine) return;
     const run = this.runs;
     this.setState({ phase: "connecting", attempt: 1 });
-    let privateKey: Uint8Array;
+    let engine: NodeEngine;
     try {
       await this.opts.loadWasm();
-      privateKey = (await this.opts.keys.loadOrCreate(user, () => x25519.utils.randomSecretKey())).key;
+      await this.keyWork;
+      const privateKey = (await this.opts.keys.loadOrCreate(user, () => x25519.utils.randomSecretKey())).key;
+      const release = await this.opts.hold?.(`trellis-node:${user}`, () => this.lostToAnother(run));
+      // Stopped (Disconnect, Sign out, another user) while loading: not joining after all.
+      if (this.runs !== run || this.user !== user || this.engine) {
+        release?.();
+        return;
+      }
+      this.held = release ?? null;
+      const control = new ControlClient({
+        baseUrl: this.opts.baseUrl,
+        key: keyHolder(privateKey),
+        fetch: this.opts.fetch,
+        withSession: true,
+      });
+      engine = new NodeEngine({
+        control,
+        privateKey,
+        prepare: async () => void (await control.register({ hostname: this.hostname, os: "browser" })),
+        maxAttempts: 8,
+        platform: {
+          createWasmEngine: this.opts.createWasmEngine,
+          socketFactory: this.opts.socketFactory,
+          directLinks: this.directLinks,
+        },
+      });
     } catch (err) {
-      if (this.runs === run) this.setState({ phase: "failed", message: errorText(err) });
+      if (this.runs === run) {
+        this.releaseHeld();
+        this.setState({ phase: "failed", message: errorText(err) });
+      }
       throw err;
     }
-    // Stopped (Disconnect, Sign out, another user) while loading: not joining after all.
-    if (this.runs !== run || this.user !== user || this.engine) return;
-    const control = new ControlClient({
-      baseUrl: this.opts.baseUrl,
-      key: keyHolder(privateKey),
-      fetch: this.opts.fetch,
-      withSession: true,
-    });
-    const engine = new NodeEngine({
-      control,
-      privateKey,
-      prepare: async () => void (await control.register({ hostname: this.hostname, os: "browser" })),
-      maxAttempts: 8,
-      platform: {
-        createWasmEngine: this.opts.createWasmEngine,
-        socketFactory: this.opts.socketFactory,
-        directLinks: this.directLinks,
-      },
-    });
     this.engine = engine;
     engine.onStatus(() => this.publishStatus(engine));
     try {
@@ -283,6 +311,7 @@ export class EngineHost {
       if (this.engine !== engine) return;
       this.engine = null;
       engine.close();
+      this.releaseHeld();
       if (
         err instanceof ControlRequestError &&
         (err.code === "node_key_retired" || err.code === "node_key_owned")
@@ -301,6 +330,7 @@ export class EngineHost {
       if (this.engine !== engine) return;
       this.engine = null;
       engine.close();
+      this.releaseHeld();
       if (last.phase === "ended") this.setState({ phase: "ended", reason: last.reason });
       else if (last.phase === "failed") this.setState({ phase: "failed", message: last.error.message });
     });
@@ -311,11 +341,29 @@ export class EngineHost {
     this.runs++;
     this.engine?.close();
     this.engine = null;
+    this.releaseHeld();
     for (const [id, l] of this.links) {
       l.page.port.postMessage({ t: "rtc-close", link: id });
       this.links.delete(id);
     }
     if (next) this.setState(next);
+  }
+
+  private releaseHeld(): void {
+    const release = this.held;
+    this.held = null;
+    release?.();
+  }
+
+  /** Another worker of this browser (a newer version of the app, in another tab) runs the node now. */
+  private lostToAnother(run: number): void {
+    if (this.runs !== run) return;
+    this.held = null;
+    this.stopEngine({
+      phase: "failed",
+      message:
+        "this browser's node now runs in a newer version of Trellis open in another tab: reload this page",
+    });
   }
 
   /** Remove this browser's machine from the tailnet and forget its key. */

@@ -29,6 +29,24 @@ try {
     },
     createWasmEngine: (key) => new WireGuardEngine(key, { stack: true }),
     socketFactory: openWebSocket,
+    // Web Locks are everywhere Trellis runs (a secure context, as the key store needs); checked anyway.
+    hold: !navigator.locks
+      ? undefined
+      : (name, lost) =>
+          new Promise((acquired, failed) => {
+            let release: () => void = () => undefined;
+            const held = new Promise<void>((resolve) => (release = resolve));
+            navigator.locks
+              .request(name, { steal: true }, () => {
+                acquired(release);
+                return held;
+              })
+              .catch((err: unknown) => {
+                // Stolen by a newer worker: an AbortError on the request we held.
+                if (err instanceof DOMException && err.name === "AbortError") lost();
+                else failed(err);
+              });
+          }),
   });
 } catch (err) {
   // No node in this browser (a page that is not a secure context has no Web Crypto): every page says why.
