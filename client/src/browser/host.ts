@@ -309,9 +309,7 @@ export class EngineHost {
         this.setState({ phase: "connected", map: engine.netmap!, status: engine.status() });
     } catch (err) {
       if (this.engine !== engine) return;
-      this.engine = null;
-      engine.close();
-      this.releaseHeld();
+      this.closeEngine();
       if (
         err instanceof ControlRequestError &&
         (err.code === "node_key_retired" || err.code === "node_key_owned")
@@ -328,9 +326,7 @@ export class EngineHost {
     }
     void engine.done.then((last) => {
       if (this.engine !== engine) return;
-      this.engine = null;
-      engine.close();
-      this.releaseHeld();
+      this.closeEngine();
       if (last.phase === "ended") this.setState({ phase: "ended", reason: last.reason });
       else if (last.phase === "failed") this.setState({ phase: "failed", message: last.error.message });
     });
@@ -339,14 +335,20 @@ export class EngineHost {
   /** Close the engine and its data channels; `next` is what pages show now (null: unchanged for the moment). */
   private stopEngine(next: NodeState | null): void {
     this.runs++;
-    this.engine?.close();
-    this.engine = null;
-    this.releaseHeld();
+    this.closeEngine();
     for (const [id, l] of this.links) {
       l.page.port.postMessage({ t: "rtc-close", link: id });
       this.links.delete(id);
     }
     if (next) this.setState(next);
+  }
+
+  /** Close the running engine, if any, and let go of the node's lock. */
+  private closeEngine(): void {
+    const engine = this.engine;
+    this.engine = null;
+    engine?.close();
+    this.releaseHeld();
   }
 
   private releaseHeld(): void {
