@@ -11,22 +11,15 @@ interface SharedScope {
 }
 const scope = globalThis as unknown as SharedScope;
 
-let wasm: Promise<unknown> | null = null;
 let host: EngineHost | null = null;
 let cannotRun = "";
 try {
   host = new EngineHost({
     baseUrl: scope.location.origin,
     keys: KeyStore.browser(),
-    // Fetched and compiled when the node first joins, not for every page that opens.
-    loadWasm: () => {
-      // A failed load is not kept: joining again tries again.
-      wasm ??= loadWasm().catch((err: unknown) => {
-        wasm = null;
-        throw err;
-      });
-      return wasm;
-    },
+    // Fetched and compiled when the node first joins, not for every page that opens
+    // (once; a failed load is tried again by the next join).
+    loadWasm,
     createWasmEngine: (key) => new WireGuardEngine(key, { stack: true }),
     socketFactory: openWebSocket,
     // Web Locks are everywhere Trellis runs (a secure context, as the key store needs); checked anyway.
