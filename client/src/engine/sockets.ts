@@ -155,9 +155,7 @@ export class TcpConnection {
           "reset",
         );
         for (const q of this.writes.splice(0)) q.reject(this.sendFailed);
-        this.closeAfterWrites?.();
-        this.closeAfterWrites = null;
-        return;
+        break;
       }
       if (n < w.data.length) {
         w.data = w.data.subarray(n);

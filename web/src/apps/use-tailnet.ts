@@ -17,7 +17,7 @@ export type TailnetReady =
   | { phase: "stopped"; message: string; rejoin: () => void }
   | { phase: "ready"; client: BrowserNodeClient; self: string };
 
-const STOPPED: Record<string, string> = {
+const STOPPED: Record<"idle" | Extract<NodeState, { phase: "ended" }>["reason"], string> = {
   idle: "This browser was disconnected from the tailnet (in another tab).",
   left: "This browser left the tailnet (in another tab).",
   deleted: "An admin removed this browser from the tailnet.",
@@ -55,7 +55,7 @@ export function useJoinedNode(): TailnetReady {
   if (stopped && sawRunning.current)
     return {
       phase: "stopped",
-      message: STOPPED[state.phase === "ended" ? state.reason : "idle"] ?? STOPPED.idle!,
+      message: STOPPED[state.phase === "ended" ? state.reason : "idle"],
       rejoin: join,
     };
   if (state.phase === "connected" && client) {
