@@ -196,6 +196,25 @@ describe("EngineHost", () => {
     expect(await keysOf(h).load("alice")).toEqual(legacy);
   });
 
+  it("does not join by itself after a stop made while a page was arriving", async () => {
+    let loads = 0;
+    const h = host(async () => {
+      loads++;
+      throw new Error("offline");
+    });
+    await keysOf(h).setWantsRunning("alice", true);
+    const got: ToPage[] = [];
+    const deliver = h.connect({ postMessage: (m) => void got.push(m) });
+    // The page arrives (the worker reads whether the node should run) and Disconnect is clicked at once.
+    deliver({ t: "attach", user: "alice", hostname: "browser-linux", rtc: false });
+    deliver({ t: "call", id: 1, call: { op: "stop" } });
+    await vi.waitFor(() => expect(got.some((m) => m.t === "result" && m.id === 1)).toBe(true));
+    expect(await keysOf(h).wantsRunning("alice")).toBe(false);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(loads).toBe(0);
+    expect(got.filter((m) => m.t === "state").at(-1)).toEqual({ t: "state", state: { phase: "idle" } });
+  });
+
   it("answers a call it cannot take with an error, and ignores other messages it does not know", async () => {
     const h = host(async () => undefined);
     const got: ToPage[] = [];

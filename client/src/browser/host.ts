@@ -151,6 +151,8 @@ export class EngineHost {
           this.stopEngine({ phase: "idle" });
         }
         this.user = msg.user;
+        // A stop from any tab while this arrival reads the key store wins over its auto-join.
+        const run = this.runs;
         page.port.postMessage({ t: "state", state: this.state });
         if (msg.legacyKey) {
           // A key from before the worker (one per browser, in the page's storage): kept as this
@@ -165,7 +167,8 @@ export class EngineHost {
           page.port.postMessage({ t: "legacy-key-kept" });
         }
         // A browser that joined (and was not disconnected) comes back as the same machine.
-        if (!this.engine && (await this.opts.keys.wantsRunning(msg.user))) {
+        const wants = await this.opts.keys.wantsRunning(msg.user);
+        if (wants && !this.engine && this.runs === run && this.user === msg.user) {
           // A failure is the node's state ("failed"), which every page shows.
           void this.join().catch(() => undefined);
         }
