@@ -47,7 +47,8 @@ export function useJoinedNode(): TailnetReady {
     client.join().catch((e: unknown) => setJoinError(e instanceof Error ? e.message : String(e)));
   }, [client]);
   useEffect(() => {
-    if (client && stopped && !joinAsked) join();
+    // Only a node this page never saw running: the worker's first state may come before this runs.
+    if (client && stopped && !joinAsked && !sawRunning.current) join();
   }, [client, stopped, joinAsked, join]);
   if (joinError) return { phase: "failed", message: `Could not join the tailnet: ${joinError}` };
   if (state.phase === "failed")
