@@ -4,10 +4,11 @@
 // laptop behind a home router), and nodes of the engine's Node flavour on
 // the host. Chromium reaches the server on the host's veth address, which it
 // is told to treat as a secure origin (WebCrypto and IndexedDB need one).
+import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page, Request } from "playwright-core";
 import { nodeEngine } from "@trellis/client/node";
 import type { NodeEngine } from "@trellis/client";
 import { generateKeyPair } from "@trellis/proto/keyfile";
@@ -116,7 +117,7 @@ export async function startBrowserTailnet(): Promise<BrowserTailnet> {
         await context.addCookies([{ name: name!, value: value.join("="), url }]);
         await prepare?.(context);
         const page = await context.newPage();
-        await page.goto(url + "/connect");
+        await gotoExplained(page, url + "/connect", nat, cookie);
         return page;
       },
       async nodePeer(hostname, opts = {}) {
@@ -140,6 +141,59 @@ export async function startBrowserTailnet(): Promise<BrowserTailnet> {
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/**
+ * `page.goto`, whose timeout says why: the requests still pending, and how
+ * long the same page takes from the client namespace (through the NAT) and
+ * from the host. A load that never finished in one CI run left nothing else
+ * to go on.
+ */
+async function gotoExplained(page: Page, target: string, nat: NatTopology, cookie: string): Promise<void> {
+  const pending = new Map<Request, number>();
+  const onRequest = (r: Request) => pending.set(r, Date.now());
+  const onDone = (r: Request) => pending.delete(r);
+  page.on("request", onRequest);
+  page.on("requestfinished", onDone);
+  page.on("requestfailed", onDone);
+  try {
+    await page.goto(target);
+  } catch (err) {
+    const now = Date.now();
+    const lines = [...pending].map(([r, t]) => `  ${r.method()} ${r.url()} pending for ${now - t} ms`);
+    const probe = (argv: string[]) => {
+      const t0 = Date.now();
+      const res = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 15_000 });
+      return `${res.status === 0 ? res.stdout.trim() : `failed (${res.status ?? res.signal}) ${res.stderr.trim()}`} in ${Date.now() - t0} ms`;
+    };
+    const curl = [
+      "curl",
+      "-sS",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "-m",
+      "10",
+      "-H",
+      `cookie: ${cookie}`,
+      target,
+    ];
+    throw new Error(
+      [
+        `${(err as Error).message}`,
+        `requests still pending:`,
+        ...(lines.length ? lines : ["  none"]),
+        `the page from the client namespace: ${probe([nat.execInClient, ...curl])}`,
+        `the page from the host: ${probe(curl)}`,
+      ].join("\n"),
+      { cause: err },
+    );
+  } finally {
+    page.off("request", onRequest);
+    page.off("requestfinished", onDone);
+    page.off("requestfailed", onDone);
   }
 }
 

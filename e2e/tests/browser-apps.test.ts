@@ -152,13 +152,7 @@ describe.skipIf(!can)("browser apps", () => {
       .toBe("office refused the connection on port 5901: nothing listens there.");
   });
 
-  // Skipped until a full CI run confirms the fix: it passed in four runs of this file alone but
-  // failed in two of three full CI runs, where the app's "stopped" panel appeared and went away
-  // for good. Likely cause, fixed in use-tailnet.ts: when the worker's first state (connected)
-  // reached the page before the hook's effect ran, the page never asked to join on arrival, and
-  // its effect then "joined on arrival" at the first stop. The worker's side (a stop wins over a
-  // join) is covered by client/src/browser/host.test.ts; the page's hook only by this test.
-  it.skip("leaves a Disconnect made in another tab alone: the open app says so and joins again only when asked", async () => {
+  it("leaves a Disconnect made in another tab alone: the open app says so and joins again only when asked", async () => {
     const viewer = await alice.context().newPage();
     try {
       await viewer.goto(`${net.url}/vnc/office`);
