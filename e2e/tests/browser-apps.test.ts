@@ -163,6 +163,7 @@ describe.skipIf(!can)("browser apps", () => {
       const stopped = viewer.getByTestId("vnc-stopped");
       await stopped.waitFor({ timeout: 15_000 });
       expect(await stopped.innerText()).toMatch(/disconnected from the tailnet \(in another tab\)/);
+      await shot(viewer, "browser-apps-stopped");
       // The node stays disconnected: the open app did not undo the user's choice.
       await new Promise((r) => setTimeout(r, 3000));
       expect(await alice.getByTestId("connect").getAttribute("data-phase")).toBe("idle");
