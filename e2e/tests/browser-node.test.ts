@@ -311,6 +311,54 @@ describe.skipIf(!canUseNetns || !hasChromium)("a browser tab as a node", () => {
     expect(stored.records[0]).not.toContain(bytes);
   });
 
+  it("runs one node per browser across two versions of the app: the newest tab's worker takes it over, the other says to reload", async () => {
+    const nodeKey = (page: Page) => page.locator("dd", { hasText: "nodekey:" }).first().innerText();
+    const key = await nodeKey(alice);
+    // A newer build of the app loads its worker from another script URL, so the same profile
+    // gets a second SharedWorker; a worker of another name is one too, running this build's code.
+    const newer = await alice.context().newPage();
+    try {
+      await newer.addInitScript(() => {
+        const Shared = window.SharedWorker;
+        window.SharedWorker = class extends Shared {
+          constructor(url: string | URL, options?: string | WorkerOptions) {
+            super(url, { ...(typeof options === "object" ? options : {}), name: "a newer version" });
+          }
+        };
+      });
+      await newer.goto(`${net.url}/connect`);
+      // It joins by itself (this browser joined and was not disconnected), as the same machine,
+      // taking the node's Web Lock: the old worker stops and its page says what to do.
+      await newer.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: 30_000 });
+      expect(await nodeKey(newer)).toBe(key);
+      await alice.getByTestId("connect-ended").waitFor({ timeout: 15_000 });
+      expect(await alice.getByTestId("connect-ended").innerText()).toMatch(
+        /runs in a newer version of Trellis, open in another tab\. Reload this page/,
+      );
+      // It offers a reload, not a Connect that would take the node back into the old version.
+      expect(await alice.getByTestId("connect-button").count()).toBe(0);
+      const row = newer.locator("tr", { has: newer.getByText("server", { exact: true }) });
+      await row.getByTestId("connect-ping").click();
+      await expect
+        .poll(() => row.getByTestId("connect-ping-result").innerText(), { timeout: 15_000 })
+        .toMatch(/^\d+ ms via (relay|direct path)$/);
+      // One machine, with one map stream: the server sees it online, the peer reaches it.
+      const mine = await api(net.url, net.admin, "GET", "/api/v1/machines?q=alice%40example.com");
+      const tabs = (mine.body.items as { os: string; online: boolean }[]).filter((m) => m.os === "browser");
+      expect(tabs).toHaveLength(1);
+      expect(tabs[0]!.online).toBe(true);
+      await shot(alice, "browser-node-newer-version");
+
+      // The old page, reloaded, joins again and takes the node back: the newest join wins.
+      await alice.getByTestId("connect-reload").click();
+      await alice.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: 30_000 });
+      expect(await nodeKey(alice)).toBe(key);
+      await newer.getByTestId("connect-reload").waitFor({ timeout: 15_000 });
+    } finally {
+      await newer.close();
+    }
+  });
+
   it("is an ephemeral machine that leaving removes", async () => {
     const mine = await api(net.url, net.admin, "GET", "/api/v1/machines?q=alice%40example.com");
     const tab = (

@@ -106,13 +106,7 @@ describe("EngineHost", () => {
     expect(oldTab.last()).toMatchObject({ phase: "connecting" });
     const newTab = page(newer);
     void newTab.call({ op: "join" });
-    await vi.waitFor(() =>
-      expect(oldTab.last()).toEqual({
-        phase: "failed",
-        message:
-          "this browser's node now runs in a newer version of Trellis open in another tab: reload this page",
-      }),
-    );
+    await vi.waitFor(() => expect(oldTab.last()).toEqual({ phase: "ended", reason: "taken_over" }));
     expect(newTab.last()).toMatchObject({ phase: "connecting" });
     await newTab.call({ op: "stop" });
     expect(locks.held("trellis-node:alice")).toBe(false);

@@ -364,11 +364,7 @@ export class EngineHost {
   private lostToAnother(run: number): void {
     if (this.runs !== run) return;
     this.held = null;
-    this.stopEngine({
-      phase: "failed",
-      message:
-        "this browser's node now runs in a newer version of Trellis open in another tab: reload this page",
-    });
+    this.stopEngine({ phase: "ended", reason: "taken_over" });
   }
 
   /** Remove this browser's machine from the tailnet and forget its key. */

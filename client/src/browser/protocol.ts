@@ -15,7 +15,14 @@ export type NodeState =
   | { phase: "idle" }
   | { phase: "connecting"; attempt: number }
   | { phase: "connected"; map: FullMap; status: EngineStatus }
-  | { phase: "ended"; reason: "deleted" | "key_expired" | "key_rotated" | "unauthorized" | "left" }
+  | {
+      phase: "ended";
+      /**
+       * The server's reasons (see the map stream's `end`), `left` (Leave), or `taken_over`: a
+       * worker of another version of the app, in another tab of this browser, runs the node now.
+       */
+      reason: "deleted" | "key_expired" | "key_rotated" | "unauthorized" | "left" | "taken_over";
+    }
   | { phase: "failed"; message: string };
 
 /** Longest a page may ask a call to wait. */

@@ -33,8 +33,8 @@ export function useAppGate(machine: string, port: number | undefined, testId: st
       view: (
         <section className="panel alert-warn" role="alert" data-testid={`${testId}-stopped`}>
           <p>{node.message}</p>
-          <button type="button" className="btn btn-primary" onClick={node.rejoin}>
-            Join the tailnet again
+          <button type="button" className="btn btn-primary" onClick={node.action.run}>
+            {node.action.label}
           </button>
         </section>
       ),

@@ -13,8 +13,11 @@ import { useBrowserNode } from "@/node/provider";
 export type TailnetReady =
   | { phase: "joining"; detail: string }
   | { phase: "failed"; message: string }
-  /** The node stopped after this page joined it (Disconnect, Leave, Sign out in another tab; removed by an admin). */
-  | { phase: "stopped"; message: string; rejoin: () => void }
+  /**
+   * The node stopped after this page joined it (Disconnect, Leave, Sign out in another tab; removed
+   * by an admin; taken over by a newer version of the app): what happened, and the way back.
+   */
+  | { phase: "stopped"; message: string; action: { label: string; run: () => void } }
   | { phase: "ready"; client: BrowserNodeClient; self: string };
 
 const STOPPED: Record<"idle" | Extract<NodeState, { phase: "ended" }>["reason"], string> = {
@@ -24,6 +27,7 @@ const STOPPED: Record<"idle" | Extract<NodeState, { phase: "ended" }>["reason"],
   key_expired: "This browser's key expired.",
   key_rotated: "This browser's key was replaced.",
   unauthorized: "This browser is no longer allowed on the tailnet.",
+  taken_over: "This browser's node now runs in a newer version of Trellis, open in another tab.",
 };
 
 /**
@@ -53,12 +57,18 @@ export function useJoinedNode(): TailnetReady {
   if (joinError) return { phase: "failed", message: `Could not join the tailnet: ${joinError}` };
   if (state.phase === "failed")
     return { phase: "failed", message: `Could not join the tailnet: ${state.message}` };
-  if (stopped && sawRunning.current)
+  if (stopped && sawRunning.current) {
+    const reason = state.phase === "ended" ? state.reason : "idle";
     return {
       phase: "stopped",
-      message: STOPPED[state.phase === "ended" ? state.reason : "idle"],
-      rejoin: join,
+      message: STOPPED[reason],
+      // Joining again here would take the node back into this older version's worker.
+      action:
+        reason === "taken_over"
+          ? { label: "Reload this page", run: () => window.location.reload() }
+          : { label: "Join the tailnet again", run: join },
     };
+  }
   if (state.phase === "connected" && client) {
     if (!state.map.node.authorized)
       return { phase: "joining", detail: "This browser is waiting for an admin to approve it." };

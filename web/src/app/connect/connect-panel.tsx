@@ -1,7 +1,7 @@
 "use client";
 
 import { useMemo, useState } from "react";
-import type { BrowserNodeClient } from "@trellis/client/browser";
+import type { BrowserNodeClient, NodeState } from "@trellis/client/browser";
 import type { EngineStatus, PeerStatus, PingResult } from "@trellis/client";
 import type { FullMap, Peer } from "@trellis/proto";
 import { Copyable } from "@/components/copy-button";
@@ -22,12 +22,14 @@ const CONTROL_LABEL: Record<string, string> = {
   failed: "gave up (reload to try again)",
 };
 
-const END_REASONS: Record<string, string> = {
+const END_REASONS: Record<Extract<NodeState, { phase: "ended" }>["reason"], string> = {
   deleted: "This machine was removed from the tailnet.",
   key_expired: "This machine's key expired. Connect again to renew it.",
   key_rotated: "This machine's key was replaced.",
   unauthorized: "This machine is no longer authorised.",
   left: "This browser left the tailnet; its key was deleted.",
+  taken_over:
+    "This browser's node now runs in a newer version of Trellis, open in another tab. Reload this page to use it here.",
 };
 
 export function ConnectPanel({ email }: { email: string }) {
@@ -49,9 +51,7 @@ export function ConnectPanel({ email }: { email: string }) {
       ) : null}
       {state.phase === "idle" || state.phase === "ended" || state.phase === "failed" ? (
         <section className="panel">
-          {state.phase === "ended" ? (
-            <p data-testid="connect-ended">{END_REASONS[state.reason] ?? "The connection ended."}</p>
-          ) : null}
+          {state.phase === "ended" ? <p data-testid="connect-ended">{END_REASONS[state.reason]}</p> : null}
           {state.phase === "failed" && !error ? (
             <p className="error" role="alert" data-testid="connect-error">
               Could not connect: {state.message}
@@ -63,17 +63,29 @@ export function ConnectPanel({ email }: { email: string }) {
             page and follows the tailnet&apos;s access controls like any other machine.
           </p>
           <div className="form-actions">
-            <button
-              type="button"
-              className="btn btn-primary"
-              onClick={() => run((c) => c.join())}
-              // Until this page is attached to the browser's node a click would do nothing: say so.
-              disabled={!client}
-              title={client ? undefined : "Starting this browser's node…"}
-              data-testid="connect-button"
-            >
-              Connect this browser
-            </button>
+            {state.phase === "ended" && state.reason === "taken_over" ? (
+              // Connect here would take the node back into this older version's worker.
+              <button
+                type="button"
+                className="btn btn-primary"
+                onClick={() => window.location.reload()}
+                data-testid="connect-reload"
+              >
+                Reload this page
+              </button>
+            ) : (
+              <button
+                type="button"
+                className="btn btn-primary"
+                onClick={() => run((c) => c.join())}
+                // Until this page is attached to the browser's node a click would do nothing: say so.
+                disabled={!client}
+                title={client ? undefined : "Starting this browser's node…"}
+                data-testid="connect-button"
+              >
+                Connect this browser
+              </button>
+            )}
           </div>
         </section>
       ) : null}
