@@ -165,7 +165,11 @@ async function gotoExplained(page: Page, target: string, nat: NatTopology, cooki
     const probe = (argv: string[]) => {
       const t0 = Date.now();
       const res = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 15_000 });
-      return `${res.status === 0 ? res.stdout.trim() : `failed (${res.status ?? res.signal}) ${res.stderr.trim()}`} in ${Date.now() - t0} ms`;
+      const took = `in ${Date.now() - t0} ms`;
+      if (res.error) return `could not run ${argv[0]}: ${res.error.message} ${took}`;
+      return res.status === 0
+        ? `${res.stdout.trim()} ${took}`
+        : `failed (${res.status ?? res.signal}) ${res.stderr.trim()} ${took}`;
     };
     const curl = [
       "curl",

@@ -349,6 +349,22 @@ describe.skipIf(!canUseNetns || !hasChromium)("a browser tab as a node", () => {
       expect(tabs[0]!.online).toBe(true);
       await shot(alice, "browser-node-newer-version");
 
+      // An app page opened in the old tab (a navigation within it, no page load: still the old
+      // worker) does not take the node back either; it offers the reload too.
+      const push = (path: string) =>
+        alice.evaluate(
+          (p) => (window as unknown as { next: { router: { push(p: string): void } } }).next.router.push(p),
+          path,
+        );
+      await push("/http/server?port=7");
+      const stopped = alice.getByTestId("http-stopped");
+      await stopped.waitFor({ timeout: 15_000 });
+      expect(await stopped.innerText()).toMatch(/runs in a newer version of Trellis, open in another tab/);
+      expect(await stopped.getByRole("button").innerText()).toBe("Reload this page");
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await newer.getByTestId("connect").getAttribute("data-phase")).toBe("connected");
+      await push("/connect");
+
       // The old page, reloaded, joins again and takes the node back: the newest join wins.
       await alice.getByTestId("connect-reload").click();
       await alice.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: 30_000 });
@@ -356,6 +372,11 @@ describe.skipIf(!canUseNetns || !hasChromium)("a browser tab as a node", () => {
       await newer.getByTestId("connect-reload").waitFor({ timeout: 15_000 });
     } finally {
       await newer.close();
+      // The next test needs alice's tab running the node, even when this one failed midway.
+      if (await alice.getByTestId("connect-reload").count()) {
+        await alice.getByTestId("connect-reload").click();
+        await alice.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: 30_000 });
+      }
     }
   });
 

@@ -6,5 +6,5 @@ export { BROWSER_KEY_ITEM } from "./identity";
 export { KeyStore, type KeyStoreDeps } from "./keystore";
 export { EngineHost, type EngineHostOptions, type HostPorts } from "./host";
 export { BrowserNodeClient, NodeCallError, type BrowserNodeClientOptions, type PortLike } from "./page";
-export type { NodeState, ToPage, ToWorker, TransferredConnection } from "./protocol";
+export type { EndReason, NodeState, ToPage, ToWorker, TransferredConnection } from "./protocol";
 export { openWebSocket } from "./platform";

@@ -10,19 +10,19 @@ import { z } from "zod";
 import { RtcSignal } from "../paths/signalling";
 import type { DirectLinkOptions } from "../paths/webrtc";
 
+/**
+ * Why the node ended: the server's reasons (see the map stream's `end`), `left` (Leave), or
+ * `taken_over`: a worker of another version of the app, in another tab of this browser, runs
+ * the node now.
+ */
+export type EndReason = "deleted" | "key_expired" | "key_rotated" | "unauthorized" | "left" | "taken_over";
+
 /** The node as pages show it. */
 export type NodeState =
   | { phase: "idle" }
   | { phase: "connecting"; attempt: number }
   | { phase: "connected"; map: FullMap; status: EngineStatus }
-  | {
-      phase: "ended";
-      /**
-       * The server's reasons (see the map stream's `end`), `left` (Leave), or `taken_over`: a
-       * worker of another version of the app, in another tab of this browser, runs the node now.
-       */
-      reason: "deleted" | "key_expired" | "key_rotated" | "unauthorized" | "left" | "taken_over";
-    }
+  | { phase: "ended"; reason: EndReason }
   | { phase: "failed"; message: string };
 
 /** Longest a page may ask a call to wait. */

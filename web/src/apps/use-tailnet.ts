@@ -5,7 +5,7 @@
 // yet (opening an app link joins first), and what the policy lets this
 // machine open on the target.
 import { useCallback, useEffect, useRef, useState } from "react";
-import type { BrowserNodeClient, NodeState } from "@trellis/client/browser";
+import type { BrowserNodeClient, EndReason, NodeState } from "@trellis/client/browser";
 import { AccessResult } from "@trellis/proto/admin";
 import { api } from "@/components/api";
 import { useBrowserNode } from "@/node/provider";
@@ -20,7 +20,7 @@ export type TailnetReady =
   | { phase: "stopped"; message: string; action: { label: string; run: () => void } }
   | { phase: "ready"; client: BrowserNodeClient; self: string };
 
-const STOPPED: Record<"idle" | Extract<NodeState, { phase: "ended" }>["reason"], string> = {
+const STOPPED: Record<"idle" | EndReason, string> = {
   idle: "This browser was disconnected from the tailnet (in another tab).",
   left: "This browser left the tailnet (in another tab).",
   deleted: "An admin removed this browser from the tailnet.",
@@ -34,7 +34,10 @@ const STOPPED: Record<"idle" | Extract<NodeState, { phase: "ended" }>["reason"],
  * The node, joined: a page that opens with the node not running joins it
  * (opening an app link joins first). Once this page has seen it running, a
  * stop is the user's or an admin's decision, made elsewhere: the page says
- * so and offers to join again instead of undoing it.
+ * so and offers to join again instead of undoing it. A node taken over by a
+ * newer version of the app is never joined from here, even by a page that
+ * opens after it happened: that would take it back into this tab's older
+ * worker; the page offers a reload.
  */
 export function useJoinedNode(): TailnetReady {
   const { state, client } = useBrowserNode();
@@ -43,6 +46,7 @@ export function useJoinedNode(): TailnetReady {
   const sawRunning = useRef(false);
   if (state.phase === "connecting" || state.phase === "connected") sawRunning.current = true;
   const stopped = state.phase === "idle" || state.phase === "ended";
+  const takenOver = state.phase === "ended" && state.reason === "taken_over";
   const join = useCallback(() => {
     if (!client) return;
     sawRunning.current = false;
@@ -52,21 +56,18 @@ export function useJoinedNode(): TailnetReady {
   }, [client]);
   useEffect(() => {
     // Only a node this page never saw running: the worker's first state may come before this runs.
-    if (client && stopped && !joinAsked && !sawRunning.current) join();
-  }, [client, stopped, joinAsked, join]);
+    if (client && stopped && !takenOver && !joinAsked && !sawRunning.current) join();
+  }, [client, stopped, takenOver, joinAsked, join]);
   if (joinError) return { phase: "failed", message: `Could not join the tailnet: ${joinError}` };
   if (state.phase === "failed")
     return { phase: "failed", message: `Could not join the tailnet: ${state.message}` };
-  if (stopped && sawRunning.current) {
-    const reason = state.phase === "ended" ? state.reason : "idle";
+  if (stopped && (sawRunning.current || takenOver)) {
     return {
       phase: "stopped",
-      message: STOPPED[reason],
-      // Joining again here would take the node back into this older version's worker.
-      action:
-        reason === "taken_over"
-          ? { label: "Reload this page", run: () => window.location.reload() }
-          : { label: "Join the tailnet again", run: join },
+      message: STOPPED[state.phase === "ended" ? state.reason : "idle"],
+      action: takenOver
+        ? { label: "Reload this page", run: () => window.location.reload() }
+        : { label: "Join the tailnet again", run: join },
     };
   }
   if (state.phase === "connected" && client) {

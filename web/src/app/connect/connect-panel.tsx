@@ -1,7 +1,7 @@
 "use client";
 
 import { useMemo, useState } from "react";
-import type { BrowserNodeClient, NodeState } from "@trellis/client/browser";
+import type { BrowserNodeClient, EndReason } from "@trellis/client/browser";
 import type { EngineStatus, PeerStatus, PingResult } from "@trellis/client";
 import type { FullMap, Peer } from "@trellis/proto";
 import { Copyable } from "@/components/copy-button";
@@ -22,7 +22,7 @@ const CONTROL_LABEL: Record<string, string> = {
   failed: "gave up (reload to try again)",
 };
 
-const END_REASONS: Record<Extract<NodeState, { phase: "ended" }>["reason"], string> = {
+const END_REASONS: Record<EndReason, string> = {
   deleted: "This machine was removed from the tailnet.",
   key_expired: "This machine's key expired. Connect again to renew it.",
   key_rotated: "This machine's key was replaced.",
