@@ -311,7 +311,7 @@ describe.skipIf(!canUseNetns || !hasChromium)("a browser tab as a node", () => {
     expect(stored.records[0]).not.toContain(bytes);
   });
 
-  it("runs one node per browser across two versions of the app: the newest tab's worker takes it over, the other says to reload", async () => {
+  it("runs one node per browser across two versions of the app: the newest tab's worker takes it over, the other says to reload, and a stop made there still stops it", async () => {
     const nodeKey = (page: Page) => page.locator("dd", { hasText: "nodekey:" }).first().innerText();
     const key = await nodeKey(alice);
     // A newer build of the app loads its worker from another script URL, so the same profile
@@ -365,18 +365,26 @@ describe.skipIf(!canUseNetns || !hasChromium)("a browser tab as a node", () => {
       expect(await newer.getByTestId("connect").getAttribute("data-phase")).toBe("connected");
       await push("/connect");
 
-      // The old page, reloaded, joins again and takes the node back: the newest join wins.
+      // Sign out in the old tab stops the node first (what the button does before signing out):
+      // it stops where the node runs now, in the newer worker, not only in the old one.
+      await alice.evaluate(() =>
+        (window as unknown as { trellisNode: BrowserNodeClient }).trellisNode.stop(),
+      );
+      await newer.locator("[data-testid=connect][data-phase=idle]").waitFor({ timeout: 15_000 });
+      expect(await newer.getByTestId("connect-button").count()).toBe(1);
+
+      // The old page, reloaded, joins again when asked, as the same machine; the newer worker,
+      // stopped, stays so.
       await alice.getByTestId("connect-reload").click();
-      await alice.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: 30_000 });
+      await connect(alice);
       expect(await nodeKey(alice)).toBe(key);
-      await newer.getByTestId("connect-reload").waitFor({ timeout: 15_000 });
+      expect(await newer.getByTestId("connect").getAttribute("data-phase")).toBe("idle");
     } finally {
       await newer.close();
       // The next test needs alice's tab running the node, even when this one failed midway.
-      if (await alice.getByTestId("connect-reload").count()) {
+      if (await alice.getByTestId("connect-reload").count())
         await alice.getByTestId("connect-reload").click();
-        await alice.locator("[data-testid=connect][data-phase=connected]").waitFor({ timeout: 30_000 });
-      }
+      if (await alice.getByTestId("connect-button").count()) await connect(alice);
     }
   });
 

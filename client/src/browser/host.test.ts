@@ -112,6 +112,58 @@ describe("EngineHost", () => {
     expect(locks.held("trellis-node:alice")).toBe(false);
   });
 
+  it("stops the node wherever it runs when a user stops it in a tab of an older version (Sign out)", async () => {
+    const locks = stealingLocks();
+    // The workers' BroadcastChannel: a message reaches every other worker, not its sender.
+    const listeners = new Map<EngineHost | "stranger", (msg: unknown) => void>();
+    const channel = (self: () => EngineHost): NonNullable<EngineHostOptions["workers"]> => ({
+      post: (msg) => {
+        for (const [h, receive] of listeners) if (h !== self()) receive(msg);
+      },
+      listen: (receive) => void queueMicrotask(() => listeners.set(self(), receive)),
+    });
+    const running = {
+      hold: locks.hold,
+      createWasmEngine: (key: Uint8Array) => new WireGuardEngine(key, { stack: true }),
+      socketFactory: nodeSocketFactory,
+    };
+    const keys = new IDBFactory();
+    const store = () =>
+      new KeyStore({
+        indexedDB: keys,
+        subtle: globalThis.crypto.subtle,
+        random: (n) => globalThis.crypto.getRandomValues(new Uint8Array(n)),
+      });
+    const older: EngineHost = host(async () => undefined, {
+      ...running,
+      keys: store(),
+      workers: channel(() => older),
+    });
+    const newer: EngineHost = host(async () => undefined, {
+      ...running,
+      keys: store(),
+      workers: channel(() => newer),
+    });
+    const oldTab = page(older);
+    void oldTab.call({ op: "join" });
+    await vi.waitFor(() => expect(locks.held("trellis-node:alice")).toBe(true));
+    const newTab = page(newer);
+    void newTab.call({ op: "join" });
+    await vi.waitFor(() => expect(oldTab.last()).toEqual({ phase: "ended", reason: "taken_over" }));
+    expect(locks.held("trellis-node:alice")).toBe(true);
+
+    // Nothing the newer worker should act on: another user's stop, a message of the wrong shape.
+    listeners.get(older)!({ t: "stopped", user: "bob" });
+    listeners.get(older)!({ t: "stopped", user: "alice", extra: 1 });
+    expect(newTab.last()).toMatchObject({ phase: "connecting" });
+
+    await oldTab.call({ op: "stop" });
+    await vi.waitFor(() => expect(newTab.last()).toEqual({ phase: "idle" }));
+    expect(oldTab.last()).toEqual({ phase: "ended", reason: "taken_over" });
+    expect(locks.held("trellis-node:alice")).toBe(false);
+    expect(await keysOf(newer).wantsRunning("alice")).toBe(false);
+  });
+
   it("shows a join that fails before the engine starts as failed on every page, and tries again", async () => {
     let loads = 0;
     const h = host(async () => {

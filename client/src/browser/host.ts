@@ -21,6 +21,7 @@ import {
   type Call,
   type NodeState,
   ToWorker,
+  ToWorkers,
   type ToPage,
 } from "./protocol";
 
@@ -47,6 +48,15 @@ export interface EngineHostOptions {
    * other). The newest join wins. Absent: no lock (tests, one worker).
    */
   hold?(name: string, lost: () => void): Promise<() => void>;
+  /**
+   * The other workers of this browser (a BroadcastChannel): a stop made in a
+   * tab of one version stops the node wherever it runs, so a Sign out in an
+   * older tab does not leave it running in a newer worker. Absent: alone.
+   */
+  workers?: {
+    post(msg: ToWorkers): void;
+    listen(receive: (msg: unknown) => void): void;
+  };
 }
 
 interface Page {
@@ -94,6 +104,12 @@ export class EngineHost {
     this.statusTimer = setInterval(() => {
       if (this.engine && this.pages.size > 0) this.publishStatus(this.engine);
     }, STATUS_EVERY_MS);
+    opts.workers?.listen((raw) => {
+      const msg = ToWorkers.safeParse(raw);
+      // The user's choice, made in another version's tab; wantsRunning is already stored (shared).
+      if (msg.success && msg.data.user === this.user && (this.engine || this.joining))
+        this.stopEngine({ phase: "idle" });
+    });
   }
 
   /** The connected engine's status to every page: with the map when it changed, else alone. */
@@ -220,8 +236,15 @@ export class EngineHost {
         return [null, []];
       }
       case "stop":
-        this.stopEngine({ phase: "idle" });
-        if (this.user) await this.opts.keys.setWantsRunning(this.user, false);
+        // A node another version's worker took over is not this one's to show as idle: its tabs
+        // keep saying so (and offering the reload); the stop reaches that worker below.
+        this.stopEngine(
+          this.state.phase === "ended" && this.state.reason === "taken_over" ? null : { phase: "idle" },
+        );
+        if (this.user) {
+          await this.opts.keys.setWantsRunning(this.user, false);
+          this.opts.workers?.post({ t: "stopped", user: this.user });
+        }
         return [null, []];
       case "leave":
         await this.leave();

@@ -74,6 +74,15 @@ export const ToWorker = z.discriminatedUnion("t", [
 ]);
 export type ToWorker = z.infer<typeof ToWorker>;
 
+/**
+ * What one worker of this browser tells the others (one per version of the
+ * app, over a BroadcastChannel): a user stopped the node (Disconnect, Sign
+ * out) in a tab of an older version, whose worker the node may have moved
+ * out of. Checked on arrival, as any message from another script.
+ */
+export const ToWorkers = z.strictObject({ t: z.literal("stopped"), user: z.string().min(1).max(200) });
+export type ToWorkers = z.infer<typeof ToWorkers>;
+
 export type ToPage =
   | { t: "state"; state: NodeState }
   /** The connected node's counters and paths (the map unchanged since the last "state"). */

@@ -40,6 +40,13 @@ try {
                 else failed(err);
               });
           }),
+    workers: (() => {
+      const channel = new BroadcastChannel("trellis-node");
+      return {
+        post: (msg) => channel.postMessage(msg),
+        listen: (receive) => (channel.onmessage = (e: MessageEvent<unknown>) => receive(e.data)),
+      };
+    })(),
   });
 } catch (err) {
   // No node in this browser (a page that is not a secure context has no Web Crypto): every page says why.
