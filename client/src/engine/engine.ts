@@ -319,6 +319,8 @@ export class NodeEngine {
   private plainCheckAt = 0;
   private plainReporting = false;
   private closed = false;
+  /** Rejects what `start` returned, until the first map (a close before it must not leave it pending). */
+  private abortStart: ((e: Error) => void) | null = null;
   private readonly listeners = new Set<(s: EngineStatus) => void>();
   private statusQueued = false;
   private readonly log: (msg: string, detail?: Record<string, unknown>) => void;
@@ -370,6 +372,11 @@ export class NodeEngine {
       first = resolve;
       failed = reject;
     });
+    this.abortStart = failed;
+    void ready.then(
+      () => (this.abortStart = null),
+      () => (this.abortStart = null),
+    );
     this.watcher = this.opts.control.watchMap(
       {
         map: (map) => {
@@ -1514,6 +1521,7 @@ export class NodeEngine {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.abortStart?.(new EngineError("the engine was closed before the control server sent its first map"));
     this.watcher?.stop();
     if (this.timer) clearTimeout(this.timer);
     if (this.probeTimer) clearInterval(this.probeTimer);
