@@ -11,6 +11,7 @@ import { KeyStore } from "./keystore";
 import { PAGE_TIMEOUT_MS, type NodeState, type ToPage, type ToWorker } from "./protocol";
 
 const hosts: EngineHost[] = [];
+
 afterEach(() => {
   for (const h of hosts.splice(0)) h.close();
   vi.useRealTimers();
@@ -42,6 +43,17 @@ function host(loadWasm: EngineHostOptions["loadWasm"], more: Partial<EngineHostO
 }
 
 const keyStores = new WeakMap<EngineHost, KeyStore>();
+
+/** Key stores of one browser profile (one IndexedDB), one for each worker. */
+function browserKeys(): () => KeyStore {
+  const indexedDB = new IDBFactory();
+  return () =>
+    new KeyStore({
+      indexedDB,
+      subtle: globalThis.crypto.subtle,
+      random: (n) => globalThis.crypto.getRandomValues(new Uint8Array(n)),
+    });
+}
 const keysOf = (h: EngineHost) => keyStores.get(h)!;
 
 /** A page: what it sent the worker goes through `send`; what it got is in `got`. */
@@ -57,11 +69,13 @@ function page(h: EngineHost, user = "alice") {
     send,
     states,
     last: (): NodeState | undefined => states().at(-1),
-    /** A call's result, once the worker answers. */
+    /** A call's result, once the worker answers (a join against no server: when it is stopped). */
     async call(call: Extract<ToWorker, { t: "call" }>["call"]) {
       const n = ++id;
       send({ t: "call", id: n, call });
-      await vi.waitFor(() => expect(got.some((m) => m.t === "result" && m.id === n)).toBe(true));
+      await vi.waitFor(() => expect(got.some((m) => m.t === "result" && m.id === n)).toBe(true), {
+        timeout: 10_000,
+      });
       return got.find((m) => m.t === "result" && m.id === n) as Extract<ToPage, { t: "result" }>;
     },
   };
@@ -91,23 +105,19 @@ describe("EngineHost", () => {
       createWasmEngine: (key: Uint8Array) => new WireGuardEngine(key, { stack: true }),
       socketFactory: nodeSocketFactory,
     };
-    const keys = new IDBFactory();
-    const store = () =>
-      new KeyStore({
-        indexedDB: keys,
-        subtle: globalThis.crypto.subtle,
-        random: (n) => globalThis.crypto.getRandomValues(new Uint8Array(n)),
-      });
+    const store = browserKeys();
     const older = host(async () => undefined, { ...running, keys: store() });
     const newer = host(async () => undefined, { ...running, keys: store() });
     const oldTab = page(older);
-    void oldTab.call({ op: "join" });
+    const oldJoin = oldTab.call({ op: "join" });
     await vi.waitFor(() => expect(locks.held("trellis-node:alice")).toBe(true));
     expect(oldTab.last()).toMatchObject({ phase: "connecting" });
     const newTab = page(newer);
     void newTab.call({ op: "join" });
     await vi.waitFor(() => expect(oldTab.last()).toEqual({ phase: "ended", reason: "taken_over" }));
     expect(newTab.last()).toMatchObject({ phase: "connecting" });
+    // The old tab's Connect, taken over before the first map, is answered (it was left pending).
+    expect((await oldJoin).ok).toBe(true);
     await newTab.call({ op: "stop" });
     expect(locks.held("trellis-node:alice")).toBe(false);
   });
@@ -127,13 +137,7 @@ describe("EngineHost", () => {
       createWasmEngine: (key: Uint8Array) => new WireGuardEngine(key, { stack: true }),
       socketFactory: nodeSocketFactory,
     };
-    const keys = new IDBFactory();
-    const store = () =>
-      new KeyStore({
-        indexedDB: keys,
-        subtle: globalThis.crypto.subtle,
-        random: (n) => globalThis.crypto.getRandomValues(new Uint8Array(n)),
-      });
+    const store = browserKeys();
     const older: EngineHost = host(async () => undefined, {
       ...running,
       keys: store(),
@@ -152,9 +156,11 @@ describe("EngineHost", () => {
     await vi.waitFor(() => expect(oldTab.last()).toEqual({ phase: "ended", reason: "taken_over" }));
     expect(locks.held("trellis-node:alice")).toBe(true);
 
-    // Nothing the newer worker should act on: another user's stop, a message of the wrong shape.
-    listeners.get(older)!({ t: "stopped", user: "bob" });
-    listeners.get(older)!({ t: "stopped", user: "alice", extra: 1 });
+    // Nothing the newer worker should act on: another user's stop, messages of the wrong shape.
+    const toNewer = listeners.get(newer)!;
+    toNewer({ t: "stopped", user: "bob" });
+    toNewer({ t: "stopped" });
+    toNewer("stopped alice");
     expect(newTab.last()).toMatchObject({ phase: "connecting" });
 
     await oldTab.call({ op: "stop" });
@@ -213,6 +219,38 @@ describe("EngineHost", () => {
     const b = page(h);
     await vi.waitFor(() => expect(b.states().length).toBeGreaterThan(0));
     expect(b.last()).toEqual({ phase: "idle" });
+  });
+
+  it("joins on a Connect that follows a Disconnect made while a join was loading, and the abandoned join takes no lock", async () => {
+    const loads: (() => void)[] = [];
+    let holds = 0;
+    let engines = 0;
+    const h = host(() => new Promise<void>((resolve) => loads.push(resolve)), {
+      hold: async () => {
+        holds++;
+        return () => undefined;
+      },
+      createWasmEngine: () => {
+        engines++;
+        throw new Error("no engine in these tests");
+      },
+    });
+    const a = page(h);
+    const first = a.call({ op: "join" });
+    await vi.waitFor(() => expect(loads).toHaveLength(1));
+    await a.call({ op: "stop" });
+    const second = a.call({ op: "join" });
+    // The abandoned join gives up before the lock (it would take it from a node running elsewhere).
+    loads[0]!();
+    expect((await first).ok).toBe(true);
+    expect(holds).toBe(0);
+    // The second is a join of its own, not the abandoned one's answer.
+    await vi.waitFor(() => expect(loads).toHaveLength(2));
+    loads[1]!();
+    expect((await second).ok).toBe(false);
+    expect(holds).toBe(1);
+    expect(engines).toBe(1);
+    expect(a.last()).toEqual({ phase: "failed", message: "no engine in these tests" });
   });
 
   it("joins with the key an older page kept, even when the join comes right after the page arrives", async () => {

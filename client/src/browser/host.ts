@@ -20,6 +20,7 @@ import {
   STATUS_EVERY_MS,
   type Call,
   type NodeState,
+  isTakenOver,
   ToWorker,
   ToWorkers,
   type ToPage,
@@ -86,8 +87,9 @@ export class EngineHost {
   private held: (() => void) | null = null;
   /** Key store work a join must wait for (an older page's key being moved in). */
   private keyWork: Promise<unknown> = Promise.resolve();
-  /** The join under way, if any. */
+  /** The join under way, if any, and the run it is for (a stop since abandons it). */
   private joining: Promise<void> | null = null;
+  private joiningRun = -1;
   /** Bumped by every stop: a join that started before one gives up. */
   private runs = 0;
   private engine: NodeEngine | null = null;
@@ -106,9 +108,11 @@ export class EngineHost {
     }, STATUS_EVERY_MS);
     opts.workers?.listen((raw) => {
       const msg = ToWorkers.safeParse(raw);
-      // The user's choice, made in another version's tab; wantsRunning is already stored (shared).
-      if (msg.success && msg.data.user === this.user && (this.engine || this.joining))
-        this.stopEngine({ phase: "idle" });
+      if (!msg.success || msg.data.user !== this.user) return;
+      // The user's choice, made in another version's tab (wantsRunning is stored already, shared):
+      // a node running here stops, and a join or an arrival's auto-join under way gives up.
+      const running = this.engine !== null || this.joining !== null;
+      this.stopEngine(running && !isTakenOver(this.state) ? { phase: "idle" } : null);
     });
   }
 
@@ -238,9 +242,7 @@ export class EngineHost {
       case "stop":
         // A node another version's worker took over is not this one's to show as idle: its tabs
         // keep saying so (and offering the reload); the stop reaches that worker below.
-        this.stopEngine(
-          this.state.phase === "ended" && this.state.reason === "taken_over" ? null : { phase: "idle" },
-        );
+        this.stopEngine(isTakenOver(this.state) ? null : { phase: "idle" });
         if (this.user) {
           await this.opts.keys.setWantsRunning(this.user, false);
           this.opts.workers?.post({ t: "stopped", user: this.user });
@@ -281,8 +283,18 @@ export class EngineHost {
    * abandons it.
    */
   private join(): Promise<void> {
-    this.joining ??= this.joinOnce().finally(() => (this.joining = null));
-    return this.joining;
+    if (this.joining && this.joiningRun === this.runs) return this.joining;
+    // One a stop abandoned may still be loading: this one starts when it has given up.
+    const before = this.joining ?? Promise.resolve();
+    const joining: Promise<void> = before
+      .catch(() => undefined)
+      .then(() => this.joinOnce())
+      .finally(() => {
+        if (this.joining === joining) this.joining = null;
+      });
+    this.joining = joining;
+    this.joiningRun = this.runs;
+    return joining;
   }
 
   private async joinOnce(): Promise<void> {
@@ -296,6 +308,8 @@ export class EngineHost {
       await this.opts.loadWasm();
       await this.keyWork;
       const privateKey = (await this.opts.keys.loadOrCreate(user, () => x25519.utils.randomSecretKey())).key;
+      // Stopped while loading: not taking the lock from whoever runs the node now.
+      if (this.runs !== run || this.user !== user) return;
       const release = await this.opts.hold?.(`trellis-node:${user}`, () => this.lostToAnother(run));
       // Stopped (Disconnect, Sign out, another user) while loading: not joining after all.
       if (this.runs !== run || this.user !== user || this.engine) {

@@ -7,4 +7,5 @@ export { KeyStore, type KeyStoreDeps } from "./keystore";
 export { EngineHost, type EngineHostOptions, type HostPorts } from "./host";
 export { BrowserNodeClient, NodeCallError, type BrowserNodeClientOptions, type PortLike } from "./page";
 export type { EndReason, NodeState, ToPage, ToWorker, TransferredConnection } from "./protocol";
+export { isTakenOver } from "./protocol";
 export { openWebSocket } from "./platform";

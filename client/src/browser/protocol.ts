@@ -17,6 +17,11 @@ import type { DirectLinkOptions } from "../paths/webrtc";
  */
 export type EndReason = "deleted" | "key_expired" | "key_rotated" | "unauthorized" | "left" | "taken_over";
 
+/** The node runs in another version's worker now (this one's tabs offer a reload). */
+export function isTakenOver(s: NodeState): boolean {
+  return s.phase === "ended" && s.reason === "taken_over";
+}
+
 /** The node as pages show it. */
 export type NodeState =
   | { phase: "idle" }
@@ -77,10 +82,11 @@ export type ToWorker = z.infer<typeof ToWorker>;
 /**
  * What one worker of this browser tells the others (one per version of the
  * app, over a BroadcastChannel): a user stopped the node (Disconnect, Sign
- * out) in a tab of an older version, whose worker the node may have moved
- * out of. Checked on arrival, as any message from another script.
+ * out), which may run in another version's worker. Checked on arrival, as
+ * any message from another script; fields a later version adds are ignored,
+ * so that older workers still understand it.
  */
-export const ToWorkers = z.strictObject({ t: z.literal("stopped"), user: z.string().min(1).max(200) });
+export const ToWorkers = z.object({ t: z.literal("stopped"), user: z.string().min(1).max(200) });
 export type ToWorkers = z.infer<typeof ToWorkers>;
 
 export type ToPage =

@@ -5,7 +5,7 @@
 // yet (opening an app link joins first), and what the policy lets this
 // machine open on the target.
 import { useCallback, useEffect, useRef, useState } from "react";
-import type { BrowserNodeClient, EndReason, NodeState } from "@trellis/client/browser";
+import { isTakenOver, type BrowserNodeClient, type EndReason, type NodeState } from "@trellis/client/browser";
 import { AccessResult } from "@trellis/proto/admin";
 import { api } from "@/components/api";
 import { useBrowserNode } from "@/node/provider";
@@ -46,7 +46,7 @@ export function useJoinedNode(): TailnetReady {
   const sawRunning = useRef(false);
   if (state.phase === "connecting" || state.phase === "connected") sawRunning.current = true;
   const stopped = state.phase === "idle" || state.phase === "ended";
-  const takenOver = state.phase === "ended" && state.reason === "taken_over";
+  const takenOver = isTakenOver(state);
   const join = useCallback(() => {
     if (!client) return;
     sawRunning.current = false;

@@ -1,7 +1,7 @@
 "use client";
 
 import { useMemo, useState } from "react";
-import type { BrowserNodeClient, EndReason } from "@trellis/client/browser";
+import { isTakenOver, type BrowserNodeClient, type EndReason } from "@trellis/client/browser";
 import type { EngineStatus, PeerStatus, PingResult } from "@trellis/client";
 import type { FullMap, Peer } from "@trellis/proto";
 import { Copyable } from "@/components/copy-button";
@@ -63,7 +63,7 @@ export function ConnectPanel({ email }: { email: string }) {
             page and follows the tailnet&apos;s access controls like any other machine.
           </p>
           <div className="form-actions">
-            {state.phase === "ended" && state.reason === "taken_over" ? (
+            {isTakenOver(state) ? (
               // Connect here would take the node back into this older version's worker.
               <button
                 type="button"
