@@ -253,6 +253,31 @@ describe("EngineHost", () => {
     expect(a.last()).toEqual({ phase: "failed", message: "no engine in these tests" });
   });
 
+  it("stays stopped after Connect, Disconnect, Connect, Disconnect while the first join was loading", async () => {
+    const loads: (() => void)[] = [];
+    let holds = 0;
+    const h = host(() => new Promise<void>((resolve) => loads.push(resolve)), {
+      hold: async () => {
+        holds++;
+        return () => undefined;
+      },
+    });
+    const a = page(h);
+    const first = a.call({ op: "join" });
+    await vi.waitFor(() => expect(loads).toHaveLength(1));
+    await a.call({ op: "stop" });
+    const second = a.call({ op: "join" });
+    await a.call({ op: "stop" });
+    loads[0]!();
+    expect((await first).ok).toBe(true);
+    expect((await second).ok).toBe(true);
+    // The second join, waiting behind the first, gave up without loading: the last click was a stop.
+    expect(loads).toHaveLength(1);
+    expect(holds).toBe(0);
+    expect(a.last()).toEqual({ phase: "idle" });
+    expect(await keysOf(h).wantsRunning("alice")).toBe(false);
+  });
+
   it("joins with the key an older page kept, even when the join comes right after the page arrives", async () => {
     let joinedWith: Uint8Array | null = null;
     const h = host(async () => undefined, {

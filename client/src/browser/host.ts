@@ -283,25 +283,28 @@ export class EngineHost {
    * abandons it.
    */
   private join(): Promise<void> {
-    if (this.joining && this.joiningRun === this.runs) return this.joining;
-    // One a stop abandoned may still be loading: this one starts when it has given up.
+    const run = this.runs;
+    if (this.joining && this.joiningRun === run) return this.joining;
+    // One a stop abandoned may still be loading: this one starts when it has given up, unless
+    // a stop came meanwhile too.
     const before = this.joining ?? Promise.resolve();
     const joining: Promise<void> = before
       .catch(() => undefined)
-      .then(() => this.joinOnce())
+      .then(() => this.joinOnce(run))
       .finally(() => {
         if (this.joining === joining) this.joining = null;
       });
     this.joining = joining;
-    this.joiningRun = this.runs;
+    this.joiningRun = run;
     return joining;
   }
 
-  private async joinOnce(): Promise<void> {
+  /** One attempt at joining, for `run`: it gives up as soon as a stop has come since. */
+  private async joinOnce(run: number): Promise<void> {
+    if (this.runs !== run) return;
     const user = this.user;
     if (!user) throw new Error("no page told the worker who is logged in");
     if (this.engine) return;
-    const run = this.runs;
     this.setState({ phase: "connecting", attempt: 1 });
     let engine: NodeEngine;
     try {
@@ -357,7 +360,7 @@ export class EngineHost {
         // Rotated away elsewhere, or another user's (a key from before keys were per user):
         // start over as a new node.
         await this.opts.keys.forget(user);
-        return this.joinOnce();
+        return this.joinOnce(run);
       }
       const ended = /ended this node: (\w+)/.exec(err instanceof Error ? err.message : "");
       if (ended) this.setState({ phase: "ended", reason: ended[1] as "deleted" });

@@ -460,6 +460,8 @@ export class Daemon {
       this.log.info({ name: self.name, addresses: self.addresses }, "up");
     });
     started.catch((err: unknown) => {
+      // Brought down (down, another up, logout, the daemon stopping) before the first map: no error.
+      if (this.session !== current) return;
       current.error = err instanceof Error ? err.message : String(err);
       this.log.error({ err: current.error }, "the node engine stopped");
     });
