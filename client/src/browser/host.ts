@@ -314,7 +314,7 @@ export class EngineHost {
       // Stopped while loading: not taking the lock from whoever runs the node now.
       if (this.runs !== run || this.user !== user) return;
       const release = await this.opts.hold?.(`trellis-node:${user}`, () => this.lostToAnother(run));
-      // Stopped (Disconnect, Sign out, another user) while loading: not joining after all.
+      // Stopped (Disconnect, Sign out, another user) while waiting for the lock: not joining after all.
       if (this.runs !== run || this.user !== user || this.engine) {
         release?.();
         return;
